@@ -1,0 +1,115 @@
+"""The composition root: ``create_app(settings)`` builds every service once and wires the routers.
+
+This is the one place where implementations are chosen (STYLE habit 3): nothing else reads settings or
+creates engines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from scim2_models import NotFoundException, SCIMException
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tenantry import __version__
+from tenantry.core.db import Database
+from tenantry.core.errors import TenantryError
+from tenantry.core.settings import Settings
+from tenantry.directory import api as directory_api
+from tenantry.directory import scim_api
+from tenantry.directory.scim_store import ScimStore
+from tenantry.directory.service import DirectoryService
+from tenantry.protocols.scim.errors import MethodNotAllowed
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    directory: DirectoryService
+    scim: ScimStore
+
+
+def build_services(settings: Settings, *, migrate: bool = True) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    if migrate:
+        db.migrate()
+    directory = DirectoryService(db)
+    store = ScimStore(db, default_phone_region=settings.default_phone_region,
+                      max_results=settings.scim_max_results)
+    return Services(settings, db, directory, store)
+
+
+def bootstrap(services: Services) -> dict[str, str]:
+    """Create the default tenant on first run, and the tokens the environment asks for.
+
+    Returns the secrets it generated (to be printed once); an existing installation gets none.
+    """
+    settings = services.settings
+    created = services.directory.ensure_tenant(settings.default_tenant, "Default tenant")
+    issued: dict[str, str] = {}
+    if created:
+        if not settings.bootstrap_scim_token:
+            issued["scim"] = services.directory.issue_token(settings.default_tenant, "scim", "initial").secret
+        if not settings.bootstrap_admin_token:
+            issued["admin"] = services.directory.issue_token(settings.default_tenant, "admin", "initial").secret
+    if settings.bootstrap_scim_token:
+        services.directory.ensure_token(settings.default_tenant, "scim", settings.bootstrap_scim_token)
+    if settings.bootstrap_admin_token:
+        services.directory.ensure_token(settings.default_tenant, "admin", settings.bootstrap_admin_token)
+    return issued
+
+
+def _is_scim(request: Request) -> bool:
+    return "/scim/v2" in request.url.path
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = settings or Settings()
+    services = services or build_services(settings)
+    app = FastAPI(title="Tenantry", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.state.services = services
+
+    scim_router = scim_api.build_router(services.scim, services.directory, settings)
+    app.include_router(scim_router, prefix="/scim/v2")
+    app.include_router(scim_router, prefix="/tenants/{tenant_id}/scim/v2")
+    app.include_router(directory_api.build_router(services.scim, services.directory), prefix="/api/v1")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.exception_handler(SCIMException)
+    async def scim_error(request: Request, exc: SCIMException) -> Response:
+        if not _is_scim(request):
+            return JSONResponse({"error": exc.scim_type or "error", "message": exc.detail}, exc.status)
+        return scim_api.scim_error_response(exc)
+
+    @app.exception_handler(TenantryError)
+    async def domain_error(request: Request, exc: TenantryError) -> Response:
+        if _is_scim(request):
+            err = SCIMException(detail=exc.message)
+            err.status = exc.status_code
+            return scim_api.scim_error_response(err)
+        return JSONResponse({"error": exc.code, "message": exc.message}, exc.status_code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _is_scim(request):
+            if exc.status_code == 405:
+                return scim_api.scim_error_response(MethodNotAllowed())
+            if exc.status_code == 404:
+                return scim_api.scim_error_response(NotFoundException(detail=f"no endpoint {request.url.path}"))
+            err = SCIMException(detail=str(exc.detail))
+            err.status = exc.status_code
+            return scim_api.scim_error_response(err)
+        return JSONResponse({"error": "http", "message": exc.detail}, exc.status_code)
+
+    @app.on_event("shutdown")
+    def close() -> None:
+        services.db.dispose()
+
+    return app

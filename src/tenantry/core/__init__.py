@@ -1,0 +1,1 @@
+"""Settings, database, clock and ids: what every domain stands on."""

@@ -1,0 +1,32 @@
+"""The base of every domain error: a message and the HTTP status it maps to."""
+
+from __future__ import annotations
+
+
+class TenantryError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(TenantryError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(TenantryError):
+    status_code = 409
+    code = "conflict"
+
+
+class Invalid(TenantryError):
+    status_code = 400
+    code = "invalid"
+
+
+class Unauthorized(TenantryError):
+    status_code = 401
+    code = "unauthorized"

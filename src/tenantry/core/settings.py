@@ -1,0 +1,60 @@
+"""Settings, read in one place: environment variables (``TENANTRY_*``) over ``tenantry.toml`` over defaults.
+
+The embedded default needs nothing: a SQLite file and a data folder under ``./tenantry-data``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+class Settings(BaseSettings):
+    """Everything the application reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="TENANTRY_", toml_file="tenantry.toml", extra="ignore")
+
+    data_dir: Path = Field(default=Path("tenantry-data"), description="Folder for the SQLite file and blobs.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; unset means SQLite in data_dir. PostgreSQL: postgresql+psycopg://…",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = Field(
+        default=None, description="Base URL clients see (for meta.location); defaults to the request's own."
+    )
+    default_tenant: str = "default"
+    default_phone_region: str | None = Field(
+        default=None,
+        description="ISO region used to read phone numbers written without a country code (e.g. 'DE').",
+    )
+    scim_max_results: int = 1000
+    scim_default_count: int = 100
+    bulk_max_operations: int = 1000
+    bulk_max_payload_bytes: int = 1_048_576
+    bootstrap_scim_token: str | None = Field(
+        default=None, description="Create this SCIM token for the default tenant on start (tests, automation)."
+    )
+    bootstrap_admin_token: str | None = Field(
+        default=None, description="Create this admin API token on start (tests, automation)."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tenantry.db').resolve()}"

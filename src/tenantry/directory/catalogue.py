@@ -1,0 +1,29 @@
+"""The fixed catalogues: licence SKUs and management roles that other parts of Tenantry check.
+
+Seed 001 needs E5, or E3 plus the Phone System add-on, for hybrid voice; seed 000 needs the
+"Mailbox Import Export" role to create a connector; seed 002 needs UserApplication and ArchiveApplication.
+"""
+
+from __future__ import annotations
+
+LICENCES: dict[str, str] = {
+    "E3": "Office 365 E3",
+    "E5": "Office 365 E5 (includes Phone System)",
+    "PHONE_SYSTEM": "Phone System add-on",
+    "BUSINESS_BASIC": "Microsoft 365 Business Basic",
+}
+
+ROLES: dict[str, str] = {
+    "Mailbox Import Export": "Create data connectors and import items into mailboxes.",
+    "UserApplication": "Partner applications act on behalf of users (server-to-server trust).",
+    "ArchiveApplication": "Partner applications deposit archived items into mailboxes.",
+    "Organization Management": "Administer the whole tenant.",
+    "Compliance Administrator": "Content search, holds, retention and eDiscovery.",
+    "Voice Administrator": "PSTN sites, gateways, policies and user voice settings.",
+}
+
+# Built-in role groups created with every tenant (name → roles).
+DEFAULT_ROLE_GROUPS: dict[str, list[str]] = {
+    "Organization Management": ["Organization Management", "Mailbox Import Export"],
+    "Compliance Management": ["Compliance Administrator"],
+}

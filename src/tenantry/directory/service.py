@@ -1,0 +1,326 @@
+"""Directory logic beyond SCIM: tenants, bearer tokens, verified domains, licences and admin role groups."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tenantry.core.clock import utcnow
+from tenantry.core.db import Database
+from tenantry.core.errors import Conflict, Invalid, NotFound, Unauthorized
+from tenantry.core.ids import new_id, new_secret, secret_hash
+from tenantry.directory.catalogue import DEFAULT_ROLE_GROUPS, LICENCES, ROLES
+from tenantry.directory.models import (
+    ApiToken,
+    Domain,
+    LicenceAssignment,
+    RoleGroup,
+    RoleGroupMember,
+    RoleGroupRole,
+    Tenant,
+    User,
+)
+
+_TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+SCOPES = ("scim", "admin")
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    id: str
+    tenant_id: str
+    scope: str
+    name: str
+    secret: str  # shown once, never stored
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str
+    tenant_id: str
+    scope: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class DirectoryService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- tenants -------------------------------------------------------------------
+
+    def ensure_tenant(self, tenant_id: str, name: str | None = None) -> bool:
+        """Create the tenant (with its built-in role groups) unless it exists; True when created."""
+        with self.db.session() as session:
+            if session.get(Tenant, tenant_id) is not None:
+                return False
+        self.create_tenant(tenant_id, name or tenant_id)
+        return True
+
+    def create_tenant(self, tenant_id: str, name: str) -> dict[str, Any]:
+        if not _TENANT_ID.match(tenant_id):
+            raise Invalid(f"tenant id {tenant_id!r}: use 1-63 lower-case letters, digits and '-'")
+        now = utcnow()
+        try:
+            with self.db.session() as session:
+                session.add(Tenant(id=tenant_id, name=name, created_at=now))
+                session.flush()
+                for group_name, roles in DEFAULT_ROLE_GROUPS.items():
+                    group_id = new_id()
+                    session.add(RoleGroup(id=group_id, tenant_id=tenant_id, name=group_name,
+                                          description="built-in", created_at=now))
+                    session.flush()
+                    for role in roles:
+                        session.add(RoleGroupRole(role_group_id=group_id, role=role))
+        except IntegrityError as exc:
+            raise Conflict(f"tenant {tenant_id!r} already exists") from exc
+        return {"id": tenant_id, "name": name, "created_at": now.isoformat()}
+
+    def list_tenants(self) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            return [
+                {"id": t.id, "name": t.name, "created_at": t.created_at.isoformat()}
+                for t in session.scalars(select(Tenant).order_by(Tenant.id))
+            ]
+
+    def require_tenant(self, session: Session, tenant_id: str) -> Tenant:
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is None:
+            raise NotFound(f"no tenant {tenant_id!r}")
+        return tenant
+
+    # -- tokens ----------------------------------------------------------------------
+
+    def issue_token(self, tenant_id: str, scope: str, name: str = "default", secret: str | None = None) -> IssuedToken:
+        if scope not in SCOPES:
+            raise Invalid(f"scope must be one of {', '.join(SCOPES)}")
+        secret = secret or new_secret(f"tnt_{scope}")
+        if len(secret) < 16:
+            raise Invalid("a token must be at least 16 characters long")
+        with self.db.session() as session:
+            self.require_tenant(session, tenant_id)
+            token = ApiToken(id=new_id(), tenant_id=tenant_id, scope=scope, name=name,
+                             token_hash=secret_hash(secret), created_at=utcnow())
+            session.add(token)
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                raise Conflict("that token already exists") from exc
+            return IssuedToken(token.id, tenant_id, scope, name, secret)
+
+    def ensure_token(self, tenant_id: str, scope: str, secret: str, name: str = "bootstrap") -> None:
+        """Make ``secret`` a valid token (idempotent): for automation that sets it from the environment."""
+        with self.db.session() as session:
+            found = session.scalar(select(ApiToken).where(ApiToken.token_hash == secret_hash(secret)))
+            if found is not None:
+                if found.tenant_id != tenant_id or found.scope != scope or found.revoked_at is not None:
+                    raise Conflict("the bootstrap token is already used for another tenant or scope, or revoked")
+                return
+        self.issue_token(tenant_id, scope, name, secret)
+
+    def rotate_token(self, token_id: str) -> IssuedToken:
+        """Revoke a token and issue its successor with the same tenant, scope and name."""
+        with self.db.session() as session:
+            token = session.get(ApiToken, token_id)
+            if token is None or token.revoked_at is not None:
+                raise NotFound(f"no active token {token_id!r}")
+            token.revoked_at = utcnow()
+            tenant_id, scope, name = token.tenant_id, token.scope, token.name
+        return self.issue_token(tenant_id, scope, name)
+
+    def revoke_token(self, token_id: str) -> None:
+        with self.db.session() as session:
+            token = session.get(ApiToken, token_id)
+            if token is None:
+                raise NotFound(f"no token {token_id!r}")
+            if token.revoked_at is None:
+                token.revoked_at = utcnow()
+
+    def list_tokens(self, tenant_id: str | None = None) -> list[TokenInfo]:
+        with self.db.session() as session:
+            stmt = select(ApiToken).order_by(ApiToken.created_at)
+            if tenant_id:
+                stmt = stmt.where(ApiToken.tenant_id == tenant_id)
+            return [TokenInfo(t.id, t.tenant_id, t.scope, t.name, t.created_at, t.revoked_at)
+                    for t in session.scalars(stmt)]
+
+    def authenticate(self, secret: str | None, scope: str, tenant_id: str | None) -> str:
+        """The tenant a bearer secret belongs to; Unauthorized unless it is active, of ``scope``, for ``tenant_id``.
+
+        An admin token of the tenant is accepted for its SCIM endpoint too.
+        """
+        if not secret:
+            raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
+        digest = secret_hash(secret)
+        with self.db.session() as session:
+            token = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+        # The lookup is by hash; compare again in constant time so no timing tells how close a guess was.
+        if (
+            token is None
+            or not hmac.compare_digest(token.token_hash, digest)
+            or token.revoked_at is not None
+            or (token.scope != scope and token.scope != "admin")
+            or (tenant_id is not None and token.tenant_id != tenant_id)
+        ):
+            raise Unauthorized("the bearer token is not valid for this tenant")
+        return token.tenant_id
+
+    # -- domains ------------------------------------------------------------------------
+
+    def add_domain(self, tenant_id: str, name: str, *, verified: bool = False) -> dict[str, Any]:
+        name = name.strip().lower().rstrip(".")
+        if not _DOMAIN.match(name):
+            raise Invalid(f"{name!r} is not a domain name")
+        with self.db.session() as session:
+            self.require_tenant(session, tenant_id)
+            has_default = session.scalar(
+                select(Domain.id).where(Domain.tenant_id == tenant_id, Domain.is_default.is_(True))
+            )
+            domain = Domain(id=new_id(), tenant_id=tenant_id, name=name, verified=verified,
+                            is_default=has_default is None,
+                            verification_code=f"tenantry-verify={secrets.token_hex(16)}", created_at=utcnow())
+            session.add(domain)
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                raise Conflict(f"domain {name!r} already exists in tenant {tenant_id!r}") from exc
+            return _domain_dict(domain)
+
+    def verify_domain(self, tenant_id: str, name: str, txt_records: list[str]) -> dict[str, Any]:
+        """Mark a domain verified when one of its TXT records carries the verification code."""
+        with self.db.session() as session:
+            domain = session.scalar(select(Domain).where(Domain.tenant_id == tenant_id, Domain.name == name.lower()))
+            if domain is None:
+                raise NotFound(f"no domain {name!r}")
+            if domain.verification_code not in [t.strip('"') for t in txt_records]:
+                raise Invalid(f"no TXT record of {name} holds {domain.verification_code}")
+            domain.verified = True
+            return _domain_dict(domain)
+
+    def list_domains(self, tenant_id: str) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            return [_domain_dict(d) for d in session.scalars(
+                select(Domain).where(Domain.tenant_id == tenant_id).order_by(Domain.name))]
+
+    def remove_domain(self, tenant_id: str, name: str) -> None:
+        with self.db.session() as session:
+            result = session.execute(delete(Domain).where(Domain.tenant_id == tenant_id, Domain.name == name.lower()))
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise NotFound(f"no domain {name!r}")
+
+    # -- licences -----------------------------------------------------------------------
+
+    def assign_licence(self, tenant_id: str, user_id: str, sku: str) -> None:
+        sku = sku.upper()
+        if sku not in LICENCES:
+            raise Invalid(f"unknown licence {sku!r}; known: {', '.join(LICENCES)}")
+        with self.db.session() as session:
+            self._require_user(session, tenant_id, user_id)
+            if session.get(LicenceAssignment, (user_id, sku)) is None:
+                session.add(LicenceAssignment(user_id=user_id, sku=sku, tenant_id=tenant_id, assigned_at=utcnow()))
+
+    def remove_licence(self, tenant_id: str, user_id: str, sku: str) -> None:
+        with self.db.session() as session:
+            self._require_user(session, tenant_id, user_id)
+            row = session.get(LicenceAssignment, (user_id, sku.upper()))
+            if row is None:
+                raise NotFound(f"user {user_id} has no licence {sku}")
+            session.delete(row)
+
+    def licences_of(self, tenant_id: str, user_id: str) -> list[str]:
+        with self.db.session() as session:
+            self._require_user(session, tenant_id, user_id)
+            return sorted(session.scalars(select(LicenceAssignment.sku).where(LicenceAssignment.user_id == user_id)))
+
+    # -- roles --------------------------------------------------------------------------
+
+    def create_role_group(self, tenant_id: str, name: str, roles: list[str], description: str = "") -> dict[str, Any]:
+        unknown = [r for r in roles if r not in ROLES]
+        if unknown:
+            raise Invalid(f"unknown role {unknown[0]!r}; known: {', '.join(ROLES)}")
+        with self.db.session() as session:
+            self.require_tenant(session, tenant_id)
+            group = RoleGroup(id=new_id(), tenant_id=tenant_id, name=name, description=description,
+                              created_at=utcnow())
+            session.add(group)
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                raise Conflict(f"role group {name!r} already exists") from exc
+            for role in dict.fromkeys(roles):
+                session.add(RoleGroupRole(role_group_id=group.id, role=role))
+            session.flush()
+            return self._role_group_dict(session, group)
+
+    def add_role_group_member(self, tenant_id: str, group_name: str, user_id: str) -> None:
+        with self.db.session() as session:
+            group = self._require_role_group(session, tenant_id, group_name)
+            self._require_user(session, tenant_id, user_id)
+            if session.get(RoleGroupMember, (group.id, user_id)) is None:
+                session.add(RoleGroupMember(role_group_id=group.id, user_id=user_id))
+
+    def remove_role_group_member(self, tenant_id: str, group_name: str, user_id: str) -> None:
+        with self.db.session() as session:
+            group = self._require_role_group(session, tenant_id, group_name)
+            row = session.get(RoleGroupMember, (group.id, user_id))
+            if row is None:
+                raise NotFound(f"user {user_id} is not in role group {group_name!r}")
+            session.delete(row)
+
+    def list_role_groups(self, tenant_id: str) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            groups = session.scalars(select(RoleGroup).where(RoleGroup.tenant_id == tenant_id).order_by(RoleGroup.name))
+            return [self._role_group_dict(session, g) for g in groups]
+
+    def roles_of(self, tenant_id: str, user_id: str) -> set[str]:
+        """Every management role a user holds through its role groups."""
+        with self.db.session() as session:
+            stmt = (
+                select(RoleGroupRole.role)
+                .join(RoleGroupMember, RoleGroupMember.role_group_id == RoleGroupRole.role_group_id)
+                .join(RoleGroup, RoleGroup.id == RoleGroupRole.role_group_id)
+                .where(RoleGroupMember.user_id == user_id, RoleGroup.tenant_id == tenant_id)
+            )
+            return set(session.scalars(stmt))
+
+    def has_role(self, tenant_id: str, user_id: str, role: str) -> bool:
+        return role in self.roles_of(tenant_id, user_id)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _require_user(session: Session, tenant_id: str, user_id: str) -> User:
+        user = session.get(User, user_id)
+        if user is None or user.tenant_id != tenant_id:
+            raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}")
+        return user
+
+    @staticmethod
+    def _require_role_group(session: Session, tenant_id: str, name: str) -> RoleGroup:
+        group = session.scalar(select(RoleGroup).where(RoleGroup.tenant_id == tenant_id, RoleGroup.name == name))
+        if group is None:
+            raise NotFound(f"no role group {name!r}")
+        return group
+
+    @staticmethod
+    def _role_group_dict(session: Session, group: RoleGroup) -> dict[str, Any]:
+        roles = sorted(session.scalars(select(RoleGroupRole.role).where(RoleGroupRole.role_group_id == group.id)))
+        members = sorted(session.scalars(
+            select(RoleGroupMember.user_id).where(RoleGroupMember.role_group_id == group.id)))
+        return {"id": group.id, "name": group.name, "description": group.description, "roles": roles,
+                "members": members}
+
+
+def _domain_dict(domain: Domain) -> dict[str, Any]:
+    return {"name": domain.name, "verified": domain.verified, "default": domain.is_default,
+            "verification_txt": domain.verification_code}

@@ -1,0 +1,1 @@
+"""Pure protocol code: no database, no web framework."""

@@ -1,0 +1,73 @@
+"""What Entra ID and Okta send that RFC 7644 does not quite say, made regular before validation.
+
+Every rewrite here is one documented identity-provider habit (see docs/scim.md "Compatibility"); the rest
+of the tolerance (case-insensitive ``op``, "True"/"False" strings, Entra's value-selected ``Remove``) is
+the scim2-models policy in ``resources.POLICY``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scim2_models import InvalidSyntaxException
+
+from tenantry.protocols.scim.resources import ENTERPRISE_USER, KNOWN_SCHEMAS
+
+_MANAGER_PATHS = {f"{ENTERPRISE_USER}:manager".lower(), "manager"}
+
+
+def normalize_resource(payload: dict[str, Any]) -> dict[str, Any]:
+    """Drop schema URIs that only *name* an unknown schema (Entra's ADSCIM group URI) and fix ``manager``.
+
+    A URI that also carries attributes is kept, so that its attributes are refused as unknown rather than
+    dropped in silence.
+    """
+    schemas = payload.get("schemas")
+    out = dict(payload)
+    if isinstance(schemas, list):
+        keys = {k.lower() for k in payload}
+        out["schemas"] = [
+            s for s in schemas if not isinstance(s, str) or s in KNOWN_SCHEMAS or s.lower() in keys
+        ]
+    enterprise = out.get(ENTERPRISE_USER)
+    if isinstance(enterprise, dict) and "manager" in enterprise:
+        out[ENTERPRISE_USER] = {**enterprise, "manager": _manager(enterprise["manager"])}
+    return out
+
+
+def _manager(value: Any) -> Any:
+    # Entra: [{"$ref": null, "value": "id"}] or a bare id; the schema says a single complex value.
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, str):
+        return {"value": value}
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if not (k == "$ref" and v is None)}
+    return value
+
+
+def normalize_patch(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise InvalidSyntaxException(detail="the PATCH body must be a JSON object")
+    ops = payload.get("Operations", payload.get("operations"))
+    if not isinstance(ops, list) or not ops:
+        raise InvalidSyntaxException(detail="a PATCH body needs 'Operations', a list of one or more operations")
+    fixed: list[Any] = []
+    for op in ops:
+        if not isinstance(op, dict):
+            raise InvalidSyntaxException(detail=f"a PATCH operation must be an object, got {op!r}")
+        op = dict(op)
+        path = op.get("path")
+        if isinstance(path, str) and path.strip().lower() in _MANAGER_PATHS and "value" in op:
+            op["value"] = _manager(op["value"])
+        elif path is None and isinstance(op.get("value"), dict):
+            value = dict(op["value"])
+            for key in list(value):
+                if key.lower() in _MANAGER_PATHS:
+                    value[key] = _manager(value[key])
+            op["value"] = value
+        fixed.append(op)
+    out = {k: v for k, v in payload.items() if k not in ("operations",)}
+    out["Operations"] = fixed
+    out.setdefault("schemas", ["urn:ietf:params:scim:api:messages:2.0:PatchOp"])
+    return out

@@ -1,0 +1,79 @@
+"""The resource types Tenantry serves: User (+enterprise, +GroupTalk) and Group (+GroupTalk).
+
+The GroupTalk extensions are the vendor attributes of seed 003 (``label1``..``label5`` on users,
+``description`` on groups).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scim2_models import (
+    URN,
+    EnterpriseUser,
+    Extension,
+    Group,
+    ResourceType,
+    Schema,
+    ScimPolicy,
+    User,
+)
+
+GROUPTALK_USER = "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:User"
+GROUPTALK_GROUP = "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:Group"
+ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+class GroupTalkUser(Extension):
+    """Vendor user extension of seed 003: five free labels."""
+
+    __schema__ = URN(GROUPTALK_USER)
+
+    label1: str | None = None
+    label2: str | None = None
+    label3: str | None = None
+    label4: str | None = None
+    label5: str | None = None
+
+
+class GroupTalkGroup(Extension):
+    """Vendor group extension of seed 003: a description."""
+
+    __schema__ = URN(GROUPTALK_GROUP)
+
+    description: str | None = None
+
+
+TenantryUser = User[EnterpriseUser | GroupTalkUser]
+TenantryGroup = Group[GroupTalkGroup]
+
+RESOURCE_MODELS: dict[str, Any] = {"User": TenantryUser, "Group": TenantryGroup}
+ENDPOINTS = {"Users": "User", "Groups": "Group"}
+
+# What we tolerate from identity providers (see docs/scim.md "Compatibility"):
+# - Entra sends ``Remove`` on ``members`` with a value array that selects what to remove;
+# - Entra expects a replace on ``emails[type eq "work"].value`` to create the entry when none exists;
+# - unknown attributes are refused (RFC 7644 §3.12 invalidSyntax) so nothing an IdP sends is dropped silently.
+POLICY = ScimPolicy(
+    unknown=ScimPolicy.Unknown.forbid,
+    remove_value_as_filter=ScimPolicy.RemoveValue.apply,
+    unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create,
+)
+
+KNOWN_SCHEMAS = {CORE_USER, CORE_GROUP, ENTERPRISE_USER, GROUPTALK_USER, GROUPTALK_GROUP}
+
+
+def schema_documents() -> list[Schema]:
+    """Every schema served at ``/Schemas`` (RFC 7643 §7)."""
+    docs: list[Schema] = []
+    for model in (TenantryUser, TenantryGroup):
+        docs.append(model.to_schema())
+        for ext in model.get_extension_models().values():
+            docs.append(ext.to_schema())
+    return docs
+
+
+def resource_type_documents() -> list[ResourceType]:
+    return [ResourceType.from_resource(TenantryUser), ResourceType.from_resource(TenantryGroup)]
