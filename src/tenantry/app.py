@@ -6,6 +6,8 @@ creates engines.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
@@ -69,8 +71,17 @@ def _is_scim(request: Request) -> bool:
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or Settings()
+    owned = services is None
     services = services or build_services(settings)
-    app = FastAPI(title="Tenantry", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:  # services handed in belong to the caller, who closes them
+            services.db.dispose()
+
+    app = FastAPI(title="Tenantry", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  lifespan=lifespan)
     app.state.services = services
 
     scim_router = scim_api.build_router(services.scim, services.directory, settings)
@@ -107,9 +118,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             err.status = exc.status_code
             return scim_api.scim_error_response(err)
         return JSONResponse({"error": "http", "message": exc.detail}, exc.status_code)
-
-    @app.on_event("shutdown")
-    def close() -> None:
-        services.db.dispose()
 
     return app

@@ -210,7 +210,7 @@ def domain_verify(name: str, tenant: TenantOpt = None) -> None:
     services = _services()
     try:
         answers = dns.resolver.resolve(name, "TXT", lifetime=5)
-        records = [b"".join(r.strings).decode() for r in answers]  # type: ignore[attr-defined]
+        records = [b"".join(r.strings).decode() for r in answers]
     except dns.exception.DNSException as exc:
         _fail(f"TXT lookup for {name} failed: {exc}")
         return

@@ -9,10 +9,10 @@ Group members are rows, never a JSON list, so a member PATCH on a huge group is 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -22,13 +22,11 @@ from scim2_models import (
     InvalidValueException,
     MutabilityException,
     NotFoundException,
-    PatchOp,
     PreconditionFailedException,
     SCIMException,
-    ScimFilter,
     UniquenessException,
 )
-from scim2_models import Path as ScimPath
+from scim2_models.path import AttrPath
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -40,7 +38,8 @@ from tenantry.directory.phones import to_e164
 from tenantry.directory.scim_filter import MULTI_COMPLEX, FilterCompiler, attr_key, fold
 from tenantry.protocols.scim.errors import validation_error_to_scim
 from tenantry.protocols.scim.normalize import normalize_patch, normalize_resource
-from tenantry.protocols.scim.resources import POLICY, RESOURCE_MODELS
+from tenantry.protocols.scim.resources import POLICY, RESOURCE_MODELS, scim_filter, scim_path
+from tenantry.protocols.scim.resources import patch_op as patch_op_class
 
 # Attributes never stored in ``resource``: the server's own (id, meta), computed (groups, members),
 # or write-only (password: Tenantry authenticates nobody with it, so it is not kept).
@@ -49,6 +48,9 @@ _NOT_STORED = ("id", "meta", "groups", "members", "password")
 _MAX_INDEXED = 1000
 # Held in columns of ``users`` (and filtered there), so not repeated in ``user_values``.
 _COLUMNS = ("username", "active", "externalid")
+
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -157,9 +159,8 @@ class ScimStore:
         return doc
 
     def parse_filter(self, resource_type: str, text: str) -> Any:
-        model = RESOURCE_MODELS[resource_type]
         try:
-            parsed = ScimFilter[model](text)  # type: ignore[valid-type]
+            parsed = scim_filter(resource_type, text)
             # An attribute no schema defines would match nothing, and an IdP that looks a user up before
             # creating it would then create a duplicate: say so instead (400 invalidFilter).
             parsed._validate_semantics(strict=True)
@@ -324,7 +325,7 @@ class ScimStore:
     ) -> None:
         if not members:
             return
-        present = set()
+        present: set[str] = set()
         ids = list(members)
         for start in range(0, len(ids), 500):
             present.update(
@@ -370,7 +371,7 @@ class ScimStore:
             return self._group_doc(session, group)
 
     @staticmethod
-    def _flush_and(session: Session, then: Any) -> Any:
+    def _flush_and(session: Session, then: Callable[[], T]) -> T:
         try:
             session.flush()
         except IntegrityError as exc:
@@ -438,7 +439,7 @@ class ScimStore:
         patch_op = None
         if payload["Operations"]:
             try:
-                patch_op = PatchOp[model_cls].model_validate(  # type: ignore[valid-type]
+                patch_op = patch_op_class(resource_type).model_validate(
                     payload, scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=POLICY
                 )
             except ValidationError as exc:
@@ -555,7 +556,9 @@ class ScimStore:
             total = len(docs)
             return Page(total, start_index, docs[start_index - 1 : start_index - 1 + count])
 
-    def _docs(self, session: Session, resource_type: str, rows: Sequence[Any], with_members: bool) -> list[dict[str, Any]]:
+    def _docs(
+        self, session: Session, resource_type: str, rows: Sequence[Any], with_members: bool
+    ) -> list[dict[str, Any]]:
         if resource_type == "User":
             groups = self._groups_of(session, [r.id for r in rows])
             return [self._user_doc(session, r, groups.get(r.id, [])) for r in rows]
@@ -565,8 +568,8 @@ class ScimStore:
     def _sort_column(resource_type: str, sort_by: str) -> Any:
         """The column that sorts like ``sortBy`` does, or None when only Python can sort on it."""
         try:
-            path = ScimPath[RESOURCE_MODELS[resource_type]](sort_by)  # type: ignore[misc]
-            key = attr_key(path.ast) if hasattr(path.ast, "attr") else sort_by.lower()
+            node = scim_path(resource_type, sort_by).ast
+            key = attr_key(node) if isinstance(node, AttrPath) else sort_by.lower()
         except (SCIMException, ValueError, ValidationError):
             raise InvalidValueException(detail=f"sortBy {sort_by!r} is not an attribute") from None
         if resource_type == "User":
@@ -674,7 +677,7 @@ def _member_ids_from_path(path: str) -> list[str]:
     from scim2_models.path import CompareOperator, Comparison, LogicalExpr, LogicalOperator, ValuePath
 
     try:
-        node = ScimPath[RESOURCE_MODELS["Group"]](path).ast  # type: ignore[misc]
+        node = scim_path("Group", path).ast
     except (SCIMException, ValueError, ValidationError) as exc:
         raise InvalidValueException(detail=f"invalid path {path!r}") from exc
     if not isinstance(node, ValuePath):

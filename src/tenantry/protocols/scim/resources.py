@@ -6,15 +6,18 @@ The GroupTalk extensions are the vendor attributes of seed 003 (``label1``..``la
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from scim2_models import (
     URN,
     EnterpriseUser,
     Extension,
     Group,
+    PatchOp,
+    Path,
     ResourceType,
     Schema,
+    ScimFilter,
     ScimPolicy,
     User,
 )
@@ -47,7 +50,7 @@ class GroupTalkGroup(Extension):
 
 
 TenantryUser = User[EnterpriseUser | GroupTalkUser]
-TenantryGroup = Group[GroupTalkGroup]
+TenantryGroup = Group[GroupTalkGroup]  # type: ignore[type-arg]
 
 RESOURCE_MODELS: dict[str, Any] = {"User": TenantryUser, "Group": TenantryGroup}
 ENDPOINTS = {"Users": "User", "Groups": "Group"}
@@ -63,6 +66,21 @@ POLICY = ScimPolicy(
 )
 
 KNOWN_SCHEMAS = {CORE_USER, CORE_GROUP, ENTERPRISE_USER, GROUPTALK_USER, GROUPTALK_GROUP}
+
+
+def scim_path(resource_type: str, text: str) -> Any:
+    """An attribute path bound to a resource type (scim2-models ``Path[Model]``)."""
+    return cast(Any, Path)[RESOURCE_MODELS[resource_type]](text)
+
+
+def scim_filter(resource_type: str, text: str) -> Any:
+    """A filter bound to a resource type (scim2-models ``ScimFilter[Model]``)."""
+    return cast(Any, ScimFilter)[RESOURCE_MODELS[resource_type]](text)
+
+
+def patch_op(resource_type: str) -> Any:
+    """The PatchOp message class of a resource type (scim2-models ``PatchOp[Model]``)."""
+    return cast(Any, PatchOp)[RESOURCE_MODELS[resource_type]]
 
 
 def schema_documents() -> list[Schema]:

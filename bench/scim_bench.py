@@ -1,0 +1,645 @@
+"""SCIM provider benchmark: Tenantry (SQLite) against the reference scim2-server, same run, same workload.
+
+    .venv/bin/python bench/scim_bench.py [--users 100000] [--requests N] [--concurrency C] [--json]
+
+What it does, in order:
+
+1. Starts ``tenantry serve`` (SQLite in a fresh temp data dir, uvicorn's default single worker) and
+   ``scim2-server`` (in-memory) as subprocesses on free 127.0.0.1 ports, and waits until both answer.
+2. Loads the same ``--users`` generated users into each through ``POST /Bulk`` (both announce Bulk in
+   their ServiceProviderConfig), with the same batch size and the same number of concurrent batches,
+   checking every operation answered 201. Load time and users/s are reported.
+3. Measures, with one client (httpx, keep-alive where the server allows it, ``--concurrency`` threads):
+   (a) ``GET /Users?filter=userName eq "<random existing user>"``, checking 200, totalResults 1 and the
+       userName of the answer; (b) ``PATCH /Users/{id}`` replacing ``name.givenName`` and ``active``,
+       checking the status (200 with the patched resource, or 204 as RFC 7644 §3.5.2 allows) and, after
+       the pass, re-reading a sample of patched users. Then a single-connection pass of both operations
+       for latency. The servers take turns, so only one is under load at a time.
+4. Prints a table (or JSON with ``--json``), and stops both servers (also on Ctrl-C or an error).
+
+A request that fails its check is counted as an error; any error makes the exit status 1. Every pass is
+bounded by ``--requests`` and ``--max-seconds``; loading is bounded by ``--load-timeout`` per server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BIN = Path(sys.executable).parent
+SCIM_JSON = "application/scim+json"
+CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+
+FIRST = ["adele", "alex", "allan", "ben", "carla", "chen", "christie", "debra", "diego", "emily", "fatima",
+         "grady", "henrietta", "isaiah", "joni", "johanna", "lee", "lidia", "lynne", "megan", "miriam",
+         "nestor", "olga", "patti", "pradeep", "raul", "sakura", "sofia", "tomas", "yuki", "zainab", "wei"]
+LAST = ["adams", "brown", "bianchi", "cruz", "dubois", "garcia", "gupta", "hansen", "ito", "jensen",
+        "kim", "kowalski", "larsen", "lopez", "martin", "meyer", "nguyen", "novak", "okafor", "patel",
+        "rossi", "sato", "schmidt", "silva", "smith", "tanaka", "vargas", "weber", "wilson", "zhang"]
+DEPARTMENTS = ["Sales", "Engineering", "Finance", "Legal", "Marketing", "Operations", "Support", "HR"]
+TITLES = ["Analyst", "Engineer", "Manager", "Director", "Specialist", "Consultant", "Associate"]
+
+
+# -- workload ----------------------------------------------------------------------------------------
+
+
+def make_users(count: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` realistic, deterministic users (the same for both servers)."""
+    rng = random.Random(seed)
+    users = []
+    for i in range(1, count + 1):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        given, family = first.capitalize(), last.capitalize()
+        user_name = f"{first}.{last}.{i}@contoso.com"
+        users.append({
+            "schemas": [CORE_USER, ENTERPRISE],
+            "userName": user_name,
+            "externalId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "name": {"givenName": given, "familyName": family, "formatted": f"{given} {family}"},
+            "displayName": f"{given} {family}",
+            "title": rng.choice(TITLES),
+            "preferredLanguage": "en-US",
+            "active": rng.random() < 0.95,
+            "emails": [{"value": user_name, "type": "work", "primary": True}],
+            # +1 425 2xx xxxx: valid NANP numbers in E.164, one per user.
+            "phoneNumbers": [{"value": f"+1425{2_000_000 + i}", "type": "mobile", "primary": True}],
+            ENTERPRISE: {
+                "employeeNumber": str(100_000 + i),
+                "costCenter": f"CC-{rng.randrange(100, 140)}",
+                "department": rng.choice(DEPARTMENTS),
+                "organization": "Contoso",
+            },
+        })
+    return users
+
+
+def bulk_batches(users: list[dict[str, Any]], max_ops: int, max_bytes: int) -> list[bytes]:
+    """BulkRequest bodies of at most ``max_ops`` operations and ``max_bytes`` bytes each, in user order."""
+    bodies: list[bytes] = []
+    ops: list[str] = []
+    size = 0
+    envelope = len(json.dumps({"schemas": [BULK_REQUEST], "Operations": []})) + 16
+
+    def flush() -> None:
+        nonlocal ops, size
+        if ops:
+            head = f'{{"schemas":["{BULK_REQUEST}"],"Operations":['
+            bodies.append((head + ",".join(ops) + "]}").encode())
+        ops, size = [], 0
+
+    for i, user in enumerate(users):
+        op = json.dumps({"method": "POST", "path": "/Users", "bulkId": f"u{i}", "data": user},
+                        separators=(",", ":"))
+        if ops and (len(ops) >= max_ops or envelope + size + len(op) + 1 > max_bytes):
+            flush()
+        ops.append(op)
+        size += len(op) + 1
+    flush()
+    return bodies
+
+
+# -- servers -----------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    base: str  # SCIM base URL, without a trailing slash
+    token: str
+    proc: subprocess.Popen[bytes]
+    workdir: Path
+    log: Path
+    max_ops: int = 1000
+    max_bytes: int = 1_048_576
+    ids: dict[int, str] = field(default_factory=dict)  # user index → SCIM id
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+@contextmanager
+def run_server(kind: str, keep: bool) -> Iterator[Server]:
+    """Start one server on a free loopback port with a fresh temp dir; stop it and remove the dir after."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"scim-bench-{kind}-"))
+    port = free_port()
+    token = secrets.token_urlsafe(24)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")}
+    if kind == "tenantry":
+        env.update(TENANTRY_DATA_DIR=str(workdir / "data"), TENANTRY_BOOTSTRAP_SCIM_TOKEN=token)
+        cmd = [str(BIN / "tenantry"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        base = f"http://127.0.0.1:{port}/scim/v2"
+    else:
+        cmd = [str(BIN / "scim2-server"), "--hostname", "127.0.0.1", "--port", str(port),
+               "--bearer-token", token]
+        base = f"http://127.0.0.1:{port}/v2"
+    log = workdir / "server.log"
+    with open(log, "wb") as out:
+        # cwd is the temp dir, so no tenantry.toml of the caller is read.
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    server = Server(kind, base, token, proc, workdir, log)
+    try:
+        _wait_ready(server)
+        yield server
+    finally:
+        _stop(proc)
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _wait_ready(server: Server, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {server.proc.returncode}:\n{server.log_tail()}")
+        try:
+            r = httpx.get(f"{server.base}/ServiceProviderConfig", timeout=2)
+            if r.status_code == 200:
+                bulk = r.json().get("bulk") or {}
+                if not bulk.get("supported"):
+                    raise RuntimeError(f"{server.name} does not announce Bulk support")
+                server.max_ops = int(bulk.get("maxOperations") or 1000)
+                server.max_bytes = int(bulk.get("maxPayloadSize") or 1_048_576)
+                return
+            last = f"HTTP {r.status_code}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(0.2)
+    raise RuntimeError(f"{server.name} did not answer within {timeout:.0f}s ({last}):\n{server.log_tail()}")
+
+
+def client(server: Server, connections: int) -> httpx.Client:
+    return httpx.Client(
+        headers={"Authorization": f"Bearer {server.token}", "Content-Type": SCIM_JSON, "Accept": SCIM_JSON},
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        timeout=httpx.Timeout(120.0),
+    )
+
+
+# -- loading -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    server: str
+    users: int
+    loaded: int
+    batches: int
+    batch_ops: int
+    concurrency: int
+    seconds: float
+    complete: bool
+    errors: list[str]
+
+    @property
+    def users_per_s(self) -> float:
+        return self.loaded / self.seconds if self.seconds else 0.0
+
+
+def load(server: Server, bodies: list[bytes], first_index: list[int], concurrency: int, timeout: float,
+         progress: Callable[[str], None]) -> LoadResult:
+    """POST the bulk bodies, ``concurrency`` at a time; record the id of each created user."""
+    lock = threading.Lock()
+    next_batch = iter(range(len(bodies)))
+    errors: list[str] = []
+    done = [0, 0]  # batches, users
+    stop = threading.Event()
+    deadline = time.monotonic() + timeout
+    total_users = first_index[-1]
+
+    def worker(http: httpx.Client) -> None:
+        while not stop.is_set():
+            if time.monotonic() > deadline:
+                stop.set()
+                return
+            with lock:
+                b = next(next_batch, None)
+            if b is None:
+                return
+            try:
+                r = http.post(f"{server.base}/Bulk", content=bodies[b])
+                if r.status_code != 200:
+                    raise RuntimeError(f"batch {b}: HTTP {r.status_code} {r.text[:300]}")
+                ops = r.json()["Operations"]
+                created = {}
+                for op in ops:
+                    if op.get("status") != "201":
+                        raise RuntimeError(f"batch {b}: {op.get('bulkId')} answered {json.dumps(op)[:300]}")
+                    created[int(op["bulkId"][1:])] = op["location"].rstrip("/").rsplit("/", 1)[1]
+                expected = first_index[b + 1] - first_index[b]
+                if len(created) != expected:
+                    raise RuntimeError(f"batch {b}: {len(created)} results for {expected} operations")
+            except Exception as exc:  # noqa: BLE001 - reported, and the load stops
+                with lock:
+                    errors.append(str(exc))
+                stop.set()
+                return
+            with lock:
+                server.ids.update(created)
+                done[0] += 1
+                done[1] += len(created)
+                if done[0] % max(1, len(bodies) // 10) == 0:
+                    progress(f"  {server.name}: {done[1]}/{total_users} users loaded "
+                             f"({time.monotonic() - start:.0f}s)")
+
+    start = time.monotonic()
+    with client(server, concurrency) as http:
+        threads = [threading.Thread(target=worker, args=(http,), daemon=True) for _ in range(concurrency)]
+        for t in threads:
+            t.start()
+        _join(threads, stop)
+    seconds = time.monotonic() - start
+    complete = not errors and done[1] == total_users
+    if not complete and not errors:
+        errors.append(f"load stopped by --load-timeout ({timeout:.0f}s) after {done[1]} users")
+    return LoadResult(server.name, total_users, done[1], len(bodies), server.max_ops, concurrency, seconds,
+                      complete, errors)
+
+
+def _join(threads: list[threading.Thread], stop: threading.Event) -> None:
+    """Join worker threads in short steps, so Ctrl-C reaches the main thread (and stops the workers)."""
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    except BaseException:
+        stop.set()
+        raise
+
+
+# -- measuring ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class PassResult:
+    server: str
+    operation: str
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+    first_errors: list[str]
+    checked: int = 0  # PATCH: users re-read after the pass, and found patched
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def pct(self, p: float) -> float:
+        """Nearest-rank percentile of the latencies, in ms."""
+        lat = sorted(self.latencies_ms)
+        if not lat:
+            return float("nan")
+        rank = max(1, min(len(lat), int(-(-p * len(lat) // 100))))
+        return lat[rank - 1]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "server": self.server, "operation": self.operation, "concurrency": self.concurrency,
+            "requests": self.requests, "errors": self.errors, "seconds": round(self.seconds, 3),
+            "requests_per_s": round(self.rps, 1), "p50_ms": round(self.pct(50), 2),
+            "p90_ms": round(self.pct(90), 2), "p99_ms": round(self.pct(99), 2),
+            "max_ms": round(max(self.latencies_ms, default=float("nan")), 2),
+            "first_errors": self.first_errors, "patched_users_verified": self.checked or None,
+        }
+
+
+Check = Callable[[httpx.Response], str | None]  # an error message, or None when the answer is right
+
+
+def run_pass(server: Server, operation: str, jobs: list[tuple[str, str, bytes | None, Check]],
+             concurrency: int, max_seconds: float) -> PassResult:
+    """Send ``jobs`` (method, url, body, check) from ``concurrency`` threads over one keep-alive client."""
+    lock = threading.Lock()
+    it = iter(jobs)
+    latencies: list[float] = []
+    failures: list[str] = []
+    errors = [0]
+    stop = threading.Event()
+
+    def worker(http: httpx.Client) -> None:
+        local: list[float] = []
+        while not stop.is_set():
+            with lock:
+                job = next(it, None)
+            if job is None or time.monotonic() > deadline:
+                break
+            method, url, body, check = job
+            t0 = time.perf_counter()
+            try:
+                r = http.request(method, url, content=body)
+                problem = check(r)
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            local.append((time.perf_counter() - t0) * 1000)
+            if problem:
+                with lock:
+                    errors[0] += 1
+                    if len(failures) < 5:
+                        failures.append(f"{method} {url}: {problem}")
+        with lock:
+            latencies.extend(local)
+
+    with client(server, concurrency) as http:
+        threads = [threading.Thread(target=worker, args=(http,), daemon=True) for _ in range(concurrency)]
+        start = time.monotonic()
+        deadline = start + max_seconds
+        for t in threads:
+            t.start()
+        _join(threads, stop)
+        seconds = time.monotonic() - start
+    return PassResult(server.name, operation, concurrency, len(latencies), errors[0], seconds, latencies,
+                      failures)
+
+
+def get_jobs(server: Server, users: list[dict[str, Any]],
+             picks: list[int]) -> list[tuple[str, str, None, Check]]:
+    jobs: list[tuple[str, str, None, Check]] = []
+    for i in picks:
+        user_name = users[i]["userName"]
+        url = str(httpx.URL(f"{server.base}/Users", params={"filter": f'userName eq "{user_name}"'}))
+
+        def check(r: httpx.Response, user_name: str = user_name) -> str | None:
+            if r.status_code != 200:
+                return f"HTTP {r.status_code} {r.text[:200]}"
+            doc = r.json()
+            if doc.get("totalResults") != 1:
+                return f"totalResults {doc.get('totalResults')}, expected 1"
+            found = (doc.get("Resources") or [{}])[0].get("userName")
+            if found != user_name:
+                return f"answered userName {found!r}, expected {user_name!r}"
+            return None
+
+        jobs.append(("GET", url, None, check))
+    return jobs
+
+
+def patch_jobs(server: Server, picks: list[tuple[int, str, bool]]) -> list[tuple[str, str, bytes, Check]]:
+    jobs: list[tuple[str, str, bytes, Check]] = []
+    for i, given, active in picks:
+        body = json.dumps({"schemas": [PATCH_OP], "Operations": [
+            {"op": "replace", "path": "name.givenName", "value": given},
+            {"op": "replace", "path": "active", "value": active},
+        ]}).encode()
+
+        def check(r: httpx.Response, given: str = given, active: bool = active) -> str | None:
+            # RFC 7644 §3.5.2: 200 with the resource, or 204 when no attributes were asked for.
+            if r.status_code == 204:
+                return None if r.headers.get("etag") else "204 without an ETag"
+            if r.status_code != 200:
+                return f"HTTP {r.status_code} {r.text[:200]}"
+            doc = r.json()
+            if (doc.get("name") or {}).get("givenName") != given or doc.get("active") is not active:
+                return f"answer not patched: name={doc.get('name')} active={doc.get('active')}"
+            return None
+
+        jobs.append(("PATCH", f"{server.base}/Users/{server.ids[i]}", body, check))
+    return jobs
+
+
+def verify_patched(server: Server, picks: list[tuple[int, str, bool]], sample: int,
+                   rng: random.Random) -> str | None:
+    """Re-read a sample of patched users: the last value sent to each must be stored."""
+    last: dict[int, tuple[str, bool]] = {i: (g, a) for i, g, a in picks}
+    chosen = rng.sample(sorted(last), min(sample, len(last)))
+    with client(server, 1) as http:
+        for i in chosen:
+            r = http.get(f"{server.base}/Users/{server.ids[i]}")
+            if r.status_code != 200:
+                return f"GET user {i}: HTTP {r.status_code}"
+            doc = r.json()
+            given, active = last[i]
+            if (doc.get("name") or {}).get("givenName") != given or doc.get("active") is not active:
+                return f"user {i} not patched: name={doc.get('name')} active={doc.get('active')}"
+    return None
+
+
+# -- reporting ---------------------------------------------------------------------------------------
+
+
+def ratio(a: float, b: float) -> float | None:
+    return round(a / b, 2) if b else None
+
+
+def render(report: dict[str, Any]) -> str:
+    out = []
+    meta = report["meta"]
+    out.append(f"SCIM benchmark  {meta['date']}  {meta['cpus']} CPUs  Python {meta['python']}  "
+               f"users={meta['users']}  requests={meta['requests']}  concurrency={meta['concurrency']}")
+    out.append("")
+    out.append(f"{'load (POST /Bulk)':<22}{'users':>9}{'batches':>9}{'ops/batch':>10}{'conc':>6}"
+               f"{'seconds':>10}{'users/s':>10}")
+    for ld in report["load"]:
+        flag = "" if ld["complete"] else "  INCOMPLETE"
+        out.append(f"{ld['server']:<22}{ld['loaded']:>9}{ld['batches']:>9}{ld['batch_ops']:>10}"
+                   f"{ld['concurrency']:>6}{ld['seconds']:>10.1f}{ld['users_per_s']:>10.0f}{flag}")
+    out.append("")
+    out.append(f"{'operation':<16}{'conc':>5}  {'server':<14}{'requests':>9}{'errors':>7}{'req/s':>9}"
+               f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for r in report["results"]:
+        out.append(f"{r['operation']:<16}{r['concurrency']:>5}  {r['server']:<14}{r['requests']:>9}"
+                   f"{r['errors']:>7}{r['requests_per_s']:>9.1f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+                   f"{r['max_ms']:>9.2f}")
+    out.append("")
+    out.append("Tenantry / scim2-server")
+    for c in report["comparisons"]:
+        out.append(f"  {c['operation']:<16} c={c['concurrency']:<3} req/s x{c['rps_ratio']}   "
+                   f"p50 x{c['p50_ratio']}   p99 x{c['p99_ratio']}  (lower latency ratio = Tenantry faster)")
+    out.append("")
+    for goal in report["goals"]:
+        out.append(f"goal: {goal['goal']}: {'MET' if goal['met'] else 'NOT MET'} ({goal['measured']})")
+    for r in report["results"]:
+        for e in r["first_errors"]:
+            out.append(f"error [{r['server']} {r['operation']} c={r['concurrency']}]: {e}")
+    for ld in report["load"]:
+        for e in ld["errors"]:
+            out.append(f"load error [{ld['server']}]: {e}")
+    return "\n".join(out)
+
+
+# -- main --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--users", type=int, default=100_000, help="users loaded into each server (100000)")
+    p.add_argument("--requests", type=int, default=5000, help="requests per concurrent pass (5000)")
+    p.add_argument("--concurrency", type=int, default=8, help="client threads in the concurrent passes (8)")
+    p.add_argument("--latency-requests", type=int, default=2000,
+                   help="requests per single-connection pass (2000)")
+    p.add_argument("--warmup", type=int, default=200, help="unmeasured requests before each pass (200)")
+    p.add_argument("--max-seconds", type=float, default=120, help="time bound of each pass (120)")
+    p.add_argument("--load-concurrency", type=int, default=2, help="concurrent BulkRequests when loading (2)")
+    p.add_argument("--batch", type=int, default=1000,
+                   help="operations per BulkRequest (1000, lowered to what both servers announce)")
+    p.add_argument("--load-timeout", type=float, default=1200, help="time bound of loading one server (1200)")
+    p.add_argument("--seed", type=int, default=7643)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--keep", action="store_true", help="keep the servers' temp dirs (logs, SQLite file)")
+    args = p.parse_args(argv)
+    if min(args.users, args.requests, args.concurrency, args.latency_requests, args.batch,
+           args.load_concurrency) < 1:
+        p.error("counts must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on kill, too
+
+    def progress(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    rng = random.Random(args.seed)
+    progress(f"generating {args.users} users")
+    users = make_users(args.users, args.seed)
+    started = dt.datetime.now(dt.UTC)
+    report: dict[str, Any] = {"meta": {
+        "date": started.strftime("%Y-%m-%d %H:%M UTC"), "cpus": os.cpu_count(),
+        "python": platform.python_version(), "platform": platform.platform(), "users": args.users,
+        "requests": args.requests, "concurrency": args.concurrency, "latency_requests": args.latency_requests,
+        "warmup": args.warmup, "load_concurrency": args.load_concurrency, "seed": args.seed,
+        "command": " ".join([".venv/bin/python", "bench/scim_bench.py", *(argv or sys.argv[1:])]),
+    }, "load": [], "results": [], "comparisons": [], "goals": []}
+
+    with ExitStack() as stack:
+        servers = []
+        for kind in ("tenantry", "scim2-server"):
+            progress(f"starting {kind}")
+            servers.append(stack.enter_context(run_server(kind, args.keep)))
+        max_ops = min([args.batch, *(s.max_ops for s in servers)])
+        max_bytes = min(s.max_bytes for s in servers)
+        bodies = bulk_batches(users, max_ops, max_bytes)
+        first_index = [0]
+        for body in bodies:
+            first_index.append(first_index[-1] + body.count(b'"method":"POST"'))
+        for server in servers:
+            progress(f"loading {args.users} users into {server.name}: {len(bodies)} BulkRequests "
+                     f"of <= {max_ops} operations, {args.load_concurrency} at a time")
+            result = load(server, bodies, first_index, args.load_concurrency, args.load_timeout, progress)
+            report["load"].append({**result.__dict__, "users_per_s": round(result.users_per_s, 1),
+                                   "seconds": round(result.seconds, 1)})
+            progress(f"  {server.name}: {result.loaded} users in {result.seconds:.1f}s "
+                     f"({result.users_per_s:.0f} users/s)")
+        # Only users both servers hold are queried (all of them, unless a load was cut short).
+        common = sorted(set.intersection(*(set(s.ids) for s in servers)))
+        if not common:
+            raise RuntimeError("no user was loaded into both servers")
+
+        def gets(n: int) -> list[int]:
+            return [rng.choice(common) for _ in range(n)]
+
+        def patches(n: int) -> list[tuple[int, str, bool]]:
+            # Distinct users within a pass (while there are enough), so the last value sent to each is known.
+            chosen = rng.sample(common, n) if n <= len(common) else [rng.choice(common) for _ in range(n)]
+            return [(i, f"{rng.choice(FIRST).capitalize()}-{k}", rng.random() < 0.5)
+                    for k, i in enumerate(chosen)]
+
+        plan = [("filtered GET", args.concurrency, args.requests),
+                ("PATCH", args.concurrency, args.requests),
+                ("filtered GET", 1, args.latency_requests),
+                ("PATCH", 1, args.latency_requests)]
+        for operation, concurrency, n in plan:
+            picks_get = gets(args.warmup + n)
+            picks_patch = patches(args.warmup + n)
+            for server in servers:
+                if operation == "filtered GET":
+                    jobs: list[Any] = get_jobs(server, users, picks_get)
+                else:
+                    jobs = patch_jobs(server, picks_patch)
+                progress(f"{operation} c={concurrency} on {server.name}: {args.warmup} warm-up + {n}")
+                if args.warmup:
+                    run_pass(server, operation, jobs[: args.warmup], concurrency, args.max_seconds)
+                res = run_pass(server, operation, jobs[args.warmup :], concurrency, args.max_seconds)
+                if operation == "PATCH":
+                    problem = verify_patched(server, picks_patch[: args.warmup + res.requests], 50, rng)
+                    if problem:
+                        res.errors += 1
+                        res.first_errors.append(f"after the pass: {problem}")
+                    else:
+                        sent = picks_patch[: args.warmup + res.requests]
+                        res.checked = min(50, len({i for i, _, _ in sent}))
+                report["results"].append(res.summary())
+                progress(f"  {res.rps:.0f} req/s, p50 {res.pct(50):.2f} ms, p99 {res.pct(99):.2f} ms, "
+                         f"{res.errors} errors")
+
+    by_key = {(r["server"], r["operation"], r["concurrency"]): r for r in report["results"]}
+    for operation, concurrency, _ in plan:
+        t = by_key[("tenantry", operation, concurrency)]
+        s = by_key[("scim2-server", operation, concurrency)]
+        report["comparisons"].append({
+            "operation": operation, "concurrency": concurrency,
+            "rps_ratio": ratio(t["requests_per_s"], s["requests_per_s"]),
+            "p50_ratio": ratio(t["p50_ms"], s["p50_ms"]), "p99_ratio": ratio(t["p99_ms"], s["p99_ms"]),
+        })
+    loads = {ld["server"]: ld for ld in report["load"]}
+    report["load_ratio"] = ratio(loads["tenantry"]["users_per_s"], loads["scim2-server"]["users_per_s"])
+    get_c = by_key[("tenantry", "filtered GET", args.concurrency)]
+    get_1 = by_key[("tenantry", "filtered GET", 1)]
+    rps_ratio = report["comparisons"][0]["rps_ratio"] or 0.0
+    report["goals"] = [
+        {"goal": f"filtered GET req/s >= 3x scim2-server (c={args.concurrency})", "met": rps_ratio >= 3,
+         "measured": f"x{rps_ratio}"},
+        {"goal": "filtered GET p99 < 10 ms on SQLite (single connection)", "met": get_1["p99_ms"] < 10,
+         "measured": f"{get_1['p99_ms']} ms; at c={args.concurrency}: {get_c['p99_ms']} ms"},
+    ]
+    report["meta"]["seconds"] = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1)
+    failed = any(r["errors"] for r in report["results"]) or not all(ld["complete"] for ld in report["load"])
+    report["valid"] = not failed
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted; servers stopped", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,136 @@
+"""Shared fixtures: a real database per backend (SQLite file, local PostgreSQL), a fresh tenant per test.
+
+Every storage and SCIM test runs on both backends (``backend`` is parametrised). PostgreSQL tests use a
+database created for this session and dropped after it; they skip, saying why, where no server answers.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tenantry.app import Services, build_services, create_app
+from tenantry.core.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("TENANTRY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SCIM_JSON = "application/scim+json"
+
+
+def _pg_database() -> Iterator[str]:
+    import sqlalchemy as sa
+
+    try:
+        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means "absent"
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc.__class__.__name__}: {exc}")
+    name = f"tenantry_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """The application's services on one real database, migrated, for the whole session."""
+    data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
+    if request.param == "sqlite":
+        settings = Settings(data_dir=data_dir, database_url=None)
+        services = build_services(settings)
+        yield services
+        services.db.dispose()
+        return
+    gen = _pg_database()
+    url = next(gen)
+    settings = Settings(data_dir=data_dir, database_url=url)
+    services = build_services(settings)
+    try:
+        yield services
+    finally:
+        services.db.dispose()
+        for _ in gen:
+            pass
+
+
+@pytest.fixture()
+def tenant(backend: Services) -> str:
+    """A new tenant: tests share a database but never see each other's data."""
+    tenant_id = f"t-{uuid.uuid4().hex[:12]}"
+    backend.directory.create_tenant(tenant_id, "Test tenant")
+    return tenant_id
+
+
+class ScimClient:
+    """A TestClient bound to one tenant's SCIM base path and token."""
+
+    def __init__(self, client: TestClient, tenant: str, token: str) -> None:
+        self.client = client
+        self.tenant = tenant
+        self.base = f"/tenants/{tenant}/scim/v2"
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": SCIM_JSON}
+
+    def request(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None,
+                **kwargs: Any) -> Any:
+        return self.client.request(method, self.base + path, json=json,
+                                   headers={**self.headers, **(headers or {})}, **kwargs)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.request("POST", path, json, **kw)
+
+    def put(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.request("PUT", path, json, **kw)
+
+    def patch(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.request("PATCH", path, json, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture()
+def app_client(backend: Services) -> Iterator[TestClient]:
+    with TestClient(create_app(backend.settings, backend)) as client:
+        yield client
+
+
+@pytest.fixture()
+def scim(app_client: TestClient, backend: Services, tenant: str) -> ScimClient:
+    token = backend.directory.issue_token(tenant, "scim", "test").secret
+    return ScimClient(app_client, tenant, token)
+
+
+def user_payload(user_name: str | None = None, **extra: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user_name or f"user-{uuid.uuid4().hex[:8]}@contoso.com",
+    }
+    payload.update(extra)
+    return payload
+
+
+def group_payload(display_name: str | None = None, **extra: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": display_name or f"group-{uuid.uuid4().hex[:8]}",
+    }
+    payload.update(extra)
+    return payload
+
+
+SAMPLES = Path(__file__).parent / "samples"
