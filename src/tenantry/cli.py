@@ -218,6 +218,13 @@ def domain_verify(name: str, tenant: TenantOpt = None) -> None:
     console.print(f"domain {name} verified")
 
 
+@directory_app.command("domain-remove")
+def domain_remove(name: str, tenant: TenantOpt = None) -> None:
+    services = _services()
+    _run(lambda: services.directory.remove_domain(_tenant(services, tenant), name))
+    console.print(f"domain {name} removed")
+
+
 @directory_app.command("domains")
 def domains(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     services = _services()
@@ -230,6 +237,13 @@ def licence_assign(user_id: str, sku: str, tenant: TenantOpt = None) -> None:
     services = _services()
     _run(lambda: services.directory.assign_licence(_tenant(services, tenant), user_id, sku))
     console.print(f"{sku.upper()} assigned to {user_id}")
+
+
+@directory_app.command("licence-remove")
+def licence_remove(user_id: str, sku: str, tenant: TenantOpt = None) -> None:
+    services = _services()
+    _run(lambda: services.directory.remove_licence(_tenant(services, tenant), user_id, sku))
+    console.print(f"{sku.upper()} removed from {user_id}")
 
 
 @directory_app.command("licences")
