@@ -33,8 +33,14 @@ class Settings(BaseSettings):
     )
     scim_max_results: int = 1000
     scim_default_count: int = 100
+    scim_patch_members_limit: int = Field(
+        default=1000, description="A group PATCH answers 204 (no body) above this many members, else 200 + body."
+    )
     bulk_max_operations: int = 1000
     bulk_max_payload_bytes: int = 1_048_576
+    secret_key: str | None = Field(
+        default=None, description="Fernet key for stored credentials; default: <data_dir>/secret.key."
+    )
     bootstrap_scim_token: str | None = Field(
         default=None, description="Create this SCIM token for the default tenant on start (tests, automation)."
     )

@@ -429,7 +429,8 @@ class ScimStore:
         row.last_modified = max(utcnow(), as_utc(row.last_modified))
 
     def patch(
-        self, tenant: str, resource_type: str, resource_id: str, payload: Any, if_match: str | None = None
+        self, tenant: str, resource_type: str, resource_id: str, payload: Any, if_match: str | None = None,
+        *, with_members: bool = True,
     ) -> dict[str, Any]:
         payload = normalize_patch(payload)
         member_ops: list[dict[str, Any]] = []
@@ -473,7 +474,7 @@ class ScimStore:
                 user = row
                 return self._flush_and(session, lambda: self._user_doc(session, user))
             group = row
-            return self._flush_and(session, lambda: self._group_doc(session, group))
+            return self._flush_and(session, lambda: self._group_doc(session, group, with_members))
 
     def _apply_member_op(self, session: Session, tenant: str, group_id: str, op: dict[str, Any]) -> bool:
         kind = op["op"]
@@ -592,6 +593,12 @@ class ScimStore:
         }.get(key)
 
     # -- helpers for other domains ---------------------------------------------------
+
+    def member_count(self, tenant: str, group_id: str) -> int:
+        with self.db.session() as session:
+            self._get_group_row(session, tenant, group_id)
+            return session.scalar(
+                select(func.count()).select_from(GroupMember).where(GroupMember.group_id == group_id)) or 0
 
     def set_active(self, tenant: str, user_id: str, active: bool) -> None:
         self.patch(

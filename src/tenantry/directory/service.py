@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from tenantry.directory.models import (
     RoleGroupRole,
     Tenant,
     User,
+    UserValue,
 )
 
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -296,6 +298,39 @@ class DirectoryService:
     def has_role(self, tenant_id: str, user_id: str, role: str) -> bool:
         return role in self.roles_of(tenant_id, user_id)
 
+    # -- look-ups for other parts -------------------------------------------------------
+
+    def find_users_by_email(self, tenant_id: str, emails: list[str]) -> dict[str, list[DirectoryUser]]:
+        """Users whose userName or any e-mail address is one of ``emails`` (case-insensitive)."""
+        keys = list({e.strip().lower() for e in emails if e and e.strip()})
+        found: dict[str, list[DirectoryUser]] = {}
+        if not keys:
+            return found
+        with self.db.session() as session:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                by_value = select(UserValue.value_key, User).join(User, User.id == UserValue.user_id).where(
+                    UserValue.tenant_id == tenant_id, UserValue.attr == "emails.value", UserValue.value_key.in_(chunk))
+                by_name = select(User.user_name_key, User).where(
+                    User.tenant_id == tenant_id, User.user_name_key.in_(chunk))
+                for key, user in [*session.execute(by_value).tuples(), *session.execute(by_name).tuples()]:
+                    _add_unique(found.setdefault(key, []), _directory_user(user))
+        return found
+
+    def find_users_by_mobile(self, tenant_id: str, numbers_e164: list[str]) -> dict[str, list[DirectoryUser]]:
+        """Users with a phone number equal (in E.164) to one of ``numbers_e164``; mobile numbers first."""
+        keys = list(set(numbers_e164))
+        found: dict[str, list[DirectoryUser]] = {}
+        with self.db.session() as session:
+            for start in range(0, len(keys), 500):
+                stmt = (select(UserValue.e164, UserValue.type_key, User).join(User, User.id == UserValue.user_id)
+                        .where(UserValue.tenant_id == tenant_id, UserValue.attr == "phonenumbers.value",
+                               UserValue.e164.in_(keys[start : start + 500])))
+                rows = sorted(session.execute(stmt).tuples(), key=lambda r: r[1] != "mobile")
+                for e164, _type, user in rows:
+                    _add_unique(found.setdefault(e164 or "", []), _directory_user(user))
+        return found
+
     # -- helpers ------------------------------------------------------------------------
 
     @staticmethod
@@ -319,6 +354,28 @@ class DirectoryService:
             select(RoleGroupMember.user_id).where(RoleGroupMember.role_group_id == group.id)))
         return {"id": group.id, "name": group.name, "description": group.description, "roles": roles,
                 "members": members}
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    id: str
+    user_name: str
+    email: str          # the address mail is delivered to: the primary (else work, else first) e-mail, or userName
+    active: bool
+    display_name: str | None
+
+
+def _directory_user(user: User) -> DirectoryUser:
+    resource = json.loads(user.resource)
+    emails = [e for e in resource.get("emails") or [] if isinstance(e, dict) and e.get("value")]
+    emails.sort(key=lambda e: (not e.get("primary"), e.get("type") != "work"))
+    address = emails[0]["value"] if emails else user.user_name
+    return DirectoryUser(user.id, user.user_name, address, user.active, user.display_name)
+
+
+def _add_unique(users: list[DirectoryUser], user: DirectoryUser) -> None:
+    if all(u.id != user.id for u in users):
+        users.append(user)
 
 
 def _domain_dict(domain: Domain) -> dict[str, Any]:

@@ -58,8 +58,11 @@ def normalize_patch(payload: Any) -> dict[str, Any]:
             raise InvalidSyntaxException(detail=f"a PATCH operation must be an object, got {op!r}")
         op = dict(op)
         path = op.get("path")
-        if isinstance(path, str) and path.strip().lower() in _MANAGER_PATHS and "value" in op:
-            op["value"] = _manager(op["value"])
+        if isinstance(path, str) and path.strip().lower() in _MANAGER_PATHS:
+            # Entra's "manager" is the enterprise extension's (its example 5 uses the short path).
+            op["path"] = f"{ENTERPRISE_USER}:manager"
+            if "value" in op:
+                op["value"] = _manager(op["value"])
         elif path is None and isinstance(op.get("value"), dict):
             value = dict(op["value"])
             for key in list(value):

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from scim2_models import (
     URN,
+    Email,
     EnterpriseUser,
     Extension,
     Group,
@@ -49,7 +50,22 @@ class GroupTalkGroup(Extension):
     description: str | None = None
 
 
-TenantryUser = User[EnterpriseUser | GroupTalkUser]
+class LaxEmail(Email):
+    """An e-mail value as the IdP sent it.
+
+    scim2-models checks ``emails.value`` with email-validator, which refuses special-use domains such as
+    ``.local`` — common in on-premises Active Directory, and in Okta's own documented create request. RFC 7643
+    §4.1.2 only says the value SHOULD be canonicalised; refusing the user would lose it, so any string goes.
+    """
+
+    value: str | None = None  # type: ignore[assignment]
+
+
+class TenantryUserModel(User[EnterpriseUser | GroupTalkUser]):  # type: ignore[misc]
+    emails: list[LaxEmail] | None = None  # type: ignore[assignment]
+
+
+TenantryUser = TenantryUserModel
 TenantryGroup = Group[GroupTalkGroup]  # type: ignore[type-arg]
 
 RESOURCE_MODELS: dict[str, Any] = {"User": TenantryUser, "Group": TenantryGroup}

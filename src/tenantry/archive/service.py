@@ -1,0 +1,300 @@
+"""Delivering, reading and exporting archived messages.
+
+A delivery batch is one transaction: mailboxes and folders are created on first use, each message's bytes are
+stored once by SHA-256, and an item row per mailbox points to them. The Message-ID is unique per mailbox, so
+delivering the same item again (a re-run after a crash, a re-import) changes nothing and says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tenantry.archive.models import Blob, Folder, Item, Mailbox
+from tenantry.core.clock import as_utc, utcnow
+from tenantry.core.db import Database
+from tenantry.core.errors import Invalid, NotFound
+
+WHATSAPP_FOLDER = "WhatsApp Archiver"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message for one user's folder."""
+
+    user_id: str
+    address: str
+    folder: str
+    raw: bytes
+    message_id: str
+    kind: str
+    source: str
+    sent_at: datetime
+    chat_id: str | None = None
+    subject: str = ""
+    sender: str = ""
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    id: int
+    user_id: str
+    folder: str
+    message_id: str
+    sha256: str
+    size: int
+    kind: str
+    source: str
+    chat_id: str | None
+    sent_at: datetime
+    subject: str
+    sender: str
+
+
+class IntegrityFailure(Exception):
+    """A stored message no longer hashes to its address: the archive was changed outside Tenantry."""
+
+    def __init__(self, item_id: int, expected: str, actual: str) -> None:
+        super().__init__(f"item {item_id}: stored bytes hash to {actual}, expected {expected}")
+        self.item_id = item_id
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class ArchiveService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- delivery ---------------------------------------------------------------------
+
+    def deliver(self, tenant: str, deliveries: Sequence[Delivery]) -> list[bool]:
+        """Store a batch; returns, per delivery, True if stored now, False if the mailbox already had it."""
+        if not deliveries:
+            return []
+        for attempt in range(3):
+            try:
+                with self.db.session() as session:
+                    return self._deliver(session, tenant, deliveries)
+            except IntegrityError:
+                # A concurrent delivery of the same items won a race; the next attempt sees its rows.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _deliver(self, session: Session, tenant: str, deliveries: Sequence[Delivery]) -> list[bool]:
+        now = utcnow()
+        mailboxes = self._mailboxes(session, tenant, {d.user_id: d.address for d in deliveries}, now)
+        folders = self._folders(session, {(mailboxes[d.user_id], d.folder) for d in deliveries}, now)
+        digests = [sha256_hex(d.raw) for d in deliveries]
+        keys = [(mailboxes[d.user_id], d.message_id) for d in deliveries]
+        existing: set[tuple[str, str]] = set()
+        unique_keys = list(dict.fromkeys(keys))
+        for start in range(0, len(unique_keys), 400):
+            chunk = unique_keys[start : start + 400]
+            existing.update(
+                (m, mid) for m, mid in session.execute(
+                    select(Item.mailbox_id, Item.message_id).where(
+                        tuple_(Item.mailbox_id, Item.message_id).in_(chunk))
+                )
+            )
+        wanted_blobs = {dg: d.raw for dg, d, k in zip(digests, deliveries, keys, strict=True) if k not in existing}
+        have: set[str] = set()
+        blob_keys = list(wanted_blobs)
+        for start in range(0, len(blob_keys), 500):
+            have.update(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(blob_keys[start : start + 500]))))
+        new_blobs = [
+            {"sha256": dg, "size": len(raw), "data": raw} for dg, raw in wanted_blobs.items() if dg not in have
+        ]
+        if new_blobs:
+            session.execute(insert(Blob), new_blobs)
+        rows: list[dict[str, Any]] = []
+        results: list[bool] = []
+        seen: set[tuple[str, str]] = set()
+        for d, dg, key in zip(deliveries, digests, keys, strict=True):
+            if key in existing or key in seen:
+                results.append(False)
+                continue
+            seen.add(key)
+            results.append(True)
+            rows.append({
+                "tenant_id": tenant, "mailbox_id": key[0], "folder_id": folders[(key[0], d.folder)],
+                "message_id": d.message_id, "sha256": dg, "size": len(d.raw), "kind": d.kind,
+                "source": d.source, "chat_id": d.chat_id, "sent_at": d.sent_at, "subject": d.subject[:2000],
+                "sender": d.sender[:512], "delivered_at": now,
+            })
+        if rows:
+            session.execute(insert(Item), rows)
+        return results
+
+    @staticmethod
+    def _mailboxes(session: Session, tenant: str, users: dict[str, str], now: datetime) -> dict[str, str]:
+        found = dict(session.execute(
+            select(Mailbox.user_id, Mailbox.id).where(Mailbox.tenant_id == tenant, Mailbox.user_id.in_(list(users)))
+        ).tuples().all())
+        for user_id, address in users.items():
+            if user_id not in found:
+                mailbox = Mailbox(id=str(uuid.uuid4()), tenant_id=tenant, user_id=user_id, address=address,
+                                  created_at=now)
+                session.add(mailbox)
+                found[user_id] = mailbox.id
+        session.flush()
+        return found
+
+    @staticmethod
+    def _folders(session: Session, wanted: set[tuple[str, str]], now: datetime) -> dict[tuple[str, str], str]:
+        found: dict[tuple[str, str], str] = {}
+        mailbox_ids = list({m for m, _ in wanted})
+        for fid, mailbox_id, name in session.execute(
+            select(Folder.id, Folder.mailbox_id, Folder.name).where(Folder.mailbox_id.in_(mailbox_ids))
+        ):
+            found[(mailbox_id, name)] = fid
+        for key in wanted:
+            if key not in found:
+                folder = Folder(id=str(uuid.uuid4()), mailbox_id=key[0], name=key[1], created_at=now)
+                session.add(folder)
+                found[key] = folder.id
+        session.flush()
+        return found
+
+    # -- reading ------------------------------------------------------------------------
+
+    def mailboxes(self, tenant: str) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            rows = session.execute(select(Mailbox).where(Mailbox.tenant_id == tenant).order_by(Mailbox.address))
+            return [{"id": m.id, "user_id": m.user_id, "address": m.address} for (m,) in rows]
+
+    def folders(self, tenant: str, user_id: str) -> list[str]:
+        with self.db.session() as session:
+            mailbox = self._mailbox(session, tenant, user_id)
+            return sorted(session.scalars(select(Folder.name).where(Folder.mailbox_id == mailbox.id)))
+
+    @staticmethod
+    def _mailbox(session: Session, tenant: str, user_id: str) -> Mailbox:
+        mailbox = session.scalar(select(Mailbox).where(Mailbox.tenant_id == tenant, Mailbox.user_id == user_id))
+        if mailbox is None:
+            raise NotFound(f"user {user_id} has no mailbox")
+        return mailbox
+
+    def items(self, tenant: str, user_id: str, folder: str | None = None, *, start: int = 0,
+              count: int | None = None) -> list[StoredItem]:
+        with self.db.session() as session:
+            mailbox = self._mailbox(session, tenant, user_id)
+            stmt = (select(Item, Folder.name).join(Folder, Folder.id == Item.folder_id)
+                    .where(Item.mailbox_id == mailbox.id).order_by(Item.sent_at, Item.id))
+            if folder is not None:
+                stmt = stmt.where(Folder.name == folder)
+            stmt = stmt.offset(start)
+            if count is not None:
+                stmt = stmt.limit(count)
+            return [self._stored(item, name, user_id) for item, name in session.execute(stmt).tuples()]
+
+    @staticmethod
+    def _stored(item: Item, folder: str, user_id: str) -> StoredItem:
+        return StoredItem(item.id, user_id, folder, item.message_id, item.sha256, item.size, item.kind,
+                          item.source, item.chat_id, as_utc(item.sent_at), item.subject, item.sender)
+
+    def count(self, tenant: str, user_id: str | None = None, folder: str | None = None) -> int:
+        from sqlalchemy import func
+
+        with self.db.session() as session:
+            stmt = select(func.count()).select_from(Item).where(Item.tenant_id == tenant)
+            if user_id is not None:
+                stmt = stmt.join(Mailbox, Mailbox.id == Item.mailbox_id).where(Mailbox.user_id == user_id)
+            if folder is not None:
+                stmt = stmt.join(Folder, Folder.id == Item.folder_id).where(Folder.name == folder)
+            return session.scalar(stmt) or 0
+
+    def read(self, tenant: str, item_id: int) -> bytes:
+        """The item's bytes exactly as delivered; IntegrityFailure if they no longer hash to their address."""
+        with self.db.session() as session:
+            item = session.get(Item, item_id)
+            if item is None or item.tenant_id != tenant:
+                raise NotFound(f"no item {item_id}")
+            blob = session.get(Blob, item.sha256)
+            if blob is None:
+                raise IntegrityFailure(item_id, item.sha256, "(missing)")
+            actual = sha256_hex(blob.data)
+            if actual != item.sha256:
+                raise IntegrityFailure(item_id, item.sha256, actual)
+            return blob.data
+
+    # -- export -------------------------------------------------------------------------------
+
+    def iter_messages(self, tenant: str, user_id: str, folder: str | None = None) -> Iterator[tuple[StoredItem, bytes]]:
+        page = 500
+        start = 0
+        while True:
+            batch = self.items(tenant, user_id, folder, start=start, count=page)
+            if not batch:
+                return
+            for item in batch:
+                yield item, self.read(tenant, item.id)
+            start += page
+
+    def export(self, tenant: str, user_id: str, folder: str | None, fmt: str, dest: Path) -> int:
+        """Write a folder (or the whole mailbox) as one MBOX file or a directory of .eml files."""
+        if fmt not in ("mbox", "eml"):
+            raise Invalid("format must be mbox or eml")
+        count = 0
+        if fmt == "eml":
+            dest.mkdir(parents=True, exist_ok=True)
+            for item, raw in self.iter_messages(tenant, user_id, folder):
+                name = f"{item.sent_at:%Y%m%dT%H%M%SZ}-{item.id}.eml"
+                (dest / name).write_bytes(raw)
+                count += 1
+            return count
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with dest.open("wb") as out:
+            for item, raw in self.iter_messages(tenant, user_id, folder):
+                write_mboxrd(out, raw, item.sent_at)
+                count += 1
+        return count
+
+
+_FROM_LINE = re.compile(rb"^(>*From )", re.MULTILINE)
+
+
+def write_mboxrd(out: BinaryIO, raw: bytes, when: datetime) -> None:
+    """Append one message in mboxrd form: reversible quoting of ``>*From `` lines, LF line ends."""
+    body = raw.replace(b"\r\n", b"\n")
+    body = _FROM_LINE.sub(rb">\1", body)
+    out.write(b"From MAILER-DAEMON " + as_utc(when).strftime("%a %b %d %H:%M:%S %Y").encode() + b"\n")
+    out.write(body)
+    if not body.endswith(b"\n"):
+        out.write(b"\n")
+    out.write(b"\n")
+
+
+def read_mboxrd(data: bytes) -> list[bytes]:
+    """Split an mboxrd file back into messages (CRLF line ends restored) — the inverse of write_mboxrd."""
+    messages: list[bytes] = []
+    current: list[bytes] | None = None
+    for line in data.split(b"\n"):
+        if line.startswith(b"From ") and (current is None or (current and current[-1] == b"")):
+            if current is not None:
+                messages.append(_finish(current[:-1]))
+            current = []
+            continue
+        if current is not None:
+            current.append(line[1:] if re.match(rb"^>+From ", line) else line)
+    if current is not None:
+        while current and current[-1] == b"":
+            current.pop()
+        messages.append(_finish(current))
+    return messages
+
+
+def _finish(lines: list[bytes]) -> bytes:
+    return b"\r\n".join(lines) + b"\r\n"

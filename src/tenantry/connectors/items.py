@@ -1,0 +1,100 @@
+"""The source-neutral item every connector source yields, and the issues it reports instead of dropping.
+
+Sources differ (a phone's export file, an archiver's JSON feed); after them, mapping, conversion and delivery
+see only these types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class ItemKind(StrEnum):
+    CHAT = "chat"
+    CALL = "call"
+    ATTACHMENT = "attachment"
+    DELETED = "deleted"
+    SYSTEM = "system"
+
+
+class SkipReason(StrEnum):
+    NO_USER = "no_user"            # no participant maps to a user (seed 000: "not imported")
+    TOO_LARGE = "too_large"        # over the item size limit (seed 000: 10 MB)
+    UNPARSEABLE = "unparseable"    # the source had something we could not read
+    MEDIA_MISSING = "media_missing"  # the message names a file the export does not contain (item still imported)
+    DELIVERY_FAILED = "delivery_failed"  # the target refused or failed after retries
+
+
+@dataclass(frozen=True)
+class Participant:
+    phone: str | None = None   # as given by the source
+    name: str | None = None
+    email: str | None = None
+
+    def label(self) -> str:
+        return self.name or self.phone or self.email or "unknown"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes | None         # None: the source named the file but did not include it
+    size: int
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    direction: str             # "incoming" | "outgoing"
+    duration_seconds: int
+    missed: bool
+    video: bool
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    source: str                # "whatsapp-export" | "archiver-feed"
+    source_id: str             # stable within the source: the Message-ID is derived from it
+    chat_id: str
+    chat_name: str | None
+    kind: ItemKind
+    sent_at: datetime          # aware, UTC
+    sender: Participant | None  # None for system events
+    participants: tuple[Participant, ...]
+    text: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    call: CallInfo | None = None
+    edited: bool = False
+    original_text: str | None = None   # a deleted message's text, when the archiver captured it
+    location: str | None = None        # where in the source: "file.zip line 42", "feed page 3"
+
+    @property
+    def approximate_size(self) -> int:
+        return len(self.text.encode()) + sum(a.size for a in self.attachments)
+
+
+@dataclass(frozen=True)
+class SourceIssue:
+    """Something in the source that is not an item, or an item that cannot be imported: always reported."""
+
+    reason: SkipReason
+    detail: str
+    source_id: str | None = None
+    location: str | None = None
+    size: int | None = None
+    kind: str | None = None
+
+
+@dataclass
+class RunCounts:
+    seen: int = 0
+    imported: int = 0                  # items delivered to at least one mailbox (or already there)
+    copies: int = 0                    # mailbox copies written now
+    duplicates: int = 0                # mailbox copies that were already there
+    skipped: dict[str, int] = field(default_factory=dict)
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, reason: SkipReason) -> None:
+        self.skipped[reason.value] = self.skipped.get(reason.value, 0) + 1

@@ -1,0 +1,41 @@
+"""Encryption at rest for credentials Tenantry must replay (a connector's source password, a SCIM app's token).
+
+Fernet (AES-128-CBC + HMAC-SHA256, from ``cryptography``) under one key: ``TENANTRY_SECRET_KEY`` if set,
+else ``<data_dir>/secret.key``, created with mode 0600 on first use. Losing the key loses those credentials
+(they must be entered again), never archived data.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from tenantry.core.errors import Invalid
+
+
+class SecretBox:
+    def __init__(self, key: bytes) -> None:
+        self._fernet = Fernet(key)
+
+    @classmethod
+    def from_settings(cls, secret_key: str | None, data_dir: Path) -> SecretBox:
+        if secret_key:
+            return cls(secret_key.encode())
+        path = data_dir / "secret.key"
+        if not path.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(Fernet.generate_key())
+        return cls(path.read_bytes().strip())
+
+    def seal(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def open(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken as exc:
+            raise Invalid("a stored credential cannot be decrypted with this secret key") from exc
