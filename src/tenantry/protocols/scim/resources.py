@@ -61,8 +61,8 @@ class LaxEmail(Email):
     value: str | None = None  # type: ignore[assignment]
 
 
-class TenantryUserModel(User[EnterpriseUser | GroupTalkUser]):  # type: ignore[misc]
-    emails: list[LaxEmail] | None = None  # type: ignore[assignment]
+class TenantryUserModel(User[EnterpriseUser | GroupTalkUser]):
+    emails: list[LaxEmail] | None = None
 
 
 TenantryUser = TenantryUserModel
