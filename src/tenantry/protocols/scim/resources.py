@@ -58,11 +58,11 @@ class LaxEmail(Email):
     §4.1.2 only says the value SHOULD be canonicalised; refusing the user would lose it, so any string goes.
     """
 
-    value: str | None = None  # type: ignore[assignment]
+    value: str | None = None
 
 
 class TenantryUserModel(User[EnterpriseUser | GroupTalkUser]):
-    emails: list[LaxEmail] | None = None
+    emails: list[LaxEmail] | None = None  # type: ignore[assignment]
 
 
 TenantryUser = TenantryUserModel
