@@ -186,6 +186,9 @@ def run_server(kind: str, keep: bool) -> Iterator[Server]:
         _wait_ready(server)
         yield server
     finally:
+        if proc.poll() is not None:
+            print(f"{kind} had exited with {proc.returncode}; its log ends with:\n{server.log_tail()}",
+                  file=sys.stderr)
         _stop(proc)
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -450,7 +453,10 @@ def verify_patched(server: Server, picks: list[tuple[int, str, bool]], sample: i
     chosen = rng.sample(sorted(last), min(sample, len(last)))
     with client(server, 1) as http:
         for i in chosen:
-            r = http.get(f"{server.base}/Users/{server.ids[i]}")
+            try:
+                r = http.get(f"{server.base}/Users/{server.ids[i]}")
+            except httpx.HTTPError as exc:
+                return f"GET user {i}: {type(exc).__name__}: {exc}"
             if r.status_code != 200:
                 return f"GET user {i}: HTTP {r.status_code}"
             doc = r.json()
@@ -479,6 +485,8 @@ def render(report: dict[str, Any]) -> str:
         flag = "" if ld["complete"] else "  INCOMPLETE"
         out.append(f"{ld['server']:<22}{ld['loaded']:>9}{ld['batches']:>9}{ld['batch_ops']:>10}"
                    f"{ld['concurrency']:>6}{ld['seconds']:>10.1f}{ld['users_per_s']:>10.0f}{flag}")
+    if report.get("load_ratio") is not None:
+        out.append(f"load users/s, Tenantry / scim2-server: x{report['load_ratio']}")
     out.append("")
     out.append(f"{'operation':<16}{'conc':>5}  {'server':<14}{'requests':>9}{'errors':>7}{'req/s':>9}"
                f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
@@ -500,6 +508,8 @@ def render(report: dict[str, Any]) -> str:
     for ld in report["load"]:
         for e in ld["errors"]:
             out.append(f"load error [{ld['server']}]: {e}")
+    if "aborted" in report:
+        out.append(f"ABORTED: {report['aborted']}")
     return "\n".join(out)
 
 
@@ -549,92 +559,122 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([".venv/bin/python", "bench/scim_bench.py", *(argv or sys.argv[1:])]),
     }, "load": [], "results": [], "comparisons": [], "goals": []}
 
-    with ExitStack() as stack:
-        servers = []
-        for kind in ("tenantry", "scim2-server"):
-            progress(f"starting {kind}")
-            servers.append(stack.enter_context(run_server(kind, args.keep)))
-        max_ops = min([args.batch, *(s.max_ops for s in servers)])
-        max_bytes = min(s.max_bytes for s in servers)
-        bodies = bulk_batches(users, max_ops, max_bytes)
-        first_index = [0]
-        for body in bodies:
-            first_index.append(first_index[-1] + body.count(b'"method":"POST"'))
-        for server in servers:
-            progress(f"loading {args.users} users into {server.name}: {len(bodies)} BulkRequests "
-                     f"of <= {max_ops} operations, {args.load_concurrency} at a time")
-            result = load(server, bodies, first_index, args.load_concurrency, args.load_timeout, progress)
-            report["load"].append({**result.__dict__, "users_per_s": round(result.users_per_s, 1),
-                                   "seconds": round(result.seconds, 1)})
-            progress(f"  {server.name}: {result.loaded} users in {result.seconds:.1f}s "
-                     f"({result.users_per_s:.0f} users/s)")
-        # Only users both servers hold are queried (all of them, unless a load was cut short).
-        common = sorted(set.intersection(*(set(s.ids) for s in servers)))
-        if not common:
-            raise RuntimeError("no user was loaded into both servers")
-
-        def gets(n: int) -> list[int]:
-            return [rng.choice(common) for _ in range(n)]
-
-        def patches(n: int) -> list[tuple[int, str, bool]]:
-            # Distinct users within a pass (while there are enough), so the last value sent to each is known.
-            chosen = rng.sample(common, n) if n <= len(common) else [rng.choice(common) for _ in range(n)]
-            return [(i, f"{rng.choice(FIRST).capitalize()}-{k}", rng.random() < 0.5)
-                    for k, i in enumerate(chosen)]
-
-        plan = [("filtered GET", args.concurrency, args.requests),
-                ("PATCH", args.concurrency, args.requests),
-                ("filtered GET", 1, args.latency_requests),
-                ("PATCH", 1, args.latency_requests)]
-        for operation, concurrency, n in plan:
-            picks_get = gets(args.warmup + n)
-            picks_patch = patches(args.warmup + n)
-            for server in servers:
-                if operation == "filtered GET":
-                    jobs: list[Any] = get_jobs(server, users, picks_get)
-                else:
-                    jobs = patch_jobs(server, picks_patch)
-                progress(f"{operation} c={concurrency} on {server.name}: {args.warmup} warm-up + {n}")
-                if args.warmup:
-                    run_pass(server, operation, jobs[: args.warmup], concurrency, args.max_seconds)
-                res = run_pass(server, operation, jobs[args.warmup :], concurrency, args.max_seconds)
-                if operation == "PATCH":
-                    problem = verify_patched(server, picks_patch[: args.warmup + res.requests], 50, rng)
-                    if problem:
-                        res.errors += 1
-                        res.first_errors.append(f"after the pass: {problem}")
-                    else:
-                        sent = picks_patch[: args.warmup + res.requests]
-                        res.checked = min(50, len({i for i, _, _ in sent}))
-                report["results"].append(res.summary())
-                progress(f"  {res.rps:.0f} req/s, p50 {res.pct(50):.2f} ms, p99 {res.pct(99):.2f} ms, "
-                         f"{res.errors} errors")
-
-    by_key = {(r["server"], r["operation"], r["concurrency"]): r for r in report["results"]}
-    for operation, concurrency, _ in plan:
-        t = by_key[("tenantry", operation, concurrency)]
-        s = by_key[("scim2-server", operation, concurrency)]
-        report["comparisons"].append({
-            "operation": operation, "concurrency": concurrency,
-            "rps_ratio": ratio(t["requests_per_s"], s["requests_per_s"]),
-            "p50_ratio": ratio(t["p50_ms"], s["p50_ms"]), "p99_ratio": ratio(t["p99_ms"], s["p99_ms"]),
-        })
-    loads = {ld["server"]: ld for ld in report["load"]}
-    report["load_ratio"] = ratio(loads["tenantry"]["users_per_s"], loads["scim2-server"]["users_per_s"])
-    get_c = by_key[("tenantry", "filtered GET", args.concurrency)]
-    get_1 = by_key[("tenantry", "filtered GET", 1)]
-    rps_ratio = report["comparisons"][0]["rps_ratio"] or 0.0
-    report["goals"] = [
-        {"goal": f"filtered GET req/s >= 3x scim2-server (c={args.concurrency})", "met": rps_ratio >= 3,
-         "measured": f"x{rps_ratio}"},
-        {"goal": "filtered GET p99 < 10 ms on SQLite (single connection)", "met": get_1["p99_ms"] < 10,
-         "measured": f"{get_1['p99_ms']} ms; at c={args.concurrency}: {get_c['p99_ms']} ms"},
-    ]
+    plan = [("filtered GET", args.concurrency, args.requests),
+            ("PATCH", args.concurrency, args.requests),
+            ("filtered GET", 1, args.latency_requests),
+            ("PATCH", 1, args.latency_requests)]
+    try:
+        with ExitStack() as stack:
+            servers = []
+            for kind in ("tenantry", "scim2-server"):
+                progress(f"starting {kind}")
+                servers.append(stack.enter_context(run_server(kind, args.keep)))
+            measure(args, users, servers, plan, rng, report, progress)
+    except RuntimeError as exc:
+        # A server that died or answered nonsense: report what was measured up to there, and fail.
+        report["aborted"] = str(exc)
+        progress(f"aborted: {exc}")
+    summarise(args, plan, report)
     report["meta"]["seconds"] = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1)
-    failed = any(r["errors"] for r in report["results"]) or not all(ld["complete"] for ld in report["load"])
+    failed = ("aborted" in report or any(r["errors"] for r in report["results"])
+              or not all(ld["complete"] for ld in report["load"]))
     report["valid"] = not failed
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 1 if failed else 0
+
+
+Plan = list[tuple[str, int, int]]
+
+
+def measure(args: argparse.Namespace, users: list[dict[str, Any]], servers: list[Server], plan: Plan,
+            rng: random.Random, report: dict[str, Any], progress: Callable[[str], None]) -> None:
+    """Load both servers, then run every pass of the plan on each in turn; results go into ``report``."""
+
+    def alive(server: Server) -> None:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {server.proc.returncode}:\n{server.log_tail()}")
+
+    max_ops = min([args.batch, *(s.max_ops for s in servers)])
+    max_bytes = min(s.max_bytes for s in servers)
+    bodies = bulk_batches(users, max_ops, max_bytes)
+    first_index = [0]
+    for body in bodies:
+        first_index.append(first_index[-1] + body.count(b'"method":"POST"'))
+    for server in servers:
+        progress(f"loading {args.users} users into {server.name}: {len(bodies)} BulkRequests "
+                 f"of <= {max_ops} operations, {args.load_concurrency} at a time")
+        result = load(server, bodies, first_index, args.load_concurrency, args.load_timeout, progress)
+        report["load"].append({**result.__dict__, "users_per_s": round(result.users_per_s, 1),
+                               "seconds": round(result.seconds, 1)})
+        progress(f"  {server.name}: {result.loaded} users in {result.seconds:.1f}s "
+                 f"({result.users_per_s:.0f} users/s)")
+        alive(server)
+    # Only users both servers hold are queried (all of them, unless a load was cut short).
+    common = sorted(set.intersection(*(set(s.ids) for s in servers)))
+    if not common:
+        raise RuntimeError("no user was loaded into both servers")
+
+    def gets(n: int) -> list[int]:
+        return [rng.choice(common) for _ in range(n)]
+
+    def patches(n: int) -> list[tuple[int, str, bool]]:
+        # Distinct users within a pass (while there are enough), so the last value sent to each is known.
+        chosen = rng.sample(common, n) if n <= len(common) else [rng.choice(common) for _ in range(n)]
+        return [(i, f"{rng.choice(FIRST).capitalize()}-{k}", rng.random() < 0.5) for k, i in enumerate(chosen)]
+
+    for operation, concurrency, n in plan:
+        picks_get = gets(args.warmup + n)
+        picks_patch = patches(args.warmup + n)
+        for server in servers:
+            alive(server)
+            if operation == "filtered GET":
+                jobs: list[Any] = get_jobs(server, users, picks_get)
+            else:
+                jobs = patch_jobs(server, picks_patch)
+            progress(f"{operation} c={concurrency} on {server.name}: {args.warmup} warm-up + {n}")
+            if args.warmup:
+                run_pass(server, operation, jobs[: args.warmup], concurrency, args.max_seconds)
+            res = run_pass(server, operation, jobs[args.warmup :], concurrency, args.max_seconds)
+            if operation == "PATCH":
+                sent = picks_patch[: args.warmup + res.requests]
+                problem = verify_patched(server, sent, 50, rng)
+                if problem:
+                    res.errors += 1
+                    res.first_errors.append(f"after the pass: {problem}")
+                else:
+                    res.checked = min(50, len({i for i, _, _ in sent}))
+            report["results"].append(res.summary())
+            progress(f"  {res.rps:.0f} req/s, p50 {res.pct(50):.2f} ms, p99 {res.pct(99):.2f} ms, "
+                     f"{res.errors} errors")
+            alive(server)
+
+
+def summarise(args: argparse.Namespace, plan: Plan, report: dict[str, Any]) -> None:
+    """Ratios Tenantry / scim2-server, and the two goals, from whatever passes completed."""
+    by_key = {(r["server"], r["operation"], r["concurrency"]): r for r in report["results"]}
+    for operation, concurrency, _ in plan:
+        t = by_key.get(("tenantry", operation, concurrency))
+        s = by_key.get(("scim2-server", operation, concurrency))
+        if t and s:
+            report["comparisons"].append({
+                "operation": operation, "concurrency": concurrency,
+                "rps_ratio": ratio(t["requests_per_s"], s["requests_per_s"]),
+                "p50_ratio": ratio(t["p50_ms"], s["p50_ms"]), "p99_ratio": ratio(t["p99_ms"], s["p99_ms"]),
+            })
+    loads = {ld["server"]: ld for ld in report["load"]}
+    if len(loads) == 2:
+        report["load_ratio"] = ratio(loads["tenantry"]["users_per_s"], loads["scim2-server"]["users_per_s"])
+    get_c = by_key.get(("tenantry", "filtered GET", args.concurrency))
+    get_1 = by_key.get(("tenantry", "filtered GET", 1))
+    first = report["comparisons"][0] if report["comparisons"] else None
+    if first and first["operation"] == "filtered GET" and get_c and not get_c["errors"]:
+        rps_ratio = first["rps_ratio"] or 0.0
+        report["goals"].append({"goal": f"filtered GET req/s >= 3x scim2-server (c={args.concurrency})",
+                                "met": rps_ratio >= 3, "measured": f"x{rps_ratio}"})
+    if get_1 and get_c and not get_1["errors"]:
+        report["goals"].append({"goal": "filtered GET p99 < 10 ms on SQLite (single connection)",
+                                "met": get_1["p99_ms"] < 10,
+                                "measured": f"{get_1['p99_ms']} ms; at c={args.concurrency}: {get_c['p99_ms']} ms"})
 
 
 if __name__ == "__main__":

@@ -16,8 +16,12 @@ from scim2_models import NotFoundException, SCIMException
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenantry import __version__
+from tenantry.archive.service import ArchiveService
+from tenantry.connectors import api as connectors_api
+from tenantry.connectors.service import ConnectorService
 from tenantry.core.db import Database
 from tenantry.core.errors import TenantryError
+from tenantry.core.secrets import SecretBox
 from tenantry.core.settings import Settings
 from tenantry.directory import api as directory_api
 from tenantry.directory import scim_api
@@ -32,6 +36,9 @@ class Services:
     db: Database
     directory: DirectoryService
     scim: ScimStore
+    secrets: SecretBox
+    archive: ArchiveService
+    connectors: ConnectorService
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
@@ -42,7 +49,10 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     directory = DirectoryService(db)
     store = ScimStore(db, default_phone_region=settings.default_phone_region,
                       max_results=settings.scim_max_results)
-    return Services(settings, db, directory, store)
+    secrets = SecretBox.from_settings(settings.secret_key, settings.data_dir)
+    archive = ArchiveService(db)
+    connectors = ConnectorService(db, directory, archive, secrets, default_region=settings.default_phone_region)
+    return Services(settings, db, directory, store, secrets, archive, connectors)
 
 
 def bootstrap(services: Services) -> dict[str, str]:
@@ -88,6 +98,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(scim_router, prefix="/scim/v2")
     app.include_router(scim_router, prefix="/tenants/{tenant_id}/scim/v2")
     app.include_router(directory_api.build_router(services.scim, services.directory), prefix="/api/v1")
+    _, tenant_of = directory_api.admin_guard(services.directory)
+    app.include_router(connectors_api.build_router(services.connectors, services.archive, tenant_of), prefix="/api/v1")
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

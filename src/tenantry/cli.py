@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -23,6 +24,10 @@ app.add_typer(token_app, name="token")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(directory_app, name="directory")
 app.add_typer(db_app, name="db")
+connector_app = typer.Typer(help="Message archive connectors (WhatsApp exports, archiver feeds).", no_args_is_help=True)
+archive_app = typer.Typer(help="Mailboxes and archived items.", no_args_is_help=True)
+app.add_typer(connector_app, name="connector")
+app.add_typer(archive_app, name="archive")
 
 console = Console()
 err = Console(stderr=True)
@@ -277,6 +282,245 @@ def role_group_member(name: str, user_id: str, tenant: TenantOpt = None,
     else:
         _run(lambda: services.directory.add_role_group_member(t, name, user_id))
     console.print("done")
+
+
+# -- connectors -----------------------------------------------------------------------------------
+
+
+def _user_id(services: Services, tenant: str, who: str) -> str:
+    found = services.directory.find_users_by_email(tenant, [who]).get(who.strip().lower())
+    if found:
+        return found[0].id
+    if services.directory.users_by_id(tenant, [who]):
+        return who
+    _fail(f"no user {who!r} in tenant {tenant!r}")
+    raise AssertionError
+
+
+@connector_app.command("create")
+def connector_create(
+    name: str,
+    by: Annotated[str, typer.Option("--by", help="The user creating it (needs Mailbox Import Export).")],
+    kind: Annotated[str, typer.Option(help="whatsapp-export or archiver-feed")] = "whatsapp-export",
+    accept_terms: Annotated[bool, typer.Option("--accept-terms", help="Accept the terms of service.")] = False,
+    timezone: Annotated[str, typer.Option(help="Time zone of the exporting phones (exports).")] = "UTC",
+    url: Annotated[str | None, typer.Option(help="Archiver feed URL.")] = None,
+    username: Annotated[str | None, typer.Option(help="Archiver feed user name.")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the feed password from stdin.")]
+    = False,
+    no_directory_mobiles: Annotated[bool, typer.Option("--no-directory-mobiles")] = False,
+    outsider_domain: Annotated[str, typer.Option()] = "whatsapp.invalid",
+    run_at: Annotated[str, typer.Option(help="Daily run time, UTC HH:MM.")] = "02:00",
+    tenant: TenantOpt = None,
+) -> None:
+    """Step 1 of the wizard: create a draft connector (the source is tested before it is saved)."""
+    services = _services()
+    t = _tenant(services, tenant)
+    source: dict[str, Any] = {"timezone": timezone} if kind == "whatsapp-export" else {"url": url, "username": username}
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    info = _run(lambda: services.connectors.create(
+        t, name=name, kind=kind, created_by=_user_id(services, t, by), accept_terms=accept_terms, source=source,
+        source_password=password, use_directory_mobiles=not no_directory_mobiles, outsider_domain=outsider_domain,
+        run_at=run_at))
+    console.print(f"connector {info['name']} ({info['id']}) created as a draft; next: mapping, consent, review, enable")
+
+
+@connector_app.command("mapping")
+def connector_mapping(name: str, csv_file: Path, tenant: TenantOpt = None) -> None:
+    """Upload the user-mapping CSV (mobile number, e-mail[, name]); a bad line saves nothing."""
+    services = _services()
+    t = _tenant(services, tenant)
+    try:
+        text = csv_file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {csv_file}: {exc}")
+        return
+    count = _run(lambda: services.connectors.upload_mapping(t, services.connectors.find(t, name), text))
+    console.print(f"{count} mapping entries saved")
+
+
+@connector_app.command("consent")
+def connector_consent(name: str, by: Annotated[str, typer.Option("--by")], tenant: TenantOpt = None) -> None:
+    """Record the organisation's admin consent (the consenting user needs Organization Management)."""
+    services = _services()
+    t = _tenant(services, tenant)
+    _run(lambda: services.connectors.consent(t, services.connectors.find(t, name), _user_id(services, t, by)))
+    console.print("consent recorded")
+
+
+@connector_app.command("review")
+def connector_review(name: str, tenant: TenantOpt = None) -> None:
+    services = _services()
+    t = _tenant(services, tenant)
+    info = _run(lambda: services.connectors.review(t, services.connectors.find(t, name)))
+    console.print_json(json.dumps(info, default=str))
+    if not info["ready"]:
+        raise typer.Exit(1)
+
+
+@connector_app.command("enable")
+def connector_enable(name: str, tenant: TenantOpt = None) -> None:
+    services = _services()
+    t = _tenant(services, tenant)
+    info = _run(lambda: services.connectors.enable(t, services.connectors.find(t, name)))
+    console.print(f"enabled; next run {info['next_run_at']}")
+
+
+@connector_app.command("disable")
+def connector_disable(name: str, tenant: TenantOpt = None) -> None:
+    services = _services()
+    t = _tenant(services, tenant)
+    _run(lambda: services.connectors.disable(t, services.connectors.find(t, name)))
+    console.print("disabled")
+
+
+@connector_app.command("list")
+def connector_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """The Data connectors page: each connector, its state and its last run's progress."""
+    services = _services()
+    rows = services.connectors.list_connectors(_tenant(services, tenant))
+    if as_json:
+        console.print_json(json.dumps(rows, default=str))
+        return
+    table = Table("name", "kind", "status", "last run", "seen", "imported", "skipped", "next run")
+    for r in rows:
+        last = r["last_run"] or {}
+        table.add_row(r["name"], r["kind"], r["status"], str(last.get("status", "-")), str(last.get("seen", "")),
+                      str(last.get("imported", "")), str(last.get("skipped", "")), str(r["next_run_at"] or "-"))
+    console.print(table)
+
+
+@connector_app.command("upload")
+def connector_upload(name: str, export_file: Path,
+                     owner: Annotated[str, typer.Option(help="The user whose phone exported the chat.")],
+                     chat_name: Annotated[str | None, typer.Option()] = None,
+                     run_now: Annotated[bool, typer.Option("--run/--no-run", help="Import it now.")] = True,
+                     tenant: TenantOpt = None) -> None:
+    """Hand a WhatsApp export (.txt or .zip) to a connector."""
+    services = _services()
+    t = _tenant(services, tenant)
+    try:
+        data = export_file.read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {export_file}: {exc}")
+        return
+    cid = _run(lambda: services.connectors.find(t, name))
+    added = _run(lambda: services.connectors.add_export(t, cid, data, export_file.name, owner, chat_name))
+    console.print(f"{export_file.name}: {'added' if added['new'] else 'already handed in'} (sha256 {added['sha256']})")
+    if run_now:
+        _connector_run(services, t, cid)
+
+
+def _connector_run(services: Services, tenant: str, cid: str) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} items"),
+                  TimeElapsedColumn(), console=err) as bar:
+        task = bar.add_task("importing", total=None)
+        report = _run(lambda: services.connectors.run(
+            tenant, cid, progress=lambda done, _total: bar.update(task, completed=done)))
+    _print_report(report.as_dict())
+    if report.status != "succeeded":
+        raise typer.Exit(1)
+
+
+def _print_report(r: dict[str, Any]) -> None:
+    console.print(f"run {r['id']}: {r['status']}  seen {r['seen']}  imported {r['imported']} "
+                  f"({r['copies']} new copies, {r['duplicates']} already there)  skipped {r['skipped']}")
+    for kind, n in sorted(r["imported_by_kind"].items()):
+        console.print(f"  imported {kind}: {n}")
+    for reason, n in sorted(r["skipped_by_reason"].items()):
+        console.print(f"  skipped, {reason}: {n}")
+    if r["error"]:
+        console.print(f"[red]error:[/red] {r['error']}")
+
+
+@connector_app.command("run")
+def connector_run(name: str, tenant: TenantOpt = None) -> None:
+    """Run a connector now, with a progress bar; prints the run report."""
+    services = _services()
+    t = _tenant(services, tenant)
+    _connector_run(services, t, _run(lambda: services.connectors.find(t, name)))
+
+
+@connector_app.command("report")
+def connector_report(run_id: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """A run's report: counts, and every item not imported with its reason."""
+    services = _services()
+    report = _run(lambda: services.connectors.report(_tenant(services, tenant), run_id, issue_limit=1_000_000))
+    doc = report.as_dict()
+    if as_json:
+        console.print_json(json.dumps(doc, default=str))
+        return
+    _print_report(doc)
+    for issue in doc["issues"]:
+        console.print(f"  {issue['reason']}: {issue['location'] or issue['source_id']}: {issue['detail']}")
+
+
+@connector_app.command("schedule")
+def connector_schedule(once: Annotated[bool, typer.Option("--once", help="Run what is due, then stop.")] = False,
+                       interval: Annotated[int, typer.Option(help="Seconds between checks.")] = 60) -> None:
+    """Run connectors when they are due (the server does this too, unless started with --no-scheduler)."""
+    import time
+
+    services = _services()
+    services.connectors.recover_interrupted()
+    while True:
+        for report in services.connectors.run_due():
+            _print_report(report.as_dict())
+        if once:
+            return
+        time.sleep(interval)
+
+
+@app.command("feed-server")
+def feed_server(items: Path, username: str, password: str, host: str = "127.0.0.1", port: int = 8090) -> None:
+    """Serve a reference archiver feed from a JSON file of items (tests and demos)."""
+    import uvicorn
+
+    from tenantry.connectors.feed_server import create_feed_app, load_items
+
+    uvicorn.run(create_feed_app(load_items(items), username, password), host=host, port=port, log_level="warning")
+
+
+# -- archive ------------------------------------------------------------------------------------------
+
+
+@archive_app.command("mailboxes")
+def archive_mailboxes(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    services = _services()
+    t = _tenant(services, tenant)
+    rows = [{**m, "items": services.archive.count(t, m["user_id"])} for m in services.archive.mailboxes(t)]
+    _print(rows, ["address", "user_id", "items"], as_json)
+
+
+@archive_app.command("items")
+def archive_items(user: str, folder: Annotated[str | None, typer.Option()] = None, count: int = 50,
+                  tenant: TenantOpt = None) -> None:
+    services = _services()
+    t = _tenant(services, tenant)
+    items = _run(lambda: services.archive.items(t, _user_id(services, t, user), folder, count=count))
+    _print([{"id": i.id, "sent": i.sent_at.isoformat(), "kind": i.kind, "from": i.sender, "subject": i.subject}
+            for i in items], ["id", "sent", "kind", "from", "subject"], False)
+
+
+@archive_app.command("show")
+def archive_show(item_id: int, tenant: TenantOpt = None) -> None:
+    """Write an item's exact bytes to stdout."""
+    services = _services()
+    raw = _run(lambda: services.archive.read(_tenant(services, tenant), item_id))
+    sys.stdout.buffer.write(raw)
+
+
+@archive_app.command("export")
+def archive_export(user: str, out: Path, folder: Annotated[str | None, typer.Option()] = None,
+                   fmt: Annotated[str, typer.Option("--format", help="mbox or eml")] = "mbox",
+                   tenant: TenantOpt = None) -> None:
+    """Export a mailbox folder as one MBOX file or a directory of .eml files."""
+    services = _services()
+    t = _tenant(services, tenant)
+    count = _run(lambda: services.archive.export(t, _user_id(services, t, user), folder, fmt, out))
+    console.print(f"{count} messages written to {out}")
 
 
 def main() -> None:

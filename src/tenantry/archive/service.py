@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from tenantry.archive.models import Blob, Folder, Item, Mailbox
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
-from tenantry.core.errors import Invalid, NotFound
+from tenantry.core.errors import Invalid, NotFound, TenantryError
 
 WHATSAPP_FOLDER = "WhatsApp Archiver"
 
@@ -61,8 +61,11 @@ class StoredItem:
     sender: str
 
 
-class IntegrityFailure(Exception):
+class IntegrityFailure(TenantryError):
     """A stored message no longer hashes to its address: the archive was changed outside Tenantry."""
+
+    status_code = 500
+    code = "integrity_failure"
 
     def __init__(self, item_id: int, expected: str, actual: str) -> None:
         super().__init__(f"item {item_id}: stored bytes hash to {actual}, expected {expected}")
@@ -142,7 +145,7 @@ class ArchiveService:
     def _mailboxes(session: Session, tenant: str, users: dict[str, str], now: datetime) -> dict[str, str]:
         found = dict(session.execute(
             select(Mailbox.user_id, Mailbox.id).where(Mailbox.tenant_id == tenant, Mailbox.user_id.in_(list(users)))
-        ).tuples().all())
+        ).all())
         for user_id, address in users.items():
             if user_id not in found:
                 mailbox = Mailbox(id=str(uuid.uuid4()), tenant_id=tenant, user_id=user_id, address=address,
@@ -167,6 +170,21 @@ class ArchiveService:
                 found[key] = folder.id
         session.flush()
         return found
+
+    def put_blob(self, data: bytes) -> str:
+        """Keep bytes by their SHA-256 (e.g. a source file handed to a connector, kept as evidence)."""
+        digest = sha256_hex(data)
+        with self.db.session() as session:
+            if session.get(Blob, digest) is None:
+                session.add(Blob(sha256=digest, size=len(data), data=data))
+        return digest
+
+    def get_blob(self, digest: str) -> bytes:
+        with self.db.session() as session:
+            blob = session.get(Blob, digest)
+            if blob is None:
+                raise NotFound(f"no blob {digest}")
+            return blob.data
 
     # -- reading ------------------------------------------------------------------------
 
@@ -198,7 +216,7 @@ class ArchiveService:
             stmt = stmt.offset(start)
             if count is not None:
                 stmt = stmt.limit(count)
-            return [self._stored(item, name, user_id) for item, name in session.execute(stmt).tuples()]
+            return [self._stored(item, name, user_id) for item, name in session.execute(stmt)]
 
     @staticmethod
     def _stored(item: Item, folder: str, user_id: str) -> StoredItem:

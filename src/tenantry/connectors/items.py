@@ -69,6 +69,7 @@ class SourceItem:
     edited: bool = False
     original_text: str | None = None   # a deleted message's text, when the archiver captured it
     location: str | None = None        # where in the source: "file.zip line 42", "feed page 3"
+    owner_user_ids: tuple[str, ...] = ()  # users who get a copy whatever the mapping (an export's owner)
 
     @property
     def approximate_size(self) -> int:

@@ -6,6 +6,7 @@ word for. Authentication: an admin token (``tenantry token create --scope admin`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -41,8 +42,8 @@ class MemberIn(BaseModel):
     user_id: str
 
 
-def build_router(store: ScimStore, directory: DirectoryService) -> APIRouter:
-    router = APIRouter()
+def admin_guard(directory: DirectoryService) -> tuple[Callable[[Request], str], Callable[[str, Request], str]]:
+    """The admin-token checks every admin router uses: (any tenant's admin, this tenant's admin)."""
 
     def admin(request: Request) -> str:
         scheme, _, secret = request.headers.get("authorization", "").partition(" ")
@@ -55,6 +56,13 @@ def build_router(store: ScimStore, directory: DirectoryService) -> APIRouter:
         if own != tenant_id:
             raise Unauthorized(f"this admin token is not for tenant {tenant_id!r}")
         return tenant_id
+
+    return admin, tenant_of
+
+
+def build_router(store: ScimStore, directory: DirectoryService) -> APIRouter:
+    router = APIRouter()
+    admin, tenant_of = admin_guard(directory)
 
     @router.get("/catalogue")
     def catalogue(_: str = Depends(admin)) -> dict[str, Any]:  # noqa: B008

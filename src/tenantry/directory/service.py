@@ -313,7 +313,7 @@ class DirectoryService:
                     UserValue.tenant_id == tenant_id, UserValue.attr == "emails.value", UserValue.value_key.in_(chunk))
                 by_name = select(User.user_name_key, User).where(
                     User.tenant_id == tenant_id, User.user_name_key.in_(chunk))
-                for key, user in [*session.execute(by_value).tuples(), *session.execute(by_name).tuples()]:
+                for key, user in [*session.execute(by_value), *session.execute(by_name)]:
                     _add_unique(found.setdefault(key, []), _directory_user(user))
         return found
 
@@ -326,10 +326,17 @@ class DirectoryService:
                 stmt = (select(UserValue.e164, UserValue.type_key, User).join(User, User.id == UserValue.user_id)
                         .where(UserValue.tenant_id == tenant_id, UserValue.attr == "phonenumbers.value",
                                UserValue.e164.in_(keys[start : start + 500])))
-                rows = sorted(session.execute(stmt).tuples(), key=lambda r: r[1] != "mobile")
+                rows = sorted(session.execute(stmt), key=lambda r: r[1] != "mobile")
                 for e164, _type, user in rows:
                     _add_unique(found.setdefault(e164 or "", []), _directory_user(user))
         return found
+
+    def users_by_id(self, tenant_id: str, user_ids: list[str]) -> list[DirectoryUser]:
+        if not user_ids:
+            return []
+        with self.db.session() as session:
+            rows = session.scalars(select(User).where(User.tenant_id == tenant_id, User.id.in_(user_ids)))
+            return [_directory_user(u) for u in rows]
 
     # -- helpers ------------------------------------------------------------------------
 

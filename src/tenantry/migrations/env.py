@@ -5,7 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-import tenantry.directory.models  # noqa: F401  (registers the tables)
+import tenantry.archive.models  # noqa: F401  (registers the tables)
+import tenantry.connectors.models  # noqa: F401
+import tenantry.directory.models  # noqa: F401
 from tenantry.core.db import Base
 
 config = context.config

@@ -1,0 +1,155 @@
+"""Who gets a copy: participants → directory users, in seed 000's order.
+
+1. The connector's custom CSV (mobile number → user e-mail; we also accept a name column, since phone
+   exports name saved contacts instead of numbering them).
+2. The item's own e-mail address property of the participant.
+3. Beyond the seed: the mobile numbers SCIM provisioned into the directory (if the connector allows it).
+
+A rule whose e-mail is no directory user falls through to the next rule; a participant no rule maps is an
+outsider (a copy goes to nobody for them, but they still appear in the message's headers).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+
+from tenantry.core.errors import Invalid
+from tenantry.directory.phones import to_e164
+from tenantry.directory.service import DirectoryService, DirectoryUser
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_PHONE_HEADERS = {"mobile", "mobile number", "phone", "phone number", "number", "msisdn", "mobilephone"}
+_EMAIL_HEADERS = {"email", "e-mail", "email address", "mail", "user", "userprincipalname", "upn"}
+_NAME_HEADERS = {"name", "display name", "contact", "contact name"}
+
+
+@dataclass(frozen=True)
+class MappingRow:
+    line: int
+    e164: str | None
+    name_key: str | None
+    email: str
+
+
+@dataclass(frozen=True)
+class Recipient:
+    user_id: str
+    address: str
+    display_name: str | None
+    via: str  # "csv" | "email" | "directory" | "owner"
+
+
+def name_key(name: str) -> str:
+    return " ".join(name.casefold().split())
+
+
+def parse_mapping_csv(text: str, default_region: str | None = None) -> list[MappingRow]:
+    """Read a mapping CSV; any bad line makes the whole upload fail with every problem listed.
+
+    Columns: a mobile number and an e-mail (in that order without a header), or named columns
+    (``mobile``/``phone``, ``email``, optional ``name``).
+    """
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    if not rows:
+        raise Invalid("the mapping CSV is empty")
+    header = [h.strip().lower() for h in rows[0]]
+    if any(h in _EMAIL_HEADERS for h in header):
+        phone_col = next((i for i, h in enumerate(header) if h in _PHONE_HEADERS), None)
+        email_col = next(i for i, h in enumerate(header) if h in _EMAIL_HEADERS)
+        name_col = next((i for i, h in enumerate(header) if h in _NAME_HEADERS), None)
+        body = list(enumerate(rows[1:], start=2))
+    else:
+        phone_col, email_col, name_col = 0, 1, 2 if len(rows[0]) > 2 else None
+        body = list(enumerate(rows, start=1))
+    out: list[MappingRow] = []
+    problems: list[str] = []
+    for line, row in body:
+        if not any(cell.strip() for cell in row):
+            continue
+        phone, email, name = (_cell(row, phone_col), _cell(row, email_col), _cell(row, name_col))
+        e164 = to_e164(phone, default_region) if phone else None
+        if phone and not e164:
+            problems.append(f"line {line}: {phone!r} is not a phone number (write it as +<country><number>)")
+        if not _EMAIL.match(email):
+            problems.append(f"line {line}: {email!r} is not an e-mail address")
+        if not phone and not name:
+            problems.append(f"line {line}: a mobile number or a name is needed")
+        out.append(MappingRow(line, e164, name_key(name) if name else None, email.lower()))
+    if problems:
+        raise Invalid("the mapping CSV was not saved:\n" + "\n".join(problems[:50]))
+    return out
+
+
+def _cell(row: list[str], index: int | None) -> str:
+    return row[index].strip() if index is not None and index < len(row) else ""
+
+
+class UserMapper:
+    """Resolves participants for one run, caching every directory look-up."""
+
+    def __init__(self, directory: DirectoryService, tenant: str, rows: list[MappingRow], *,
+                 use_directory_mobiles: bool, default_region: str | None = None) -> None:
+        self.directory = directory
+        self.tenant = tenant
+        self.by_e164 = {r.e164: r.email for r in rows if r.e164}
+        self.by_name = {r.name_key: r.email for r in rows if r.name_key}
+        self.use_directory_mobiles = use_directory_mobiles
+        self.region = default_region
+        self._by_email: dict[str, list[DirectoryUser]] = {}
+        self._by_mobile: dict[str, list[DirectoryUser]] = {}
+
+    def _users_by_email(self, email: str) -> list[DirectoryUser]:
+        key = email.strip().lower()
+        if key not in self._by_email:
+            self._by_email.update({key: []})
+            self._by_email.update(self.directory.find_users_by_email(self.tenant, [key]))
+        return self._by_email[key]
+
+    def _users_by_mobile(self, e164: str) -> list[DirectoryUser]:
+        if e164 not in self._by_mobile:
+            self._by_mobile[e164] = []
+            self._by_mobile.update(self.directory.find_users_by_mobile(self.tenant, [e164]))
+        return self._by_mobile[e164]
+
+    def prefetch(self, phones: list[str], emails: list[str]) -> None:
+        """Warm the caches for a batch of participants in two queries instead of one per participant."""
+        numbers = {n for n in (to_e164(p, self.region) for p in phones) if n}
+        wanted_emails = {e.strip().lower() for e in emails if e} | {
+            self.by_e164[n] for n in numbers if n in self.by_e164}
+        missing_emails = [e for e in wanted_emails if e not in self._by_email]
+        if missing_emails:
+            self._by_email.update({e: [] for e in missing_emails})
+            self._by_email.update(self.directory.find_users_by_email(self.tenant, missing_emails))
+        if self.use_directory_mobiles:
+            missing = [n for n in numbers if n not in self._by_mobile]
+            if missing:
+                self._by_mobile.update({n: [] for n in missing})
+                self._by_mobile.update(self.directory.find_users_by_mobile(self.tenant, missing))
+
+    def resolve(self, phone: str | None, name: str | None, email: str | None) -> list[Recipient]:
+        """The users a participant is, by the first rule that finds any (empty: an outsider)."""
+        e164 = to_e164(phone, self.region) if phone else None
+        if e164 and e164 in self.by_e164:
+            users = self._users_by_email(self.by_e164[e164])
+            if users:
+                return [_recipient(u, "csv") for u in users]
+        if name and name_key(name) in self.by_name:
+            users = self._users_by_email(self.by_name[name_key(name)])
+            if users:
+                return [_recipient(u, "csv") for u in users]
+        if email:
+            users = self._users_by_email(email)
+            if users:
+                return [_recipient(u, "email") for u in users]
+        if e164 and self.use_directory_mobiles:
+            users = self._users_by_mobile(e164)
+            if users:
+                return [_recipient(u, "directory") for u in users]
+        return []
+
+
+def _recipient(user: DirectoryUser, via: str) -> Recipient:
+    return Recipient(user.id, user.email, user.display_name, via)

@@ -1,0 +1,35 @@
+"""WhatsApp "Export chat" files (Android and iOS, ``.txt`` or ``.zip`` with media) as typed messages.
+
+Pure protocol code: bytes or text in, :class:`ParsedExport` out; no database, no web framework. The
+header/continuation rule, the formats and the measured speed are in the docstring of ``export``.
+"""
+
+from tenantry.protocols.whatsapp.export import (
+    BACKWARD_SLACK,
+    MAX_DIP,
+    DateOrder,
+    DateOrderSource,
+    ExportIssue,
+    ExportMessage,
+    IssueReason,
+    MessageKind,
+    ParsedExport,
+    Platform,
+    parse_text,
+    read_export,
+)
+
+__all__ = [
+    "BACKWARD_SLACK",
+    "MAX_DIP",
+    "DateOrder",
+    "DateOrderSource",
+    "ExportIssue",
+    "ExportMessage",
+    "IssueReason",
+    "MessageKind",
+    "ParsedExport",
+    "Platform",
+    "parse_text",
+    "read_export",
+]

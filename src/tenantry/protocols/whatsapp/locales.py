@@ -1,0 +1,211 @@
+"""The words WhatsApp writes into a chat export, per interface language.
+
+An export never says which language it is in, so the parser tries every table at once; the phrases are
+distinct enough across languages that this costs nothing in precision. The English, German, French and
+Spanish strings are confirmed by public parsers' test data; the Portuguese, Dutch, Finnish, Croatian and
+Korean strings are best-effort and should be checked against real exports when one reaches us. A phrase
+missing here never loses data: the line is still kept, only its ``kind`` falls back to ``text`` (or
+``system`` where the line has no author).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["LOCALES", "Locale", "casefold_set", "system_pattern"]
+
+
+@dataclass(frozen=True, slots=True)
+class Locale:
+    """What one interface language writes for the markers the parser recognises.
+
+    ``system`` and ``system_strict`` are regular-expression fragments matched case-insensitively:
+    ``system`` against the text of a line that WhatsApp led with U+200E (iOS system lines carry the chat's
+    name as if it were an author), ``system_strict`` against what would otherwise be an author name, to
+    catch Android system lines that quote user text containing ": " (a changed group subject).
+    """
+
+    code: str
+    media_omitted: tuple[str, ...]  # Android, whole line: <Media omitted>
+    omitted: tuple[str, ...]  # iOS: image omitted, document omitted …
+    attached: tuple[str, ...]  # iOS: <attached: 00000012-PHOTO-….jpg>, older iOS: ….jpg <attached>
+    file_attached: tuple[str, ...]  # Android: IMG-….jpg (file attached)
+    deleted: tuple[str, ...]
+    edited: tuple[str, ...]  # the text between < and > at the end of an edited message
+    missed_voice: tuple[str, ...]
+    missed_video: tuple[str, ...]
+    system: tuple[str, ...]
+    system_strict: tuple[str, ...]
+
+
+LOCALES: tuple[Locale, ...] = (
+    Locale(
+        code="en",
+        media_omitted=("<Media omitted>",),
+        omitted=("image omitted", "video omitted", "audio omitted", "sticker omitted", "GIF omitted",
+                 "document omitted", "Contact card omitted", "video note omitted"),
+        attached=("attached",),
+        file_attached=("file attached",),
+        deleted=("This message was deleted", "You deleted this message"),
+        edited=("This message was edited",),
+        missed_voice=("Missed voice call", "Missed group voice call"),
+        missed_video=("Missed video call", "Missed group video call"),
+        system=(r"end-to-end encrypt", r"\bcreated (?:the )?group\b", r"\bcreated this group\b", r"\badded\b",
+                r"\bremoved\b", r"\bleft$", r"\bjoined\b", r"\bchanged (?:the|this|their|to)\b",
+                r"security code", r"\bis a contact\b", r"disappearing messages", r"\ban admin\b",
+                r"pinned a message", r"\bturned (?:on|off)\b", r"business account", r"secure service from meta",
+                r"\bblocked this contact\b", r"\bunblocked this contact\b"),
+        system_strict=(r"\bchanged (?:the subject|the group name|the group description|this group's)\b",
+                       r"\bcreated group\b", r"^messages and calls are end-to-end encrypted",
+                       r"^messages to this group are now secured"),
+    ),
+    Locale(
+        code="de",
+        media_omitted=("<Medien ausgeschlossen>",),
+        omitted=("Bild weggelassen", "Video weggelassen", "Audio weggelassen", "Sticker weggelassen",
+                 "GIF weggelassen", "Dokument weggelassen", "Kontaktkarte weggelassen"),
+        attached=("Anhang",),
+        file_attached=("Datei angehängt",),
+        deleted=("Diese Nachricht wurde gelöscht", "Du hast diese Nachricht gelöscht"),
+        edited=("Diese Nachricht wurde bearbeitet",),
+        missed_voice=("Verpasster Sprachanruf", "Verpasster Gruppen-Sprachanruf"),
+        missed_video=("Verpasster Videoanruf", "Verpasster Gruppen-Videoanruf"),
+        system=(r"ende-zu-ende-verschlüssel", r"\bhat die gruppe\b", r"\bhinzugefügt\b", r"\bentfernt\b",
+                r"\bverlassen\b", r"\bbeigetreten\b", r"\bgeändert\b", r"sicherheitsnummer", r"sicherheitscode",
+                r"selbstlöschende", r"\badmin\b"),
+        system_strict=(r"\bhat den betreff\b", r"\bhat den gruppennamen\b", r"\bhat die gruppenbeschreibung\b",
+                       r"\bhat die gruppe .{0,100}erstellt"),
+    ),
+    Locale(
+        code="fr",
+        media_omitted=("<Médias omis>",),
+        omitted=("image absente", "vidéo absente", "audio omis", "autocollant omis", "GIF retiré",
+                 "document omis", "fiche contact omise"),
+        attached=("pièce jointe",),
+        file_attached=("fichier joint",),
+        deleted=("Ce message a été supprimé", "Vous avez supprimé ce message"),
+        edited=("Ce message a été modifié",),
+        missed_voice=("Appel vocal manqué", "Appel vocal de groupe manqué"),
+        missed_video=("Appel vidéo manqué", "Appel vidéo de groupe manqué"),
+        system=(r"chiffrés de bout en bout", r"\ba créé (?:le|ce) groupe\b", r"\ba ajouté\b", r"\ba retiré\b",
+                r"\best parti\b", r"\ba quitté\b", r"\ba rejoint\b", r"\ba (?:modifié|changé)\b",
+                r"code de sécurité", r"messages éphémères", r"\badministrat"),
+        system_strict=(r"\ba (?:modifié|changé) (?:le sujet|le nom du groupe|la description)",
+                       r"\ba créé le groupe\b"),
+    ),
+    Locale(
+        code="es",
+        media_omitted=("<Multimedia omitido>",),
+        omitted=("imagen omitida", "video omitido", "audio omitido", "sticker omitido", "GIF omitido",
+                 "documento omitido", "tarjeta de contacto omitida"),
+        attached=("adjunto",),
+        file_attached=("archivo adjunto",),
+        deleted=("Se eliminó este mensaje", "Eliminaste este mensaje", "Este mensaje fue eliminado"),
+        edited=("Se editó este mensaje",),
+        missed_voice=("Llamada de voz perdida", "Llamada perdida"),
+        missed_video=("Videollamada perdida",),
+        system=(r"cifrados de extremo a extremo", r"\bcreó (?:el|este) grupo\b", r"\bañadió\b", r"\bagregó\b",
+                r"\beliminó a\b", r"\bsalió\b", r"\bse unió\b", r"\bcambió\b", r"código de seguridad",
+                r"mensajes temporales", r"\badministrador"),
+        system_strict=(r"\bcambió (?:el asunto|el nombre del grupo|la descripción)", r"\bcreó el grupo\b"),
+    ),
+    Locale(
+        code="pt",
+        media_omitted=("<Mídia oculta>", "<Arquivo de mídia oculto>"),
+        omitted=("imagem ocultada", "imagem omitida", "vídeo omitido", "áudio ocultado", "áudio omitido",
+                 "figurinha omitida", "GIF omitido", "documento omitido"),
+        attached=("anexado",),
+        file_attached=("arquivo anexado",),
+        deleted=("Mensagem apagada", "Você apagou esta mensagem", "Essa mensagem foi apagada"),
+        edited=("Mensagem editada",),
+        missed_voice=("Chamada de voz perdida",),
+        missed_video=("Chamada de vídeo perdida",),
+        system=(r"criptografia de ponta a ponta", r"\bcriou (?:o|este) grupo\b", r"\badicionou\b",
+                r"\bremoveu\b", r"\bsaiu\b", r"\bentrou\b", r"\b(?:mudou|alterou)\b", r"código de segurança",
+                r"mensagens temporárias", r"\badmin"),
+        system_strict=(r"\b(?:mudou|alterou) (?:o assunto|o nome do grupo|a descrição)", r"\bcriou o grupo\b"),
+    ),
+    Locale(
+        code="nl",
+        media_omitted=("<Media weggelaten>",),
+        omitted=("afbeelding weggelaten", "video weggelaten", "audio weggelaten", "sticker weggelaten",
+                 "GIF weggelaten", "document weggelaten", "contactkaart weggelaten"),
+        attached=("bijgevoegd",),
+        file_attached=("bestand bijgevoegd",),
+        deleted=("Dit bericht is verwijderd", "Je hebt dit bericht verwijderd", "U hebt dit bericht verwijderd"),
+        edited=("Dit bericht is bewerkt",),
+        missed_voice=("Gemiste spraakoproep", "Gemiste groepsspraakoproep"),
+        missed_video=("Gemiste video-oproep", "Gemiste videogesprek", "Gemiste groepsvideo-oproep"),
+        system=(r"end-to-end versleuteld", r"\baangemaakt\b", r"\btoegevoegd\b", r"\bverwijderd\b",
+                r"\bverlaten\b", r"\bvertrokken\b", r"\blid geworden\b", r"\bgewijzigd\b", r"\bwijzigde\b",
+                r"beveiligingscode", r"verdwijnende berichten", r"\bbeheerder\b"),
+        system_strict=(r"\bheeft (?:het onderwerp|de groepsnaam|de groepsbeschrijving) gewijzigd",
+                       r"\bwijzigde (?:het onderwerp|de groepsnaam|de groepsbeschrijving)",
+                       r"\bheeft groep .{0,100}aangemaakt"),
+    ),
+    Locale(
+        code="fi",
+        media_omitted=("<Media jätettiin pois>",),
+        omitted=("kuva jätetty pois", "video jätetty pois", "ääni jätetty pois", "tarra jätetty pois",
+                 "GIF jätetty pois", "asiakirja jätetty pois"),
+        attached=("liitetty",),
+        file_attached=("tiedosto liitetty",),
+        deleted=("Tämä viesti poistettiin", "Poistit tämän viestin"),
+        edited=("Tätä viestiä on muokattu",),
+        missed_voice=("Vastaamaton äänipuhelu", "Vastaamaton ryhmä-äänipuhelu"),
+        missed_video=("Vastaamaton videopuhelu", "Vastaamaton ryhmävideopuhelu"),
+        system=(r"päästä päähän", r"\bloi ryhmän\b", r"\blisäsi\b", r"\bpoisti\b", r"\bpoistui\b",
+                r"\bliittyi\b", r"\bvaihtoi\b", r"\bmuutti\b", r"turvakoodi", r"katoavat viestit",
+                r"ylläpitäjä"),
+        system_strict=(r"\b(?:vaihtoi|muutti) (?:aiheen|ryhmän nimen|ryhmän kuvauksen)", r"\bloi ryhmän\b"),
+    ),
+    Locale(
+        code="hr",
+        media_omitted=("<Medijski zapis izostavljen>",),
+        omitted=("slika izostavljena", "videozapis izostavljen", "audiozapis izostavljen",
+                 "naljepnica izostavljena", "GIF izostavljen", "dokument izostavljen"),
+        attached=("privitak",),
+        file_attached=("datoteka priložena", "priložena datoteka"),
+        deleted=("Ova poruka je izbrisana", "Izbrisali ste ovu poruku"),
+        edited=("Ova poruka je uređena",),
+        missed_voice=("Propušteni glasovni poziv", "Propušteni grupni glasovni poziv"),
+        missed_video=("Propušteni videopoziv", "Propušteni grupni videopoziv"),
+        system=(r"sveobuhvatno šifrirane", r"\bšifrirane\b", r"\bstvori(?:o|la) (?:je )?grupu\b",
+                r"\bdoda(?:o|la)\b", r"\buklonio\b", r"\buklonila\b", r"\bnapusti(?:o|la)\b",
+                r"\bpridruži(?:o|la)\b", r"\bpromijeni(?:o|la)\b", r"sigurnosni kod", r"nestajuće poruke",
+                r"\badministrator"),
+        system_strict=(r"\bpromijeni(?:o|la) (?:je )?(?:temu|naziv grupe|opis grupe)",
+                       r"\bstvori(?:o|la) (?:je )?grupu\b"),
+    ),
+    Locale(
+        code="ko",
+        media_omitted=("<미디어 파일 생략>", "<미디어 생략됨>", "<미디어 없음>"),
+        omitted=("사진 생략됨", "이미지 생략됨", "동영상 생략됨", "오디오 생략됨", "스티커 생략됨", "GIF 생략됨",
+                 "문서 생략됨"),
+        attached=("첨부",),
+        file_attached=("파일 첨부됨", "파일 첨부"),
+        deleted=("삭제된 메시지입니다", "메시지를 삭제했습니다"),
+        edited=("수정됨", "메시지 수정됨"),
+        missed_voice=("부재중 음성 통화", "부재중 그룹 음성 통화"),
+        missed_video=("부재중 영상 통화", "부재중 그룹 영상 통화"),
+        system=(r"종단간 암호화", r"그룹을 (?:만들었|생성했)습니다", r"초대했습니다", r"추가했습니다",
+                r"내보냈습니다", r"나갔습니다", r"참여했습니다", r"변경했습니다", r"바꿨습니다", r"보안 코드",
+                r"사라지는 메시지", r"관리자"),
+        system_strict=(r"(?:그룹 이름|그룹 설명|주제)을 (?:변경했|바꿨)", r"그룹을 (?:만들었|생성했)습니다"),
+    ),
+)
+
+
+def _alternation(fragments: list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{f})" for f in fragments), re.IGNORECASE)
+
+
+def casefold_set(attr: str) -> frozenset[str]:
+    """Every locale's phrases of one kind, case-folded, for exact look-ups."""
+    return frozenset(p.casefold() for loc in LOCALES for p in getattr(loc, attr))
+
+
+def system_pattern(strict: bool) -> re.Pattern[str]:
+    """One regex over every locale's system-line fragments."""
+    return _alternation([f for loc in LOCALES for f in (loc.system_strict if strict else loc.system)])

@@ -1,0 +1,185 @@
+"""An archiver-feed connector end to end: wizard, run, mailboxes, report — every item accounted for."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import timedelta
+
+import pytest
+
+from tenantry.archive.service import WHATSAPP_FOLDER
+from tenantry.connectors.service import Forbidden
+from tenantry.core.errors import Invalid
+from tests.connectors.conftest import NOW, FeedServer, People, feed_item
+
+
+def make_connector(backend, tenant: str, people: People, feed: FeedServer, **kw) -> str:  # noqa: ANN001, ANN003
+    info = backend.connectors.create(
+        tenant, name=kw.pop("name", "TeleMessage"), kind="archiver-feed", created_by=people.admin,
+        accept_terms=True, source={"url": feed.url, "username": feed.username}, source_password=feed.password, **kw)
+    backend.connectors.consent(tenant, info["id"], people.admin)
+    return str(info["id"])
+
+
+def parsed(backend, tenant: str, user: str) -> list[email.message.EmailMessage]:  # noqa: ANN001
+    out = []
+    for item in backend.archive.items(tenant, user, WHATSAPP_FOLDER):
+        out.append(email.message_from_bytes(backend.archive.read(tenant, item.id), policy=email.policy.default))
+    return out
+
+
+def test_creating_a_connector_needs_the_mailbox_import_export_role(backend, tenant, people, standard_feed) -> None:
+    with pytest.raises(Forbidden):
+        backend.connectors.create(tenant, name="x", kind="archiver-feed", created_by=people.bob, accept_terms=True,
+                                  source={"url": standard_feed.url, "username": "archiver"},
+                                  source_password=standard_feed.password)
+    assert backend.connectors.list_connectors(tenant) == []
+
+
+def test_terms_must_be_accepted_and_credentials_work_before_saving(backend, tenant, people, standard_feed) -> None:
+    with pytest.raises(Invalid, match="terms"):
+        backend.connectors.create(tenant, name="x", kind="archiver-feed", created_by=people.admin,
+                                  accept_terms=False, source={"url": standard_feed.url, "username": "archiver"},
+                                  source_password=standard_feed.password)
+    with pytest.raises(Invalid, match="did not accept"):
+        backend.connectors.create(tenant, name="x", kind="archiver-feed", created_by=people.admin,
+                                  accept_terms=True, source={"url": standard_feed.url, "username": "archiver"},
+                                  source_password="wrong-password")
+    assert backend.connectors.list_connectors(tenant) == []
+
+
+def test_consent_review_and_enable_follow_the_wizard(backend, tenant, people, standard_feed) -> None:
+    info = backend.connectors.create(tenant, name="TM", kind="archiver-feed", created_by=people.admin,
+                                     accept_terms=True, source={"url": standard_feed.url, "username": "archiver"},
+                                     source_password=standard_feed.password)
+    review = backend.connectors.review(tenant, info["id"])
+    assert not review["ready"] and any("consent" in b for b in review["blockers"])
+    with pytest.raises(Invalid, match="consent"):
+        backend.connectors.enable(tenant, info["id"])
+    with pytest.raises(Forbidden):
+        backend.connectors.consent(tenant, info["id"], people.bob)
+    backend.connectors.consent(tenant, info["id"], people.admin)
+    enabled = backend.connectors.enable(tenant, info["id"])
+    assert enabled["status"] == "enabled" and enabled["next_run_at"].endswith("02:00:00+00:00")
+    # The stored password is sealed, never kept in clear.
+    from tenantry.connectors.models import Connector
+
+    with backend.db.session() as session:
+        assert standard_feed.password not in (session.get(Connector, info["id"]).source_secret or "")
+
+
+def test_run_imports_each_kind_and_reports_the_rest(backend, tenant, people, standard_feed) -> None:
+    cid = make_connector(backend, tenant, people, standard_feed)
+    report = backend.connectors.run(tenant, cid, now=NOW)
+    assert report.status == "succeeded", report.error
+    c = report.counts
+    # Every item the feed gave in the window is either imported or in the report (item 9 is outside it).
+    assert c.seen == 8 and c.imported + sum(c.skipped.values()) == c.seen
+    assert c.by_kind == {"chat": 2, "call": 1, "attachment": 1, "deleted": 1}
+    assert c.skipped == {"no_user": 1, "too_large": 1, "unparseable": 1}
+    reasons = {(i["reason"], i["source_id"]) for i in report.issues}
+    assert reasons == {("no_user", "tm-5"), ("too_large", "tm-6"), ("unparseable", "tm-7")}
+    too_large = next(i for i in report.issues if i["reason"] == "too_large")
+    assert too_large["size"] == 10 * 1024 * 1024 + 1 + len("message 6")  # attachment + text
+    # Alice and Bob are mapped by their SCIM mobile numbers: each has the four items they took part in.
+    for user in (people.alice, people.bob):
+        assert backend.archive.count(tenant, user, WHATSAPP_FOLDER) == 4
+    assert backend.archive.count(tenant, people.carol, WHATSAPP_FOLDER) == 1  # matched by the item's e-mail
+
+
+def test_converted_messages_carry_kind_participants_and_content(backend, tenant, people, standard_feed) -> None:
+    cid = make_connector(backend, tenant, people, standard_feed)
+    backend.connectors.run(tenant, cid, now=NOW)
+    messages = {m["X-Tenantry-Source-Id"]: m for m in parsed(backend, tenant, people.bob)}
+    chat = messages["tm-1"]
+    assert chat["From"].addresses[0].addr_spec == "alice@contoso.com"
+    assert [a.addr_spec for a in chat["To"].addresses] == ["bob@contoso.com"]
+    assert chat["X-Tenantry-Kind"] == "chat" and chat.get_content().strip() == "message 1"
+    call = messages["tm-2"]
+    assert "0:03:12" in call.get_content() and call["X-Tenantry-Kind"] == "call"
+    attachment = messages["tm-3"]
+    files = {p.get_filename(): p.get_content() for p in attachment.iter_attachments()}
+    assert files["report.pdf"] == b"%PDF-1.4 report" and files["site-photo.png"].startswith(b"\x89PNG")
+    deleted = messages["tm-4"]
+    assert "wire the money today" in deleted.get_content() and deleted["X-Tenantry-Kind"] == "deleted"
+    assert chat["Message-ID"] != call["Message-ID"]
+    assert chat["References"] == call["References"]  # one thread per chat
+
+
+def test_outsiders_appear_as_number_at_the_outsider_domain(backend, tenant, people) -> None:
+    items = [feed_item(1, participants=[{"phone": "+491701111111", "name": "Alice"},
+                                        {"phone": "+33 6 12 34 56 78", "name": "Client"}])]
+    with FeedServer(items, {}) as feed:
+        cid = make_connector(backend, tenant, people, feed, outsider_domain="wa.contoso.com")
+        backend.connectors.run(tenant, cid, now=NOW)
+    (message,) = parsed(backend, tenant, people.alice)
+    assert [a.addr_spec for a in message["To"].addresses] == ["+33612345678@wa.contoso.com"]
+
+
+def test_rerun_imports_nothing_twice_and_checkpoint_moves_on(backend, tenant, people, standard_feed) -> None:
+    cid = make_connector(backend, tenant, people, standard_feed)
+    first = backend.connectors.run(tenant, cid, now=NOW)
+    again = backend.connectors.run(tenant, cid, now=NOW + timedelta(days=1))
+    assert first.counts.copies > 0
+    # The second run's window starts at the first's end: nothing new arrived, so nothing is seen.
+    assert again.window_start == NOW and again.counts.seen == 0
+    assert backend.archive.count(tenant, people.alice) == 4
+
+
+def test_reimport_of_the_same_window_is_idempotent(backend, tenant, people, standard_feed) -> None:
+    cid = make_connector(backend, tenant, people, standard_feed)
+    backend.connectors.run(tenant, cid, now=NOW)
+    from sqlalchemy import update
+
+    from tenantry.connectors.models import Connector
+
+    with backend.db.session() as session:  # as if the first run had crashed before moving the checkpoint
+        session.execute(update(Connector).where(Connector.id == cid).values(checkpoint=None))
+    again = backend.connectors.run(tenant, cid, now=NOW)
+    assert again.counts.copies == 0 and again.counts.duplicates == first_copies(backend, tenant, people)
+    assert backend.archive.count(tenant, people.alice) == 4
+
+
+def first_copies(backend, tenant, people) -> int:  # noqa: ANN001
+    return sum(backend.archive.count(tenant, u) for u in (people.alice, people.bob, people.carol))
+
+
+def test_unreachable_feed_fails_the_run_and_keeps_the_checkpoint(backend, tenant, people, standard_feed) -> None:
+    cid = make_connector(backend, tenant, people, standard_feed)
+    backend.connectors.enable(tenant, cid)
+    standard_feed.server.should_exit = True
+    standard_feed.thread.join(5)
+    report = backend.connectors.run(tenant, cid, now=NOW)
+    assert report.status == "failed" and "did not answer" in (report.error or "")
+    info = backend.connectors.describe(tenant, cid)
+    assert info["checkpoint"] is None
+    # Retried with back-off, well before the next daily run.
+    assert info["next_run_at"] is not None
+
+
+def test_mapping_csv_comes_first_and_a_bad_csv_saves_nothing(backend, tenant, people) -> None:
+    items = [feed_item(1, sender={"phone": "+491709999999", "name": "Carol's phone"},
+                       participants=[{"phone": "+491709999999"}])]
+    with FeedServer(items, {}) as feed:
+        cid = make_connector(backend, tenant, people, feed)
+        assert backend.connectors.upload_mapping(tenant, cid, "mobile,email\n+49 170 9999999,carol@contoso.com\n") == 1
+        with pytest.raises(Invalid, match="line 3"):
+            backend.connectors.upload_mapping(tenant, cid, "mobile,email\n+491701,x@y.z\nnot-a-number,nobody\n")
+        assert backend.connectors.describe(tenant, cid)["mapping_entries"] == 1
+        report = backend.connectors.run(tenant, cid, now=NOW)
+    assert report.counts.imported == 1
+    assert backend.archive.count(tenant, people.carol, WHATSAPP_FOLDER) == 1
+
+
+def test_schedule_runs_enabled_connectors_when_due(backend, tenant, people, standard_feed) -> None:
+    cid = make_connector(backend, tenant, people, standard_feed)
+    backend.connectors.enable(tenant, cid)
+    due_at = backend.connectors.describe(tenant, cid)["next_run_at"]
+    from datetime import datetime
+
+    when = datetime.fromisoformat(due_at)
+    assert (tenant, cid) not in backend.connectors.due(when - timedelta(seconds=1))
+    assert (tenant, cid) in backend.connectors.due(when)
+    reports = [r for r in backend.connectors.run_due(when) if r.connector_id == cid]
+    assert reports and reports[0].trigger == "schedule" and reports[0].status == "succeeded"
