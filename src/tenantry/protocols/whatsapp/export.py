@@ -23,9 +23,11 @@ A line is a message header only if all three hold; otherwise it is a continuatio
 1. *Same pattern as the file.* Every line is matched against one generic header expression and given a
    shape (bracket, date separator and spacing, joiner, clock style, seconds, time separator, header end,
    year position and width). One export is rendered by one phone in one locale, so the file has one
-   shape: the most frequent one (ties: the earliest). A line of any other shape — ``12/05/2020 - meet``,
-   an Android line pasted into an iOS chat — is text. Lines are re-matched against the dominant shape's
-   own expression, so an author called "Pm" cannot make a 24-hour line look like a 12-hour one.
+   shape: that of its first line when the first non-blank line is a header (WhatsApp writes it, a user
+   cannot), otherwise the most frequent one (ties: the earliest). A line of any other shape —
+   ``12/05/2020 - meet``, an Android line pasted into an iOS chat — is text. Lines are re-matched
+   against the file shape's own expression, so an author called "Pm" cannot make a 24-hour line look
+   like a 12-hour one.
 2. *A real date.* Day/month order is decided once for the whole file: a first field > 12 is a vote for
    DMY, a second field > 12 a vote for MDY, the majority wins; with no vote, the locale decides
    (``/`` with upper-case ``AM``/``PM`` is US month-first; everything else day-first; a four-digit
@@ -452,8 +454,8 @@ def _parse(text: str, order_arg: str | None, chat_name: str | None) -> ParsedExp
         if m is not None:
             g = m.groups()
             # Cheap stand-in for the shape (the raw AM/PM word, the day's width): mapped to shapes below.
-            raw = (g[_BR], g[_SEP], g[_DSP], g[_DOT], g[_JOIN], g[_PRE], g[_TSEP], g[_S] is None, g[_AMPMG],
-                   g[_TERM], len(g[_A] or ""), len(g[_C] or ""))
+            raw: tuple[object, ...] = (g[_BR], g[_SEP], g[_DSP], g[_DOT], g[_JOIN], g[_PRE], g[_TSEP],
+                                       g[_S] is None, g[_AMPMG], g[_TERM], len(g[_A] or ""), len(g[_C] or ""))
             raw_counts[raw] = raw_counts.get(raw, 0) + 1
             found.append((i, g, raw))
     if not found:
@@ -466,16 +468,21 @@ def _parse(text: str, order_arg: str | None, chat_name: str | None) -> ParsedExp
     shape_of: dict[tuple[object, ...], _Shape] = {}
     counts: dict[_Shape, int] = {}
     first_seen: dict[_Shape, int] = {}
-    for pos, (_, g, raw) in enumerate(found):
-        if raw not in shape_of:
-            shape_of[raw] = s = _shape(g)
-            counts[s] = counts.get(s, 0) + raw_counts[raw]
+    for pos, (_, g, raw_key) in enumerate(found):
+        if raw_key not in shape_of:
+            shape_of[raw_key] = s = _shape(g)
+            counts[s] = counts.get(s, 0) + raw_counts[raw_key]
             first_seen.setdefault(s, pos)
-    shape = max(counts, key=lambda s: (counts[s], -first_seen[s]))
+    first_text = next((i for i, line in enumerate(lines) if not _is_blank(line)), -1)
+    if found[0][0] == first_text:
+        # An export's first line is written by WhatsApp, never by a user: its shape is the file's.
+        shape = shape_of[found[0][2]]
+    else:
+        shape = max(counts, key=lambda s: (counts[s], -first_seen[s]))
     own = _shape_regex(shape).match
     cands: list[tuple[int, tuple[str | None, ...]]] = []
-    for i, g, raw in found:
-        if shape_of[raw] == shape:
+    for i, g, raw_key in found:
+        if shape_of[raw_key] == shape:
             cands.append((i, g))
         else:
             m = own(lines[i])
@@ -594,19 +601,19 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", _BAD_BYTES)
 
 
+def _chat_rank(info: zipfile.ZipInfo) -> int:
+    """Lower is likelier the chat text: iOS's _chat.txt, then Android's "WhatsApp Chat with X.txt"."""
+    base = PurePosixPath(info.filename).name
+    if base == "_chat.txt":
+        return 0
+    if base.lower().startswith(("whatsapp", "discussion whatsapp", "chat de whatsapp", "conversa do whatsapp")):
+        return 1
+    return 2 if "/" not in info.filename else 3
+
+
 def _pick_chat(infos: list[zipfile.ZipInfo]) -> zipfile.ZipInfo | None:
     texts = [i for i in infos if i.filename.lower().endswith(".txt") and not i.filename.startswith("__MACOSX/")]
-    for test in (
-        lambda i: PurePosixPath(i.filename).name == "_chat.txt",
-        lambda i: PurePosixPath(i.filename).name.lower().startswith(("whatsapp", "discussion whatsapp",
-                                                                     "chat de whatsapp", "conversa do whatsapp")),
-        lambda i: "/" not in i.filename,
-        lambda i: True,
-    ):
-        hits = [i for i in texts if test(i)]
-        if hits:
-            return hits[0]
-    return None
+    return min(texts, key=_chat_rank) if texts else None
 
 
 def _media_key(name: str) -> str:
@@ -631,15 +638,15 @@ def _with_media(parsed: ParsedExport, zf: zipfile.ZipFile | None, chat: zipfile.
             messages.append(msg)
             continue
         key = _media_key(msg.attachment_name)
-        info = members.get(key)
-        if zf is None or info is None:
+        member = members.get(key)
+        if zf is None or member is None:
             issues.append(ExportIssue(msg.line, msg.attachment_name, IssueReason.MISSING_MEDIA))
             messages.append(msg)
             continue
         used.add(key)
         if key not in cache:
             try:
-                cache[key] = zf.read(info)
+                cache[key] = zf.read(member)
             except Exception:  # noqa: BLE001 - a corrupt, encrypted or odd member is reported, not raised
                 cache[key] = None
         data = cache[key]

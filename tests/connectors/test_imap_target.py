@@ -1,0 +1,98 @@
+"""The IMAP delivery target against a real Dovecot on 127.0.0.1: APPEND into "WhatsApp Archiver"."""
+
+from __future__ import annotations
+
+import email
+import shutil
+import tempfile
+import email.policy
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tenantry.archive.service import WHATSAPP_FOLDER
+from tests.connectors.conftest import NOW, FeedServer, People, feed_item
+from tests.interop import dovecot
+from tests.interop.conftest import free_port
+
+pytestmark = pytest.mark.interop
+
+
+@pytest.fixture()
+def imap() -> Iterator[dovecot.Dovecot]:
+    why = dovecot.available()
+    if why:
+        pytest.skip(why)
+    # Dovecot's own users must reach the files: pytest's tmp_path is private to root.
+    root = Path(tempfile.mkdtemp(prefix="tenantry-dovecot-"))
+    root.chmod(0o755)
+    server, process = dovecot.start(root, free_port(), {
+        "alice@contoso.com": "alice-pw", "bob@contoso.com": "bob-pw", "carol@contoso.com": "carol-pw"})
+    try:
+        yield server
+    finally:
+        dovecot.stop(process)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def imap_connector(backend, tenant: str, people: People, feed: FeedServer, server: dovecot.Dovecot,  # noqa: ANN001
+                   **target: object) -> str:
+    config = {"kind": "imap", "host": "127.0.0.1", "port": server.port, "security": "none", **target}
+    secret = {"password": dovecot.MASTER_PASSWORD} if config.get("auth", "master") == "master" else {
+        "passwords": {"alice@contoso.com": "alice-pw", "bob@contoso.com": "bob-pw"}}
+    config.setdefault("master_user", dovecot.MASTER_USER)
+    info = backend.connectors.create(
+        tenant, name="TM to IMAP", kind="archiver-feed", created_by=people.admin, accept_terms=True,
+        source={"url": feed.url, "username": feed.username}, source_password=feed.password,
+        target=config, target_secret=secret)
+    backend.connectors.consent(tenant, info["id"], people.admin)
+    return str(info["id"])
+
+
+def test_items_are_appended_to_each_participants_whatsapp_archiver_folder(backend, tenant, people,
+                                                                          imap) -> None:
+    items = [feed_item(1), feed_item(2, "call", call={"direction": "incoming", "duration": 61, "missed": False,
+                                                      "video": True}, text="")]
+    with FeedServer(items, {}) as feed:
+        cid = imap_connector(backend, tenant, people, feed, imap)
+        report = backend.connectors.run(tenant, cid, now=NOW)
+    assert report.status == "succeeded", report.error
+    assert report.counts.imported == 2 and report.counts.copies == 4
+    for user in ("alice@contoso.com", "bob@contoso.com"):
+        messages = [email.message_from_bytes(m, policy=email.policy.default)
+                    for m in imap.messages(user, WHATSAPP_FOLDER)]
+        assert sorted(m["X-Tenantry-Kind"] for m in messages) == ["call", "chat"]
+    # Nothing went to the built-in store: the target is the IMAP server.
+    assert backend.archive.mailboxes(tenant) == []
+
+
+def test_rerun_over_imap_appends_nothing_twice(backend, tenant, people, imap) -> None:
+    from sqlalchemy import update
+
+    from tenantry.connectors.models import Connector
+
+    with FeedServer([feed_item(1), feed_item(2)], {}) as feed:
+        cid = imap_connector(backend, tenant, people, feed, imap)
+        backend.connectors.run(tenant, cid, now=NOW)
+        with backend.db.session() as session:
+            session.execute(update(Connector).where(Connector.id == cid).values(checkpoint=None))
+        again = backend.connectors.run(tenant, cid, now=NOW)
+    assert again.counts.copies == 0 and again.counts.duplicates == 4
+    assert len(imap.messages("alice@contoso.com", WHATSAPP_FOLDER)) == 2
+
+
+def test_per_user_credentials_deliver_too(backend, tenant, people, imap) -> None:
+    with FeedServer([feed_item(1)], {}) as feed:
+        cid = imap_connector(backend, tenant, people, feed, imap, auth="per-user")
+        report = backend.connectors.run(tenant, cid, now=NOW)
+    assert report.status == "succeeded", report.error
+    assert len(imap.messages("bob@contoso.com", WHATSAPP_FOLDER)) == 1
+
+
+def test_a_refused_imap_login_fails_the_run_with_the_reason(backend, tenant, people, imap) -> None:
+    with FeedServer([feed_item(1)], {}) as feed:
+        cid = imap_connector(backend, tenant, people, feed, imap, master_user="nobody")
+        report = backend.connectors.run(tenant, cid, now=NOW)
+    assert report.status == "failed" and "IMAP login" in (report.error or "")
+    assert backend.connectors.describe(tenant, cid)["checkpoint"] is None
