@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import email
+import email.policy
 import shutil
 import tempfile
-import email.policy
 from collections.abc import Iterator
 from pathlib import Path
 
