@@ -46,14 +46,14 @@ def people(backend, tenant: str) -> People:
 
 
 class FeedServer:
-    def __init__(self, items: list[dict[str, Any]], attachments: dict[str, bytes]) -> None:
+    def __init__(self, items: list[dict[str, Any]], attachments: dict[str, bytes], page_delay: float = 0.0) -> None:
         self.items = items
         self.attachments = attachments
         self.username = "archiver"
         self.password = "feed-pass-123"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_feed_app(items, self.username, self.password, attachments),
+        config = uvicorn.Config(create_feed_app(items, self.username, self.password, attachments, page_delay),
                                 host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ def _when(value: str) -> datetime:
 
 
 def create_feed_app(items: list[dict[str, Any]], username: str, password: str,
-                    attachments: dict[str, bytes] | None = None) -> FastAPI:
+                    attachments: dict[str, bytes] | None = None, page_delay: float = 0.0) -> FastAPI:
+    """The feed app; ``page_delay`` slows every page down (to test interrupted runs)."""
     app = FastAPI(title="Reference archiver feed")
     ordered = sorted(items, key=lambda i: (str(i.get("timestamp")), str(i.get("id"))))
     files = attachments or {}
@@ -43,6 +45,8 @@ def create_feed_app(items: list[dict[str, Any]], username: str, password: str,
     def list_items(request: Request, until: str, since: str | None = None, cursor: str | None = None,
                    limit: int = 500) -> dict[str, Any]:
         check(request)
+        if page_delay:
+            time.sleep(page_delay)
         start = int(cursor or 0)
         upper = _when(until)
         lower = _when(since) if since else None

@@ -110,6 +110,8 @@ class ChatMail:
 _WIDTH = 76
 _HARD_LIMIT = 998
 _EW_MAX = 75  # RFC 2047 §2: "An 'encoded-word' may not be more than 75 characters long"
+# Display-name words are cached apart from the field they land in; 70 keeps "From: " + a word within 76.
+_PHRASE_WORD_MAX = _WIDTH - len("From: ")
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 _DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
@@ -138,7 +140,7 @@ _RESERVED_PREFIXES = ("content-", "resent-")
 
 # A display name sent as plain atoms ("Kim Lee"); "=?" is excluded because the text would read as an
 # encoded-word (RFC 2047 §6.1), also inside quotes for Python's parser.
-_PLAIN_PHRASE_RE = re.compile(rf"{_ATEXT}+(?: {_ATEXT}+)*")
+_PLAIN_PHRASE_RE = re.compile(rf"{_ATEXT}{{1,60}}(?: {_ATEXT}{{1,60}})*")
 _QUOTABLE_RE = re.compile(r"[\x20-\x7e]{1,60}")
 _NAME_WS_RE = re.compile(r"[ \t\r\n]+")
 # Unstructured text sent as is: printable ASCII and WSP, no leading/trailing WSP (parsers strip it).
@@ -279,13 +281,13 @@ def _phrase_words(name: str) -> list[str]:
             return name.split(" ")
         if _QUOTABLE_RE.fullmatch(name):
             return ['"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"']
-    return _encoded_words(name, _EW_MAX)
+    return _encoded_words(name, _PHRASE_WORD_MAX, _PHRASE_WORD_MAX)
 
 
-def _encoded_words(text: str, first: int) -> list[str]:
+def _encoded_words(text: str, first: int, rest: int = _EW_MAX) -> list[str]:
     """RFC 2047 encoded-words for ``text``: UTF-8, Q or B (the shorter), whole characters per word.
 
-    The first word is at most ``first`` characters, the others at most 75.
+    The first word is at most ``first`` characters, the others at most ``rest``.
     """
     data = text.encode("utf-8")
     size = len(data)
@@ -297,7 +299,7 @@ def _encoded_words(text: str, first: int) -> list[str]:
         while len(encoded) - start > budget:
             cut = _cut(encoded, start + budget, "=")
             words.append(f"=?utf-8?q?{encoded[start:cut]}?=")
-            start, budget = cut, _EW_MAX - 12
+            start, budget = cut, rest - 12
         words.append(f"=?utf-8?q?{encoded[start:]}?=")
         return words
     words = []
@@ -307,7 +309,7 @@ def _encoded_words(text: str, first: int) -> list[str]:
         while data[cut] & 0xC0 == 0x80:  # never split a UTF-8 sequence (RFC 2047 §5)
             cut -= 1
         words.append(f"=?utf-8?b?{binascii.b2a_base64(data[start:cut], newline=False).decode('ascii')}?=")
-        start, budget = cut, (_EW_MAX - 12) // 4 * 3
+        start, budget = cut, (rest - 12) // 4 * 3
     words.append(f"=?utf-8?b?{binascii.b2a_base64(data[start:], newline=False).decode('ascii')}?=")
     return words
 
@@ -389,8 +391,9 @@ def _encode_body(body: str) -> tuple[str, str]:
             return "7bit", body
     data = body.encode("utf-8")
     size = len(data)
-    escaped = size - len(data.translate(None, _QP_ESCAPED_BYTES))
-    if size + 2 * escaped + 3 * data.count(b"\n") <= (size + 2) // 3 * 4:
+    # Line breaks are left out of the count: QP keeps each source line readable on its own wire line.
+    escaped = size - len(data.translate(None, _QP_ESCAPED_BYTES)) - data.count(b"\n") - data.count(b"\r")
+    if size + 2 * escaped <= (size + 2) // 3 * 4:
         return "quoted-printable", _qp(data)
     return "base64", _base64_lines(data).decode("ascii")
 
