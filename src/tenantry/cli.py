@@ -75,9 +75,13 @@ def _print(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> Non
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    scheduler: Annotated[bool, typer.Option("--scheduler/--no-scheduler",
+                                            help="Run due connectors from this process.")] = True,
 ) -> None:
     """Run the server (SCIM at /scim/v2, admin API at /api/v1) on the configured database."""
     import uvicorn
+
+    from tenantry.jobs import Scheduler, make_jobs
 
     settings = Settings()
     services = build_services(settings)
@@ -90,7 +94,28 @@ def serve(
     bind_port = port or settings.port
     console.print(f"Tenantry on http://{bind_host}:{bind_port}  (SCIM: /scim/v2, database: "
                   f"{services.db.engine.url.render_as_string(hide_password=True)})")
-    uvicorn.run(create_app(settings, services), host=bind_host, port=bind_port, log_level="warning")
+    background = Scheduler(services, make_jobs(services), settings.scheduler_interval) if scheduler else None
+    if background:
+        background.start()
+    try:
+        uvicorn.run(create_app(settings, services), host=bind_host, port=bind_port, log_level="warning")
+    finally:
+        if background:
+            background.stop()
+
+
+@app.command()
+def worker(concurrency: Annotated[int, typer.Option(help="Jobs run at once by this worker.")] = 1) -> None:
+    """Run a Celery worker for Tenantry's jobs (needs TENANTRY_BROKER_URL, e.g. redis://127.0.0.1:6379/0)."""
+    from tenantry.jobs import make_celery
+
+    settings = Settings()
+    if not settings.broker_url:
+        _fail("set TENANTRY_BROKER_URL to the broker (redis://… or amqp://…) first")
+    build_services(settings)  # migrate before taking jobs
+    celery_app = make_celery(settings)
+    celery_app.worker_main(["worker", "--loglevel=WARNING", f"--concurrency={concurrency}", "--pool=threads",
+                            "-Q", settings.broker_queue, "--without-gossip", "--without-mingle"])
 
 
 @db_app.command("upgrade")
@@ -463,11 +488,14 @@ def connector_schedule(once: Annotated[bool, typer.Option("--once", help="Run wh
     """Run connectors when they are due (the server does this too, unless started with --no-scheduler)."""
     import time
 
+    from tenantry.jobs import Scheduler, make_jobs
+
     services = _services()
+    scheduler = Scheduler(services, make_jobs(services), interval)
     services.connectors.recover_interrupted()
     while True:
-        for report in services.connectors.run_due():
-            _print_report(report.as_dict())
+        for job in scheduler.tick():
+            console.print(f"submitted run {job}")
         if once:
             return
         time.sleep(interval)

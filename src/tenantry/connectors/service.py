@@ -494,6 +494,20 @@ class ConnectorService:
                 Connector.status == "enabled", Connector.next_run_at.is_not(None), Connector.next_run_at <= now))
             return [(t, c) for t, c in rows]
 
+    def claim_due(self, now: datetime, lease: timedelta) -> list[tuple[str, str]]:
+        """Take the due connectors: their next run moves ``lease`` ahead, so a second scheduler tick (or a
+        second scheduler process) does not hand the same run out twice. The run itself sets the real next time.
+        """
+        claimed = []
+        for tenant, cid in self.due(now):
+            with self.db.session() as session:
+                result = session.execute(update(Connector).where(
+                    Connector.id == cid, Connector.status == "enabled", Connector.next_run_at <= now,
+                ).values(next_run_at=now + lease))
+                if result.rowcount:  # type: ignore[attr-defined]
+                    claimed.append((tenant, cid))
+        return claimed
+
     def run_due(self, now: datetime | None = None) -> list[RunReport]:
         return [self.run(tenant, cid, trigger="schedule", now=now) for tenant, cid in self.due(now)]
 

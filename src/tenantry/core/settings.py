@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(
         default=None, description="Fernet key for stored credentials; default: <data_dir>/secret.key."
     )
+    broker_url: str | None = Field(
+        default=None, description="Celery broker (redis://… or amqp://…); unset runs jobs in-process."
+    )
+    broker_queue: str = Field(default="tenantry", description="The Celery queue Tenantry's jobs go to.")
+    scheduler_interval: int = Field(default=60, description="Seconds between checks for due connector runs.")
     bootstrap_scim_token: str | None = Field(
         default=None, description="Create this SCIM token for the default tenant on start (tests, automation)."
     )

@@ -1,0 +1,127 @@
+"""Background jobs: run in-process by default, or as Celery tasks on Redis/RabbitMQ workers.
+
+Domains name their jobs in ``TASKS`` (name → function of the services and keyword arguments). The scheduler
+hands due work to ``Jobs.submit``; with ``TENANTRY_BROKER_URL`` set, ``submit`` queues it for
+``tenantry worker`` processes, which build the same services from the same settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from tenantry.core.clock import utcnow
+from tenantry.core.settings import Settings
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from tenantry.app import Services
+
+log = logging.getLogger(__name__)
+
+
+def _connector_run(services: Services, kwargs: dict[str, Any]) -> dict[str, Any]:
+    report = services.connectors.run(kwargs["tenant"], kwargs["connector_id"],
+                                     trigger=kwargs.get("trigger", "manual"))
+    return report.as_dict()
+
+
+TASKS: dict[str, Callable[[Services, dict[str, Any]], dict[str, Any]]] = {
+    "connector.run": _connector_run,
+}
+
+
+class Jobs(Protocol):
+    def submit(self, name: str, **kwargs: Any) -> str: ...
+
+
+class InlineJobs:
+    """Runs a job at once, in this process (the embedded default)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def submit(self, name: str, **kwargs: Any) -> str:
+        result = TASKS[name](self.services, kwargs)
+        job_id = str(result.get("id", len(self.results)))
+        self.results[job_id] = result
+        return job_id
+
+
+def make_celery(settings: Settings) -> Celery:
+    from celery import Celery
+
+    if not settings.broker_url:
+        raise ValueError("TENANTRY_BROKER_URL is not set")
+    app = Celery("tenantry", broker=settings.broker_url, backend=settings.broker_url)
+    app.conf.update(task_default_queue=settings.broker_queue, task_serializer="json", result_serializer="json",
+                    accept_content=["json"], task_acks_late=True, task_reject_on_worker_lost=True,
+                    worker_prefetch_multiplier=1, broker_connection_retry_on_startup=True,
+                    result_expires=7 * 24 * 3600)
+    services_holder: dict[str, Services] = {}
+
+    @app.task(name="tenantry.job")  # type: ignore[untyped-decorator]
+    def job(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        # Acked late and rejected if the worker dies: a killed worker's job runs again, which is safe
+        # because every job is idempotent (connector deliveries are by Message-ID).
+        if "services" not in services_holder:
+            from tenantry.app import build_services
+
+            services_holder["services"] = build_services(settings)
+        return TASKS[name](services_holder["services"], kwargs)
+
+    return app
+
+
+class CeleryJobs:
+    def __init__(self, settings: Settings) -> None:
+        self.app = make_celery(settings)
+        self.queue = settings.broker_queue
+
+    def submit(self, name: str, **kwargs: Any) -> str:
+        result = self.app.send_task("tenantry.job", args=[name, kwargs], queue=self.queue)
+        return str(result.id)
+
+
+def make_jobs(services: Services) -> Jobs:
+    return CeleryJobs(services.settings) if services.settings.broker_url else InlineJobs(services)
+
+
+class Scheduler:
+    """Hands due connector runs to the jobs, every ``interval`` seconds, in a daemon thread."""
+
+    def __init__(self, services: Services, jobs: Jobs, interval: float) -> None:
+        self.services = services
+        self.jobs = jobs
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="tenantry-scheduler", daemon=True)
+
+    def start(self) -> None:
+        self.services.connectors.recover_interrupted()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 5)
+
+    def tick(self) -> list[str]:
+        """Submit every due run once; a claimed run is leased for an hour so a queued job is not queued again."""
+        submitted = []
+        for tenant, connector_id in self.services.connectors.claim_due(utcnow(), timedelta(hours=1)):
+            submitted.append(self.jobs.submit("connector.run", tenant=tenant, connector_id=connector_id,
+                                              trigger="schedule"))
+        return submitted
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the loop must outlive one bad tick; the error is logged
+                log.exception("scheduler tick failed")
+            self._stop.wait(self.interval)

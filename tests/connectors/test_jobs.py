@@ -1,0 +1,78 @@
+"""Jobs: in-process by default; on a Celery worker over the local Redis when a broker is configured."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from tenantry.core.settings import Settings
+from tenantry.jobs import CeleryJobs, InlineJobs, Scheduler
+from tests.connectors.conftest import NOW, FeedServer, feed_item
+
+REDIS = os.environ.get("TENANTRY_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+def redis_reachable() -> str | None:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS, socket_connect_timeout=1).ping()
+    except Exception as exc:  # noqa: BLE001
+        return f"Redis not reachable at {REDIS}: {exc}"
+    return None
+
+
+def enabled_feed_connector(backend, tenant, people, feed) -> str:  # noqa: ANN001
+    info = backend.connectors.create(tenant, name="TM", kind="archiver-feed", created_by=people.admin,
+                                     accept_terms=True, source={"url": feed.url, "username": feed.username},
+                                     source_password=feed.password)
+    backend.connectors.consent(tenant, info["id"], people.admin)
+    backend.connectors.enable(tenant, info["id"])
+    return str(info["id"])
+
+
+def test_scheduler_submits_each_due_run_once(backend, tenant, people) -> None:
+    with FeedServer([feed_item(1, when=NOW)], {}) as feed:
+        cid = enabled_feed_connector(backend, tenant, people, feed)
+        from sqlalchemy import update
+
+        from tenantry.connectors.models import Connector
+
+        with backend.db.session() as session:
+            session.execute(update(Connector).where(Connector.id == cid).values(next_run_at=NOW))
+        jobs = InlineJobs(backend)
+        scheduler = Scheduler(backend, jobs, interval=1)
+        first = scheduler.tick()
+        second = scheduler.tick()
+    mine = [j for j in first if jobs.results[j]["connector_id"] == cid]
+    assert len(mine) == 1 and jobs.results[mine[0]]["status"] == "succeeded"
+    assert not [j for j in second if jobs.results[j]["connector_id"] == cid]
+    assert backend.archive.count(tenant, people.alice) == 1
+
+
+def test_connector_run_on_a_celery_worker_over_redis(backend, tenant, people, tmp_path) -> None:
+    why = redis_reachable()
+    if why:
+        pytest.skip(why)
+    queue = f"tenantry-test-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "TENANTRY_DATA_DIR": str(backend.settings.data_dir),
+           "TENANTRY_DATABASE_URL": backend.settings.resolved_database_url,
+           "TENANTRY_BROKER_URL": REDIS, "TENANTRY_BROKER_QUEUE": queue}
+    worker = subprocess.Popen([sys.executable, "-m", "tenantry", "worker"], env=env, stdin=subprocess.DEVNULL,
+                              stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT)
+    try:
+        with FeedServer([feed_item(1, when=NOW), feed_item(2, when=NOW)], {}) as feed:
+            cid = enabled_feed_connector(backend, tenant, people, feed)
+            jobs = CeleryJobs(Settings(data_dir=backend.settings.data_dir, broker_url=REDIS, broker_queue=queue))
+            job_id = jobs.submit("connector.run", tenant=tenant, connector_id=cid, trigger="manual")
+            result = jobs.app.AsyncResult(job_id).get(timeout=60)
+    finally:
+        worker.terminate()
+        worker.wait(20)
+    assert result["status"] == "succeeded" and result["imported"] == 2, (tmp_path / "worker.log").read_text()
+    assert backend.archive.count(tenant, people.alice) == 2
+    assert backend.archive.count(tenant, people.bob) == 2
