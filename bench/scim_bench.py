@@ -478,6 +478,11 @@ def render(report: dict[str, Any]) -> str:
     meta = report["meta"]
     out.append(f"SCIM benchmark  {meta['date']}  {meta['cpus']} CPUs  Python {meta['python']}  "
                f"users={meta['users']}  requests={meta['requests']}  concurrency={meta['concurrency']}")
+    src = meta.get("tenantry") or {}
+    if src:
+        state = f" commit {src['commit']}" if src.get("commit") else ""
+        state += " + uncommitted changes" if src.get("uncommitted_changes") else ""
+        out.append(f"Tenantry {src.get('version')} from {src.get('package')}{state}")
     out.append("")
     out.append(f"{'load (POST /Bulk)':<22}{'users':>9}{'batches':>9}{'ops/batch':>10}{'conc':>6}"
                f"{'seconds':>10}{'users/s':>10}")
@@ -511,6 +516,33 @@ def render(report: dict[str, Any]) -> str:
     if "aborted" in report:
         out.append(f"ABORTED: {report['aborted']}")
     return "\n".join(out)
+
+
+# -- main --------------------------------------------------------------------------------------------
+
+
+def tenantry_source() -> dict[str, Any]:
+    """Which Tenantry code the server runs (the package its interpreter imports), and its git state."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")}
+    code = "import tenantry; print(tenantry.__file__); print(tenantry.__version__)"
+    try:
+        out = subprocess.run([str(BIN / "python"), "-c", code], env=env, capture_output=True, text=True,
+                             timeout=60, check=True).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    info: dict[str, Any] = {"package": str(Path(out[0]).parent), "version": out[1]}
+    try:
+        where = Path(out[0]).parent
+
+        def git(*cmd: str) -> str:
+            return subprocess.run(["git", "-C", str(where), *cmd], capture_output=True, text=True,
+                                  timeout=30, check=True).stdout.strip()
+
+        info["commit"] = git("rev-parse", "--short", "HEAD")
+        info["uncommitted_changes"] = bool(git("status", "--porcelain", "--", "."))
+    except (OSError, subprocess.SubprocessError):
+        pass  # not a git checkout (an installed wheel, an exported tree)
+    return info
 
 
 # -- main --------------------------------------------------------------------------------------------
@@ -557,6 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         "requests": args.requests, "concurrency": args.concurrency, "latency_requests": args.latency_requests,
         "warmup": args.warmup, "load_concurrency": args.load_concurrency, "seed": args.seed,
         "command": " ".join([".venv/bin/python", "bench/scim_bench.py", *(argv or sys.argv[1:])]),
+        "tenantry": tenantry_source(),
     }, "load": [], "results": [], "comparisons": [], "goals": []}
 
     plan = [("filtered GET", args.concurrency, args.requests),

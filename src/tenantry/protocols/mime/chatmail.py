@@ -1,8 +1,8 @@
 """Render one archived chat item as an RFC 5322 / MIME message, deterministically and fast.
 
 The bytes are assembled directly from small, cached pieces instead of going through
-``email.message.EmailMessage`` (whose header parsing costs ~1.8 ms a message); ``bench/mime_bench.py``
-compares both. Every rule below cites the section it comes from.
+``email.message.EmailMessage`` with ``policy.SMTP`` (about 1.3 ms a message here, most of it header
+parsing); ``bench/mime_bench.py`` compares both. Every rule below cites the section it comes from.
 
 Wire format
 -----------
@@ -12,13 +12,13 @@ Wire format
 * Non-ASCII display names, subjects and extra header values become RFC 2047 encoded-words in UTF-8,
   each at most 75 characters (RFC 2047 §2), Q or B, whichever is shorter (as the stdlib chooses).
   Unstructured values (Subject, X-*) round-trip exactly, whitespace and control characters included.
-* Display names are RFC 5322 phrases, and are normalised in one way: each run of space, tab, CR and LF
-  becomes one space. Python's parser refuses CR/LF in a name and collapses whitespace runs inside
-  encoded-words of a phrase, so no encoding could preserve them. A name that needs more than one
-  encoded-word is split as RFC 2047 requires; Python < 3.14 then inserts a space at each split
-  (CPython gh-128110: RFC 2047 §6.2 "any 'linear-white-space' that separates a pair of adjacent
-  'encoded-word's is ignored" was not applied to phrases). Names up to about 45 UTF-8 bytes fit in one
-  word and round-trip exactly through every parser.
+* Display names are RFC 5322 phrases, and are normalised in one way: a space, tab, CR or LF and any
+  white space after it become one space. Python's parser refuses CR/LF in a name and folds such runs
+  inside the encoded-words of a phrase into one space, so no encoding could keep them. A name that
+  needs more than one encoded-word (over about 40 UTF-8 bytes) is split as RFC 2047 requires; Python
+  3.11's parser then shows a space at each split (CPython gh-128110, fixed upstream: RFC 2047 §6.2 "any
+  'linear-white-space' that separates a pair of adjacent 'encoded-word's is ignored" was not applied
+  to phrases). Shorter names round-trip exactly.
 * Date is RFC 5322 §3.3 in +0000, seconds precision. Message-ID, and for a reply within a chat thread
   In-Reply-To and References naming the thread root (§3.6.4), which is what JWZ-style threading in
   Thunderbird, Apple Mail and Gmail groups on. No Thread-Topic: it is a Microsoft header that Outlook
@@ -35,10 +35,13 @@ canonical CRLF form; a bare LF or CR is the source's own content and is kept rat
 * 7bit only when the text is already safe on the wire as it stands: empty, or printable ASCII lines of
   at most 76 characters, each ended by CRLF, without trailing white space, none starting with "From "
   (mbox writers would rewrite it) or being a lone "." (SMTP).
-* Otherwise quoted-printable or base64, whichever is shorter, estimated from the count of bytes QP must
-  escape. Measured with ``bench/mime_bench.py --encodings`` on chat-like text: QP is 1.00-1.13x
-  the UTF-8 size for English/German/French/Spanish (readable and grep-able raw), base64 1.37x; for
-  Russian, Greek, Arabic, Hebrew, CJK and emoji-heavy text QP is 2.5-3.1x and base64 stays 1.37x.
+* Otherwise quoted-printable or base64, whichever is shorter, judged from the count of bytes QP must
+  escape (line breaks not counted: QP keeps each source line on its own, readable wire line).
+  Measured with ``bench/mime_bench.py --encodings`` on chat sentences: QP is 1.04x the UTF-8 size for
+  English, 1.18-1.32x for German, French, Spanish (and stays readable and grep-able in the raw
+  message), base64 1.40x; for Russian, Greek, Arabic, Hebrew, Chinese, Japanese, Korean and emoji QP
+  is 2.8-3.2x and base64 1.37-1.41x. Cost per body: a short plain ASCII line takes a fast path
+  (0.2 us); otherwise QP 2-6 us, base64 0.6 us for ~100 bytes, well inside the budget of a message.
   QP lines never start with "From " or consist of ".", and are at most 76 characters (RFC 2045 §6.7).
 * QP always ends with a line break (a soft ``=`` break if the text has none), so SMTP, mbox or IMAP
   servers that add a final CRLF do not change the content.
@@ -125,7 +128,7 @@ _ADDR_RE = re.compile(
     rf"@(?:{_LABEL}(?:\.{_LABEL})*|\[[\x21-\x5a\x5e-\x7e]+\])"
 )
 _FIELD_NAME_RE = re.compile(r"[\x21-\x39\x3b-\x7e]+")  # RFC 5322 §3.6.8 ftext
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # RFC 2045 §5.1 token
+_TOKEN = r"[!#$%&'*+.^_`{|}~0-9A-Za-z-]+"  # RFC 2045 §5.1 token
 _QUOTED = r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*"'
 _CONTENT_TYPE_RE = re.compile(rf"({_TOKEN}/{_TOKEN})((?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*)[ \t]*")
 _PARAM_RE = re.compile(rf"({_TOKEN})=({_TOKEN}|{_QUOTED})")
@@ -142,7 +145,9 @@ _RESERVED_PREFIXES = ("content-", "resent-")
 # encoded-word (RFC 2047 §6.1), also inside quotes for Python's parser.
 _PLAIN_PHRASE_RE = re.compile(rf"{_ATEXT}{{1,60}}(?: {_ATEXT}{{1,60}})*")
 _QUOTABLE_RE = re.compile(r"[\x20-\x7e]{1,60}")
-_NAME_WS_RE = re.compile(r"[ \t\r\n]+")
+# A run that starts with SPACE, TAB, CR or LF, with any white space after it (Python's parser folds a
+# phrase's space plus following Unicode white space into one space).
+_NAME_WS_RE = re.compile(r"[ \t\r\n]\s*")
 # Unstructured text sent as is: printable ASCII and WSP, no leading/trailing WSP (parsers strip it).
 _RAW_TEXT_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?")
 _RAW_PIECE_RE = re.compile(r"[ \t]*[^ \t]+")

@@ -171,7 +171,7 @@ LOCALES: tuple[Locale, ...] = (
         edited=("Ova poruka je uređena",),
         missed_voice=("Propušteni glasovni poziv", "Propušteni grupni glasovni poziv"),
         missed_video=("Propušteni videopoziv", "Propušteni grupni videopoziv"),
-        system=(r"sveobuhvatno šifrirane", r"\bšifrirane\b", r"\bstvori(?:o|la) (?:je )?grupu\b",
+        system=(r"\bšifrira(?:ni|ne|no)\b", r"\bstvori(?:o|la) (?:je )?grupu\b",
                 r"\bdoda(?:o|la)\b", r"\buklonio\b", r"\buklonila\b", r"\bnapusti(?:o|la)\b",
                 r"\bpridruži(?:o|la)\b", r"\bpromijeni(?:o|la)\b", r"sigurnosni kod", r"nestajuće poruke",
                 r"\badministrator"),
