@@ -1,12 +1,22 @@
-"""Chat item → RFC 5322 message: round-trips through the stdlib parser, wire-format limits, determinism."""
+"""Chat item → RFC 5322 message: round-trips through the stdlib parser, wire-format limits, determinism.
+
+The interop tests at the end APPEND the same messages to a private Dovecot and read them back decoded by
+Dovecot's own MIME and RFC 2047 code (FETCH BINARY, SEARCH CHARSET UTF-8); they skip where it cannot run.
+"""
 
 from __future__ import annotations
 
+import imaplib
 import re
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -492,3 +502,81 @@ def test_rendering_is_a_pure_function_of_the_item(body: str, subject: str, name:
         return render(chat(body=body, subject=subject, sender=Address(name, "kim@contoso.com")))
 
     assert build() == build()
+
+
+# --- a real peer: Dovecot parses and decodes what render() wrote ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def imap() -> Iterator[imaplib.IMAP4]:
+    from tests.interop import dovecot  # the shared helper that also serves the IMAP delivery target tests
+
+    why = dovecot.available()
+    if why:
+        pytest.skip(why)
+    root = Path(tempfile.mkdtemp(prefix="tenantry-mime-dovecot-"))
+    root.chmod(0o755)  # Dovecot's own users must reach the files
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server, process = dovecot.start(root, port, {"kim@contoso.com": "kim-pw"})
+    try:
+        connection = server.login("kim@contoso.com")
+        yield connection
+        connection.logout()
+    finally:
+        dovecot.stop(process)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _append(imap: imaplib.IMAP4, mail: ChatMail) -> str:
+    status, data = imap.append("INBOX", None, None, render(mail))
+    assert status == "OK", data
+    match = re.search(rb"APPENDUID \d+ (\d+)", data[0] or b"")
+    assert match is not None
+    imap.select("INBOX")
+    return match.group(1).decode("ascii")
+
+
+def _fetch_binary(imap: imaplib.IMAP4, uid: str, section: int) -> bytes:
+    status, data = imap.uid("FETCH", uid, f"(BINARY.PEEK[{section}])")
+    assert status == "OK", data
+    item = data[0]
+    assert isinstance(item, tuple)
+    return bytes(item[1])
+
+
+def _search(imap: imaplib.IMAP4, key: str, text: str) -> list[str]:
+    imap.literal = text.encode("utf-8")  # type: ignore[assignment]  # imaplib sends bytes literals as they are
+    status, data = imap.uid("SEARCH", "CHARSET", "UTF-8", key)
+    assert status == "OK", data
+    return (data[0] or b"").decode("ascii").split()
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("body", BODIES)
+def test_dovecot_decodes_the_body_to_the_same_bytes(imap: imaplib.IMAP4, body: str) -> None:
+    uid = _append(imap, chat(body=body))
+    assert _fetch_binary(imap, uid, 1) == body.encode("utf-8")
+
+
+@pytest.mark.interop
+def test_dovecot_decodes_names_subject_and_attachments(imap: imaplib.IMAP4) -> None:
+    parts = (Part("家族の写真 🎉.png", "image/png", bytes(range(256)) * 3),
+             Part("Protokoll der Elternversammlung — März 2024 (endgültig).pdf", "application/pdf", b"%PDF\x00"))
+    mail = chat(subject="Ausflug nach Lübeck 🚆", sender=Address("박서준", "+4917099999@whatsapp.example"),
+                to=(Address('Ngọc Anh, "Mẹ"', "anh@contoso.com"),), body="Fotos 👇", parts=parts)
+    uid = _append(imap, mail)
+    assert _search(imap, "SUBJECT", "Lübeck") == [uid]
+    assert _search(imap, "FROM", "박서준") == [uid]
+    assert _search(imap, "TO", 'Ngọc Anh, "Mẹ"') == [uid]
+    assert _fetch_binary(imap, uid, 1) == "Fotos 👇".encode()
+    assert _fetch_binary(imap, uid, 2) == parts[0].data
+    assert _fetch_binary(imap, uid, 3) == parts[1].data
+    status, data = imap.uid("FETCH", uid, "(BODYSTRUCTURE)")
+    assert status == "OK"
+    structure = data[0]
+    assert isinstance(structure, bytes)
+    assert b'("text" "plain" ("charset" "utf-8")' in structure
+    assert b'("image" "png"' in structure and b'"mixed" ("boundary" "=_' in structure
+    assert structure.count(b'("attachment" (') == 2

@@ -205,13 +205,19 @@ def test_a_line_with_another_header_pattern_is_continuation_without_an_issue() -
     assert parsed.issues == []
 
 
-def test_first_line_pattern_wins_over_a_larger_pasted_export_of_another_pattern() -> None:
+def test_first_line_pattern_wins_over_a_larger_pasted_export_and_the_override_is_reported() -> None:
     pasted = "".join(f"1/{d}/24, 9:0{d} AM - X: old {d}\n" for d in range(1, 6))
     text = f"[12/01/2024, 10:00:00] A: here is the old chat\n{pasted}[12/01/2024, 10:01:00] B: thanks\n"
     parsed = parse_text(text)
     assert parsed.platform == "ios"
     assert [m.author for m in parsed.messages] == ["A", "B"]
     assert parsed.messages[0].last_line == 6
+    assert [(i.line, i.reason) for i in parsed.issues] == [(2, IssueReason.OTHER_HEADER_PATTERN)]
+
+
+def test_a_few_lines_of_another_pattern_inside_messages_raise_no_issue() -> None:
+    text = "[12/01/2024, 10:00:00] A: see\n1/1/24, 9:00 AM - X: old\n[12/01/2024, 10:01:00] B: ok\n"
+    assert parse_text(text).issues == []
 
 
 def test_without_a_header_on_the_first_line_the_most_frequent_pattern_wins() -> None:
@@ -501,6 +507,23 @@ def test_a_media_file_whose_bytes_are_corrupt_is_reported_on_its_message() -> No
 
 def test_a_txt_named_zip_is_still_read_as_text() -> None:
     assert len(read_export(CHAT.encode(), filename="chat.zip").messages) == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "x" + " " * 200_000 + ">",  # was quadratic once: a regex search for a trailing edited marker
+        "<a" * 100_000 + ">",
+        "x" + "\u200e" * 100_000 + "<This message was edited>",
+        "\u200e" + "added " * 50_000,
+        "(a." * 70_000 + "x (file attached)",
+    ],
+    ids=["spaces", "angles", "marks-before-edited", "long-system", "parens"],
+)
+def test_long_hostile_lines_parse_into_one_message(body: str) -> None:
+    # No timing assert; a quadratic regression would make this test visibly slow rather than fail.
+    parsed = parse_text(f"[12/01/2024, 09:00:00] A: {body}\n")
+    assert [m.line for m in parsed.messages] == [1]
 
 
 def test_parse_speed_is_measured_not_asserted() -> None:

@@ -20,8 +20,8 @@ Wire format
   'linear-white-space' that separates a pair of adjacent 'encoded-word's is ignored" was not applied
   to phrases). Shorter names round-trip exactly.
 * Date is RFC 5322 §3.3 in +0000, seconds precision. Message-ID, and for a reply within a chat thread
-  In-Reply-To and References naming the thread root (§3.6.4), which is what JWZ-style threading in
-  Thunderbird, Apple Mail and Gmail groups on. No Thread-Topic: it is a Microsoft header that Outlook
+  In-Reply-To and References naming the thread root (§3.6.4), which threading clients (JWZ-style
+  threading) group a conversation on. No Thread-Topic: it is a Microsoft header that Outlook
   only uses together with a binary Thread-Index; callers may still add it through ``headers``.
 
 Body encoding (text/plain; charset=utf-8)
@@ -29,7 +29,7 @@ Body encoding (text/plain; charset=utf-8)
 The archive must give back the exact text (SEC 17a-4(f): the original can be recreated), so the body's
 line breaks are kept as they are: ``get_content()`` of the parsed message returns the same string. A
 CRLF in the text is a hard line break on the wire; a bare LF is sent as ``=0A`` and a bare CR as
-``=0D`` (Python's parser, like most, returns a hard break as CRLF). RFC 2046 §4.1.1 wants text in
+``=0D`` (Python's parser and Dovecot both return a hard break as CRLF). RFC 2046 §4.1.1 wants text in
 canonical CRLF form; a bare LF or CR is the source's own content and is kept rather than rewritten.
 
 * 7bit only when the text is already safe on the wire as it stands: empty, or printable ASCII lines of
