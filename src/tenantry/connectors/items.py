@@ -23,8 +23,15 @@ class SkipReason(StrEnum):
     NO_USER = "no_user"            # no participant maps to a user (seed 000: "not imported")
     TOO_LARGE = "too_large"        # over the item size limit (seed 000: 10 MB)
     UNPARSEABLE = "unparseable"    # the source had something we could not read
-    MEDIA_MISSING = "media_missing"  # the message names a file the export does not contain (item still imported)
-    DELIVERY_FAILED = "delivery_failed"  # the target refused or failed after retries
+    UNREFERENCED_MEDIA = "unreferenced_media"  # a file in an export that no message names
+    # The next two are notes on items that *were* imported: reported, not counted as skipped.
+    MEDIA_MISSING = "media_missing"  # the message names a file the export does not contain
+    NOTICE = "notice"              # something odd the reader of the report should know (a doubtful line kept)
+
+    @property
+    def skips(self) -> bool:
+        """True when the issue stands for something not imported."""
+        return self not in (SkipReason.MEDIA_MISSING, SkipReason.NOTICE)
 
 
 @dataclass(frozen=True)

@@ -351,8 +351,8 @@ class ConnectorService:
         items = [b for b in batch if isinstance(b, SourceItem)]
         for b in batch:
             if isinstance(b, SourceIssue):
-                counts.seen += 1 if b.reason is not SkipReason.MEDIA_MISSING else 0
-                if b.reason is not SkipReason.MEDIA_MISSING:
+                if b.reason.skips:
+                    counts.seen += 1
                     counts.skip(b.reason)
                 issues.append(b)
         people = [p for item in items for p in item.participants] + [i.sender for i in items if i.sender]

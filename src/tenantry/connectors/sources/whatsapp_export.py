@@ -24,9 +24,20 @@ from tenantry.connectors.items import (
     SourceItem,
 )
 from tenantry.directory.phones import to_e164
-from tenantry.protocols.whatsapp import ExportMessage, MessageKind, ParsedExport, read_export
+from tenantry.protocols.whatsapp import ExportMessage, IssueReason, MessageKind, ParsedExport, read_export
 
 SOURCE = "whatsapp-export"
+
+# The parser's issues, as the run report counts them: a line in no message, or a file that could not be read
+# at all, is an item not imported; the rest are notes on lines that were kept (docs/connectors.md).
+_REASONS = {
+    IssueReason.UNPARSED_LINE: SkipReason.UNPARSEABLE,
+    IssueReason.UNREADABLE_ZIP: SkipReason.UNPARSEABLE,
+    IssueReason.NO_CHAT_FILE: SkipReason.UNPARSEABLE,
+    IssueReason.MISSING_MEDIA: SkipReason.MEDIA_MISSING,
+    IssueReason.UNREADABLE_MEDIA: SkipReason.MEDIA_MISSING,
+    IssueReason.UNREFERENCED_MEDIA: SkipReason.UNREFERENCED_MEDIA,
+}
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,8 @@ class WhatsAppExportSource:
         chat_name = upload.chat_name or parsed.chat_name or upload.filename
         chat_id = "wa-export-" + hashlib.sha256(f"{upload.owner_key}\0{chat_name}".encode()).hexdigest()[:24]
         for issue in parsed.issues:
-            yield SourceIssue(SkipReason.UNPARSEABLE, f"{issue.reason}: {issue.text[:500]}",
+            reason = _REASONS.get(issue.reason, SkipReason.NOTICE)
+            yield SourceIssue(reason, f"{issue.reason}: {issue.text[:500]}",
                               location=f"{upload.filename} line {issue.line}")
         participants = tuple(dict.fromkeys(
             participant_for(m.author) for m in parsed.messages if m.author is not None))

@@ -154,6 +154,14 @@ class ExportIssue:
 
 @dataclass(frozen=True, slots=True)
 class ParsedExport:
+    """Messages and issues in line order, and what the parser decided about the file.
+
+    ``date_order_source`` says whether the order came from the file's dates ("data"), the locale's
+    habit ("locale") or the caller ("caller"). With no header at all, ``platform`` and ``date_order``
+    are the defaults "android" and "DMY". ``chat_name`` comes from the export's file name, else from
+    the name iOS system lines are written under.
+    """
+
     messages: list[ExportMessage]
     issues: list[ExportIssue]
     platform: Platform
@@ -166,7 +174,8 @@ class ParsedExport:
 
 _MARKS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
 _MARKS_TABLE = {ord(c): None for c in _MARKS}
-_MARKS_RE = r"[\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]*"
+_MARK_CLASS = r"[\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+_MARKS_RE = _MARK_CLASS + "*"
 _AMPM = r"[AaPp]\.?[ \u00a0\u202f]?[Mm]\.?"
 _PRE_AMPM = r"오전|오후|午前|午後"
 _PM_WORDS = frozenset({"오후", "午後"})
@@ -272,7 +281,7 @@ _EDITED = casefold_set("edited")
 _SYSTEM = system_pattern(strict=False)
 _SYSTEM_STRICT = system_pattern(strict=True)
 _MARKS_AND_SPACE = _MARKS + " \t\u00a0\u202f"
-_HAS_MARK = re.compile(_MARKS_RE[:-1])
+_HAS_MARK = re.compile(_MARK_CLASS)
 # Android system lines that contain ": " quote user text (a new group subject); names rarely carry quotes.
 _QUOTES = re.compile("[\"“”«»„']")
 _MARKER_MAX = 160  # no marker line (deleted, omitted, call) is longer; longer first lines skip the regex
