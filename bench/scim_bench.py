@@ -150,6 +150,15 @@ class Server:
             return ""
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process and its threads so far (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is not None:
         return
@@ -328,6 +337,8 @@ class PassResult:
     seconds: float
     latencies_ms: list[float]
     first_errors: list[str]
+    server_cpu_s: float | None = None
+    client_cpu_s: float | None = None
     checked: int = 0  # PATCH: users re-read after the pass, and found patched
 
     @property
@@ -349,8 +360,15 @@ class PassResult:
             "requests_per_s": round(self.rps, 1), "p50_ms": round(self.pct(50), 2),
             "p90_ms": round(self.pct(90), 2), "p99_ms": round(self.pct(99), 2),
             "max_ms": round(max(self.latencies_ms, default=float("nan")), 2),
+            "server_cpu_ms_per_request": self._per_request(self.server_cpu_s),
+            "client_cpu_ms_per_request": self._per_request(self.client_cpu_s),
+            "server_cpu_share": round(self.server_cpu_s / self.seconds, 2)
+            if self.server_cpu_s is not None and self.seconds else None,
             "first_errors": self.first_errors, "patched_users_verified": self.checked or None,
         }
+
+    def _per_request(self, seconds: float | None) -> float | None:
+        return round(seconds * 1000 / self.requests, 2) if seconds is not None and self.requests else None
 
 
 Check = Callable[[httpx.Response], str | None]  # an error message, or None when the answer is right
@@ -391,14 +409,21 @@ def run_pass(server: Server, operation: str, jobs: list[tuple[str, str, bytes | 
 
     with client(server, concurrency) as http:
         threads = [threading.Thread(target=worker, args=(http,), daemon=True) for _ in range(concurrency)]
+        server_cpu = process_cpu_seconds(server.proc.pid)
+        client_cpu = time.process_time()
         start = time.monotonic()
         deadline = start + max_seconds
         for t in threads:
             t.start()
         _join(threads, stop)
         seconds = time.monotonic() - start
-    return PassResult(server.name, operation, concurrency, len(latencies), errors[0], seconds, latencies,
-                      failures)
+        client_cpu = time.process_time() - client_cpu
+        server_after = process_cpu_seconds(server.proc.pid)
+    result = PassResult(server.name, operation, concurrency, len(latencies), errors[0], seconds, latencies,
+                        failures, client_cpu_s=client_cpu)
+    if server_cpu is not None and server_after is not None:
+        result.server_cpu_s = server_after - server_cpu
+    return result
 
 
 def get_jobs(server: Server, users: list[dict[str, Any]],

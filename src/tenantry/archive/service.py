@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -100,46 +100,56 @@ class ArchiveService:
         now = utcnow()
         mailboxes = self._mailboxes(session, tenant, {d.user_id: d.address for d in deliveries}, now)
         folders = self._folders(session, {(mailboxes[d.user_id], d.folder) for d in deliveries}, now)
-        digests = [sha256_hex(d.raw) for d in deliveries]
-        keys = [(mailboxes[d.user_id], d.message_id) for d in deliveries]
-        existing: set[tuple[str, str]] = set()
-        unique_keys = list(dict.fromkeys(keys))
-        for start in range(0, len(unique_keys), 400):
-            chunk = unique_keys[start : start + 400]
-            existing.update(
-                (m, mid) for m, mid in session.execute(
-                    select(Item.mailbox_id, Item.message_id).where(
-                        tuple_(Item.mailbox_id, Item.message_id).in_(chunk))
-                )
-            )
-        wanted_blobs = {dg: d.raw for dg, d, k in zip(digests, deliveries, keys, strict=True) if k not in existing}
-        have: set[str] = set()
-        blob_keys = list(wanted_blobs)
-        for start in range(0, len(blob_keys), 500):
-            have.update(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(blob_keys[start : start + 500]))))
-        new_blobs = [
-            {"sha256": dg, "size": len(raw), "data": raw} for dg, raw in wanted_blobs.items() if dg not in have
-        ]
-        if new_blobs:
-            session.execute(insert(Blob), new_blobs)
+        blobs: dict[str, bytes] = {}
         rows: list[dict[str, Any]] = []
-        results: list[bool] = []
+        keys: list[tuple[str, str]] = []
+        first: set[int] = set()
         seen: set[tuple[str, str]] = set()
-        for d, dg, key in zip(deliveries, digests, keys, strict=True):
-            if key in existing or key in seen:
-                results.append(False)
+        for index, d in enumerate(deliveries):
+            key = (mailboxes[d.user_id], d.message_id)
+            keys.append(key)
+            if key in seen:
                 continue
             seen.add(key)
-            results.append(True)
+            first.add(index)
+            digest = sha256_hex(d.raw)
+            blobs.setdefault(digest, d.raw)
             rows.append({
                 "tenant_id": tenant, "mailbox_id": key[0], "folder_id": folders[(key[0], d.folder)],
-                "message_id": d.message_id, "sha256": dg, "size": len(d.raw), "kind": d.kind,
+                "message_id": d.message_id, "sha256": digest, "size": len(d.raw), "kind": d.kind,
                 "source": d.source, "chat_id": d.chat_id, "sent_at": d.sent_at, "subject": d.subject[:2000],
                 "sender": d.sender[:512], "delivered_at": now,
             })
-        if rows:
-            session.execute(insert(Item), rows)
-        return results
+        # INSERT … ON CONFLICT DO NOTHING: an existing blob or (mailbox, Message-ID) is left as it is, and the
+        # item rows actually written come back through RETURNING — no look-up before, no race after.
+        self._insert_new(session, Blob, [{"sha256": k, "size": len(v), "data": v} for k, v in blobs.items()],
+                         ["sha256"])
+        inserted = {
+            (m, mid) for m, mid in self._insert_new(session, Item, rows, ["mailbox_id", "message_id"],
+                                                    (Item.mailbox_id, Item.message_id))
+        }
+        return [i in first and keys[i] in inserted for i in range(len(deliveries))]
+
+    @staticmethod
+    def _insert_new(session: Session, model: Any, rows: list[dict[str, Any]], conflict: list[str],
+                    returning: tuple[Any, ...] = ()) -> list[Any]:
+        if not rows:
+            return []
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect = session.get_bind().dialect.name
+        stmt: Any
+        if dialect == "postgresql":
+            stmt = postgresql.insert(model).on_conflict_do_nothing(index_elements=conflict)
+        elif dialect == "sqlite":
+            stmt = sqlite.insert(model).on_conflict_do_nothing(index_elements=conflict)
+        else:  # pragma: no cover - the two supported databases are above
+            raise NotImplementedError(dialect)
+        if returning:
+            stmt = stmt.returning(*returning)
+            return list(session.connection().execute(stmt, rows).all())
+        session.connection().execute(stmt, rows)
+        return []
 
     @staticmethod
     def _mailboxes(session: Session, tenant: str, users: dict[str, str], now: datetime) -> dict[str, str]:

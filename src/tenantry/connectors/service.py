@@ -41,7 +41,7 @@ from tenantry.directory.service import DirectoryService
 KINDS = ("whatsapp-export", "archiver-feed")
 IMPORT_ROLE = "Mailbox Import Export"
 CONSENT_ROLE = "Organization Management"
-BATCH = 500
+BATCH = 2000
 
 
 class Forbidden(TenantryError):
