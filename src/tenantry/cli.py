@@ -451,7 +451,8 @@ def _connector_run(services: Services, tenant: str, cid: str) -> None:
 
 def _print_report(r: dict[str, Any]) -> None:
     console.print(f"run {r['id']}: {r['status']}  seen {r['seen']}  imported {r['imported']} "
-                  f"({r['copies']} new copies, {r['duplicates']} already there)  skipped {r['skipped']}")
+                  f"({r['copies']} new copies, {r['duplicates']} already there)  skipped {r['skipped']}  "
+                  f"in {r['duration_seconds']} s")
     for kind, n in sorted(r["imported_by_kind"].items()):
         console.print(f"  imported {kind}: {n}")
     for reason, n in sorted(r["skipped_by_reason"].items()):

@@ -68,6 +68,8 @@ class RunReport:
             "id": self.id, "connector_id": self.connector_id, "status": self.status, "trigger": self.trigger,
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "duration_seconds": round((self.finished_at - self.started_at).total_seconds(), 3)
+            if self.finished_at else None,
             "window_start": self.window_start.isoformat() if self.window_start else None,
             "window_end": self.window_end.isoformat() if self.window_end else None,
             "seen": self.counts.seen, "imported": self.counts.imported,

@@ -1,0 +1,91 @@
+"""The connector wizard and the archive through the CLI and the admin API."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tenantry.archive.service import WHATSAPP_FOLDER, read_mboxrd
+from tenantry.cli import app
+from tests.conftest import SAMPLES, user_payload
+
+
+@pytest.fixture()
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("TENANTRY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("TENANTRY_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return CliRunner()
+
+
+def run(cli: CliRunner, *args: str, ok: bool = True, stdin: str | None = None) -> str:
+    result = cli.invoke(app, list(args), input=stdin)
+    assert (result.exit_code == 0) == ok, result.output
+    return result.output
+
+
+def test_export_wizard_upload_run_and_mbox_export_from_the_cli(cli_env: CliRunner, tmp_path: Path) -> None:
+    from tenantry.app import build_services
+    from tenantry.core.settings import Settings
+
+    services = build_services(Settings())
+    services.directory.create_tenant("default", "Default")
+    admin = services.scim.create("default", "User", user_payload(
+        "admin@contoso.com", emails=[{"type": "work", "value": "admin@contoso.com"}]))
+    services.scim.create("default", "User", user_payload(
+        "bob@contoso.com", emails=[{"type": "work", "value": "bob@contoso.com"}]))
+    services.db.dispose()
+    out = run(cli_env, "connector", "create", "Exports", "--by", "admin@contoso.com", ok=False)
+    assert "Mailbox Import Export" in out  # the role comes first
+    run(cli_env, "directory", "role-group-member", "Organization Management", admin["id"])
+    assert "terms" in run(cli_env, "connector", "create", "Exports", "--by", "admin@contoso.com", ok=False)
+    run(cli_env, "connector", "create", "Exports", "--by", "admin@contoso.com", "--accept-terms",
+        "--timezone", "Europe/Berlin")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("mobile,email\nnot-a-number,bob@contoso.com\n")
+    assert "line 2" in run(cli_env, "connector", "mapping", "Exports", str(bad), ok=False)
+    out = run(cli_env, "connector", "upload", "Exports", str(SAMPLES / "whatsapp" / "zip-android-media.zip"),
+              "--owner", "bob@contoso.com")
+    assert "imported 7" in out and "unreferenced_media: 1" in out
+    run_id = re.search(r"run ([0-9a-f-]{36})", out).group(1)  # type: ignore[union-attr]
+    report = run(cli_env, "connector", "report", run_id)
+    assert "unreferenced_media" in report and "STK-20240112-WA0009.webp" in report
+    assert "Exports" in run(cli_env, "connector", "list")
+    mbox = tmp_path / "bob.mbox"
+    run(cli_env, "archive", "export", "bob@contoso.com", str(mbox), "--folder", WHATSAPP_FOLDER)
+    assert len(read_mboxrd(mbox.read_bytes())) == 7
+    assert "bob@contoso.com" in run(cli_env, "archive", "mailboxes")
+
+
+def test_connector_api_wizard_and_raw_item(app_client, backend, tenant, people) -> None:  # noqa: ANN001
+    token = backend.directory.issue_token(tenant, "admin", "a").secret
+    h = {"Authorization": f"Bearer {token}"}
+    base = f"/api/v1/tenants/{tenant}"
+    r = app_client.post(f"{base}/connectors", headers=h, json={
+        "name": "Exports", "kind": "whatsapp-export", "created_by": people.bob, "accept_terms": True})
+    assert r.status_code == 403 and r.json()["error"] == "forbidden"
+    r = app_client.post(f"{base}/connectors", headers=h, json={
+        "name": "Exports", "kind": "whatsapp-export", "created_by": people.admin, "accept_terms": True})
+    assert r.status_code == 201, r.text
+    cid = r.json()["id"]
+    r = app_client.put(f"{base}/connectors/Exports/mapping", headers=h, content=b"name,email\nAlice,alice@contoso.com\n")
+    assert r.status_code == 200 and r.json() == {"entries": 1}
+    data = (SAMPLES / "whatsapp" / "android-en-24h-dmy.txt").read_bytes()
+    r = app_client.post(f"{base}/connectors/{cid}/exports", headers=h, content=data,
+                        params={"owner": "bob@contoso.com", "filename": "chat.txt"})
+    assert r.status_code == 201 and r.json()["new"] is True
+    r = app_client.post(f"{base}/connectors/{cid}/runs", headers=h)
+    assert r.status_code == 201 and r.json()["imported"] == 12 and r.json()["skipped"] == 0
+    assert app_client.get(f"{base}/runs/{r.json()['id']}", headers=h).json()["status"] == "succeeded"
+    items = app_client.get(f"{base}/mailboxes/{people.bob}/items", headers=h).json()
+    assert len(items) == 12
+    raw = app_client.get(f"{base}/items/{items[0]['id']}/raw", headers=h)
+    assert raw.headers["content-type"] == "message/rfc822" and b"\r\nMessage-ID: <" in raw.content
+    review = app_client.get(f"{base}/connectors/{cid}/review", headers=h).json()
+    assert review["ready"] is False and any("consent" in b for b in review["blockers"])
+    r = app_client.post(f"{base}/connectors/{cid}/consent", headers=h, json={"admin_user": people.admin})
+    assert r.status_code == 200
+    assert app_client.post(f"{base}/connectors/{cid}/enable", headers=h).json()["status"] == "enabled"
