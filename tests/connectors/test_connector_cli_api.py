@@ -71,7 +71,8 @@ def test_connector_api_wizard_and_raw_item(app_client, backend, tenant, people) 
         "name": "Exports", "kind": "whatsapp-export", "created_by": people.admin, "accept_terms": True})
     assert r.status_code == 201, r.text
     cid = r.json()["id"]
-    r = app_client.put(f"{base}/connectors/Exports/mapping", headers=h, content=b"name,email\nAlice,alice@contoso.com\n")
+    csv_body = b"name,email\nAlice,alice@contoso.com\n"
+    r = app_client.put(f"{base}/connectors/Exports/mapping", headers=h, content=csv_body)
     assert r.status_code == 200 and r.json() == {"entries": 1}
     data = (SAMPLES / "whatsapp" / "android-en-24h-dmy.txt").read_bytes()
     r = app_client.post(f"{base}/connectors/{cid}/exports", headers=h, content=data,
