@@ -519,16 +519,20 @@ def render(report: dict[str, Any]) -> str:
         out.append(f"load users/s, Tenantry / scim2-server: x{report['load_ratio']}")
     out.append("")
     out.append(f"{'operation':<16}{'conc':>5}  {'server':<14}{'requests':>9}{'errors':>7}{'req/s':>9}"
-               f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+               f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'srv CPU ms/req':>16}{'client':>8}")
     for r in report["results"]:
+        cpu = "".join(f"{v:>{w}.2f}" if v is not None else f"{'-':>{w}}" for v, w in (
+            (r["server_cpu_ms_per_request"], 16), (r["client_cpu_ms_per_request"], 8)))
         out.append(f"{r['operation']:<16}{r['concurrency']:>5}  {r['server']:<14}{r['requests']:>9}"
                    f"{r['errors']:>7}{r['requests_per_s']:>9.1f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-                   f"{r['max_ms']:>9.2f}")
+                   f"{r['max_ms']:>9.2f}{cpu}")
     out.append("")
     out.append("Tenantry / scim2-server")
     for c in report["comparisons"]:
-        out.append(f"  {c['operation']:<16} c={c['concurrency']:<3} req/s x{c['rps_ratio']}   "
-                   f"p50 x{c['p50_ratio']}   p99 x{c['p99_ratio']}  (lower latency ratio = Tenantry faster)")
+        r = {k: str(v) for k, v in c.items()}
+        out.append(f"  {c['operation']:<16} c={c['concurrency']:<3} req/s x{r['rps_ratio']:<6} "
+                   f"p50 x{r['p50_ratio']:<6} p99 x{r['p99_ratio']:<6} server CPU/req x{r.get('server_cpu_ratio')}")
+    out.append("  (req/s: higher is better for Tenantry; latency and CPU ratios: lower is better)")
     out.append("")
     for goal in report["goals"]:
         out.append(f"goal: {goal['goal']}: {'MET' if goal['met'] else 'NOT MET'} ({goal['measured']})")
@@ -718,6 +722,8 @@ def summarise(args: argparse.Namespace, plan: Plan, report: dict[str, Any]) -> N
                 "operation": operation, "concurrency": concurrency,
                 "rps_ratio": ratio(t["requests_per_s"], s["requests_per_s"]),
                 "p50_ratio": ratio(t["p50_ms"], s["p50_ms"]), "p99_ratio": ratio(t["p99_ms"], s["p99_ms"]),
+                "server_cpu_ratio": ratio(t["server_cpu_ms_per_request"] or 0.0,
+                                          s["server_cpu_ms_per_request"] or 0.0),
             })
     loads = {ld["server"]: ld for ld in report["load"]}
     if len(loads) == 2:
