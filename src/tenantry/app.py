@@ -16,6 +16,8 @@ from scim2_models import NotFoundException, SCIMException
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenantry import __version__
+from tenantry.archive.compliance import ComplianceService
+from tenantry.archive.ledger import Ledger
 from tenantry.archive.service import ArchiveService
 from tenantry.connectors import api as connectors_api
 from tenantry.connectors.service import ConnectorService
@@ -27,6 +29,7 @@ from tenantry.directory import api as directory_api
 from tenantry.directory import scim_api
 from tenantry.directory.scim_store import ScimStore
 from tenantry.directory.service import DirectoryService
+from tenantry.protocols.query.ast import Node
 from tenantry.protocols.scim.errors import MethodNotAllowed
 
 
@@ -39,6 +42,8 @@ class Services:
     secrets: SecretBox
     archive: ArchiveService
     connectors: ConnectorService
+    ledger: Ledger
+    compliance: ComplianceService
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
@@ -52,7 +57,14 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     secrets = SecretBox.from_settings(settings.secret_key, settings.data_dir)
     archive = ArchiveService(db)
     connectors = ConnectorService(db, directory, archive, secrets, default_region=settings.default_phone_region)
-    return Services(settings, db, directory, store, secrets, archive, connectors)
+    compliance = ComplianceService(db, None, parse_query)
+    return Services(settings, db, directory, store, secrets, archive, connectors, Ledger(db), compliance)
+
+
+def parse_query(text: str) -> Node:
+    from tenantry.protocols.query.parser import parse
+
+    return parse(text)
 
 
 def bootstrap(services: Services) -> dict[str, str]:

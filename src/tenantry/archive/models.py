@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantry.core.db import Base
@@ -21,6 +21,8 @@ class Mailbox(Base):
     user_id: Mapped[str] = mapped_column(String(36))
     address: Mapped[str] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A removed mailbox whose items are held or retained stays, inactive, until nothing protects them.
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Folder(Base):
@@ -59,6 +61,10 @@ class Item(Base):
     subject: Mapped[str] = mapped_column(Text, default="")
     sender: Mapped[str] = mapped_column(String(512), default="")
     delivered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Deleted while protected (held or retained): kept in the mailbox's Purges folder, searchable by eDiscovery.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    deleted_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    original_folder_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
 
 class Blob(Base):
@@ -73,3 +79,104 @@ class Blob(Base):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Hold(Base):
+    """A litigation hold: on a whole mailbox, or (in a case) on what a query finds in its custodians' mailboxes."""
+
+    __tablename__ = "holds"
+    __table_args__ = (Index("ix_holds_tenant_active", "tenant_id", "released_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(256))
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)   # mailbox hold
+    case_id: Mapped[str | None] = mapped_column(String(36), nullable=True)   # case hold
+    query: Mapped[str | None] = mapped_column(Text, nullable=True)           # None: everything in scope
+    duration_days: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: indefinite
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    released_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+
+
+class RetentionPolicy(Base):
+    __tablename__ = "retention_policies"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(256))
+    retain_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    delete_after_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Scope, as JSON lists; an empty list means all (implicit scope).
+    users: Mapped[str] = mapped_column(Text, default="[]")
+    folders: Mapped[str] = mapped_column(Text, default="[]")
+    kinds: Mapped[str] = mapped_column(Text, default="[]")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Case(Base):
+    __tablename__ = "ediscovery_cases"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CaseCustodian(Base):
+    __tablename__ = "ediscovery_custodians"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("ediscovery_cases.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+
+class CaseSearch(Base):
+    __tablename__ = "ediscovery_searches"
+    __table_args__ = (UniqueConstraint("case_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("ediscovery_cases.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(256))
+    query: Mapped[str] = mapped_column(Text)
+    include_purges: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class LedgerEntry(Base):
+    """The append-only, hash-chained record of everything done to the archive (and the audit trail).
+
+    ``hash = sha256(prev_hash || number || at || actor || action || target || detail)``: changing, removing or
+    reordering any entry breaks the chain from there on, and ``verify`` says where.
+    """
+
+    __tablename__ = "ledger"
+    __table_args__ = (Index("ix_ledger_tenant_seq", "tenant_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    number: Mapped[int] = mapped_column(Integer)   # 1, 2, 3 … within the tenant: part of the hash
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(256))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(512), default="")
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class LedgerHead(Base):
+    """The newest entry of a tenant's chain; locked while appending so two writers cannot fork the chain."""
+
+    __tablename__ = "ledger_heads"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tenantry.archive import ledger
 from tenantry.archive.models import Blob, Folder, Item, Mailbox
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
@@ -82,21 +83,21 @@ class ArchiveService:
 
     # -- delivery ---------------------------------------------------------------------
 
-    def deliver(self, tenant: str, deliveries: Sequence[Delivery]) -> list[bool]:
+    def deliver(self, tenant: str, deliveries: Sequence[Delivery], actor: str = "system") -> list[bool]:
         """Store a batch; returns, per delivery, True if stored now, False if the mailbox already had it."""
         if not deliveries:
             return []
         for attempt in range(3):
             try:
                 with self.db.session() as session:
-                    return self._deliver(session, tenant, deliveries)
+                    return self._deliver(session, tenant, deliveries, actor)
             except IntegrityError:
                 # A concurrent delivery of the same items won a race; the next attempt sees its rows.
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    def _deliver(self, session: Session, tenant: str, deliveries: Sequence[Delivery]) -> list[bool]:
+    def _deliver(self, session: Session, tenant: str, deliveries: Sequence[Delivery], actor: str) -> list[bool]:
         now = utcnow()
         mailboxes = self._mailboxes(session, tenant, {d.user_id: d.address for d in deliveries}, now)
         folders = self._folders(session, {(mailboxes[d.user_id], d.folder) for d in deliveries}, now)
@@ -124,10 +125,13 @@ class ArchiveService:
         # item rows actually written come back through RETURNING — no look-up before, no race after.
         self._insert_new(session, Blob, [{"sha256": k, "size": len(v), "data": v} for k, v in blobs.items()],
                          ["sha256"])
-        inserted = {
-            (m, mid) for m, mid in self._insert_new(session, Item, rows, ["mailbox_id", "message_id"],
-                                                    (Item.mailbox_id, Item.message_id))
-        }
+        written = self._insert_new(session, Item, rows, ["mailbox_id", "message_id"],
+                                   (Item.id, Item.mailbox_id, Item.message_id, Item.sha256))
+        inserted = {(m, mid) for _, m, mid, _ in written}
+        if written:
+            # The ledger entry is part of the same transaction: no item exists that the ledger does not know.
+            ledger.append(session, tenant, [(actor, "deliver", "", {
+                "items": sorted([item_id, digest] for item_id, _, _, digest in written)})])
         return [i in first and keys[i] in inserted for i in range(len(deliveries))]
 
     @staticmethod

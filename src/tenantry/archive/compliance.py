@@ -1,0 +1,359 @@
+"""Litigation holds, retention policies, and every path by which an archived item can be deleted.
+
+The rules (Purview's, docs/compliance.md):
+- A hold always wins: a held item survives every deletion path — user or admin delete, retention, mailbox
+  removal, re-import. Deleting a held item moves it to the mailbox's Purges folder, where eDiscovery still
+  finds it.
+- Retention wins over deletion: an item within a retention period is also kept in Purges when deleted.
+- Among retention periods the longest wins.
+- Among deletion periods, a policy naming the item's mailbox or folder or kind explicitly wins over one that
+  applies to everything; among equals the shortest deletion wins. Deletion never comes before retention ends.
+Every hold, release, deletion and purge is written to the ledger (``ledger.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from tenantry.archive import ledger
+from tenantry.archive.models import Folder, Hold, Item, Mailbox, RetentionPolicy
+from tenantry.core.clock import as_utc, utcnow
+from tenantry.core.db import Database
+from tenantry.core.errors import Conflict, Invalid, NotFound
+from tenantry.protocols.query.ast import Node
+
+PURGES = "Recoverable Items/Purges"
+PURGES_KEEP_DAYS = 14  # what was deleted while unprotected… is deleted at once; this is for released items
+
+
+class Index(Protocol):
+    def item_ids(self, tenant: str, node: Node, users: Sequence[str] | None = None) -> set[int]: ...
+
+
+@dataclass(frozen=True)
+class Protection:
+    held_by: tuple[str, ...]          # hold ids
+    retain_until: datetime | None
+    delete_at: datetime | None        # when retention deletes it (None: never)
+
+    @property
+    def held(self) -> bool:
+        return bool(self.held_by)
+
+    def protected(self, now: datetime) -> bool:
+        return self.held or (self.retain_until is not None and now < self.retain_until)
+
+
+@dataclass(frozen=True)
+class _ItemFacts:
+    id: int
+    user_id: str
+    folder: str
+    kind: str
+    sent_at: datetime
+
+
+class ComplianceService:
+    def __init__(self, db: Database, index: Index | None, parse_query: Callable[[str], Node]) -> None:
+        self.db = db
+        self.index = index
+        self.parse_query = parse_query
+
+    # -- holds ------------------------------------------------------------------------------
+
+    def place_hold(self, tenant: str, *, name: str, actor: str, user_id: str | None = None,
+                   case_id: str | None = None, query: str | None = None,
+                   duration_days: int | None = None) -> dict[str, Any]:
+        if (user_id is None) == (case_id is None):
+            raise Invalid("a hold is on one mailbox (user) or in one case")
+        if user_id is not None and query:
+            raise Invalid("a query-based hold belongs to a case (its custodians' mailboxes)")
+        if duration_days is not None and duration_days <= 0:
+            raise Invalid("duration_days must be positive (or absent for an indefinite hold)")
+        if query:
+            self.parse_query(query)  # a hold whose query cannot run would protect nothing: refuse it now
+            if self.index is None:
+                raise Invalid("query-based holds need the search index")
+        hold = Hold(id=str(uuid.uuid4()), tenant_id=tenant, name=name, user_id=user_id, case_id=case_id,
+                    query=query or None, duration_days=duration_days, created_by=actor, created_at=utcnow())
+        with self.db.session() as session:
+            session.add(hold)
+            session.flush()
+            ledger.append(session, tenant, [(actor, "hold.place", hold.id, _hold_dict(hold))])
+            return _hold_dict(hold)
+
+    def release_hold(self, tenant: str, hold_id: str, actor: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            hold = session.get(Hold, hold_id)
+            if hold is None or hold.tenant_id != tenant:
+                raise NotFound(f"no hold {hold_id}")
+            if hold.released_at is not None:
+                raise Conflict(f"hold {hold_id} is already released")
+            hold.released_at = utcnow()
+            hold.released_by = actor
+            ledger.append(session, tenant, [(actor, "hold.release", hold.id, {"name": hold.name})])
+            return _hold_dict(hold)
+
+    def holds(self, tenant: str, *, active_only: bool = True, case_id: str | None = None) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            stmt = select(Hold).where(Hold.tenant_id == tenant)
+            if active_only:
+                stmt = stmt.where(Hold.released_at.is_(None))
+            if case_id is not None:
+                stmt = stmt.where(Hold.case_id == case_id)
+            return [_hold_dict(h) for h in session.scalars(stmt.order_by(Hold.created_at))]
+
+    # -- retention policies ---------------------------------------------------------------------
+
+    def create_policy(self, tenant: str, *, name: str, actor: str, retain_days: int | None = None,
+                      delete_after_days: int | None = None, users: Sequence[str] = (),
+                      folders: Sequence[str] = (), kinds: Sequence[str] = ()) -> dict[str, Any]:
+        if retain_days is None and delete_after_days is None:
+            raise Invalid("a policy retains (retain_days), deletes (delete_after_days), or both")
+        for value in (retain_days, delete_after_days):
+            if value is not None and value <= 0:
+                raise Invalid("days must be positive")
+        policy = RetentionPolicy(id=str(uuid.uuid4()), tenant_id=tenant, name=name, retain_days=retain_days,
+                                 delete_after_days=delete_after_days, users=json.dumps(list(users)),
+                                 folders=json.dumps(list(folders)), kinds=json.dumps(list(kinds)), enabled=True,
+                                 created_at=utcnow())
+        with self.db.session() as session:
+            if session.scalar(select(RetentionPolicy.id).where(RetentionPolicy.tenant_id == tenant,
+                                                              RetentionPolicy.name == name)):
+                raise Conflict(f"a retention policy named {name!r} exists")
+            session.add(policy)
+            session.flush()
+            ledger.append(session, tenant, [(actor, "retention.create", policy.id, _policy_dict(policy))])
+            return _policy_dict(policy)
+
+    def policies(self, tenant: str) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            return [_policy_dict(p) for p in session.scalars(
+                select(RetentionPolicy).where(RetentionPolicy.tenant_id == tenant).order_by(RetentionPolicy.name))]
+
+    def disable_policy(self, tenant: str, name: str, actor: str) -> None:
+        with self.db.session() as session:
+            policy = session.scalar(select(RetentionPolicy).where(RetentionPolicy.tenant_id == tenant,
+                                                                  RetentionPolicy.name == name))
+            if policy is None:
+                raise NotFound(f"no retention policy {name!r}")
+            policy.enabled = False
+            ledger.append(session, tenant, [(actor, "retention.disable", policy.id, {"name": name})])
+
+    # -- protection of items --------------------------------------------------------------------
+
+    def protection(self, tenant: str, item_ids: Iterable[int], now: datetime | None = None) -> dict[int, Protection]:
+        now = now or utcnow()
+        with self.db.session() as session:
+            facts = self._facts(session, tenant, list(item_ids))
+            return self._protection(session, tenant, facts, now)
+
+    def _facts(self, session: Session, tenant: str, item_ids: list[int]) -> list[_ItemFacts]:
+        out: list[_ItemFacts] = []
+        for start in range(0, len(item_ids), 900):
+            rows = session.execute(
+                select(Item.id, Mailbox.user_id, Folder.name, Item.kind, Item.sent_at, Item.original_folder_id)
+                .join(Mailbox, Mailbox.id == Item.mailbox_id).join(Folder, Folder.id == Item.folder_id)
+                .where(Item.tenant_id == tenant, Item.id.in_(item_ids[start : start + 900])))
+            originals: dict[int, str] = {}
+            fetched = list(rows)
+            wanted = {r[5] for r in fetched if r[5]}
+            if wanted:
+                names = dict(session.execute(select(Folder.id, Folder.name).where(Folder.id.in_(wanted))).all())
+                originals = {r[0]: names.get(r[5], r[2]) for r in fetched if r[5]}
+            for item_id, user_id, folder, kind, sent_at, _ in fetched:
+                # Policies scoped to a folder still apply to its items after they were deleted to Purges.
+                out.append(_ItemFacts(item_id, user_id, originals.get(item_id, folder), kind, as_utc(sent_at)))
+        return out
+
+    def _protection(self, session: Session, tenant: str, facts: list[_ItemFacts],
+                    now: datetime) -> dict[int, Protection]:
+        holds = list(session.scalars(select(Hold).where(Hold.tenant_id == tenant, Hold.released_at.is_(None))))
+        policies = list(session.scalars(select(RetentionPolicy).where(RetentionPolicy.tenant_id == tenant,
+                                                                      RetentionPolicy.enabled.is_(True))))
+        from tenantry.archive.models import CaseCustodian
+
+        custodians: dict[str, set[str]] = {}
+        for h in holds:
+            if h.case_id and h.case_id not in custodians:
+                custodians[h.case_id] = set(session.scalars(
+                    select(CaseCustodian.user_id).where(CaseCustodian.case_id == h.case_id)))
+        query_hits: dict[str, set[int]] = {}
+        for h in holds:
+            if h.query and self.index is not None:
+                query_hits[h.id] = self.index.item_ids(tenant, self.parse_query(h.query),
+                                                       sorted(custodians.get(h.case_id or "", set())))
+        out: dict[int, Protection] = {}
+        for f in facts:
+            held: list[str] = []
+            for h in holds:
+                if h.duration_days is not None and f.sent_at + timedelta(days=h.duration_days) <= now:
+                    continue
+                if _holds(h, f, custodians, query_hits):
+                    held.append(h.id)
+            out[f.id] = Protection(tuple(held), *_retention(f, policies))
+        return out
+
+    # -- deletion paths ---------------------------------------------------------------------------
+
+    def delete_items(self, tenant: str, item_ids: Sequence[int], actor: str,
+                     now: datetime | None = None) -> dict[str, int]:
+        """A user's or admin's delete: protected items go to Purges, the rest are deleted for good."""
+        now = now or utcnow()
+        with self.db.session() as session:
+            known = set(session.scalars(select(Item.id).where(Item.tenant_id == tenant, Item.id.in_(item_ids))))
+            missing = [i for i in item_ids if i not in known]
+            if missing:
+                raise NotFound(f"no item {missing[0]}")
+            return self._delete(session, tenant, list(item_ids), actor, now, "delete")
+
+    def remove_mailbox(self, tenant: str, user_id: str, actor: str, now: datetime | None = None) -> dict[str, int]:
+        """Remove a user's mailbox: what is held or retained stays (an inactive mailbox); the rest goes."""
+        now = now or utcnow()
+        with self.db.session() as session:
+            mailbox = session.scalar(select(Mailbox).where(Mailbox.tenant_id == tenant, Mailbox.user_id == user_id))
+            if mailbox is None:
+                raise NotFound(f"user {user_id} has no mailbox")
+            ids = list(session.scalars(select(Item.id).where(Item.mailbox_id == mailbox.id, Item.deleted_at.is_(None))))
+            counts = self._delete(session, tenant, ids, actor, now, "mailbox.remove")
+            mailbox.removed_at = now
+            remaining = session.scalar(select(func.count()).select_from(Item).where(Item.mailbox_id == mailbox.id))
+            if not remaining:
+                session.execute(delete(Folder).where(Folder.mailbox_id == mailbox.id))
+                session.delete(mailbox)
+            ledger.append(session, tenant, [(actor, "mailbox.remove", user_id, {**counts, "kept": remaining or 0})])
+            return counts
+
+    def apply_retention(self, tenant: str, now: datetime | None = None, actor: str = "retention") -> dict[str, int]:
+        """The scheduled job: delete what retention says is due, and empty Purges of what nothing protects.
+
+        Idempotent: a second run at the same time finds nothing to do.
+        """
+        now = now or utcnow()
+        counts = {"deleted": 0, "purged_from_purges": 0, "kept_by_hold": 0}
+        with self.db.session() as session:
+            ids = list(session.scalars(select(Item.id).where(Item.tenant_id == tenant)))
+            facts = self._facts(session, tenant, ids)
+            protection = self._protection(session, tenant, facts, now)
+            deleted_at: dict[int, datetime] = {
+                i: d for i, d in session.execute(select(Item.id, Item.deleted_at).where(
+                    Item.tenant_id == tenant, Item.deleted_at.is_not(None))).all() if d is not None}
+            due: list[int] = []
+            purge: list[int] = []
+            for f in facts:
+                p = protection[f.id]
+                if f.id in deleted_at:
+                    # In Purges: kept while anything protects it, and for PURGES_KEEP_DAYS after deletion.
+                    if not p.protected(now) and as_utc(deleted_at[f.id]) + timedelta(days=PURGES_KEEP_DAYS) <= now:
+                        purge.append(f.id)
+                    elif p.held:
+                        counts["kept_by_hold"] += 1
+                elif p.delete_at is not None and p.delete_at <= now:
+                    if p.held:
+                        counts["kept_by_hold"] += 1
+                    else:
+                        due.append(f.id)
+            if due:
+                self._purge(session, tenant, due, actor, "retention")
+                counts["deleted"] = len(due)
+            if purge:
+                self._purge(session, tenant, purge, actor, "purges.expire")
+                counts["purged_from_purges"] = len(purge)
+            ledger.append(session, tenant, [(actor, "retention.apply", "", {**counts, "at": now.isoformat()})])
+        return counts
+
+    def _delete(self, session: Session, tenant: str, ids: list[int], actor: str, now: datetime,
+                reason: str) -> dict[str, int]:
+        facts = self._facts(session, tenant, ids)
+        protection = self._protection(session, tenant, facts, now)
+        keep = [f.id for f in facts if protection[f.id].protected(now)]
+        gone = [f.id for f in facts if not protection[f.id].protected(now)]
+        if keep:
+            self._to_purges(session, tenant, keep, actor, now)
+            ledger.append(session, tenant, [(actor, "delete.to_purges", "", {"items": sorted(keep), "reason": reason})])
+        if gone:
+            self._purge(session, tenant, gone, actor, reason)
+        return {"moved_to_purges": len(keep), "deleted": len(gone)}
+
+    @staticmethod
+    def _to_purges(session: Session, tenant: str, ids: list[int], actor: str, now: datetime) -> None:
+        rows = session.execute(select(Item.id, Item.mailbox_id, Item.folder_id, Item.deleted_at)
+                               .where(Item.id.in_(ids))).all()
+        purges: dict[str, str] = {}
+        for item_id, mailbox_id, folder_id, deleted_at in rows:
+            if deleted_at is not None:
+                continue  # already in Purges
+            if mailbox_id not in purges:
+                folder = session.scalar(select(Folder).where(Folder.mailbox_id == mailbox_id, Folder.name == PURGES))
+                if folder is None:
+                    folder = Folder(id=str(uuid.uuid4()), mailbox_id=mailbox_id, name=PURGES, created_at=now)
+                    session.add(folder)
+                    session.flush()
+                purges[mailbox_id] = folder.id
+            session.execute(update(Item).where(Item.id == item_id).values(
+                deleted_at=now, deleted_by=actor, original_folder_id=folder_id, folder_id=purges[mailbox_id]))
+
+    @staticmethod
+    def _purge(session: Session, tenant: str, ids: list[int], actor: str, reason: str) -> None:
+        """Delete for good (the bytes stay while another item points to them)."""
+        for start in range(0, len(ids), 900):
+            session.execute(delete(Item).where(Item.id.in_(ids[start : start + 900])))
+        ledger.append(session, tenant, [(actor, "purge", "", {"items": sorted(ids), "reason": reason})])
+
+
+def _holds(h: Hold, f: _ItemFacts, custodians: dict[str, set[str]], query_hits: dict[str, set[int]]) -> bool:
+    if h.user_id is not None:
+        return h.user_id == f.user_id
+    in_case = f.user_id in custodians.get(h.case_id or "", set())
+    return in_case and (h.query is None or f.id in query_hits.get(h.id, set()))
+
+
+def _applies(values: str, value: str) -> tuple[bool, bool]:
+    """(applies, explicitly): an empty scope applies to everything, implicitly."""
+    scope = json.loads(values)
+    if not scope:
+        return True, False
+    return value in scope, True
+
+
+def _retention(f: _ItemFacts, policies: list[RetentionPolicy]) -> tuple[datetime | None, datetime | None]:
+    retain_until: datetime | None = None
+    deletions: list[tuple[bool, datetime]] = []
+    for p in policies:
+        checks = [_applies(p.users, f.user_id), _applies(p.folders, f.folder), _applies(p.kinds, f.kind)]
+        if not all(applies for applies, _ in checks):
+            continue
+        explicit = any(exp for _, exp in checks)
+        if p.retain_days is not None:
+            until = f.sent_at + timedelta(days=p.retain_days)
+            retain_until = until if retain_until is None or until > retain_until else retain_until  # longest wins
+        if p.delete_after_days is not None:
+            deletions.append((explicit, f.sent_at + timedelta(days=p.delete_after_days)))
+    delete_at: datetime | None = None
+    if deletions:
+        explicit_ones = [d for exp, d in deletions if exp]
+        delete_at = min(explicit_ones or [d for _, d in deletions])  # explicit wins; then the shortest
+        if retain_until is not None and delete_at < retain_until:
+            delete_at = retain_until  # retention wins over deletion
+    return retain_until, delete_at
+
+
+def _hold_dict(h: Hold) -> dict[str, Any]:
+    return {"id": h.id, "name": h.name, "user_id": h.user_id, "case_id": h.case_id, "query": h.query,
+            "duration_days": h.duration_days, "created_by": h.created_by,
+            "created_at": as_utc(h.created_at).isoformat(),
+            "released_at": as_utc(h.released_at).isoformat() if h.released_at else None}
+
+
+def _policy_dict(p: RetentionPolicy) -> dict[str, Any]:
+    return {"id": p.id, "name": p.name, "retain_days": p.retain_days, "delete_after_days": p.delete_after_days,
+            "users": json.loads(p.users), "folders": json.loads(p.folders), "kinds": json.loads(p.kinds),
+            "enabled": p.enabled}

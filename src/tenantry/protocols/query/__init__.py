@@ -1,0 +1,1 @@
+"""The archive search language: a KQL subset (Purview's keyword query language) as a syntax tree."""
