@@ -28,6 +28,12 @@ connector_app = typer.Typer(help="Message archive connectors (WhatsApp exports, 
 archive_app = typer.Typer(help="Mailboxes and archived items.", no_args_is_help=True)
 app.add_typer(connector_app, name="connector")
 app.add_typer(archive_app, name="archive")
+hold_app = typer.Typer(help="Litigation holds.", no_args_is_help=True)
+retention_app = typer.Typer(help="Retention policies.", no_args_is_help=True)
+case_app = typer.Typer(help="eDiscovery cases: custodians, holds, searches, exports.", no_args_is_help=True)
+app.add_typer(hold_app, name="hold")
+app.add_typer(retention_app, name="retention")
+app.add_typer(case_app, name="case")
 
 console = Console()
 err = Console(stderr=True)
@@ -550,6 +556,184 @@ def archive_export(user: str, out: Path, folder: Annotated[str | None, typer.Opt
     t = _tenant(services, tenant)
     count = _run(lambda: services.archive.export(t, _user_id(services, t, user), folder, fmt, out))
     console.print(f"{count} messages written to {out}")
+
+
+@archive_app.command("verify")
+def archive_verify(tenant: TenantOpt = None) -> None:
+    """Prove the archive unchanged: the ledger's chain, every item's digest and bytes. Exit 1 naming changes."""
+    services = _services()
+    report = services.ledger.verify(_tenant(services, tenant))
+    for problem in report.problems:
+        console.print(f"[red]changed:[/red] {problem}")
+    console.print(f"{report.entries} ledger entries, {report.items_checked} items checked: "
+                  f"{'unchanged' if report.ok else f'{len(report.problems)} problem(s)'}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@archive_app.command("delete")
+def archive_delete(item_ids: list[int], by: Annotated[str, typer.Option("--by")], tenant: TenantOpt = None) -> None:
+    """Delete items (held or retained ones go to Purges and stay searchable by eDiscovery)."""
+    services = _services()
+    counts = _run(lambda: services.compliance.delete_items(_tenant(services, tenant), item_ids, by))
+    console.print(f"deleted {counts['deleted']}, kept in Purges {counts['moved_to_purges']}")
+
+
+@archive_app.command("remove-mailbox")
+def archive_remove_mailbox(user: str, by: Annotated[str, typer.Option("--by")], tenant: TenantOpt = None) -> None:
+    services = _services()
+    t = _tenant(services, tenant)
+    counts = _run(lambda: services.compliance.remove_mailbox(t, _user_id(services, t, user), by))
+    console.print(f"deleted {counts['deleted']}, kept (held or retained) {counts['moved_to_purges']}")
+
+
+@archive_app.command("audit")
+def archive_audit(tenant: TenantOpt = None, action: Annotated[str | None, typer.Option()] = None,
+                  limit: int = 50, as_json: JsonOpt = False) -> None:
+    """The audit trail (newest first): every delivery batch, hold, release, search, export and deletion."""
+    services = _services()
+    rows = services.ledger.entries(_tenant(services, tenant), action=action, limit=limit)
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    _print([{**r, "detail": json.dumps(r["detail"])[:80]} for r in rows],
+           ["number", "at", "actor", "action", "target", "detail"], False)
+
+
+@hold_app.command("place")
+def hold_place(name: str, by: Annotated[str, typer.Option("--by")],
+               user: Annotated[str | None, typer.Option(help="Hold this user's whole mailbox.")] = None,
+               case: Annotated[str | None, typer.Option(help="Hold in this case (its custodians).")] = None,
+               query: Annotated[str | None, typer.Option(help="Only what this query finds (case holds).")] = None,
+               days: Annotated[int | None, typer.Option(help="Hold items for N days from their date.")] = None,
+               tenant: TenantOpt = None) -> None:
+    services = _services()
+    t = _tenant(services, tenant)
+    user_id = _user_id(services, t, user) if user else None
+    case_id = _run(lambda: services.ediscovery.find_case(t, case)) if case else None
+    hold = _run(lambda: services.compliance.place_hold(t, name=name, actor=by, user_id=user_id, case_id=case_id,
+                                                       query=query, duration_days=days))
+    console.print(f"hold {hold['id']} placed")
+
+
+@hold_app.command("release")
+def hold_release(hold_id: str, by: Annotated[str, typer.Option("--by")], tenant: TenantOpt = None) -> None:
+    services = _services()
+    _run(lambda: services.compliance.release_hold(_tenant(services, tenant), hold_id, by))
+    console.print(f"hold {hold_id} released")
+
+
+@hold_app.command("list")
+def hold_list(tenant: TenantOpt = None, all_holds: Annotated[bool, typer.Option("--all")] = False,
+              as_json: JsonOpt = False) -> None:
+    services = _services()
+    rows = services.compliance.holds(_tenant(services, tenant), active_only=not all_holds)
+    _print(rows, ["id", "name", "user_id", "case_id", "query", "duration_days", "released_at"], as_json)
+
+
+@retention_app.command("create")
+def retention_create(name: str, by: Annotated[str, typer.Option("--by")],
+                     retain_days: Annotated[int | None, typer.Option()] = None,
+                     delete_after_days: Annotated[int | None, typer.Option()] = None,
+                     user: Annotated[list[str] | None, typer.Option(help="Limit to these users.")] = None,
+                     folder: Annotated[list[str] | None, typer.Option()] = None,
+                     kind: Annotated[list[str] | None, typer.Option()] = None,
+                     tenant: TenantOpt = None) -> None:
+    services = _services()
+    t = _tenant(services, tenant)
+    users = [_user_id(services, t, u) for u in user or []]
+    _run(lambda: services.compliance.create_policy(t, name=name, actor=by, retain_days=retain_days,
+                                                   delete_after_days=delete_after_days, users=users,
+                                                   folders=folder or [], kinds=kind or []))
+    console.print(f"retention policy {name} created")
+
+
+@retention_app.command("list")
+def retention_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    services = _services()
+    _print(services.compliance.policies(_tenant(services, tenant)),
+           ["name", "retain_days", "delete_after_days", "users", "folders", "kinds", "enabled"], as_json)
+
+
+@retention_app.command("apply")
+def retention_apply(tenant: TenantOpt = None) -> None:
+    """Run the retention job now (it also runs daily from the scheduler)."""
+    services = _services()
+    counts = _run(lambda: services.compliance.apply_retention(_tenant(services, tenant)))
+    console.print(", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+
+@case_app.command("create")
+def case_create(name: str, by: Annotated[str, typer.Option("--by")], tenant: TenantOpt = None) -> None:
+    services = _services()
+    case = _run(lambda: services.ediscovery.create_case(_tenant(services, tenant), name, by))
+    console.print(f"case {case['name']} ({case['id']}) created")
+
+
+@case_app.command("custodian")
+def case_custodian(case: str, users: list[str], by: Annotated[str, typer.Option("--by")],
+                   tenant: TenantOpt = None) -> None:
+    services = _services()
+    t = _tenant(services, tenant)
+    ids = [_user_id(services, t, u) for u in users]
+    cid = _run(lambda: services.ediscovery.find_case(t, case))
+    custodians = _run(lambda: services.ediscovery.add_custodians(t, cid, ids, by))
+    console.print(f"{len(custodians)} custodian(s)")
+
+
+@case_app.command("hold")
+def case_hold(case: str, by: Annotated[str, typer.Option("--by")],
+              query: Annotated[str | None, typer.Option()] = None, days: Annotated[int | None, typer.Option()] = None,
+              tenant: TenantOpt = None) -> None:
+    services = _services()
+    t = _tenant(services, tenant)
+    cid = _run(lambda: services.ediscovery.find_case(t, case))
+    hold = _run(lambda: services.ediscovery.hold(t, cid, by, query=query, duration_days=days))
+    console.print(f"hold {hold['id']} placed on the case's custodians" + (f" for {query!r}" if query else ""))
+
+
+@case_app.command("search")
+def case_search(case: str, query: str, by: Annotated[str, typer.Option("--by")],
+                no_purges: Annotated[bool, typer.Option("--no-purges")] = False,
+                tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """Count, per-custodian statistics and a preview of the first results."""
+    services = _services()
+    t = _tenant(services, tenant)
+    cid = _run(lambda: services.ediscovery.find_case(t, case))
+    result = _run(lambda: services.ediscovery.run_search(t, cid, query, by, include_purges=not no_purges))
+    if as_json:
+        console.print_json(json.dumps(result, default=str))
+        return
+    console.print(f"{result['count']} items ({result['total_size']} bytes)")
+    for user, n in result["by_custodian"].items():
+        console.print(f"  {user}: {n}")
+    _print(result["preview"], ["id", "sent_at", "mailbox", "kind", "from", "subject"], False)
+
+
+@case_app.command("export")
+def case_export(case: str, query: str, out: Path, by: Annotated[str, typer.Option("--by")],
+                dedupe: Annotated[bool, typer.Option("--dedupe")] = False, tenant: TenantOpt = None) -> None:
+    """Export what a query finds: EML per item, MBOX per custodian, load file, summary, manifest."""
+    services = _services()
+    t = _tenant(services, tenant)
+    cid = _run(lambda: services.ediscovery.find_case(t, case))
+    summary = _run(lambda: services.ediscovery.export(t, cid, query, out, by, deduplicate=dedupe))
+    console.print(f"{summary['exported']} items exported to {out} ({len(summary['errors'])} errors)")
+    if summary["errors"]:
+        raise typer.Exit(1)
+
+
+@case_app.command("verify-export")
+def case_verify_export(folder: Path) -> None:
+    """Re-hash an export against its manifest and load file."""
+    from tenantry.archive.ediscovery import verify_export
+
+    problems = verify_export(folder)
+    for problem in problems:
+        console.print(f"[red]{problem}[/red]")
+    console.print("export intact" if not problems else f"{len(problems)} problem(s)")
+    if problems:
+        raise typer.Exit(1)
 
 
 def main() -> None:

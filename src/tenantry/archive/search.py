@@ -1,0 +1,148 @@
+"""The archive's search index: what is indexed about an item, and what an index must answer.
+
+A compliance search evaluates a query tree (``protocols/query/ast.py``) over one tenant's items, optionally
+only some mailboxes, and answers a count, a page of item ids, per-mailbox counts, or every matching id (holds,
+exports). The default engine is tantivy, embedded, in ``<data dir>/index`` (``search_tantivy.py``, which says
+how each node is evaluated); this module is the contract, so the store and the services never see the engine.
+
+Why tantivy and not SQLite FTS5 (measured on the same 1M generated items, ``bench/search_bench.py``,
+docs/BENCHMARKS.md "Search"): every query of the fixed set answers in p95 < 10 ms with tantivy; FTS5 was
+slower on every query, up to ~200x on a common word top-20 by bm25 (it scores every match) and ~100x
+on a NEAR. FTS5 needs nothing new and is transactional with the items, but it
+cannot meet "p95 < 50 ms on 1M items" for common words, ranked pages or NEAR, and it has no per-mailbox
+aggregation. tantivy costs a separate directory that must be kept in step with the store — hence
+``max_item_id`` (re-index what a crash left out) and ``add`` being an upsert (re-indexing twice changes nothing).
+
+Text is matched literally: lower-cased, split into Unicode words, no stemming, no stop words, no accent
+folding ("Müller" does not find "Muller", "reports" does not find "report"), because a compliance search
+must find exactly what was written and say so in court; ``invoi*`` is how a reviewer asks for variants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Literal, Protocol
+
+import phonenumbers
+
+from tenantry.core.errors import Invalid, TenantryError
+from tenantry.protocols.query.ast import Node
+
+# A word or phrase without a field looks here (Purview: subject, body, participants, attachment names; we add
+# the chat's id and name, which a chat item's subject may not carry).
+DEFAULT_FIELDS = ("subject", "body", "participants", "attachmentnames", "chat")
+
+Order = Literal["relevance", "newest"]
+
+
+@dataclass(frozen=True)
+class IndexDocument:
+    """One archived item as the index sees it (one per mailbox copy: ``item_id`` is the store's item row)."""
+
+    item_id: int
+    tenant: str
+    user_id: str                # the mailbox owner
+    folder: str
+    kind: str                   # chat | call | attachment | deleted | system
+    source: str
+    sent_at: datetime           # aware; stored as UTC microseconds (naive values are taken as UTC)
+    size: int
+    has_attachment: bool
+    sender: str                 # name, address and number text
+    to: str
+    cc: str
+    participants: str           # every participant, see ``participant_text``
+    subject: str
+    body: str
+    attachment_names: str
+    chat: str                   # chat id and name
+
+
+@dataclass(frozen=True)
+class Hit:
+    item_id: int
+    score: float                # relevance (BM25); 0.0 when ordered by newest, which does not score
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    total: int                  # every match, not just this page
+    hits: list[Hit]
+
+
+class UnsupportedQuery(Invalid):
+    """A well-formed query the index cannot evaluate (a value of the wrong type, NEAR across two fields,
+    a prefix that expands to too many words inside a phrase)."""
+
+    code = "query_unsupported"
+
+
+class SearchIndexUnavailable(TenantryError):
+    """The index directory is locked by another writer, or was built with another schema."""
+
+    status_code = 503
+    code = "search_index_unavailable"
+
+
+class SearchIndex(Protocol):
+    """Every call is scoped to one tenant; ``users`` (mailbox owners' user ids) narrows it further.
+
+    Changes (``add``, ``delete``) become visible at ``commit``, atomically: a crash loses whole batches since the
+    last commit, never part of one.
+    """
+
+    def add(self, docs: Sequence[IndexDocument]) -> None:
+        """Index items; an item id already indexed is replaced (so re-indexing is idempotent)."""
+
+    def delete(self, item_ids: Sequence[int]) -> None: ...
+
+    def commit(self) -> None:
+        """Make everything added or deleted so far searchable (and durable)."""
+
+    def search(self, tenant: str, node: Node, *, users: Sequence[str] | None = None, limit: int = 20,
+               offset: int = 0, order: Order = "relevance") -> SearchResult: ...
+
+    def count(self, tenant: str, node: Node, users: Sequence[str] | None = None) -> int: ...
+
+    def count_by_user(self, tenant: str, node: Node, users: Sequence[str] | None = None) -> dict[str, int]:
+        """Matches per mailbox owner; owners without a match are absent."""
+
+    def item_ids(self, tenant: str, node: Node, users: Sequence[str] | None = None) -> set[int]:
+        """Every matching item id (holds, exports): no page limit."""
+
+    def max_item_id(self, tenant: str) -> int | None:
+        """The highest item id indexed for the tenant, None when it has none (then re-index everything)."""
+
+    def clear(self) -> None:
+        """Remove every item of every tenant (committed at once)."""
+
+    def close(self) -> None: ...
+
+
+@lru_cache(maxsize=65536)
+def phone_spellings(number: str) -> str:
+    """The ways someone may type ``number``: E.164 with and without "+", the national form with its trunk
+    prefix, the national significant number, and the grouped international and national forms.
+
+    "+491701234567" gives "+491701234567 491701234567 01701234567 1701234567 +49 170 1234567 0170 1234567",
+    so ``participants:01701234567``, ``participants:"+49 170 1234567"`` and ``participants:491701234567``
+    all find it. Something that is not a phone number comes back as it was.
+    """
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return number
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    international = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    spellings = [e164, e164[1:], "".join(c for c in national if c.isdigit()),
+                 phonenumbers.national_significant_number(parsed), international, national]
+    return " ".join(dict.fromkeys(s for s in spellings if s))
+
+
+def participant_text(name: str = "", address: str = "", number: str = "") -> str:
+    """One participant for ``IndexDocument.participants`` (join several with a space)."""
+    return " ".join(part for part in (name, address, phone_spellings(number) if number else "") if part)
