@@ -8,6 +8,7 @@ Group members are rows, never a JSON list, so a member PATCH on a huge group is 
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -508,6 +509,34 @@ class ScimStore:
                 session.execute(delete(GroupMember).where(GroupMember.member_id == resource_id))
                 session.delete(group)
 
+    def _search_simple(self, tenant: str, key: str, value: str, start_index: int, count: int) -> Page:
+        """``userName eq "…"`` and kin — what every IdP sends before it creates a user — on one index,
+        without the ORM: Core rows, one connection, no COUNT unless paging needs it."""
+        column = {"username": User.user_name_key, "externalid": User.external_id, "id": User.id}[key]
+        literal = fold("username", value) if key == "username" else value
+        where = (User.tenant_id == tenant, column == literal)
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(
+                select(User.id, User.resource, User.created, User.last_modified, User.version)
+                .where(*where).order_by(User.id).offset(start_index - 1).limit(count + 1)
+            ).all()
+            more = len(rows) > count
+            rows = rows[:count]
+            if not more and (start_index == 1 or rows):
+                total = start_index - 1 + len(rows)
+            else:
+                total = conn.execute(select(func.count()).select_from(User).where(*where)).scalar() or 0
+            groups = _groups_core(conn, [r[0] for r in rows]) if rows else {}
+        docs = []
+        for user_id, resource, created, modified, version in rows:
+            doc: dict[str, Any] = {"id": user_id}
+            doc.update(orjson.loads(resource))
+            if groups.get(user_id):
+                doc["groups"] = groups[user_id]
+            doc["meta"] = _meta("User", created, modified, version)
+            docs.append(doc)
+        return Page(total, start_index, docs)
+
     def search(
         self,
         tenant: str,
@@ -523,6 +552,10 @@ class ScimStore:
         table: Any = User if resource_type == "User" else Group
         start_index = max(1, start_index)
         count = self.max_results if count is None else max(0, min(count, self.max_results))
+        if filter_text and resource_type == "User" and not sort_by and count:
+            simple = simple_equality(filter_text)
+            if simple is not None:
+                return self._search_simple(tenant, simple[0], simple[1], start_index, count)
         where = [table.tenant_id == tenant]
         parsed = None
         exact = True
@@ -616,6 +649,37 @@ class ScimStore:
         """Mark every user as changed (used after a bulk re-index)."""
         with self.db.session() as session:
             session.execute(update(User).where(User.tenant_id == tenant).values(last_modified=utcnow()))
+
+
+_SIMPLE_EQ = re.compile(
+    r'^\s*(?:urn:ietf:params:scim:schemas:core:2\.0:user:)?(username|externalid|id)\s+eq\s+"((?:[^"\\]|\\.)*)"\s*$',
+    re.IGNORECASE,
+)
+
+
+def simple_equality(text: str) -> tuple[str, str] | None:
+    """(attribute, value) when the filter is exactly ``userName|externalId|id eq "<string>"``, else None.
+
+    The common IdP look-up skips the general parser; anything else — and any doubt — takes the full path.
+    compValue strings are JSON strings (RFC 7644 §3.4.2.2), so the value is read as JSON.
+    """
+    match = _SIMPLE_EQ.match(text)
+    if match is None:
+        return None
+    try:
+        value = orjson.loads(f'"{match.group(2)}"')
+    except orjson.JSONDecodeError:
+        return None
+    return (match.group(1).lower(), value) if isinstance(value, str) else None
+
+
+def _groups_core(conn: Any, user_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    result: dict[str, list[dict[str, Any]]] = {}
+    stmt = (select(GroupMember.member_id, Group.id, Group.display_name)
+            .join(Group, Group.id == GroupMember.group_id).where(GroupMember.member_id.in_(user_ids)))
+    for member_id, group_id, display in conn.execute(stmt):
+        result.setdefault(member_id, []).append({"value": group_id, "display": display, "type": "direct"})
+    return result
 
 
 def _python_sort(docs: list[dict[str, Any]], sort_by: str, descending: bool) -> list[dict[str, Any]]:

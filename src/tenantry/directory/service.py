@@ -6,6 +6,7 @@ import hmac
 import json
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,9 +56,15 @@ class TokenInfo:
     revoked_at: datetime | None
 
 
+# How long a verified token is trusted without asking the database again. A revocation in this process takes
+# effect at once (the cache is cleared); in another process (a second server) within this many seconds.
+TOKEN_CACHE_SECONDS = 5.0
+
+
 class DirectoryService:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._token_cache: dict[str, tuple[str, str, float]] = {}
 
     # -- tenants -------------------------------------------------------------------
 
@@ -138,6 +145,7 @@ class DirectoryService:
                 raise NotFound(f"no active token {token_id!r}")
             token.revoked_at = utcnow()
             tenant_id, scope, name = token.tenant_id, token.scope, token.name
+        self._token_cache.clear()
         return self.issue_token(tenant_id, scope, name)
 
     def revoke_token(self, token_id: str) -> None:
@@ -147,6 +155,7 @@ class DirectoryService:
                 raise NotFound(f"no token {token_id!r}")
             if token.revoked_at is None:
                 token.revoked_at = utcnow()
+        self._token_cache.clear()
 
     def list_tokens(self, tenant_id: str | None = None) -> list[TokenInfo]:
         with self.db.session() as session:
@@ -164,6 +173,12 @@ class DirectoryService:
         if not secret:
             raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
         digest = secret_hash(secret)
+        cached = self._token_cache.get(digest)
+        if cached is not None and cached[2] > time.monotonic():
+            token_tenant, token_scope, _ = cached
+            if (token_scope == scope or token_scope == "admin") and (tenant_id is None or token_tenant == tenant_id):
+                return token_tenant
+            raise Unauthorized("the bearer token is not valid for this tenant")
         with self.db.session() as session:
             token = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
         # The lookup is by hash; compare again in constant time so no timing tells how close a guess was.
@@ -175,6 +190,9 @@ class DirectoryService:
             or (tenant_id is not None and token.tenant_id != tenant_id)
         ):
             raise Unauthorized("the bearer token is not valid for this tenant")
+        if len(self._token_cache) > 10_000:
+            self._token_cache.clear()
+        self._token_cache[digest] = (token.tenant_id, token.scope, time.monotonic() + TOKEN_CACHE_SECONDS)
         return token.tenant_id
 
     # -- domains ------------------------------------------------------------------------

@@ -80,7 +80,7 @@ group: LPAR seq RPAR
 _AND.6: /AND{_ALONE}/
 _OR.6: /OR{_ALONE}/
 NOT.6: /NOT{_ALONE}/
-NEAR.6: /NEAR(\(\s*(n\s*=\s*)?[0-9]+\s*\))?{_ALONE}/
+NEAR.6: /NEAR(\(\s*(n\s*=\s*)?[0-9]+\s*\)|{_ALONE})/
 UNSUPPORTED.5: /(ONEAR|XRANK)(\([^()]*\))?{_ALONE}|(WORDS|ALL|ANY|NONE)(?=\()/
 // A property restriction: a name glued to its operator, the value glued after it ([MS-KQL] §2.2).
 PROP.4: /[A-Za-z][A-Za-z0-9_]*(<>|<=|>=|:|=|<|>)/
@@ -134,7 +134,10 @@ def parse(text: str, *, now: datetime | None = None) -> Node:
     elif now.tzinfo is None:
         now = now.replace(tzinfo=UTC)  # searches run in UTC: a naive time is a UTC time
     else:
-        now = now.astimezone(UTC)
+        try:
+            now = now.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise QuerySyntaxError("the time given as now is out of range", 1, query=str(text)) from None
     return _Parser(text, now).run()
 
 
@@ -180,12 +183,12 @@ class _Parser:
             raise self.explain(exc.token, before) from None
         except UnexpectedCharacters as exc:
             # Everything but a stray quotation mark lexes as a word, a value or an operator.
-            raise self.error("unmatched quotation mark", exc.pos_in_stream,
+            raise self.error("unmatched quotation mark", exc.pos_in_stream or 0,
                              "a phrase is enclosed in a pair of double quotes") from None
         except UnexpectedInput as exc:  # pragma: no cover - LALR raises only the two above
             raise self.error("cannot read the query here", getattr(exc, "pos_in_stream", 0) or 0) from None
         try:
-            result: Tree[Token] | Token = interactive.feed_eof()
+            result: Tree[Token] | Token = interactive.feed_token(Token("$END", ""))
         except UnexpectedToken:
             raise self.explain(None, seen) from None
         return result
@@ -193,9 +196,9 @@ class _Parser:
     def precheck(self, token: Token, seen: list[Token]) -> None:
         """Errors a parser would report vaguely or not at all, caught as each token arrives."""
         prev = seen[-1] if seen else None
-        if prev is not None and prev.type == "PROP" and token.start_pos != prev.end_pos:
+        if prev is not None and prev.type == "PROP" and _pos(token) != _end(prev):
             raise self.missing_value(prev, token)
-        if prev is not None and prev.type in ("MINUS", "PLUS") and token.start_pos != prev.end_pos:
+        if prev is not None and prev.type in ("MINUS", "PLUS") and _pos(token) != _end(prev):
             raise self.error(f"'{prev}' must be directly followed by what it applies to", _pos(prev),
                              f"write {prev}word, {prev}\"a phrase\" or {prev}from:alice")
         if token.type == "PROP":
@@ -225,11 +228,13 @@ class _Parser:
         raise self.error(f"unknown property '{name}'", _pos(token), hint)
 
     def missing_value(self, prop: Token, after: Token | None) -> QuerySyntaxError:
-        if after is not None and after.type == "LPAR" and after.start_pos == prop.end_pos:
+        if after is not None and after.type == "LPAR" and _pos(after) == _end(prop):
             hint = "a property takes one value: write (from:alice OR from:bob)"
+        elif after is not None and after.type in ("VALUE", "PHRASE"):
+            hint = f"no space between '{prop}' and its value"
         else:
-            hint = f'no space after the operator: {prop}value, or {prop}"two words"'
-        return self.error(f"expected a value after '{prop}'", prop.end_pos, hint)
+            hint = f'put the value right after it: {prop}value, or {prop}"a value with spaces"'
+        return self.error(f"expected a value after '{prop}'", _end(prop), hint)
 
     def explain(self, token: Token | None, seen: list[Token]) -> QuerySyntaxError:
         """Why ``token`` (None: the end of the query) cannot come after ``seen``."""
@@ -471,7 +476,9 @@ class _Parser:
                              tzinfo=tz)
             instant = local.astimezone(UTC)
             return _When(instant, instant + timedelta(microseconds=1), instant=True)
-        except (ValueError, OverflowError):
+        except OverflowError:
+            raise self.error(f"date '{raw}' is out of range", pos, "years 0001 to 9999") from None
+        except ValueError:
             raise self.error(f"invalid date '{raw}'", pos, hint) from None
 
     def relative(self, name: str) -> _When | None:
@@ -543,6 +550,10 @@ def _or(items: list[Node]) -> Node:
 
 def _pos(token: Token) -> int:
     return token.start_pos if token.start_pos is not None else 0
+
+
+def _end(token: Token) -> int:
+    return token.end_pos if token.end_pos is not None else _pos(token) + len(token)
 
 
 def _unquote(token: Token) -> str:
