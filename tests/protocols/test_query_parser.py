@@ -3,7 +3,9 @@ the UTC date rules, every error with its column — and, under Hypothesis, no ex
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,6 +31,7 @@ from tenantry.protocols.query.ast import (
 from tenantry.protocols.query.parser import MAX_LENGTH, QuerySyntaxError, parse
 
 NOW = datetime(2026, 3, 18, 15, 30, tzinfo=UTC)  # a Wednesday
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "search.md"
 
 
 def day(y: int, m: int, d: int) -> datetime:
@@ -518,6 +521,37 @@ class TestErrors:
 
     def test_huge_size_is_an_error(self) -> None:
         assert error("size>99999999999TB").reason == "size '99999999999TB' is too large"
+
+
+class TestAdminGuide:
+    """docs/search.md's examples are checked here, so the guide cannot drift from the parser."""
+
+    def section(self, title: str) -> str:
+        text = GUIDE.read_text(encoding="utf-8")
+        start = text.index(f"{title}\n")
+        end = text.find("\n#", start + len(title))
+        return text[start:] if end == -1 else text[start:end]
+
+    def test_opening_examples_parse(self) -> None:
+        block = GUIDE.read_text(encoding="utf-8").split("```text\n", 1)[1].split("```", 1)[0]
+        for line in block.strip().splitlines():
+            p(line)
+
+    def test_precedence_table_equivalences_hold(self) -> None:
+        rows = re.findall(r"^\| `([^`]+)` \| `([^`]+)` \|$", self.section("### Precedence"), re.MULTILINE)
+        assert len(rows) == 6
+        for query, meaning in rows:
+            assert p(query) == p(meaning), query
+
+    def test_every_error_example_in_the_table_is_refused_with_its_message(self) -> None:
+        rows = re.findall(r"^\| `([^`]+)`[^|]* \| ([^|]+) \|", self.section("## Errors"), re.MULTILINE)
+        assert len(rows) >= 25
+        def shape(text: str) -> str:  # the message without what varies: quoted values, numbers, AND/OR
+            return " ".join(re.sub(r"'[^']*'|…|[0-9]+|\b(AND|OR)\b", " ", text).split())
+
+        for message, examples in rows:
+            for example in re.findall(r"`([^`]+)`", examples):
+                assert shape(error(example).reason).startswith(shape(message)), (example, message)
 
 
 # -- never raises anything but QuerySyntaxError -------------------------------------------------------

@@ -119,7 +119,8 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
             base = base + path[: path.index("/scim/v2") + 8]
         return ScimContext(tenant, base)
 
-    async def authed(request: Request, ctx: ScimContext = Depends(context)) -> ScimContext:  # noqa: B008
+    async def authed(request: Request) -> ScimContext:
+        ctx = await context(request)
         header = request.headers.get("authorization", "")
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer":

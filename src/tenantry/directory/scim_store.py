@@ -28,7 +28,7 @@ from scim2_models import (
     UniquenessException,
 )
 from scim2_models.path import AttrPath
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import DateTime, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -510,32 +510,34 @@ class ScimStore:
                 session.delete(group)
 
     def _search_simple(self, tenant: str, key: str, value: str, start_index: int, count: int) -> Page:
-        """``userName eq "…"`` and kin — what every IdP sends before it creates a user — on one index,
-        without the ORM: Core rows, one connection, no COUNT unless paging needs it."""
-        column = {"username": User.user_name_key, "externalid": User.external_id, "id": User.id}[key]
+        """``userName eq "…"`` and kin — what every IdP sends before it creates a user — as one prepared
+        statement on one index, groups joined in, without the ORM and without a COUNT unless paging needs it."""
         literal = fold("username", value) if key == "username" else value
-        where = (User.tenant_id == tenant, column == literal)
+        params = {"tenant": tenant, "value": literal, "limit": count + 1, "offset": start_index - 1}
         with self.db.engine.connect() as conn:
-            rows = conn.execute(
-                select(User.id, User.resource, User.created, User.last_modified, User.version)
-                .where(*where).order_by(User.id).offset(start_index - 1).limit(count + 1)
-            ).all()
-            more = len(rows) > count
-            rows = rows[:count]
-            if not more and (start_index == 1 or rows):
-                total = start_index - 1 + len(rows)
+            rows = conn.execute(_SIMPLE_QUERIES[key], params).all()
+            ids: list[str] = list(dict.fromkeys(r[0] for r in rows))
+            more = len(ids) > count
+            ids = ids[:count]
+            if not more and (start_index == 1 or ids):
+                total = start_index - 1 + len(ids)
             else:
-                total = conn.execute(select(func.count()).select_from(User).where(*where)).scalar() or 0
-            groups = _groups_core(conn, [r[0] for r in rows]) if rows else {}
-        docs = []
-        for user_id, resource, created, modified, version in rows:
-            doc: dict[str, Any] = {"id": user_id}
-            doc.update(orjson.loads(resource))
-            if groups.get(user_id):
-                doc["groups"] = groups[user_id]
-            doc["meta"] = _meta("User", created, modified, version)
-            docs.append(doc)
-        return Page(total, start_index, docs)
+                total = conn.execute(_SIMPLE_COUNTS[key], params).scalar() or 0
+        docs: dict[str, dict[str, Any]] = {}
+        for user_id, resource, created, modified, version, group_id, group_name in rows:
+            if user_id not in docs:
+                if len(docs) == len(ids):
+                    break
+                doc: dict[str, Any] = {"id": user_id}
+                doc.update(orjson.loads(resource))
+                doc["meta"] = _meta("User", created, modified, version)
+                docs[user_id] = doc
+            if group_id is not None:
+                docs[user_id].setdefault("groups", []).append(
+                    {"value": group_id, "display": group_name, "type": "direct"})
+        for doc in docs.values():  # meta goes last, as on every other path
+            doc["meta"] = doc.pop("meta")
+        return Page(total, start_index, list(docs.values()))
 
     def search(
         self,
@@ -673,13 +675,23 @@ def simple_equality(text: str) -> tuple[str, str] | None:
     return (match.group(1).lower(), value) if isinstance(value, str) else None
 
 
-def _groups_core(conn: Any, user_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    result: dict[str, list[dict[str, Any]]] = {}
-    stmt = (select(GroupMember.member_id, Group.id, Group.display_name)
-            .join(Group, Group.id == GroupMember.group_id).where(GroupMember.member_id.in_(user_ids)))
-    for member_id, group_id, display in conn.execute(stmt):
-        result.setdefault(member_id, []).append({"value": group_id, "display": display, "type": "direct"})
-    return result
+def _simple_query(column: str) -> Any:
+    # Built once: the user rows (limit counts users, groups joined in after the page is cut).
+    return text(
+        "SELECT u.id, u.resource, u.created, u.last_modified, u.version, g.id, g.display_name "
+        "FROM (SELECT id, resource, created, last_modified, version FROM users "
+        f"WHERE tenant_id = :tenant AND {column} = :value ORDER BY id LIMIT :limit OFFSET :offset) AS u "
+        "LEFT JOIN group_members gm ON gm.member_id = u.id LEFT JOIN groups g ON g.id = gm.group_id "
+        "ORDER BY u.id"
+    ).columns(created=DateTime(timezone=True), last_modified=DateTime(timezone=True))
+
+
+_SIMPLE_QUERIES = {"username": _simple_query("user_name_key"), "externalid": _simple_query("external_id"),
+                   "id": _simple_query("id")}
+_SIMPLE_COUNTS = {
+    key: text(f"SELECT count(*) FROM users WHERE tenant_id = :tenant AND {column} = :value")
+    for key, column in (("username", "user_name_key"), ("externalid", "external_id"), ("id", "id"))
+}
 
 
 def _python_sort(docs: list[dict[str, Any]], sort_by: str, descending: bool) -> list[dict[str, Any]]:

@@ -248,7 +248,9 @@ class _Parser:
             assert near is not None
             return self.error("NEAR needs a word or phrase on each side", _pos(near), "as in budget NEAR(5) cuts")
         if prev is not None and prev.type in ("NOT", "MINUS", "PLUS", "_AND", "_OR"):
-            what = "the end of the query" if token is None else f"'{token}'"
+            # Outside a property the root lexer may read "-a" as a value; only its first character is wrong.
+            what = ("the end of the query" if token is None
+                    else f"'{str(token)[0]}'" if token.type == "VALUE" else f"'{token}'")
             return self.error(f"expected a word, phrase or property after '{_OPERATOR_NAMES[prev.type]}'", pos,
                               f"found {what}")
         if kind in ("_AND", "_OR"):
@@ -457,8 +459,11 @@ class _Parser:
             raise self.error("expected a date", pos, hint)
         try:
             relative = self.relative(raw.strip().lower())
-            if relative is not None:
-                return relative
+        except (OverflowError, ValueError):  # "last year" when now is in year 1
+            raise self.error(f"date '{raw}' is out of range", pos, "years 0001 to 9999") from None
+        if relative is not None:
+            return relative
+        try:
             match = _DATE.fullmatch(raw)
             if match is None:
                 raise self.error(f"invalid date '{raw}'", pos, hint)

@@ -1,0 +1,396 @@
+"""Search benchmark: the tantivy index against plain SQLite FTS5 on 1M generated archive items.
+
+    .venv/bin/python bench/search_bench.py [--items 1000000] [--runs 30] [--keep DIR] [--json]
+
+Generates chat-like items as the WhatsApp connectors deliver them — one item per participant's mailbox, 500
+mailboxes, chats of 2–6 participants with names, addresses and numbers, multilingual text (English, German,
+Spanish, Korean, Japanese, emoji) from a Zipf-distributed vocabulary with a long tail, planted rare words,
+phrases and word pairs, dates over two years, calls, attachments, deleted messages and events — in batches of
+2,000 (one delivery batch). Each batch goes into ``TantivySearchIndex`` (add + commit, so searchable at once),
+then, from the same seed, into an FTS5 table (contentless, ``unicode61``, one transaction per batch). Then the
+fixed query set runs ``--runs`` times on each: the search screen's work, the total and the first 20 (by
+relevance, bm25 for FTS5, unless "newest"). Prints items/s, commit latency, p50/p95 per query, the ratio and
+both totals (they must agree); the goals are ≥ 20,000 items/s and p95 < 50 ms for every query.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import resource
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tenantry.archive.search import IndexDocument, participant_text
+from tenantry.archive.search_tantivy import TantivySearchIndex, micros
+from tenantry.protocols.query.ast import And, Near, Node, Phrase, Range, Term
+
+BATCH = 2_000
+TENANT = "contoso"
+OTHER_TENANT = "fabrikam"          # a small second tenant, so every query really filters by tenant
+START = datetime(2024, 12, 1, tzinfo=UTC)
+SPAN_SECONDS = 730 * 86_400
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+EN = _words("""ok the to and you i it is that of for in on we have be this will can me my your are do not with at
+    so just know what get about if send call but there tomorrow today meeting thanks yes no great see later morning
+    week monday friday office team project budget deadline update sorry need time good please check client price
+    deal numbers report quarterly contract signed invoice invoices invoiced invoicing draft review lunch flight hotel
+    car train late early done""")
+DE = _words("""ich du und der die das ist nicht ein eine zu wir sie es mit auf für hallo danke bitte ja nein morgen
+    heute treffen bericht vertrag unterschrieben rechnung kunde preis zahlen büro woche montag freitag später gut
+    schön grüße müller straße über größe können würde termin angebot""")
+ES = _words("""el la de que y en a los se no un por con para es lo una su al del las mañana hoy reunión informe
+    contrato firmado factura cliente precio gracias sí bueno oficina semana lunes viernes después""")
+KO = _words("""안녕하세요 감사합니다 회의 내일 오늘 보고서 계약 서명 고객 가격 네 아니요 사무실 주간
+    월요일 금요일 나중에 좋아요 회의는 확인 부탁드립니다""")
+JA = _words("""こんにちは ありがとう 会議 明日 今日 報告書 契約 署名 顧客 価格 はい いいえ 事務所
+    月曜日 金曜日 後で 確認 お願いします""")
+EMOJI = _words("😀 😂 👍 🙏 🎉 ❤️ 🔥 💰 📄 ✅ 😅 🤝")
+FIRST = _words("""Anna Lukas Mia Jonas Emma Noah Sofia Elias Lea Paul Olivia Liam Lucia Mateo Carmen Pablo Yuki
+    Haruto Sakura Minjun Jiwoo Seoyeon Jürgen Björn Zoë Chloé""")
+LAST = _words("""Schmidt Müller Schneider Fischer Weber Meyer Smith Johnson Brown Garcia Martinez Lopez Tanaka Suzuki
+    Kim Lee Park Choi Nguyen Rossi Dubois Novak""")
+GROUPS = ("Finance team", "Projekt Nord", "Sales EMEA", "Equipo Madrid", "Trading desk", "서울 팀", "東京オフィス",
+          "Board", "IT support", "Legal", "Einkauf", "Familie")
+# Mobile number prefixes and how many digits follow (Germany, US, Korea, Spain, UK).
+NUMBERS = (("+49170", 7), ("+49151", 8), ("+1415555", 4), ("+8210", 8), ("+34612", 6), ("+447700", 6))
+LANGS = ((EN, " ", 0.55), (DE, " ", 0.2), (ES, " ", 0.12), (KO, " ", 0.07), (JA, "", 0.06))
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    address: str
+    number: str
+    user_id: str | None          # a mailbox owner, or an outside contact
+
+
+@dataclass(frozen=True)
+class Chat:
+    index: int
+    chat_id: str
+    name: str
+    members: tuple[Person, ...]
+    lang: int
+    participants: str            # the index text for all members, computed once per chat
+
+
+def _tail(rng: random.Random, lang: int, n: int) -> list[str]:
+    """The long tail of a language's vocabulary: made-up but plausible words."""
+    if lang == 3:
+        return ["".join(chr(0xAC00 + rng.randrange(11172)) for _ in range(rng.randint(2, 3))) for _ in range(n)]
+    if lang == 4:
+        return ["".join(chr(rng.choice([0x3041 + rng.randrange(83), 0x30A1 + rng.randrange(86),
+                                        0x4E00 + rng.randrange(3000)])) for _ in range(rng.randint(2, 3)))
+                for _ in range(n)]
+    onsets = ["b", "k", "d", "f", "g", "l", "m", "n", "p", "r", "s", "t", "v", "z", "sch", "st", "br", "tr"]
+    vowels = ["a", "e", "i", "o", "u"] + (["ä", "ö", "ü", "ei"] if lang == 1 else ["á", "é"] if lang == 2 else [])
+    return ["".join(rng.choice(onsets) + rng.choice(vowels) for _ in range(rng.randint(2, 4))) +
+            rng.choice(["", "n", "r", "s", "t"]) for _ in range(n)]
+
+
+class Corpus:
+    """A deterministic stream of items: the same seed gives the same items, batch by batch."""
+
+    def __init__(self, items: int, seed: int = 7) -> None:
+        self.items = items
+        rng = random.Random(seed)
+        self.vocab: list[tuple[list[str], list[float], str]] = []
+        for lang, (base, sep, _) in enumerate(LANGS):
+            words = list(base) + _tail(rng, lang, 30_000)
+            weights = list(itertools.accumulate(1 / (rank + 2) ** 1.07 for rank in range(len(words))))
+            self.vocab.append((words, weights, sep))
+        self.lang_weights = list(itertools.accumulate(w for _, _, w in LANGS))
+        self.users = [self._person(rng, i, True) for i in range(500)]
+        self.outside = [self._person(rng, i, False) for i in range(500, 3_500)]
+        self.chats = [self._chat(rng, i) for i in range(8_000)]
+        self.chat_weights = list(itertools.accumulate(1 / (r + 10) for r in range(len(self.chats))))
+        self.seed = seed
+
+    @staticmethod
+    def _person(rng: random.Random, i: int, internal: bool) -> Person:
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        prefix, width = rng.choice(NUMBERS)
+        domain = "contoso.com" if internal else rng.choice(["gmail.com", "fabrikam.com", "outlook.de", ""])
+        local = f"{first}.{last}".lower().encode("ascii", "ignore").decode()
+        return Person(f"{first} {last}", f"{local}{i}@{domain}" if domain else "", f"{prefix}{i:0{width}d}",
+                      f"user-{i:04d}-4b1e-9c2d" if internal else None)
+
+    def _chat(self, rng: random.Random, i: int) -> Chat:
+        size = rng.choice([2, 2, 2, 3, 3, 4, 5, 6])
+        inside = rng.sample(self.users, rng.randint(1, min(3, size)))
+        members = tuple(inside + rng.sample(self.outside, size - len(inside)))
+        name = rng.choice(GROUPS) if size > 2 else members[1].name
+        lang = rng.choices(range(len(LANGS)), cum_weights=self.lang_weights)[0]
+        text = " ".join(participant_text(p.name, p.address, p.number) for p in members)
+        return Chat(i, f"chat-{i:05d}", name, members, lang, text)
+
+    def batches(self) -> Iterator[list[IndexDocument]]:
+        rng = random.Random(self.seed * 1_000_003)
+        batch: list[IndexDocument] = []
+        item_id = 0
+        message = 0
+        while item_id < self.items:
+            message += 1
+            chat = rng.choices(self.chats, cum_weights=self.chat_weights)[0]
+            sender = rng.choice(chat.members)
+            sent = START + timedelta(seconds=rng.randrange(SPAN_SECONDS))
+            words, weights, sep = self.vocab[chat.lang]
+            body = sep.join(rng.choices(words, cum_weights=weights, k=rng.randint(3, 20)))
+            if message % 20_011 == 0:
+                body += " projektkoala"                          # rare: ~17 messages in a million items
+            if message % 211 == 0:
+                body += " the quarterly report is attached"
+            if rng.random() < 0.1:
+                body += " " + rng.choice(EMOJI)
+            roll = rng.random()
+            kind, size, attachment, subject = "chat", rng.randint(900, 4_000), "", f"WhatsApp message in {chat.name}"
+            if roll < 0.05:
+                kind, body = "call", f"Voice call, outgoing\nDuration: {rng.randint(0, 59)} min"
+                subject = f"Voice call with {sender.name}"
+            elif roll < 0.11:
+                kind, size = "attachment", rng.randint(20_000, 5_000_000)
+                day = f"2025{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+                attachment = rng.choice([f"IMG-{day}-WA{message:06d}.jpg",
+                                         f"Rechnung_{message}.pdf", f"invoice-{message}.pdf", "Vertrag final.docx",
+                                         f"PTT-{message}.opus"])
+                subject = f"WhatsApp attachment in {chat.name}"
+            elif roll < 0.13:
+                kind = "deleted"
+                body = f"This message was deleted by its sender.\nOriginal text, as captured before deletion:\n\n{body}"
+                subject = f"WhatsApp message deleted in {chat.name}"
+            elif roll < 0.15:
+                kind, body = "system", f"{sender.name} added {rng.choice(chat.members).name}"
+                subject = f"WhatsApp event in {chat.name}"
+            others = [p for p in chat.members if p is not sender]
+            sender_text = f"{sender.name} {sender.address} {sender.number}"
+            to_text = " ".join(f"{p.name} {p.address}" for p in others)
+            tenant = OTHER_TENANT if chat.index % 50 == 49 else TENANT
+            for owner in chat.members:
+                if owner.user_id is None:
+                    continue
+                item_id += 1
+                batch.append(IndexDocument(
+                    item_id=item_id, tenant=tenant, user_id=owner.user_id, folder="WhatsApp Archiver",
+                    kind=kind, source="whatsapp-export", sent_at=sent, size=size, has_attachment=bool(attachment),
+                    sender=sender_text, to=to_text, cc="", participants=chat.participants, subject=subject,
+                    body=body, attachment_names=attachment, chat=f"{chat.chat_id} {chat.name}"))
+                if len(batch) == BATCH:
+                    yield batch
+                    batch = []
+                if item_id >= self.items:
+                    break
+        if batch:
+            yield batch
+
+
+# -- the query set --------------------------------------------------------------------------------
+
+DEFAULT_COLUMNS = "{subject body participants attachmentnames chat}"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    node: Node
+    fts: str                          # the FTS5 MATCH expression
+    where: str = ""                   # extra SQL on the items table
+    params: tuple[Any, ...] = ()
+    order: str = "relevance"
+
+
+def query_set(corpus: Corpus) -> list[Case]:
+    person = corpus.users[7]
+    digits = person.number.lstrip("+")
+    month = (datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC))
+    return [
+        Case("rare word", Term("projektkoala"), f"{DEFAULT_COLUMNS} : projektkoala"),
+        Case("2-word AND", And((Term("meeting"), Term("tomorrow"))), f"{DEFAULT_COLUMNS} : (meeting AND tomorrow)"),
+        Case("phrase", Phrase("quarterly report"), f'{DEFAULT_COLUMNS} : "quarterly report"'),
+        Case("participant + month", And((Term(person.number, field="participants"), Range("sent", *month))),
+             f'participants : "{digits}"', "AND i.sent_at >= ? AND i.sent_at < ?",
+             (micros(month[0]), micros(month[1]))),
+        Case("common word top-20", Term("ok"), f"{DEFAULT_COLUMNS} : ok"),
+        Case("common word newest-20", Term("ok"), f"{DEFAULT_COLUMNS} : ok", order="newest"),
+        Case("NEAR(5)", Near(Term("contract"), Term("signed"), 5), f"{DEFAULT_COLUMNS} : NEAR(contract signed, 5)"),
+        Case("prefix invoi*", Term("invoi", prefix=True), f"{DEFAULT_COLUMNS} : invoi*"),
+    ]
+
+
+# -- the two engines ------------------------------------------------------------------------------
+
+
+def build_tantivy(corpus: Corpus, path: Path) -> tuple[TantivySearchIndex, dict[str, float]]:
+    index = TantivySearchIndex(path)
+    spent, commits, items = 0.0, [], 0
+    wall = time.perf_counter()
+    for batch in corpus.batches():
+        started = time.perf_counter()
+        index.add(batch)
+        added = time.perf_counter()
+        index.commit()
+        done = time.perf_counter()
+        spent += done - started
+        commits.append(done - added)
+        items += len(batch)
+    merge_started = time.perf_counter()
+    index.wait_merges()
+    merged = time.perf_counter()
+    return index, {"items": items, "seconds": spent, "items_per_s": items / spent,
+                   "commit_p50_ms": 1000 * statistics.median(commits), "commit_p95_ms": 1000 * _p95(commits),
+                   "merge_wait_s": merged - merge_started, "wall_s": merged - wall,
+                   "disk_mb": _disk_mb(path)}
+
+
+def build_fts5(corpus: Corpus, path: Path) -> tuple[sqlite3.Connection, dict[str, float]]:
+    db = sqlite3.connect(path)
+    db.executescript("""
+        PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-262144;
+        CREATE TABLE items (item_id INTEGER PRIMARY KEY, tenant TEXT, user_id TEXT, folder TEXT, kind TEXT,
+                            source TEXT, sent_at INTEGER, size INTEGER, has_attachment INTEGER);
+        CREATE INDEX ix_items_tenant_sent ON items (tenant, sent_at);
+        CREATE VIRTUAL TABLE fts USING fts5(subject, body, participants, attachmentnames, chat, sender, "to", cc,
+                                            content='', tokenize='unicode61 remove_diacritics 0');
+    """)
+    spent, items = 0.0, 0
+    for batch in corpus.batches():
+        started = time.perf_counter()
+        with db:
+            db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?)", [
+                (d.item_id, d.tenant, d.user_id, d.folder, d.kind, d.source, micros(d.sent_at), d.size,
+                 int(d.has_attachment)) for d in batch])
+            db.executemany("INSERT INTO fts (rowid, subject, body, participants, attachmentnames, chat, sender, "
+                           '"to", cc) VALUES (?,?,?,?,?,?,?,?,?)', [
+                (d.item_id, d.subject, d.body, d.participants, d.attachment_names, d.chat, d.sender, d.to, d.cc)
+                for d in batch])
+        spent += time.perf_counter() - started
+        items += len(batch)
+    return db, {"items": items, "seconds": spent, "items_per_s": items / spent, "disk_mb": _disk_mb(path.parent)}
+
+
+def tantivy_runner(index: TantivySearchIndex, case: Case) -> Callable[[], int]:
+    def run() -> int:
+        order = "newest" if case.order == "newest" else "relevance"
+        return index.search(TENANT, case.node, limit=20, order=order).total
+    return run
+
+
+def fts5_runner(db: sqlite3.Connection, case: Case) -> Callable[[], int]:
+    base = f"FROM fts JOIN items i ON i.item_id = fts.rowid WHERE fts MATCH ? AND i.tenant = ? {case.where}"
+    order = "i.sent_at DESC" if case.order == "newest" else "bm25(fts)"
+    params = (case.fts, TENANT, *case.params)
+
+    def run() -> int:
+        total = db.execute(f"SELECT count(*) {base}", params).fetchone()[0]
+        db.execute(f"SELECT fts.rowid {base} ORDER BY {order} LIMIT 20", params).fetchall()
+        return int(total)
+    return run
+
+
+def timed(run: Callable[[], int], runs: int, budget_s: float) -> tuple[int, list[float]]:
+    total = run()                                      # warm-up, and the total to compare
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    for _ in range(runs):
+        started = time.perf_counter()
+        run()
+        times.append(1000 * (time.perf_counter() - started))
+        if time.perf_counter() > deadline and len(times) >= 5:
+            break
+    return total, times
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def _disk_mb(path: Path) -> float:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--keep", type=Path, default=None, help="build in this folder and keep it")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="search-bench-"))
+    shutil.rmtree(work / "tantivy", ignore_errors=True)
+    shutil.rmtree(work / "fts5", ignore_errors=True)
+    (work / "fts5").mkdir(parents=True)
+    try:
+        started = time.perf_counter()
+        corpus = Corpus(args.items)
+        _say(args, f"corpus: {args.items:,} items in batches of {BATCH:,}; vocabulary and people ready in "
+                   f"{time.perf_counter() - started:.1f} s")
+        index, tv_build = build_tantivy(corpus, work / "tantivy")
+        _say(args, f"tantivy: {tv_build['items_per_s']:,.0f} items/s; commit per {BATCH:,} p50 "
+                   f"{tv_build['commit_p50_ms']:.0f} ms p95 {tv_build['commit_p95_ms']:.0f} ms; merges after "
+                   f"{tv_build['merge_wait_s']:.1f} s; {tv_build['disk_mb']:,.0f} MB")
+        db, fts_build = build_fts5(corpus, work / "fts5" / "fts.db")
+        _say(args, f"fts5   : {fts_build['items_per_s']:,.0f} items/s; {fts_build['disk_mb']:,.0f} MB")
+
+        rows = []
+        for case in query_set(corpus):
+            tv_total, tv_times = timed(tantivy_runner(index, case), args.runs, 30)
+            fts_total, fts_times = timed(fts5_runner(db, case), args.runs, 30)
+            rows.append({"query": case.name, "tantivy_total": tv_total, "fts5_total": fts_total,
+                         "tantivy_p50": statistics.median(tv_times), "tantivy_p95": _p95(tv_times),
+                         "fts5_p50": statistics.median(fts_times), "fts5_p95": _p95(fts_times),
+                         "fts5_runs": len(fts_times)})
+        extra = {}
+        for name, call in (("count_by_user, 2-word AND", lambda: len(index.count_by_user(
+                                TENANT, And((Term("meeting"), Term("tomorrow")))))),
+                           ("item_ids, common word", lambda: len(index.item_ids(TENANT, Term("ok"))))):
+            total, times = timed(call, min(args.runs, 10), 30)
+            extra[name] = {"result": total, "p50": statistics.median(times), "p95": _p95(times)}
+        result = {"items": tv_build["items"], "tantivy_build": tv_build, "fts5_build": fts_build, "queries": rows,
+                  "tantivy_extra": extra, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "seconds": time.perf_counter() - started, "cpus": os.cpu_count()}
+        if args.json:
+            print(json.dumps(result, indent=2))
+            return
+        print(f"\n{'query':<24}{'total':>9}{'tantivy p50':>13}{'p95':>8}{'fts5 p50':>11}{'p95':>9}{'p95 ratio':>11}")
+        for r in rows:
+            same = "" if r["tantivy_total"] == r["fts5_total"] else f"  (fts5 total {r['fts5_total']:,})"
+            print(f"{r['query']:<24}{r['tantivy_total']:>9,}{r['tantivy_p50']:>11.1f}ms{r['tantivy_p95']:>6.1f}ms"
+                  f"{r['fts5_p50']:>9.1f}ms{r['fts5_p95']:>7.1f}ms{r['fts5_p95'] / r['tantivy_p95']:>10.0f}x{same}")
+        for name, e in extra.items():
+            print(f"tantivy {name}: {e['result']:,} -> p50 {e['p50']:.1f} ms, p95 {e['p95']:.1f} ms")
+        worst = max(r["tantivy_p95"] for r in rows)
+        print(f"\nbuild: tantivy {tv_build['items_per_s']:,.0f} items/s (goal ≥ 20,000: "
+              f"{'met' if tv_build['items_per_s'] >= 20_000 else 'NOT met'}), fts5 {fts_build['items_per_s']:,.0f} "
+              f"items/s; worst tantivy p95 {worst:.1f} ms (goal < 50 ms: {'met' if worst < 50 else 'NOT met'}); "
+              f"max RSS {result['max_rss_mb']:,.0f} MB; {result['seconds']:.0f} s in all")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _say(args: argparse.Namespace, line: str) -> None:
+    print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+
+if __name__ == "__main__":
+    main()
