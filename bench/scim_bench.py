@@ -9,12 +9,15 @@ What it does, in order:
 2. Loads the same ``--users`` generated users into each through ``POST /Bulk`` (both announce Bulk in
    their ServiceProviderConfig), with the same batch size and the same number of concurrent batches,
    checking every operation answered 201. Load time and users/s are reported.
-3. Measures, with one client (httpx, keep-alive where the server allows it, ``--concurrency`` threads):
+3. Measures, with a light load generator (``--concurrency`` connections spread over ``--processes`` worker
+   processes, raw HTTP/1.1 over sockets with the requests pre-built, keep-alive where the server allows it,
+   a new connection per request where it does not; see "The load generator" below):
    (a) ``GET /Users?filter=userName eq "<random existing user>"``, checking 200, totalResults 1 and the
        userName of the answer; (b) ``PATCH /Users/{id}`` replacing ``name.givenName`` and ``active``,
        checking the status (200 with the patched resource, or 204 as RFC 7644 §3.5.2 allows) and, after
        the pass, re-reading a sample of patched users. Then a single-connection pass of both operations
-       for latency. The servers take turns, so only one is under load at a time.
+       for latency (one connection, sequential, same client). The servers take turns, so only one is under
+       load at a time.
 4. Prints a table (or JSON with ``--json``): requests/s, p50/p99/max latency, and the CPU each server and
    the client spent per request (from /proc, Linux), then the ratios Tenantry / scim2-server and the goals
    (filtered GET >= 3x scim2-server's requests/s; p99 < 10 ms over one connection). Stops both servers
@@ -28,11 +31,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
+import gc
 import json
+import multiprocessing
 import os
 import platform
+import queue
 import random
 import secrets
+import selectors
 import shutil
 import signal
 import socket
@@ -41,9 +49,10 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,6 +154,22 @@ class Server:
     max_ops: int = 1000
     max_bytes: int = 1_048_576
     ids: dict[int, str] = field(default_factory=dict)  # user index → SCIM id
+
+    @property
+    def host(self) -> str:
+        return urllib.parse.urlsplit(self.base).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urllib.parse.urlsplit(self.base).port or 80
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    @property
+    def path(self) -> str:
+        return urllib.parse.urlsplit(self.base).path
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -374,105 +399,369 @@ class PassResult:
         return round(seconds * 1000 / self.requests, 2) if seconds is not None and self.requests else None
 
 
-Check = Callable[[httpx.Response], str | None]  # an error message, or None when the answer is right
+# The load generator. Each pass runs in worker processes (``--processes``, 2 by default, each with its own
+# interpreter and GIL, so they neither share a lock nor wait on one) that multiplex their share of the
+# ``concurrency`` connections with one selector each. Requests are raw HTTP/1.1 built as bytes before the pass;
+# the answer parser reads the status line, the headers (Content-Length, Connection, ETag) and the body, and
+# every answer is checked. A connection is kept alive while the server allows it (HTTP/1.1 without
+# ``Connection: close``, or HTTP/1.0 with ``Connection: keep-alive``); when the server closes it (scim2-server's
+# wsgiref answers HTTP/1.0 and closes after each answer), the next request opens a new one, and the connect is
+# part of that request's latency. Workers take requests from one shared counter, so a stalled connection does
+# not hold up the others' share.
+
+Job = tuple[bytes, str, str, bool]  # the request, "get" | "patch", expected userName | givenName, active
 
 
-def run_pass(server: Server, operation: str, jobs: list[tuple[str, str, bytes | None, Check]],
-             concurrency: int, max_seconds: float) -> PassResult:
-    """Send ``jobs`` (method, url, body, check) from ``concurrency`` threads over one keep-alive client."""
-    lock = threading.Lock()
-    it = iter(jobs)
-    latencies: list[float] = []
-    failures: list[str] = []
-    errors = [0]
-    stop = threading.Event()
-
-    def worker(http: httpx.Client) -> None:
-        local: list[float] = []
-        while not stop.is_set():
-            with lock:
-                job = next(it, None)
-            if job is None or time.monotonic() > deadline:
-                break
-            method, url, body, check = job
-            t0 = time.perf_counter()
-            try:
-                r = http.request(method, url, content=body)
-                problem = check(r)
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            local.append((time.perf_counter() - t0) * 1000)
-            if problem:
-                with lock:
-                    errors[0] += 1
-                    if len(failures) < 5:
-                        failures.append(f"{method} {url}: {problem}")
-        with lock:
-            latencies.extend(local)
-
-    with client(server, concurrency) as http:
-        threads = [threading.Thread(target=worker, args=(http,), daemon=True) for _ in range(concurrency)]
-        server_cpu = process_cpu_seconds(server.proc.pid)
-        client_cpu = time.process_time()
-        start = time.monotonic()
-        deadline = start + max_seconds
-        for t in threads:
-            t.start()
-        _join(threads, stop)
-        seconds = time.monotonic() - start
-        client_cpu = time.process_time() - client_cpu
-        server_after = process_cpu_seconds(server.proc.pid)
-    result = PassResult(server.name, operation, concurrency, len(latencies), errors[0], seconds, latencies,
-                        failures, client_cpu_s=client_cpu)
-    if server_cpu is not None and server_after is not None:
-        result.server_cpu_s = server_after - server_cpu
-    return result
+def http_request(server: Server, method: str, target: str, body: bytes | None = None) -> bytes:
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {server.host}:{server.port}",
+             f"Authorization: Bearer {server.token}", f"Accept: {SCIM_JSON}"]
+    if body is not None:
+        lines += [f"Content-Type: {SCIM_JSON}", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
 
 
-def get_jobs(server: Server, users: list[dict[str, Any]],
-             picks: list[int]) -> list[tuple[str, str, None, Check]]:
-    jobs: list[tuple[str, str, None, Check]] = []
+def get_jobs(server: Server, users: list[dict[str, Any]], picks: list[int]) -> list[Job]:
+    jobs: list[Job] = []
     for i in picks:
         user_name = users[i]["userName"]
-        url = str(httpx.URL(f"{server.base}/Users", params={"filter": f'userName eq "{user_name}"'}))
-
-        def check(r: httpx.Response, user_name: str = user_name) -> str | None:
-            if r.status_code != 200:
-                return f"HTTP {r.status_code} {r.text[:200]}"
-            doc = r.json()
-            if doc.get("totalResults") != 1:
-                return f"totalResults {doc.get('totalResults')}, expected 1"
-            found = (doc.get("Resources") or [{}])[0].get("userName")
-            if found != user_name:
-                return f"answered userName {found!r}, expected {user_name!r}"
-            return None
-
-        jobs.append(("GET", url, None, check))
+        query = urllib.parse.urlencode({"filter": f'userName eq "{user_name}"'}, quote_via=urllib.parse.quote)
+        jobs.append((http_request(server, "GET", f"{server.path}/Users?{query}"), "get", user_name, False))
     return jobs
 
 
-def patch_jobs(server: Server, picks: list[tuple[int, str, bool]]) -> list[tuple[str, str, bytes, Check]]:
-    jobs: list[tuple[str, str, bytes, Check]] = []
+def patch_jobs(server: Server, picks: list[tuple[int, str, bool]]) -> list[Job]:
+    jobs: list[Job] = []
     for i, given, active in picks:
         body = json.dumps({"schemas": [PATCH_OP], "Operations": [
             {"op": "replace", "path": "name.givenName", "value": given},
             {"op": "replace", "path": "active", "value": active},
         ]}).encode()
-
-        def check(r: httpx.Response, given: str = given, active: bool = active) -> str | None:
-            # RFC 7644 §3.5.2: 200 with the resource, or 204 when no attributes were asked for.
-            if r.status_code == 204:
-                return None if r.headers.get("etag") else "204 without an ETag"
-            if r.status_code != 200:
-                return f"HTTP {r.status_code} {r.text[:200]}"
-            doc = r.json()
-            if (doc.get("name") or {}).get("givenName") != given or doc.get("active") is not active:
-                return f"answer not patched: name={doc.get('name')} active={doc.get('active')}"
-            return None
-
-        jobs.append(("PATCH", f"{server.base}/Users/{server.ids[i]}", body, check))
+        jobs.append((http_request(server, "PATCH", f"{server.path}/Users/{server.ids[i]}", body),
+                     "patch", given, active))
     return jobs
 
+
+def check_answer(kind: str, status: int, head: bytes, body: bytes, value: str, active: bool) -> str | None:
+    """An error message, or None when the answer is right. ``head``: the header block, lower-cased."""
+    try:
+        if kind == "get":
+            if status != 200:
+                return f"HTTP {status} {body[:200]!r}"
+            doc = json.loads(body)
+            if doc.get("totalResults") != 1:
+                return f"totalResults {doc.get('totalResults')}, expected 1"
+            found = (doc.get("Resources") or [{}])[0].get("userName")
+            if found != value:
+                return f"answered userName {found!r}, expected {value!r}"
+            return None
+        # PATCH, RFC 7644 §3.5.2: 200 with the resource, or 204 when no attributes were asked for.
+        if status == 204:
+            return None if b"\r\netag:" in head else "204 without an ETag"
+        if status != 200:
+            return f"HTTP {status} {body[:200]!r}"
+        doc = json.loads(body)
+        if (doc.get("name") or {}).get("givenName") != value or doc.get("active") is not active:
+            return f"answer not patched: name={doc.get('name')} active={doc.get('active')}"
+        return None
+    except (ValueError, AttributeError, IndexError, TypeError) as exc:
+        return f"unreadable answer ({type(exc).__name__}: {exc}): {body[:200]!r}"
+
+
+class _Conn:
+    __slots__ = ("sock", "events", "job", "t0", "out", "buf", "hend", "status", "head", "length", "keep",
+                 "connecting", "reused", "retried")
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+        self.job: Job | None = None
+
+
+class _Driver:
+    """One worker process's connections: each sends a request, reads and checks the answer, takes the next."""
+
+    def __init__(self, jobs: list[Job], counter: Any, lock: Any, addr: tuple[str, int], connections: int,
+                 max_seconds: float, timeout_s: float) -> None:
+        self.jobs, self.counter, self.lock, self.addr = jobs, counter, lock, addr
+        self.max_seconds, self.timeout_ns = max_seconds, int(timeout_s * 1e9)
+        self.sel = selectors.DefaultSelector()
+        self.conns = [_Conn() for _ in range(connections)]
+        self.ready: list[_Conn] = []
+        self.active = connections
+        self.latencies: list[int] = []  # ns, every request answered or failed
+        self.errors = 0
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        self.deadline = time.monotonic() + self.max_seconds
+        self.ready = list(self.conns)
+        checked = time.monotonic()
+        while True:
+            while self.ready:
+                self.begin(self.ready.pop())
+            if not self.active:
+                break
+            events = self.sel.select(1.0)
+            for key, mask in events:
+                if mask & selectors.EVENT_WRITE:
+                    self.on_write(key.data)
+                else:
+                    self.on_read(key.data)
+            if time.monotonic() - checked >= 1.0:
+                checked = time.monotonic()
+                self.expire()
+        self.sel.close()
+
+    def take(self) -> int | None:
+        if time.monotonic() > self.deadline:
+            return None
+        with self.lock:
+            k = self.counter.value
+            self.counter.value = k + 1
+        return k if k < len(self.jobs) else None
+
+    def begin(self, c: _Conn) -> None:
+        k = self.take()
+        if k is None:
+            self.drop(c)
+            self.active -= 1
+            return
+        c.job = self.jobs[k]
+        c.retried = False
+        c.t0 = time.perf_counter_ns()
+        self.send(c)
+
+    def send(self, c: _Conn) -> None:
+        assert c.job is not None
+        c.out, c.buf, c.hend = c.job[0], bytearray(), -1
+        if c.sock is not None:
+            c.reused = True
+            self.write(c)
+            return
+        c.reused, c.connecting = False, True
+        s = c.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        err = s.connect_ex(self.addr)
+        if err not in (0, errno.EINPROGRESS, errno.EAGAIN):
+            self.fail(c, f"connect: {os.strerror(err)}")
+            return
+        c.events = selectors.EVENT_WRITE
+        self.sel.register(s, c.events, c)
+
+    def on_write(self, c: _Conn) -> None:
+        assert c.sock is not None
+        if c.connecting:
+            c.connecting = False
+            err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self.fail(c, f"connect: {os.strerror(err)}")
+                return
+        self.write(c)
+
+    def write(self, c: _Conn) -> None:
+        assert c.sock is not None
+        try:
+            sent = c.sock.send(c.out)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self.closed(c, exc)
+            return
+        if sent < len(c.out):
+            c.out = c.out[sent:]
+            want = selectors.EVENT_WRITE
+        else:
+            c.out = b""
+            want = selectors.EVENT_READ
+        if c.events != want:
+            c.events = want
+            self.sel.modify(c.sock, want, c)
+
+    def on_read(self, c: _Conn) -> None:
+        assert c.sock is not None
+        try:
+            data = c.sock.recv(262_144)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.closed(c, exc)
+            return
+        if not data:
+            self.closed(c, None)
+            return
+        c.buf += data
+        if c.hend < 0:
+            end = c.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(c.buf) > 65_536:
+                    self.fail(c, "no end of the headers in 64 KiB")
+                return
+            problem = self.parse_head(c, end)
+            if problem:
+                self.fail(c, problem)
+                return
+        if c.length is not None and len(c.buf) - c.hend >= c.length:
+            self.complete(c, bytes(c.buf[c.hend : c.hend + c.length]), len(c.buf) - c.hend > c.length)
+
+    def parse_head(self, c: _Conn, end: int) -> str | None:
+        """Status, keep-alive and body length from the header block ending at ``end``."""
+        head = c.head = bytes(c.buf[:end]).lower()
+        c.hend = end + 4
+        lines = head.split(b"\r\n")
+        version, _, rest = lines[0].partition(b" ")
+        try:
+            c.status = int(rest[:3])
+        except ValueError:
+            return f"bad status line {lines[0][:100]!r}"
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip()] = value.strip()
+        connection = headers.get(b"connection", b"")
+        if version == b"http/1.1":
+            c.keep = b"close" not in connection
+        elif version == b"http/1.0":
+            c.keep = b"keep-alive" in connection
+        else:
+            return f"bad status line {lines[0][:100]!r}"
+        if b"transfer-encoding" in headers:
+            return f"Transfer-Encoding {headers[b'transfer-encoding']!r} (not read by this client)"
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                c.length = int(length)
+            except ValueError:
+                return f"bad Content-Length {length!r}"
+        elif c.status in (204, 304) or c.status < 200:
+            c.length = 0
+        else:
+            c.length, c.keep = None, False  # the body ends when the server closes the connection
+        return None
+
+    def closed(self, c: _Conn, exc: OSError | None) -> None:
+        """The server closed the connection (or reset it)."""
+        if exc is None and c.hend >= 0 and c.length is None:
+            self.complete(c, bytes(c.buf[c.hend :]), False)
+        elif c.reused and not c.buf and not c.retried:
+            # A kept-alive connection the server had closed before it read the request: once more on a new one.
+            self.drop(c)
+            c.retried = True
+            self.send(c)
+        else:
+            self.fail(c, f"connection closed ({exc or 'EOF'}) after {len(c.buf)} bytes of the answer")
+
+    def complete(self, c: _Conn, body: bytes, extra: bool) -> None:
+        assert c.job is not None
+        self.latencies.append(time.perf_counter_ns() - c.t0)
+        problem = check_answer(c.job[1], c.status, c.head, body, c.job[2], c.job[3])
+        if not c.keep or extra:
+            self.drop(c)
+        if problem:
+            self.record(c, problem)
+        c.job = None
+        self.ready.append(c)
+
+    def fail(self, c: _Conn, problem: str) -> None:
+        self.latencies.append(time.perf_counter_ns() - c.t0)
+        self.record(c, problem)
+        self.drop(c)
+        c.job = None
+        self.ready.append(c)
+
+    def record(self, c: _Conn, problem: str) -> None:
+        assert c.job is not None
+        self.errors += 1
+        if len(self.failures) < 5:
+            line = c.job[0].split(b"\r\n", 1)[0].decode(errors="replace")
+            self.failures.append(f"{line.removesuffix(' HTTP/1.1')}: {problem}")
+
+    def expire(self) -> None:
+        now = time.perf_counter_ns()
+        for c in self.conns:
+            if c.job is not None and c.sock is not None and now - c.t0 > self.timeout_ns:
+                self.fail(c, f"no answer within {self.timeout_ns / 1e9:.0f} s")
+
+    def drop(self, c: _Conn) -> None:
+        if c.sock is not None:
+            with suppress(KeyError, ValueError):
+                self.sel.unregister(c.sock)
+            c.sock.close()
+            c.sock = None
+
+
+def _worker(jobs: list[Job], counter: Any, lock: Any, addr: tuple[str, int], connections: int,
+            max_seconds: float, start: Any, out: Any) -> None:
+    """A load-generator process (forked): say ready, wait for the start, run, report."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the pass (and this process)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    gc.freeze()  # the parent's objects, inherited by fork, are left out of garbage collection
+    try:
+        driver = _Driver(jobs, counter, lock, addr, connections, max_seconds, 120.0)
+        out.put(("ready", None))
+        start.wait()
+        t0, cpu0 = time.monotonic_ns(), time.process_time()
+        driver.run()
+        cpu, t1 = time.process_time() - cpu0, time.monotonic_ns()
+        out.put(("done", {"latencies": driver.latencies, "errors": driver.errors, "failures": driver.failures,
+                          "cpu_s": cpu, "t0": t0, "t1": t1}))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which aborts the run
+        out.put(("failed", f"{type(exc).__name__}: {exc}"))
+
+
+def _collect(out: Any, procs: list[Any], kind: str, timeout: float) -> list[Any]:
+    """One ``kind`` message from each worker process."""
+    got: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < len(procs):
+        try:
+            what, data = out.get(timeout=0.5)
+        except queue.Empty:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"load generator: no '{kind}' from its processes in {timeout:.0f}s") from None
+            if any(p.exitcode not in (None, 0) for p in procs):
+                raise RuntimeError("load generator: a process died") from None
+            continue
+        if what == "failed":
+            raise RuntimeError(f"load generator: {data}")
+        got.append(data)
+    return got
+
+
+def run_pass(server: Server, operation: str, jobs: list[Job], concurrency: int, max_seconds: float,
+             processes: int) -> PassResult:
+    """Send ``jobs`` over ``concurrency`` connections spread over ``processes`` worker processes."""
+    ctx = multiprocessing.get_context("fork")
+    nproc = max(1, min(processes, concurrency))
+    shares = [concurrency // nproc + (k < concurrency % nproc) for k in range(nproc)]
+    counter, lock, start, out = ctx.RawValue("q", 0), ctx.Lock(), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(jobs, counter, lock, server.addr, share, max_seconds, start, out),
+                         daemon=True) for share in shares]
+    try:
+        for p in procs:
+            p.start()
+        _collect(out, procs, "ready", 60)
+        server_cpu = process_cpu_seconds(server.proc.pid)
+        client_cpu = time.process_time()
+        start.set()
+        reports = _collect(out, procs, "done", max_seconds + 180)
+        client_cpu = time.process_time() - client_cpu + sum(r["cpu_s"] for r in reports)
+        server_after = process_cpu_seconds(server.proc.pid)
+        for p in procs:
+            p.join(10)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+                p.join(5)
+        out.close()
+    seconds = (max(r["t1"] for r in reports) - min(r["t0"] for r in reports)) / 1e9
+    latencies = [ns / 1e6 for r in reports for ns in r["latencies"]]
+    failures = [f for r in reports for f in r["failures"]][:5]
+    result = PassResult(server.name, operation, concurrency, len(latencies), sum(r["errors"] for r in reports),
+                        seconds, latencies, failures, client_cpu_s=client_cpu)
+    if server_cpu is not None and server_after is not None:
+        result.server_cpu_s = server_after - server_cpu
+    return result
 
 def verify_patched(server: Server, picks: list[tuple[int, str, bool]], sample: int,
                    rng: random.Random) -> str | None:
@@ -585,7 +874,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--users", type=int, default=100_000, help="users loaded into each server (100000)")
     p.add_argument("--requests", type=int, default=5000, help="requests per concurrent pass (5000)")
-    p.add_argument("--concurrency", type=int, default=8, help="client threads in the concurrent passes (8)")
+    p.add_argument("--concurrency", type=int, default=8, help="connections in the concurrent passes (8)")
+    p.add_argument("--processes", type=int, default=2,
+                   help="load-generator processes the connections are spread over (2)")
     p.add_argument("--latency-requests", type=int, default=2000,
                    help="requests per single-connection pass (2000)")
     p.add_argument("--warmup", type=int, default=200, help="unmeasured requests before each pass (200)")
@@ -598,7 +889,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--keep", action="store_true", help="keep the servers' temp dirs (logs, SQLite file)")
     args = p.parse_args(argv)
-    if min(args.users, args.requests, args.concurrency, args.latency_requests, args.batch,
+    if min(args.users, args.requests, args.concurrency, args.processes, args.latency_requests, args.batch,
            args.load_concurrency) < 1:
         p.error("counts must be positive")
     return args
@@ -625,6 +916,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": started.strftime("%Y-%m-%d %H:%M UTC"), "cpus": os.cpu_count(),
         "python": platform.python_version(), "platform": platform.platform(), "users": args.users,
         "requests": args.requests, "concurrency": args.concurrency, "latency_requests": args.latency_requests,
+        "client": f"raw HTTP/1.1 over sockets, {min(args.processes, args.concurrency)} processes",
         "warmup": args.warmup, "load_concurrency": args.load_concurrency, "seed": args.seed,
         "command": " ".join([".venv/bin/python", "bench/scim_bench.py", *(argv or sys.argv[1:])]),
         "tenantry": tenantry_source(),
@@ -704,8 +996,8 @@ def measure(args: argparse.Namespace, users: list[dict[str, Any]], servers: list
                 jobs = patch_jobs(server, picks_patch)
             progress(f"{operation} c={concurrency} on {server.name}: {args.warmup} warm-up + {n}")
             if args.warmup:
-                run_pass(server, operation, jobs[: args.warmup], concurrency, args.max_seconds)
-            res = run_pass(server, operation, jobs[args.warmup :], concurrency, args.max_seconds)
+                run_pass(server, operation, jobs[: args.warmup], concurrency, args.max_seconds, args.processes)
+            res = run_pass(server, operation, jobs[args.warmup :], concurrency, args.max_seconds, args.processes)
             if operation == "PATCH":
                 sent = picks_patch[: args.warmup + res.requests]
                 problem = verify_patched(server, sent, 50, rng)

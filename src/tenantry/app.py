@@ -17,7 +17,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenantry import __version__
 from tenantry.archive.compliance import ComplianceService
+from tenantry.archive.ediscovery import EDiscoveryService
+from tenantry.archive.indexing import Indexer
 from tenantry.archive.ledger import Ledger
+from tenantry.archive.search import SearchIndex
+from tenantry.archive.search_tantivy import TantivySearchIndex
 from tenantry.archive.service import ArchiveService
 from tenantry.connectors import api as connectors_api
 from tenantry.connectors.service import ConnectorService
@@ -44,6 +48,9 @@ class Services:
     connectors: ConnectorService
     ledger: Ledger
     compliance: ComplianceService
+    index: SearchIndex
+    indexer: Indexer
+    ediscovery: EDiscoveryService
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
@@ -55,10 +62,14 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     store = ScimStore(db, default_phone_region=settings.default_phone_region,
                       max_results=settings.scim_max_results)
     secrets = SecretBox.from_settings(settings.secret_key, settings.data_dir)
-    archive = ArchiveService(db)
+    index = TantivySearchIndex(settings.data_dir / "index")
+    indexer = Indexer(db, index)
+    archive = ArchiveService(db, indexer)
     connectors = ConnectorService(db, directory, archive, secrets, default_region=settings.default_phone_region)
-    compliance = ComplianceService(db, None, parse_query)
-    return Services(settings, db, directory, store, secrets, archive, connectors, Ledger(db), compliance)
+    compliance = ComplianceService(db, index, parse_query, indexer)
+    ediscovery = EDiscoveryService(db, archive, compliance, index, parse_query)
+    return Services(settings, db, directory, store, secrets, archive, connectors, Ledger(db), compliance, index,
+                    indexer, ediscovery)
 
 
 def parse_query(text: str) -> Node:

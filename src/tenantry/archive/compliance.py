@@ -61,11 +61,34 @@ class _ItemFacts:
     sent_at: datetime
 
 
+@dataclass
+class _Changes:
+    """Index work a deletion leaves, done after its transaction commits."""
+
+    moved: list[int]
+    purged: list[int]
+
+
+class IndexSync(Protocol):
+    def reindex(self, tenant: str, item_ids: Sequence[int]) -> int: ...
+    def remove(self, item_ids: Sequence[int]) -> None: ...
+
+
 class ComplianceService:
-    def __init__(self, db: Database, index: Index | None, parse_query: Callable[[str], Node]) -> None:
+    def __init__(self, db: Database, index: Index | None, parse_query: Callable[[str], Node],
+                 indexer: IndexSync | None = None) -> None:
         self.db = db
         self.index = index
         self.parse_query = parse_query
+        self.indexer = indexer
+
+    def _sync(self, tenant: str, changes: _Changes) -> None:
+        if self.indexer is None:
+            return
+        if changes.moved:
+            self.indexer.reindex(tenant, changes.moved)   # their folder is now Purges
+        if changes.purged:
+            self.indexer.remove(changes.purged)
 
     # -- holds ------------------------------------------------------------------------------
 
@@ -208,29 +231,34 @@ class ComplianceService:
                      now: datetime | None = None) -> dict[str, int]:
         """A user's or admin's delete: protected items go to Purges, the rest are deleted for good."""
         now = now or utcnow()
+        changes = _Changes([], [])
         with self.db.session() as session:
             known = set(session.scalars(select(Item.id).where(Item.tenant_id == tenant, Item.id.in_(item_ids))))
             missing = [i for i in item_ids if i not in known]
             if missing:
                 raise NotFound(f"no item {missing[0]}")
-            return self._delete(session, tenant, list(item_ids), actor, now, "delete")
+            counts = self._delete(session, tenant, list(item_ids), actor, now, "delete", changes)
+        self._sync(tenant, changes)
+        return counts
 
     def remove_mailbox(self, tenant: str, user_id: str, actor: str, now: datetime | None = None) -> dict[str, int]:
         """Remove a user's mailbox: what is held or retained stays (an inactive mailbox); the rest goes."""
         now = now or utcnow()
+        changes = _Changes([], [])
         with self.db.session() as session:
             mailbox = session.scalar(select(Mailbox).where(Mailbox.tenant_id == tenant, Mailbox.user_id == user_id))
             if mailbox is None:
                 raise NotFound(f"user {user_id} has no mailbox")
             ids = list(session.scalars(select(Item.id).where(Item.mailbox_id == mailbox.id, Item.deleted_at.is_(None))))
-            counts = self._delete(session, tenant, ids, actor, now, "mailbox.remove")
+            counts = self._delete(session, tenant, ids, actor, now, "mailbox.remove", changes)
             mailbox.removed_at = now
             remaining = session.scalar(select(func.count()).select_from(Item).where(Item.mailbox_id == mailbox.id))
             if not remaining:
                 session.execute(delete(Folder).where(Folder.mailbox_id == mailbox.id))
                 session.delete(mailbox)
             ledger.append(session, tenant, [(actor, "mailbox.remove", user_id, {**counts, "kept": remaining or 0})])
-            return counts
+        self._sync(tenant, changes)
+        return counts
 
     def apply_retention(self, tenant: str, now: datetime | None = None, actor: str = "retention") -> dict[str, int]:
         """The scheduled job: delete what retention says is due, and empty Purges of what nothing protects.
@@ -239,6 +267,7 @@ class ComplianceService:
         """
         now = now or utcnow()
         counts = {"deleted": 0, "purged_from_purges": 0, "kept_by_hold": 0}
+        changes = _Changes([], [])
         with self.db.session() as session:
             ids = list(session.scalars(select(Item.id).where(Item.tenant_id == tenant)))
             facts = self._facts(session, tenant, ids)
@@ -262,25 +291,27 @@ class ComplianceService:
                     else:
                         due.append(f.id)
             if due:
-                self._purge(session, tenant, due, actor, "retention")
+                self._purge(session, tenant, due, actor, "retention", changes)
                 counts["deleted"] = len(due)
             if purge:
-                self._purge(session, tenant, purge, actor, "purges.expire")
+                self._purge(session, tenant, purge, actor, "purges.expire", changes)
                 counts["purged_from_purges"] = len(purge)
             ledger.append(session, tenant, [(actor, "retention.apply", "", {**counts, "at": now.isoformat()})])
+        self._sync(tenant, changes)
         return counts
 
     def _delete(self, session: Session, tenant: str, ids: list[int], actor: str, now: datetime,
-                reason: str) -> dict[str, int]:
+                reason: str, changes: _Changes) -> dict[str, int]:
         facts = self._facts(session, tenant, ids)
         protection = self._protection(session, tenant, facts, now)
         keep = [f.id for f in facts if protection[f.id].protected(now)]
         gone = [f.id for f in facts if not protection[f.id].protected(now)]
         if keep:
             self._to_purges(session, tenant, keep, actor, now)
+            changes.moved.extend(keep)
             ledger.append(session, tenant, [(actor, "delete.to_purges", "", {"items": sorted(keep), "reason": reason})])
         if gone:
-            self._purge(session, tenant, gone, actor, reason)
+            self._purge(session, tenant, gone, actor, reason, changes)
         return {"moved_to_purges": len(keep), "deleted": len(gone)}
 
     @staticmethod
@@ -302,8 +333,9 @@ class ComplianceService:
                 deleted_at=now, deleted_by=actor, original_folder_id=folder_id, folder_id=purges[mailbox_id]))
 
     @staticmethod
-    def _purge(session: Session, tenant: str, ids: list[int], actor: str, reason: str) -> None:
+    def _purge(session: Session, tenant: str, ids: list[int], actor: str, reason: str, changes: _Changes) -> None:
         """Delete for good (the bytes stay while another item points to them)."""
+        changes.purged.extend(ids)
         for start in range(0, len(ids), 900):
             session.execute(delete(Item).where(Item.id.in_(ids[start : start + 900])))
         ledger.append(session, tenant, [(actor, "purge", "", {"items": sorted(ids), "reason": reason})])

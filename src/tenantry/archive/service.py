@@ -21,7 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tenantry.archive import ledger
+from tenantry.archive.indexing import Indexer, IndexFields, document, fields_from_raw
 from tenantry.archive.models import Blob, Folder, Item, Mailbox
+from tenantry.archive.search import IndexDocument
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
 from tenantry.core.errors import Invalid, NotFound, TenantryError
@@ -44,6 +46,7 @@ class Delivery:
     chat_id: str | None = None
     subject: str = ""
     sender: str = ""
+    fields: IndexFields | None = None   # what the search index needs; None: read from the bytes
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,9 @@ def sha256_hex(data: bytes) -> str:
 
 
 class ArchiveService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, indexer: Indexer | None = None) -> None:
         self.db = db
+        self.indexer = indexer
 
     # -- delivery ---------------------------------------------------------------------
 
@@ -90,14 +94,19 @@ class ArchiveService:
         for attempt in range(3):
             try:
                 with self.db.session() as session:
-                    return self._deliver(session, tenant, deliveries, actor)
+                    results, docs = self._deliver(session, tenant, deliveries, actor)
+                break
             except IntegrityError:
                 # A concurrent delivery of the same items won a race; the next attempt sees its rows.
                 if attempt == 2:
                     raise
-        raise AssertionError("unreachable")
+        # Searchable before deliver() returns; a crash before this line is repaired by Indexer.catch_up.
+        if self.indexer is not None:
+            self.indexer.add(docs)
+        return results
 
-    def _deliver(self, session: Session, tenant: str, deliveries: Sequence[Delivery], actor: str) -> list[bool]:
+    def _deliver(self, session: Session, tenant: str, deliveries: Sequence[Delivery],
+                 actor: str) -> tuple[list[bool], list[IndexDocument]]:
         now = utcnow()
         mailboxes = self._mailboxes(session, tenant, {d.user_id: d.address for d in deliveries}, now)
         folders = self._folders(session, {(mailboxes[d.user_id], d.folder) for d in deliveries}, now)
@@ -132,7 +141,14 @@ class ArchiveService:
             # The ledger entry is part of the same transaction: no item exists that the ledger does not know.
             ledger.append(session, tenant, [(actor, "deliver", "", {
                 "items": sorted([item_id, digest] for item_id, _, _, digest in written)})])
-        return [i in first and keys[i] in inserted for i in range(len(deliveries))]
+        docs: list[IndexDocument] = []
+        if self.indexer is not None and written:
+            by_key = {keys[i]: deliveries[i] for i in first}
+            for item_id, mailbox_id, message_id, _ in written:
+                d = by_key[(mailbox_id, message_id)]
+                docs.append(document(item_id, tenant, d.user_id, d.folder, d.kind, d.source, d.sent_at, len(d.raw),
+                                     d.fields or fields_from_raw(d.raw)))
+        return [i in first and keys[i] in inserted for i in range(len(deliveries))], docs
 
     @staticmethod
     def _insert_new(session: Session, model: Any, rows: list[dict[str, Any]], conflict: list[str],

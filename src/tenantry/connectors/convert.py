@@ -12,6 +12,8 @@ import hashlib
 import re
 from collections.abc import Callable
 
+from tenantry.archive.indexing import IndexFields
+from tenantry.archive.search import participant_text
 from tenantry.connectors.items import ItemKind, Participant, SourceItem
 from tenantry.protocols.mime import Address, ChatMail, Part, message_id_for, render
 
@@ -125,3 +127,23 @@ def to_mail(item: SourceItem, resolve: Resolve, outsider_domain: str) -> ChatMai
 def render_item(item: SourceItem, resolve: Resolve, outsider_domain: str) -> tuple[ChatMail, bytes]:
     mail = to_mail(item, resolve, outsider_domain)
     return mail, render(mail)
+
+
+def index_fields(item: SourceItem, mail: ChatMail, resolve: Resolve, outsider_domain: str) -> IndexFields:
+    """What the search index needs, from the item itself (numbers in every spelling, names, addresses)."""
+
+    def person(p: Participant) -> str:
+        return participant_text(p.name or "", resolve(p) or outsider_address(p, outsider_domain), p.phone or "")
+
+    sender = person(item.sender) if item.sender else mail.sender.addr
+    everyone = [person(p) for p in item.participants]
+    return IndexFields(
+        sender=sender,
+        to=" ".join(participant_text(a.name or "", a.addr) for a in mail.to),
+        participants=" ".join(dict.fromkeys([sender, *everyone])),
+        subject=mail.subject,
+        body=mail.body,
+        attachment_names=" ".join(a.filename for a in item.attachments),
+        chat=" ".join(x for x in (item.chat_id, item.chat_name or "") if x),
+        has_attachment=bool(item.attachments),
+    )

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import delete, insert, select, update
 
 from tenantry.archive.service import WHATSAPP_FOLDER, ArchiveService, Delivery
-from tenantry.connectors.convert import render_item
+from tenantry.connectors.convert import index_fields, render_item
 from tenantry.connectors.items import Participant, RunCounts, SkipReason, SourceIssue, SourceItem
 from tenantry.connectors.mapping import MappingRow, Recipient, UserMapper, parse_mapping_csv
 from tenantry.connectors.models import Connector, ExportFile, MappingEntry, Run, RunIssue
@@ -387,11 +387,12 @@ class ConnectorService:
                 return r.address if r else None
 
             mail, raw = render_item(item, resolve, connector.outsider_domain)
+            fields = index_fields(item, mail, resolve, connector.outsider_domain)
             for r in users.values():
                 deliveries.append(Delivery(
                     user_id=r.user_id, address=r.address, folder=WHATSAPP_FOLDER, raw=raw,
                     message_id=mail.message_id, kind=item.kind.value, source=item.source, sent_at=item.sent_at,
-                    chat_id=item.chat_id, subject=mail.subject, sender=mail.sender.addr))
+                    chat_id=item.chat_id, subject=mail.subject, sender=mail.sender.addr, fields=fields))
             delivered_items.append((item, len(users)))
         results = target.deliver(tenant, deliveries) if deliveries else []
         counts.copies += sum(results)

@@ -1,0 +1,150 @@
+"""Keeping the search index in step with the store.
+
+A delivery writes its items in one database transaction, then indexes them and commits the index before it
+returns: a delivered item is searchable as soon as the delivery is done. Should the process die between the
+two commits, ``catch_up`` re-indexes every item above the index's highest id from the stored bytes — run at
+start, it makes the index whole again (``add`` is an upsert, so doing it twice changes nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default as default_policy
+
+from sqlalchemy import select
+
+from tenantry.archive.models import Blob, Folder, Item, Mailbox
+from tenantry.archive.search import IndexDocument, SearchIndex, SearchIndexUnavailable, participant_text
+from tenantry.core.clock import as_utc
+from tenantry.core.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IndexFields:
+    """What a delivery knows about its message's text, so indexing does not parse the bytes again."""
+
+    sender: str = ""
+    to: str = ""
+    cc: str = ""
+    participants: str = ""
+    subject: str = ""
+    body: str = ""
+    attachment_names: str = ""
+    chat: str = ""
+    has_attachment: bool = False
+
+
+def document(item_id: int, tenant: str, user_id: str, folder: str, kind: str, source: str, sent_at: datetime,
+             size: int, fields: IndexFields) -> IndexDocument:
+    return IndexDocument(item_id=item_id, tenant=tenant, user_id=user_id, folder=folder, kind=kind, source=source,
+                         sent_at=as_utc(sent_at), size=size, has_attachment=fields.has_attachment,
+                         sender=fields.sender, to=fields.to, cc=fields.cc, participants=fields.participants,
+                         subject=fields.subject, body=fields.body, attachment_names=fields.attachment_names,
+                         chat=fields.chat)
+
+
+_PARSER = BytesParser(policy=default_policy)
+
+
+def fields_from_raw(raw: bytes) -> IndexFields:
+    """Index fields read back from stored bytes (the slow path: re-indexing, moves to Purges)."""
+    message = _PARSER.parsebytes(raw)
+    assert isinstance(message, EmailMessage)
+
+    def addresses(name: str) -> list[str]:
+        header = message.get(name)
+        if header is None:
+            return []
+        try:
+            return [participant_text(a.display_name, a.addr_spec) for a in header.addresses]
+        except (AttributeError, ValueError):
+            return [str(header)]
+
+    number = str(message.get("X-Tenantry-Sender-Number", "") or "")
+    sender = " ".join(addresses("From")) + (" " + participant_text(number=number) if number else "")
+    to, cc = " ".join(addresses("To")), " ".join(addresses("Cc"))
+    body_part = message.get_body(("plain",))
+    try:
+        body = body_part.get_content() if body_part is not None else ""
+    except (LookupError, ValueError):
+        body = ""
+    names = [p.get_filename() or "" for p in message.iter_attachments()]
+    chat = " ".join(str(message.get(h, "") or "") for h in ("X-Tenantry-Chat-Id", "X-Tenantry-Chat-Name")).strip()
+    return IndexFields(sender=sender, to=to, cc=cc, participants=" ".join(x for x in (sender, to, cc) if x),
+                       subject=str(message.get("Subject", "") or ""), body=body,
+                       attachment_names=" ".join(n for n in names if n), chat=chat, has_attachment=bool(names))
+
+
+WRITER_WAIT_SECONDS = 120.0
+
+
+class Indexer:
+    """Writes to the index a batch at a time, holding tantivy's writer lock only for the batch.
+
+    Several processes may deliver (the server, a CLI import, Celery workers): each takes the lock, writes and
+    commits, and lets go; one that finds it taken waits and tries again, for up to two minutes.
+    """
+
+    def __init__(self, db: Database, index: SearchIndex) -> None:
+        self.db = db
+        self.index = index
+
+    def _write(self, change: Callable[[], None]) -> None:
+        deadline = time.monotonic() + WRITER_WAIT_SECONDS
+        pause = 0.02
+        while True:
+            try:
+                change()
+                self.index.commit()
+                return
+            except SearchIndexUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+            finally:
+                self.index.close()  # release the writer lock (what was committed stays)
+
+    def add(self, docs: Sequence[IndexDocument]) -> None:
+        if docs:
+            self._write(lambda: self.index.add(docs))
+
+    def remove(self, item_ids: Sequence[int]) -> None:
+        if item_ids:
+            self._write(lambda: self.index.delete(item_ids))
+
+    def reindex(self, tenant: str, item_ids: Sequence[int]) -> int:
+        """Index these items again from their stored bytes (after a move to Purges, or to repair)."""
+        docs: list[IndexDocument] = []
+        with self.db.session() as session:
+            for start in range(0, len(item_ids), 500):
+                rows = session.execute(
+                    select(Item.id, Mailbox.user_id, Folder.name, Item.kind, Item.source, Item.sent_at, Item.size,
+                           Blob.data)
+                    .join(Mailbox, Mailbox.id == Item.mailbox_id).join(Folder, Folder.id == Item.folder_id)
+                    .join(Blob, Blob.sha256 == Item.sha256)
+                    .where(Item.tenant_id == tenant, Item.id.in_(item_ids[start : start + 500])))
+                for item_id, user_id, folder, kind, source, sent_at, size, data in rows:
+                    docs.append(document(item_id, tenant, user_id, folder, kind, source, sent_at, size,
+                                         fields_from_raw(data)))
+        for start in range(0, len(docs), 2000):
+            self.add(docs[start : start + 2000])
+        return len(docs)
+
+    def catch_up(self, tenant: str) -> int:
+        """Index what the store has and the index lacks (items above the index's highest id)."""
+        highest = self.index.max_item_id(tenant) or 0
+        with self.db.session() as session:
+            missing = list(session.scalars(select(Item.id).where(Item.tenant_id == tenant, Item.id > highest)
+                                           .order_by(Item.id)))
+        if missing:
+            log.info("re-indexing %d items of %s the index did not have", len(missing), tenant)
+        return self.reindex(tenant, missing) if missing else 0
