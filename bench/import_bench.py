@@ -1,4 +1,4 @@
-"""Import benchmark: WhatsApp export items through parse → map → MIME → store, end to end.
+"""Import benchmark: WhatsApp export items through parse → map → MIME → store → search index, end to end.
 
     .venv/bin/python bench/import_bench.py [--items 100000] [--chats 100] [--database-url URL] [--json]
 
@@ -76,6 +76,7 @@ def run_tenantry(services: Any, tenant: str, owner: str, files: list[tuple[str, 
         services.connectors.add_export(tenant, info["id"], data, name, "user0@contoso.com")
     started = time.perf_counter()
     report = services.connectors.run(tenant, info["id"])
+    services.indexer.flush()  # end to end: until the last item is searchable
     elapsed = time.perf_counter() - started
     assert report.status == "succeeded", report.error
     return {"items": report.counts.imported, "copies": report.counts.copies, "seconds": elapsed,
@@ -126,6 +127,7 @@ def run_naive(services: Any, tenant: str, files: list[tuple[str, bytes, list[int
             copies += sum(services.archive.deliver(tenant, batch))
             batch = []
     copies += sum(services.archive.deliver(tenant, batch))
+    services.indexer.flush()
     return {"items": items, "copies": copies, "seconds": time.perf_counter() - started}
 
 
@@ -152,6 +154,7 @@ def main() -> int:
         ours = run_tenantry(services, f"bench-{suffix}", ids[0], files)
         setup(services, f"naive-{suffix}", args.users)
         naive = run_naive(services, f"naive-{suffix}", naive_files)
+        services.indexer.flush()
         services.db.dispose()
     ours_rate = ours["items"] / ours["seconds"]
     naive_rate = naive["items"] / naive["seconds"]

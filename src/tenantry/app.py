@@ -67,7 +67,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     archive = ArchiveService(db, indexer)
     connectors = ConnectorService(db, directory, archive, secrets, default_region=settings.default_phone_region)
     compliance = ComplianceService(db, index, parse_query, indexer)
-    ediscovery = EDiscoveryService(db, archive, compliance, index, parse_query)
+    ediscovery = EDiscoveryService(db, archive, compliance, index, parse_query, indexer.flush)
     return Services(settings, db, directory, store, secrets, archive, connectors, Ledger(db), compliance, index,
                     indexer, ediscovery)
 

@@ -23,7 +23,7 @@ from tenantry.archive.search import (
     participant_text,
     phone_spellings,
 )
-from tenantry.archive.search_tantivy import MARKER, TantivySearchIndex, literal_analyzer
+from tenantry.archive.search_tantivy import MARKER, TantivySearchIndex, analyse, literal_analyzer
 from tenantry.protocols.query.ast import (
     And,
     Compare,
@@ -181,12 +181,19 @@ def test_participants_matches_number_in_every_spelling_address_or_display_name(i
 
 def test_participants_finds_us_and_korean_numbers_by_their_local_digits(index) -> None:
     assert hits(index, Term("4155550100", field="participants")) == {1, 2, 3}
+    assert hits(index, Phrase("(415) 555-0100", field="participants")) == {1, 2, 3}
     assert hits(index, Term("01012345678", field="participants")) == {5, 6}
+    assert hits(index, Phrase("010-1234-5678", field="participants")) == {5, 6}
+
+
+def test_a_grouped_number_prefix_matches_numbers_that_start_with_those_digits(index) -> None:
+    assert hits(index, Term("+49 170 12", field="participants", prefix=True)) == {1, 2, 4}
+    assert hits(index, Term("+49 170 13", field="participants", prefix=True)) == set()
 
 
 def test_phone_spellings_cover_e164_national_and_grouped_forms() -> None:
-    assert phone_spellings("+491701234567").split(" ") == [
-        "+491701234567", "491701234567", "01701234567", "1701234567", "+49", "170", "1234567", "0170", "1234567"]
+    assert phone_spellings("+491701234567") == "+491701234567 01701234567 1701234567"
+    assert phone_spellings("+14155550100") == "+14155550100 4155550100"
     assert phone_spellings("not a number") == "not a number"
 
 
@@ -503,12 +510,12 @@ def _occurs(tokens: list[str], words: list[str], prefix: bool) -> list[int]:
 
 
 def _tokens(d: IndexDocument, field: str) -> list[str]:
-    return list(_ANALYSER.analyze(str(getattr(d, FIELDS[field]))))
+    return analyse(str(getattr(d, FIELDS[field])), _ANALYSER)
 
 
 def _matches(d: IndexDocument, node: Node) -> bool:
     if isinstance(node, Term | Phrase):
-        words = list(_ANALYSER.analyze(node.text))
+        words = analyse(node.text, _ANALYSER)
         prefix = isinstance(node, Term) and node.prefix
         fields = [node.field] if node.field else DEFAULT
         return bool(words) and any(_occurs(_tokens(d, f), words, prefix) for f in fields)
@@ -517,8 +524,8 @@ def _matches(d: IndexDocument, node: Node) -> bool:
         fields = [node.left.field] if node.left.field else DEFAULT
         for f in fields:
             tokens = _tokens(d, f)
-            left = _occurs(tokens, [node.left.text], node.left.prefix)
-            right = _occurs(tokens, [node.right.text], node.right.prefix)
+            left = _occurs(tokens, analyse(node.left.text, _ANALYSER), node.left.prefix)
+            right = _occurs(tokens, analyse(node.right.text, _ANALYSER), node.right.prefix)
             if any(i != j and abs(i - j) - 1 <= node.distance for i in left for j in right):
                 return True
         return False

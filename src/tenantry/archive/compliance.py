@@ -72,6 +72,7 @@ class _Changes:
 class IndexSync(Protocol):
     def reindex(self, tenant: str, item_ids: Sequence[int]) -> int: ...
     def remove(self, item_ids: Sequence[int]) -> None: ...
+    def flush(self) -> None: ...
 
 
 class ComplianceService:
@@ -210,6 +211,8 @@ class ComplianceService:
                 custodians[h.case_id] = set(session.scalars(
                     select(CaseCustodian.user_id).where(CaseCustodian.case_id == h.case_id)))
         query_hits: dict[str, set[int]] = {}
+        if self.indexer is not None and any(h.query for h in holds):
+            self.indexer.flush()  # a query hold must see every item delivered so far
         for h in holds:
             if h.query and self.index is not None:
                 query_hits[h.id] = self.index.item_ids(tenant, self.parse_query(h.query),

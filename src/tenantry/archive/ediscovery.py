@@ -56,7 +56,9 @@ class ReviewItem:
 
 class EDiscoveryService:
     def __init__(self, db: Database, archive: ArchiveService, compliance: ComplianceService,
-                 search: SearchBackend, parse_query: Callable[[str], Node]) -> None:
+                 search: SearchBackend, parse_query: Callable[[str], Node],
+                 flush: Callable[[], None] | None = None) -> None:
+        self.flush = flush or (lambda: None)
         self.db = db
         self.archive = archive
         self.compliance = compliance
@@ -163,6 +165,7 @@ class EDiscoveryService:
                 "preview": [_review_dict(i) for i in items[:preview]]}
 
     def _hits(self, tenant: str, node: Node, users: Sequence[str], include_purges: bool) -> set[int]:
+        self.flush()  # everything delivered before this search is in it
         ids = self.search.item_ids(tenant, node, users)
         if include_purges or not ids:
             return ids

@@ -8,7 +8,9 @@ start, it makes the index whole again (``add`` is an upsert, so doing it twice c
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
+from typing import Any
 
 from sqlalchemy import select
 
@@ -87,15 +90,27 @@ WRITER_WAIT_SECONDS = 120.0
 
 
 class Indexer:
-    """Writes to the index a batch at a time, holding tantivy's writer lock only for the batch.
+    """Feeds the index from a background thread, a batch at a time, holding tantivy's writer lock only for
+    the batch.
 
-    Several processes may deliver (the server, a CLI import, Celery workers): each takes the lock, writes and
-    commits, and lets go; one that finds it taken waits and tries again, for up to two minutes.
+    A delivery hands its documents over and returns; the thread writes and commits them while the importer
+    goes on (tantivy commits outside the GIL, so the two share the machine's cores). Every search first calls
+    ``flush``, which waits until everything handed over before it is committed: an item is in every search
+    made after its delivery returned. Several processes may write (the server, a CLI import, Celery workers):
+    one that finds the writer lock taken waits and tries again, for up to two minutes.
     """
 
-    def __init__(self, db: Database, index: SearchIndex) -> None:
+    def __init__(self, db: Database, index: SearchIndex, *, background: bool = True) -> None:
         self.db = db
         self.index = index
+        self.background = background
+        self._pending: list[tuple[str, Any]] = []
+        self._queued = 0      # operations handed over
+        self._done = 0        # operations committed (or failed)
+        self._error: BaseException | None = None
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
 
     def _write(self, change: Callable[[], None]) -> None:
         deadline = time.monotonic() + WRITER_WAIT_SECONDS
@@ -113,13 +128,68 @@ class Indexer:
             finally:
                 self.index.close()  # release the writer lock (what was committed stays)
 
+    def _apply(self, ops: list[tuple[str, Any]]) -> None:
+        def change() -> None:
+            for kind, payload in ops:
+                if kind == "add":
+                    self.index.add(payload)
+                else:
+                    self.index.delete(payload)
+
+        self._write(change)
+
+    def _submit(self, kind: str, payload: Any) -> None:
+        if not self.background:
+            self._apply([(kind, payload)])
+            return
+        with self._cond:
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise SearchIndexUnavailable(f"indexing failed: {error}") from error
+            self._pending.append((kind, payload))
+            self._queued += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="tenantry-indexer", daemon=True)
+                self._thread.start()
+                atexit.register(self.flush)
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if not self._pending and self._stopping:
+                    return
+                ops, self._pending = self._pending, []
+            try:
+                self._apply(ops)
+            except BaseException as exc:  # noqa: BLE001 - kept and raised to the next caller; catch_up repairs
+                log.exception("indexing failed; the items are re-indexed by the next catch-up")
+                with self._cond:
+                    self._error = exc
+            with self._cond:
+                self._done += len(ops)
+                self._cond.notify_all()
+
+    def flush(self, timeout: float = WRITER_WAIT_SECONDS * 2) -> None:
+        """Wait until everything handed over so far is committed (searches call this first)."""
+        if not self.background:
+            return
+        with self._cond:
+            target = self._queued
+            self._cond.wait_for(lambda: self._done >= target, timeout=timeout)
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise SearchIndexUnavailable(f"indexing failed: {error}") from error
+
     def add(self, docs: Sequence[IndexDocument]) -> None:
         if docs:
-            self._write(lambda: self.index.add(docs))
+            self._submit("add", list(docs))
 
     def remove(self, item_ids: Sequence[int]) -> None:
         if item_ids:
-            self._write(lambda: self.index.delete(item_ids))
+            self._submit("delete", list(item_ids))
 
     def reindex(self, tenant: str, item_ids: Sequence[int]) -> int:
         """Index these items again from their stored bytes (after a move to Purges, or to repair)."""
@@ -137,6 +207,7 @@ class Indexer:
                                          fields_from_raw(data)))
         for start in range(0, len(docs), 2000):
             self.add(docs[start : start + 2000])
+        self.flush()
         return len(docs)
 
     def catch_up(self, tenant: str) -> int:

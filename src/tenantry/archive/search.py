@@ -124,12 +124,14 @@ class SearchIndex(Protocol):
 
 @lru_cache(maxsize=65536)
 def phone_spellings(number: str) -> str:
-    """The ways someone may type ``number``: E.164 with and without "+", the national form with its trunk
-    prefix, the national significant number, and the grouped international and national forms.
+    """The ways someone may type ``number``, as indexed words: E.164 (with or without "+" it is one word),
+    the national form with its trunk prefix, and the national significant number.
 
-    "+491701234567" gives "+491701234567 491701234567 01701234567 1701234567 +49 170 1234567 0170 1234567",
-    so ``participants:01701234567``, ``participants:"+49 170 1234567"`` and ``participants:491701234567``
-    all find it. Something that is not a phone number comes back as it was.
+    "+491701234567" gives "+491701234567 01701234567 1701234567": ``participants:+491701234567``,
+    ``participants:491701234567``, ``participants:01701234567`` and ``participants:1701234567`` find it.
+    Grouped input (``"+49 170 1234567"``, ``"0170 1234567"``) is joined into one number at query time rather
+    than indexed in every grouping: participants are the longest field of an item, and each spelling indexed
+    costs every copy of every message. Something that is not a phone number comes back as it was.
     """
     try:
         parsed = phonenumbers.parse(number, None)
@@ -137,9 +139,8 @@ def phone_spellings(number: str) -> str:
         return number
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
-    international = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    spellings = [e164, e164[1:], "".join(c for c in national if c.isdigit()),
-                 phonenumbers.national_significant_number(parsed), international, national]
+    spellings = [e164, "".join(c for c in national if c.isdigit()),
+                 phonenumbers.national_significant_number(parsed)]
     return " ".join(dict.fromkeys(s for s in spellings if s))
 
 
