@@ -16,6 +16,7 @@ from scim2_models import NotFoundException, SCIMException
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenantry import __version__
+from tenantry.archive import api as archive_api
 from tenantry.archive.compliance import ComplianceService
 from tenantry.archive.ediscovery import EDiscoveryService
 from tenantry.archive.indexing import Indexer
@@ -95,6 +96,9 @@ def bootstrap(services: Services) -> dict[str, str]:
         services.directory.ensure_token(settings.default_tenant, "scim", settings.bootstrap_scim_token)
     if settings.bootstrap_admin_token:
         services.directory.ensure_token(settings.default_tenant, "admin", settings.bootstrap_admin_token)
+    for tenant in services.directory.list_tenants():
+        # Items a crash left out of the search index (delivered, not yet indexed) are indexed now.
+        services.indexer.catch_up(tenant["id"])
     return issued
 
 
@@ -123,6 +127,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(directory_api.build_router(services.scim, services.directory), prefix="/api/v1")
     _, tenant_of = directory_api.admin_guard(services.directory)
     app.include_router(connectors_api.build_router(services.connectors, services.archive, tenant_of), prefix="/api/v1")
+    app.include_router(archive_api.build_router(services.compliance, services.ediscovery, services.ledger, tenant_of),
+                       prefix="/api/v1")
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

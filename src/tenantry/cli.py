@@ -118,7 +118,7 @@ def worker(concurrency: Annotated[int, typer.Option(help="Jobs run at once by th
     settings = Settings()
     if not settings.broker_url:
         _fail("set TENANTRY_BROKER_URL to the broker (redis://… or amqp://…) first")
-    build_services(settings)  # migrate before taking jobs
+    bootstrap(build_services(settings))  # migrate and repair the index before taking jobs
     celery_app = make_celery(settings)
     celery_app.worker_main(["worker", "--loglevel=WARNING", f"--concurrency={concurrency}", "--pool=threads",
                             "-Q", settings.broker_queue, "--without-gossip", "--without-mingle"])
@@ -569,6 +569,24 @@ def archive_verify(tenant: TenantOpt = None) -> None:
                   f"{'unchanged' if report.ok else f'{len(report.problems)} problem(s)'}")
     if not report.ok:
         raise typer.Exit(1)
+
+
+@archive_app.command("reindex")
+def archive_reindex(tenant: TenantOpt = None, full: Annotated[bool, typer.Option("--full")] = False) -> None:
+    """Index what the search index lacks (after a crash), or everything again with --full."""
+    services = _services()
+    t = _tenant(services, tenant)
+    if full:
+        from sqlalchemy import select
+
+        from tenantry.archive.models import Item
+
+        with services.db.session() as session:
+            ids = list(session.scalars(select(Item.id).where(Item.tenant_id == t).order_by(Item.id)))
+        count = services.indexer.reindex(t, ids)
+    else:
+        count = services.indexer.catch_up(t)
+    console.print(f"{count} items indexed")
 
 
 @archive_app.command("delete")

@@ -1,0 +1,134 @@
+"""Admin REST routes for compliance (``/api/v1/tenants/{tenant}/…``): holds, retention, cases, search, audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from tenantry.archive.compliance import ComplianceService
+from tenantry.archive.ediscovery import EDiscoveryService
+from tenantry.archive.ledger import Ledger
+
+
+class HoldIn(BaseModel):
+    name: str
+    actor: str
+    user_id: str | None = None
+    case_id: str | None = None
+    query: str | None = None
+    duration_days: int | None = None
+
+
+class ActorIn(BaseModel):
+    actor: str
+
+
+class PolicyIn(BaseModel):
+    name: str
+    actor: str
+    retain_days: int | None = None
+    delete_after_days: int | None = None
+    users: list[str] = Field(default_factory=list)
+    folders: list[str] = Field(default_factory=list)
+    kinds: list[str] = Field(default_factory=list)
+
+
+class CaseIn(BaseModel):
+    name: str
+    actor: str
+    description: str = ""
+
+
+class CustodiansIn(BaseModel):
+    users: list[str]
+    actor: str
+
+
+class SearchIn(BaseModel):
+    query: str
+    actor: str
+    include_purges: bool = True
+
+
+class ExportIn(SearchIn):
+    destination: str
+    deduplicate: bool = False
+
+
+class DeleteIn(BaseModel):
+    item_ids: list[int]
+    actor: str
+
+
+def build_router(compliance: ComplianceService, ediscovery: EDiscoveryService, ledger: Ledger,
+                 tenant_of: Any) -> APIRouter:
+    router = APIRouter()
+    base = "/tenants/{tenant_id}"
+
+    @router.get(base + "/holds")
+    def holds(tenant_id: str, request: Request, all: bool = False) -> list[dict[str, Any]]:  # noqa: A002
+        return compliance.holds(tenant_of(tenant_id, request), active_only=not all)
+
+    @router.post(base + "/holds", status_code=201)
+    def place_hold(tenant_id: str, body: HoldIn, request: Request) -> dict[str, Any]:
+        return compliance.place_hold(tenant_of(tenant_id, request), **body.model_dump())
+
+    @router.post(base + "/holds/{hold_id}/release")
+    def release_hold(tenant_id: str, hold_id: str, body: ActorIn, request: Request) -> dict[str, Any]:
+        return compliance.release_hold(tenant_of(tenant_id, request), hold_id, body.actor)
+
+    @router.get(base + "/retention-policies")
+    def policies(tenant_id: str, request: Request) -> list[dict[str, Any]]:
+        return compliance.policies(tenant_of(tenant_id, request))
+
+    @router.post(base + "/retention-policies", status_code=201)
+    def create_policy(tenant_id: str, body: PolicyIn, request: Request) -> dict[str, Any]:
+        return compliance.create_policy(tenant_of(tenant_id, request), **body.model_dump())
+
+    @router.post(base + "/retention/apply")
+    async def apply_retention(tenant_id: str, request: Request) -> dict[str, int]:
+        return await run_in_threadpool(compliance.apply_retention, tenant_of(tenant_id, request))
+
+    @router.post(base + "/items/delete")
+    async def delete_items(tenant_id: str, body: DeleteIn, request: Request) -> dict[str, int]:
+        return await run_in_threadpool(compliance.delete_items, tenant_of(tenant_id, request), body.item_ids,
+                                       body.actor)
+
+    @router.post(base + "/cases", status_code=201)
+    def create_case(tenant_id: str, body: CaseIn, request: Request) -> dict[str, Any]:
+        return ediscovery.create_case(tenant_of(tenant_id, request), body.name, body.actor, body.description)
+
+    @router.post(base + "/cases/{case}/custodians")
+    def custodians(tenant_id: str, case: str, body: CustodiansIn, request: Request) -> list[str]:
+        tenant = tenant_of(tenant_id, request)
+        return ediscovery.add_custodians(tenant, ediscovery.find_case(tenant, case), body.users, body.actor)
+
+    @router.post(base + "/cases/{case}/search")
+    async def search(tenant_id: str, case: str, body: SearchIn, request: Request) -> dict[str, Any]:
+        tenant = tenant_of(tenant_id, request)
+        return await run_in_threadpool(ediscovery.run_search, tenant, ediscovery.find_case(tenant, case), body.query,
+                                       body.actor, include_purges=body.include_purges)
+
+    @router.post(base + "/cases/{case}/export")
+    async def export(tenant_id: str, case: str, body: ExportIn, request: Request) -> dict[str, Any]:
+        tenant = tenant_of(tenant_id, request)
+        return await run_in_threadpool(ediscovery.export, tenant, ediscovery.find_case(tenant, case), body.query,
+                                       Path(body.destination), body.actor, include_purges=body.include_purges,
+                                       deduplicate=body.deduplicate)
+
+    @router.get(base + "/audit")
+    def audit(tenant_id: str, request: Request, action: str | None = None, limit: int = 100,
+              offset: int = 0) -> list[dict[str, Any]]:
+        return ledger.entries(tenant_of(tenant_id, request), action=action, limit=min(limit, 1000), offset=offset)
+
+    @router.get(base + "/verify")
+    async def verify(tenant_id: str, request: Request) -> dict[str, Any]:
+        report = await run_in_threadpool(ledger.verify, tenant_of(tenant_id, request))
+        return {"ok": report.ok, "entries": report.entries, "items_checked": report.items_checked,
+                "problems": report.problems}
+
+    return router

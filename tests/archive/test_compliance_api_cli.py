@@ -1,0 +1,63 @@
+"""Compliance through the admin API and the CLI: holds, verify (exit code), audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
+from tenantry.cli import app
+from tests.archive.test_compliance import NOW
+
+
+def test_hold_search_and_audit_over_the_api(app_client, backend, tenant) -> None:  # noqa: ANN001
+    h = {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}"}
+    base = f"/api/v1/tenants/{tenant}"
+    backend.archive.deliver(tenant, [Delivery("u1", "u1@contoso.com", WHATSAPP_FOLDER,
+                                              b"Message-ID: <a@t>\r\nSubject: merger talk\r\n\r\nsecret merger\r\n",
+                                              "a@t", "chat", "test", NOW)])
+    r = app_client.post(f"{base}/holds", headers=h, json={"name": "h", "actor": "counsel", "user_id": "u1"})
+    assert r.status_code == 201
+    case = app_client.post(f"{base}/cases", headers=h, json={"name": "M", "actor": "counsel"}).json()
+    app_client.post(f"{base}/cases/M/custodians", headers=h, json={"users": ["u1"], "actor": "counsel"})
+    r = app_client.post(f"{base}/cases/{case['id']}/search", headers=h, json={"query": "merger", "actor": "counsel"})
+    assert r.status_code == 200 and r.json()["count"] == 1
+    r = app_client.post(f"{base}/cases/M/search", headers=h, json={"query": "frm:x", "actor": "counsel"})
+    assert r.status_code == 400 and "frm" in r.json()["message"]
+    item_id = backend.archive.items(tenant, "u1")[0].id
+    r = app_client.post(f"{base}/items/delete", headers=h, json={"item_ids": [item_id], "actor": "u1"})
+    assert r.json() == {"moved_to_purges": 1, "deleted": 0}
+    actions = [e["action"] for e in app_client.get(f"{base}/audit", headers=h).json()]
+    assert {"hold.place", "search", "delete.to_purges", "deliver"} <= set(actions)
+    assert app_client.get(f"{base}/verify", headers=h).json()["ok"] is True
+
+
+@pytest.fixture()
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("TENANTRY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("TENANTRY_DATABASE_URL", raising=False)
+    return CliRunner()
+
+
+def test_archive_verify_exits_1_naming_a_tampered_item(cli: CliRunner) -> None:
+    from sqlalchemy import update
+
+    from tenantry.app import build_services
+    from tenantry.archive.models import Blob
+    from tenantry.core.settings import Settings
+
+    services = build_services(Settings())
+    services.directory.create_tenant("default", "D")
+    services.archive.deliver("default", [Delivery("u1", "u1@contoso.com", WHATSAPP_FOLDER,
+                                                  b"Message-ID: <b@t>\r\n\r\noriginal\r\n", "b@t", "chat", "test", NOW)])
+    ok = cli.invoke(app, ["archive", "verify"])
+    assert ok.exit_code == 0 and "unchanged" in ok.output
+    item = services.archive.items("default", "u1")[0]
+    with services.db.session() as session:
+        session.execute(update(Blob).where(Blob.sha256 == item.sha256).values(data=b"Message-ID: <b@t>\r\n\r\nforged"))
+    services.indexer.flush()
+    services.db.dispose()
+    bad = cli.invoke(app, ["archive", "verify"])
+    assert bad.exit_code == 1 and f"item {item.id}" in bad.output and "bytes were changed" in bad.output
