@@ -252,7 +252,7 @@ def build_tantivy(corpus: Corpus, path: Path, threads: int) -> tuple[TantivySear
         commits.append(done - added)
         items += len(batch)
     merge_started = time.perf_counter()
-    index.wait_merges()
+    index.close()                            # finishes the merges the commits started
     merged = time.perf_counter()
     return index, {"items": items, "seconds": spent, "items_per_s": items / spent,
                    "cpu_us_per_item_incl_generation": 1e6 * (time.process_time() - cpu) / items,

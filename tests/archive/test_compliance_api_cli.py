@@ -50,8 +50,9 @@ def test_archive_verify_exits_1_naming_a_tampered_item(cli: CliRunner) -> None:
 
     services = build_services(Settings())
     services.directory.create_tenant("default", "D")
-    services.archive.deliver("default", [Delivery("u1", "u1@contoso.com", WHATSAPP_FOLDER,
-                                                  b"Message-ID: <b@t>\r\n\r\noriginal\r\n", "b@t", "chat", "test", NOW)])
+    raw = b"Message-ID: <b@t>\r\n\r\noriginal\r\n"
+    services.archive.deliver("default", [Delivery("u1", "u1@contoso.com", WHATSAPP_FOLDER, raw, "b@t", "chat",
+                                                  "test", NOW)])
     ok = cli.invoke(app, ["archive", "verify"])
     assert ok.exit_code == 0 and "unchanged" in ok.output
     item = services.archive.items("default", "u1")[0]

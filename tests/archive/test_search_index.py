@@ -422,6 +422,16 @@ def test_uncommitted_changes_are_dropped_at_close(tmp_path: Path) -> None:
         assert idx.item_ids("contoso", MatchAll()) == {1}
 
 
+def test_closing_the_writer_after_every_batch_still_merges_segments(fresh) -> None:
+    for batch in range(24):
+        fresh.add([doc(batch * 10 + i, "u1", body="merged") for i in range(1, 11)])
+        fresh.commit()
+        fresh.close()
+    fresh.commit()  # reload
+    assert fresh.count("contoso", Term("merged")) == 240
+    assert fresh.segment_count() < 12
+
+
 def test_index_reopened_from_disk_answers_the_same(tmp_path: Path) -> None:
     with TantivySearchIndex(tmp_path, writer_threads=1, writer_heap_bytes=50_000_000) as idx:
         idx.add(CORPUS)
