@@ -618,6 +618,26 @@ def archive_audit(tenant: TenantOpt = None, action: Annotated[str | None, typer.
            ["number", "at", "actor", "action", "target", "detail"], False)
 
 
+@app.command("search")
+def search(query: str, by: Annotated[str, typer.Option("--by", help="Who searches (audited).")],
+           user: Annotated[list[str] | None, typer.Option(help="Only these mailboxes.")] = None,
+           purges: Annotated[bool, typer.Option("--purges", help="Include Recoverable Items/Purges.")] = False,
+           start: int = 0, count: int = 20, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """Content search over all (or some) mailboxes, in the query language of docs/search.md."""
+    services = _services()
+    t = _tenant(services, tenant)
+    users = [_user_id(services, t, u) for u in user or []] or None
+    result = _run(lambda: services.ediscovery.content_search(t, query, by, users=users, include_purges=purges,
+                                                            start=start, count=count))
+    if as_json:
+        console.print_json(json.dumps(result, default=str))
+        return
+    console.print(f"{result['count']} items")
+    for mailbox, n in sorted(result["by_mailbox"].items()):
+        console.print(f"  {mailbox}: {n}")
+    _print(result["results"], ["id", "sent_at", "mailbox", "kind", "from", "subject"], False)
+
+
 @hold_app.command("place")
 def hold_place(name: str, by: Annotated[str, typer.Option("--by")],
                user: Annotated[str | None, typer.Option(help="Hold this user's whole mailbox.")] = None,

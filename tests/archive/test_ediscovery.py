@@ -107,3 +107,15 @@ def test_new_items_are_searchable_as_soon_as_delivery_returns(backend, tenant, i
     case = backend.ediscovery.create_case(tenant, "Fresh", "counsel")
     backend.ediscovery.add_custodians(tenant, case["id"], [imported.alice], "counsel")
     assert backend.ediscovery.run_search(tenant, case["id"], "zeppelin", "counsel")["count"] == 1
+
+
+def test_content_search_over_all_mailboxes_pages_newest_first(backend, tenant, imported: People) -> None:
+    everything = backend.ediscovery.content_search(tenant, "*", "auditor", count=3)
+    assert everything["count"] == 10  # five items, two mailboxes each
+    assert everything["by_mailbox"] == {"alice@contoso.com": 5, "bob@contoso.com": 5}
+    page1 = everything["results"]
+    page2 = backend.ediscovery.content_search(tenant, "*", "auditor", start=3, count=3)["results"]
+    dates = [r["sent_at"] for r in page1 + page2]
+    assert dates == sorted(dates, reverse=True) and len({r["id"] for r in page1 + page2}) == 6
+    only_bob = backend.ediscovery.content_search(tenant, "kind:chat", "auditor", users=[imported.bob])
+    assert only_bob["by_mailbox"] == {"bob@contoso.com": 3}

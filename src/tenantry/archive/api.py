@@ -59,6 +59,15 @@ class ExportIn(SearchIn):
     deduplicate: bool = False
 
 
+class ContentSearchIn(BaseModel):
+    query: str
+    actor: str
+    include_purges: bool = False
+    users: list[str] = Field(default_factory=list)
+    start: int = 0
+    count: int = 50
+
+
 class DeleteIn(BaseModel):
     item_ids: list[int]
     actor: str
@@ -119,6 +128,12 @@ def build_router(compliance: ComplianceService, ediscovery: EDiscoveryService, l
         return await run_in_threadpool(ediscovery.export, tenant, ediscovery.find_case(tenant, case), body.query,
                                        Path(body.destination), body.actor, include_purges=body.include_purges,
                                        deduplicate=body.deduplicate)
+
+    @router.post(base + "/search")
+    async def content_search(tenant_id: str, body: ContentSearchIn, request: Request) -> dict[str, Any]:
+        return await run_in_threadpool(ediscovery.content_search, tenant_of(tenant_id, request), body.query,
+                                       body.actor, users=body.users or None, include_purges=body.include_purges,
+                                       start=body.start, count=body.count)
 
     @router.get(base + "/audit")
     def audit(tenant_id: str, request: Request, action: str | None = None, limit: int = 100,

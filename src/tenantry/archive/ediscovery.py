@@ -164,7 +164,24 @@ class EDiscoveryService:
                 "total_size": sum(i.size for i in items),
                 "preview": [_review_dict(i) for i in items[:preview]]}
 
-    def _hits(self, tenant: str, node: Node, users: Sequence[str], include_purges: bool) -> set[int]:
+    def content_search(self, tenant: str, query: str, actor: str, *, users: Sequence[str] | None = None,
+                       include_purges: bool = False, start: int = 0, count: int = 50) -> dict[str, Any]:
+        """Search all mailboxes (or some): the count, per-mailbox statistics, and one page of results, newest
+        first. Purges are left out unless asked for (they belong to eDiscovery)."""
+        node = self.parse_query(query)
+        ids = self._hits(tenant, node, users, include_purges)
+        items = sorted(self.review_items(tenant, sorted(ids)), key=lambda i: (i.sent_at, i.id), reverse=True)
+        per_mailbox: dict[str, int] = {}
+        for item in items:
+            per_mailbox[item.address] = per_mailbox.get(item.address, 0) + 1
+        with self.db.session() as session:
+            ledger.append(session, tenant, [(actor, "search", "", {
+                "query": query, "count": len(ids), "users": list(users) if users else "all"})])
+        page = items[max(0, start) : max(0, start) + max(0, min(count, 1000))]
+        return {"query": query, "count": len(ids), "by_mailbox": per_mailbox, "start": start,
+                "results": [_review_dict(i) for i in page]}
+
+    def _hits(self, tenant: str, node: Node, users: Sequence[str] | None, include_purges: bool) -> set[int]:
         self.flush()  # everything delivered before this search is in it
         ids = self.search.item_ids(tenant, node, users)
         if include_purges or not ids:
