@@ -87,6 +87,7 @@ def fields_from_raw(raw: bytes) -> IndexFields:
 
 
 WRITER_WAIT_SECONDS = 120.0
+IDLE_RELEASE_SECONDS = 1.0
 
 
 class Indexer:
@@ -121,12 +122,11 @@ class Indexer:
                 self.index.commit()
                 return
             except SearchIndexUnavailable:
+                self.index.close()
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)
-            finally:
-                self.index.close()  # release the writer lock (what was committed stays)
 
     def _apply(self, ops: list[tuple[str, Any]]) -> None:
         def change() -> None:
@@ -140,7 +140,10 @@ class Indexer:
 
     def _submit(self, kind: str, payload: Any) -> None:
         if not self.background:
-            self._apply([(kind, payload)])
+            try:
+                self._apply([(kind, payload)])
+            finally:
+                self.index.close()
             return
         with self._cond:
             if self._error is not None:
@@ -155,14 +158,20 @@ class Indexer:
             self._cond.notify_all()
 
     def _run(self) -> None:
+        writer_open = False
         while True:
             with self._cond:
                 while not self._pending and not self._stopping:
-                    self._cond.wait()
+                    # Keep the writer (and tantivy's background merges) while batches keep coming; let the
+                    # lock go once idle, so another process can write.
+                    if not self._cond.wait(timeout=IDLE_RELEASE_SECONDS) and writer_open:
+                        self.index.close()
+                        writer_open = False
                 if not self._pending and self._stopping:
                     return
                 ops, self._pending = self._pending, []
             try:
+                writer_open = True
                 self._apply(ops)
             except BaseException as exc:  # noqa: BLE001 - kept and raised to the next caller; catch_up repairs
                 log.exception("indexing failed; the items are re-indexed by the next catch-up")
@@ -178,6 +187,7 @@ class Indexer:
             return
         with self._cond:
             target = self._queued
+            self._cond.notify_all()
             self._cond.wait_for(lambda: self._done >= target, timeout=timeout)
             if self._error is not None:
                 error, self._error = self._error, None
