@@ -30,9 +30,17 @@ def _connector_run(services: Services, kwargs: dict[str, Any]) -> dict[str, Any]
     return report.as_dict()
 
 
+def _retention_apply(services: Services, kwargs: dict[str, Any]) -> dict[str, Any]:
+    counts = services.compliance.apply_retention(kwargs["tenant"])
+    return {"id": f"retention-{kwargs['tenant']}-{utcnow().isoformat()}", "tenant": kwargs["tenant"], **counts}
+
+
 TASKS: dict[str, Callable[[Services, dict[str, Any]], dict[str, Any]]] = {
     "connector.run": _connector_run,
+    "retention.apply": _retention_apply,
 }
+
+RETENTION_EVERY = timedelta(days=1)
 
 
 class Jobs(Protocol):
@@ -101,6 +109,7 @@ class Scheduler:
         self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="tenantry-scheduler", daemon=True)
+        self._next_retention = utcnow()  # once at start, then daily (the job is idempotent)
 
     def start(self) -> None:
         self.services.connectors.recover_interrupted()
@@ -113,9 +122,14 @@ class Scheduler:
     def tick(self) -> list[str]:
         """Submit every due run once; a claimed run is leased for an hour so a queued job is not queued again."""
         submitted = []
-        for tenant, connector_id in self.services.connectors.claim_due(utcnow(), timedelta(hours=1)):
+        now = utcnow()
+        for tenant, connector_id in self.services.connectors.claim_due(now, timedelta(hours=1)):
             submitted.append(self.jobs.submit("connector.run", tenant=tenant, connector_id=connector_id,
                                               trigger="schedule"))
+        if now >= self._next_retention:
+            self._next_retention = now + RETENTION_EVERY
+            for row in self.services.directory.list_tenants():
+                submitted.append(self.jobs.submit("retention.apply", tenant=row["id"]))
         return submitted
 
     def _loop(self) -> None:

@@ -48,9 +48,9 @@ def test_scheduler_submits_each_due_run_once(backend, tenant, people) -> None:
         scheduler = Scheduler(backend, jobs, interval=1)
         first = scheduler.tick()
         second = scheduler.tick()
-    mine = [j for j in first if jobs.results[j]["connector_id"] == cid]
+    mine = [j for j in first if jobs.results[j].get("connector_id") == cid]
     assert len(mine) == 1 and jobs.results[mine[0]]["status"] == "succeeded"
-    assert not [j for j in second if jobs.results[j]["connector_id"] == cid]
+    assert not [j for j in second if jobs.results[j].get("connector_id") == cid]
     assert backend.archive.count(tenant, people.alice) == 1
 
 
@@ -76,3 +76,21 @@ def test_connector_run_on_a_celery_worker_over_redis(backend, tenant, people, tm
     assert result["status"] == "succeeded" and result["imported"] == 2, (tmp_path / "worker.log").read_text()
     assert backend.archive.count(tenant, people.alice) == 2
     assert backend.archive.count(tenant, people.bob) == 2
+
+
+def test_scheduler_applies_retention_once_a_day(backend, tenant) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
+
+    old = datetime.now(UTC) - timedelta(days=100)
+    raw = b"Message-ID: <r@t>\r\n\r\nx\r\n"
+    backend.archive.deliver(tenant, [Delivery("u1", "u1@contoso.com", WHATSAPP_FOLDER, raw, "r@t", "chat", "test",
+                                              old)])
+    backend.compliance.create_policy(tenant, name="30 days", actor="a", delete_after_days=30)
+    jobs = InlineJobs(backend)
+    scheduler = Scheduler(backend, jobs, interval=1)
+    first = [jobs.results[j] for j in scheduler.tick() if j.startswith(f"retention-{tenant}-")]
+    second = [j for j in scheduler.tick() if j.startswith(f"retention-{tenant}-")]
+    assert len(first) == 1 and first[0]["deleted"] == 1 and not second
+    assert backend.archive.count(tenant, "u1") == 0
