@@ -358,7 +358,7 @@ class ScimStore:
     def create(self, tenant: str, resource_type: str, payload: Any) -> dict[str, Any]:
         model = self._validate(resource_type, payload, Context.RESOURCE_CREATION_REQUEST)
         now = utcnow()
-        with self.db.session() as session:
+        with self.db.writing(), self.db.session() as session:
             new_id = str(uuid.uuid4())
             if resource_type == "User":
                 user = User(id=new_id, tenant_id=tenant, created=now, last_modified=now, version=1)
@@ -394,7 +394,7 @@ class ScimStore:
         model = self._validate(resource_type, payload, Context.RESOURCE_REPLACEMENT_REQUEST)
         if isinstance(payload, dict) and payload.get("id") not in (None, resource_id):
             raise MutabilityException(detail="id is immutable and does not match the resource")
-        with self.db.session() as session:
+        with self.db.writing(), self.db.session() as session:
             if resource_type == "User":
                 user = self._get_user_row(session, tenant, resource_id)
                 _check_if_match(if_match, user.version)
@@ -446,7 +446,7 @@ class ScimStore:
                 )
             except ValidationError as exc:
                 raise validation_error_to_scim(exc) from exc
-        with self.db.session() as session:
+        with self.db.writing(), self.db.session() as session:
             row: User | Group
             if resource_type == "User":
                 row = self._get_user_row(session, tenant, resource_id)
@@ -497,7 +497,7 @@ class ScimStore:
         return True
 
     def delete(self, tenant: str, resource_type: str, resource_id: str, if_match: str | None = None) -> None:
-        with self.db.session() as session:
+        with self.db.writing(), self.db.session() as session:
             if resource_type == "User":
                 user = self._get_user_row(session, tenant, resource_id)
                 _check_if_match(if_match, user.version)
