@@ -150,7 +150,6 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
     @router.get("/ServiceProviderConfig")
     def service_provider_config(ctx: ScimContext = Depends(context)) -> Response:  # noqa: B008
         config = ServiceProviderConfig(
-            documentation_uri="https://github.com/tenantry/tenantry/blob/main/docs/scim.md",
             patch=Patch(supported=True),
             bulk=BulkConfig(supported=True, max_operations=settings.bulk_max_operations,
                             max_payload_size=settings.bulk_max_payload_bytes),
