@@ -25,6 +25,8 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.interop.replay import expect, expect_200_or_204
+
 SCIM_JSON = "application/scim+json"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -45,37 +47,13 @@ LARGE_GROUP_SIZE = 2000
 # -- helpers -----------------------------------------------------------------------------------------------
 
 
-def _media_type(response: Any) -> str:
-    return response.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def _describe(response: Any) -> str:
-    req = response.request
-    ctype = response.headers.get("content-type")
-    return f"{req.method} {req.url} -> {response.status_code} {ctype}: {response.text}"
 
 
-def expect(response: Any, status: int) -> Any:
-    """The response has ``status``; a body, if any status but 204 carries one, is SCIM JSON."""
-    assert response.status_code == status, _describe(response)
-    if status == 204:
-        assert not response.content, _describe(response)
-        return None
-    assert _media_type(response) == SCIM_JSON, _describe(response)
-    return response.json()
 
 
-def expect_group_patch(response: Any) -> Any:
-    """Entra: "Update to the group PATCH request should yield an HTTP 204 No Content"; a 200 is a success too.
-
-    Returns the body of a 200 (SCIM JSON), None for a 204.
-    """
-    assert response.status_code in (200, 204), _describe(response)
-    if response.status_code == 204:
-        assert not response.content, _describe(response)
-        return None
-    assert _media_type(response) == SCIM_JSON, _describe(response)
-    return response.json()
+expect_group_patch = expect_200_or_204
 
 
 def expect_not_found(response: Any) -> None:

@@ -18,6 +18,8 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
+from tests.interop.replay import expect, expect_200_or_204
+
 SCIM_JSON = "application/scim+json"
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -33,34 +35,13 @@ USER_NAME = "test.user@example.com"
 # -- helpers -----------------------------------------------------------------------------------------------
 
 
-def _media_type(response: Any) -> str:
-    return response.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def _describe(response: Any) -> str:
-    req = response.request
-    ctype = response.headers.get("content-type")
-    return f"{req.method} {req.url} -> {response.status_code} {ctype}: {response.text}"
 
 
-def expect(response: Any, status: int) -> Any:
-    """The response has ``status``; its body, for any status but 204, is SCIM JSON."""
-    assert response.status_code == status, _describe(response)
-    if status == 204:
-        assert not response.content, _describe(response)
-        return None
-    assert _media_type(response) == SCIM_JSON, _describe(response)
-    return response.json()
 
 
-def expect_patch(response: Any) -> Any:
-    """Okta: the response is the updated resource (200); "can also be a HTTP 204 response, with no body"."""
-    assert response.status_code in (200, 204), _describe(response)
-    if response.status_code == 204:
-        assert not response.content, _describe(response)
-        return None
-    assert _media_type(response) == SCIM_JSON, _describe(response)
-    return response.json()
+expect_patch = expect_200_or_204
 
 
 def list_response(response: Any) -> dict[str, Any]:
