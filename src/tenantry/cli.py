@@ -733,11 +733,15 @@ def case_hold(case: str, by: Annotated[str, typer.Option("--by")],
 @case_app.command("search")
 def case_search(case: str, query: str, by: Annotated[str, typer.Option("--by")],
                 no_purges: Annotated[bool, typer.Option("--no-purges")] = False,
+                save: Annotated[str | None, typer.Option("--save", help="Keep the search in the case as NAME.")]
+                = None,
                 tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     """Count, per-custodian statistics and a preview of the first results."""
     services = _services()
     t = _tenant(services, tenant)
     cid = _run(lambda: services.ediscovery.find_case(t, case))
+    if save:
+        _run(lambda: services.ediscovery.save_search(t, cid, save, query, by, include_purges=not no_purges))
     result = _run(lambda: services.ediscovery.run_search(t, cid, query, by, include_purges=not no_purges))
     if as_json:
         console.print_json(json.dumps(result, default=str))
@@ -746,6 +750,23 @@ def case_search(case: str, query: str, by: Annotated[str, typer.Option("--by")],
     for user, n in result["by_custodian"].items():
         console.print(f"  {user}: {n}")
     _print(result["preview"], ["id", "sent_at", "mailbox", "kind", "from", "subject"], False)
+
+
+@case_app.command("close")
+def case_close(case: str, by: Annotated[str, typer.Option("--by")], tenant: TenantOpt = None) -> None:
+    """Close a case: its holds are released (their items fall under retention again)."""
+    services = _services()
+    t = _tenant(services, tenant)
+    cid = _run(lambda: services.ediscovery.find_case(t, case))
+    _run(lambda: services.ediscovery.close_case(t, cid, by))
+    console.print(f"case {case} closed; its holds are released")
+
+
+@retention_app.command("disable")
+def retention_disable(name: str, by: Annotated[str, typer.Option("--by")], tenant: TenantOpt = None) -> None:
+    services = _services()
+    _run(lambda: services.compliance.disable_policy(_tenant(services, tenant), name, by))
+    console.print(f"retention policy {name} disabled")
 
 
 @case_app.command("export")

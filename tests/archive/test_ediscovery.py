@@ -119,3 +119,16 @@ def test_content_search_over_all_mailboxes_pages_newest_first(backend, tenant, i
     assert dates == sorted(dates, reverse=True) and len({r["id"] for r in page1 + page2}) == 6
     only_bob = backend.ediscovery.content_search(tenant, "kind:chat", "auditor", users=[imported.bob])
     assert only_bob["by_mailbox"] == {"bob@contoso.com": 3}
+
+
+def test_closing_a_case_releases_its_holds(backend, tenant, imported: People) -> None:
+    case = backend.ediscovery.create_case(tenant, "Closing", "counsel")
+    backend.ediscovery.add_custodians(tenant, case["id"], [imported.alice], "counsel")
+    backend.ediscovery.hold(tenant, case["id"], "counsel")
+    backend.ediscovery.save_search(tenant, case["id"], "money", "money", "counsel")
+    ids = [i.id for i in backend.archive.items(tenant, imported.alice)]
+    assert all(p.held for p in backend.compliance.protection(tenant, ids).values())
+    backend.ediscovery.close_case(tenant, case["id"], "counsel")
+    assert not any(p.held for p in backend.compliance.protection(tenant, ids).values())
+    with pytest.raises(Invalid, match="closed"):
+        backend.ediscovery.hold(tenant, case["id"], "counsel")

@@ -28,7 +28,7 @@ from scim2_models import (
     UniquenessException,
 )
 from scim2_models.path import AttrPath
-from sqlalchemy import DateTime, delete, func, insert, select, text, update
+from sqlalchemy import DateTime, delete, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -635,22 +635,12 @@ class ScimStore:
             return session.scalar(
                 select(func.count()).select_from(GroupMember).where(GroupMember.group_id == group_id)) or 0
 
-    def set_active(self, tenant: str, user_id: str, active: bool) -> None:
-        self.patch(
-            tenant, "User", user_id,
-            {"Operations": [{"op": "replace", "path": "active", "value": active}]},
-        )
-
     def counts(self, tenant: str) -> dict[str, int]:
         with self.db.session() as session:
             users = session.scalar(select(func.count()).select_from(User).where(User.tenant_id == tenant)) or 0
             groups = session.scalar(select(func.count()).select_from(Group).where(Group.tenant_id == tenant)) or 0
         return {"users": users, "groups": groups}
 
-    def touch_all(self, tenant: str) -> None:
-        """Mark every user as changed (used after a bulk re-index)."""
-        with self.db.session() as session:
-            session.execute(update(User).where(User.tenant_id == tenant).values(last_modified=utcnow()))
 
 
 _SIMPLE_EQ = re.compile(
