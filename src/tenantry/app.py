@@ -63,14 +63,28 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     store = ScimStore(db, default_phone_region=settings.default_phone_region,
                       max_results=settings.scim_max_results)
     secrets = SecretBox.from_settings(settings.secret_key, settings.data_dir)
-    index = TantivySearchIndex(settings.data_dir / "index")
-    indexer = Indexer(db, index)
+    index = _search_index(settings, db)
+    # On PostgreSQL full-text the index rows are written before deliver() returns, so every machine sees
+    # them at once; tantivy's commits go to a background thread (searches in this process flush first).
+    indexer = Indexer(db, index, background=settings.search_backend != "postgres")
     archive = ArchiveService(db, indexer)
     connectors = ConnectorService(db, directory, archive, secrets, default_region=settings.default_phone_region)
     compliance = ComplianceService(db, index, parse_query, indexer)
     ediscovery = EDiscoveryService(db, archive, compliance, index, parse_query, indexer.flush)
     return Services(settings, db, directory, store, secrets, archive, connectors, Ledger(db), compliance, index,
                     indexer, ediscovery)
+
+
+def _search_index(settings: Settings, db: Database) -> SearchIndex:
+    if settings.search_backend == "postgres":
+        if db.is_sqlite:
+            raise ValueError("TENANTRY_SEARCH_BACKEND=postgres needs TENANTRY_DATABASE_URL to be PostgreSQL")
+        from tenantry.archive.search_postgres import PostgresSearchIndex
+
+        return PostgresSearchIndex(db.engine)
+    if settings.search_backend != "tantivy":
+        raise ValueError(f"TENANTRY_SEARCH_BACKEND must be tantivy or postgres, not {settings.search_backend!r}")
+    return TantivySearchIndex(settings.data_dir / "index")
 
 
 def parse_query(text: str) -> Node:

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(
         default=None, description="Fernet key for stored credentials; default: <data_dir>/secret.key."
     )
+    search_backend: str = Field(
+        default="tantivy",
+        description="tantivy (embedded, one machine) or postgres (PostgreSQL full-text; several machines).",
+    )
     broker_url: str | None = Field(
         default=None, description="Celery broker (redis://… or amqp://…); unset runs jobs in-process."
     )
