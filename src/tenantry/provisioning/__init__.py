@@ -1,0 +1,1 @@
+"""Outbound provisioning (Part B): push the directory into downstream SCIM apps, the way Entra ID does."""
