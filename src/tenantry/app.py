@@ -36,6 +36,7 @@ from tenantry.directory.scim_store import ScimStore
 from tenantry.directory.service import DirectoryService
 from tenantry.protocols.query.ast import Node
 from tenantry.protocols.scim.errors import MethodNotAllowed
+from tenantry.provisioning.service import ProvisioningService
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Services:
     index: SearchIndex
     indexer: Indexer
     ediscovery: EDiscoveryService
+    provisioning: ProvisioningService
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
@@ -71,8 +73,9 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     connectors = ConnectorService(db, directory, archive, secrets, default_region=settings.default_phone_region)
     compliance = ComplianceService(db, index, parse_query, indexer)
     ediscovery = EDiscoveryService(db, archive, compliance, index, parse_query, indexer.flush)
+    provisioning = ProvisioningService(db, secrets, directory)
     return Services(settings, db, directory, store, secrets, archive, connectors, Ledger(db), compliance, index,
-                    indexer, ediscovery)
+                    indexer, ediscovery, provisioning)
 
 
 def _search_index(settings: Settings, db: Database) -> SearchIndex:

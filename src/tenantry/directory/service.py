@@ -23,6 +23,7 @@ from tenantry.directory.catalogue import DEFAULT_ROLE_GROUPS, LICENCES, ROLES
 from tenantry.directory.models import (
     ApiToken,
     Domain,
+    GroupMember,
     LicenceAssignment,
     RoleGroup,
     RoleGroupMember,
@@ -348,6 +349,17 @@ class DirectoryService:
                 for e164, _type, user in rows:
                     _add_unique(found.setdefault(e164 or "", []), _directory_user(user))
         return found
+
+    def user_ids(self, tenant_id: str) -> list[str]:
+        with self.db.session() as session:
+            return sorted(session.scalars(select(User.id).where(User.tenant_id == tenant_id)))
+
+    def direct_user_members(self, tenant_id: str, group_id: str) -> list[str]:
+        """Users who are members of the group themselves (not through a nested group)."""
+        with self.db.session() as session:
+            return sorted(session.scalars(select(GroupMember.member_id).where(
+                GroupMember.tenant_id == tenant_id, GroupMember.group_id == group_id,
+                GroupMember.member_type == "User")))
 
     def users_by_id(self, tenant_id: str, user_ids: list[str]) -> list[DirectoryUser]:
         if not user_ids:

@@ -1,0 +1,81 @@
+"""Provisioning apps: Test Connection against a real SCIM server process, assignments and who is in scope."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import group_payload, user_payload
+from tests.interop.conftest import RunningServer, free_port, start_server, stop_server
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """Another Tenantry, as the downstream SCIM app (SQLite)."""
+    server = start_server(tmp_path_factory.mktemp("target"))
+    yield server
+    stop_server(server)
+
+
+def test_test_connection_sends_entras_probe_and_reports_success(backend, tenant, target) -> None:
+    app = backend.provisioning.create_app(tenant, name="GroupTalk", tenant_url=target.base_url, token=target.token)
+    result = backend.provisioning.test_connection(tenant, app["id"])
+    assert result.ok and result.status == 200, result.message
+
+
+@pytest.mark.parametrize(("url_suffix", "token", "expected"), [
+    ("", "wrong-token-0000000000", "refused the secret token"),
+    ("/nothing-here", None, "HTTP 404"),
+])
+def test_test_connection_explains_what_is_wrong(backend, tenant, target, url_suffix, token, expected) -> None:
+    app = backend.provisioning.create_app(tenant, name="App", tenant_url=target.base_url.replace("/scim/v2", "")
+                                          + url_suffix if url_suffix else target.base_url,
+                                          token=token or target.token)
+    result = backend.provisioning.test_connection(tenant, app["id"])
+    assert not result.ok and expected in result.message
+
+
+def test_test_connection_to_nothing_is_a_connection_error(backend, tenant, tmp_path: Path) -> None:
+    app = backend.provisioning.create_app(tenant, name="Down", tenant_url=f"http://127.0.0.1:{free_port()}/scim/v2",
+                                          token="t" * 20)
+    result = backend.provisioning.test_connection(tenant, app["id"])
+    assert not result.ok and "connection error" in result.message
+
+
+def test_the_token_is_stored_sealed(backend, tenant) -> None:
+    from tenantry.provisioning.models import ProvisioningApp
+
+    app = backend.provisioning.create_app(tenant, name="Sealed", tenant_url="https://app.example/scim/v2",
+                                          token="very-secret-token-value")
+    with backend.db.session() as session:
+        assert "very-secret-token-value" not in session.get(ProvisioningApp, app["id"]).token_secret
+
+
+def test_scope_assigned_users_and_direct_group_members_without_default_access_only(backend, tenant) -> None:
+    users = {n: backend.scim.create(tenant, "User", user_payload(f"{n}@contoso.com"))["id"]
+             for n in ("ann", "ben", "cat", "dan", "eve")}
+    inner = backend.scim.create(tenant, "Group", group_payload("Inner", members=[{"value": users["eve"]}]))
+    team = backend.scim.create(tenant, "Group", group_payload("Team", members=[
+        {"value": users["ben"]}, {"value": users["cat"]}, {"value": inner["id"], "type": "Group"}]))
+    app = backend.provisioning.create_app(tenant, name="Scoped", tenant_url="https://app.example/scim/v2",
+                                          token="t" * 20)
+    backend.provisioning.assign(tenant, app["id"], "User", users["ann"], role="User")
+    backend.provisioning.assign(tenant, app["id"], "Group", team["id"], role="User")
+    backend.provisioning.assign(tenant, app["id"], "User", users["dan"], role="Default Access")
+    decision = backend.provisioning.scope(tenant, app["id"])
+    # Eve is only in a nested group: not in scope. Dan's only role is Default Access: skipped, and said so.
+    assert sorted(decision.in_scope) == sorted([users["ann"], users["ben"], users["cat"]])
+    assert decision.skipped == {users["dan"]: "not effectively entitled: the only role is Default Access"}
+
+
+def test_scope_all_and_the_post_2020_rule(backend, tenant) -> None:
+    uid = backend.scim.create(tenant, "User", user_payload())["id"]
+    everyone = backend.provisioning.create_app(tenant, name="All", tenant_url="https://a.example/scim/v2",
+                                               token="t" * 20, scope="all")
+    assert backend.provisioning.scope(tenant, everyone["id"]).in_scope == [uid]
+    modern = backend.provisioning.create_app(tenant, name="Modern", tenant_url="https://b.example/scim/v2",
+                                             token="t" * 20, skip_default_access=False)
+    backend.provisioning.assign(tenant, modern["id"], "User", uid, role="Default Access")
+    assert backend.provisioning.scope(tenant, modern["id"]).in_scope == [uid]
