@@ -1,0 +1,83 @@
+"""Reading a SCIM resource by attribute path, and building one from target paths (for mappings).
+
+Paths are the ones mappings use: ``userName``, ``name.givenName``, ``emails[type eq "work"].value``,
+``urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter``. Only the ``[type eq "…"]``
+selector is supported in paths (what Entra's mappings use); anything else is refused when read or written.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tenantry.core.errors import Invalid
+
+_URN = re.compile(r"^(urn:[^ ]+):([A-Za-z$][\w$-]*(?:\.[A-Za-z$][\w$-]*)?)$")
+_TYPED = re.compile(r'^([A-Za-z$][\w$-]*)\[type eq "([^"]*)"\]\.([A-Za-z$][\w$-]*)$', re.IGNORECASE)
+_PLAIN = re.compile(r"^[A-Za-z$][\w$-]*(?:\.[A-Za-z$][\w$-]*)?$")
+CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:user"
+
+
+def _split(path: str) -> tuple[str | None, str]:
+    match = _URN.match(path)
+    if match and match.group(1).lower() != CORE_USER:
+        return match.group(1), match.group(2)
+    return None, match.group(2) if match else path
+
+
+def _get(obj: dict[str, Any], name: str) -> Any:
+    for key, value in obj.items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+def read_path(resource: dict[str, Any], path: str) -> Any:
+    urn, rest = _split(path)
+    base: Any = _get(resource, urn) if urn else resource
+    if not isinstance(base, dict):
+        return None
+    typed = _TYPED.match(rest)
+    if typed:
+        entries = _get(base, typed.group(1)) or []
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and str(entry.get("type", "")).lower() == typed.group(2).lower():
+                return _get(entry, typed.group(3))
+        return None
+    if not _PLAIN.match(rest):
+        raise Invalid(f"unsupported attribute path {path!r}")
+    value: Any = base
+    for part in rest.split("."):
+        value = _get(value, part) if isinstance(value, dict) else None
+    return value
+
+
+def build_resource(values: dict[str, Any], schema: str = "urn:ietf:params:scim:schemas:core:2.0:User",
+                   ) -> dict[str, Any]:
+    """A SCIM resource holding ``values`` (target path → value), with its ``schemas`` list."""
+    out: dict[str, Any] = {"schemas": [schema]}
+    for path, value in values.items():
+        urn, rest = _split(path)
+        base = out
+        if urn:
+            base = out.setdefault(urn, {})
+            if urn not in out["schemas"]:
+                out["schemas"].append(urn)
+        typed = _TYPED.match(rest)
+        if typed:
+            entries = base.setdefault(typed.group(1), [])
+            entry = next((e for e in entries if e.get("type") == typed.group(2)), None)
+            if entry is None:
+                entry = {"type": typed.group(2)}
+                if typed.group(1).lower() == "emails" and typed.group(2) == "work":
+                    entry["primary"] = True
+                entries.append(entry)
+            entry[typed.group(3)] = value
+            continue
+        if not _PLAIN.match(rest):
+            raise Invalid(f"unsupported attribute path {path!r}")
+        parts = rest.split(".")
+        for part in parts[:-1]:
+            base = base.setdefault(part, {})
+        base[parts[-1]] = value
+    return out
