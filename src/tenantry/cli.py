@@ -34,6 +34,8 @@ case_app = typer.Typer(help="eDiscovery cases: custodians, holds, searches, expo
 app.add_typer(hold_app, name="hold")
 app.add_typer(retention_app, name="retention")
 app.add_typer(case_app, name="case")
+provisioning_app = typer.Typer(help="Outbound provisioning into downstream SCIM apps.", no_args_is_help=True)
+app.add_typer(provisioning_app, name="provisioning")
 
 console = Console()
 err = Console(stderr=True)
@@ -793,6 +795,46 @@ def case_verify_export(folder: Path) -> None:
     console.print("export intact" if not problems else f"{len(problems)} problem(s)")
     if problems:
         raise typer.Exit(1)
+
+
+@provisioning_app.command("app-add")
+def provisioning_app_add(name: str, tenant_url: str,
+                         token_stdin: Annotated[bool, typer.Option("--token-stdin", help="Read the app's token.")]
+                         = False,
+                         scope: Annotated[str, typer.Option(help="assigned or all")] = "assigned",
+                         notify: Annotated[str | None, typer.Option(help="E-mail for failures.")] = None,
+                         tenant: TenantOpt = None) -> None:
+    """Add a downstream SCIM app (tenant URL + secret token, stored sealed), then test the connection."""
+    services = _services()
+    t = _tenant(services, tenant)
+    token = sys.stdin.readline().strip() if token_stdin else ""
+    info = _run(lambda: services.provisioning.create_app(t, name=name, tenant_url=tenant_url, token=token,
+                                                         notification_email=notify, scope=scope))
+    result = services.provisioning.test_connection(t, info["id"])
+    console.print(f"app {name} ({info['id']}) added; test connection: {result.message}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@provisioning_app.command("assign")
+def provisioning_assign(app_id: str, principal: str,
+                        group: Annotated[bool, typer.Option("--group", help="The principal is a group id.")] = False,
+                        role: Annotated[str, typer.Option()] = "User", tenant: TenantOpt = None) -> None:
+    services = _services()
+    t = _tenant(services, tenant)
+    principal_id = principal if group else _user_id(services, t, principal)
+    _run(lambda: services.provisioning.assign(t, app_id, "Group" if group else "User", principal_id, role))
+    console.print("assigned")
+
+
+@provisioning_app.command("scope")
+def provisioning_scope(app_id: str, tenant: TenantOpt = None) -> None:
+    """Who the app provisions, and who is skipped and why."""
+    services = _services()
+    decision = _run(lambda: services.provisioning.scope(_tenant(services, tenant), app_id))
+    console.print(f"{len(decision.in_scope)} users in scope")
+    for user_id, why in decision.skipped.items():
+        console.print(f"  skipped {user_id}: {why}")
 
 
 def main() -> None:

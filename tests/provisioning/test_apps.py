@@ -79,3 +79,26 @@ def test_scope_all_and_the_post_2020_rule(backend, tenant) -> None:
                                              token="t" * 20, skip_default_access=False)
     backend.provisioning.assign(tenant, modern["id"], "User", uid, role="Default Access")
     assert backend.provisioning.scope(tenant, modern["id"]).in_scope == [uid]
+
+
+def test_cli_adds_an_app_tests_it_and_shows_scope(target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from tenantry.cli import app as cli
+
+    monkeypatch.setenv("TENANTRY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("TENANTRY_DATABASE_URL", raising=False)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["tenant", "create", "default"]).exit_code == 0
+    assert runner.invoke(cli, ["directory", "user-add", "ann@contoso.com"]).exit_code == 0
+    ok = runner.invoke(cli, ["provisioning", "app-add", "GroupTalk", target.base_url, "--token-stdin"],
+                       input=target.token + "\n")
+    assert ok.exit_code == 0 and "connected" in ok.output, ok.output
+    app_id = ok.output.split("(")[1].split(")")[0]
+    assert runner.invoke(cli, ["provisioning", "assign", app_id, "ann@contoso.com", "--role", "Default Access"]
+                         ).exit_code == 0
+    scope = runner.invoke(cli, ["provisioning", "scope", app_id])
+    assert "0 users in scope" in scope.output and "Default Access" in scope.output
+    bad = runner.invoke(cli, ["provisioning", "app-add", "Bad", target.base_url, "--token-stdin"],
+                        input="wrong-token-000000000\n")
+    assert bad.exit_code == 1 and "refused the secret token" in bad.output
