@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -36,6 +37,8 @@ from tenantry.directory.scim_store import ScimStore
 from tenantry.directory.service import DirectoryService
 from tenantry.protocols.query.ast import Node
 from tenantry.protocols.scim.errors import MethodNotAllowed
+from tenantry.provisioning import api as provisioning_api
+from tenantry.provisioning.notify import Mailer
 from tenantry.provisioning.service import ProvisioningService
 
 
@@ -73,7 +76,8 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     connectors = ConnectorService(db, directory, archive, secrets, default_region=settings.default_phone_region)
     compliance = ComplianceService(db, index, parse_query, indexer)
     ediscovery = EDiscoveryService(db, archive, compliance, index, parse_query, indexer.flush)
-    provisioning = ProvisioningService(db, secrets, directory)
+    provisioning = ProvisioningService(db, secrets, directory, mailer=Mailer(settings),
+                                       log_days=settings.provisioning_log_days)
     return Services(settings, db, directory, store, secrets, archive, connectors, Ledger(db), compliance, index,
                     indexer, ediscovery, provisioning)
 
@@ -146,6 +150,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(connectors_api.build_router(services.connectors, services.archive, tenant_of), prefix="/api/v1")
     app.include_router(archive_api.build_router(services.compliance, services.ediscovery, services.ledger, tenant_of),
                        prefix="/api/v1")
+
+    jobs_holder: dict[str, Any] = {}
+
+    def submit(name: str, **kwargs: Any) -> str:
+        if "jobs" not in jobs_holder:
+            from tenantry.jobs import make_jobs
+
+            jobs_holder["jobs"] = make_jobs(services)
+        return str(jobs_holder["jobs"].submit(name, **kwargs))
+
+    app.include_router(provisioning_api.build_router(services.provisioning, tenant_of, submit), prefix="/api/v1")
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -797,6 +797,10 @@ def case_verify_export(folder: Path) -> None:
         raise typer.Exit(1)
 
 
+def _app(services: Services, tenant: str, app_ref: str) -> str:
+    return str(_run(lambda: services.provisioning.find_app(tenant, app_ref)))
+
+
 @provisioning_app.command("app-add")
 def provisioning_app_add(name: str, tenant_url: str,
                          token_stdin: Annotated[bool, typer.Option("--token-stdin", help="Read the app's token.")]
@@ -816,25 +820,230 @@ def provisioning_app_add(name: str, tenant_url: str,
         raise typer.Exit(1)
 
 
+@provisioning_app.command("app-update")
+def provisioning_app_update(app_ref: Annotated[str, typer.Argument(metavar="APP")],
+                            tenant_url: Annotated[str | None, typer.Option()] = None,
+                            token_stdin: Annotated[bool, typer.Option("--token-stdin",
+                                                                      help="Read a new token.")] = False,
+                            scope: Annotated[str | None, typer.Option(help="assigned or all")] = None,
+                            notify: Annotated[str | None, typer.Option(help="E-mail for failures.")] = None,
+                            tenant: TenantOpt = None) -> None:
+    """Change an app's URL, token (rotated), scope or notification address."""
+    services = _services()
+    t = _tenant(services, tenant)
+    app_id = _app(services, t, app_ref)
+    token = sys.stdin.readline().strip() if token_stdin else None
+    _run(lambda: services.provisioning.update_app(t, app_id, tenant_url=tenant_url, token=token, scope=scope,
+                                                  notification_email=notify))
+    console.print("updated")
+
+
+@provisioning_app.command("apps")
+def provisioning_apps(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    services = _services()
+    _print(services.provisioning.list_apps(_tenant(services, tenant)),
+           ["name", "id", "enabled", "health", "scope", "next_run_at", "tenant_url"], as_json)
+
+
 @provisioning_app.command("assign")
-def provisioning_assign(app_id: str, principal: str,
+def provisioning_assign(app_ref: Annotated[str, typer.Argument(metavar="APP")], principal: str,
                         group: Annotated[bool, typer.Option("--group", help="The principal is a group id.")] = False,
                         role: Annotated[str, typer.Option()] = "User", tenant: TenantOpt = None) -> None:
     services = _services()
     t = _tenant(services, tenant)
+    app_id = _app(services, t, app_ref)
     principal_id = principal if group else _user_id(services, t, principal)
     _run(lambda: services.provisioning.assign(t, app_id, "Group" if group else "User", principal_id, role))
     console.print("assigned")
 
 
+@provisioning_app.command("unassign")
+def provisioning_unassign(app_ref: Annotated[str, typer.Argument(metavar="APP")], principal: str,
+                          group: Annotated[bool, typer.Option("--group", help="The principal is a group id.")]
+                          = False, tenant: TenantOpt = None) -> None:
+    services = _services()
+    t = _tenant(services, tenant)
+    app_id = _app(services, t, app_ref)
+    principal_id = principal if group else _user_id(services, t, principal)
+    _run(lambda: services.provisioning.unassign(t, app_id, "Group" if group else "User", principal_id))
+    console.print("unassigned")
+
+
 @provisioning_app.command("scope")
-def provisioning_scope(app_id: str, tenant: TenantOpt = None) -> None:
+def provisioning_scope(app_ref: Annotated[str, typer.Argument(metavar="APP")], tenant: TenantOpt = None) -> None:
     """Who the app provisions, and who is skipped and why."""
     services = _services()
-    decision = _run(lambda: services.provisioning.scope(_tenant(services, tenant), app_id))
+    t = _tenant(services, tenant)
+    decision = _run(lambda: services.provisioning.scope(t, _app(services, t, app_ref)))
     console.print(f"{len(decision.in_scope)} users in scope")
     for user_id, why in decision.skipped.items():
         console.print(f"  skipped {user_id}: {why}")
+
+
+@provisioning_app.command("config")
+def provisioning_config(app_ref: Annotated[str, typer.Argument(metavar="APP")],
+                        set_: Annotated[list[str] | None, typer.Option(
+                            "--set", help="key=value (value is JSON, or a plain string), e.g. concurrency=8, "
+                                          "actions.delete=false, deletion_threshold=null")] = None,
+                        file: Annotated[Path | None, typer.Option(help="A JSON object of settings to apply "
+                                                                       "(mappings, scoping_filters, …).")] = None,
+                        tenant: TenantOpt = None) -> None:
+    """Show the app's configuration; with --set/--file, change it (validated before it is saved)."""
+    services = _services()
+    t = _tenant(services, tenant)
+    app_id = _app(services, t, app_ref)
+    changes: dict[str, Any] = {}
+    if file is not None:
+        try:
+            loaded = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            _fail(f"cannot read {file}: {exc}")
+        if not isinstance(loaded, dict):
+            _fail(f"{file} must hold a JSON object")
+        changes.update(loaded)
+    for item in set_ or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            _fail(f"--set takes key=value, not {item!r}")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        if key.startswith("actions."):
+            changes.setdefault("actions", {})[key.removeprefix("actions.")] = value
+        else:
+            changes[key] = value
+    config = _run(lambda: services.provisioning.configure(t, app_id, changes) if changes
+                  else services.provisioning.config(t, app_id))
+    console.print_json(config.model_dump_json())
+
+
+@provisioning_app.command("start")
+def provisioning_start(app_ref: Annotated[str, typer.Argument(metavar="APP")], tenant: TenantOpt = None) -> None:
+    """Provisioning status On: the scheduler runs a cycle now, then every interval."""
+    services = _services()
+    t = _tenant(services, tenant)
+    _run(lambda: services.provisioning.set_enabled(t, _app(services, t, app_ref), True))
+    console.print("provisioning on")
+
+
+@provisioning_app.command("stop")
+def provisioning_stop(app_ref: Annotated[str, typer.Argument(metavar="APP")], tenant: TenantOpt = None) -> None:
+    services = _services()
+    t = _tenant(services, tenant)
+    _run(lambda: services.provisioning.set_enabled(t, _app(services, t, app_ref), False))
+    console.print("provisioning off")
+
+
+@provisioning_app.command("restart")
+def provisioning_restart(app_ref: Annotated[str, typer.Argument(metavar="APP")], tenant: TenantOpt = None) -> None:
+    """Forget what the app holds and the watermark: the next cycle matches everything again."""
+    services = _services()
+    t = _tenant(services, tenant)
+    _run(lambda: services.provisioning.restart(t, _app(services, t, app_ref)))
+    console.print("restarted: the next cycle is an initial cycle")
+
+
+@provisioning_app.command("run")
+def provisioning_run(app_ref: Annotated[str, typer.Argument(metavar="APP")],
+                     allow_deletions: Annotated[bool, typer.Option(
+                         "--allow-deletions", help="Go past the accidental-deletion threshold, this once.")] = False,
+                     tenant: TenantOpt = None) -> None:
+    """Run a cycle now, in this process, with a progress bar; exit 1 unless it succeeded."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    services = _services()
+    t = _tenant(services, tenant)
+    app_id = _app(services, t, app_ref)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err) as bar:
+        task = bar.add_task("provisioning", total=None)
+        report = _run(lambda: services.provisioning.run_cycle(
+            t, app_id, allow_deletions=allow_deletions,
+            progress=lambda done, total: bar.update(task, completed=done, total=total or None)))
+    _print_cycle(report.as_dict())
+    if report.status != "succeeded":
+        raise typer.Exit(1)
+
+
+def _print_cycle(c: dict[str, Any]) -> None:
+    console.print(f"cycle {c['id']} ({c['kind']}): {c['status']}  {c['done']}/{c['total']} objects")
+    for key, value in sorted(c["stats"].items()):
+        console.print(f"  {key}: {value}")
+    if c.get("reason"):
+        console.print(f"  reason: {c['reason']}")
+
+
+@provisioning_app.command("on-demand")
+def provisioning_on_demand(app_ref: Annotated[str, typer.Argument(metavar="APP")], user: str,
+                           tenant: TenantOpt = None) -> None:
+    """Provision one user now and show every step."""
+    services = _services()
+    t = _tenant(services, tenant)
+    app_id = _app(services, t, app_ref)
+    user_id = user if services.directory.users_by_id(t, [user]) else _user_id(services, t, user)
+    report = _run(lambda: services.provisioning.provision_on_demand(t, app_id, user_id))
+    for entry in report.logs:
+        console.print(f"{entry['object_type']} {entry['display'] or entry['source_id']}: {entry['action']} "
+                      f"{entry['result']} {entry['reason'] or ''}")
+        for step in entry["steps"]:
+            console.print(f"  {step['step']:<7} {step['result']:<8} {step['detail']}")
+    if not report.logs:
+        console.print("nothing to do: the user is not in scope and the app does not hold it")
+    if any(e["result"] == "failure" for e in report.logs):
+        raise typer.Exit(1)
+
+
+@provisioning_app.command("status")
+def provisioning_status(app_ref: Annotated[str, typer.Argument(metavar="APP")], tenant: TenantOpt = None,
+                        as_json: JsonOpt = False) -> None:
+    """Health, what the app holds, the running cycle's progress and the last cycles' statistics."""
+    services = _services()
+    t = _tenant(services, tenant)
+    status = _run(lambda: services.provisioning.status(t, _app(services, t, app_ref)))
+    if as_json:
+        console.print_json(json.dumps(status, default=str))
+        return
+    console.print(f"{status['name']}: {'on' if status['enabled'] else 'off'}, {status['health']}"
+                  + (f" ({status['health_reason']})" if status["health_reason"] else "")
+                  + (", a cycle is running" if status["running"] else ""))
+    console.print(f"users held: {status['users'] or 0}; groups: {status['groups']}; "
+                  f"objects failing: {status['objects_failing']}; next cycle: {status['next_run_at'] or '-'}")
+    for c in status["cycles"]:
+        _print_cycle(c)
+
+
+@provisioning_app.command("logs")
+def provisioning_logs(app_ref: Annotated[str, typer.Argument(metavar="APP")],
+                      user: Annotated[str | None, typer.Option(help="Only this user (id or e-mail).")] = None,
+                      result: Annotated[str | None, typer.Option(help="success, failure or skipped")] = None,
+                      cycle: Annotated[str | None, typer.Option(help="Only this cycle id.")] = None,
+                      limit: Annotated[int, typer.Option()] = 50,
+                      steps: Annotated[bool, typer.Option("--steps", help="Show each entry's steps.")] = False,
+                      tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """Per-object provisioning logs, newest first."""
+    services = _services()
+    t = _tenant(services, tenant)
+    app_id = _app(services, t, app_ref)
+    source_id = None
+    if user:
+        source_id = user if services.directory.users_by_id(t, [user]) else None
+        if source_id is None:
+            found = services.directory.find_users_by_email(t, [user]).get(user.strip().lower())
+            source_id = found[0].id if found else user   # a deleted user: its id
+    rows = _run(lambda: services.provisioning.logs(t, app_id, source_id=source_id, result=result, cycle_id=cycle,
+                                                   limit=limit))
+    if as_json:
+        console.print_json(json.dumps(rows, default=str))
+        return
+    table = Table("at", "object", "action", "result", "reason")
+    for r in rows:
+        table.add_row(r["at"][:19], f"{r['object_type']} {r['display'] or r['source_id'] or ''}", r["action"],
+                      r["result"], r["reason"] or "")
+        if steps:
+            for step in r["steps"]:
+                table.add_row("", f"  {step['step']}", "", step["result"], step["detail"])
+    console.print(table)
 
 
 def main() -> None:

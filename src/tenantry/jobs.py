@@ -35,9 +35,22 @@ def _retention_apply(services: Services, kwargs: dict[str, Any]) -> dict[str, An
     return {"id": f"retention-{kwargs['tenant']}-{utcnow().isoformat()}", "tenant": kwargs["tenant"], **counts}
 
 
+def _provisioning_run(services: Services, kwargs: dict[str, Any]) -> dict[str, Any]:
+    from tenantry.core.errors import Conflict
+
+    try:
+        report = services.provisioning.run_cycle(kwargs["tenant"], kwargs["app_id"],
+                                                 trigger=kwargs.get("trigger", "manual"))
+    except Conflict as exc:   # a cycle of this app is still running: this one is not needed
+        return {"id": f"provisioning-{kwargs['app_id']}-{utcnow().isoformat()}", "status": "skipped",
+                "reason": exc.message}
+    return report.as_dict()
+
+
 TASKS: dict[str, Callable[[Services, dict[str, Any]], dict[str, Any]]] = {
     "connector.run": _connector_run,
     "retention.apply": _retention_apply,
+    "provisioning.run": _provisioning_run,
 }
 
 RETENTION_EVERY = timedelta(days=1)
@@ -101,7 +114,8 @@ def make_jobs(services: Services) -> Jobs:
 
 
 class Scheduler:
-    """Hands due connector runs to the jobs, every ``interval`` seconds, in a daemon thread."""
+    """Hands due connector runs, provisioning cycles and the daily retention to the jobs, every ``interval``
+    seconds, in a daemon thread."""
 
     def __init__(self, services: Services, jobs: Jobs, interval: float) -> None:
         self.services = services
@@ -126,6 +140,8 @@ class Scheduler:
         for tenant, connector_id in self.services.connectors.claim_due(now, timedelta(hours=1)):
             submitted.append(self.jobs.submit("connector.run", tenant=tenant, connector_id=connector_id,
                                               trigger="schedule"))
+        for tenant, app_id in self.services.provisioning.claim_due(now):
+            submitted.append(self.jobs.submit("provisioning.run", tenant=tenant, app_id=app_id, trigger="schedule"))
         if now >= self._next_retention:
             self._next_retention = now + RETENTION_EVERY
             for row in self.services.directory.list_tenants():

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     )
     broker_queue: str = Field(default="tenantry", description="The Celery queue Tenantry's jobs go to.")
     scheduler_interval: int = Field(default=60, description="Seconds between checks for due connector runs.")
+    provisioning_log_days: int = Field(default=30, ge=1, description="Days provisioning logs are kept.")
+    smtp_host: str | None = Field(default=None, description="SMTP server for notifications (provisioning).")
+    smtp_port: int = 25
+    smtp_from: str = Field(default="tenantry@localhost", description="From address of notifications.")
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
     bootstrap_scim_token: str | None = Field(
         default=None, description="Create this SCIM token for the default tenant on start (tests, automation)."
     )

@@ -1,10 +1,11 @@
-"""Provisioning tables: the downstream SCIM apps and who is assigned to them."""
+"""Provisioning tables: the downstream SCIM apps, who is assigned to them, what each app holds of ours
+(the state that makes incremental cycles possible), the cycles and the per-object logs."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantry.core.db import Base
@@ -24,6 +25,18 @@ class ProvisioningApp(Base):
     scope: Mapped[str] = mapped_column(String(16), default="assigned")   # assigned | all
     skip_default_access: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Mappings, scoping filters, actions, thresholds, rate (provisioning.config.AppConfig as JSON).
+    config: Mapped[str] = mapped_column(Text, server_default="{}")
+    config_version: Mapped[int] = mapped_column(Integer, server_default="1")
+    # The config version and the directory time the last completed cycle covered: what "changed" means next.
+    synced_config_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    watermark: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    running_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # cycle lease
+    health: Mapped[str] = mapped_column(String(24), server_default="healthy")  # healthy|quarantined|threshold
+    health_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    quarantined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    quarantine_level: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class Assignment(Base):
@@ -33,3 +46,71 @@ class Assignment(Base):
     principal_type: Mapped[str] = mapped_column(String(8), primary_key=True)   # User | Group
     principal_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     role: Mapped[str] = mapped_column(String(128), default="User")
+
+
+class ProvisionedObject(Base):
+    """One of our users/groups as the app holds it: its id there and the values we last sent."""
+
+    __tablename__ = "provisioned_objects"
+
+    app_id: Mapped[str] = mapped_column(ForeignKey("provisioning_apps.id", ondelete="CASCADE"), primary_key=True)
+    object_type: Mapped[str] = mapped_column(String(8), primary_key=True)      # User | Group
+    source_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    target_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    # active: provisioned; disabled: sent active=false (left scope); excluded: out of the scoping filters.
+    status: Mapped[str] = mapped_column(String(16))
+    sent: Mapped[str] = mapped_column(Text, default="{}")                     # target path → value, JSON
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)            # last failure: retried next cycle
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ProvisionedMember(Base):
+    """A group membership the app holds (both ends are our ids)."""
+
+    __tablename__ = "provisioned_members"
+
+    app_id: Mapped[str] = mapped_column(ForeignKey("provisioning_apps.id", ondelete="CASCADE"), primary_key=True)
+    group_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+
+class ProvisioningCycle(Base):
+    __tablename__ = "provisioning_cycles"
+    __table_args__ = (Index("ix_provisioning_cycles_app_started", "app_id", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("provisioning_apps.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))       # initial | incremental | on_demand
+    trigger: Mapped[str] = mapped_column(String(16))    # schedule | manual
+    status: Mapped[str] = mapped_column(String(24))     # running | succeeded | completed_with_failures | …
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    stats: Mapped[str] = mapped_column(Text, default="{}")
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ProvisioningLog(Base):
+    """What happened to one object in one cycle: its steps (import, scope, match, action) and the outcome."""
+
+    __tablename__ = "provisioning_logs"
+    __table_args__ = (
+        Index("ix_provisioning_logs_app_at", "app_id", "at"),
+        Index("ix_provisioning_logs_app_source", "app_id", "source_id"),
+        Index("ix_provisioning_logs_cycle", "cycle_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("provisioning_apps.id", ondelete="CASCADE"))
+    cycle_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    object_type: Mapped[str] = mapped_column(String(8))
+    source_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    display: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    target_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    action: Mapped[str] = mapped_column(String(24))     # create | update | disable | delete | members | none | …
+    result: Mapped[str] = mapped_column(String(16))     # success | failure | skipped
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    steps: Mapped[str] = mapped_column(Text, default="[]")

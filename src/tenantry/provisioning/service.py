@@ -1,20 +1,38 @@
-"""Provisioning apps: create (token sealed), Test Connection as Entra sends it, assignments and who is in scope."""
+"""Provisioning apps: create (token sealed), Test Connection as Entra sends it, assignments and who is in scope,
+configuration, cycles (with their lease, health, quarantine and notifications), status and logs."""
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, or_, select, update
 
-from tenantry.core.clock import utcnow
+from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
 from tenantry.core.errors import Conflict, Invalid, NotFound
 from tenantry.core.secrets import SecretBox
 from tenantry.directory.service import DirectoryService
-from tenantry.provisioning.models import Assignment, ProvisioningApp
+from tenantry.provisioning.client import ScimTarget
+from tenantry.provisioning.config import AppConfig, load_config, merge_config
+from tenantry.provisioning.engine import Cycle, CycleReport, Progress
+from tenantry.provisioning.models import (
+    Assignment,
+    ProvisionedMember,
+    ProvisionedObject,
+    ProvisioningApp,
+    ProvisioningCycle,
+    ProvisioningLog,
+)
+from tenantry.provisioning.notify import Mailer
+
+log = logging.getLogger(__name__)
+CYCLE_LEASE = timedelta(hours=2)
 
 DEFAULT_ACCESS = "Default Access"
 
@@ -34,10 +52,13 @@ class ScopeDecision:
 
 class ProvisioningService:
     def __init__(self, db: Database, secrets: SecretBox, directory: DirectoryService, *,
+                 mailer: Mailer | None = None, log_days: int = 30,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.db = db
         self.secrets = secrets
         self.directory = directory
+        self.mailer = mailer
+        self.log_days = log_days
         self.transport = transport
 
     def create_app(self, tenant: str, *, name: str, tenant_url: str, token: str, notification_email: str | None = None,
@@ -51,7 +72,8 @@ class ProvisioningService:
         app = ProvisioningApp(id=str(uuid.uuid4()), tenant_id=tenant, name=name, tenant_url=tenant_url.rstrip("/"),
                               token_secret=self.secrets.seal(token), notification_email=notification_email,
                               enabled=False, scope=scope, skip_default_access=skip_default_access,
-                              created_at=utcnow())
+                              created_at=utcnow(), config=AppConfig().model_dump_json(), config_version=1,
+                              health="healthy", quarantine_level=0)
         with self.db.session() as session:
             if session.scalar(select(ProvisioningApp.id).where(ProvisioningApp.tenant_id == tenant,
                                                                ProvisioningApp.name == name)):
@@ -107,6 +129,274 @@ class ProvisioningService:
             session.add(Assignment(app_id=app_id, principal_type=principal_type, principal_id=principal_id,
                                    role=role))
 
+    def list_apps(self, tenant: str) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            rows = session.scalars(select(ProvisioningApp).where(ProvisioningApp.tenant_id == tenant)
+                                   .order_by(ProvisioningApp.name))
+            return [_app_dict(a) for a in rows]
+
+    def find_app(self, tenant: str, name_or_id: str) -> str:
+        with self.db.session() as session:
+            found = session.scalar(select(ProvisioningApp.id).where(
+                ProvisioningApp.tenant_id == tenant,
+                or_(ProvisioningApp.id == name_or_id, ProvisioningApp.name == name_or_id)))
+        if found is None:
+            raise NotFound(f"no provisioning app {name_or_id!r}")
+        return found
+
+    def unassign(self, tenant: str, app_id: str, principal_type: str, principal_id: str) -> None:
+        self._app(tenant, app_id)
+        with self.db.session() as session:
+            session.execute(delete(Assignment).where(Assignment.app_id == app_id,
+                                                     Assignment.principal_type == principal_type,
+                                                     Assignment.principal_id == principal_id))
+
+    def update_app(self, tenant: str, app_id: str, *, tenant_url: str | None = None, token: str | None = None,
+                   notification_email: str | None = None, scope: str | None = None,
+                   skip_default_access: bool | None = None) -> dict[str, Any]:
+        """Change the connection (URL, a rotated token) or the scope rules; the next cycle uses them."""
+        self._app(tenant, app_id)
+        values: dict[str, Any] = {}
+        if tenant_url is not None:
+            if not tenant_url.startswith(("https://", "http://")):
+                raise Invalid("the tenant URL must be an http(s) URL")
+            values["tenant_url"] = tenant_url.rstrip("/")
+        if token is not None:
+            if not token:
+                raise Invalid("a secret token is required")
+            values["token_secret"] = self.secrets.seal(token)
+        if notification_email is not None:
+            values["notification_email"] = notification_email or None
+        if scope is not None:
+            if scope not in ("assigned", "all"):
+                raise Invalid("scope is 'assigned' (assigned users and groups) or 'all'")
+            values["scope"] = scope
+        if skip_default_access is not None:
+            values["skip_default_access"] = skip_default_access
+        if values:
+            with self.db.session() as session:
+                session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app_id).values(**values))
+        return _app_dict(self._app(tenant, app_id))
+
+    def config(self, tenant: str, app_id: str) -> AppConfig:
+        return load_config(self._app(tenant, app_id).config)
+
+    def configure(self, tenant: str, app_id: str, changes: dict[str, Any]) -> AppConfig:
+        """Change settings (mappings, filters, actions, thresholds, pace); the next cycle compares every
+        object in scope with what the app holds, since what "should be there" changed."""
+        app = self._app(tenant, app_id)
+        config = merge_config(load_config(app.config), changes)
+        with self.db.session() as session:
+            session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app_id).values(
+                config=config.model_dump_json(), config_version=ProvisioningApp.config_version + 1))
+        return config
+
+    def set_enabled(self, tenant: str, app_id: str, enabled: bool) -> dict[str, Any]:
+        """Provisioning status On (the first cycle is due now) or Off (no more scheduled cycles)."""
+        self._app(tenant, app_id)
+        values: dict[str, Any] = {"enabled": enabled}
+        if enabled:
+            values.update(next_run_at=utcnow(), health="healthy", health_reason=None, quarantined_at=None,
+                          quarantine_level=0)
+        with self.db.session() as session:
+            session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app_id).values(**values))
+        return _app_dict(self._app(tenant, app_id))
+
+    def restart(self, tenant: str, app_id: str) -> None:
+        """Entra's "Restart provisioning": forget what the app holds and the watermark; the next cycle is an
+        initial one that matches every object in scope again (nothing is deleted in the app)."""
+        self._app(tenant, app_id)
+        with self.db.writing(), self.db.session() as session:
+            session.execute(delete(ProvisionedObject).where(ProvisionedObject.app_id == app_id))
+            session.execute(delete(ProvisionedMember).where(ProvisionedMember.app_id == app_id))
+            session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app_id).values(
+                watermark=None, synced_config_version=None, health="healthy", health_reason=None,
+                quarantined_at=None, quarantine_level=0, next_run_at=utcnow()))
+
+    # -- cycles ------------------------------------------------------------------------------------------
+
+    def run_cycle(self, tenant: str, app_id: str, *, trigger: str = "manual", allow_deletions: bool = False,
+                  progress: Progress | None = None, only_user: str | None = None) -> CycleReport:
+        """Run one cycle now (initial when the app has no watermark, else incremental). One cycle per app at a
+        time: a second one is refused while the first holds the lease."""
+        app = self._app(tenant, app_id)
+        config = load_config(app.config)
+        started = utcnow()
+        with self.db.writing(), self.db.session() as session:
+            leased = session.execute(update(ProvisioningApp).where(
+                ProvisioningApp.id == app_id,
+                or_(ProvisioningApp.running_until.is_(None), ProvisioningApp.running_until < started),
+            ).values(running_until=started + CYCLE_LEASE))
+            if not leased.rowcount:  # type: ignore[attr-defined]
+                raise Conflict(f"a cycle of {app.name} is running; try again when it has finished")
+        try:
+            return self._run_leased(tenant, app, config, started, trigger, allow_deletions, progress, only_user)
+        finally:
+            with self.db.writing(), self.db.session() as session:
+                session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app_id)
+                                .values(running_until=None))
+
+    def _run_leased(self, tenant: str, app: ProvisioningApp, config: AppConfig, started: datetime, trigger: str,
+                    allow_deletions: bool, progress: Progress | None, only_user: str | None) -> CycleReport:
+        kind = "on_demand" if only_user else ("initial" if app.watermark is None else "incremental")
+        cycle_id = str(uuid.uuid4())
+        with self.db.session() as session:
+            session.add(ProvisioningCycle(id=cycle_id, app_id=app.id, kind=kind, trigger=trigger, status="running",
+                                          started_at=started, total=0, done=0, stats="{}"))
+            assigned_groups = list(session.scalars(select(Assignment.principal_id).where(
+                Assignment.app_id == app.id, Assignment.principal_type == "Group")))
+        decision = self.scope(tenant, app.id)
+        target = ScimTarget(app.tenant_url, self.secrets.open(app.token_secret), rate_limit=config.rate_limit,
+                            retries=config.retries, backoff=config.backoff_seconds,
+                            max_retry_after=config.max_retry_after, timeout=config.timeout_seconds,
+                            concurrency=config.concurrency, transport=self.transport)
+        cycle = Cycle(self.db, app_id=app.id, tenant=tenant, config=config, target=target, cycle_id=cycle_id,
+                      kind=kind, started=started, watermark=app.watermark,
+                      config_changed=app.synced_config_version != app.config_version, scope_ids=decision.in_scope,
+                      scope_skipped=decision.skipped, allow_deletions=allow_deletions, only_user=only_user,
+                      progress=progress, scope_all=app.scope == "all", assigned_groups=assigned_groups)
+        try:
+            report = cycle.run()
+        except Exception as exc:
+            log.exception("provisioning cycle %s of app %s failed", cycle_id, app.id)
+            report = CycleReport(cycle_id, kind, "failed", cycle.total, cycle.done, cycle._stats(),
+                                 f"{type(exc).__name__}: {exc}")
+        finally:
+            target.close()
+        self._finish(tenant, app, config, report, started)
+        return report
+
+    def _finish(self, tenant: str, app: ProvisioningApp, config: AppConfig, report: CycleReport,
+                started: datetime) -> None:
+        now = utcnow()
+        values: dict[str, Any] = {}
+        notices: list[tuple[str, str]] = []
+        interval = timedelta(minutes=config.interval_minutes)
+        if report.kind != "on_demand":
+            if report.status == "quarantined":
+                level = (app.quarantine_level or 0) + 1
+                since = as_utc(app.quarantined_at) if app.quarantined_at else now
+                values.update(health="quarantined", health_reason=report.reason, quarantined_at=since,
+                              quarantine_level=level)
+                if now - since > timedelta(days=config.quarantine_max_days):
+                    values.update(enabled=False, next_run_at=None)
+                    notices.append(("switched off", f"{app.name} has been in quarantine since {since:%Y-%m-%d %H:%M}"
+                                    f" UTC; provisioning is now switched off. Last reason: {report.reason}"))
+                else:
+                    wait = timedelta(minutes=config.quarantine_retry_minutes * 2 ** (level - 1))
+                    values["next_run_at"] = now + wait
+                    if level == 1:
+                        notices.append(("in quarantine", f"Provisioning to {app.name} ({app.tenant_url}) is in "
+                                        f"quarantine: {report.reason}.\nThe next attempt is at "
+                                        f"{now + wait:%Y-%m-%d %H:%M} UTC; attempts continue at growing intervals."))
+            elif report.status == "threshold_exceeded":
+                values.update(health="threshold", health_reason=report.reason, next_run_at=now + interval)
+                if app.health != "threshold":
+                    notices.append(("stopped by the deletion threshold", f"{app.name}: {report.reason}"))
+            elif report.status in ("succeeded", "completed_with_failures"):
+                if app.health == "quarantined":
+                    notices.append(("released from quarantine", f"Provisioning to {app.name} works again: the "
+                                    f"cycle {report.id} ended {report.status}."))
+                values.update(health="healthy", health_reason=None, quarantined_at=None, quarantine_level=0,
+                              watermark=started, synced_config_version=app.config_version,
+                              next_run_at=now + interval)
+            else:
+                values.update(health_reason=report.reason, next_run_at=now + interval)
+        with self.db.writing(), self.db.session() as session:
+            session.execute(update(ProvisioningCycle).where(ProvisioningCycle.id == report.id).values(
+                status=report.status, finished_at=now, total=report.total, done=report.done,
+                stats=json.dumps(report.stats), reason=report.reason))
+            if values:
+                session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app.id).values(**values))
+            session.execute(delete(ProvisioningLog).where(ProvisioningLog.app_id == app.id,
+                                                          ProvisioningLog.at < now - timedelta(days=self.log_days)))
+        for subject, body in notices:
+            self._notify(app, report.id, subject, body)
+
+    def _notify(self, app: ProvisioningApp, cycle_id: str, subject: str, body: str) -> None:
+        """E-mail the app's notification address; the outcome is a log entry either way."""
+        if not app.notification_email:
+            why: str | None = "no notification e-mail address set for the app"
+        elif self.mailer is None:
+            why = "no mailer configured"
+        else:
+            why = self.mailer.send(app.notification_email, f"[Tenantry] Provisioning {app.name}: {subject}", body)
+        with self.db.writing(), self.db.session() as session:
+            session.add(ProvisioningLog(app_id=app.id, cycle_id=cycle_id, at=utcnow(), object_type="App",
+                                        source_id=None, display=app.name, target_id=None, action="notify",
+                                        result="success" if why is None else "failure",
+                                        reason=f"{subject}: " + (f"sent to {app.notification_email}" if why is None
+                                                                 else f"not sent: {why}"),
+                                        steps=json.dumps([{"step": "notify", "result": "success" if why is None
+                                                           else "failure", "detail": body}])))
+        if why is not None:
+            log.warning("provisioning notification for %s not sent: %s", app.name, why)
+
+    def provision_on_demand(self, tenant: str, app_id: str, user_id: str) -> CycleReport:
+        """Entra's "Provision on demand": this one user, now, with every step logged and returned."""
+        if not self.directory.users_by_id(tenant, [user_id]):
+            with self.db.session() as session:
+                held = session.get(ProvisionedObject, (app_id, "User", user_id))
+            if held is None:
+                raise NotFound(f"no user {user_id} in the directory, nor provisioned to this app")
+        return self.run_cycle(tenant, app_id, only_user=user_id)
+
+    def claim_due(self, now: datetime) -> list[tuple[str, str]]:
+        """Enabled apps whose next cycle is due; moved an interval ahead so no second tick hands them out."""
+        with self.db.session() as session:
+            due = session.execute(select(ProvisioningApp.tenant_id, ProvisioningApp.id).where(
+                ProvisioningApp.enabled.is_(True), ProvisioningApp.next_run_at <= now)).all()
+        claimed = []
+        for tenant, app_id in due:
+            with self.db.writing(), self.db.session() as session:
+                result = session.execute(update(ProvisioningApp).where(
+                    ProvisioningApp.id == app_id, ProvisioningApp.next_run_at <= now,
+                ).values(next_run_at=now + CYCLE_LEASE))
+                if result.rowcount:  # type: ignore[attr-defined]
+                    claimed.append((tenant, app_id))
+        return claimed
+
+    # -- monitoring --------------------------------------------------------------------------------------
+
+    def status(self, tenant: str, app_id: str, cycles: int = 5) -> dict[str, Any]:
+        app = self._app(tenant, app_id)
+        with self.db.session() as session:
+            recent = session.scalars(select(ProvisioningCycle).where(ProvisioningCycle.app_id == app_id)
+                                     .order_by(ProvisioningCycle.started_at.desc()).limit(cycles)).all()
+            held = dict(session.execute(select(ProvisionedObject.status, func.count()).where(
+                ProvisionedObject.app_id == app_id, ProvisionedObject.object_type == "User")
+                .group_by(ProvisionedObject.status)).all())
+            groups = session.scalar(select(func.count()).select_from(ProvisionedObject).where(
+                ProvisionedObject.app_id == app_id, ProvisionedObject.object_type == "Group",
+                ProvisionedObject.target_id.is_not(None))) or 0
+            failing = session.scalar(select(func.count()).select_from(ProvisionedObject).where(
+                ProvisionedObject.app_id == app_id, ProvisionedObject.error.is_not(None))) or 0
+        out = _app_dict(app)
+        out["running"] = bool(app.running_until and as_utc(app.running_until) > utcnow())
+        out["users"] = {str(k): int(v) for k, v in held.items()}
+        out["groups"] = int(groups)
+        out["objects_failing"] = int(failing)
+        out["cycles"] = [_cycle_dict(c) for c in recent]
+        return out
+
+    def logs(self, tenant: str, app_id: str, *, source_id: str | None = None, result: str | None = None,
+             cycle_id: str | None = None, action: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        self._app(tenant, app_id)
+        if result and result not in ("success", "failure", "skipped"):
+            raise Invalid("result is success, failure or skipped")
+        stmt = select(ProvisioningLog).where(ProvisioningLog.app_id == app_id)
+        if source_id:
+            stmt = stmt.where(ProvisioningLog.source_id == source_id)
+        if result:
+            stmt = stmt.where(ProvisioningLog.result == result)
+        if cycle_id:
+            stmt = stmt.where(ProvisioningLog.cycle_id == cycle_id)
+        if action:
+            stmt = stmt.where(ProvisioningLog.action == action)
+        with self.db.session() as session:
+            rows = session.scalars(stmt.order_by(ProvisioningLog.id.desc()).limit(max(1, min(limit, 10_000))))
+            return [_log_dict(r) for r in rows]
+
     def scope(self, tenant: str, app_id: str) -> ScopeDecision:
         """The users this app provisions: all users, or those assigned directly or through a group they are
         a *direct* member of. Users whose only role is Default Access are skipped (the seed's rule; Entra
@@ -135,7 +425,25 @@ class ProvisioningService:
         return ScopeDecision(included, skipped)
 
 
+def _iso(when: datetime | None) -> str | None:
+    return as_utc(when).isoformat() if when else None
+
+
 def _app_dict(app: ProvisioningApp) -> dict[str, Any]:
     return {"id": app.id, "name": app.name, "tenant_url": app.tenant_url, "enabled": app.enabled,
             "scope": app.scope, "notification_email": app.notification_email,
-            "skip_default_access": app.skip_default_access}
+            "skip_default_access": app.skip_default_access, "health": app.health or "healthy",
+            "health_reason": app.health_reason, "watermark": _iso(app.watermark),
+            "next_run_at": _iso(app.next_run_at), "quarantined_at": _iso(app.quarantined_at)}
+
+
+def _cycle_dict(c: ProvisioningCycle) -> dict[str, Any]:
+    return {"id": c.id, "kind": c.kind, "trigger": c.trigger, "status": c.status, "started_at": _iso(c.started_at),
+            "finished_at": _iso(c.finished_at), "total": c.total, "done": c.done,
+            "stats": json.loads(c.stats or "{}"), "reason": c.reason}
+
+
+def _log_dict(row: ProvisioningLog) -> dict[str, Any]:
+    return {"id": row.id, "cycle_id": row.cycle_id, "at": _iso(row.at), "object_type": row.object_type,
+            "source_id": row.source_id, "display": row.display, "target_id": row.target_id, "action": row.action,
+            "result": row.result, "reason": row.reason, "steps": json.loads(row.steps or "[]")}

@@ -1,0 +1,138 @@
+"""Admin REST routes for outbound provisioning (``/api/v1/tenants/{tenant}/provisioning/…``): thin over the
+service. ``{app}`` is the app's id or its name."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from tenantry.provisioning.service import ProvisioningService
+
+
+class AppIn(BaseModel):
+    name: str
+    tenant_url: str
+    token: str
+    notification_email: str | None = None
+    scope: str = "assigned"
+    skip_default_access: bool = True
+
+
+class AppPatch(BaseModel):
+    tenant_url: str | None = None
+    token: str | None = None
+    notification_email: str | None = None
+    scope: str | None = None
+    skip_default_access: bool | None = None
+
+
+class AssignmentIn(BaseModel):
+    principal_type: str = "User"
+    principal_id: str
+    role: str = "User"
+
+
+class RunIn(BaseModel):
+    allow_deletions: bool = False
+
+
+class OnDemandIn(BaseModel):
+    user_id: str
+
+
+def build_router(provisioning: ProvisioningService, tenant_of: Any, submit: Any) -> APIRouter:
+    """``submit(name, **kwargs)`` hands a job to the job engine (in-process or Celery)."""
+    router = APIRouter()
+    base = "/tenants/{tenant_id}/provisioning/apps"
+
+    def resolve(tenant_id: str, app: str, request: Request) -> tuple[str, str]:
+        tenant = tenant_of(tenant_id, request)
+        return tenant, provisioning.find_app(tenant, app)
+
+    @router.get(base)
+    def list_apps(tenant_id: str, request: Request) -> list[dict[str, Any]]:
+        return provisioning.list_apps(tenant_of(tenant_id, request))
+
+    @router.post(base, status_code=201)
+    def create_app(tenant_id: str, body: AppIn, request: Request) -> dict[str, Any]:
+        tenant = tenant_of(tenant_id, request)
+        info = provisioning.create_app(tenant, **body.model_dump())
+        result = provisioning.test_connection(tenant, info["id"])
+        return {**info, "test_connection": {"ok": result.ok, "message": result.message}}
+
+    @router.get(base + "/{app}")
+    def status(tenant_id: str, app: str, request: Request) -> dict[str, Any]:
+        return provisioning.status(*resolve(tenant_id, app, request))
+
+    @router.patch(base + "/{app}")
+    def update_app(tenant_id: str, app: str, body: AppPatch, request: Request) -> dict[str, Any]:
+        return provisioning.update_app(*resolve(tenant_id, app, request), **body.model_dump())
+
+    @router.post(base + "/{app}/test-connection")
+    def test_connection(tenant_id: str, app: str, request: Request) -> dict[str, Any]:
+        result = provisioning.test_connection(*resolve(tenant_id, app, request))
+        return {"ok": result.ok, "message": result.message, "status": result.status}
+
+    @router.get(base + "/{app}/config")
+    def get_config(tenant_id: str, app: str, request: Request) -> dict[str, Any]:
+        return provisioning.config(*resolve(tenant_id, app, request)).model_dump(mode="json")
+
+    @router.patch(base + "/{app}/config")
+    def patch_config(tenant_id: str, app: str, body: dict[str, Any], request: Request) -> dict[str, Any]:
+        return provisioning.configure(*resolve(tenant_id, app, request), body).model_dump(mode="json")
+
+    @router.post(base + "/{app}/assignments", status_code=204)
+    def assign(tenant_id: str, app: str, body: AssignmentIn, request: Request) -> None:
+        provisioning.assign(*resolve(tenant_id, app, request), body.principal_type, body.principal_id, body.role)
+
+    @router.delete(base + "/{app}/assignments/{principal_type}/{principal_id}", status_code=204)
+    def unassign(tenant_id: str, app: str, principal_type: str, principal_id: str, request: Request) -> None:
+        provisioning.unassign(*resolve(tenant_id, app, request), principal_type, principal_id)
+
+    @router.get(base + "/{app}/scope")
+    def scope(tenant_id: str, app: str, request: Request) -> dict[str, Any]:
+        decision = provisioning.scope(*resolve(tenant_id, app, request))
+        return {"in_scope": decision.in_scope, "skipped": decision.skipped}
+
+    @router.post(base + "/{app}/start")
+    def start(tenant_id: str, app: str, request: Request) -> dict[str, Any]:
+        return provisioning.set_enabled(*resolve(tenant_id, app, request), True)
+
+    @router.post(base + "/{app}/stop")
+    def stop(tenant_id: str, app: str, request: Request) -> dict[str, Any]:
+        return provisioning.set_enabled(*resolve(tenant_id, app, request), False)
+
+    @router.post(base + "/{app}/restart", status_code=204)
+    def restart(tenant_id: str, app: str, request: Request) -> None:
+        provisioning.restart(*resolve(tenant_id, app, request))
+
+    @router.post(base + "/{app}/run", status_code=202)
+    def run(tenant_id: str, app: str, body: RunIn, request: Request) -> JSONResponse:
+        """Start a cycle now; it runs in the background (follow it with GET …/{app})."""
+        tenant, app_id = resolve(tenant_id, app, request)
+        if provisioning.status(tenant, app_id, cycles=0)["running"]:
+            return JSONResponse({"error": "conflict", "message": "a cycle of this app is running"}, 409)
+        if body.allow_deletions:   # an admin's one-time approval: run here, in a thread, not via a queue
+            threading.Thread(target=provisioning.run_cycle, args=(tenant, app_id),
+                             kwargs={"allow_deletions": True}, daemon=True).start()
+        else:
+            threading.Thread(target=submit, args=("provisioning.run",),
+                             kwargs={"tenant": tenant, "app_id": app_id, "trigger": "manual"}, daemon=True).start()
+        return JSONResponse({"status": "started", "app": app_id}, 202)
+
+    @router.post(base + "/{app}/provision-on-demand")
+    def on_demand(tenant_id: str, app: str, body: OnDemandIn, request: Request) -> dict[str, Any]:
+        report = provisioning.provision_on_demand(*resolve(tenant_id, app, request), body.user_id)
+        return {**report.as_dict(), "logs": report.logs}
+
+    @router.get(base + "/{app}/logs")
+    def logs(tenant_id: str, app: str, request: Request, user: str | None = None, result: str | None = None,
+             cycle: str | None = None, action: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        return provisioning.logs(*resolve(tenant_id, app, request), source_id=user, result=result,
+                                 cycle_id=cycle, action=action, limit=limit)
+
+    return router

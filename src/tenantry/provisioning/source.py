@@ -1,0 +1,68 @@
+"""What a cycle reads of the directory: ids, changes since a watermark, resources, direct memberships.
+
+Read-only, in chunks (a 100,000-user directory is never loaded as ORM objects): the cycle keeps ids and the
+mapped values, not the resources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tenantry.directory.models import Group, GroupMember, User
+
+CHUNK = 500
+
+
+def chunks(ids: Iterable[str], size: int = CHUNK) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for item in ids:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def changed_ids(session: Session, tenant: str, object_type: str, since: datetime) -> set[str]:
+    model = User if object_type == "User" else Group
+    return set(session.scalars(select(model.id).where(model.tenant_id == tenant, model.last_modified >= since)))
+
+
+def existing_ids(session: Session, tenant: str, object_type: str, ids: Iterable[str]) -> set[str]:
+    model = User if object_type == "User" else Group
+    found: set[str] = set()
+    for batch in chunks(ids):
+        found.update(session.scalars(select(model.id).where(model.tenant_id == tenant, model.id.in_(batch))))
+    return found
+
+
+def group_ids(session: Session, tenant: str) -> list[str]:
+    return sorted(session.scalars(select(Group.id).where(Group.tenant_id == tenant)))
+
+
+def docs(session: Session, tenant: str, object_type: str, ids: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The resources as stored, with ``id`` (no computed ``groups``/``members``: mappings do not read them)."""
+    model = User if object_type == "User" else Group
+    for batch in chunks(ids):
+        for row_id, resource in session.execute(
+                select(model.id, model.resource).where(model.tenant_id == tenant, model.id.in_(batch))):
+            doc: dict[str, Any] = orjson.loads(resource)
+            doc["id"] = row_id
+            yield doc
+
+
+def direct_user_members(session: Session, tenant: str, group_ids: Iterable[str]) -> dict[str, set[str]]:
+    members: dict[str, set[str]] = {}
+    for batch in chunks(group_ids):
+        for group_id, user_id in session.execute(select(GroupMember.group_id, GroupMember.member_id).where(
+                GroupMember.tenant_id == tenant, GroupMember.group_id.in_(batch),
+                GroupMember.member_type == "User")):
+            members.setdefault(group_id, set()).add(user_id)
+    return members
