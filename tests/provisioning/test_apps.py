@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import group_payload, user_payload
-from tests.interop.conftest import RunningServer, free_port, start_server, stop_server
-
-
-@pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """Another Tenantry, as the downstream SCIM app (SQLite)."""
-    server = start_server(tmp_path_factory.mktemp("target"))
-    yield server
-    stop_server(server)
+from tests.interop.conftest import free_port
 
 
 def test_test_connection_sends_entras_probe_and_reports_success(backend, tenant, target) -> None:

@@ -593,7 +593,8 @@ class Cycle:
             session.execute(update(ProvisioningCycle).where(ProvisioningCycle.id == self.cycle_id).values(
                 done=self.done, total=self.total, stats=json.dumps(self._stats())))
         if self.only_user:
-            self.logs.extend(logs)
+            self.logs.extend({**entry, "at": entry["at"].isoformat(), "steps": json.loads(entry["steps"])}
+                             for entry in logs)
         if self.progress:
             self.progress(self.done, self.total)
 

@@ -128,7 +128,7 @@ def compile_expression(text: str) -> Expression:
 
 
 def map_object(mappings: Sequence[AttributeMapping], read: Read, *, creating: bool) -> dict[str, Any]:
-    """Target attribute → value for one source object (``None`` values are left out)."""
+    """Target attribute → value for one source object (``None`` and empty values are left out)."""
     out: dict[str, Any] = {}
     for m in mappings:
         if m.apply is ApplyWhen.ON_CREATE and not creating:
@@ -144,7 +144,7 @@ def map_object(mappings: Sequence[AttributeMapping], read: Read, *, creating: bo
                 raise Invalid(f"mapping to {m.target}: {exc}") from exc
         if value in (None, "") and creating and m.default_if_null is not None:
             value = m.default_if_null
-        if value is not None:
+        if value is not None and value != "":   # an empty value is no value: Entra does not send it either
             out[m.target] = value
     return out
 

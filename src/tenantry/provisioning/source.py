@@ -48,13 +48,23 @@ def group_ids(session: Session, tenant: str) -> list[str]:
 
 
 def docs(session: Session, tenant: str, object_type: str, ids: Iterable[str]) -> Iterator[dict[str, Any]]:
-    """The resources as stored, with ``id`` (no computed ``groups``/``members``: mappings do not read them)."""
-    model = User if object_type == "User" else Group
+    """The resources as stored, with ``id`` (no computed ``groups``/``members``: mappings do not read them).
+    A user whose IdP never sent ``active`` is active (the directory's own flag), as Entra's IsSoftDeleted
+    mapping would say."""
+    if object_type == "Group":
+        for batch in chunks(ids):
+            for row_id, resource in session.execute(
+                    select(Group.id, Group.resource).where(Group.tenant_id == tenant, Group.id.in_(batch))):
+                doc: dict[str, Any] = orjson.loads(resource)
+                doc["id"] = row_id
+                yield doc
+        return
     for batch in chunks(ids):
-        for row_id, resource in session.execute(
-                select(model.id, model.resource).where(model.tenant_id == tenant, model.id.in_(batch))):
-            doc: dict[str, Any] = orjson.loads(resource)
+        for row_id, resource, active in session.execute(
+                select(User.id, User.resource, User.active).where(User.tenant_id == tenant, User.id.in_(batch))):
+            doc = orjson.loads(resource)
             doc["id"] = row_id
+            doc.setdefault("active", bool(active))
             yield doc
 
 

@@ -1,0 +1,405 @@
+"""Provisioning cycles end to end: our directory (SQLite and PostgreSQL) into another Tenantry process."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from tenantry.core.errors import Conflict, Invalid
+from tenantry.provisioning.models import ProvisionedObject
+from tests.provisioning.conftest import Peer, Source
+
+FAST = {"backoff_seconds": 0.01}
+
+
+def test_initial_cycle_creates_assigned_users_groups_and_memberships(src: Source, target, peer: Peer) -> None:
+    ann, ben, cat = src.user("ann"), src.user("ben"), src.user("cat")
+    outsider = src.user("dan")
+    team = src.group("team", [ann, ben])
+    app = src.app(target.base_url, target.token, **FAST)
+    src.services.provisioning.assign(src.tenant, app, "Group", team)
+    src.services.provisioning.assign(src.tenant, app, "User", cat)
+
+    report = src.run(app)
+
+    assert report.kind == "initial" and report.status == "succeeded", report
+    assert report.stats["users_created"] == 3 and report.stats["groups_created"] == 1
+    for who in ("ann", "ben", "cat"):
+        user = peer.user(src.name(who))
+        assert user is not None and user["active"] is True
+        assert user["name"]["givenName"] == who.title()
+        assert user["emails"][0]["value"] == src.name(who)
+        assert user["externalId"] in (ann, ben, cat)        # the GroupTalk table: externalId ← our id
+    assert peer.user(src.name("dan")) is None and outsider
+    members = peer.member_ids(src.group_name("team"))
+    assert members == {peer.user(src.name("ann"))["id"], peer.user(src.name("ben"))["id"]}  # type: ignore[index]
+
+
+def test_every_object_is_logged_with_its_steps(src: Source, target) -> None:
+    uid = src.user("ann")
+    app = src.app(target.base_url, target.token, provision_groups=False)
+    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    report = src.run(app)
+    logs = src.services.provisioning.logs(src.tenant, app, cycle_id=report.id)
+    assert len(logs) == 1
+    entry = logs[0]
+    assert (entry["source_id"], entry["action"], entry["result"]) == (uid, "create", "success")
+    assert [s["step"] for s in entry["steps"]] == ["import", "scope", "match", "action"]
+    assert "no match on userName" in entry["steps"][2]["detail"]
+
+
+def test_incremental_cycle_sends_only_the_changed_attribute_of_the_changed_user(src: Source, target,
+                                                                                   peer: Peer) -> None:
+    ids = [src.user(n) for n in ("ann", "ben", "cat")]
+    app = src.app(target.base_url, target.token)
+    for uid in ids:
+        src.services.provisioning.assign(src.tenant, app, "User", uid)
+    assert src.run(app).status == "succeeded"
+    src.patch_user(ids[1], {"op": "replace", "path": "name.familyName", "value": "Renamed"})
+
+    report = src.run(app)
+
+    assert report.kind == "incremental" and report.status == "succeeded"
+    assert report.stats["requests"] == 1 and report.stats["requests_patch"] == 1
+    assert report.stats["users_updated"] == 1
+    assert peer.user(src.name("ben"))["name"]["familyName"] == "Renamed"  # type: ignore[index]
+    entry = src.services.provisioning.logs(src.tenant, app, cycle_id=report.id, action="update")[0]
+    assert entry["source_id"] == ids[1] and entry["reason"] == "changed: name.familyName"
+    # Nothing changed: nothing sent.
+    assert src.run(app).stats["requests"] == 0
+
+
+def test_an_attribute_removed_in_the_directory_is_removed_in_the_app(src: Source, target, peer: Peer) -> None:
+    uid = src.user("ann", phoneNumbers=[{"type": "mobile", "value": "+4915112345678"}])
+    app = src.app(target.base_url, target.token)
+    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    src.run(app)
+    assert peer.user(src.name("ann"))["phoneNumbers"][0]["value"] == "+4915112345678"  # type: ignore[index]
+    src.patch_user(uid, {"op": "remove", "path": "phoneNumbers"})
+    report = src.run(app)
+    assert report.stats["users_updated"] == 1
+    # The value is removed (RFC 7644 §3.5.2.2 on a value path removes that sub-attribute).
+    phones = peer.user(src.name("ann")).get("phoneNumbers", [])  # type: ignore[union-attr]
+    assert all("value" not in p for p in phones)
+
+
+def test_a_user_leaving_scope_is_deactivated_and_reactivated_when_back(src: Source, target, peer: Peer) -> None:
+    uid = src.user("ann")
+    app = src.app(target.base_url, target.token)
+    provisioning = src.services.provisioning
+    provisioning.assign(src.tenant, app, "User", uid)
+    src.run(app)
+    provisioning.unassign(src.tenant, app, "User", uid)
+
+    report = src.run(app)
+
+    assert report.stats["users_disabled"] == 1
+    assert peer.user(src.name("ann"))["active"] is False  # type: ignore[index]
+    entry = provisioning.logs(src.tenant, app, cycle_id=report.id)[0]
+    assert (entry["action"], entry["result"]) == ("disable", "success")
+    assert "no longer assigned" in entry["reason"]
+    assert provisioning.status(src.tenant, app)["users"] == {"disabled": 1}
+
+    provisioning.assign(src.tenant, app, "User", uid)
+    report = src.run(app)
+    assert report.stats["users_updated"] == 1
+    assert peer.user(src.name("ann"))["active"] is True  # type: ignore[index]
+
+
+def test_a_user_deleted_from_the_directory_is_deactivated_in_the_app(src: Source, target, peer: Peer) -> None:
+    uid = src.user("ann")
+    app = src.app(target.base_url, target.token, scope="all") if False else src.app(target.base_url, target.token)
+    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    src.run(app)
+    src.services.scim.delete(src.tenant, "User", uid)
+    report = src.run(app)
+    assert report.stats["users_disabled"] == 1
+    assert peer.user(src.name("ann"))["active"] is False  # type: ignore[index]
+    assert "deleted from the directory" in src.services.provisioning.logs(src.tenant, app, cycle_id=report.id)[0][
+        "reason"]
+
+
+def test_disabled_users_are_deleted_after_the_configured_period(src: Source, target, peer: Peer) -> None:
+    uid = src.user("ann")
+    app = src.app(target.base_url, target.token, delete_after_days=2)
+    provisioning = src.services.provisioning
+    provisioning.assign(src.tenant, app, "User", uid)
+    src.run(app)
+    provisioning.unassign(src.tenant, app, "User", uid)
+    src.run(app)
+    assert src.run(app).stats.get("users_deleted") is None     # disabled one cycle ago: not yet
+    with src.services.db.session() as session:                  # two days pass
+        row = session.get(ProvisionedObject, (app, "User", uid))
+        assert row is not None and row.disabled_at is not None
+        row.disabled_at = row.disabled_at - timedelta(days=2, seconds=1)
+    report = src.run(app)
+    assert report.stats["users_deleted"] == 1
+    assert peer.user(src.name("ann")) is None
+    assert provisioning.status(src.tenant, app)["users"] == {}
+
+
+def test_delete_after_zero_days_deletes_instead_of_disabling(src: Source, target, peer: Peer) -> None:
+    uid = src.user("ann")
+    app = src.app(target.base_url, target.token, delete_after_days=0)
+    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    src.run(app)
+    src.services.provisioning.unassign(src.tenant, app, "User", uid)
+    assert src.run(app).stats["users_deleted"] == 1
+    assert peer.user(src.name("ann")) is None
+
+
+def test_scoping_filters_keep_users_out_and_disable_users_who_stop_matching(src: Source, target,
+                                                                            peer: Peer) -> None:
+    ann = src.user("ann", title="Engineer")
+    ben = src.user("ben", title="Sales")
+    app = src.app(target.base_url, target.token, scoping_filters=[
+        [{"attribute": "title", "operator": "EQUALS", "value": "Engineer"}]])
+    for uid in (ann, ben):
+        src.services.provisioning.assign(src.tenant, app, "User", uid)
+    report = src.run(app)
+    assert report.stats["users_created"] == 1 and report.stats["users_excluded"] == 1
+    assert peer.user(src.name("ben")) is None
+    skipped = src.services.provisioning.logs(src.tenant, app, source_id=ben)[0]
+    assert skipped["result"] == "skipped" and "no scoping filter holds" in skipped["reason"]
+
+    src.patch_user(ann, {"op": "replace", "path": "title", "value": "Manager"})
+    report = src.run(app)
+    assert report.stats["users_disabled"] == 1
+    assert peer.user(src.name("ann"))["active"] is False  # type: ignore[index]
+    src.patch_user(ben, {"op": "replace", "path": "title", "value": "Engineer"})
+    assert src.run(app).stats["users_created"] == 1
+    assert peer.user(src.name("ben"))["active"] is True  # type: ignore[index]
+
+
+def test_default_access_users_are_not_provisioned_and_the_log_says_why(src: Source, target, peer: Peer) -> None:
+    uid = src.user("ann")
+    app = src.app(target.base_url, target.token)
+    src.services.provisioning.assign(src.tenant, app, "User", uid, role="Default Access")
+    report = src.run(app)
+    assert report.stats["users_skipped"] == 1 and report.stats["requests"] == 0
+    assert peer.user(src.name("ann")) is None
+    entry = src.services.provisioning.logs(src.tenant, app)[0]
+    assert entry["steps"][-1] == {"step": "scope", "result": "skipped",
+                                  "detail": "not effectively entitled: the only role is Default Access"}
+
+
+def test_an_existing_app_user_is_matched_not_duplicated(src: Source, target, peer: Peer) -> None:
+    existing = peer.create_user(src.name("ann"), name={"givenName": "Old", "familyName": "Name"})
+    uid = src.user("ann")
+    app = src.app(target.base_url, target.token)
+    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    report = src.run(app)
+    assert report.stats["users_updated"] == 1 and report.stats.get("users_created") is None
+    user = peer.user(src.name("ann"))
+    assert user is not None and user["id"] == existing["id"] and user["name"]["givenName"] == "Ann"
+    log = src.services.provisioning.logs(src.tenant, app)[0]
+    assert f"matched on userName eq '{src.name('ann')}'" in log["steps"][2]["detail"]
+
+
+def test_matching_falls_back_to_the_next_attribute_in_precedence(src: Source, target, peer: Peer) -> None:
+    uid = src.user("ann")
+    existing = peer.create_user(f"other-{src.tag}@contoso.com", externalId=uid)
+    app = src.app(target.base_url, target.token)
+    mappings = src.services.provisioning.config(src.tenant, app).model_dump(mode="json")["user_mappings"]
+    for m in mappings:
+        if m["target"] == "externalId":
+            m["matching_precedence"] = 2
+    src.services.provisioning.configure(src.tenant, app, {"user_mappings": mappings})
+    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    report = src.run(app)
+    assert report.stats["users_updated"] == 1
+    assert peer.user(src.name("ann"))["id"] == existing["id"]  # type: ignore[index]   # userName was updated
+
+
+@pytest.mark.parametrize("switched_off", ["create", "update", "disable"])
+def test_each_action_kind_can_be_switched_off(src: Source, target, peer: Peer, switched_off: str) -> None:
+    uid = src.user("ann")
+    app = src.app(target.base_url, target.token, actions={switched_off: False} if switched_off == "create"
+                  else {})
+    provisioning = src.services.provisioning
+    provisioning.assign(src.tenant, app, "User", uid)
+    report = src.run(app)
+    if switched_off == "create":
+        assert report.stats["users_skipped"] == 1 and peer.user(src.name("ann")) is None
+        assert "create is switched off" in provisioning.logs(src.tenant, app)[0]["reason"]
+        return
+    provisioning.configure(src.tenant, app, {"actions": {switched_off: False}})
+    if switched_off == "update":
+        src.patch_user(uid, {"op": "replace", "path": "name.familyName", "value": "Changed"})
+        report = src.run(app)
+        assert report.stats["users_skipped"] == 1
+        assert peer.user(src.name("ann"))["name"]["familyName"] == "Tester"  # type: ignore[index]
+    else:
+        provisioning.unassign(src.tenant, app, "User", uid)
+        report = src.run(app)
+        assert report.stats["users_skipped"] == 1
+        assert peer.user(src.name("ann"))["active"] is True  # type: ignore[index]
+    assert f"{switched_off} is switched off" in provisioning.logs(src.tenant, app, cycle_id=report.id)[0]["reason"]
+
+
+def test_the_deletion_threshold_stops_a_cycle_before_anything_is_sent(src: Source, target, peer: Peer) -> None:
+    ids = [src.user(n) for n in ("ann", "ben", "cat")]
+    app = src.app(target.base_url, target.token, deletion_threshold=1)
+    provisioning = src.services.provisioning
+    for uid in ids:
+        provisioning.assign(src.tenant, app, "User", uid)
+    src.run(app)
+    provisioning.unassign(src.tenant, app, "User", ids[0])
+    provisioning.unassign(src.tenant, app, "User", ids[1])
+
+    report = src.run(app)
+
+    assert report.status == "threshold_exceeded" and report.stats["requests"] == 0
+    assert "over the accidental-deletion threshold of 1" in (report.reason or "")
+    assert peer.user(src.name("ann"))["active"] is True  # type: ignore[index]
+    assert provisioning.status(src.tenant, app)["health"] == "threshold"
+    # Still stopped next time, until an administrator allows it.
+    assert src.run(app).status == "threshold_exceeded"
+    report = src.run(app, allow_deletions=True)
+    assert report.status == "succeeded" and report.stats["users_disabled"] == 2
+    assert peer.user(src.name("ann"))["active"] is False  # type: ignore[index]
+    assert provisioning.status(src.tenant, app)["health"] == "healthy"
+
+
+def test_group_members_are_patched_in_batches_and_removed(src: Source, target, peer: Peer) -> None:
+    ids = [src.user(f"u{i}") for i in range(5)]
+    team = src.group("team", ids)
+    app = src.app(target.base_url, target.token, member_batch=2, scope="all") if False else \
+        src.app(target.base_url, target.token, member_batch=2)
+    provisioning = src.services.provisioning
+    provisioning.assign(src.tenant, app, "Group", team)
+    report = src.run(app)
+    assert report.stats["members_added"] == 5
+    assert report.stats["requests_patch"] == 3                      # 2 + 2 + 1
+    assert len(peer.member_ids(src.group_name("team"))) == 5
+    # A member leaves the group: removed from the app's group (and, no longer in scope, disabled).
+    src.patch_group(team, {"op": "remove", "path": f'members[value eq "{ids[0]}"]'})
+    report = src.run(app)
+    assert report.stats["members_removed"] == 1 and report.stats["users_disabled"] == 1
+    assert len(peer.member_ids(src.group_name("team"))) == 4
+    entry = provisioning.logs(src.tenant, app, cycle_id=report.id, action="members")[0]
+    assert entry["reason"] == "added 0, removed 1 member(s)"
+
+
+def test_a_group_renamed_is_patched_and_a_group_unassigned_is_deleted(src: Source, target, peer: Peer) -> None:
+    team = src.group("team", [src.user("ann")])
+    app = src.app(target.base_url, target.token)
+    provisioning = src.services.provisioning
+    provisioning.assign(src.tenant, app, "Group", team)
+    src.run(app)
+    src.patch_group(team, {"op": "replace", "path": "displayName", "value": src.group_name("renamed")})
+    assert src.run(app).stats["groups_updated"] == 1
+    assert peer.group(src.group_name("renamed")) is not None and peer.group(src.group_name("team")) is None
+    provisioning.unassign(src.tenant, app, "Group", team)
+    report = src.run(app)
+    assert report.stats["groups_deleted"] == 1 and report.stats["users_disabled"] == 1
+    assert peer.group(src.group_name("renamed")) is None
+
+
+def test_on_demand_provisions_one_user_and_returns_each_step(src: Source, target, peer: Peer) -> None:
+    ann, ben = src.user("ann"), src.user("ben")
+    app = src.app(target.base_url, target.token)
+    for uid in (ann, ben):
+        src.services.provisioning.assign(src.tenant, app, "User", uid)
+    report = src.services.provisioning.provision_on_demand(src.tenant, app, ann)
+    assert report.kind == "on_demand" and report.status == "succeeded"
+    assert [e["action"] for e in report.logs] == ["create"]
+    assert [s["step"] for s in report.logs[0]["steps"]] == ["import", "scope", "match", "action"]
+    assert peer.user(src.name("ann")) is not None and peer.user(src.name("ben")) is None
+    # On-demand does not stand in for the initial cycle: that one still covers everybody.
+    report = src.run(app)
+    assert report.kind == "initial" and report.stats["users_created"] == 1
+    with pytest.raises(Exception, match="no user"):
+        src.services.provisioning.provision_on_demand(src.tenant, app, "no-such-user")
+
+
+def test_a_second_cycle_of_the_same_app_is_refused_while_one_runs(src: Source, target) -> None:
+    app = src.app(target.base_url, target.token)
+    progress_calls = []
+
+    def progress(done: int, total: int) -> None:
+        progress_calls.append((done, total))
+        with pytest.raises(Conflict):
+            src.run(app)
+
+    src.services.provisioning.assign(src.tenant, app, "User", src.user("ann"))
+    assert src.run(app, progress=progress).status == "succeeded"
+    assert progress_calls and progress_calls[-1] == (1, 1)
+
+
+def test_a_changed_mapping_makes_the_next_cycle_compare_everyone(src: Source, target, peer: Peer) -> None:
+    ids = [src.user(n) for n in ("ann", "ben")]
+    app = src.app(target.base_url, target.token)
+    for uid in ids:
+        src.services.provisioning.assign(src.tenant, app, "User", uid)
+    src.run(app)
+    config = src.services.provisioning.config(src.tenant, app).model_dump(mode="json")
+    config["user_mappings"].append({"target": "title", "type": "constant", "source": "Staff"})
+    src.services.provisioning.configure(src.tenant, app, {"user_mappings": config["user_mappings"]})
+    report = src.run(app)
+    assert report.stats["users_updated"] == 2
+    assert peer.user(src.name("ben"))["title"] == "Staff"  # type: ignore[index]
+
+
+def test_restart_forgets_the_state_and_rematches_without_duplicates(src: Source, target, peer: Peer) -> None:
+    uid = src.user("ann")
+    app = src.app(target.base_url, target.token)
+    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    src.run(app)
+    first = peer.user(src.name("ann"))
+    src.services.provisioning.restart(src.tenant, app)
+    report = src.run(app)
+    assert report.kind == "initial" and report.stats.get("users_created") is None
+    assert peer.user(src.name("ann"))["id"] == first["id"]  # type: ignore[index]
+
+
+def test_an_object_the_app_refuses_is_logged_and_retried_next_cycle(src: Source, target, peer: Peer) -> None:
+    ok_user = src.user("ann")
+    bad = src.user("ben")
+    app = src.app(target.base_url, target.token, quarantine_min_attempts=100)
+    config = src.services.provisioning.config(src.tenant, app).model_dump(mode="json")
+    # The app has no attribute "nickName2": it refuses the create (400), the others go through.
+    config["user_mappings"].append({"target": "nickName2", "type": "expression",
+                                    "source": f'Switch([userName], "", "{src.name("ben")}", "x")'})
+    src.services.provisioning.configure(src.tenant, app, {"user_mappings": config["user_mappings"]})
+    for uid in (ok_user, bad):
+        src.services.provisioning.assign(src.tenant, app, "User", uid)
+    report = src.run(app)
+    assert report.status == "completed_with_failures" and report.stats["users_failed"] == 1
+    failure = src.services.provisioning.logs(src.tenant, app, result="failure")[0]
+    assert failure["source_id"] == bad and "HTTP 400" in failure["reason"]
+    assert src.services.provisioning.status(src.tenant, app)["objects_failing"] == 1
+    # The next incremental cycle retries it (nothing else): fixed mapping → created.
+    config["user_mappings"] = config["user_mappings"][:-1]
+    src.services.provisioning.configure(src.tenant, app, {"user_mappings": config["user_mappings"]})
+    report = src.run(app)
+    assert report.stats["users_created"] == 1 and peer.user(src.name("ben")) is not None
+    assert src.services.provisioning.status(src.tenant, app)["objects_failing"] == 0
+
+
+def test_bad_configuration_is_refused_and_the_old_one_kept(src: Source, target) -> None:
+    app = src.app(target.base_url, target.token)
+    before = src.services.provisioning.config(src.tenant, app)
+    for bad in ({"concurrency": 0}, {"scoping_filters": [[{"attribute": "title", "operator": "REGEX MATCH",
+                                                            "value": "("}]]},
+                {"user_mappings": [{"target": "userName", "type": "expression", "source": "Nope([x])",
+                                    "matching_precedence": 1}]},
+                {"user_mappings": [{"target": "userName", "source": "userName"}]},   # no matching attribute
+                {"no_such_setting": 1}):
+        with pytest.raises(Invalid):
+            src.services.provisioning.configure(src.tenant, app, bad)
+    assert src.services.provisioning.config(src.tenant, app) == before
+
+
+def test_status_shows_progress_statistics_and_what_the_app_holds(src: Source, target) -> None:
+    app = src.app(target.base_url, target.token)
+    src.services.provisioning.assign(src.tenant, app, "User", src.user("ann"))
+    src.run(app)
+    status = src.services.provisioning.status(src.tenant, app)
+    assert status["users"] == {"active": 1} and not status["running"]
+    cycle = status["cycles"][0]
+    assert (cycle["status"], cycle["done"], cycle["total"]) == ("succeeded", 1, 1)
+    assert cycle["stats"]["users_created"] == 1 and cycle["finished_at"]
+    assert json.loads(json.dumps(status))   # all JSON-able for the API
