@@ -321,13 +321,13 @@ def check_sample(target: Target, expect: list[tuple[str, str | None, str]]) -> l
 
 
 def run_cycle(services: Any, app_id: str, target: Target, label: str) -> dict[str, Any]:
-    last = [0.0]
+    last = [0.0, -1]   # when, done
     started = time.perf_counter()
 
     def report_progress(done: int, total: int) -> None:
         now = time.perf_counter()
-        if now - last[0] >= 30 or (done == total and total):
-            last[0] = now
+        if done != last[1] and (now - last[0] >= 30 or done == total):
+            last[:] = [now, done]
             progress(f"  {label}: {done}/{total} ({now - started:.0f} s)")
 
     result: dict[str, Any] = {}
