@@ -39,7 +39,7 @@ from tenantry.provisioning.client import ScimTarget, TargetError
 from tenantry.provisioning.config import AppConfig
 from tenantry.provisioning.mappings import ApplyWhen, AttributeMapping, map_object, matching_order
 from tenantry.provisioning.models import ProvisionedMember, ProvisionedObject, ProvisioningCycle, ProvisioningLog
-from tenantry.provisioning.paths import build_resource, read_path
+from tenantry.provisioning.paths import build_resource, read_path, typed_path
 from tenantry.provisioning.scoping import in_scope
 
 # Directory clocks of several machines are not perfectly in step: re-read a minute before the watermark.
@@ -116,17 +116,31 @@ def _norm(value: Any) -> Any:
 
 
 def patch_ops(old: dict[str, Any], new: dict[str, Any], paths: Iterable[str]) -> list[dict[str, Any]]:
-    """The PATCH operations that turn ``old`` into ``new`` on ``paths``: replace (RFC 7644 §3.5.2.3: replace
-    of an absent attribute adds it) for a new or changed value, remove for a value that is gone."""
+    """The PATCH operations that turn ``old`` into ``new`` on ``paths``: replace for a changed value (and for
+    a new simple one: RFC 7644 §3.5.2.3 adds an absent attribute), remove for a value that is gone. A new value
+    in an entry that does not exist yet (``emails[type eq "work"].value``) is an ``add`` of the entry, since a
+    replace whose filter matches nothing is a 400 noTarget (§3.5.2.3)."""
     ops: list[dict[str, Any]] = []
+    entries: dict[tuple[str, str], dict[str, Any]] = {}
     for path in paths:
         before, after = old.get(path), new.get(path)
         if _norm(before) == _norm(after):
             continue
         if after is None:
             ops.append({"op": "remove", "path": path})
-        else:
-            ops.append({"op": "replace", "path": path, "value": after})
+            continue
+        typed = typed_path(path)
+        if before is None and typed is not None:
+            attr, kind, sub = typed
+            entry = entries.get((attr, kind))
+            if entry is None:
+                entry = entries[(attr, kind)] = {"type": kind}
+                if attr.lower() == "emails" and kind == "work":
+                    entry["primary"] = True
+                ops.append({"op": "add", "path": attr, "value": [entry]})
+            entry[sub] = after
+            continue
+        ops.append({"op": "replace", "path": path, "value": after})
     return ops
 
 
@@ -626,13 +640,16 @@ class Cycle:
             self.stats["would_remove"] = len(counted)
             self.flush()
             return self._report("threshold_exceeded", reason)
-        self.execute(users)
+        # Memberships are settled before users are deleted, so the app's groups never point at a deleted user.
+        self.execute([w for w in users if w.kind != "delete"])
         if not self.stop.is_set() and groups:
             self.execute(groups)
         if not self.stop.is_set() and self.config.provision_groups and not self.only_user:
             members = self.plan_members()
             self.total += len(members)
             self.execute(members)
+        if not self.stop.is_set():
+            self.execute([w for w in users if w.kind == "delete"])
         if not self.stop.is_set() and group_deletes:
             self.execute(group_deletes)
         self.flush()

@@ -32,6 +32,15 @@ def _get(obj: dict[str, Any], name: str) -> Any:
     return None
 
 
+def typed_path(path: str) -> tuple[str, str, str] | None:
+    """``emails[type eq "work"].value`` → ("emails", "work", "value"); None for other paths."""
+    urn, rest = _split(path)
+    match = _TYPED.match(rest)
+    if urn or not match:
+        return None
+    return match.group(1), match.group(2), match.group(3)
+
+
 def read_path(resource: dict[str, Any], path: str) -> Any:
     urn, rest = _split(path)
     base: Any = _get(resource, urn) if urn else resource
