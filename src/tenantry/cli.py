@@ -49,7 +49,13 @@ def _services() -> Services:
 
 
 def _tenant(services: Services, tenant: str | None) -> str:
-    return tenant or services.settings.default_tenant
+    """The tenant a command works on; one that does not exist is a clear error (not a constraint message)."""
+    chosen = tenant or services.settings.default_tenant
+    if chosen not in {t["id"] for t in services.directory.list_tenants()}:
+        hint = ("`tenantry serve` creates it on its first start, or `tenantry tenant create "
+                f"{chosen}`") if chosen == services.settings.default_tenant else f"`tenantry tenant create {chosen}`"
+        _fail(f"no tenant {chosen!r}: {hint}")
+    return chosen
 
 
 def _fail(message: str, code: int = 1) -> None:
