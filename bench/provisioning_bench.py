@@ -34,8 +34,9 @@ re-reads and compares those users (no requests; reported as users_unchanged). ``
 loading and the initial cycle, so only the changed users are read.
 
 Also reported: CPU seconds of the target server and of this process (the engine, or the anchor's client)
-during each measured phase (Linux /proc). Exit status 1 when a cycle does not succeed, a count is wrong or a
-check fails; the 10 s goal is reported MET or NOT MET. The target is stopped on exit (Ctrl-C and kill too).
+during each measured phase (Linux /proc), and the 1-minute load average at the end of each phase. Exit
+status 1 when a cycle does not succeed, a count is wrong or a check fails; the 10 s goal is reported MET or
+NOT MET. The target is stopped on exit (Ctrl-C and kill too).
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ def measured(target: Target, into: dict[str, Any]) -> Iterator[None]:
     into["client_cpu_s"] = round(time.process_time() - own0, 2)
     srv1 = process_cpu_seconds(target.proc.pid)
     into["target_cpu_s"] = round(srv1 - srv0, 2) if srv0 is not None and srv1 is not None else None
+    into["load_average_1min"] = round(os.getloadavg()[0], 2)   # at the end: other work on the machine shows here
 
 
 # -- the source directory -----------------------------------------------------------------------------
@@ -426,8 +428,10 @@ def main(argv: list[str] | None = None) -> int:
             with services.db.session() as session:
                 for k, doc in enumerate(source.docs(session, TENANT, "User", [users[i][0] for i in picked])):
                     doc = {**doc, "id": str(uuid.uuid4()), "userName": f"anchor{k:06d}@contoso.com"}
-                    bodies.append(build_resource(map_object(mappings, lambda path, d=doc: read_path(d, path),
-                                                            creating=True), CORE_USER))
+
+                    def read(path: str, d: dict[str, Any] = doc) -> Any:
+                        return read_path(d, path)
+                    bodies.append(build_resource(map_object(mappings, read, creating=True), CORE_USER))
             progress(f"initial anchor: filter GET + POST of {len(bodies)} users with plain httpx")
             a_init = anchor_initial(target, bodies, args.concurrency)
             out["anchor_initial"] = a_init
@@ -464,9 +468,9 @@ def main(argv: list[str] | None = None) -> int:
             with services.db.session() as session:
                 ids = dict(session.execute(select(ProvisionedObject.source_id, ProvisionedObject.target_id).where(
                     ProvisionedObject.app_id == app_id, ProvisionedObject.object_type == "User")).all())
-            other_ids = [ids[users[i][0]] for i in others]
+            other_ids = [str(ids[users[i][0]]) for i in others]
             if len(other_ids) < len(changed):   # a tiny directory: PATCH the changed users again
-                other_ids = [ids[users[i][0]] for i in changed]
+                other_ids = [str(ids[users[i][0]]) for i in changed]
             progress(f"incremental anchor: {len(other_ids)} PATCHes with plain httpx")
             a_patch = anchor_patch(target, other_ids[:len(changed)], args.concurrency)
             out["anchor_patch"] = a_patch

@@ -403,3 +403,28 @@ def test_status_shows_progress_statistics_and_what_the_app_holds(src: Source, ta
     assert (cycle["status"], cycle["done"], cycle["total"]) == ("succeeded", 1, 1)
     assert cycle["stats"]["users_created"] == 1 and cycle["finished_at"]
     assert json.loads(json.dumps(status))   # all JSON-able for the API
+
+
+def test_a_skipped_user_is_logged_once_not_every_cycle(src: Source, target) -> None:
+    uid = src.user("ann")
+    app = src.app(target.base_url, target.token)
+    src.services.provisioning.assign(src.tenant, app, "User", uid, role="Default Access")
+    src.run(app)
+    src.run(app)
+    src.run(app)
+    assert len(src.services.provisioning.logs(src.tenant, app, source_id=uid)) == 1
+    # On demand says why, every time it is asked.
+    report = src.services.provisioning.provision_on_demand(src.tenant, app, uid)
+    assert report.logs[0]["result"] == "skipped" and "Default Access" in report.logs[0]["reason"]
+
+
+def test_a_provisioned_user_left_with_only_default_access_is_deactivated(src: Source, target, peer: Peer) -> None:
+    uid = src.user("ann")
+    app = src.app(target.base_url, target.token)
+    src.services.provisioning.assign(src.tenant, app, "User", uid, role="User")
+    src.run(app)
+    src.services.provisioning.assign(src.tenant, app, "User", uid, role="Default Access")
+    report = src.run(app)
+    assert report.stats["users_disabled"] == 1
+    assert peer.user(src.name("ann"))["active"] is False  # type: ignore[index]
+    assert "Default Access" in src.services.provisioning.logs(src.tenant, app, cycle_id=report.id)[0]["reason"]

@@ -31,14 +31,20 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from tenantry.core.clock import as_utc
+from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
 from tenantry.core.errors import Invalid
 from tenantry.provisioning import source
 from tenantry.provisioning.client import ScimTarget, TargetError
 from tenantry.provisioning.config import AppConfig
 from tenantry.provisioning.mappings import ApplyWhen, AttributeMapping, map_object, matching_order
-from tenantry.provisioning.models import ProvisionedMember, ProvisionedObject, ProvisioningCycle, ProvisioningLog
+from tenantry.provisioning.models import (
+    ProvisionedMember,
+    ProvisionedObject,
+    ProvisioningApp,
+    ProvisioningCycle,
+    ProvisioningLog,
+)
 from tenantry.provisioning.paths import build_resource, read_path, typed_path
 from tenantry.provisioning.scoping import in_scope
 
@@ -47,6 +53,7 @@ from tenantry.provisioning.scoping import in_scope
 WATERMARK_MARGIN = timedelta(seconds=60)
 FLUSH_EVERY = 500
 FLUSH_SECONDS = 1.0
+CYCLE_LEASE = timedelta(minutes=10)
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 RESOURCE = {"User": "Users", "Group": "Groups"}
@@ -221,10 +228,15 @@ class Cycle:
                                                  as_utc(self.watermark) - WATERMARK_MARGIN)  # type: ignore[arg-type]
                 look = {uid for uid in self.scope_ids if uid in changed or uid not in state
                         or state[uid].status == "disabled" or state[uid].error}
-            for uid, why in sorted(self.scope_skipped.items()):
-                if full or uid not in state:
-                    work.append(Work("skip", "User", uid, reason=why, steps=[
-                        _step("import", "success", "read from the directory"), _step("scope", "skipped", why)]))
+        # Assigned but not entitled (Default Access, no such user): logged once, remembered as excluded. One the
+        # app holds is handled as leaving scope (below).
+        for uid, why in sorted(self.scope_skipped.items()):
+            if self.only_user and uid != self.only_user:
+                continue
+            old = state.get(uid)
+            if old is None or (old.target_id is None and (full or old.status != "excluded" or self.only_user)):
+                work.append(Work("skip", "User", uid, state=old, reason=why, steps=[
+                    _step("import", "success", "read from the directory"), _step("scope", "skipped", why)]))
         now = self.started
         filtered_out: set[str] = set()
         with self.db.session() as session:
@@ -263,6 +275,12 @@ class Cycle:
                 present = source.existing_ids(session, self.tenant, "User", leaving)
         for uid in leaving:
             old = state[uid]
+            if uid in self.scope_skipped:
+                if old.target_id and old.status == "active":
+                    work.append(Work("disable", "User", uid, _display(old), state=old, steps=[
+                        _step("scope", "skipped", self.scope_skipped[uid])],
+                        reason=f"left scope: {self.scope_skipped[uid]}"))
+                continue   # not held by the app: the skip above logged it
             why = "no longer assigned to the app" if uid in present else "deleted from the directory"
             if old.status == "excluded" or not old.target_id:
                 work.append(Work("forget", "User", uid, state=old, reason=why))
@@ -488,7 +506,7 @@ class Cycle:
                 return Outcome(w, "none", "skipped", w.reason, state=self._row(w, None, "excluded", {}))
             if w.kind == "forget":
                 return Outcome(w, "none", "skipped", w.reason, forget=True)
-            return Outcome(w, "none", "skipped", w.reason)
+            return Outcome(w, "none", "skipped", w.reason, state=self._row(w, None, "excluded", {}))
         except TargetError as exc:
             return Outcome(w, w.kind if w.kind != "upsert" else "create/update", "failure", exc.message,
                            w.state.target_id if w.state else None, attempted=True)
@@ -606,6 +624,9 @@ class Cycle:
                 session.execute(insert(ProvisioningLog), logs)
             session.execute(update(ProvisioningCycle).where(ProvisioningCycle.id == self.cycle_id).values(
                 done=self.done, total=self.total, stats=json.dumps(self._stats())))
+            # The cycle's lease on the app is renewed while it makes progress; a dead process's lapses.
+            session.execute(update(ProvisioningApp).where(ProvisioningApp.id == self.app_id).values(
+                running_until=utcnow() + CYCLE_LEASE))
         if self.only_user:
             self.logs.extend({**entry, "at": entry["at"].isoformat(), "steps": json.loads(entry["steps"])}
                              for entry in logs)

@@ -20,7 +20,7 @@ from tenantry.core.secrets import SecretBox
 from tenantry.directory.service import DirectoryService
 from tenantry.provisioning.client import ScimTarget
 from tenantry.provisioning.config import AppConfig, load_config, merge_config
-from tenantry.provisioning.engine import Cycle, CycleReport, Progress
+from tenantry.provisioning.engine import CYCLE_LEASE, Cycle, CycleReport, Progress
 from tenantry.provisioning.models import (
     Assignment,
     ProvisionedMember,
@@ -32,7 +32,7 @@ from tenantry.provisioning.models import (
 from tenantry.provisioning.notify import Mailer
 
 log = logging.getLogger(__name__)
-CYCLE_LEASE = timedelta(hours=2)
+SCHEDULE_LEASE = timedelta(hours=1)
 
 DEFAULT_ACCESS = "Default Access"
 
@@ -351,7 +351,7 @@ class ProvisioningService:
             with self.db.writing(), self.db.session() as session:
                 result = session.execute(update(ProvisioningApp).where(
                     ProvisioningApp.id == app_id, ProvisioningApp.next_run_at <= now,
-                ).values(next_run_at=now + CYCLE_LEASE))
+                ).values(next_run_at=now + SCHEDULE_LEASE))
                 if result.rowcount:  # type: ignore[attr-defined]
                     claimed.append((tenant, app_id))
         return claimed
@@ -417,7 +417,7 @@ class ProvisioningService:
         included: list[str] = []
         for user_id, user_roles in sorted(roles.items()):
             if user_id not in existing:
-                skipped[user_id] = "assigned, but no such user in the directory"
+                skipped[user_id] = "assigned, but deleted from the directory (no such user)"
             elif app.skip_default_access and user_roles == {DEFAULT_ACCESS}:
                 skipped[user_id] = "not effectively entitled: the only role is Default Access"
             else:
