@@ -428,3 +428,15 @@ def test_a_provisioned_user_left_with_only_default_access_is_deactivated(src: So
     assert report.stats["users_disabled"] == 1
     assert peer.user(src.name("ann"))["active"] is False  # type: ignore[index]
     assert "Default Access" in src.services.provisioning.logs(src.tenant, app, cycle_id=report.id)[0]["reason"]
+
+
+def test_a_default_access_user_given_a_real_role_is_provisioned_next_cycle(src: Source, target,
+                                                                           peer: Peer) -> None:
+    uid = src.user("ann")
+    app = src.app(target.base_url, target.token)
+    src.services.provisioning.assign(src.tenant, app, "User", uid, role="Default Access")
+    src.run(app)
+    src.services.provisioning.assign(src.tenant, app, "User", uid, role="User")   # the user itself is unchanged
+    report = src.run(app)
+    assert report.kind == "incremental" and report.stats["users_created"] == 1
+    assert peer.user(src.name("ann")) is not None

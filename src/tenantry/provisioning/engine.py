@@ -226,15 +226,17 @@ class Cycle:
                 with self.db.session() as session:
                     changed = source.changed_ids(session, self.tenant, "User",
                                                  as_utc(self.watermark) - WATERMARK_MARGIN)  # type: ignore[arg-type]
+                # "skipped": was not entitled (Default Access); being in scope now, it is (an assignment
+                # change does not touch the user's lastModified).
                 look = {uid for uid in self.scope_ids if uid in changed or uid not in state
-                        or state[uid].status == "disabled" or state[uid].error}
+                        or state[uid].status in ("disabled", "skipped") or state[uid].error}
         # Assigned but not entitled (Default Access, no such user): logged once, remembered as excluded. One the
         # app holds is handled as leaving scope (below).
         for uid, why in sorted(self.scope_skipped.items()):
             if self.only_user and uid != self.only_user:
                 continue
             old = state.get(uid)
-            if old is None or (old.target_id is None and (full or old.status != "excluded" or self.only_user)):
+            if old is None or (old.target_id is None and (full or old.status != "skipped" or self.only_user)):
                 work.append(Work("skip", "User", uid, state=old, reason=why, steps=[
                     _step("import", "success", "read from the directory"), _step("scope", "skipped", why)]))
         now = self.started
@@ -282,7 +284,7 @@ class Cycle:
                         reason=f"left scope: {self.scope_skipped[uid]}"))
                 continue   # not held by the app: the skip above logged it
             why = "no longer assigned to the app" if uid in present else "deleted from the directory"
-            if old.status == "excluded" or not old.target_id:
+            if old.status in ("excluded", "skipped") or not old.target_id:
                 work.append(Work("forget", "User", uid, state=old, reason=why))
             elif old.status == "active":
                 work.append(Work("disable", "User", uid, _display(old), state=old, reason=f"left scope: {why}",
@@ -321,7 +323,12 @@ class Cycle:
             for doc in source.docs(session, self.tenant, "Group", sorted(look)):
                 steps = [_step("import", "success", "read from the directory"), _step("scope", "success",
                                                                                        "in scope")]
-                create, upd = self._map(self.group_maps, doc)
+                try:
+                    create, upd = self._map(self.group_maps, doc)
+                except Invalid as exc:
+                    upserts.append(Work("skip", "Group", doc["id"], doc.get("displayName"), state=state.get(
+                        doc["id"]), reason=f"mapping failed: {exc}", steps=steps))
+                    continue
                 upserts.append(Work("upsert", "Group", doc["id"], doc.get("displayName"), create, upd,
                                     state.get(doc["id"]), steps=steps))
         deletes = [Work("delete", "Group", gid, _display(old), state=old, reason="left scope",
@@ -503,10 +510,10 @@ class Cycle:
             if w.kind == "members":
                 return self._members(w)
             if w.kind == "exclude":
-                return Outcome(w, "none", "skipped", w.reason, state=self._row(w, None, "excluded", {}))
+                return Outcome(w, "none", "skipped", w.reason, state=self._row(w, None, "skipped", {}))
             if w.kind == "forget":
                 return Outcome(w, "none", "skipped", w.reason, forget=True)
-            return Outcome(w, "none", "skipped", w.reason, state=self._row(w, None, "excluded", {}))
+            return Outcome(w, "none", "skipped", w.reason, state=self._row(w, None, "skipped", {}))
         except TargetError as exc:
             return Outcome(w, w.kind if w.kind != "upsert" else "create/update", "failure", exc.message,
                            w.state.target_id if w.state else None, attempted=True)

@@ -57,7 +57,8 @@ class ProvisionedObject(Base):
     object_type: Mapped[str] = mapped_column(String(8), primary_key=True)      # User | Group
     source_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     target_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
-    # active: provisioned; disabled: sent active=false (left scope); excluded: out of the scoping filters.
+    # active: provisioned; disabled: sent active=false (left scope); excluded: out of the scoping filters;
+    # skipped: assigned but not entitled (Default Access); pending: never created (see error).
     status: Mapped[str] = mapped_column(String(16))
     sent: Mapped[str] = mapped_column(Text, default="{}")                     # target path → value, JSON
     error: Mapped[str | None] = mapped_column(Text, nullable=True)            # last failure: retried next cycle
