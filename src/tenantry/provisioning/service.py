@@ -21,6 +21,7 @@ from tenantry.directory.service import DirectoryService
 from tenantry.provisioning.client import ScimTarget
 from tenantry.provisioning.config import AppConfig, load_config, merge_config
 from tenantry.provisioning.engine import CYCLE_LEASE, Cycle, CycleReport, Progress
+from tenantry.provisioning.mappings import matching_order
 from tenantry.provisioning.models import (
     Assignment,
     ProvisionedMember,
@@ -92,12 +93,13 @@ class ProvisioningService:
     def test_connection(self, tenant: str, app_id: str) -> ConnectionResult:
         """Entra's Test Connection: a filter on the matching attribute with a random value → 200, empty list."""
         app = self._app(tenant, app_id)
+        matching = matching_order(load_config(app.config).users())[0].target
         probe = str(uuid.uuid4())
         headers = {"Authorization": f"Bearer {self.secrets.open(app.token_secret)}",
                    "Accept": "application/scim+json"}
         try:
             with httpx.Client(transport=self.transport, timeout=15) as client:
-                r = client.get(f"{app.tenant_url}/Users", params={"filter": f'userName eq "{probe}"'},
+                r = client.get(f"{app.tenant_url}/Users", params={"filter": f'{matching} eq "{probe}"'},
                                headers=headers)
         except httpx.HTTPError as exc:
             kind = "TLS" if "SSL" in str(exc) or "certificate" in str(exc).lower() else "connection"
@@ -114,7 +116,7 @@ class ProvisioningService:
         except ValueError:
             return ConnectionResult(False, "the app's answer is not JSON", 200)
         if body.get("totalResults") != 0:
-            return ConnectionResult(False, "the app found a user for a random userName: its filtering is broken "
+            return ConnectionResult(False, f"the app found a user for a random {matching}: its filtering is broken "
                                            "(Tenantry would update the wrong user)", 200)
         return ConnectionResult(True, "connected: the app answered the test query as expected", 200)
 
