@@ -927,18 +927,20 @@ def provisioning_config(app_ref: Annotated[str, typer.Argument(metavar="APP")],
 @provisioning_app.command("start")
 def provisioning_start(app_ref: Annotated[str, typer.Argument(metavar="APP")], tenant: TenantOpt = None) -> None:
     """Provisioning status On: the scheduler runs a cycle now, then every interval."""
-    services = _services()
-    t = _tenant(services, tenant)
-    _run(lambda: services.provisioning.set_enabled(t, _app(services, t, app_ref), True))
-    console.print("provisioning on")
+    _set_enabled(app_ref, tenant, True)
 
 
 @provisioning_app.command("stop")
 def provisioning_stop(app_ref: Annotated[str, typer.Argument(metavar="APP")], tenant: TenantOpt = None) -> None:
+    """Provisioning status Off: no more scheduled cycles (run and on-demand still work)."""
+    _set_enabled(app_ref, tenant, False)
+
+
+def _set_enabled(app_ref: str, tenant: str | None, on: bool) -> None:
     services = _services()
     t = _tenant(services, tenant)
-    _run(lambda: services.provisioning.set_enabled(t, _app(services, t, app_ref), False))
-    console.print("provisioning off")
+    _run(lambda: services.provisioning.set_enabled(t, _app(services, t, app_ref), on))
+    console.print(f"provisioning {'on' if on else 'off'}")
 
 
 @provisioning_app.command("restart")

@@ -155,32 +155,32 @@ def _step(step: str, result: str, detail: str) -> dict[str, str]:
     return {"step": step, "result": result, "detail": detail}
 
 
+@dataclass
 class Cycle:
-    def __init__(self, db: Database, *, app_id: str, tenant: str, config: AppConfig, target: ScimTarget,
-                 cycle_id: str, kind: str, started: datetime, watermark: datetime | None, config_changed: bool,
-                 scope_ids: Sequence[str], scope_skipped: dict[str, str], allow_deletions: bool = False,
-                 only_user: str | None = None, progress: Progress | None = None, scope_all: bool = False,
-                 assigned_groups: Sequence[str] = ()) -> None:
-        self.db = db
-        self.app_id = app_id
-        self.tenant = tenant
-        self.config = config
-        self.target = target
-        self.cycle_id = cycle_id
-        self.kind = kind
-        self.started = started
-        self.watermark = watermark
-        self.config_changed = config_changed
-        self.scope_ids = set(scope_ids)
-        self.scope_skipped = scope_skipped
-        self.allow_deletions = allow_deletions
-        self.only_user = only_user
-        self.progress = progress
-        self.scope_all = scope_all
-        self.assigned_groups = list(assigned_groups)
-        self.user_maps = config.users()
-        self.group_maps = config.groups()
-        self.filters = config.filters()
+    """One cycle of one app. Built by ``ProvisioningService.run_cycle``; ``run()`` does the work."""
+
+    db: Database
+    app_id: str
+    tenant: str
+    config: AppConfig
+    target: ScimTarget
+    cycle_id: str
+    kind: str                                   # initial | incremental | on_demand
+    started: datetime
+    watermark: datetime | None
+    config_changed: bool
+    scope_ids: set[str]
+    scope_skipped: dict[str, str]
+    allow_deletions: bool = False
+    only_user: str | None = None
+    progress: Progress | None = None
+    scope_all: bool = False
+    assigned_groups: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        self.user_maps = self.config.users()
+        self.group_maps = self.config.groups()
+        self.filters = self.config.filters()
         self.stats: Counter[str] = Counter()
         self.total = 0
         self.done = 0

@@ -254,7 +254,7 @@ class ProvisioningService:
                             concurrency=config.concurrency, transport=self.transport)
         cycle = Cycle(self.db, app_id=app.id, tenant=tenant, config=config, target=target, cycle_id=cycle_id,
                       kind=kind, started=started, watermark=app.watermark,
-                      config_changed=app.synced_config_version != app.config_version, scope_ids=decision.in_scope,
+                      config_changed=app.synced_config_version != app.config_version, scope_ids=set(decision.in_scope),
                       scope_skipped=decision.skipped, allow_deletions=allow_deletions, only_user=only_user,
                       progress=progress, scope_all=app.scope == "all", assigned_groups=assigned_groups)
         try:
