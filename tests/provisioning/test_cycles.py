@@ -80,9 +80,11 @@ def test_an_attribute_removed_in_the_directory_is_removed_in_the_app(src: Source
     src.patch_user(uid, {"op": "remove", "path": "phoneNumbers"})
     report = src.run(app)
     assert report.stats["users_updated"] == 1
-    # The value is removed (RFC 7644 §3.5.2.2 on a value path removes that sub-attribute).
-    phones = peer.user(src.name("ann")).get("phoneNumbers", [])  # type: ignore[union-attr]
-    assert all("value" not in p for p in phones)
+    # Nothing of the mobile entry is left, so the entry goes (not a {"type": "mobile"} husk).
+    assert not peer.user(src.name("ann")).get("phoneNumbers")  # type: ignore[union-attr]
+    src.patch_user(uid, {"op": "add", "path": "phoneNumbers", "value": [{"type": "mobile", "value": "+4915199"}]})
+    src.run(app)
+    assert peer.user(src.name("ann"))["phoneNumbers"] == [{"type": "mobile", "value": "+4915199"}]  # type: ignore[index]
 
 
 def test_a_user_leaving_scope_is_deactivated_and_reactivated_when_back(src: Source, target, peer: Peer) -> None:
@@ -387,6 +389,10 @@ def test_bad_configuration_is_refused_and_the_old_one_kept(src: Source, target) 
                 {"user_mappings": [{"target": "userName", "type": "expression", "source": "Nope([x])",
                                     "matching_precedence": 1}]},
                 {"user_mappings": [{"target": "userName", "source": "userName"}]},   # no matching attribute
+                {"user_mappings": [{"target": "userName", "type": "expression", "matching_precedence": 1,
+                                    "source": 'Switch([userName], "d", "k")'}]},       # a key without a value
+                {"user_mappings": [{"target": "userName", "source": "a.b.c", "matching_precedence": 1}]},
+                {"user_mappings": [{"target": "x.y.z", "source": "userName", "matching_precedence": 1}]},
                 {"no_such_setting": 1}):
         with pytest.raises(Invalid):
             src.services.provisioning.configure(src.tenant, app, bad)
@@ -440,3 +446,95 @@ def test_a_default_access_user_given_a_real_role_is_provisioned_next_cycle(src: 
     report = src.run(app)
     assert report.kind == "incremental" and report.stats["users_created"] == 1
     assert peer.user(src.name("ann")) is not None
+
+
+def test_a_group_unassigned_then_assigned_again_gets_its_members_again(src: Source, target, peer: Peer) -> None:
+    ann = src.user("ann")
+    team = src.group("team", [ann])
+    app = src.app(target.base_url, target.token)
+    provisioning = src.services.provisioning
+    provisioning.assign(src.tenant, app, "Group", team)
+    provisioning.assign(src.tenant, app, "User", ann)           # stays in scope on her own
+    src.run(app)
+    provisioning.unassign(src.tenant, app, "Group", team)
+    assert src.run(app).stats["groups_deleted"] == 1
+    provisioning.assign(src.tenant, app, "Group", team)
+    report = src.run(app)
+    assert report.stats["groups_created"] == 1 and report.stats["members_added"] == 1
+    assert peer.member_ids(src.group_name("team")) == {peer.user(src.name("ann"))["id"]}  # type: ignore[index]
+
+
+def test_objects_deleted_in_the_app_by_hand_are_created_again_with_their_memberships(src: Source, target,
+                                                                                      peer: Peer) -> None:
+    ann = src.user("ann")
+    team = src.group("team", [ann])
+    app = src.app(target.base_url, target.token)
+    src.services.provisioning.assign(src.tenant, app, "Group", team)
+    src.run(app)
+    gone = peer.user(src.name("ann"))
+    assert gone is not None and peer.http.delete(f"/Users/{gone['id']}").status_code == 204
+    src.patch_user(ann, {"op": "replace", "path": "name.familyName", "value": "Back"})
+    report = src.run(app)
+    assert report.stats["users_created"] == 1 and report.stats["members_added"] == 1
+    again = peer.user(src.name("ann"))
+    assert again is not None and again["id"] != gone["id"]
+    assert peer.member_ids(src.group_name("team")) == {again["id"]}
+    # The group, deleted by hand: the member change fails once (404), then it is created again.
+    group = peer.group(src.group_name("team"))
+    assert group is not None and peer.http.delete(f"/Groups/{group['id']}").status_code == 204
+    bob = src.user("bob")
+    src.patch_group(team, {"op": "add", "path": "members", "value": [{"value": bob}]})
+    report = src.run(app)
+    assert report.stats["groups_failed"] == 1
+    report = src.run(app)
+    assert report.stats["groups_created"] == 1 and report.stats["members_added"] == 2
+    assert len(peer.member_ids(src.group_name("team"))) == 2
+
+
+def test_an_assigned_group_deleted_from_the_directory_is_deleted_in_the_app(src: Source, target,
+                                                                            peer: Peer) -> None:
+    team = src.group("team", [src.user("ann")])
+    app = src.app(target.base_url, target.token)
+    src.services.provisioning.assign(src.tenant, app, "Group", team)
+    src.run(app)
+    src.services.scim.delete(src.tenant, "Group", team)
+    report = src.run(app)
+    assert report.stats["groups_deleted"] == 1 and report.stats["users_disabled"] == 1
+    assert peer.group(src.group_name("team")) is None
+
+
+def test_with_deleting_switched_off_a_zero_day_period_still_disables(src: Source, target, peer: Peer) -> None:
+    uid = src.user("ann")
+    app = src.app(target.base_url, target.token, delete_after_days=0, actions={"delete": False})
+    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    src.run(app)
+    src.services.provisioning.unassign(src.tenant, app, "User", uid)
+    assert src.run(app).stats["users_disabled"] == 1
+    assert peer.user(src.name("ann"))["active"] is False  # type: ignore[index]
+
+
+def test_a_member_leaving_scope_is_removed_from_the_apps_groups_before_it_is_deleted(src: Source, target,
+                                                                                    peer: Peer) -> None:
+    ann, ben = src.user("ann", title="Engineer"), src.user("ben", title="Engineer")
+    team = src.group("team", [ann, ben])
+    app = src.app(target.base_url, target.token, delete_after_days=0, scoping_filters=[
+        [{"attribute": "title", "operator": "EQUALS", "value": "Engineer"}]])
+    src.services.provisioning.assign(src.tenant, app, "Group", team)
+    src.run(app)
+    src.patch_user(ann, {"op": "replace", "path": "title", "value": "Sales"})
+    report = src.run(app)
+    assert report.stats["members_removed"] == 1 and report.stats["users_deleted"] == 1
+    assert peer.member_ids(src.group_name("team")) == {peer.user(src.name("ben"))["id"]}  # type: ignore[index]
+
+
+def test_a_value_removed_from_a_matched_user_is_sent_again_when_it_comes_back(src: Source, target,
+                                                                              peer: Peer) -> None:
+    peer.create_user(src.name("ann"), phoneNumbers=[{"type": "mobile", "value": "+4915100"}])
+    uid = src.user("ann")
+    app = src.app(target.base_url, target.token)
+    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    src.run(app)                                   # matched; the app's mobile is not ours: removed
+    assert not peer.user(src.name("ann")).get("phoneNumbers")  # type: ignore[union-attr]
+    src.patch_user(uid, {"op": "add", "path": "phoneNumbers", "value": [{"type": "mobile", "value": "+4915100"}]})
+    assert src.run(app).stats["users_updated"] == 1
+    assert peer.user(src.name("ann"))["phoneNumbers"][0]["value"] == "+4915100"  # type: ignore[index]

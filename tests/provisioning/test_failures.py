@@ -147,6 +147,9 @@ def test_a_target_that_keeps_failing_puts_the_app_in_quarantine_and_mails_the_ad
 
     assert report.status == "quarantined"
     assert report.stats["requests"] == 3                     # stopped after 3 of 4: it does not hammer the app
+    assert report.stats["not_attempted"] == 1
+    stopped = provisioning.logs(src.tenant, app, cycle_id=report.id, result="skipped")[0]
+    assert stopped["object_type"] == "App" and "1 object(s) not attempted, retried next cycle" in stopped["reason"]
     assert "3 of 3 objects failed" in (report.reason or "") and "HTTP 401" in (report.reason or "")
     status = provisioning.status(src.tenant, app)
     assert status["health"] == "quarantined"

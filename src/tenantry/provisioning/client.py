@@ -98,9 +98,10 @@ class ScimTarget:
     def close(self) -> None:
         self.http.close()
 
-    @property
-    def requests(self) -> int:
-        return sum(v for k, v in self.counts.items() if k.isupper())
+    def snapshot(self) -> dict[str, int]:
+        """Requests by method (upper case), retries, throttled: a copy, taken under the lock."""
+        with self._lock:
+            return dict(self.counts)
 
     def _count(self, key: str) -> None:
         with self._lock:

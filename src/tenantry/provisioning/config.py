@@ -20,6 +20,7 @@ from tenantry.provisioning.mappings import (
     MappingType,
     matching_order,
 )
+from tenantry.provisioning.paths import build_resource, read_path
 from tenantry.provisioning.scoping import Clause, Operator, ScopingFilter
 
 
@@ -102,6 +103,10 @@ class AppConfig(BaseModel):
     @classmethod
     def _mappings_valid(cls, value: list[MappingIn]) -> list[MappingIn]:
         built = [m.build() for m in value]   # compiles expressions: a bad one is refused here
+        for m in built:                        # paths the cycle could not read or write are refused here too
+            build_resource({m.target: "x"})
+            if m.type is MappingType.DIRECT:
+                read_path({}, m.source)
         matching_order(built)
         targets = [m.target.lower() for m in built]
         if len(set(targets)) != len(targets):

@@ -20,6 +20,7 @@ Only the calling thread touches the database; worker threads only talk HTTP.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -47,6 +48,8 @@ from tenantry.provisioning.models import (
 )
 from tenantry.provisioning.paths import build_resource, read_path, typed_path
 from tenantry.provisioning.scoping import in_scope
+
+log = logging.getLogger(__name__)
 
 # Directory clocks of several machines are not perfectly in step: re-read a minute before the watermark.
 # Re-reading an unchanged user costs a comparison, not a request.
@@ -95,6 +98,7 @@ class Outcome:
     attempted: bool = False               # a request was sent: counts for quarantine
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    not_attempted: bool = False
 
 
 @dataclass
@@ -129,14 +133,23 @@ def patch_ops(old: dict[str, Any], new: dict[str, Any], paths: Iterable[str]) ->
     replace whose filter matches nothing is a 400 noTarget (§3.5.2.3)."""
     ops: list[dict[str, Any]] = []
     entries: dict[tuple[str, str], dict[str, Any]] = {}
+    removed_entries: set[tuple[str, str]] = set()
     for path in paths:
         before, after = old.get(path), new.get(path)
         if _norm(before) == _norm(after):
             continue
+        typed = typed_path(path)
         if after is None:
+            if typed is not None and not any(typed_path(p) is not None and typed_path(p)[:2] == typed[:2]  # type: ignore[index]
+                                              and new.get(p) is not None for p in new):
+                # Nothing of the entry is left: remove the entry, not just its value ({"type": "mobile"} is
+                # not a phone number, and a later add would make a second entry of that type).
+                if typed[:2] not in removed_entries:
+                    removed_entries.add(typed[:2])
+                    ops.append({"op": "remove", "path": f'{typed[0]}[type eq "{typed[1]}"]'})
+                continue
             ops.append({"op": "remove", "path": path})
             continue
-        typed = typed_path(path)
         if before is None and typed is not None:
             attr, kind, sub = typed
             entry = entries.get((attr, kind))
@@ -189,6 +202,7 @@ class Cycle:
         self.stop = threading.Event()
         self.stop_reason: str | None = None
         self._pending: list[Outcome] = []
+        self.not_attempted = 0
         self._last_flush = time.monotonic()
         self.logs: list[dict[str, Any]] = []
 
@@ -263,7 +277,7 @@ class Cycle:
                 try:
                     create, upd = self._map(self.user_maps, doc)
                 except Invalid as exc:
-                    work.append(Work("skip", "User", uid, display, state=old, reason=f"mapping failed: {exc}",
+                    work.append(Work("fail", "User", uid, display, state=old, reason=f"mapping failed: {exc}",
                                      steps=steps))
                     continue
                 work.append(Work("upsert", "User", uid, display, create, upd, old, steps=steps))
@@ -300,8 +314,8 @@ class Cycle:
                     work.append(Work("delete", "User", uid, _display(old), state=old,
                                      reason=f"disabled for {after:g} days and still out of scope",
                                      steps=[_step("scope", "skipped", "out of scope")]))
-        # Deleting at once (no waiting period) replaces disabling.
-        if after == 0:
+        # Deleting at once (no waiting period) replaces disabling, when deleting is on.
+        if after == 0 and self.config.actions.delete:
             for w in work:
                 if w.kind == "disable":
                     w.kind = "delete"
@@ -310,7 +324,8 @@ class Cycle:
     def plan_groups(self) -> tuple[list[Work], list[Work]]:
         """(groups to create/update, groups to delete)."""
         with self.db.session() as session:
-            candidates = set(source.group_ids(session, self.tenant) if self.scope_all else self.assigned_groups)
+            candidates = set(source.group_ids(session, self.tenant) if self.scope_all else
+                             source.existing_ids(session, self.tenant, "Group", self.assigned_groups))
             state = self._state("Group")
             full = self.watermark is None or self.config_changed
             if full:
@@ -326,7 +341,7 @@ class Cycle:
                 try:
                     create, upd = self._map(self.group_maps, doc)
                 except Invalid as exc:
-                    upserts.append(Work("skip", "Group", doc["id"], doc.get("displayName"), state=state.get(
+                    upserts.append(Work("fail", "Group", doc["id"], doc.get("displayName"), state=state.get(
                         doc["id"]), reason=f"mapping failed: {exc}", steps=steps))
                     continue
                 upserts.append(Work("upsert", "Group", doc["id"], doc.get("displayName"), create, upd,
@@ -338,8 +353,10 @@ class Cycle:
                     for gid, old in state.items() if gid not in candidates and not old.target_id]
         return upserts, deletes
 
-    def plan_members(self) -> list[Work]:
-        users = self._state("User")
+    def plan_members(self, deleting: set[str]) -> list[Work]:
+        """Members the app's groups should have: direct members the app holds active (not those leaving)."""
+        users = {uid: s for uid, s in self._state("User").items()
+                 if s.target_id and s.status == "active" and uid not in deleting}
         groups = self._state("Group")
         with self.db.session() as session:
             provisioned = [gid for gid, s in groups.items() if s.target_id and s.status == "active"]
@@ -348,16 +365,17 @@ class Cycle:
             for gid, uid in session.execute(select(ProvisionedMember.group_id, ProvisionedMember.user_id).where(
                     ProvisionedMember.app_id == self.app_id)):
                 held.setdefault(gid, set()).add(uid)
+        held_ids = {uid: s.target_id for uid, s in self._state("User").items() if s.target_id}
         work = []
         for gid in provisioned:
-            want = {u for u in wanted.get(gid, set()) if u in users and users[u].target_id}
+            want = {u for u in wanted.get(gid, set()) if u in users}
             have = held.get(gid, set())
             add = sorted(want - have)
             remove = sorted(have - want)
             if add or remove:
                 work.append(Work("members", "Group", gid, state=groups[gid],
                                  add=[(u, users[u].target_id or "") for u in add],
-                                 remove=[(u, users[u].target_id if u in users else None) for u in remove]))
+                                 remove=[(u, held_ids.get(u)) for u in remove]))
         # Memberships of groups the app no longer holds are forgotten with them.
         gone = [gid for gid in held if gid not in provisioned]
         if gone:
@@ -422,7 +440,9 @@ class Cycle:
             target_id = str(found["id"])
             before = {p: read_path(found, p) for p in paths}
             ops = patch_ops(before, update_values, paths)
-            row = self._row(w, target_id, "active", {**before, **(w.create or {}), **update_values})
+            row = self._row(w, target_id, "active", {
+                k: v for k, v in {**before, **(w.create or {}), **update_values}.items()
+                if not (k in paths and update_values.get(k) is None)})
             if not ops:
                 return Outcome(w, "none", "success", "matched; already up to date", target_id, row, attempted=True)
             if not actions.update:
@@ -493,13 +513,18 @@ class Cycle:
         except TargetError as exc:
             outcome.result = "failure"
             outcome.reason = f"{exc.message} (after adding {len(added)}, removing {len(removed)})"
+            if exc.status == 404:   # deleted in the app by hand: forgotten here, so the next cycle creates it
+                outcome.reason += "; the group is gone from the app and is created again next cycle"
+                outcome.forget = True
+                added.clear()
+                removed.clear()
         else:
             outcome.reason = f"added {len(added)}, removed {len(removed)} member(s)"
         return outcome
 
     def _do(self, w: Work) -> Outcome:
         if self.stop.is_set():
-            return Outcome(w, w.kind, "skipped", f"not attempted: {self.stop_reason}")
+            return Outcome(w, w.kind, "skipped", f"not attempted: {self.stop_reason}", not_attempted=True)
         try:
             if w.kind == "upsert":
                 return self._upsert(w)
@@ -510,22 +535,32 @@ class Cycle:
             if w.kind == "members":
                 return self._members(w)
             if w.kind == "exclude":
-                return Outcome(w, "none", "skipped", w.reason, state=self._row(w, None, "skipped", {}))
+                return Outcome(w, "none", "skipped", w.reason, state=self._row(w, None, "excluded", {}))
             if w.kind == "forget":
                 return Outcome(w, "none", "skipped", w.reason, forget=True)
+            if w.kind == "fail":    # could not even be prepared (a mapping failed): the row keeps its id
+                return Outcome(w, "none", "failure", w.reason, w.state.target_id if w.state else None)
             return Outcome(w, "none", "skipped", w.reason, state=self._row(w, None, "skipped", {}))
         except TargetError as exc:
             return Outcome(w, w.kind if w.kind != "upsert" else "create/update", "failure", exc.message,
                            w.state.target_id if w.state else None, attempted=True)
+        except Exception as exc:  # noqa: BLE001 - one object's surprise must not sink the cycle; it is logged
+            log.exception("provisioning %s %s failed", w.object_type, w.source_id)
+            return Outcome(w, w.kind if w.kind != "upsert" else "create/update", "failure",
+                           f"{type(exc).__name__}: {exc}", w.state.target_id if w.state else None, attempted=True)
 
     def execute(self, work: Sequence[Work]) -> None:
+        """Send ``work``; once the cycle is stopped, what was not sent is only counted (``not_attempted``)."""
         if not work:
             return
-        if self.config.concurrency == 1 or len(work) == 1:
+        sent = 0
+        if self.config.concurrency == 1 or len(work) == 1 or self.stop.is_set():
             for w in work:
                 if self.stop.is_set():
                     break
                 self._record(self._do(w))
+                sent += 1
+            self.not_attempted += len(work) - sent
             self.flush()
             return
         with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="provisioning") as pool:
@@ -538,15 +573,23 @@ class Cycle:
                     if item is None:
                         break
                     running.add(pool.submit(self._do, item))
+                    sent += 1
                 if not running:
                     break
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                finished, running = wait(running, timeout=FLUSH_SECONDS * 5, return_when=FIRST_COMPLETED)
                 for future in finished:
                     self._record(future.result())
+                if not finished:
+                    self.flush()     # nothing finished (429 waits, timeouts): progress and the lease stay fresh
+        self.not_attempted += len(work) - sent
         self.flush()
 
     def _record(self, outcome: Outcome) -> None:
         w = outcome.work
+        if outcome.not_attempted:     # in flight when the cycle stopped: counted, said once in the cycle's log
+            self.not_attempted += 1
+            self.done += 1
+            return
         key = f"{w.object_type.lower()}s_{'failed' if outcome.result == 'failure' else _past(outcome)}"
         self.stats[key] += 1
         if outcome.attempted and w.kind != "members":
@@ -578,19 +621,25 @@ class Cycle:
         logs: list[dict[str, Any]] = []
         member_adds: list[dict[str, Any]] = []
         member_removes: list[tuple[str, str]] = []
+        # Memberships recorded for an object the app no longer holds under that id (forgotten, or re-created
+        # after it vanished there) are void: the next membership pass adds them again.
+        void: list[tuple[str, str]] = []
         for o in pending:
             w = o.work
             if o.state is not None:
                 rows.append(o.state)
+                if w.state and w.state.target_id and o.target_id != w.state.target_id:
+                    void.append((w.object_type, w.source_id))
             elif o.forget:
                 forget.append((w.object_type, w.source_id))
+                void.append((w.object_type, w.source_id))
             elif o.result == "failure" and w.kind != "members":
                 errors.append((o, o.reason))
             member_adds += [{"app_id": self.app_id, "group_id": w.source_id, "user_id": u} for u in o.added]
             member_removes += [(w.source_id, u) for u in o.removed]
             if w.kind != "forget":
                 steps = list(w.steps)
-                if w.kind != "skip":
+                if w.kind not in ("skip", "fail"):
                     steps.append(_step("action", o.result, f"{o.action}: {o.reason}" if o.reason else o.action))
                 logs.append({"app_id": self.app_id, "cycle_id": self.cycle_id, "at": self.started,
                              "object_type": w.object_type, "source_id": w.source_id, "display": w.display,
@@ -604,10 +653,10 @@ class Cycle:
                     session.execute(delete(ProvisionedObject).where(
                         ProvisionedObject.app_id == self.app_id, ProvisionedObject.object_type == object_type,
                         ProvisionedObject.source_id.in_(batch)))
-                forgotten = [sid for t, sid in forget if t == object_type == "User"]
-                for batch in source.chunks(forgotten):
+                column = ProvisionedMember.user_id if object_type == "User" else ProvisionedMember.group_id
+                for batch in source.chunks([sid for t, sid in void if t == object_type]):
                     session.execute(delete(ProvisionedMember).where(ProvisionedMember.app_id == self.app_id,
-                                                                    ProvisionedMember.user_id.in_(batch)))
+                                                                    column.in_(batch)))
             if rows:
                 session.execute(insert(ProvisionedObject), rows)
             for o, reason in errors:
@@ -642,10 +691,12 @@ class Cycle:
 
     def _stats(self) -> dict[str, int]:
         out = dict(self.stats)
-        out["requests"] = self.target.requests
-        for key in ("GET", "POST", "PATCH", "DELETE", "retries", "throttled"):
-            if self.target.counts.get(key):
-                out[f"requests_{key.lower()}" if key.isupper() else key] = self.target.counts[key]
+        counts = self.target.snapshot()
+        out["requests"] = sum(v for k, v in counts.items() if k.isupper())
+        for key, value in counts.items():
+            out[f"requests_{key.lower()}" if key.isupper() else key] = value
+        if self.not_attempted:
+            out["not_attempted"] = self.not_attempted
         return out
 
     # -- the whole cycle -------------------------------------------------------------------------------
@@ -656,7 +707,7 @@ class Cycle:
         group_deletes: list[Work] = []
         if self.config.provision_groups and not self.only_user:
             groups, group_deletes = self.plan_groups()
-        removals = [w for w in users if w.kind in ("disable", "delete")] + group_deletes
+        removals = [w for w in users + group_deletes if w.kind in ("disable", "delete")]
         counted = [w for w in removals if (self.config.actions.disable if w.kind == "disable"
                                            else self.config.actions.delete)]
         threshold = self.config.deletion_threshold
@@ -673,13 +724,17 @@ class Cycle:
         if not self.stop.is_set() and groups:
             self.execute(groups)
         if not self.stop.is_set() and self.config.provision_groups and not self.only_user:
-            members = self.plan_members()
+            members = self.plan_members({w.source_id for w in users if w.kind == "delete"})
             self.total += len(members)
             self.execute(members)
         if not self.stop.is_set():
             self.execute([w for w in users if w.kind == "delete"])
         if not self.stop.is_set() and group_deletes:
             self.execute(group_deletes)
+        if self.stop.is_set():
+            self._pending.append(Outcome(Work("stopped", "App", self.app_id, reason=self.stop_reason or ""),
+                                         "none", "skipped", f"the cycle stopped: {self.stop_reason}; "
+                                         f"{self.not_attempted} object(s) not attempted, retried next cycle"))
         self.flush()
         if self.stop.is_set():
             return self._report("quarantined", self.stop_reason)

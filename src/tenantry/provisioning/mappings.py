@@ -107,6 +107,8 @@ class _Build(Transformer[Token, Expression]):
         low, high = _ARITY[name]
         if not low <= len(args) <= high:
             raise Invalid(f"{items[0]!s} takes {low}{'' if low == high else f' to {high}'} arguments, not {len(args)}")
+        if name == "switch" and len(args) % 2:
+            raise Invalid(f"{items[0]!s}(source, default, key, value, …) takes key/value pairs after the default")
         function = FUNCTIONS[name]
         return lambda read: function([arg(read) for arg in args])
 

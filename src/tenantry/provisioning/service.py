@@ -247,24 +247,28 @@ class ProvisioningService:
                                           started_at=started, total=0, done=0, stats="{}"))
             assigned_groups = list(session.scalars(select(Assignment.principal_id).where(
                 Assignment.app_id == app.id, Assignment.principal_type == "Group")))
-        decision = self.scope(tenant, app.id)
-        target = ScimTarget(app.tenant_url, self.secrets.open(app.token_secret), rate_limit=config.rate_limit,
-                            retries=config.retries, backoff=config.backoff_seconds,
-                            max_retry_after=config.max_retry_after, timeout=config.timeout_seconds,
-                            concurrency=config.concurrency, transport=self.transport)
-        cycle = Cycle(self.db, app_id=app.id, tenant=tenant, config=config, target=target, cycle_id=cycle_id,
-                      kind=kind, started=started, watermark=app.watermark,
-                      config_changed=app.synced_config_version != app.config_version, scope_ids=set(decision.in_scope),
-                      scope_skipped=decision.skipped, allow_deletions=allow_deletions, only_user=only_user,
-                      progress=progress, scope_all=app.scope == "all", assigned_groups=assigned_groups)
+        target: ScimTarget | None = None
+        cycle: Cycle | None = None
         try:
+            decision = self.scope(tenant, app.id)
+            target = ScimTarget(app.tenant_url, self.secrets.open(app.token_secret), rate_limit=config.rate_limit,
+                                retries=config.retries, backoff=config.backoff_seconds,
+                                max_retry_after=config.max_retry_after, timeout=config.timeout_seconds,
+                                concurrency=config.concurrency, transport=self.transport)
+            cycle = Cycle(self.db, app_id=app.id, tenant=tenant, config=config, target=target, cycle_id=cycle_id,
+                          kind=kind, started=started, watermark=app.watermark,
+                          config_changed=app.synced_config_version != app.config_version,
+                          scope_ids=set(decision.in_scope), scope_skipped=decision.skipped,
+                          allow_deletions=allow_deletions, only_user=only_user, progress=progress,
+                          scope_all=app.scope == "all", assigned_groups=assigned_groups)
             report = cycle.run()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - recorded on the cycle, logged, and e-mailed (_finish)
             log.exception("provisioning cycle %s of app %s failed", cycle_id, app.id)
-            report = CycleReport(cycle_id, kind, "failed", cycle.total, cycle.done, cycle._stats(),
-                                 f"{type(exc).__name__}: {exc}")
+            report = CycleReport(cycle_id, kind, "failed", cycle.total if cycle else 0, cycle.done if cycle else 0,
+                                 cycle._stats() if cycle else {}, f"{type(exc).__name__}: {exc}")
         finally:
-            target.close()
+            if target is not None:
+                target.close()
         self._finish(tenant, app, config, report, started)
         return report
 
@@ -296,14 +300,18 @@ class ProvisioningService:
                 if app.health != "threshold":
                     notices.append(("stopped by the deletion threshold", f"{app.name}: {report.reason}"))
             elif report.status in ("succeeded", "completed_with_failures"):
-                if app.health == "quarantined":
-                    notices.append(("released from quarantine", f"Provisioning to {app.name} works again: the "
-                                    f"cycle {report.id} ended {report.status}."))
+                if app.health in ("quarantined", "failed"):
+                    subject = "released from quarantine" if app.health == "quarantined" else "working again"
+                    notices.append((subject, f"Provisioning to {app.name} works again: the cycle {report.id} "
+                                    f"ended {report.status}."))
                 values.update(health="healthy", health_reason=None, quarantined_at=None, quarantine_level=0,
                               watermark=started, synced_config_version=app.config_version,
                               next_run_at=now + interval)
-            else:
-                values.update(health_reason=report.reason, next_run_at=now + interval)
+            else:   # failed: an error of ours or of the database, not of the app
+                values.update(health="failed", health_reason=report.reason, next_run_at=now + interval)
+                if app.health != "failed":
+                    notices.append(("cycle failed", f"A provisioning cycle of {app.name} failed: {report.reason}. "
+                                    "It is tried again at the next interval; the server log has the details."))
         with self.db.writing(), self.db.session() as session:
             session.execute(update(ProvisioningCycle).where(ProvisioningCycle.id == report.id).values(
                 status=report.status, finished_at=now, total=report.total, done=report.done,
