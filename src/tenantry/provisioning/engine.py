@@ -69,6 +69,7 @@ class State:
     sent: str
     error: str | None
     disabled_at: datetime | None
+    source_version: int | None = None     # the directory version these values were computed from
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Work:
     steps: list[dict[str, str]] = field(default_factory=list)
     add: list[tuple[str, str]] = field(default_factory=list)      # (user id, its id in the app)
     remove: list[tuple[str, str | None]] = field(default_factory=list)
+    version: int | None = None      # the source object's version when it was read
 
 
 @dataclass
@@ -211,14 +213,15 @@ class Cycle:
     def _state(self, object_type: str, ids: Iterable[str] | None = None) -> dict[str, State]:
         with self.db.session() as session:
             stmt = select(ProvisionedObject.source_id, ProvisionedObject.target_id, ProvisionedObject.status,
-                          ProvisionedObject.sent, ProvisionedObject.error, ProvisionedObject.disabled_at).where(
+                          ProvisionedObject.sent, ProvisionedObject.error, ProvisionedObject.disabled_at,
+                          ProvisionedObject.source_version).where(
                 ProvisionedObject.app_id == self.app_id, ProvisionedObject.object_type == object_type)
             if ids is None:
                 rows = session.execute(stmt).all()
             else:
                 rows = [r for batch in source.chunks(ids) for r in
                         session.execute(stmt.where(ProvisionedObject.source_id.in_(batch))).all()]
-        return {r[0]: State(r[1], r[2], r[3], r[4], as_utc(r[5]) if r[5] else None) for r in rows}
+        return {r[0]: State(r[1], r[2], r[3], r[4], as_utc(r[5]) if r[5] else None, r[6]) for r in rows}
 
     def _map(self, mappings: Sequence[AttributeMapping], doc: dict[str, Any]) -> tuple[dict[str, Any],
                                                                                       dict[str, Any]]:
@@ -238,12 +241,14 @@ class Cycle:
                 look = set(self.scope_ids)
             else:
                 with self.db.session() as session:
-                    changed = source.changed_ids(session, self.tenant, "User",
-                                                 as_utc(self.watermark) - WATERMARK_MARGIN)  # type: ignore[arg-type]
+                    changed = source.changed_versions(session, self.tenant, "User",
+                                                      as_utc(self.watermark) - WATERMARK_MARGIN)  # type: ignore[arg-type]
+                # Changed: modified since the watermark (less the margin) and not at the version last seen.
                 # "skipped": was not entitled (Default Access); being in scope now, it is (an assignment
                 # change does not touch the user's lastModified).
-                look = {uid for uid in self.scope_ids if uid in changed or uid not in state
-                        or state[uid].status in ("disabled", "skipped") or state[uid].error}
+                look = {uid for uid in self.scope_ids
+                        if (uid in changed and (uid not in state or state[uid].source_version != changed[uid]))
+                        or uid not in state or state[uid].status in ("disabled", "skipped") or state[uid].error}
         # Assigned but not entitled (Default Access, no such user): logged once, remembered as excluded. One the
         # app holds is handled as leaving scope (below).
         for uid, why in sorted(self.scope_skipped.items()):
@@ -256,7 +261,7 @@ class Cycle:
         now = self.started
         filtered_out: set[str] = set()
         with self.db.session() as session:
-            for doc in source.docs(session, self.tenant, "User", sorted(look)):
+            for doc, version in source.docs(session, self.tenant, "User", sorted(look)):
                 uid = doc["id"]
                 display = doc.get("userName")
                 steps = [_step("import", "success", "read from the directory")]
@@ -266,12 +271,12 @@ class Cycle:
                     filtered_out.add(uid)
                     if old and old.target_id and old.status == "active":
                         work.append(Work("disable", "User", uid, display, state=old, steps=steps,
-                                         reason="left scope: no scoping filter holds any more"))
+                                         reason="left scope: no scoping filter holds any more", version=version))
                     elif old and old.target_id:
                         pass   # disabled already; deleted when its time comes (below)
                     elif not old or old.status != "excluded" or old.error:
                         work.append(Work("exclude", "User", uid, display, state=old, steps=steps,
-                                         reason="out of scope: no scoping filter holds"))
+                                         reason="out of scope: no scoping filter holds", version=version))
                     continue
                 steps.append(_step("scope", "success", "in scope"))
                 try:
@@ -280,7 +285,7 @@ class Cycle:
                     work.append(Work("fail", "User", uid, display, state=old, reason=f"mapping failed: {exc}",
                                      steps=steps))
                     continue
-                work.append(Work("upsert", "User", uid, display, create, upd, old, steps=steps))
+                work.append(Work("upsert", "User", uid, display, create, upd, old, steps=steps, version=version))
         # Users the app holds that are no longer in scope (unassigned, or deleted from the directory).
         if self.only_user:
             leaving = [self.only_user] if self.only_user not in self.scope_ids and self.only_user in state else []
@@ -331,11 +336,13 @@ class Cycle:
             if full:
                 look = candidates
             else:
-                changed = source.changed_ids(session, self.tenant, "Group",
-                                             as_utc(self.watermark) - WATERMARK_MARGIN)  # type: ignore[arg-type]
-                look = {g for g in candidates if g in changed or g not in state or state[g].error}
+                changed = source.changed_versions(session, self.tenant, "Group",
+                                                  as_utc(self.watermark) - WATERMARK_MARGIN)  # type: ignore[arg-type]
+                look = {g for g in candidates if (g in changed and (g not in state or state[g].source_version
+                                                                    != changed[g]))
+                        or g not in state or state[g].error}
             upserts: list[Work] = []
-            for doc in source.docs(session, self.tenant, "Group", sorted(look)):
+            for doc, version in source.docs(session, self.tenant, "Group", sorted(look)):
                 steps = [_step("import", "success", "read from the directory"), _step("scope", "success",
                                                                                        "in scope")]
                 try:
@@ -345,7 +352,7 @@ class Cycle:
                         doc["id"]), reason=f"mapping failed: {exc}", steps=steps))
                     continue
                 upserts.append(Work("upsert", "Group", doc["id"], doc.get("displayName"), create, upd,
-                                    state.get(doc["id"]), steps=steps))
+                                    state.get(doc["id"]), steps=steps, version=version))
         deletes = [Work("delete", "Group", gid, _display(old), state=old, reason="left scope",
                         steps=[_step("scope", "skipped", "no longer in scope")])
                    for gid, old in state.items() if gid not in candidates and old.target_id]
@@ -463,7 +470,7 @@ class Cycle:
              disabled_at: datetime | None = None) -> dict[str, Any]:
         return {"app_id": self.app_id, "object_type": w.object_type, "source_id": w.source_id,
                 "target_id": target_id, "status": status, "sent": json.dumps(sent, sort_keys=True, default=str),
-                "error": None, "disabled_at": disabled_at, "updated_at": self.started}
+                "error": None, "disabled_at": disabled_at, "updated_at": self.started, "source_version": w.version}
 
     def _disable(self, w: Work) -> Outcome:
         assert w.state is not None and w.state.target_id
@@ -665,7 +672,7 @@ class Cycle:
                     session.execute(insert(ProvisionedObject), [{
                         "app_id": self.app_id, "object_type": w.object_type, "source_id": w.source_id,
                         "target_id": None, "status": "pending", "sent": "{}", "error": reason,
-                        "disabled_at": None, "updated_at": self.started}])
+                        "disabled_at": None, "updated_at": self.started, "source_version": None}])
                 else:
                     session.execute(update(ProvisionedObject).where(
                         ProvisionedObject.app_id == self.app_id, ProvisionedObject.object_type == w.object_type,

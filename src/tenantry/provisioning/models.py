@@ -64,6 +64,7 @@ class ProvisionedObject(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)            # last failure: retried next cycle
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    source_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # our object's version then
 
 
 class ProvisionedMember(Base):

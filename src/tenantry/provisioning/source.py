@@ -30,9 +30,12 @@ def chunks(ids: Iterable[str], size: int = CHUNK) -> Iterator[list[str]]:
         yield batch
 
 
-def changed_ids(session: Session, tenant: str, object_type: str, since: datetime) -> set[str]:
+def changed_versions(session: Session, tenant: str, object_type: str, since: datetime) -> dict[str, int]:
+    """Objects modified since ``since``, with their version (the SCIM ETag number)."""
     model = User if object_type == "User" else Group
-    return set(session.scalars(select(model.id).where(model.tenant_id == tenant, model.last_modified >= since)))
+    rows = session.execute(select(model.id, model.version).where(
+        model.tenant_id == tenant, model.last_modified >= since)).all()
+    return {row_id: version for row_id, version in rows}
 
 
 def existing_ids(session: Session, tenant: str, object_type: str, ids: Iterable[str]) -> set[str]:
@@ -47,25 +50,27 @@ def group_ids(session: Session, tenant: str) -> list[str]:
     return sorted(session.scalars(select(Group.id).where(Group.tenant_id == tenant)))
 
 
-def docs(session: Session, tenant: str, object_type: str, ids: Iterable[str]) -> Iterator[dict[str, Any]]:
-    """The resources as stored, with ``id`` (no computed ``groups``/``members``: mappings do not read them).
-    A user whose IdP never sent ``active`` is active (the directory's own flag), as Entra's IsSoftDeleted
-    mapping would say."""
+def docs(session: Session, tenant: str, object_type: str, ids: Iterable[str],
+         ) -> Iterator[tuple[dict[str, Any], int]]:
+    """The resources as stored, with ``id`` (no computed ``groups``/``members``: mappings do not read them), and
+    their version. A user whose IdP never sent ``active`` is active (the directory's own flag), as Entra's
+    IsSoftDeleted mapping would say."""
     if object_type == "Group":
         for batch in chunks(ids):
-            for row_id, resource in session.execute(
-                    select(Group.id, Group.resource).where(Group.tenant_id == tenant, Group.id.in_(batch))):
+            for row_id, resource, version in session.execute(select(Group.id, Group.resource, Group.version).where(
+                    Group.tenant_id == tenant, Group.id.in_(batch))):
                 doc: dict[str, Any] = orjson.loads(resource)
                 doc["id"] = row_id
-                yield doc
+                yield doc, version
         return
     for batch in chunks(ids):
-        for row_id, resource, active in session.execute(
-                select(User.id, User.resource, User.active).where(User.tenant_id == tenant, User.id.in_(batch))):
+        for row_id, resource, active, version in session.execute(
+                select(User.id, User.resource, User.active, User.version).where(
+                    User.tenant_id == tenant, User.id.in_(batch))):
             doc = orjson.loads(resource)
             doc["id"] = row_id
             doc.setdefault("active", bool(active))
-            yield doc
+            yield doc, version
 
 
 def direct_user_members(session: Session, tenant: str, group_ids: Iterable[str]) -> dict[str, set[str]]:

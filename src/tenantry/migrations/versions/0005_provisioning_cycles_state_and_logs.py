@@ -36,6 +36,7 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('disabled_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('source_version', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['app_id'], ['provisioning_apps.id'], name=op.f('fk_provisioned_objects_app_id_provisioning_apps'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('app_id', 'object_type', 'source_id', name=op.f('pk_provisioned_objects'))
     )
