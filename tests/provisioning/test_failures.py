@@ -27,6 +27,7 @@ class FaultProxy:
         url = httpx.URL(upstream)
         self.upstream = f"{url.scheme}://{url.host}:{url.port}"   # requests keep their own path
         self.faults: list[tuple[int, dict[str, str]]] = []
+        self.fail_after: tuple[int, int] | None = None     # (requests let through, then this status for all)
         self.seen: list[str] = []
         self.lock = threading.Lock()
         proxy = self
@@ -38,6 +39,11 @@ class FaultProxy:
                 with proxy.lock:
                     proxy.seen.append(self.command)
                     fault = proxy.faults.pop(0) if proxy.faults else None
+                    if proxy.fail_after is not None:
+                        through, status = proxy.fail_after
+                        if through <= 0:
+                            fault = (status, {})
+                        proxy.fail_after = (through - 1, status)
                 if fault is not None:
                     status, headers = fault
                     self.send_response(status)
@@ -150,7 +156,7 @@ def test_a_target_that_keeps_failing_puts_the_app_in_quarantine_and_mails_the_ad
     assert report.stats["not_attempted"] == 1
     stopped = provisioning.logs(src.tenant, app, cycle_id=report.id, result="skipped")[0]
     assert stopped["object_type"] == "App" and "1 object(s) not attempted, retried next cycle" in stopped["reason"]
-    assert "3 of 3 objects failed" in (report.reason or "") and "HTTP 401" in (report.reason or "")
+    assert "3 of the last 3 objects attempted failed" in (report.reason or "") and "HTTP 401" in (report.reason or "")
     status = provisioning.status(src.tenant, app)
     assert status["health"] == "quarantined"
     next_run = datetime.fromisoformat(status["next_run_at"])
@@ -209,6 +215,19 @@ def test_a_notification_that_cannot_be_sent_is_logged_not_lost(src: Source, targ
     assert src.run(app).status == "quarantined"
     notice = src.services.provisioning.logs(src.tenant, app, action="notify")[0]
     assert notice["result"] == "failure" and "no SMTP server configured" in notice["reason"]
+
+
+def test_a_target_that_dies_mid_cycle_is_quarantined_within_the_window(src: Source, target,
+                                                                       proxy: FaultProxy) -> None:
+    ids = [src.user(f"u{i}") for i in range(10)]
+    app = src.app(proxy.base_url, target.token, quarantine_min_attempts=3, concurrency=1, retries=0, **FAST)
+    for uid in ids:
+        src.services.provisioning.assign(src.tenant, app, "User", uid)
+    proxy.fail_after = (12, 503)          # 6 users go through (a GET and a POST each), then the app is down
+    report = src.run(app)
+    # Over the whole cycle 2 failures in 8 would be 25 %; over the last 3 attempts it is 67 %.
+    assert report.status == "quarantined"
+    assert (report.stats["users_created"], report.stats["users_failed"], report.stats["not_attempted"]) == (6, 2, 2)
 
 
 def test_a_few_object_failures_do_not_quarantine(src: Source, target) -> None:

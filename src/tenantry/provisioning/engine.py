@@ -23,7 +23,7 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -199,8 +199,7 @@ class Cycle:
         self.stats: Counter[str] = Counter()
         self.total = 0
         self.done = 0
-        self.attempts = 0
-        self.failures = 0
+        self._recent: deque[bool] = deque(maxlen=self.config.quarantine_min_attempts)   # True: failed
         self.stop = threading.Event()
         self.stop_reason: str | None = None
         self._pending: list[Outcome] = []
@@ -599,23 +598,22 @@ class Cycle:
             return
         key = f"{w.object_type.lower()}s_{'failed' if outcome.result == 'failure' else _past(outcome)}"
         self.stats[key] += 1
-        if outcome.attempted and w.kind != "members":
-            self.attempts += 1
-            if outcome.result == "failure":
-                self.failures += 1
-        elif w.kind == "members":
-            self.attempts += 1
-            self.failures += outcome.result == "failure"
+        if outcome.attempted:
+            self._recent.append(outcome.result == "failure")
+        if w.kind == "members":
             self.stats["members_added"] += len(outcome.added)
             self.stats["members_removed"] += len(outcome.removed)
         self.done += 1
         self._pending.append(outcome)
         if len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._last_flush > FLUSH_SECONDS:
             self.flush()
+        # Quarantine looks at the last quarantine_min_attempts objects attempted, not the whole cycle: a target
+        # that dies after 10,000 good objects is noticed within that many more, not after 6,700 failures.
         c = self.config
-        if (not self.stop.is_set() and self.attempts >= c.quarantine_min_attempts
-                and self.failures / self.attempts > c.quarantine_failure_ratio):
-            self.stop_reason = (f"{self.failures} of {self.attempts} objects failed (over "
+        failed = sum(self._recent)
+        if (not self.stop.is_set() and len(self._recent) >= c.quarantine_min_attempts
+                and failed / len(self._recent) > c.quarantine_failure_ratio):
+            self.stop_reason = (f"{failed} of the last {len(self._recent)} objects attempted failed (over "
                                 f"{c.quarantine_failure_ratio:.0%}); last error: {outcome.reason}")
             self.stop.set()
 
