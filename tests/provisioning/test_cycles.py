@@ -115,7 +115,7 @@ def test_a_user_leaving_scope_is_deactivated_and_reactivated_when_back(src: Sour
 
 def test_a_user_deleted_from_the_directory_is_deactivated_in_the_app(src: Source, target, peer: Peer) -> None:
     uid = src.user("ann")
-    app = src.app(target.base_url, target.token, scope="all") if False else src.app(target.base_url, target.token)
+    app = src.app(target.base_url, target.token)
     src.services.provisioning.assign(src.tenant, app, "User", uid)
     src.run(app)
     src.services.scim.delete(src.tenant, "User", uid)
@@ -271,8 +271,7 @@ def test_the_deletion_threshold_stops_a_cycle_before_anything_is_sent(src: Sourc
 def test_group_members_are_patched_in_batches_and_removed(src: Source, target, peer: Peer) -> None:
     ids = [src.user(f"u{i}") for i in range(5)]
     team = src.group("team", ids)
-    app = src.app(target.base_url, target.token, member_batch=2, scope="all") if False else \
-        src.app(target.base_url, target.token, member_batch=2)
+    app = src.app(target.base_url, target.token, member_batch=2)
     provisioning = src.services.provisioning
     provisioning.assign(src.tenant, app, "Group", team)
     report = src.run(app)
