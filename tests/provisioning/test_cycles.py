@@ -540,3 +540,14 @@ def test_a_value_removed_from_a_matched_user_is_sent_again_when_it_comes_back(sr
     src.patch_user(uid, {"op": "add", "path": "phoneNumbers", "value": [{"type": "mobile", "value": "+4915100"}]})
     assert src.run(app).stats["users_updated"] == 1
     assert peer.user(src.name("ann"))["phoneNumbers"][0]["value"] == "+4915100"  # type: ignore[index]
+
+
+def test_scope_all_provisions_every_user_and_group(src: Source, target, peer: Peer) -> None:
+    ann, ben = src.user("ann"), src.user("ben")
+    src.group("team", [ann])
+    app = src.app(target.base_url, target.token)
+    src.services.provisioning.update_app(src.tenant, app, scope="all")
+    report = src.run(app)
+    assert report.stats["users_created"] >= 2 and report.stats["groups_created"] >= 1
+    assert peer.user(src.name("ben")) is not None and ben
+    assert peer.member_ids(src.group_name("team")) == {peer.user(src.name("ann"))["id"]}  # type: ignore[index]
