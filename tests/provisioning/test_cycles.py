@@ -551,3 +551,18 @@ def test_scope_all_provisions_every_user_and_group(src: Source, target, peer: Pe
     assert report.stats["users_created"] == 2 and report.stats["groups_created"] == 1
     assert peer.user(src.name("ben")) is not None and ben
     assert peer.member_ids(src.group_name("team")) == {peer.user(src.name("ann"))["id"]}  # type: ignore[index]
+
+
+def test_a_cycle_cut_off_by_a_dead_process_is_marked_interrupted_by_the_next(src: Source, target) -> None:
+    from datetime import UTC, datetime
+
+    from tenantry.provisioning.models import ProvisioningCycle
+
+    app = src.app(target.base_url, target.token)
+    with src.services.db.session() as session:
+        session.add(ProvisioningCycle(id="dead-cycle", app_id=app, kind="initial", trigger="schedule",
+                                      status="running", started_at=datetime.now(UTC), total=10, done=3,
+                                      stats="{}"))
+    src.run(app)
+    cycles = {c["id"]: c for c in src.services.provisioning.status(src.tenant, app)["cycles"]}
+    assert cycles["dead-cycle"]["status"] == "interrupted" and "process" in cycles["dead-cycle"]["reason"]

@@ -243,6 +243,11 @@ class ProvisioningService:
         kind = "on_demand" if only_user else ("initial" if app.watermark is None else "incremental")
         cycle_id = str(uuid.uuid4())
         with self.db.session() as session:
+            # Holding the lease, any cycle of this app still marked running was cut off (its process died).
+            session.execute(update(ProvisioningCycle).where(
+                ProvisioningCycle.app_id == app.id, ProvisioningCycle.status == "running").values(
+                status="interrupted", finished_at=started,
+                reason="the process running it stopped; this cycle's work is done again by the next one"))
             session.add(ProvisioningCycle(id=cycle_id, app_id=app.id, kind=kind, trigger=trigger, status="running",
                                           started_at=started, total=0, done=0, stats="{}"))
             assigned_groups = list(session.scalars(select(Assignment.principal_id).where(
