@@ -566,3 +566,25 @@ def test_a_cycle_cut_off_by_a_dead_process_is_marked_interrupted_by_the_next(src
     src.run(app)
     cycles = {c["id"]: c for c in src.services.provisioning.status(src.tenant, app)["cycles"]}
     assert cycles["dead-cycle"]["status"] == "interrupted" and "process" in cycles["dead-cycle"]["reason"]
+
+
+def test_scoping_filters_or_between_filters_and_and_within_one_in_a_cycle(src: Source, target,
+                                                                          peer: Peer) -> None:
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    users = {
+        "ann": src.user("ann", title="Engineer"),                                  # filter 1
+        "ben": src.user("ben", title="Engineer", userType="Guest"),                # filter 1 fails on userType
+        "cat": src.user("cat", **{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", enterprise],
+                                  enterprise: {"costCenter": "4711"}}),            # filter 2
+        "dan": src.user("dan"),                                                    # neither
+    }
+    app = src.app(target.base_url, target.token, scoping_filters=[
+        [{"attribute": "title", "operator": "EQUALS", "value": "Engineer"},
+         {"attribute": "userType", "operator": "IS NULL"},
+         {"attribute": 'emails[type eq "work"].value', "operator": "ENDS_WITH", "value": "@contoso.com"}],
+        [{"attribute": f"{enterprise}:costCenter", "operator": "Greater_Than", "value": "4000"}]])
+    for uid in users.values():
+        src.services.provisioning.assign(src.tenant, app, "User", uid)
+    report = src.run(app)
+    assert report.stats["users_created"] == 2 and report.stats["users_excluded"] == 2
+    assert {n for n in users if peer.user(src.name(n)) is not None} == {"ann", "cat"}
