@@ -7,7 +7,8 @@ What it does, in order:
 
 1. Starts a second Tenantry as the target (``tenantry serve``, SQLite in a fresh temp data dir, a bootstrap
    SCIM token) on a free 127.0.0.1 port and waits until it answers.
-2. Builds the source directory in-process (``build_services``, SQLite in another temp dir) and loads
+2. Builds the source directory in-process (``build_services``, SQLite in another temp dir, or the empty
+   database ``--source-database-url`` names, e.g. PostgreSQL) and loads
    ``--users`` users through ``ScimStore.create``, the public path (timed, not part of any figure).
 3. Creates a provisioning app for the target (scope "all", groups off, ``--concurrency`` workers) and runs
    the **initial cycle** (``ProvisioningService.run_cycle``): for each user a filter GET on userName (the
@@ -360,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
                         "falls in the incremental cycle's 60 s margin; 61: it does not)")
     p.add_argument("--verify", type=int, default=50, help="users re-read from the target after each cycle (50)")
     p.add_argument("--seed", type=int, default=5005)
+    p.add_argument("--source-database-url", default=None,
+                   help="the source directory in this (empty) database, e.g. postgresql+psycopg://postgres@127.0.0.1/"
+                        "bench_prov, instead of SQLite in a temp dir")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--keep", action="store_true", help="keep the temp dirs (both SQLite files, the target log)")
     args = p.parse_args(argv)
@@ -377,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": began.strftime("%Y-%m-%d %H:%M UTC"), "cpus": os.cpu_count(), "python": platform.python_version(),
         "platform": platform.platform(), "users": args.users, "changed": changed_n, "concurrency": args.concurrency,
         "anchor_users": anchor_n, "settle_s": args.settle, "seed": args.seed,
+        "source_database": (args.source_database_url or "sqlite").split("://")[0],
         "command": " ".join([".venv/bin/python", "bench/provisioning_bench.py", *(argv or sys.argv[1:])]),
         "tenantry": tenantry_source(),
     }}
@@ -387,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         with ExitStack() as stack:
             progress("starting the target (tenantry serve)")
             target = stack.enter_context(run_target(workdir))
-            services = build_services(Settings(data_dir=workdir / "source"))
+            services = build_services(Settings(data_dir=workdir / "source",
+                                               database_url=args.source_database_url))
             services.directory.create_tenant(TENANT, "Bench")
             progress(f"loading {args.users} users into the source directory (ScimStore.create)")
             t0 = time.perf_counter()
