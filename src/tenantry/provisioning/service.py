@@ -222,7 +222,6 @@ class ProvisioningService:
         """Run one cycle now (initial when the app has no watermark, else incremental). One cycle per app at a
         time: a second one is refused while the first holds the lease."""
         app = self._app(tenant, app_id)
-        config = load_config(app.config)
         started = utcnow()
         with self.db.writing(), self.db.session() as session:
             leased = session.execute(update(ProvisioningApp).where(
@@ -232,6 +231,8 @@ class ProvisioningService:
             if not leased.rowcount:  # type: ignore[attr-defined]
                 raise Conflict(f"a cycle of {app.name} is running; try again when it has finished")
         try:
+            app = self._app(tenant, app_id)     # as it is now that we hold it (a cycle may just have finished)
+            config = load_config(app.config)
             return self._run_leased(tenant, app, config, started, trigger, allow_deletions, progress, only_user)
         finally:
             with self.db.writing(), self.db.session() as session:
@@ -242,7 +243,7 @@ class ProvisioningService:
                     allow_deletions: bool, progress: Progress | None, only_user: str | None) -> CycleReport:
         kind = "on_demand" if only_user else ("initial" if app.watermark is None else "incremental")
         cycle_id = str(uuid.uuid4())
-        with self.db.session() as session:
+        with self.db.writing(), self.db.session() as session:
             # Holding the lease, any cycle of this app still marked running was cut off (its process died).
             session.execute(update(ProvisioningCycle).where(
                 ProvisioningCycle.app_id == app.id, ProvisioningCycle.status == "running").values(
