@@ -588,3 +588,19 @@ def test_scoping_filters_or_between_filters_and_and_within_one_in_a_cycle(src: S
     report = src.run(app)
     assert report.stats["users_created"] == 2 and report.stats["users_excluded"] == 2
     assert {n for n in users if peer.user(src.name(n)) is not None} == {"ann", "cat"}
+
+
+def test_administrators_changes_are_in_the_apps_log(src: Source, target) -> None:
+    provisioning = src.services.provisioning
+    app = src.app(target.base_url, target.token)
+    uid = src.user("ann")
+    provisioning.assign(src.tenant, app, "User", uid)
+    provisioning.configure(src.tenant, app, {"concurrency": 2})
+    provisioning.update_app(src.tenant, app, token="rotated-" + src.tag)
+    provisioning.set_enabled(src.tenant, app, True)
+    provisioning.unassign(src.tenant, app, "User", uid)
+    entries = [(e["action"], e["reason"]) for e in provisioning.logs(src.tenant, app) if e["object_type"] == "App"]
+    assert entries == [("unassign", f"User {uid} unassigned"), ("start", "provisioning status On"),
+                       ("update_app", "changed: token (rotated)"), ("configure", "changed: concurrency"),
+                       ("assign", f"User {uid} assigned with role 'User'")]
+    assert "rotated-" not in str(provisioning.logs(src.tenant, app))   # the secret itself is never logged

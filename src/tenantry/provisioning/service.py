@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
@@ -130,6 +131,7 @@ class ProvisioningService:
                                                      Assignment.principal_id == principal_id))
             session.add(Assignment(app_id=app_id, principal_type=principal_type, principal_id=principal_id,
                                    role=role))
+            _audit(session, app_id, "assign", f"{principal_type} {principal_id} assigned with role {role!r}")
 
     def list_apps(self, tenant: str) -> list[dict[str, Any]]:
         with self.db.session() as session:
@@ -152,6 +154,7 @@ class ProvisioningService:
             session.execute(delete(Assignment).where(Assignment.app_id == app_id,
                                                      Assignment.principal_type == principal_type,
                                                      Assignment.principal_id == principal_id))
+            _audit(session, app_id, "unassign", f"{principal_type} {principal_id} unassigned")
 
     def update_app(self, tenant: str, app_id: str, *, tenant_url: str | None = None, token: str | None = None,
                    notification_email: str | None = None, scope: str | None = None,
@@ -178,6 +181,8 @@ class ProvisioningService:
         if values:
             with self.db.session() as session:
                 session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app_id).values(**values))
+                shown = ", ".join("token (rotated)" if k == "token_secret" else f"{k}={v!r}" for k, v in values.items())
+                _audit(session, app_id, "update_app", f"changed: {shown}")
         return _app_dict(self._app(tenant, app_id))
 
     def config(self, tenant: str, app_id: str) -> AppConfig:
@@ -191,6 +196,7 @@ class ProvisioningService:
         with self.db.session() as session:
             session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app_id).values(
                 config=config.model_dump_json(), config_version=ProvisioningApp.config_version + 1))
+            _audit(session, app_id, "configure", "changed: " + ", ".join(sorted(changes)))
         return config
 
     def set_enabled(self, tenant: str, app_id: str, enabled: bool) -> dict[str, Any]:
@@ -202,6 +208,8 @@ class ProvisioningService:
                           quarantine_level=0)
         with self.db.session() as session:
             session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app_id).values(**values))
+            _audit(session, app_id, "start" if enabled else "stop", "provisioning status "
+                   + ("On" if enabled else "Off"))
         return _app_dict(self._app(tenant, app_id))
 
     def restart(self, tenant: str, app_id: str) -> None:
@@ -214,6 +222,7 @@ class ProvisioningService:
             session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app_id).values(
                 watermark=None, synced_config_version=None, health="healthy", health_reason=None,
                 quarantined_at=None, quarantine_level=0, next_run_at=utcnow()))
+            _audit(session, app_id, "restart", "state and watermark cleared: the next cycle is an initial one")
 
     # -- cycles ------------------------------------------------------------------------------------------
 
@@ -439,6 +448,13 @@ class ProvisioningService:
             else:
                 included.append(user_id)
         return ScopeDecision(included, skipped)
+
+
+def _audit(session: Session, app_id: str, action: str, detail: str) -> None:
+    """An administrator's change to the app, in its log (committed with the change itself)."""
+    session.add(ProvisioningLog(app_id=app_id, cycle_id=None, at=utcnow(), object_type="App", source_id=None,
+                                display=None, target_id=None, action=action, result="success", reason=detail,
+                                steps=json.dumps([{"step": "admin", "result": "success", "detail": detail}])))
 
 
 def _iso(when: datetime | None) -> str | None:
