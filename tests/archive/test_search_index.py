@@ -1,4 +1,6 @@
-"""The search index: every node of the query tree finds exactly the items it should, in one tenant, in time.
+"""The search index: every node of the query tree finds exactly the items it should, in one tenant, in time —
+on both backends (tantivy and PostgreSQL full-text) for tests taking ``index`` or ``any_fresh``; tests taking
+``fresh`` are tantivy's own (commit visibility, the directory, its writer lock).
 
 The corpus below is small and written out so each expected hit set can be checked by reading; a last test
 compares the index with a brute-force evaluation on random items and random queries.
@@ -18,6 +20,7 @@ import pytest
 
 from tenantry.archive.search import (
     IndexDocument,
+    SearchIndex,
     SearchIndexUnavailable,
     UnsupportedQuery,
     participant_text,
@@ -86,11 +89,30 @@ CORPUS = [
 ALL = {d.item_id for d in CORPUS if d.tenant == "contoso"}
 
 
-@pytest.fixture(scope="module")
-def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TantivySearchIndex]:
-    idx = TantivySearchIndex(tmp_path_factory.mktemp("index"), writer_threads=1, writer_heap_bytes=50_000_000)
+def _new_index(request: pytest.FixtureRequest, directory: Path, table: str) -> SearchIndex:
+    if request.param == "tantivy":
+        return TantivySearchIndex(directory, writer_threads=1, writer_heap_bytes=50_000_000)
+    from tenantry.archive.search_postgres import PostgresSearchIndex
+
+    idx = PostgresSearchIndex(request.getfixturevalue("pg_engine"), table=table)
+    idx.clear()
+    return idx
+
+
+# The contract both backends keep (tests taking ``index`` or ``any_fresh``) runs on each of them; what is
+# particular to one backend takes ``fresh`` (tantivy) here, or lives in test_search_postgres.py.
+@pytest.fixture(scope="module", params=["tantivy", "postgres"])
+def index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchIndex]:
+    idx = _new_index(request, tmp_path_factory.mktemp("index"), "search_corpus")
     idx.add(CORPUS)
     idx.commit()
+    yield idx
+    idx.close()
+
+
+@pytest.fixture(params=["tantivy", "postgres"])
+def any_fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SearchIndex]:
+    idx = _new_index(request, tmp_path / "index", "search_fresh")
     yield idx
     idx.close()
 
@@ -102,12 +124,13 @@ def fresh(tmp_path: Path) -> Iterator[TantivySearchIndex]:
     idx.close()
 
 
-def hits(index: TantivySearchIndex, node: Node, tenant: str = "contoso",
+def hits(index: SearchIndex, node: Node, tenant: str = "contoso",
          users: Sequence[str] | None = None) -> set[int]:
     found = index.item_ids(tenant, node, users)
-    # count, a page and the full id set must agree
+    # count, a page (by relevance and by date) and the full id set must agree
     assert index.count(tenant, node, users) == len(found)
     assert {h.item_id for h in index.search(tenant, node, users=users, limit=100).hits} == found
+    assert {h.item_id for h in index.search(tenant, node, users=users, limit=100, order="newest").hits} == found
     return found
 
 
@@ -265,6 +288,7 @@ def test_near_matches_either_order_with_at_most_n_words_between(index) -> None:
     assert hits(index, Near(Term("contract"), Term("signed"), 2)) == {7, 8}
     assert hits(index, Near(Term("contract"), Term("signed"))) == {7, 8}     # KQL's default 8
     assert hits(index, Near(Term("contract"), Term("signed"), 9)) == {7, 8, 9}
+    assert hits(index, Near(Term("quarterly"), Term("report"), 0)) == {1, 2}
 
 
 def test_near_with_a_phrase_counts_words_between_the_phrase_and_the_word(index) -> None:
@@ -277,6 +301,7 @@ def test_near_with_a_prefix_and_a_field(index) -> None:
     assert hits(index, Near(Term("contr", prefix=True), Term("signed"), 2)) == {7, 8}
     assert hits(index, Near(Term("contract", field="body"), Term("signed"), 2)) == {7, 8}
     assert hits(index, Near(Term("contract", field="subject"), Term("signed"), 2)) == set()
+    assert hits(index, Near(Term("..."), Term("signed"), 2)) == set()
     with pytest.raises(UnsupportedQuery):
         index.count("contoso", Near(Term("contract", field="body"), Term("signed", field="subject")))
 
@@ -296,6 +321,7 @@ def test_a_lone_not_means_every_item_except(index) -> None:
     assert hits(index, Not(Keyword("kind", "chat"))) == {3, 4, 5, 7}
     assert hits(index, And((Not(Keyword("kind", "chat")), Not(Keyword("kind", "call"))))) == {4, 5, 7}
     assert hits(index, Not(MatchAll())) == set()
+    assert hits(index, Not(Term("!!!"))) == ALL
 
 
 def test_match_all_and_an_empty_and_are_every_item_an_empty_or_none(index) -> None:
@@ -360,17 +386,22 @@ def test_newest_orders_by_sent_then_later_item_first_and_pages_do_not_overlap(in
     pages = [index.search("contoso", MatchAll(), limit=4, offset=o, order="newest") for o in range(0, 16, 4)]
     assert all(p.total == 15 for p in pages)
     assert [h.item_id for p in pages for h in p.hits] == expected
+    assert all(h.score == 0.0 for p in pages for h in p.hits)
     assert index.search("contoso", MatchAll(), limit=5, offset=20, order="newest").hits == []
+    assert index.search("contoso", MatchAll(), limit=5, offset=20, order="newest").total == 15
 
 
 def test_relevance_ranks_an_item_that_says_the_word_more_often_in_fewer_words_first(index) -> None:
     result = index.search("contoso", Term("budget"))
     assert [h.item_id for h in result.hits] == [14, 15]
     assert result.hits[0].score > result.hits[1].score > 0
+    # a negated word does not rank
+    assert index.search("contoso", And((Term("budget"), Not(Term("budget", field="subject"))))).hits[0].item_id == 14
 
 
 def test_limit_zero_counts_without_hits_and_bad_paging_is_refused(index) -> None:
     assert index.search("contoso", Term("report"), limit=0).total == 2
+    assert index.search("contoso", Term("report"), limit=0).hits == []
     with pytest.raises(UnsupportedQuery):
         index.search("contoso", MatchAll(), offset=-1)
     with pytest.raises(UnsupportedQuery):
@@ -387,11 +418,11 @@ def test_added_items_are_found_only_after_commit(fresh) -> None:
     assert fresh.count("contoso", Term("delivered")) == 1
 
 
-def test_a_2000_item_delivery_batch_is_searchable_right_after_its_commit(fresh) -> None:
-    fresh.add([doc(i, f"u{i % 7}", body=f"batch message {i}") for i in range(1, 2001)])
-    fresh.commit()
-    assert fresh.count("contoso", Term("batch")) == 2000
-    assert fresh.count_by_user("contoso", Term("batch"))["u3"] == len([i for i in range(1, 2001) if i % 7 == 3])
+def test_a_2000_item_delivery_batch_is_searchable_right_after_its_commit(any_fresh) -> None:
+    any_fresh.add([doc(i, f"u{i % 7}", body=f"batch message {i}") for i in range(1, 2001)])
+    any_fresh.commit()
+    assert any_fresh.count("contoso", Term("batch")) == 2000
+    assert any_fresh.count_by_user("contoso", Term("batch"))["u3"] == len([i for i in range(1, 2001) if i % 7 == 3])
 
 
 def test_deleted_items_disappear_at_commit(fresh) -> None:
@@ -403,14 +434,14 @@ def test_deleted_items_disappear_at_commit(fresh) -> None:
     assert fresh.item_ids("contoso", Term("keep")) == {1}
 
 
-def test_adding_an_item_again_replaces_it_instead_of_duplicating(fresh) -> None:
-    fresh.add([doc(1, "u1", body="first version")])
-    fresh.commit()
-    fresh.add([doc(1, "u1", body="second version"), doc(2, "u1", body="second version")])
-    fresh.commit()
-    assert fresh.count("contoso", MatchAll()) == 2
-    assert fresh.item_ids("contoso", Term("first")) == set()
-    assert fresh.item_ids("contoso", Term("second")) == {1, 2}
+def test_adding_an_item_again_replaces_it_instead_of_duplicating(any_fresh) -> None:
+    any_fresh.add([doc(1, "u1", body="first version")])
+    any_fresh.commit()
+    any_fresh.add([doc(1, "u1", body="second version"), doc(2, "u1", body="second version")])
+    any_fresh.commit()
+    assert any_fresh.count("contoso", MatchAll()) == 2
+    assert any_fresh.item_ids("contoso", Term("first")) == set()
+    assert any_fresh.item_ids("contoso", Term("second")) == {1, 2}
 
 
 def test_uncommitted_changes_are_dropped_at_close(tmp_path: Path) -> None:
@@ -445,30 +476,30 @@ def test_index_reopened_from_disk_answers_the_same(tmp_path: Path) -> None:
         assert hits(idx, Term("reopening")) == {16}
 
 
-def test_max_item_id_is_per_tenant_and_none_without_items(index, fresh) -> None:
+def test_max_item_id_is_per_tenant_and_none_without_items(index, any_fresh) -> None:
     assert index.max_item_id("contoso") == 15
     assert index.max_item_id("fabrikam") == 102
     assert index.max_item_id("northwind") is None
-    assert fresh.max_item_id("contoso") is None
+    assert any_fresh.max_item_id("contoso") is None
 
 
-def test_clear_removes_every_tenants_items(fresh) -> None:
-    fresh.add(CORPUS)
-    fresh.commit()
-    fresh.clear()
-    assert fresh.count("contoso", MatchAll()) == 0 and fresh.max_item_id("fabrikam") is None
+def test_clear_removes_every_tenants_items(any_fresh) -> None:
+    any_fresh.add(CORPUS)
+    any_fresh.commit()
+    any_fresh.clear()
+    assert any_fresh.count("contoso", MatchAll()) == 0 and any_fresh.max_item_id("fabrikam") is None
 
 
-def test_naive_sent_at_is_taken_as_utc(fresh) -> None:
-    fresh.add([doc(1, "u1", sent=datetime(2026, 3, 1, 12, 0), body="naive")])
-    fresh.commit()
-    assert fresh.count("contoso", Compare("sent", "=", datetime(2026, 3, 1, 12, 0, tzinfo=UTC))) == 1
+def test_naive_sent_at_is_taken_as_utc(any_fresh) -> None:
+    any_fresh.add([doc(1, "u1", sent=datetime(2026, 3, 1, 12, 0), body="naive")])
+    any_fresh.commit()
+    assert any_fresh.count("contoso", Compare("sent", "=", datetime(2026, 3, 1, 12, 0, tzinfo=UTC))) == 1
 
 
-def test_item_ids_returns_every_match_not_a_page(fresh) -> None:
-    fresh.add([doc(i, "u1", body="many") for i in range(1, 1201)])
-    fresh.commit()
-    assert fresh.item_ids("contoso", Term("many")) == set(range(1, 1201))
+def test_item_ids_returns_every_match_not_a_page(any_fresh) -> None:
+    any_fresh.add([doc(i, "u1", body="many") for i in range(1, 1201)])
+    any_fresh.commit()
+    assert any_fresh.item_ids("contoso", Term("many")) == set(range(1, 1201))
 
 
 def test_a_second_writer_on_the_same_directory_is_refused(tmp_path: Path) -> None:
@@ -594,14 +625,14 @@ def _random_query(rng: random.Random, depth: int) -> Node:
     return And(items) if kind == 0 else Or(items)
 
 
-def test_random_queries_find_exactly_what_a_brute_force_evaluation_finds(fresh) -> None:
+def test_random_queries_find_exactly_what_a_brute_force_evaluation_finds(any_fresh) -> None:
     rng = random.Random(20261125)
     docs = [_random_doc(rng, i) for i in range(1, 301)]
     # deliver in batches, with a re-delivery of some items, as the store does
-    fresh.add(docs[:150])
-    fresh.commit()
-    fresh.add(docs[100:])
-    fresh.commit()
+    any_fresh.add(docs[:150])
+    any_fresh.commit()
+    any_fresh.add(docs[100:])
+    any_fresh.commit()
     checked = 0
     for _ in range(600):
         node = _random_query(rng, 3)
@@ -609,15 +640,15 @@ def test_random_queries_find_exactly_what_a_brute_force_evaluation_finds(fresh) 
         users = rng.choice([None, None, ["u1"], ["u2", "u4"]])
         expected = {d.item_id for d in docs
                     if d.tenant == tenant and (users is None or d.user_id in users) and _matches(d, node)}
-        assert fresh.item_ids(tenant, node, users) == expected, node
+        assert any_fresh.item_ids(tenant, node, users) == expected, node
         checked += bool(expected)
     assert checked > 150  # the random queries mostly find something, so the comparison means something
 
 
-def test_replace_keeps_other_fields_of_the_corpus_intact(fresh) -> None:
-    fresh.add(CORPUS)
-    fresh.add([replace(CORPUS[0], body="changed")])
-    fresh.commit()
-    assert hits(fresh, Term("changed")) == {1}
-    assert hits(fresh, Phrase("quarterly report")) == set()
-    assert hits(fresh, MatchAll()) == ALL
+def test_replace_keeps_other_fields_of_the_corpus_intact(any_fresh) -> None:
+    any_fresh.add(CORPUS)
+    any_fresh.add([replace(CORPUS[0], body="changed")])
+    any_fresh.commit()
+    assert hits(any_fresh, Term("changed")) == {1}
+    assert hits(any_fresh, Phrase("quarterly report")) == set()
+    assert hits(any_fresh, MatchAll()) == ALL
