@@ -361,7 +361,9 @@ class Cycle:
 
     def plan_members(self, deleting: set[str]) -> list[Work]:
         """Members the app's groups should have: direct members the app holds active (not those leaving)."""
-        users = {uid: s for uid, s in self._state("User").items()
+        user_state = self._state("User")
+        held_ids = {uid: s.target_id for uid, s in user_state.items() if s.target_id}
+        users = {uid: s for uid, s in user_state.items()
                  if s.target_id and s.status == "active" and uid not in deleting}
         groups = self._state("Group")
         with self.db.session() as session:
@@ -371,7 +373,6 @@ class Cycle:
             for gid, uid in session.execute(select(ProvisionedMember.group_id, ProvisionedMember.user_id).where(
                     ProvisionedMember.app_id == self.app_id)):
                 held.setdefault(gid, set()).add(uid)
-        held_ids = {uid: s.target_id for uid, s in self._state("User").items() if s.target_id}
         work = []
         for gid in provisioned:
             want = {u for u in wanted.get(gid, set()) if u in users}
