@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,8 @@ from tenantry.core.db import Database
 from tenantry.core.errors import Invalid, NotFound, TenantryError
 
 WHATSAPP_FOLDER = "WhatsApp Archiver"
+# Message bytes read from the blob store in one query when streaming a mailbox out.
+BLOB_BATCH_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -280,16 +282,84 @@ class ArchiveService:
 
     # -- export -------------------------------------------------------------------------------
 
-    def iter_messages(self, tenant: str, user_id: str, folder: str | None = None) -> Iterator[tuple[StoredItem, bytes]]:
-        page = 500
-        start = 0
+    def iter_messages(self, tenant: str, user_id: str, folder: str | None = None, *,
+                      batch: int = 500) -> Iterator[tuple[StoredItem, bytes]]:
+        """A mailbox's (or folder's) messages in date order, verified, read in batches: memory holds at most
+        ``batch`` item rows and about ``BLOB_BATCH_BYTES`` of message bytes, and no database session stays open
+        between two messages handed out (a slow reader holds no connection)."""
+        with self.db.session() as session:
+            mailbox_id = self._mailbox(session, tenant, user_id).id
+        after: tuple[Any, int] | None = None
         while True:
-            batch = self.items(tenant, user_id, folder, start=start, count=page)
-            if not batch:
+            with self.db.session() as session:
+                stmt = (select(Item, Folder.name).join(Folder, Folder.id == Item.folder_id)
+                        .where(Item.mailbox_id == mailbox_id).order_by(Item.sent_at, Item.id).limit(batch))
+                if folder is not None:
+                    stmt = stmt.where(Folder.name == folder)
+                if after is not None:
+                    # Keyset paging: OFFSET would re-read every earlier row on each page of a 100k-item mailbox.
+                    stmt = stmt.where(or_(Item.sent_at > after[0], and_(Item.sent_at == after[0], Item.id > after[1])))
+                rows = [(item, name) for item, name in session.execute(stmt)]
+            if not rows:
                 return
-            for item in batch:
-                yield item, self.read(tenant, item.id)
-            start += page
+            after = (rows[-1][0].sent_at, rows[-1][0].id)
+            group: list[tuple[Item, str]] = []
+            size = 0
+            for row in rows:
+                if group and size + row[0].size > BLOB_BATCH_BYTES:
+                    yield from self._with_bytes(group, user_id)
+                    group, size = [], 0
+                group.append(row)
+                size += row[0].size
+            yield from self._with_bytes(group, user_id)
+            if len(rows) < batch:
+                return
+
+    def _with_bytes(self, group: list[tuple[Item, str]], user_id: str) -> Iterator[tuple[StoredItem, bytes]]:
+        with self.db.session() as session:
+            digests = list({item.sha256 for item, _ in group})
+            data = dict(session.execute(select(Blob.sha256, Blob.data).where(Blob.sha256.in_(digests))).all())
+        for item, name in group:
+            raw = data.get(item.sha256)
+            if raw is None:
+                raise IntegrityFailure(item.id, item.sha256, "(missing)")
+            actual = sha256_hex(raw)
+            if actual != item.sha256:
+                raise IntegrityFailure(item.id, item.sha256, actual)
+            yield self._stored(item, name, user_id), raw
+
+    def mbox_stream(self, tenant: str, user_id: str, folder: str | None = None,
+                    actor: str = "admin-api") -> Generator[bytes, None, None]:
+        """A mailbox (or folder) as mboxrd, in pieces of about 64 KiB, for a download.
+
+        The mailbox is looked up now (an unknown user is NotFound before a response starts); the bytes are read
+        batch by batch as the client takes them. When the generator ends — complete, failed, or closed because
+        the client left — the ledger records the download: who, what, how many items, whether it completed.
+        """
+        with self.db.session() as session:
+            self._mailbox(session, tenant, user_id)
+        return self._mbox_chunks(tenant, user_id, folder, actor)
+
+    def _mbox_chunks(self, tenant: str, user_id: str, folder: str | None,
+                     actor: str) -> Generator[bytes, None, None]:
+        from tenantry.core.streaming import CHUNK, ChunkBuffer
+
+        sink = ChunkBuffer()
+        read = 0
+        complete = False
+        try:
+            for item, raw in self.iter_messages(tenant, user_id, folder):
+                write_mboxrd(sink, raw, item.sent_at)
+                read += 1
+                if sink.pending >= CHUNK:
+                    yield sink.take()
+            if sink.pending:
+                yield sink.take()
+            complete = True
+        finally:
+            with self.db.session() as session:
+                ledger.append(session, tenant, [(actor, "mailbox.export", user_id, {
+                    "folder": folder, "format": "mbox", "items": read, "complete": complete})])
 
     def export(self, tenant: str, user_id: str, folder: str | None, fmt: str, dest: Path) -> int:
         """Write a folder (or the whole mailbox) as one MBOX file or a directory of .eml files."""
@@ -314,7 +384,11 @@ class ArchiveService:
 _FROM_LINE = re.compile(rb"^(>*From )", re.MULTILINE)
 
 
-def write_mboxrd(out: BinaryIO, raw: bytes, when: datetime) -> None:
+class BytesSink(Protocol):
+    def write(self, data: bytes, /) -> Any: ...
+
+
+def write_mboxrd(out: BytesSink, raw: bytes, when: datetime) -> None:
     """Append one message in mboxrd form: reversible quoting of ``>*From `` lines, LF line ends."""
     body = raw.replace(b"\r\n", b"\n")
     body = _FROM_LINE.sub(rb">\1", body)
