@@ -180,9 +180,12 @@ class ComplianceService:
             facts = self._facts(session, tenant, list(item_ids))
             return self._protection(session, tenant, facts, now)
 
-    def _facts(self, session: Session, tenant: str, item_ids: list[int]) -> list[_ItemFacts]:
+    def _facts(self, session: Session, tenant: str, item_ids: list[int],
+               progress: Callable[[int, int | None], None] | None = None) -> list[_ItemFacts]:
         out: list[_ItemFacts] = []
         for start in range(0, len(item_ids), 900):
+            if progress is not None:
+                progress(start, len(item_ids))
             rows = session.execute(
                 select(Item.id, Mailbox.user_id, Folder.name, Item.kind, Item.sent_at, Item.original_folder_id)
                 .join(Mailbox, Mailbox.id == Item.mailbox_id).join(Folder, Folder.id == Item.folder_id)
@@ -263,17 +266,19 @@ class ComplianceService:
         self._sync(tenant, changes)
         return counts
 
-    def apply_retention(self, tenant: str, now: datetime | None = None, actor: str = "retention") -> dict[str, int]:
+    def apply_retention(self, tenant: str, now: datetime | None = None, actor: str = "retention",
+                        progress: Callable[[int, int | None], None] | None = None) -> dict[str, int]:
         """The scheduled job: delete what retention says is due, and empty Purges of what nothing protects.
 
-        Idempotent: a second run at the same time finds nothing to do.
+        Idempotent: a second run at the same time finds nothing to do. ``progress(done, total)`` counts the
+        items examined; it is called while the transaction has only read, so its own write never waits on ours.
         """
         now = now or utcnow()
         counts = {"deleted": 0, "purged_from_purges": 0, "kept_by_hold": 0}
         changes = _Changes([], [])
         with self.db.session() as session:
             ids = list(session.scalars(select(Item.id).where(Item.tenant_id == tenant)))
-            facts = self._facts(session, tenant, ids)
+            facts = self._facts(session, tenant, ids, progress)
             protection = self._protection(session, tenant, facts, now)
             deleted_at: dict[int, datetime] = {
                 i: d for i, d in session.execute(select(Item.id, Item.deleted_at).where(
@@ -301,6 +306,8 @@ class ComplianceService:
                 counts["purged_from_purges"] = len(purge)
             ledger.append(session, tenant, [(actor, "retention.apply", "", {**counts, "at": now.isoformat()})])
         self._sync(tenant, changes)
+        if progress is not None:
+            progress(len(ids), len(ids))
         return counts
 
     def _delete(self, session: Session, tenant: str, ids: list[int], actor: str, now: datetime,

@@ -1,0 +1,26 @@
+"""Admin REST routes for jobs (``/api/v1/tenants/{tenant}/jobs``): the state of what a 202 answer started."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from tenantry.jobstore import JobStore
+
+
+def build_router(store: JobStore, tenant_of: Any) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/tenants/{tenant_id}/jobs")
+    def jobs(tenant_id: str, request: Request, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The tenant's jobs, newest first."""
+        return store.list(tenant_of(tenant_id, request), kind=kind, limit=limit)
+
+    @router.get("/tenants/{tenant_id}/jobs/{job_id}")
+    def job(tenant_id: str, job_id: str, request: Request) -> dict[str, Any]:
+        """State (queued, running, succeeded, failed), progress (done/total), and the result or the error.
+        The id is looked up inside the tenant: another tenant's job is 404."""
+        return store.get(tenant_of(tenant_id, request), job_id)
+
+    return router
