@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from scim2_models import NotFoundException, SCIMException
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tenantry import __version__
+from tenantry import __version__, jobs_api
 from tenantry.archive import api as archive_api
 from tenantry.archive.compliance import ComplianceService
 from tenantry.archive.ediscovery import EDiscoveryService
@@ -35,6 +35,7 @@ from tenantry.directory import api as directory_api
 from tenantry.directory import scim_api
 from tenantry.directory.scim_store import ScimStore
 from tenantry.directory.service import DirectoryService
+from tenantry.jobstore import JobStore
 from tenantry.protocols.query.ast import Node
 from tenantry.protocols.scim.errors import MethodNotAllowed
 from tenantry.provisioning import api as provisioning_api
@@ -57,6 +58,7 @@ class Services:
     indexer: Indexer
     ediscovery: EDiscoveryService
     provisioning: ProvisioningService
+    jobstore: JobStore
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
@@ -75,11 +77,13 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     archive = ArchiveService(db, indexer)
     connectors = ConnectorService(db, directory, archive, secrets, default_region=settings.default_phone_region)
     compliance = ComplianceService(db, index, parse_query, indexer)
-    ediscovery = EDiscoveryService(db, archive, compliance, index, parse_query, indexer.flush)
+    jobstore = JobStore(db)
+    ediscovery = EDiscoveryService(db, archive, compliance, index, parse_query, indexer.flush,
+                                   exports_dir=settings.data_dir / "exports", jobs=jobstore)
     provisioning = ProvisioningService(db, secrets, directory, mailer=Mailer(settings),
                                        log_days=settings.provisioning_log_days)
     return Services(settings, db, directory, store, secrets, archive, connectors, Ledger(db), compliance, index,
-                    indexer, ediscovery, provisioning)
+                    indexer, ediscovery, provisioning, jobstore)
 
 
 def _search_index(settings: Settings, db: Database) -> SearchIndex:
@@ -117,6 +121,9 @@ def bootstrap(services: Services) -> dict[str, str]:
         services.directory.ensure_token(settings.default_tenant, "scim", settings.bootstrap_scim_token)
     if settings.bootstrap_admin_token:
         services.directory.ensure_token(settings.default_tenant, "admin", settings.bootstrap_admin_token)
+    if not settings.broker_url:
+        # In-process jobs of this host whose process stopped can never finish: say so in their rows.
+        services.jobstore.fail_orphans()
     for tenant in services.directory.list_tenants():
         # Items a crash left out of the search index (delivered, not yet indexed) are indexed now.
         services.indexer.catch_up(tenant["id"])
@@ -147,18 +154,28 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(scim_router, prefix="/tenants/{tenant_id}/scim/v2")
     app.include_router(directory_api.build_router(services.scim, services.directory), prefix="/api/v1")
     _, tenant_of = directory_api.admin_guard(services.directory)
-    app.include_router(connectors_api.build_router(services.connectors, services.archive, tenant_of), prefix="/api/v1")
-    app.include_router(archive_api.build_router(services.compliance, services.ediscovery, services.ledger, tenant_of),
-                       prefix="/api/v1")
 
     jobs_holder: dict[str, Any] = {}
 
-    def submit(name: str, **kwargs: Any) -> str:
+    def engine() -> Any:
         if "jobs" not in jobs_holder:
             from tenantry.jobs import make_jobs
 
             jobs_holder["jobs"] = make_jobs(services)
-        return str(jobs_holder["jobs"].submit(name, **kwargs))
+        return jobs_holder["jobs"]
+
+    def submit(name: str, **kwargs: Any) -> str:
+        return str(engine().submit(name, **kwargs))
+
+    def enqueue(job_id: str) -> None:
+        """Hand a job of the ``jobs`` table to the engine (a thread here, or a Celery worker)."""
+        engine().enqueue(job_id)
+
+    app.include_router(connectors_api.build_router(services.connectors, services.archive, tenant_of), prefix="/api/v1")
+    app.include_router(archive_api.build_router(services.compliance, services.ediscovery, services.ledger, tenant_of,
+                                                jobs=services.jobstore, enqueue=enqueue),
+                       prefix="/api/v1")
+    app.include_router(jobs_api.build_router(services.jobstore, tenant_of), prefix="/api/v1")
 
     app.include_router(provisioning_api.build_router(services.provisioning, tenant_of, submit), prefix="/api/v1")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -73,6 +75,17 @@ def _run(func: Any) -> Any:
         _fail(exc.message)
     except SCIMException as exc:
         _fail(f"{exc.scim_type or exc.status}: {exc.detail}")
+
+
+@contextmanager
+def _progress_bar(label: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A rich progress bar on stderr; yields the ``progress(done, total)`` callback a service takes."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _print(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
@@ -703,9 +716,11 @@ def retention_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
 
 @retention_app.command("apply")
 def retention_apply(tenant: TenantOpt = None) -> None:
-    """Run the retention job now (it also runs daily from the scheduler)."""
+    """Run the retention job now, here, with a progress bar (it also runs daily from the scheduler)."""
     services = _services()
-    counts = _run(lambda: services.compliance.apply_retention(_tenant(services, tenant)))
+    t = _tenant(services, tenant)
+    with _progress_bar("retention") as report:
+        counts = _run(lambda: services.compliance.apply_retention(t, progress=report))
     console.print(", ".join(f"{k}: {v}" for k, v in counts.items()))
 
 
@@ -780,11 +795,14 @@ def retention_disable(name: str, by: Annotated[str, typer.Option("--by")], tenan
 @case_app.command("export")
 def case_export(case: str, query: str, out: Path, by: Annotated[str, typer.Option("--by")],
                 dedupe: Annotated[bool, typer.Option("--dedupe")] = False, tenant: TenantOpt = None) -> None:
-    """Export what a query finds: EML per item, MBOX per custodian, load file, summary, manifest."""
+    """Export what a query finds into the new folder OUT (run by the operator, on this machine): EML per item,
+    MBOX per custodian, load file, summary, manifest. OUT must not exist, or be an empty folder."""
     services = _services()
     t = _tenant(services, tenant)
     cid = _run(lambda: services.ediscovery.find_case(t, case))
-    summary = _run(lambda: services.ediscovery.export(t, cid, query, out, by, deduplicate=dedupe))
+    with _progress_bar("exporting") as report:
+        summary = _run(lambda: services.ediscovery.export(t, cid, query, out, by, deduplicate=dedupe,
+                                                          progress=report))
     console.print(f"{summary['exported']} items exported to {out} ({len(summary['errors'])} errors)")
     if summary["errors"]:
         raise typer.Exit(1)

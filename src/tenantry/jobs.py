@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tenantry.core.clock import utcnow
 from tenantry.core.settings import Settings
+from tenantry.jobstore import ProgressFn
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -56,16 +58,60 @@ TASKS: dict[str, Callable[[Services, dict[str, Any]], dict[str, Any]]] = {
 RETENTION_EVERY = timedelta(days=1)
 
 
+# Jobs started over the admin API: their state is a row of ``jobs`` (tenantry.jobstore), so the POST answers
+# 202 with the job's id and any process reports it. Each function gets (services, job id, tenant, params, progress).
+def _tracked_retention(services: Services, _job_id: str, tenant: str, _params: dict[str, Any],
+                       progress: ProgressFn) -> dict[str, Any]:
+    return {"tenant": tenant, **services.compliance.apply_retention(tenant, progress=progress)}
+
+
+def _tracked_export(services: Services, job_id: str, tenant: str, params: dict[str, Any],
+                    progress: ProgressFn) -> dict[str, Any]:
+    return services.ediscovery.run_export_job(job_id, tenant, params, progress)
+
+
+TRACKED: dict[str, Callable[[Services, str, str, dict[str, Any], ProgressFn], dict[str, Any]]] = {
+    "retention.apply": _tracked_retention,
+    "ediscovery.export": _tracked_export,
+}
+
+
+def run_tracked(services: Services, job_id: str) -> None:
+    """Run a job of the ``jobs`` table and record its outcome there (never raises: the row says it)."""
+    from tenantry.core.errors import TenantryError
+
+    store = services.jobstore
+    claimed = store.claim(job_id)
+    if claimed is None:
+        return
+    tenant, kind, params = claimed
+    try:
+        result = TRACKED[kind](services, job_id, tenant, params, store.reporter(job_id))
+    except TenantryError as exc:
+        store.fail(job_id, exc.message)
+    except Exception as exc:  # noqa: BLE001 - the job's row must say it failed; the details go to the log
+        log.exception("job %s (%s) failed", job_id, kind)
+        store.fail(job_id, f"internal error ({exc.__class__.__name__}); the server log has the details")
+    else:
+        store.finish(job_id, result)
+
+
 class Jobs(Protocol):
     def submit(self, name: str, **kwargs: Any) -> str: ...
 
+    def enqueue(self, job_id: str) -> None: ...
+
 
 class InlineJobs:
-    """Runs a job at once, in this process (the embedded default)."""
+    """Runs a job at once, in this process (the embedded default); API jobs run on a small thread pool."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, workers: int = 2) -> None:
         self.services = services
         self.results: dict[str, dict[str, Any]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tenantry-job")
+
+    def enqueue(self, job_id: str) -> None:
+        self._pool.submit(run_tracked, self.services, job_id)
 
     def submit(self, name: str, **kwargs: Any) -> str:
         result = TASKS[name](self.services, kwargs)
@@ -96,6 +142,14 @@ def make_celery(settings: Settings) -> Celery:
             services_holder["services"] = build_services(settings)
         return TASKS[name](services_holder["services"], kwargs)
 
+    @app.task(name="tenantry.tracked")  # type: ignore[untyped-decorator]
+    def tracked(job_id: str) -> None:
+        if "services" not in services_holder:
+            from tenantry.app import build_services
+
+            services_holder["services"] = build_services(settings)
+        run_tracked(services_holder["services"], job_id)
+
     return app
 
 
@@ -107,6 +161,9 @@ class CeleryJobs:
     def submit(self, name: str, **kwargs: Any) -> str:
         result = self.app.send_task("tenantry.job", args=[name, kwargs], queue=self.queue)
         return str(result.id)
+
+    def enqueue(self, job_id: str) -> None:
+        self.app.send_task("tenantry.tracked", args=[job_id], queue=self.queue)
 
 
 def make_jobs(services: Services) -> Jobs:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from tenantry.archive.compliance import ComplianceService
 from tenantry.archive.ediscovery import EDiscoveryService
 from tenantry.archive.ledger import Ledger
+from tenantry.core.streaming import ClosingStreamingResponse
+from tenantry.jobstore import JobStore
 
 
 class HoldIn(BaseModel):
@@ -54,8 +57,15 @@ class SearchIn(BaseModel):
     include_purges: bool = True
 
 
-class ExportIn(SearchIn):
-    destination: str
+class ExportIn(BaseModel):
+    """An export asked for over HTTP. There is no destination: the server writes the export under its data
+    folder and it is downloaded; a field it does not know (``destination``) is refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str
+    actor: str
+    include_purges: bool = True
     deduplicate: bool = False
 
 
@@ -74,9 +84,16 @@ class DeleteIn(BaseModel):
 
 
 def build_router(compliance: ComplianceService, ediscovery: EDiscoveryService, ledger: Ledger,
-                 tenant_of: Any) -> APIRouter:
+                 tenant_of: Any, *, jobs: JobStore, enqueue: Callable[[str], None]) -> APIRouter:
+    """``enqueue(job_id)`` hands a row of the ``jobs`` table to the job engine (a thread, or a Celery worker)."""
     router = APIRouter()
     base = "/tenants/{tenant_id}"
+
+    def accepted(tenant: str, job: dict[str, Any], **extra: Any) -> JSONResponse:
+        enqueue(job["id"])
+        location = f"/api/v1/tenants/{tenant}/jobs/{job['id']}"
+        return JSONResponse({"job_id": job["id"], "state": job["state"], "job": location, **extra}, 202,
+                            headers={"Location": location})
 
     @router.get(base + "/holds")
     def holds(tenant_id: str, request: Request, all: bool = False) -> list[dict[str, Any]]:  # noqa: A002
@@ -98,9 +115,11 @@ def build_router(compliance: ComplianceService, ediscovery: EDiscoveryService, l
     def create_policy(tenant_id: str, body: PolicyIn, request: Request) -> dict[str, Any]:
         return compliance.create_policy(tenant_of(tenant_id, request), **body.model_dump())
 
-    @router.post(base + "/retention/apply")
-    async def apply_retention(tenant_id: str, request: Request) -> dict[str, int]:
-        return await run_in_threadpool(compliance.apply_retention, tenant_of(tenant_id, request))
+    @router.post(base + "/retention/apply", status_code=202)
+    def apply_retention(tenant_id: str, request: Request) -> JSONResponse:
+        """Start the retention job now: 202 and a job id; GET …/jobs/{id} follows its progress and counts."""
+        tenant = tenant_of(tenant_id, request)
+        return accepted(tenant, jobs.create(tenant, "retention.apply", {}, "retention"))
 
     @router.post(base + "/items/delete")
     async def delete_items(tenant_id: str, body: DeleteIn, request: Request) -> dict[str, int]:
@@ -122,12 +141,34 @@ def build_router(compliance: ComplianceService, ediscovery: EDiscoveryService, l
         return await run_in_threadpool(ediscovery.run_search, tenant, ediscovery.find_case(tenant, case), body.query,
                                        body.actor, include_purges=body.include_purges)
 
-    @router.post(base + "/cases/{case}/export")
-    async def export(tenant_id: str, case: str, body: ExportIn, request: Request) -> dict[str, Any]:
+    @router.post(base + "/cases/{case}/export", status_code=202)
+    def export(tenant_id: str, case: str, body: ExportIn, request: Request) -> JSONResponse:
+        """Start an export: 202 with the export's id (also its job's id). It is written under the server's data
+        folder and downloaded from …/exports/{export_id}/download once it succeeded."""
         tenant = tenant_of(tenant_id, request)
-        return await run_in_threadpool(ediscovery.export, tenant, ediscovery.find_case(tenant, case), body.query,
-                                       Path(body.destination), body.actor, include_purges=body.include_purges,
-                                       deduplicate=body.deduplicate)
+        case_id = ediscovery.find_case(tenant, case)
+        job = ediscovery.start_export(tenant, case_id, body.query, body.actor, include_purges=body.include_purges,
+                                      deduplicate=body.deduplicate)
+        return accepted(tenant, job, export_id=job["id"],
+                        export=f"/api/v1/tenants/{tenant}/cases/{case_id}/exports/{job['id']}")
+
+    @router.get(base + "/cases/{case}/exports")
+    def exports(tenant_id: str, case: str, request: Request) -> list[dict[str, Any]]:
+        tenant = tenant_of(tenant_id, request)
+        return ediscovery.exports(tenant, ediscovery.find_case(tenant, case))
+
+    @router.get(base + "/cases/{case}/exports/{export_id}")
+    def export_info(tenant_id: str, case: str, export_id: str, request: Request) -> dict[str, Any]:
+        tenant = tenant_of(tenant_id, request)
+        return ediscovery.export_info(tenant, ediscovery.find_case(tenant, case), export_id)
+
+    @router.get(base + "/cases/{case}/exports/{export_id}/download")
+    def export_download(tenant_id: str, case: str, export_id: str, request: Request) -> Response:
+        """The export folder as a zip, streamed as it is read (409 while the export is not finished)."""
+        tenant = tenant_of(tenant_id, request)
+        name, chunks = ediscovery.export_download(tenant, ediscovery.find_case(tenant, case), export_id)
+        return ClosingStreamingResponse(chunks, media_type="application/zip",
+                                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @router.post(base + "/search")
     async def content_search(tenant_id: str, body: ContentSearchIn, request: Request) -> dict[str, Any]:

@@ -4,6 +4,8 @@ An export is a folder: ``items/<custodian>/<item id>.eml`` (the exact stored byt
 ``loadfile.csv`` (item id, custodian, folder, date, from, to, subject, sha256), ``summary.json`` (the case,
 query, counts, errors) and ``manifest.sha256`` (every file's SHA-256, ``sha256sum -c`` compatible).
 ``verify_export`` re-hashes everything. Every search and export is written to the ledger.
+The CLI writes an export to the folder the operator names; over HTTP an export is a job that writes to
+``<data_dir>/exports/<tenant>/<export id>/`` and is downloaded as a zip streamed from that folder.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import shutil
 import uuid
-from collections.abc import Callable, Sequence
+import zipfile
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.parser import BytesHeaderParser
@@ -30,7 +34,10 @@ from tenantry.archive.service import ArchiveService, write_mboxrd
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
 from tenantry.core.errors import Conflict, Invalid, NotFound
+from tenantry.jobstore import JobStore, ProgressFn
 from tenantry.protocols.query.ast import Node
+
+EXPORT_JOB = "ediscovery.export"
 
 
 class SearchBackend(Protocol):
@@ -57,8 +64,13 @@ class ReviewItem:
 class EDiscoveryService:
     def __init__(self, db: Database, archive: ArchiveService, compliance: ComplianceService,
                  search: SearchBackend, parse_query: Callable[[str], Node],
-                 flush: Callable[[], None] | None = None) -> None:
+                 flush: Callable[[], None] | None = None, *, exports_dir: Path | None = None,
+                 jobs: JobStore | None = None) -> None:
         self.flush = flush or (lambda: None)
+        # Where exports asked for over HTTP are written: <data_dir>/exports/<tenant>/<export id>/ — the server
+        # chooses every path component; only the CLI (the operator, on the machine) names a folder.
+        self.exports_dir = exports_dir
+        self.jobs = jobs
         self.db = db
         self.archive = archive
         self.compliance = compliance
@@ -207,17 +219,30 @@ class EDiscoveryService:
     # -- export ----------------------------------------------------------------------------------
 
     def export(self, tenant: str, case_id: str, query: str, dest: Path, actor: str, *,
-               include_purges: bool = True, deduplicate: bool = False) -> dict[str, Any]:
+               include_purges: bool = True, deduplicate: bool = False,
+               progress: ProgressFn | None = None) -> dict[str, Any]:
+        """Write what ``query`` finds in the case's custodians' mailboxes to the new folder ``dest``.
+
+        ``dest`` must not exist or be an empty folder: an export is never mixed with other files. The CLI
+        names it; over HTTP it is always a new folder under the data folder (``start_export``).
+        """
         node = self.parse_query(query)
         users = self.custodians(tenant, case_id)
         if not users:
             raise Invalid("the case has no custodians: add some first")
+        if dest.exists() and not dest.is_dir():
+            raise Invalid(f"{dest} is a file: an export goes to a new folder")
         if dest.exists() and any(dest.iterdir()):
             raise Invalid(f"{dest} is not empty: an export goes to a new folder")
         ids = sorted(self._hits(tenant, node, users, include_purges))
         items = sorted(self.review_items(tenant, ids), key=lambda i: (i.custodian, i.sent_at, i.id))
-        (dest / "items").mkdir(parents=True, exist_ok=True)
-        (dest / "mbox").mkdir(exist_ok=True)
+        report = progress or (lambda _done, _total: None)
+        report(0, len(items))
+        try:
+            (dest / "items").mkdir(parents=True, exist_ok=True)
+            (dest / "mbox").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise Invalid(f"cannot create {dest}: {exc.strerror or exc}") from exc
         errors: list[str] = []
         seen_digests: set[str] = set()
         exported = duplicates = 0
@@ -228,7 +253,8 @@ class EDiscoveryService:
             writer.writerow(["item_id", "custodian", "mailbox", "folder", "date", "from", "to", "subject",
                              "kind", "deleted", "sha256", "file"])
             try:
-                for item in items:
+                for number, item in enumerate(items, 1):
+                    report(number - 1, len(items))
                     if deduplicate and item.sha256 in seen_digests:
                         duplicates += 1
                         continue
@@ -269,7 +295,107 @@ class EDiscoveryService:
             ledger.append(session, tenant, [(actor, "export", case_id, {
                 "query": query, "exported": exported, "errors": len(errors),
                 "manifest_sha256": _sha256_file(dest / "manifest.sha256")})])
+        report(len(items), len(items))
         return summary
+
+    # -- exports over HTTP: jobs, folders under the data folder, streamed downloads ---------------------
+
+    def start_export(self, tenant: str, case_id: str, query: str, actor: str, *, include_purges: bool = True,
+                     deduplicate: bool = False) -> dict[str, Any]:
+        """Check what can be checked now (the query parses, the case has custodians) and queue the export as
+        a job; its id is the export's id. The caller hands the id to the job engine."""
+        jobs = self._jobs()
+        self.parse_query(query)
+        if not self.custodians(tenant, case_id):
+            raise Invalid("the case has no custodians: add some first")
+        return jobs.create(tenant, EXPORT_JOB, {"case_id": case_id, "query": query, "actor": actor,
+                                                "include_purges": include_purges, "deduplicate": deduplicate},
+                           actor, subject=case_id)
+
+    def run_export_job(self, job_id: str, tenant: str, params: dict[str, Any],
+                       progress: ProgressFn) -> dict[str, Any]:
+        """The job: the export written to its own new folder under the data folder."""
+        dest = self._export_path(tenant, job_id)
+        if dest.exists():
+            # A job handed out again after its worker died starts over: a half-written folder is no export.
+            shutil.rmtree(dest)
+        dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        dest.mkdir(mode=0o700)
+        summary = self.export(tenant, params["case_id"], params["query"], dest, params["actor"],
+                              include_purges=params["include_purges"], deduplicate=params["deduplicate"],
+                              progress=progress)
+        files = sorted(p for p in dest.rglob("*") if p.is_file())
+        return {"export_id": job_id, **summary, "files": len(files), "bytes": sum(p.stat().st_size for p in files),
+                "manifest_sha256": _sha256_file(dest / "manifest.sha256")}
+
+    def exports(self, tenant: str, case_id: str) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            self._case(session, tenant, case_id)
+        return [_export_dict(j) for j in self._jobs().list(tenant, kind=EXPORT_JOB, subject=case_id)]
+
+    def export_info(self, tenant: str, case_id: str, export_id: str) -> dict[str, Any]:
+        """The export, looked up inside the tenant and the case: another tenant's id is NotFound."""
+        with self.db.session() as session:
+            self._case(session, tenant, case_id)
+        return _export_dict(self._jobs().get(tenant, export_id, kind=EXPORT_JOB, subject=case_id))
+
+    def export_download(self, tenant: str, case_id: str, export_id: str,
+                        actor: str = "admin-api") -> tuple[str, Generator[bytes, None, None]]:
+        """(file name, zip stream) of a finished export's folder, checked now so errors come before the first
+        byte; the bytes are read and zipped as the client takes them."""
+        info = self.export_info(tenant, case_id, export_id)
+        if info["state"] != "succeeded":
+            raise Conflict(f"export {export_id} is {info['state']}: it can be downloaded once it succeeded")
+        dest = self._export_path(tenant, export_id)
+        if not (dest / "manifest.sha256").is_file():
+            raise NotFound(f"export {export_id} is no longer on the server")
+        return f"export-{export_id}.zip", self._zip_chunks(tenant, case_id, export_id, dest, actor)
+
+    def _zip_chunks(self, tenant: str, case_id: str, export_id: str, dest: Path,
+                    actor: str) -> Generator[bytes, None, None]:
+        from tenantry.core.streaming import CHUNK, ChunkBuffer
+
+        sink = ChunkBuffer()
+        complete = False
+        try:
+            # Deflated: the EML, MBOX and CSV files are text. The archive's own layout is kept under one top
+            # folder, so `sha256sum -c manifest.sha256` (or `tenantry case verify-export`) runs on the unzipped copy.
+            with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                for path in sorted(p for p in dest.rglob("*") if p.is_file()):
+                    info = zipfile.ZipInfo.from_file(path, f"export-{export_id}/{path.relative_to(dest).as_posix()}")
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    with path.open("rb") as source, archive.open(info, "w") as target:
+                        for block in iter(lambda: source.read(CHUNK), b""):
+                            target.write(block)
+                            if sink.pending >= CHUNK:
+                                yield sink.take()
+                    if sink.pending >= CHUNK:
+                        yield sink.take()
+            yield sink.take()
+            complete = True
+        finally:
+            with self.db.session() as session:
+                ledger.append(session, tenant, [(actor, "export.download", case_id, {
+                    "export_id": export_id, "complete": complete})])
+
+    def _export_path(self, tenant: str, export_id: str) -> Path:
+        if self.exports_dir is None:
+            raise Invalid("exports over the API need a data folder")
+        return self.exports_dir / tenant / export_id
+
+    def _jobs(self) -> JobStore:
+        if self.jobs is None:
+            raise Invalid("exports over the API need the job store")
+        return self.jobs
+
+
+def _export_dict(job: dict[str, Any]) -> dict[str, Any]:
+    params = job["params"]
+    return {"id": job["id"], "case_id": job["subject"], "state": job["state"], "progress": job["progress"],
+            "query": params.get("query"), "include_purges": params.get("include_purges"),
+            "deduplicate": params.get("deduplicate"), "created_by": job["created_by"],
+            "created_at": job["created_at"], "finished_at": job["finished_at"], "error": job["error"],
+            "summary": job["result"]}
 
 
 def verify_export(dest: Path) -> list[str]:
