@@ -179,6 +179,58 @@ def test_a_job_that_fails_says_why_and_its_export_cannot_be_downloaded(
     assert app_client.get(f"{base}/cases/M/exports/{queued['id']}/download", headers=h).status_code == 409
 
 
+def test_deleting_an_export_removes_its_files_only_in_its_own_tenant(
+        app_client: TestClient, backend: Services, tenant: str) -> None:
+    h, base = admin(backend, tenant), f"/api/v1/tenants/{tenant}"
+    deliver(backend, tenant, "u1", 2)
+    case_with_custodian(app_client, base, h)
+    export_id = app_client.post(f"{base}/cases/M/export", headers=h,
+                                json={"query": "merger", "actor": "counsel"}).json()["export_id"]
+    assert wait_for_job(app_client, base, h, export_id)["state"] == "succeeded"
+    folder = backend.settings.data_dir / "exports" / tenant / export_id
+    assert app_client.get(f"{base}/cases/M/exports/{export_id}", headers=h).json()["available"] is True
+
+    other = f"t-{uuid.uuid4().hex[:12]}"
+    backend.directory.create_tenant(other, "Other")
+    oh, obase = admin(backend, other), f"/api/v1/tenants/{other}"
+    deliver(backend, other, "u1", 1)
+    case_with_custodian(app_client, obase, oh)
+    assert app_client.delete(f"{obase}/cases/M/exports/{export_id}", headers=oh).status_code == 404
+    assert folder.is_dir()
+
+    assert app_client.delete(f"{base}/cases/M/exports/{export_id}", headers=h,
+                             params={"actor": "counsel"}).status_code == 204
+    assert not folder.exists()
+    info = app_client.get(f"{base}/cases/M/exports/{export_id}", headers=h).json()
+    assert info["state"] == "succeeded" and info["available"] is False
+    assert app_client.get(f"{base}/cases/M/exports/{export_id}/download", headers=h).status_code == 404
+    assert backend.ledger.entries(tenant, action="export.delete")[0]["detail"] == {"export_id": export_id}
+    # A queued export is not deleted under its job's feet.
+    queued = backend.jobstore.create(tenant, "ediscovery.export", {}, "c",
+                                     subject=backend.ediscovery.find_case(tenant, "M"))
+    assert app_client.delete(f"{base}/cases/M/exports/{queued['id']}", headers=h).status_code == 409
+
+
+def test_an_in_process_job_whose_process_stopped_is_reported_failed(backend: Services, tenant: str) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from sqlalchemy import update
+
+    from tenantry.jobstore import JobRecord
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    job = backend.jobstore.create(tenant, "retention.apply", {}, "retention")
+    with backend.db.session() as session:
+        session.execute(update(JobRecord).where(JobRecord.id == job["id"]).values(
+            state="running", runner=f"{socket.gethostname()}:{gone.pid}"))
+    assert backend.jobstore.fail_orphans() >= 1
+    found = backend.jobstore.get(tenant, job["id"])
+    assert found["state"] == "failed" and "interrupted" in found["error"]
+
+
 # -- the CLI: the operator names the folder ------------------------------------------------------------
 
 

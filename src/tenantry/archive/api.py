@@ -170,6 +170,13 @@ def build_router(compliance: ComplianceService, ediscovery: EDiscoveryService, l
         return ClosingStreamingResponse(chunks, media_type="application/zip",
                                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
+    @router.delete(base + "/cases/{case}/exports/{export_id}", status_code=204)
+    def delete_export(tenant_id: str, case: str, export_id: str, request: Request,
+                      actor: str = "admin-api") -> None:
+        """Remove the export's files from the server once downloaded (409 while it runs); audited."""
+        tenant = tenant_of(tenant_id, request)
+        ediscovery.delete_export(tenant, ediscovery.find_case(tenant, case), export_id, actor)
+
     @router.post(base + "/search")
     async def content_search(tenant_id: str, body: ContentSearchIn, request: Request) -> dict[str, Any]:
         return await run_in_threadpool(ediscovery.content_search, tenant_of(tenant_id, request), body.query,

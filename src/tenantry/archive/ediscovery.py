@@ -331,13 +331,33 @@ class EDiscoveryService:
     def exports(self, tenant: str, case_id: str) -> list[dict[str, Any]]:
         with self.db.session() as session:
             self._case(session, tenant, case_id)
-        return [_export_dict(j) for j in self._jobs().list(tenant, kind=EXPORT_JOB, subject=case_id)]
+        out = [_export_dict(j) for j in self._jobs().list(tenant, kind=EXPORT_JOB, subject=case_id)]
+        for info in out:
+            info["available"] = self._available(tenant, info)
+        return out
 
     def export_info(self, tenant: str, case_id: str, export_id: str) -> dict[str, Any]:
         """The export, looked up inside the tenant and the case: another tenant's id is NotFound."""
         with self.db.session() as session:
             self._case(session, tenant, case_id)
-        return _export_dict(self._jobs().get(tenant, export_id, kind=EXPORT_JOB, subject=case_id))
+        info = _export_dict(self._jobs().get(tenant, export_id, kind=EXPORT_JOB, subject=case_id))
+        info["available"] = self._available(tenant, info)
+        return info
+
+    def delete_export(self, tenant: str, case_id: str, export_id: str, actor: str) -> None:
+        """Remove a finished export's files from the server (its record and the ledger's entries stay)."""
+        info = self.export_info(tenant, case_id, export_id)
+        if info["state"] in ("queued", "running"):
+            raise Conflict(f"export {export_id} is {info['state']}: delete it once it finished")
+        dest = self._export_path(tenant, export_id)
+        if dest.exists():
+            shutil.rmtree(dest)
+        with self.db.session() as session:
+            ledger.append(session, tenant, [(actor, "export.delete", case_id, {"export_id": export_id})])
+
+    def _available(self, tenant: str, info: dict[str, Any]) -> bool:
+        return bool(info["state"] == "succeeded"
+                    and (self._export_path(tenant, info["id"]) / "manifest.sha256").is_file())
 
     def export_download(self, tenant: str, case_id: str, export_id: str,
                         actor: str = "admin-api") -> tuple[str, Generator[bytes, None, None]]:
@@ -347,8 +367,8 @@ class EDiscoveryService:
         if info["state"] != "succeeded":
             raise Conflict(f"export {export_id} is {info['state']}: it can be downloaded once it succeeded")
         dest = self._export_path(tenant, export_id)
-        if not (dest / "manifest.sha256").is_file():
-            raise NotFound(f"export {export_id} is no longer on the server")
+        if not info["available"]:
+            raise NotFound(f"export {export_id} was deleted from the server")
         return f"export-{export_id}.zip", self._zip_chunks(tenant, case_id, export_id, dest, actor)
 
     def _zip_chunks(self, tenant: str, case_id: str, export_id: str, dest: Path,
