@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import time
 import uuid
@@ -27,6 +28,7 @@ from tenantry.core.errors import NotFound
 
 log = logging.getLogger(__name__)
 
+_JOB_ID = re.compile(r"\A[0-9a-f-]{36}\Z")
 STATES = ("queued", "running", "succeeded", "failed")
 ProgressFn = Callable[[int, int | None], None]
 
@@ -82,6 +84,9 @@ class JobStore:
 
     def get(self, tenant: str, job_id: str, kind: str | None = None, subject: str | None = None) -> dict[str, Any]:
         """The job, looked up inside ``tenant`` (and of ``kind``/``subject`` when given); NotFound otherwise."""
+        if not _JOB_ID.match(job_id):
+            # Ids are UUIDs we made: anything else is not looked up (a NUL byte would be a PostgreSQL error).
+            raise NotFound(f"no job {job_id[:64]!r}")
         with self.db.session() as session:
             job = session.get(JobRecord, job_id)
             if (job is None or job.tenant_id != tenant or (kind is not None and job.kind != kind)

@@ -129,6 +129,9 @@ def test_another_tenants_export_and_job_ids_are_not_found(
         assert r.json()["error"] == "not_found"
     assert app_client.get(f"{obase}/cases/M/exports", headers=oh).json() == []
     assert all(j["id"] != export_id for j in app_client.get(f"{obase}/jobs", headers=oh).json())
+    for odd in ("x" * 300, "%00", "1%20or%201=1"):
+        assert app_client.get(f"{base}/jobs/{odd}", headers=h).status_code == 404
+        assert app_client.get(f"{base}/cases/M/exports/{odd}/download", headers=h).status_code == 404
     # And B's token on A's URLs is refused outright.
     assert app_client.get(f"{base}/jobs/{export_id}", headers=oh).status_code in (401, 403, 404)
 
