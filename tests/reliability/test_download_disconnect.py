@@ -111,3 +111,37 @@ def test_client_leaving_a_big_mbox_download_stops_the_servers_work(backend: Serv
     # Nothing more happens for that download afterwards (one entry, the server answers).
     assert httpx.get(server + "/healthz", timeout=10).status_code == 200
     assert len(backend.ledger.entries(tenant, action="mailbox.export")) == 1
+
+
+def test_client_leaving_an_export_zip_download_stops_the_servers_work(backend: Services, tenant: str,
+                                                                      server: str) -> None:
+    from tenantry.jobstore import JobStore
+
+    case = backend.ediscovery.create_case(tenant, "M", "counsel")
+    jobs = JobStore(backend.db)
+    job = jobs.create(tenant, "ediscovery.export", {"query": "x"}, "counsel", subject=case["id"])
+    jobs.claim(job["id"])
+    jobs.finish(job["id"], {"exported": 0})
+    # A finished export whose folder holds 64 MiB that do not compress: the zip is as big as the folder.
+    folder = backend.settings.data_dir / "exports" / tenant / job["id"]
+    (folder / "mbox").mkdir(parents=True)
+    (folder / "mbox" / "big.mbox").write_bytes(os.urandom(64 << 20))
+    (folder / "manifest.sha256").write_text("")
+    token = backend.directory.issue_token(tenant, "admin", "t").secret
+    port = int(server.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(f"GET /api/v1/tenants/{tenant}/cases/M/exports/{job['id']}/download HTTP/1.1\r\nHost: t\r\n"
+                     f"Authorization: Bearer {token}\r\n\r\n".encode())
+        received = b""
+        while len(received) < 100_000:
+            chunk = sock.recv(65536)
+            assert chunk, received[:300]
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200") and b"PK\x03\x04" in received
+    deadline = time.monotonic() + 120
+    entries: list[dict[str, Any]] = []
+    while not entries and time.monotonic() < deadline:
+        entries = backend.ledger.entries(tenant, action="export.download")
+        time.sleep(0.1)
+    assert [e["detail"] for e in entries] == [{"export_id": job["id"], "complete": False}]
+    assert httpx.get(server + "/healthz", timeout=10).status_code == 200
