@@ -8,9 +8,9 @@ hands due work to ``Jobs.submit``; with ``TENANTRY_BROKER_URL`` set, ``submit`` 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -108,10 +108,29 @@ class InlineJobs:
     def __init__(self, services: Services, workers: int = 2) -> None:
         self.services = services
         self.results: dict[str, dict[str, Any]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tenantry-job")
+        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._workers = workers
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
 
     def enqueue(self, job_id: str) -> None:
-        self._pool.submit(run_tracked, self.services, job_id)
+        with self._lock:
+            if not self._threads:
+                # Daemon threads: stopping the server does not wait for a long export; the job's row is
+                # reported failed ("interrupted") at the next start (JobStore.fail_orphans).
+                for n in range(self._workers):
+                    thread = threading.Thread(target=self._work, name=f"tenantry-job-{n}", daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
+        self._queue.put(job_id)
+
+    def _work(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            try:
+                run_tracked(self.services, job_id)
+            except Exception:  # noqa: BLE001 - e.g. the database was unreachable when claiming; keep serving
+                log.exception("job %s could not be run", job_id)
 
     def submit(self, name: str, **kwargs: Any) -> str:
         result = TASKS[name](self.services, kwargs)
