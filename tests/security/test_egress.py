@@ -457,3 +457,102 @@ def test_the_cli_refuses_a_move_without_the_token_and_lists_urls_redacted(
     listed = runner.invoke(cli, ["provisioning", "apps", "--json"])
     assert listed.exit_code == 0 and "cli-pw-4321" not in listed.output and "127.0.0.1:9/scim" in listed.output
     assert other.received == []
+
+
+def _tls_files(tmp_path: Path, name: str) -> tuple[Path, Path, Path]:
+    """A private CA and a certificate for ``name`` it signed: (CA file, certificate, key)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Egress test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+          .not_valid_after(now + timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = tmp_path / "ca.pem", tmp_path / "leaf.pem", tmp_path / "leaf.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+class TlsListener(Listener):
+    """The listener behind TLS with a certificate for one name; keeps the SNI each client sent."""
+
+    def __init__(self, cert: Path, key: Path) -> None:
+        import ssl
+
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.sni: list[str | None] = []
+
+        def keep_sni(_sock: object, name: str | None, _context: object) -> None:
+            self.sni.append(name)
+
+        self.context.sni_callback = keep_sni
+        super().__init__()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                conn = self.context.wrap_socket(raw, server_side=True)
+            except OSError:
+                raw.close()
+                continue
+            with conn:
+                conn.settimeout(2)
+                data = b""
+                with contextlib.suppress(OSError):
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                self.received.append(data)
+                with contextlib.suppress(OSError):
+                    conn.sendall(self.reply)
+
+
+def test_tls_is_verified_for_the_name_in_the_url_though_the_socket_goes_to_the_checked_address(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ca, cert, key = _tls_files(tmp_path, "scim.app.test")
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))       # the operator's private CA, as httpx reads it
+    listener = TlsListener(cert, key)
+    policy = EgressPolicy(allow_loopback=True, resolver=static_resolver({
+        "scim.app.test": ["127.0.0.1"], "other.app.test": ["127.0.0.1"]}))
+    try:
+        good = ScimTarget(f"https://scim.app.test:{listener.port}/scim/v2", OLD_TOKEN, retries=0, egress=policy)
+        bad = ScimTarget(f"https://other.app.test:{listener.port}/scim/v2", OLD_TOKEN, retries=0, egress=policy)
+        try:
+            assert good.find("Users", "userName", "x") == []
+            with pytest.raises(ScimTargetError, match="could not reach the target"):
+                bad.find("Users", "userName", "x")    # the certificate is not for other.app.test
+        finally:
+            good.close()
+            bad.close()
+    finally:
+        listener.close()
+    assert listener.sni == ["scim.app.test", "other.app.test"]
+    assert listener.header_lines("Authorization") == [f"Authorization: Bearer {OLD_TOKEN}"]   # the good one only
