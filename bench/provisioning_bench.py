@@ -392,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         with ExitStack() as stack:
             progress("starting the target (tenantry serve)")
             target = stack.enter_context(run_target(workdir))
-            services = build_services(Settings(data_dir=workdir / "source",
+            # The target runs on 127.0.0.1: the outbound policy refuses loopback unless allowed.
+            services = build_services(Settings(data_dir=workdir / "source", outbound_allow_loopback=True,
                                                database_url=args.source_database_url))
             services.directory.create_tenant(TENANT, "Bench")
             progress(f"loading {args.users} users into the source directory (ScimStore.create)")

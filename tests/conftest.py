@@ -18,6 +18,12 @@ from fastapi.testclient import TestClient
 from tenantry.app import Services, build_services, create_app
 from tenantry.core.settings import Settings
 
+# The peers tests provision to, import from and deliver to run on 127.0.0.1 (a second Tenantry, scim2-server,
+# the feed server, Dovecot). The outbound policy refuses loopback targets unless the operator allows them, so the
+# tests allow them here, once: every Settings() a test builds and every server or worker process it starts
+# (they inherit the environment) sees it. Tests of the default policy build theirs without it.
+os.environ["TENANTRY_OUTBOUND_ALLOW_LOOPBACK"] = "true"
+
 PG_ADMIN_URL = os.environ.get("TENANTRY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SCIM_JSON = "application/scim+json"
 

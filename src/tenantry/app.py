@@ -28,6 +28,7 @@ from tenantry.archive.service import ArchiveService
 from tenantry.connectors import api as connectors_api
 from tenantry.connectors.service import ConnectorService
 from tenantry.core.db import Database
+from tenantry.core.egress import EgressPolicy
 from tenantry.core.errors import TenantryError
 from tenantry.core.secrets import SecretBox
 from tenantry.core.settings import Settings
@@ -75,13 +76,15 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     # them at once; tantivy's commits go to a background thread (searches in this process flush first).
     indexer = Indexer(db, index, background=settings.search_backend != "postgres")
     archive = ArchiveService(db, indexer)
-    connectors = ConnectorService(db, directory, archive, secrets, default_region=settings.default_phone_region)
+    egress = EgressPolicy.from_settings(settings)   # every connection to a target a tenant admin names
+    connectors = ConnectorService(db, directory, archive, secrets, default_region=settings.default_phone_region,
+                                  egress=egress)
     compliance = ComplianceService(db, index, parse_query, indexer)
     jobstore = JobStore(db)
     ediscovery = EDiscoveryService(db, archive, compliance, index, parse_query, indexer.flush,
                                    exports_dir=settings.data_dir / "exports", jobs=jobstore)
     provisioning = ProvisioningService(db, secrets, directory, mailer=Mailer(settings),
-                                       log_days=settings.provisioning_log_days)
+                                       log_days=settings.provisioning_log_days, egress=egress)
     return Services(settings, db, directory, store, secrets, archive, connectors, Ledger(db), compliance, index,
                     indexer, ediscovery, provisioning, jobstore)
 

@@ -852,7 +852,8 @@ def provisioning_app_update(app_ref: Annotated[str, typer.Argument(metavar="APP"
                             scope: Annotated[str | None, typer.Option(help="assigned or all")] = None,
                             notify: Annotated[str | None, typer.Option(help="E-mail for failures.")] = None,
                             tenant: TenantOpt = None) -> None:
-    """Change an app's URL, token (rotated), scope or notification address."""
+    """Change an app's URL, token (rotated), scope or notification address. A URL on another host needs
+    --token-stdin with it: the stored token is only ever sent to the host it was given for."""
     services = _services()
     t = _tenant(services, tenant)
     app_id = _app(services, t, app_ref)

@@ -151,7 +151,7 @@ def test_unreachable_feed_fails_the_run_and_keeps_the_checkpoint(backend, tenant
     standard_feed.server.should_exit = True
     standard_feed.thread.join(5)
     report = backend.connectors.run(tenant, cid, now=NOW)
-    assert report.status == "failed" and "did not answer" in (report.error or "")
+    assert report.status == "failed" and "could not reach the target" in (report.error or "")
     info = backend.connectors.describe(tenant, cid)
     assert info["checkpoint"] is None
     # Retried with back-off, well before the next daily run.

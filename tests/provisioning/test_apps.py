@@ -28,11 +28,11 @@ def test_test_connection_explains_what_is_wrong(backend, tenant, target, url_suf
     assert not result.ok and expected in result.message
 
 
-def test_test_connection_to_nothing_is_a_connection_error(backend, tenant, tmp_path: Path) -> None:
+def test_test_connection_to_nothing_says_the_target_could_not_be_reached(backend, tenant, tmp_path: Path) -> None:
     app = backend.provisioning.create_app(tenant, name="Down", tenant_url=f"http://127.0.0.1:{free_port()}/scim/v2",
                                           token="t" * 20)
     result = backend.provisioning.test_connection(tenant, app["id"])
-    assert not result.ok and "connection error" in result.message
+    assert not result.ok and "could not reach the target" in result.message
 
 
 def test_the_token_is_stored_sealed(backend, tenant) -> None:

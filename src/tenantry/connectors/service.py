@@ -31,9 +31,17 @@ from tenantry.connectors.models import Connector, ExportFile, MappingEntry, Run,
 from tenantry.connectors.sources import Source, SourceUnavailable
 from tenantry.connectors.sources.archiver_feed import ArchiverFeedSource
 from tenantry.connectors.sources.whatsapp_export import ExportUpload, WhatsAppExportSource
-from tenantry.connectors.targets import ImapTarget, StoreTarget, Target, TargetError, imap_settings
+from tenantry.connectors.targets import (
+    ImapTarget,
+    StoreTarget,
+    Target,
+    TargetError,
+    check_imap_config,
+    imap_settings,
+)
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
+from tenantry.core.egress import EgressPolicy, check_url, redact_url
 from tenantry.core.errors import Conflict, Invalid, NotFound, TenantryError
 from tenantry.core.secrets import SecretBox
 from tenantry.directory.service import DirectoryService
@@ -86,7 +94,8 @@ class ConnectorService:
     def __init__(self, db: Database, directory: DirectoryService, archive: ArchiveService, secrets: SecretBox,
                  *, default_region: str | None = None,
                  target_factory: Callable[[Connector], Target] | None = None,
-                 source_factory: Callable[[Connector], Source] | None = None) -> None:
+                 source_factory: Callable[[Connector], Source] | None = None,
+                 egress: EgressPolicy | None = None) -> None:
         self.db = db
         self.directory = directory
         self.archive = archive
@@ -94,6 +103,7 @@ class ConnectorService:
         self.region = default_region
         self._target_factory = target_factory
         self._source_factory = source_factory
+        self.egress = egress or EgressPolicy()
 
     # -- the wizard -------------------------------------------------------------------------
 
@@ -121,9 +131,15 @@ class ConnectorService:
         else:
             if not source.get("url") or not source.get("username") or not source_password:
                 raise Invalid("an archiver feed needs url, username and password")
+            if any(k in source for k in ("password", "source_password")):
+                raise Invalid("the feed password goes in source_password (stored sealed), not in the source settings")
+            source["url"] = check_url(str(source["url"]), "archiver feed URL", self.egress,
+                                      secret_field="the user name and password (username, source_password)")
         target = dict(target or {"kind": "store"})
         if target.get("kind") not in ("store", "imap"):
             raise Invalid("target kind must be store or imap")
+        if target["kind"] == "imap":
+            check_imap_config(target, self.egress)
         now = utcnow()
         connector = Connector(
             id=str(uuid.uuid4()), tenant_id=tenant, name=name, kind=kind, status="draft", created_by=created_by,
@@ -230,7 +246,7 @@ class ConnectorService:
             return {
                 "id": c.id, "name": c.name, "kind": c.kind, "status": c.status, "created_by": c.created_by,
                 "terms_accepted": c.terms_accepted_at is not None, "consent_by": c.consent_by,
-                "consent_at": _iso(c.consent_at), "source": json.loads(c.source_config),
+                "consent_at": _iso(c.consent_at), "source": _shown_source(json.loads(c.source_config)),
                 "target": target.get("kind"), "mapping_entries": mappings,
                 "use_directory_mobiles": c.use_directory_mobiles, "outsider_domain": c.outsider_domain,
                 "max_item_bytes": c.max_item_bytes, "run_at": c.run_at, "checkpoint": _iso(c.checkpoint),
@@ -280,7 +296,7 @@ class ConnectorService:
         if connector.kind == "whatsapp-export":
             return WhatsAppExportSource(uploads or [], str(config.get("timezone", "UTC")))
         password = self.secrets.open(connector.source_secret) if connector.source_secret else ""
-        return ArchiverFeedSource(str(config["url"]), str(config["username"]), password)
+        return ArchiverFeedSource(str(config["url"]), str(config["username"]), password, egress=self.egress)
 
     def _target(self, connector: Connector) -> Target:
         if self._target_factory is not None:
@@ -288,7 +304,7 @@ class ConnectorService:
         config = json.loads(connector.target_config)
         if config.get("kind") == "imap":
             secret = json.loads(self.secrets.open(connector.target_secret)) if connector.target_secret else None
-            return ImapTarget(imap_settings(config, secret))
+            return ImapTarget(imap_settings(config, secret), self.egress)
         return StoreTarget(self.archive)
 
     def recover_interrupted(self) -> int:
@@ -545,6 +561,14 @@ def _close(thing: Any) -> None:
     close = getattr(thing, "close", None)
     if callable(close):
         close()
+
+
+def _shown_source(source: dict[str, Any]) -> dict[str, Any]:
+    """A connector's source settings as shown: the feed URL without credentials or query values (rows saved
+    before URLs were checked may hold them); secrets are never among them (they are sealed apart)."""
+    if isinstance(source.get("url"), str):
+        source["url"] = redact_url(source["url"])
+    return {k: v for k, v in source.items() if k not in ("password", "source_password")}
 
 
 def _iso(when: datetime | None) -> str | None:

@@ -1,18 +1,27 @@
 """Where converted items go: Tenantry's own archive (default) or an existing IMAP server.
 
-Both are idempotent per Message-ID, so a run repeated after a crash adds nothing twice.
+Both are idempotent per Message-ID, so a run repeated after a crash adds nothing twice. IMAP connections go
+through the operator's egress policy (core/egress.py) to an address it checked; every failure to connect or to
+get an IMAP greeting is one message (no port scanning through run reports), with the cause in the server log.
 """
 
 from __future__ import annotations
 
 import contextlib
 import imaplib
+import logging
+import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tenantry.archive.service import ArchiveService, Delivery
+from tenantry.core.egress import UNREACHABLE, EgressPolicy, EgressRefused, check_hostname
+from tenantry.core.errors import Invalid
+
+log = logging.getLogger(__name__)
+IMAP_TIMEOUT = 30.0   # seconds: a port that accepts and never greets must not hold a run forever
 
 
 class TargetError(Exception):
@@ -48,11 +57,37 @@ class ImapSettings:
     login_with: str = "address"        # address | local-part (what the server calls its users)
 
 
+class _PolicyIMAP4(imaplib.IMAP4):
+    """imaplib's client, connected by the egress policy to an address it checked."""
+
+    def __init__(self, host: str, port: int, egress: EgressPolicy, timeout: float) -> None:
+        self._egress = egress
+        super().__init__(host, port, timeout)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        return self._egress.connect(self.host, self.port, timeout)
+
+
+class _PolicyIMAP4SSL(imaplib.IMAP4_SSL):
+    """The TLS variant: the certificate is checked for (and SNI says) the configured host name."""
+
+    def __init__(self, host: str, port: int, egress: EgressPolicy, timeout: float,
+                 ssl_context: ssl.SSLContext) -> None:
+        self._egress = egress
+        super().__init__(host, port, ssl_context=ssl_context, timeout=timeout)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        sock = self._egress.connect(self.host, self.port, timeout)
+        context: ssl.SSLContext = self.ssl_context
+        return context.wrap_socket(sock, server_hostname=self.host)
+
+
 class ImapTarget:
     """APPEND into each user's folder; the folder is created on first use."""
 
-    def __init__(self, settings: ImapSettings) -> None:
+    def __init__(self, settings: ImapSettings, egress: EgressPolicy | None = None) -> None:
         self.settings = settings
+        self.egress = egress or EgressPolicy()
         self._connections: dict[str, imaplib.IMAP4] = {}
         self._folders_ready: set[tuple[str, str]] = set()
 
@@ -66,11 +101,18 @@ class ImapTarget:
         try:
             conn: imaplib.IMAP4
             if s.security == "tls":
-                conn = imaplib.IMAP4_SSL(s.host, s.port, ssl_context=ssl.create_default_context())
+                conn = _PolicyIMAP4SSL(s.host, s.port, self.egress, IMAP_TIMEOUT, ssl.create_default_context())
             else:
-                conn = imaplib.IMAP4(s.host, s.port)
+                conn = _PolicyIMAP4(s.host, s.port, self.egress, IMAP_TIMEOUT)
                 if s.security == "starttls":
                     conn.starttls(ssl.create_default_context())
+        except EgressRefused as exc:
+            raise TargetError(exc.message) from exc
+        except (OSError, imaplib.IMAP4.error) as exc:   # refused, timed out, reset, TLS, not an IMAP server
+            log.warning("IMAP server %s:%s not reached: %s: %s", s.host, s.port, type(exc).__name__, exc)
+            raise TargetError(f"{UNREACHABLE} at the IMAP server {s.host}:{s.port}: no connection or no IMAP "
+                              "greeting (the server log has the cause)") from exc
+        try:
             user = self._login_name(address)
             if s.auth == "master":
                 if not s.master_user:
@@ -131,6 +173,20 @@ class ImapTarget:
             with contextlib.suppress(OSError, imaplib.IMAP4.error):
                 conn.logout()
         self._connections.clear()
+
+
+def check_imap_config(config: dict[str, Any], egress: EgressPolicy) -> None:
+    """When an IMAP target is saved: a bare host (no user or password in it) the policy allows, a port, and
+    no password among the settings (it goes in the target secret, stored sealed and never shown)."""
+    if not config.get("host") or not isinstance(config["host"], str):
+        raise Invalid("an IMAP target needs a host")
+    if any(k in config for k in ("password", "passwords")):
+        raise Invalid("the IMAP password goes in target_secret (stored sealed), not in the target settings")
+    host = check_hostname(config["host"], "IMAP host")
+    port = config.get("port", 993)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise Invalid("the IMAP port must be a number from 1 to 65535")
+    egress.check_host(host, port)
 
 
 def imap_settings(config: dict[str, Any], secret: dict[str, Any] | None) -> ImapSettings:

@@ -5,10 +5,19 @@ The embedded default needs nothing: a SQLite file and a data folder under ``./te
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 
 class Settings(BaseSettings):
@@ -57,12 +66,40 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+    # What leaves the machine (core/egress.py, docs/security.md): where targets a tenant admin names may point.
+    outbound_allow_loopback: bool = Field(
+        default=False, description="Let targets (SCIM apps, feeds, IMAP) be on 127.0.0.0/8 or ::1 (tests, one box)."
+    )
+    outbound_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs, comma-separated: when set, targets may only be in these networks (loopback aside).",
+    )
+    outbound_denied_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="CIDRs, comma-separated, targets may never be in (e.g. 10.0.0.0/8)."
+    )
     bootstrap_scim_token: str | None = Field(
         default=None, description="Create this SCIM token for the default tenant on start (tests, automation)."
     )
     bootstrap_admin_token: str | None = Field(
         default=None, description="Create this admin API token on start (tests, automation)."
     )
+
+    @field_validator("outbound_allowed_networks", "outbound_denied_networks", mode="before")
+    @classmethod
+    def _network_list(cls, value: Any) -> Any:
+        if isinstance(value, str):   # the environment's form: "10.0.0.0/8, 192.168.0.0/16"
+            value = [v for v in re.split(r"[,\s]+", value) if v]
+        return value
+
+    @field_validator("outbound_allowed_networks", "outbound_denied_networks")
+    @classmethod
+    def _networks_parse(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network.strip(), strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{network!r} is not an IP network (CIDR such as 10.0.0.0/8 or fd00::/8)") from exc
+        return value
 
     @classmethod
     def settings_customise_sources(

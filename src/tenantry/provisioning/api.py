@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tenantry.provisioning.service import ProvisioningService
 
@@ -23,8 +23,10 @@ class AppIn(BaseModel):
 
 
 class AppPatch(BaseModel):
-    tenant_url: str | None = None
-    token: str | None = None
+    tenant_url: str | None = Field(default=None, description=(
+        "A URL on another origin (scheme, host, port) needs the token with it: a stored token is only ever "
+        "sent to the host it was given for."))
+    token: str | None = Field(default=None, description="Write-only: stored sealed, never shown.")
     notification_email: str | None = None
     scope: str | None = None
     skip_default_access: bool | None = None

@@ -2,12 +2,15 @@
 
 One client per cycle, shared by the cycle's worker threads (httpx.Client is thread-safe). Every request is
 counted, so a cycle can say how many it sent. A failure is a ``TargetError`` carrying the HTTP status and the
-app's own words (a SCIM error's ``detail``), for the provisioning log.
+app's own words (a SCIM error's ``detail``), for the provisioning log. Connections go through the operator's
+egress policy (core/egress.py); a failure to connect is one message, whatever the cause (no port scanning
+through the provisioning log), with the cause in the server log.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import random
 import threading
 import time
@@ -18,7 +21,10 @@ from typing import Any
 import httpx
 import orjson
 
+from tenantry.core.egress import UNREACHABLE, EgressPolicy, EgressRefused, redact_url
 from tenantry.core.errors import TenantryError
+
+log = logging.getLogger(__name__)
 
 SCIM_JSON = "application/scim+json"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -68,22 +74,31 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
 
 
 def describe(response: httpx.Response) -> str:
-    """The app's reason for a refusal, short: SCIM ``detail`` (+ ``scimType``) or the start of the body."""
+    """The app's reason for a refusal, short: the status, and a SCIM error's ``detail`` (+ ``scimType``).
+    Any other body is not repeated: the URL is the tenant admin's to choose, and repeating what any HTTP
+    server on the operator's network answers would let them read it through us."""
     try:
         body = response.json()
     except ValueError:
         body = None
     if isinstance(body, dict) and (body.get("detail") or body.get("scimType")):
         kind = f" ({body['scimType']})" if body.get("scimType") else ""
-        return f"HTTP {response.status_code}{kind}: {body.get('detail') or ''}".rstrip(": ")
-    text = response.text.strip().replace("\n", " ")[:200]
-    return f"HTTP {response.status_code}" + (f": {text}" if text else "")
+        detail = str(body.get("detail") or "").replace("\n", " ")[:200]
+        return f"HTTP {response.status_code}{kind}: {detail}".rstrip(": ")
+    return f"HTTP {response.status_code}"
+
+
+def unreachable(url: str) -> str:
+    """The one message for a target that could not be reached, whatever the cause (core/egress.py)."""
+    return (f"{UNREACHABLE} at {redact_url(url)}: no connection or no HTTP answer "
+            "(the server log has the cause)")
 
 
 class ScimTarget:
     def __init__(self, base_url: str, token: str, *, rate_limit: float = 0, retries: int = 3,
                  backoff: float = 1.0, max_retry_after: float = 300, timeout: float = 30,
-                 concurrency: int = 4, transport: httpx.BaseTransport | None = None) -> None:
+                 concurrency: int = 4, transport: httpx.BaseTransport | None = None,
+                 egress: EgressPolicy | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.retries = retries
         self.backoff = backoff
@@ -92,6 +107,8 @@ class ScimTarget:
         self.counts: Counter[str] = Counter()      # requests by method, retries, throttled
         self._lock = threading.Lock()
         limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
+        if transport is None:   # the policy's transport, unless a caller hands in its own (benchmarks)
+            transport = (egress or EgressPolicy()).transport(limits)
         self.http = httpx.Client(transport=transport, timeout=timeout, limits=limits, headers={
             "Authorization": f"Bearer {token}", "Accept": SCIM_JSON, "Content-Type": SCIM_JSON})
 
@@ -121,13 +138,17 @@ class ScimTarget:
             self._count(method)
             try:
                 response = self.http.request(method, f"{self.base_url}{path}", content=content, params=params)
+            except EgressRefused as exc:   # the operator's policy: not retried, said as it is
+                raise TargetError(exc.message) from exc
             except httpx.TransportError as exc:
                 if attempt < self.retries:
                     self._count("retries")
                     self._sleep(attempt)
                     attempt += 1
                     continue
-                raise TargetError(f"cannot reach the app: {type(exc).__name__}: {exc}") from exc
+                log.warning("provisioning target %s not reached: %s: %s", redact_url(self.base_url),
+                            type(exc).__name__, exc)
+                raise TargetError(unreachable(self.base_url)) from exc
             if response.status_code == 429:
                 delay = retry_after_seconds(response.headers.get("Retry-After"))
                 delay = self.backoff * (2 ** throttled) if delay is None else delay

@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
+from tenantry.core.egress import EgressPolicy, EgressRefused, check_url, origin, redact_url
 from tenantry.core.errors import Conflict, Invalid, NotFound
 from tenantry.core.secrets import SecretBox
 from tenantry.directory.service import DirectoryService
-from tenantry.provisioning.client import ScimTarget
+from tenantry.provisioning.client import ScimTarget, describe, unreachable
 from tenantry.provisioning.config import AppConfig, load_config, merge_config
 from tenantry.provisioning.engine import CYCLE_LEASE, Cycle, CycleReport, Progress
 from tenantry.provisioning.mappings import matching_order
@@ -55,23 +56,23 @@ class ScopeDecision:
 class ProvisioningService:
     def __init__(self, db: Database, secrets: SecretBox, directory: DirectoryService, *,
                  mailer: Mailer | None = None, log_days: int = 30,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, egress: EgressPolicy | None = None) -> None:
         self.db = db
         self.secrets = secrets
         self.directory = directory
         self.mailer = mailer
         self.log_days = log_days
         self.transport = transport
+        self.egress = egress or EgressPolicy()
 
     def create_app(self, tenant: str, *, name: str, tenant_url: str, token: str, notification_email: str | None = None,
                    scope: str = "assigned", skip_default_access: bool = True) -> dict[str, Any]:
         if scope not in ("assigned", "all"):
             raise Invalid("scope is 'assigned' (assigned users and groups) or 'all'")
-        if not tenant_url.startswith(("https://", "http://")):
-            raise Invalid("the tenant URL must be an http(s) URL")
+        tenant_url = check_url(tenant_url, "tenant URL", self.egress)
         if not token:
             raise Invalid("a secret token is required")
-        app = ProvisioningApp(id=str(uuid.uuid4()), tenant_id=tenant, name=name, tenant_url=tenant_url.rstrip("/"),
+        app = ProvisioningApp(id=str(uuid.uuid4()), tenant_id=tenant, name=name, tenant_url=tenant_url,
                               token_secret=self.secrets.seal(token), notification_email=notification_email,
                               enabled=False, scope=scope, skip_default_access=skip_default_access,
                               created_at=utcnow(), config=AppConfig().model_dump_json(), config_version=1,
@@ -92,26 +93,34 @@ class ProvisioningService:
             return app
 
     def test_connection(self, tenant: str, app_id: str) -> ConnectionResult:
-        """Entra's Test Connection: a filter on the matching attribute with a random value → 200, empty list."""
+        """Entra's Test Connection: a filter on the matching attribute with a random value → 200, empty list.
+
+        Connecting goes through the egress policy; every failure to connect (refused, timed out, reset, TLS,
+        not HTTP) is one message, so Test Connection cannot tell open ports from closed ones. What a reached
+        server answers (its HTTP status, a SCIM error's detail) is said as it is."""
         app = self._app(tenant, app_id)
         matching = matching_order(load_config(app.config).users())[0].target
         probe = str(uuid.uuid4())
         headers = {"Authorization": f"Bearer {self.secrets.open(app.token_secret)}",
                    "Accept": "application/scim+json"}
+        shown = redact_url(app.tenant_url)
         try:
-            with httpx.Client(transport=self.transport, timeout=15) as client:
+            with httpx.Client(transport=self.transport or self.egress.transport(), timeout=15) as client:
                 r = client.get(f"{app.tenant_url}/Users", params={"filter": f'{matching} eq "{probe}"'},
                                headers=headers)
+        except EgressRefused as exc:
+            log.warning("test connection of provisioning app %s refused: %s", app.id, exc.message)
+            return ConnectionResult(False, exc.message)
         except httpx.HTTPError as exc:
-            kind = "TLS" if "SSL" in str(exc) or "certificate" in str(exc).lower() else "connection"
-            return ConnectionResult(False, f"{kind} error reaching {app.tenant_url}: {exc}")
+            log.warning("test connection of provisioning app %s: %s not reached: %s: %s", app.id, shown,
+                        type(exc).__name__, exc)
+            return ConnectionResult(False, unreachable(app.tenant_url))
         if r.status_code in (401, 403):
             return ConnectionResult(False, f"the app refused the secret token (HTTP {r.status_code})", r.status_code)
         if r.status_code == 404:
-            return ConnectionResult(False, f"no SCIM endpoint at {app.tenant_url}/Users (HTTP 404): check the URL",
-                                    404)
+            return ConnectionResult(False, f"no SCIM endpoint at {shown}/Users (HTTP 404): check the URL", 404)
         if r.status_code != 200:
-            return ConnectionResult(False, f"the app answered HTTP {r.status_code}: {r.text[:200]}", r.status_code)
+            return ConnectionResult(False, f"the app answered {describe(r)}", r.status_code)
         try:
             body = r.json()
         except ValueError:
@@ -159,13 +168,19 @@ class ProvisioningService:
     def update_app(self, tenant: str, app_id: str, *, tenant_url: str | None = None, token: str | None = None,
                    notification_email: str | None = None, scope: str | None = None,
                    skip_default_access: bool | None = None) -> dict[str, Any]:
-        """Change the connection (URL, a rotated token) or the scope rules; the next cycle uses them."""
-        self._app(tenant, app_id)
+        """Change the connection (URL, a rotated token) or the scope rules; the next cycle uses them.
+
+        The stored token belongs to the origin (scheme, host, port) it was given for: a URL on another origin
+        is refused unless the token comes with it, so a changed URL never receives the old secret. The change
+        is made only if the URL is still the one this check read (a concurrent URL change makes it a 409)."""
+        current = self._app(tenant, app_id)
         values: dict[str, Any] = {}
         if tenant_url is not None:
-            if not tenant_url.startswith(("https://", "http://")):
-                raise Invalid("the tenant URL must be an http(s) URL")
-            values["tenant_url"] = tenant_url.rstrip("/")
+            tenant_url = check_url(tenant_url, "tenant URL", self.egress)
+            if token is None and origin(tenant_url) != origin(current.tenant_url):
+                raise Invalid("changing the URL needs the token again: the stored token is only ever sent to "
+                              "the host it was given for; send the new URL and the token together")
+            values["tenant_url"] = tenant_url
         if token is not None:
             if not token:
                 raise Invalid("a secret token is required")
@@ -180,8 +195,13 @@ class ProvisioningService:
             values["skip_default_access"] = skip_default_access
         if values:
             with self.db.session() as session:
-                session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app_id).values(**values))
-                shown = ", ".join("token (rotated)" if k == "token_secret" else f"{k}={v!r}" for k, v in values.items())
+                changed = session.execute(update(ProvisioningApp).where(
+                    ProvisioningApp.id == app_id, ProvisioningApp.tenant_url == current.tenant_url).values(**values))
+                if not changed.rowcount:  # type: ignore[attr-defined]
+                    raise Conflict("the app's URL was changed meanwhile: read it again and repeat the change")
+                shown = ", ".join("token (rotated)" if k == "token_secret" else
+                                  f"tenant_url={redact_url(v)!r}" if k == "tenant_url" else f"{k}={v!r}"
+                                  for k, v in values.items())
                 _audit(session, app_id, "update_app", f"changed: {shown}")
         return _app_dict(self._app(tenant, app_id))
 
@@ -269,7 +289,7 @@ class ProvisioningService:
             target = ScimTarget(app.tenant_url, self.secrets.open(app.token_secret), rate_limit=config.rate_limit,
                                 retries=config.retries, backoff=config.backoff_seconds,
                                 max_retry_after=config.max_retry_after, timeout=config.timeout_seconds,
-                                concurrency=config.concurrency, transport=self.transport)
+                                concurrency=config.concurrency, transport=self.transport, egress=self.egress)
             cycle = Cycle(self.db, app_id=app.id, tenant=tenant, config=config, target=target, cycle_id=cycle_id,
                           kind=kind, started=started, watermark=app.watermark,
                           config_changed=app.synced_config_version != app.config_version,
@@ -307,9 +327,10 @@ class ProvisioningService:
                     wait = timedelta(minutes=config.quarantine_retry_minutes * 2 ** (level - 1))
                     values["next_run_at"] = now + wait
                     if level == 1:
-                        notices.append(("in quarantine", f"Provisioning to {app.name} ({app.tenant_url}) is in "
-                                        f"quarantine: {report.reason}.\nThe next attempt is at "
-                                        f"{now + wait:%Y-%m-%d %H:%M} UTC; attempts continue at growing intervals."))
+                        notices.append(("in quarantine", f"Provisioning to {app.name} "
+                                        f"({redact_url(app.tenant_url)}) is in quarantine: {report.reason}.\n"
+                                        f"The next attempt is at {now + wait:%Y-%m-%d %H:%M} UTC; "
+                                        "attempts continue at growing intervals."))
             elif report.status == "threshold_exceeded":
                 values.update(health="threshold", health_reason=report.reason, next_run_at=now + interval)
                 if app.health != "threshold":
@@ -462,7 +483,7 @@ def _iso(when: datetime | None) -> str | None:
 
 
 def _app_dict(app: ProvisioningApp) -> dict[str, Any]:
-    return {"id": app.id, "name": app.name, "tenant_url": app.tenant_url, "enabled": app.enabled,
+    return {"id": app.id, "name": app.name, "tenant_url": redact_url(app.tenant_url), "enabled": app.enabled,
             "scope": app.scope, "notification_email": app.notification_email,
             "skip_default_access": app.skip_default_access, "health": app.health or "healthy",
             "health_reason": app.health_reason, "watermark": _iso(app.watermark),

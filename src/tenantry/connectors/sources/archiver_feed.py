@@ -3,13 +3,18 @@
 The feed protocol (ours, documented in docs/connectors.md and served by ``connectors.feed_server`` for tests
 and demos): ``GET <url>/items?since=<ISO>&until=<ISO>[&cursor=<c>]`` with HTTP Basic auth answers
 ``{"items": [...], "next": <cursor or null>}``. Attachments come inline (``data_base64``) or by ``url``
-(fetched with the same credentials). A malformed item is reported with its id, never dropped.
+(fetched with the same credentials, so only from the feed's own origin: an attachment URL on another host is
+reported, never fetched). A malformed item is reported with its id, never dropped.
+
+Connections go through the operator's egress policy (core/egress.py); every failure to connect is one message
+(no port scanning through run reports), with the cause in the server log.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -28,7 +33,9 @@ from tenantry.connectors.items import (
 )
 from tenantry.connectors.sources import SourceUnavailable
 from tenantry.core.clock import as_utc
+from tenantry.core.egress import UNREACHABLE, EgressPolicy, EgressRefused, origin, redact_url
 
+log = logging.getLogger(__name__)
 SOURCE = "archiver-feed"
 _KINDS = {k.value: k for k in ItemKind}
 
@@ -37,24 +44,43 @@ class ArchiverFeedSource:
     kind = SOURCE
 
     def __init__(self, url: str, username: str, password: str, *, transport: httpx.BaseTransport | None = None,
-                 timeout: float = 30.0, page_size: int = 500) -> None:
+                 timeout: float = 30.0, page_size: int = 500, egress: EgressPolicy | None = None) -> None:
         self.url = url.rstrip("/") + "/"
-        self.client = httpx.Client(auth=(username, password), timeout=timeout, transport=transport,
+        self.shown = redact_url(self.url)
+        self.client = httpx.Client(auth=(username, password), timeout=timeout,
+                                   transport=transport or (egress or EgressPolicy()).transport(),
                                    follow_redirects=False)
         self.page_size = page_size
 
     def close(self) -> None:
         self.client.close()
 
+    def same_origin(self, path: str) -> str:
+        """The absolute URL of ``path``; ``ValueError`` if it leaves the feed's origin (the credentials go
+        with every request, and they belong to the feed's host)."""
+        url = urljoin(self.url, path)
+        if origin(url) != origin(self.url):
+            raise ValueError(f"{redact_url(url)} is not on the feed's host: not fetched with the feed's credentials")
+        return url
+
     def _get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
         try:
-            response = self.client.get(urljoin(self.url, path), params=params)
+            url = self.same_origin(path)
+        except ValueError as exc:
+            raise SourceUnavailable(str(exc)) from exc
+        try:
+            response = self.client.get(url, params=params)
+        except EgressRefused as exc:
+            raise SourceUnavailable(exc.message) from exc
         except httpx.HTTPError as exc:
-            raise SourceUnavailable(f"the archiver feed at {self.url} did not answer: {exc}") from exc
+            log.warning("archiver feed %s not reached: %s: %s", self.shown, type(exc).__name__, exc)
+            raise SourceUnavailable(f"{UNREACHABLE} at {self.shown} (the archiver feed): no connection or no HTTP "
+                                    "answer (the server log has the cause)") from exc
         if response.status_code in (401, 403):
             raise SourceUnavailable(f"the archiver feed refused the user name and password ({response.status_code})")
         if response.status_code >= 400:
-            raise SourceUnavailable(f"the archiver feed answered {response.status_code}: {response.text[:200]}")
+            # The status only: the body of whatever answers at a URL a tenant admin chose is not repeated.
+            raise SourceUnavailable(f"the archiver feed answered HTTP {response.status_code}")
         return response
 
     def test(self) -> None:
@@ -131,7 +157,7 @@ class ArchiverFeedSource:
         if raw.get("data_base64") is not None:
             data = base64.b64decode(raw["data_base64"], validate=True)
         elif raw.get("url"):
-            data = self._get(str(raw["url"])).content
+            data = self._get(self.same_origin(str(raw["url"]))).content
         else:
             data = None
         size = len(data) if data is not None else int(raw.get("size") or 0)
