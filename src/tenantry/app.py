@@ -74,7 +74,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     indexer = Indexer(db, index, background=settings.search_backend != "postgres")
     archive = ArchiveService(db, indexer)
     connectors = ConnectorService(db, directory, archive, secrets, default_region=settings.default_phone_region)
-    compliance = ComplianceService(db, index, parse_query, indexer)
+    compliance = ComplianceService(db, index, parse_query, indexer, directory)
     ediscovery = EDiscoveryService(db, archive, compliance, index, parse_query, indexer.flush)
     provisioning = ProvisioningService(db, secrets, directory, mailer=Mailer(settings),
                                        log_days=settings.provisioning_log_days)
@@ -169,7 +169,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @app.exception_handler(SCIMException)
     async def scim_error(request: Request, exc: SCIMException) -> Response:
         if not _is_scim(request):
-            return JSONResponse({"error": exc.scim_type or "error", "message": exc.detail}, exc.status)
+            # The admin API's own codes where SCIM has no scimType (a 404 reads like every other not_found).
+            code = exc.scim_type or {404: "not_found", 409: "conflict"}.get(exc.status, "error")
+            return JSONResponse({"error": code, "message": exc.detail}, exc.status)
         return scim_api.scim_error_response(exc)
 
     @app.exception_handler(TenantryError)

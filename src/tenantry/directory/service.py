@@ -23,6 +23,7 @@ from tenantry.directory.catalogue import DEFAULT_ROLE_GROUPS, LICENCES, ROLES
 from tenantry.directory.models import (
     ApiToken,
     Domain,
+    Group,
     GroupMember,
     LicenceAssignment,
     RoleGroup,
@@ -360,6 +361,15 @@ class DirectoryService:
             return sorted(session.scalars(select(GroupMember.member_id).where(
                 GroupMember.tenant_id == tenant_id, GroupMember.group_id == group_id,
                 GroupMember.member_type == "User")))
+
+    def principals_exist(self, tenant_id: str, principal_type: str, ids: list[str]) -> bool:
+        """True when every id is a user (``principal_type`` "User") or group ("Group") of this tenant."""
+        table: Any = User if principal_type == "User" else Group
+        wanted = set(ids)
+        with self.db.session() as session:
+            found = set(session.scalars(select(table.id).where(table.tenant_id == tenant_id,
+                                                               table.id.in_(list(wanted)))))
+        return found == wanted
 
     def users_by_id(self, tenant_id: str, user_ids: list[str]) -> list[DirectoryUser]:
         if not user_ids:
