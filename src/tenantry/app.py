@@ -113,10 +113,17 @@ def bootstrap(services: Services) -> dict[str, str]:
             issued["scim"] = services.directory.issue_token(settings.default_tenant, "scim", "initial").secret
         if not settings.bootstrap_admin_token:
             issued["admin"] = services.directory.issue_token(settings.default_tenant, "admin", "initial").secret
+        if not settings.bootstrap_operator_token:
+            # Installation-wide (lists and creates tenants); its row names the default tenant only because
+            # every token row names one.
+            issued["operator"] = services.directory.issue_token(settings.default_tenant, "operator",
+                                                                "initial").secret
     if settings.bootstrap_scim_token:
         services.directory.ensure_token(settings.default_tenant, "scim", settings.bootstrap_scim_token)
     if settings.bootstrap_admin_token:
         services.directory.ensure_token(settings.default_tenant, "admin", settings.bootstrap_admin_token)
+    if settings.bootstrap_operator_token:
+        services.directory.ensure_token(settings.default_tenant, "operator", settings.bootstrap_operator_token)
     for tenant in services.directory.list_tenants():
         # Items a crash left out of the search index (delivered, not yet indexed) are indexed now.
         services.indexer.catch_up(tenant["id"])

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     bootstrap_admin_token: str | None = Field(
         default=None, description="Create this admin API token on start (tests, automation)."
     )
+    bootstrap_operator_token: str | None = Field(
+        default=None, description="Create this operator token (lists and creates tenants) on start."
+    )
 
     @classmethod
     def settings_customise_sources(
