@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from scim2_models import NotFoundException, SCIMException
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -152,11 +152,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     scim_router = scim_api.build_router(services.scim, services.directory, settings)
     app.include_router(scim_router, prefix="/scim/v2")
     app.include_router(scim_router, prefix="/tenants/{tenant_id}/scim/v2")
-    app.include_router(directory_api.build_router(services.scim, services.directory), prefix="/api/v1")
+    # Every /api/v1 router is included with this guard: the credential is checked before the body is read or
+    # validated, and a route that forgets its own check is still closed (tests/security/test_scopes.py).
+    api_guard = [Depends(directory_api.api_guard(services.directory))]
+    app.include_router(directory_api.build_router(services.scim, services.directory), prefix="/api/v1",
+                       dependencies=api_guard)
     _, tenant_of = directory_api.admin_guard(services.directory)
-    app.include_router(connectors_api.build_router(services.connectors, services.archive, tenant_of), prefix="/api/v1")
+    app.include_router(connectors_api.build_router(services.connectors, services.archive, tenant_of), prefix="/api/v1",
+                       dependencies=api_guard)
     app.include_router(archive_api.build_router(services.compliance, services.ediscovery, services.ledger, tenant_of),
-                       prefix="/api/v1")
+                       prefix="/api/v1", dependencies=api_guard)
 
     jobs_holder: dict[str, Any] = {}
 
@@ -167,7 +172,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             jobs_holder["jobs"] = make_jobs(services)
         return str(jobs_holder["jobs"].submit(name, **kwargs))
 
-    app.include_router(provisioning_api.build_router(services.provisioning, tenant_of, submit), prefix="/api/v1")
+    app.include_router(provisioning_api.build_router(services.provisioning, tenant_of, submit), prefix="/api/v1",
+                       dependencies=api_guard)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from tenantry.core.errors import Forbidden, Unauthorized
@@ -77,6 +77,21 @@ def caller(directory: DirectoryService, request: Request) -> tuple[str, str]:
     return scope, tenant
 
 
+def api_guard(directory: DirectoryService) -> Callable[[Request], None]:
+    """The check every ``/api/v1`` route passes first: under ``/tenants/{tenant_id}`` that tenant's admin token;
+    elsewhere an admin or the operator token (the route narrows it further)."""
+    _, tenant_of = admin_guard(directory)
+
+    def guard(request: Request) -> None:
+        tenant_id = request.path_params.get("tenant_id")
+        if tenant_id is not None:
+            tenant_of(str(tenant_id), request)
+        else:
+            caller(directory, request)
+
+    return guard
+
+
 def build_router(store: ScimStore, directory: DirectoryService) -> APIRouter:
     router = APIRouter()
     _, tenant_of = admin_guard(directory)
@@ -93,12 +108,15 @@ def build_router(store: ScimStore, directory: DirectoryService) -> APIRouter:
         listed = directory.list_tenants()
         return listed if scope == "operator" else [t for t in listed if t["id"] == own]
 
-    @router.post("/tenants", status_code=201)
-    def create_tenant(body: TenantIn, request: Request) -> dict[str, Any]:
+    def operator(request: Request) -> None:
+        # A dependency, so it is checked before the body is validated: a tenant admin learns nothing from 422s.
         scope, _ = caller(directory, request)
         if scope != "operator":
             raise Forbidden("creating tenants needs the operator token (tenantry token create --scope operator); "
                             "a tenant admin token administers its own tenant only")
+
+    @router.post("/tenants", status_code=201, dependencies=[Depends(operator)])
+    def create_tenant(body: TenantIn) -> dict[str, Any]:
         return directory.create_tenant(body.id, body.name or body.id)
 
     @router.get("/tenants/{tenant_id}/users")
