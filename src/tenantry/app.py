@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from scim2_models import NotFoundException, SCIMException
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -79,7 +79,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     egress = EgressPolicy.from_settings(settings)   # every connection to a target a tenant admin names
     connectors = ConnectorService(db, directory, archive, secrets, default_region=settings.default_phone_region,
                                   egress=egress)
-    compliance = ComplianceService(db, index, parse_query, indexer)
+    compliance = ComplianceService(db, index, parse_query, indexer, directory)
     jobstore = JobStore(db)
     ediscovery = EDiscoveryService(db, archive, compliance, index, parse_query, indexer.flush,
                                    exports_dir=settings.data_dir / "exports", jobs=jobstore)
@@ -120,10 +120,17 @@ def bootstrap(services: Services) -> dict[str, str]:
             issued["scim"] = services.directory.issue_token(settings.default_tenant, "scim", "initial").secret
         if not settings.bootstrap_admin_token:
             issued["admin"] = services.directory.issue_token(settings.default_tenant, "admin", "initial").secret
+        if not settings.bootstrap_operator_token:
+            # Installation-wide (lists and creates tenants); its row names the default tenant only because
+            # every token row names one.
+            issued["operator"] = services.directory.issue_token(settings.default_tenant, "operator",
+                                                                "initial").secret
     if settings.bootstrap_scim_token:
         services.directory.ensure_token(settings.default_tenant, "scim", settings.bootstrap_scim_token)
     if settings.bootstrap_admin_token:
         services.directory.ensure_token(settings.default_tenant, "admin", settings.bootstrap_admin_token)
+    if settings.bootstrap_operator_token:
+        services.directory.ensure_token(settings.default_tenant, "operator", settings.bootstrap_operator_token)
     if not settings.broker_url:
         # In-process jobs of this host whose process stopped can never finish: say so in their rows.
         services.jobstore.fail_orphans()
@@ -155,7 +162,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     scim_router = scim_api.build_router(services.scim, services.directory, settings)
     app.include_router(scim_router, prefix="/scim/v2")
     app.include_router(scim_router, prefix="/tenants/{tenant_id}/scim/v2")
-    app.include_router(directory_api.build_router(services.scim, services.directory), prefix="/api/v1")
+    # Every /api/v1 router is included with this guard: the credential is checked before the body is read or
+    # validated, and a route that forgets its own check is still closed (tests/security/test_scopes.py).
+    api_guard = [Depends(directory_api.api_guard(services.directory))]
+    app.include_router(directory_api.build_router(services.scim, services.directory), prefix="/api/v1",
+                       dependencies=api_guard)
     _, tenant_of = directory_api.admin_guard(services.directory)
 
     jobs_holder: dict[str, Any] = {}
@@ -174,13 +185,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         """Hand a job of the ``jobs`` table to the engine (a thread here, or a Celery worker)."""
         engine().enqueue(job_id)
 
-    app.include_router(connectors_api.build_router(services.connectors, services.archive, tenant_of), prefix="/api/v1")
+    app.include_router(connectors_api.build_router(services.connectors, services.archive, tenant_of), prefix="/api/v1",
+                       dependencies=api_guard)
     app.include_router(archive_api.build_router(services.compliance, services.ediscovery, services.ledger, tenant_of,
                                                 jobs=services.jobstore, enqueue=enqueue),
-                       prefix="/api/v1")
-    app.include_router(jobs_api.build_router(services.jobstore, tenant_of), prefix="/api/v1")
+                       prefix="/api/v1", dependencies=api_guard)
+    app.include_router(jobs_api.build_router(services.jobstore, tenant_of), prefix="/api/v1", dependencies=api_guard)
 
-    app.include_router(provisioning_api.build_router(services.provisioning, tenant_of, submit), prefix="/api/v1")
+    app.include_router(provisioning_api.build_router(services.provisioning, tenant_of, submit), prefix="/api/v1",
+                       dependencies=api_guard)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -189,7 +202,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @app.exception_handler(SCIMException)
     async def scim_error(request: Request, exc: SCIMException) -> Response:
         if not _is_scim(request):
-            return JSONResponse({"error": exc.scim_type or "error", "message": exc.detail}, exc.status)
+            # The admin API's own codes where SCIM has no scimType (a 404 reads like every other not_found).
+            code = exc.scim_type or {404: "not_found", 409: "conflict"}.get(exc.status, "error")
+            return JSONResponse({"error": code, "message": exc.detail}, exc.status)
         return scim_api.scim_error_response(exc)
 
     @app.exception_handler(TenantryError)

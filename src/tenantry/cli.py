@@ -18,7 +18,8 @@ from tenantry.core.errors import TenantryError
 from tenantry.core.settings import Settings
 
 app = typer.Typer(help="Tenantry: directory, SCIM provisioning, archive and compliance.", no_args_is_help=True)
-token_app = typer.Typer(help="Bearer tokens for the SCIM endpoint and the admin API.", no_args_is_help=True)
+token_app = typer.Typer(help="Bearer tokens for the SCIM endpoint, the admin API and the operator.",
+                        no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 directory_app = typer.Typer(help="Users, groups, domains, licences and role groups.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -167,11 +168,14 @@ def tenant_list(as_json: JsonOpt = False) -> None:
 @token_app.command("create")
 def token_create(
     tenant: TenantOpt = None,
-    scope: Annotated[str, typer.Option(help="scim or admin")] = "scim",
+    scope: Annotated[str, typer.Option(help="scim (a tenant's SCIM endpoint), admin (a tenant's admin API) or "
+                                           "operator (lists and creates tenants; installation-wide)")] = "scim",
     name: Annotated[str, typer.Option(help="A label to recognise it by.")] = "default",
 ) -> None:
     """Issue a token; the secret is printed once and stored only as a hash."""
     services = _services()
+    if scope == "operator" and tenant not in (None, services.settings.default_tenant):
+        _fail("an operator token is for the installation, not a tenant: leave out --tenant")
     issued = _run(lambda: services.directory.issue_token(_tenant(services, tenant), scope, name))
     err.print(f"token {issued.id} ({issued.scope}, tenant {issued.tenant_id}); the secret follows, shown once:")
     print(issued.secret)

@@ -1,4 +1,7 @@
-"""The admin REST API (/api/v1): admin tokens only, one tenant per token, clear JSON errors."""
+"""The admin REST API (/api/v1): admin tokens only, one tenant per token, clear JSON errors.
+
+No or an unknown token is 401; a valid token of another scope or tenant is 403 (docs/security.md).
+"""
 
 from __future__ import annotations
 
@@ -22,10 +25,10 @@ def test_admin_api_lists_users_and_assigns_licences(app_client, backend, tenant:
 def test_admin_api_refuses_scim_tokens_and_other_tenants(app_client, backend, tenant: str) -> None:
     scim_token = backend.directory.issue_token(tenant, "scim", "s").secret
     r = app_client.get(f"/api/v1/tenants/{tenant}/users", headers={"Authorization": f"Bearer {scim_token}"})
-    assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+    assert r.status_code == 403 and r.json()["error"] == "forbidden"
     admin = backend.directory.issue_token(tenant, "admin", "a").secret
     r = app_client.get("/api/v1/tenants/default-other/users", headers={"Authorization": f"Bearer {admin}"})
-    assert r.status_code == 401
+    assert r.status_code == 403
     assert app_client.get(f"/api/v1/tenants/{tenant}/domains").status_code == 401
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tenantry.core.errors import Conflict, Invalid, NotFound, Unauthorized
+from tenantry.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from tests.conftest import user_payload
 
 
@@ -25,11 +25,16 @@ def test_token_scope_and_tenant_are_enforced(backend, tenant: str) -> None:
     scim = backend.directory.issue_token(tenant, "scim", "s")
     admin = backend.directory.issue_token(tenant, "admin", "a")
     assert backend.directory.authenticate(scim.secret, "scim", tenant) == tenant
-    assert backend.directory.authenticate(admin.secret, "scim", tenant) == tenant  # admin opens SCIM too
-    with pytest.raises(Unauthorized):
-        backend.directory.authenticate(scim.secret, "admin", None)  # …but not the other way round
-    with pytest.raises(Unauthorized):
+    assert backend.directory.authenticate(admin.secret, "admin", None) == tenant
+    # Each scope opens one door (docs/security.md): admin does not open SCIM, nor SCIM the admin API.
+    with pytest.raises(Forbidden):
+        backend.directory.authenticate(admin.secret, "scim", tenant)
+    with pytest.raises(Forbidden):
+        backend.directory.authenticate(scim.secret, "admin", None)
+    with pytest.raises(Forbidden):
         backend.directory.authenticate(scim.secret, "scim", "some-other-tenant")
+    with pytest.raises(Unauthorized):
+        backend.directory.authenticate("tnt_scim_" + "x" * 40, "scim", tenant)
     with pytest.raises(Invalid):
         backend.directory.issue_token(tenant, "root")
 

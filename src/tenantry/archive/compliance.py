@@ -24,7 +24,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from tenantry.archive import ledger
-from tenantry.archive.models import Folder, Hold, Item, Mailbox, RetentionPolicy
+from tenantry.archive.models import Case, Folder, Hold, Item, Mailbox, RetentionPolicy
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
 from tenantry.core.errors import Conflict, Invalid, NotFound
@@ -75,13 +75,42 @@ class IndexSync(Protocol):
     def flush(self) -> None: ...
 
 
+class Directory(Protocol):
+    """The part of the directory the archive asks: which of these ids are users of the tenant."""
+
+    def users_by_id(self, tenant_id: str, user_ids: list[str]) -> Sequence[Any]: ...
+
+
 class ComplianceService:
     def __init__(self, db: Database, index: Index | None, parse_query: Callable[[str], Node],
-                 indexer: IndexSync | None = None) -> None:
+                 indexer: IndexSync | None = None, directory: Directory | None = None) -> None:
         self.db = db
         self.index = index
         self.parse_query = parse_query
         self.indexer = indexer
+        self.directory = directory
+
+    def require_users(self, tenant: str, user_ids: Iterable[str]) -> None:
+        """NotFound unless every id is a user of ``tenant``: a directory user, or the owner of a mailbox here.
+
+        A mailbox outlives its user (a departed employee's archive stays held), so its owner counts. An id of
+        another tenant is refused with the same words as an id that exists nowhere: holds, custodians and
+        policies are rules of this tenant, and the answer must not tell what exists elsewhere.
+        """
+        wanted = list(dict.fromkeys(user_ids))
+        if not wanted:
+            return
+        known: set[str] = set()
+        with self.db.session() as session:
+            for start in range(0, len(wanted), 500):
+                known.update(session.scalars(select(Mailbox.user_id).where(
+                    Mailbox.tenant_id == tenant, Mailbox.user_id.in_(wanted[start : start + 500]))))
+        rest = [u for u in wanted if u not in known]
+        if rest and self.directory is not None:
+            known.update(u.id for u in self.directory.users_by_id(tenant, rest))
+        missing = [u for u in wanted if u not in known]
+        if missing:
+            raise NotFound(f"no user or mailbox {missing[0]!r} in this tenant")
 
     def _sync(self, tenant: str, changes: _Changes) -> None:
         if self.indexer is None:
@@ -106,9 +135,15 @@ class ComplianceService:
             self.parse_query(query)  # a hold whose query cannot run would protect nothing: refuse it now
             if self.index is None:
                 raise Invalid("query-based holds need the search index")
+        if user_id is not None:
+            self.require_users(tenant, [user_id])
         hold = Hold(id=str(uuid.uuid4()), tenant_id=tenant, name=name, user_id=user_id, case_id=case_id,
                     query=query or None, duration_days=duration_days, created_by=actor, created_at=utcnow())
         with self.db.session() as session:
+            if case_id is not None:
+                case = session.get(Case, case_id)
+                if case is None or case.tenant_id != tenant:
+                    raise NotFound(f"no case {case_id}")
             session.add(hold)
             session.flush()
             ledger.append(session, tenant, [(actor, "hold.place", hold.id, _hold_dict(hold))])
@@ -145,6 +180,7 @@ class ComplianceService:
         for value in (retain_days, delete_after_days):
             if value is not None and value <= 0:
                 raise Invalid("days must be positive")
+        self.require_users(tenant, users)
         policy = RetentionPolicy(id=str(uuid.uuid4()), tenant_id=tenant, name=name, retain_days=retain_days,
                                  delete_after_days=delete_after_days, users=json.dumps(list(users)),
                                  folders=json.dumps(list(folders)), kinds=json.dumps(list(kinds)), enabled=True,

@@ -99,6 +99,7 @@ class EDiscoveryService:
         return found
 
     def add_custodians(self, tenant: str, case_id: str, user_ids: Sequence[str], actor: str) -> list[str]:
+        self.compliance.require_users(tenant, user_ids)  # custodians are users (or mailboxes) of this tenant
         with self.db.session() as session:
             self._case(session, tenant, case_id, open_only=True)
             have = set(session.scalars(select(CaseCustodian.user_id).where(CaseCustodian.case_id == case_id)))
@@ -181,6 +182,8 @@ class EDiscoveryService:
         """Search all mailboxes (or some): the count, per-mailbox statistics, and one page of results, newest
         first. Purges are left out unless asked for (they belong to eDiscovery)."""
         node = self.parse_query(query)
+        if users:
+            self.compliance.require_users(tenant, users)
         ids = self._hits(tenant, node, users, include_purges)
         items = sorted(self.review_items(tenant, sorted(ids)), key=lambda i: (i.sent_at, i.id), reverse=True)
         per_mailbox: dict[str, int] = {}

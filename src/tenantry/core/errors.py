@@ -28,5 +28,15 @@ class Invalid(TenantryError):
 
 
 class Unauthorized(TenantryError):
+    """No credential, or one that is unknown or revoked (RFC 6750 §3.1 invalid_token): who is asking?"""
+
     status_code = 401
     code = "unauthorized"
+
+
+class Forbidden(TenantryError):
+    """A valid credential that may not do this: another scope, or another tenant (RFC 6750 §3.1
+    insufficient_scope)."""
+
+    status_code = 403
+    code = "forbidden"

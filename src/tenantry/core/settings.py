@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     bootstrap_admin_token: str | None = Field(
         default=None, description="Create this admin API token on start (tests, automation)."
     )
+    bootstrap_operator_token: str | None = Field(
+        default=None, description="Create this operator token (lists and creates tenants) on start."
+    )
 
     @field_validator("outbound_allowed_networks", "outbound_denied_networks", mode="before")
     @classmethod

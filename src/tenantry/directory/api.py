@@ -1,7 +1,9 @@
 """The admin REST API of the directory (``/api/v1``): tenants, users, groups, domains, licences, role groups.
 
 Users and groups are the same records the SCIM endpoints serve (one store); this API adds what SCIM has no
-word for. Authentication: an admin token (``tenantry token create --scope admin``).
+word for. Authentication: a tenant's admin token (``tenantry token create --scope admin``) for everything under
+``/tenants/{tenant_id}``; the operator token (``tenantry token create --scope operator``) to list and create
+tenants. No or an unknown token: 401; a valid token of another scope or tenant: 403 (docs/security.md).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from tenantry.core.errors import Unauthorized
+from tenantry.core.errors import Forbidden, Unauthorized
 from tenantry.directory.catalogue import LICENCES, ROLES
 from tenantry.directory.scim_store import ScimStore
 from tenantry.directory.service import DirectoryService
@@ -42,38 +44,79 @@ class MemberIn(BaseModel):
     user_id: str
 
 
+def _bearer(request: Request) -> str:
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
+    return secret.strip()
+
+
 def admin_guard(directory: DirectoryService) -> tuple[Callable[[Request], str], Callable[[str, Request], str]]:
-    """The admin-token checks every admin router uses: (any tenant's admin, this tenant's admin)."""
+    """The admin-token checks every admin router uses: (any tenant's admin, this tenant's admin).
+
+    No or an unknown token → 401; a token of another scope (SCIM, operator) or of another tenant → 403.
+    """
 
     def admin(request: Request) -> str:
-        scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
-            raise Unauthorized("an admin bearer token is required")
-        return directory.authenticate(secret.strip(), "admin", None)
+        return directory.authenticate(_bearer(request), "admin", None)
 
     def tenant_of(tenant_id: str, request: Request) -> str:
         own = admin(request)
         if own != tenant_id:
-            raise Unauthorized(f"this admin token is not for tenant {tenant_id!r}")
+            raise Forbidden(f"this admin token is not for tenant {tenant_id!r}")
         return tenant_id
 
     return admin, tenant_of
 
 
+def caller(directory: DirectoryService, request: Request) -> tuple[str, str]:
+    """(scope, tenant) of an admin or operator token; 401 without a valid token, 403 for a SCIM token."""
+    tenant, scope = directory.identify(_bearer(request))
+    if scope not in ("admin", "operator"):
+        raise Forbidden(f"this is a {scope} token; the admin API needs an admin or the operator token")
+    return scope, tenant
+
+
+def api_guard(directory: DirectoryService) -> Callable[[Request], None]:
+    """The check every ``/api/v1`` route passes first: under ``/tenants/{tenant_id}`` that tenant's admin token;
+    elsewhere an admin or the operator token (the route narrows it further)."""
+    _, tenant_of = admin_guard(directory)
+
+    def guard(request: Request) -> None:
+        tenant_id = request.path_params.get("tenant_id")
+        if tenant_id is not None:
+            tenant_of(str(tenant_id), request)
+        else:
+            caller(directory, request)
+
+    return guard
+
+
 def build_router(store: ScimStore, directory: DirectoryService) -> APIRouter:
     router = APIRouter()
-    admin, tenant_of = admin_guard(directory)
+    _, tenant_of = admin_guard(directory)
 
     @router.get("/catalogue")
-    def catalogue(_: str = Depends(admin)) -> dict[str, Any]:  # noqa: B008
+    def catalogue(request: Request) -> dict[str, Any]:
+        caller(directory, request)  # the same for every tenant: any admin, or the operator
         return {"licences": LICENCES, "roles": ROLES}
 
     @router.get("/tenants")
-    def tenants(_: str = Depends(admin)) -> list[dict[str, Any]]:  # noqa: B008
-        return directory.list_tenants()
+    def tenants(request: Request) -> list[dict[str, Any]]:
+        """The operator sees every tenant; a tenant admin sees its own tenant only."""
+        scope, own = caller(directory, request)
+        listed = directory.list_tenants()
+        return listed if scope == "operator" else [t for t in listed if t["id"] == own]
 
-    @router.post("/tenants", status_code=201)
-    def create_tenant(body: TenantIn, _: str = Depends(admin)) -> dict[str, Any]:  # noqa: B008
+    def operator(request: Request) -> None:
+        # A dependency, so it is checked before the body is validated: a tenant admin learns nothing from 422s.
+        scope, _ = caller(directory, request)
+        if scope != "operator":
+            raise Forbidden("creating tenants needs the operator token (tenantry token create --scope operator); "
+                            "a tenant admin token administers its own tenant only")
+
+    @router.post("/tenants", status_code=201, dependencies=[Depends(operator)])
+    def create_tenant(body: TenantIn) -> dict[str, Any]:
         return directory.create_tenant(body.id, body.name or body.id)
 
     @router.get("/tenants/{tenant_id}/users")

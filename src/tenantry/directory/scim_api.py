@@ -34,7 +34,7 @@ from scim2_models import (
     Sort,
 )
 
-from tenantry.core.errors import Unauthorized
+from tenantry.core.errors import Forbidden, Unauthorized
 from tenantry.core.settings import Settings
 from tenantry.directory.scim_store import ScimStore, simple_equality
 from tenantry.directory.service import DirectoryService
@@ -127,10 +127,16 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
             secret = ""
         try:
             directory.authenticate(secret.strip(), "scim", ctx.tenant)
+        # Every refusal is 401 here (RFC 7644 §3.12: the authorization is not valid for this endpoint): an
+        # identity provider holds one token, and the endpoint does not tell which other kinds of secret exist.
         except Unauthorized as exc:
             from scim2_models import UnauthorizedException
 
             raise UnauthorizedException(detail=exc.message) from exc
+        except Forbidden as exc:
+            from scim2_models import UnauthorizedException
+
+            raise UnauthorizedException(detail="the bearer token is not valid for this SCIM endpoint") from exc
         return ctx
 
     async def body(request: Request, limit: int = _MAX_BODY) -> Any:

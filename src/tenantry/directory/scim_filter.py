@@ -173,7 +173,10 @@ class FilterCompiler:
             return Compiled(column[0].is_not(None), True)
         if self.resource_type == "User":
             if key == "groups.value":
-                return Compiled(exists().where(GroupMember.member_id == User.id), True)
+                # Same tenant only: another tenant's group may name this user's id (kept as its IdP sent it).
+                return Compiled(
+                    exists().where(GroupMember.member_id == User.id, GroupMember.tenant_id == User.tenant_id), True
+                )
             # Only strings and booleans are indexed; presence of a complex attribute is its value's presence.
             prefix = key.removesuffix(".value")
             return Compiled(
@@ -184,7 +187,9 @@ class FilterCompiler:
                 True,
             )
         if key == "members.value":
-            return Compiled(exists().where(GroupMember.group_id == Group.id), True)
+            return Compiled(
+                exists().where(GroupMember.group_id == Group.id, GroupMember.tenant_id == Group.tenant_id), True
+            )
         return INEXACT
 
     def _compare(self, path: AttrPath, op: CompareOperator, value: Any) -> Compiled:
@@ -209,7 +214,8 @@ class FilterCompiler:
         if self.resource_type == "User":
             if key == "groups.value" and op is CompareOperator.eq and isinstance(value, str):
                 return Compiled(
-                    exists().where(GroupMember.member_id == User.id, GroupMember.group_id == value), True
+                    exists().where(GroupMember.member_id == User.id, GroupMember.tenant_id == User.tenant_id,
+                                   GroupMember.group_id == value), True
                 )
             cond = self._value_condition(key, op, value)
             if cond is None:
@@ -217,7 +223,8 @@ class FilterCompiler:
             return Compiled(exists().where(UserValue.user_id == User.id, UserValue.attr == key, cond), True)
         if key == "members.value" and op is CompareOperator.eq and isinstance(value, str):
             return Compiled(
-                exists().where(GroupMember.group_id == Group.id, GroupMember.member_id == value), True
+                exists().where(GroupMember.group_id == Group.id, GroupMember.tenant_id == Group.tenant_id,
+                               GroupMember.member_id == value), True
             )
         return INEXACT
 

@@ -177,21 +177,26 @@ class ScimStore:
         doc: dict[str, Any] = {"id": row.id}
         doc.update(orjson.loads(row.resource))
         if groups is None:
-            groups = self._groups_of(session, [row.id]).get(row.id, [])
+            groups = self._groups_of(session, row.tenant_id, [row.id]).get(row.id, [])
         if groups:
             doc["groups"] = groups
         doc["meta"] = _meta("User", row.created, row.last_modified, row.version)
         return doc
 
     @staticmethod
-    def _groups_of(session: Session, user_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    def _groups_of(session: Session, tenant: str, user_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """The groups of ``tenant`` each user is a direct member of.
+
+        Another tenant's group may hold this user's id as a member (its IdP sent it; it is kept as sent), but
+        that row is the other tenant's: it never shows here.
+        """
         if not user_ids:
             return {}
         result: dict[str, list[dict[str, Any]]] = {}
         stmt = (
             select(GroupMember.member_id, Group.id, Group.display_name)
-            .join(Group, Group.id == GroupMember.group_id)
-            .where(GroupMember.member_id.in_(user_ids))
+            .join(Group, (Group.id == GroupMember.group_id) & (Group.tenant_id == tenant))
+            .where(GroupMember.tenant_id == tenant, GroupMember.member_id.in_(user_ids))
         )
         for member_id, group_id, display in session.execute(stmt):
             result.setdefault(member_id, []).append({"value": group_id, "display": display, "type": "direct"})
@@ -238,21 +243,25 @@ class ScimStore:
         doc: dict[str, Any] = {"id": row.id}
         doc.update(orjson.loads(row.resource))
         if with_members:
-            members = self._members_of(session, row.id)
+            members = self._members_of(session, row.tenant_id, row.id)
             if members:
                 doc["members"] = members
         doc["meta"] = _meta("Group", row.created, row.last_modified, row.version)
         return doc
 
     @staticmethod
-    def _members_of(session: Session, group_id: str) -> list[dict[str, Any]]:
-        """Members with ``display`` as the IdP sent it, else the member's current name."""
+    def _members_of(session: Session, tenant: str, group_id: str) -> list[dict[str, Any]]:
+        """Members with ``display`` as the IdP sent it, else the member's current name.
+
+        Names come only from the group's own tenant: a member id that is another tenant's user or group
+        (kept as sent) shows as the bare id, never with the other tenant's name.
+        """
         rows = session.execute(
             select(GroupMember.member_id, GroupMember.member_type, GroupMember.display,
                    User.display_name, User.user_name, Group.display_name)
-            .outerjoin(User, User.id == GroupMember.member_id)
-            .outerjoin(Group, Group.id == GroupMember.member_id)
-            .where(GroupMember.group_id == group_id)
+            .outerjoin(User, (User.id == GroupMember.member_id) & (User.tenant_id == tenant))
+            .outerjoin(Group, (Group.id == GroupMember.member_id) & (Group.tenant_id == tenant))
+            .where(GroupMember.tenant_id == tenant, GroupMember.group_id == group_id)
             .order_by(GroupMember.member_id)
         ).all()
         members = []
@@ -501,12 +510,15 @@ class ScimStore:
             if resource_type == "User":
                 user = self._get_user_row(session, tenant, resource_id)
                 _check_if_match(if_match, user.version)
-                session.execute(delete(GroupMember).where(GroupMember.member_id == resource_id))
+                # Only this tenant's memberships: another tenant's group may name the same id (kept as sent).
+                session.execute(delete(GroupMember).where(GroupMember.tenant_id == tenant,
+                                                          GroupMember.member_id == resource_id))
                 session.delete(user)
             else:
                 group = self._get_group_row(session, tenant, resource_id)
                 _check_if_match(if_match, group.version)
-                session.execute(delete(GroupMember).where(GroupMember.member_id == resource_id))
+                session.execute(delete(GroupMember).where(GroupMember.tenant_id == tenant,
+                                                          GroupMember.member_id == resource_id))
                 session.delete(group)
 
     def _search_simple(self, tenant: str, key: str, value: str, start_index: int, count: int) -> Page:
@@ -577,10 +589,10 @@ class ScimStore:
                 rows = session.scalars(
                     select(table).where(*where).order_by(*order).offset(start_index - 1).limit(count)
                 ).all()
-                return Page(total, start_index, self._docs(session, resource_type, rows, with_members))
+                return Page(total, start_index, self._docs(session, tenant, resource_type, rows, with_members))
             # The slow, exact path: candidates from SQL, verified (and sorted) by scim2-models' evaluator.
             rows = session.scalars(select(table).where(*where).order_by(table.id)).all()
-            docs = self._docs(session, resource_type, rows, True)
+            docs = self._docs(session, tenant, resource_type, rows, True)
             model_cls = RESOURCE_MODELS[resource_type]
             if parsed is not None and not exact:
                 docs = [d for d in docs if parsed.match(model_cls.model_validate(d))]
@@ -593,10 +605,10 @@ class ScimStore:
             return Page(total, start_index, docs[start_index - 1 : start_index - 1 + count])
 
     def _docs(
-        self, session: Session, resource_type: str, rows: Sequence[Any], with_members: bool
+        self, session: Session, tenant: str, resource_type: str, rows: Sequence[Any], with_members: bool
     ) -> list[dict[str, Any]]:
         if resource_type == "User":
-            groups = self._groups_of(session, [r.id for r in rows])
+            groups = self._groups_of(session, tenant, [r.id for r in rows])
             return [self._user_doc(session, r, groups.get(r.id, [])) for r in rows]
         return [self._group_doc(session, r, with_members) for r in rows]
 
@@ -671,7 +683,9 @@ def _simple_query(column: str) -> Any:
         "SELECT u.id, u.resource, u.created, u.last_modified, u.version, g.id, g.display_name "
         "FROM (SELECT id, resource, created, last_modified, version FROM users "
         f"WHERE tenant_id = :tenant AND {column} = :value ORDER BY id LIMIT :limit OFFSET :offset) AS u "
-        "LEFT JOIN group_members gm ON gm.member_id = u.id LEFT JOIN groups g ON g.id = gm.group_id "
+        # Memberships and groups of the same tenant only: another tenant's group may name this user's id.
+        "LEFT JOIN group_members gm ON gm.member_id = u.id AND gm.tenant_id = :tenant "
+        "LEFT JOIN groups g ON g.id = gm.group_id AND g.tenant_id = :tenant "
         "ORDER BY u.id"
     ).columns(created=DateTime(timezone=True), last_modified=DateTime(timezone=True))
 

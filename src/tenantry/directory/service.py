@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 
 from tenantry.core.clock import utcnow
 from tenantry.core.db import Database
-from tenantry.core.errors import Conflict, Invalid, NotFound, Unauthorized
+from tenantry.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from tenantry.core.ids import new_id, new_secret, secret_hash
 from tenantry.directory.catalogue import DEFAULT_ROLE_GROUPS, LICENCES, ROLES
 from tenantry.directory.models import (
     ApiToken,
     Domain,
+    Group,
     GroupMember,
     LicenceAssignment,
     RoleGroup,
@@ -35,7 +36,9 @@ from tenantry.directory.models import (
 
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-SCOPES = ("scim", "admin")
+# scim: one tenant's SCIM endpoint (what an identity provider holds); admin: one tenant's admin API;
+# operator: the installation (listing and creating tenants), bound to the default tenant's row but for no tenant.
+SCOPES = ("scim", "admin", "operator")
 
 
 @dataclass(frozen=True)
@@ -166,35 +169,39 @@ class DirectoryService:
             return [TokenInfo(t.id, t.tenant_id, t.scope, t.name, t.created_at, t.revoked_at)
                     for t in session.scalars(stmt)]
 
-    def authenticate(self, secret: str | None, scope: str, tenant_id: str | None) -> str:
-        """The tenant a bearer secret belongs to; Unauthorized unless it is active, of ``scope``, for ``tenant_id``.
-
-        An admin token of the tenant is accepted for its SCIM endpoint too.
-        """
+    def identify(self, secret: str | None) -> tuple[str, str]:
+        """(tenant, scope) of an active bearer secret; Unauthorized when there is none, or it is unknown or
+        revoked."""
         if not secret:
             raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
         digest = secret_hash(secret)
         cached = self._token_cache.get(digest)
         if cached is not None and cached[2] > time.monotonic():
-            token_tenant, token_scope, _ = cached
-            if (token_scope == scope or token_scope == "admin") and (tenant_id is None or token_tenant == tenant_id):
-                return token_tenant
-            raise Unauthorized("the bearer token is not valid for this tenant")
+            return cached[0], cached[1]
         with self.db.session() as session:
             token = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
         # The lookup is by hash; compare again in constant time so no timing tells how close a guess was.
-        if (
-            token is None
-            or not hmac.compare_digest(token.token_hash, digest)
-            or token.revoked_at is not None
-            or (token.scope != scope and token.scope != "admin")
-            or (tenant_id is not None and token.tenant_id != tenant_id)
-        ):
-            raise Unauthorized("the bearer token is not valid for this tenant")
+        if token is None or not hmac.compare_digest(token.token_hash, digest) or token.revoked_at is not None:
+            raise Unauthorized("the bearer token is not valid (unknown or revoked)")
         if len(self._token_cache) > 10_000:
             self._token_cache.clear()
         self._token_cache[digest] = (token.tenant_id, token.scope, time.monotonic() + TOKEN_CACHE_SECONDS)
-        return token.tenant_id
+        return token.tenant_id, token.scope
+
+    def authenticate(self, secret: str | None, scope: str, tenant_id: str | None) -> str:
+        """The tenant a bearer secret belongs to, when it is active, of exactly ``scope`` and for ``tenant_id``.
+
+        Unauthorized (401) when there is no valid token; Forbidden (403) when it is valid but of another scope
+        or tenant. Each scope opens one door: an admin token does not open SCIM, an operator token is no
+        tenant's admin (docs/security.md).
+        """
+        token_tenant, token_scope = self.identify(secret)
+        if token_scope != scope:
+            raise Forbidden(f"this is {_article(token_scope)} {token_scope} token; this endpoint needs "
+                            f"{_article(scope)} {scope} token")
+        if tenant_id is not None and token_tenant != tenant_id:
+            raise Forbidden(f"this {scope} token is not for tenant {tenant_id!r}")
+        return token_tenant
 
     # -- domains ------------------------------------------------------------------------
 
@@ -361,6 +368,15 @@ class DirectoryService:
                 GroupMember.tenant_id == tenant_id, GroupMember.group_id == group_id,
                 GroupMember.member_type == "User")))
 
+    def principals_exist(self, tenant_id: str, principal_type: str, ids: list[str]) -> bool:
+        """True when every id is a user (``principal_type`` "User") or group ("Group") of this tenant."""
+        table: Any = User if principal_type == "User" else Group
+        wanted = set(ids)
+        with self.db.session() as session:
+            found = set(session.scalars(select(table.id).where(table.tenant_id == tenant_id,
+                                                               table.id.in_(list(wanted)))))
+        return found == wanted
+
     def users_by_id(self, tenant_id: str, user_ids: list[str]) -> list[DirectoryUser]:
         if not user_ids:
             return []
@@ -408,6 +424,10 @@ def _directory_user(user: User) -> DirectoryUser:
     emails.sort(key=lambda e: (not e.get("primary"), e.get("type") != "work"))
     address = emails[0]["value"] if emails else user.user_name
     return DirectoryUser(user.id, user.user_name, address, user.active, user.display_name)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _add_unique(users: list[DirectoryUser], user: DirectoryUser) -> None:

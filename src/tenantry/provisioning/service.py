@@ -134,6 +134,9 @@ class ProvisioningService:
         if principal_type not in ("User", "Group"):
             raise Invalid("assign a User or a Group")
         self._app(tenant, app_id)
+        # Only this tenant's users and groups: an id of another tenant is refused like one that exists nowhere.
+        if not self.directory.principals_exist(tenant, principal_type, [principal_id]):
+            raise NotFound(f"no {principal_type.lower()} {principal_id!r} in this tenant")
         with self.db.session() as session:
             session.execute(delete(Assignment).where(Assignment.app_id == app_id,
                                                      Assignment.principal_type == principal_type,
@@ -160,9 +163,11 @@ class ProvisioningService:
     def unassign(self, tenant: str, app_id: str, principal_type: str, principal_id: str) -> None:
         self._app(tenant, app_id)
         with self.db.session() as session:
-            session.execute(delete(Assignment).where(Assignment.app_id == app_id,
-                                                     Assignment.principal_type == principal_type,
-                                                     Assignment.principal_id == principal_id))
+            result = session.execute(delete(Assignment).where(Assignment.app_id == app_id,
+                                                              Assignment.principal_type == principal_type,
+                                                              Assignment.principal_id == principal_id))
+            if not result.rowcount:  # type: ignore[attr-defined]
+                raise NotFound(f"no assignment of {principal_type} {principal_id!r} to this app")
             _audit(session, app_id, "unassign", f"{principal_type} {principal_id} unassigned")
 
     def update_app(self, tenant: str, app_id: str, *, tenant_url: str | None = None, token: str | None = None,
@@ -380,6 +385,7 @@ class ProvisioningService:
 
     def provision_on_demand(self, tenant: str, app_id: str, user_id: str) -> CycleReport:
         """Entra's "Provision on demand": this one user, now, with every step logged and returned."""
+        self._app(tenant, app_id)  # the app first: its objects are looked up by its id below
         if not self.directory.users_by_id(tenant, [user_id]):
             with self.db.session() as session:
                 held = session.get(ProvisionedObject, (app_id, "User", user_id))

@@ -1,0 +1,55 @@
+"""The route table of ``create_app``, as (METHOD, path template) pairs, for the suites generated from it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+SCIM_PREFIXES = ("/tenants/{tenant_id}/scim/v2", "/scim/v2")
+# Read by anyone, the same for every tenant: RFC 7644 §4 discovery (and the refusal of writes to it, 405),
+# the health check. The OpenAPI document and docs pages are Starlette routes, not APIRoutes.
+SCIM_DISCOVERY = ("/ServiceProviderConfig", "/Schemas", "/ResourceTypes")
+
+
+def api_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, path template) the application answers, sub-routers included."""
+    try:
+        from fastapi.routing import iter_route_contexts  # FastAPI ≥ 0.16x keeps included routers lazily
+    except ImportError:  # pragma: no cover - older FastAPI flattens included routes into app.routes
+        pairs: list[tuple[Any, str]] = [(r, getattr(r, "path", "")) for r in app.routes]
+    else:
+        pairs = [(c.original_route, c.path or "") for c in iter_route_contexts(app.routes)]
+    out = [(method, path) for route, path in pairs if isinstance(route, APIRoute) for method in route.methods]
+    return sorted(set(out), key=lambda mp: (mp[1], mp[0]))
+
+
+def scim_suffix(path: str) -> str | None:
+    """The part after the SCIM prefix (``/Users``…), or None for a route that is not SCIM."""
+    for prefix in SCIM_PREFIXES:
+        if path.startswith(prefix + "/") or path == prefix:
+            return path[len(prefix):]
+    return None
+
+
+def is_public(method: str, path: str) -> bool:
+    """Routes that answer without a credential (docs/security.md): nothing of any tenant is behind them."""
+    if path == "/healthz":
+        return True
+    suffix = scim_suffix(path)
+    return suffix is not None and suffix.split("/")[1] in {d.strip("/") for d in SCIM_DISCOVERY}
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """``/tenants/{tenant_id}/users/{user_id}`` with the values (``{x:path}`` convertors included)."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise KeyError(f"no value for {{{name}}} in {template}")
+        return quote(values[name], safe="")
+
+    return re.sub(r"\{(\w+)(?::\w+)?\}", one, template)

@@ -1,0 +1,462 @@
+"""Tenant isolation, generated from the route table of ``create_app`` (issue #9), on both backends.
+
+Tenant A (the victim) owns one of everything: user, group, domain, licence, role-group membership, mailbox
+and item, hold, retention policy, case with custodian, connector and run, provisioning app and assignment.
+Tenant B (the attacker) holds an admin token and a SCIM token, and a case, connector and app of its own.
+For every APIRoute, ``CASES`` says how B calls it against A:
+
+- ``across(w, ...)``: B's credential on A's tenant path (``{tenant_id}`` = A) with A's ids in the path and
+  body. Expected: 403 on the admin API, 401 on SCIM endpoints (docs/security.md).
+- ``inside(w, status, ...)``: B's credential on B's own tenant path, with A's ids in the path or the body.
+  Expected: the status given (404 not_found mostly; never a 2xx that reaches A). A 2xx is allowed only where
+  the route lists B's own data (``check`` then says what must hold, e.g. "found nothing").
+- ``Probe(None, ...)``: routes without a tenant (``/api/v1/tenants``, ``/healthz``, SCIM discovery).
+
+After each route's probes, A's objects are read back with A's own credentials (``snapshot``) and must be
+exactly as before; and no answer to B may contain A's data (``A_SECRETS``).
+
+A route that has no case fails ``test_every_route_has_an_isolation_case`` ("add an isolation case for
+METHOD PATH"). To add one, write a few lines in ``CASES`` keyed by (METHOD, path template as FastAPI prints
+it), e.g.::
+
+    ("GET", "/api/v1/tenants/{tenant_id}/exports/{export_id}"): lambda w: [
+        across(w, export_id=w.a.export),          # B's token, A's tenant and export → 403
+        inside(w, 404, export_id=w.a.export),     # B's tenant, A's export id → 404
+    ],
+
+and, if the route reads an object A must own, create it in ``_world`` and read it in ``snapshot``. SCIM
+routes are written once in ``SCIM_CASES`` (for ``/tenants/{tenant_id}/scim/v2``); the default-tenant prefix
+``/scim/v2`` gets the same cases with B's token on the default tenant (401).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tenantry.app import Services, create_app
+from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
+from tests.conftest import group_payload, user_payload
+from tests.security.routes import SCIM_PREFIXES, api_routes, fill, scim_suffix
+
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+
+# Values of A's objects that no answer to B may contain (ids are left out: B sends them itself, and an error
+# may repeat what the caller sent).
+A_SECRETS = ("alice.isolation@a-secret.example", "Alice Isolation Secret", "A Isolation Group",
+             "A-ISOLATION-SUBJECT", "A Isolation Matter", "A Isolation Export", "A Isolation App",
+             "a-isolation-secret.example", "A Isolation Hold", "A Isolation Policy", "a-iso.invalid")
+
+
+@dataclasses.dataclass
+class Tenant:
+    tenant: str
+    admin: dict[str, str]
+    scim: dict[str, str]
+    ids: dict[str, str]
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self.__dict__["ids"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclasses.dataclass
+class World:
+    client: TestClient
+    backend: Services
+    a: Tenant
+    b: Tenant
+    tmp: Path
+    baseline: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """One request with B's credential. ``tenant`` fills ``{tenant_id}`` (None: the route has none)."""
+
+    tenant: str | None
+    params: Mapping[str, str]
+    expect: frozenset[int] = frozenset()      # empty: refused as another tenant's credential (403 / SCIM 401)
+    json: Any = None
+    query: Mapping[str, str] | None = None
+    content: bytes | None = None
+    check: Callable[[Any], bool] | None = None  # what must hold of a 2xx answer (it lists B's own data)
+
+
+def across(w: World, *, json: Any = None, query: Mapping[str, str] | None = None, content: bytes | None = None,
+           **params: str) -> Probe:
+    """B's credential on A's tenant path."""
+    return Probe(w.a.tenant, params, frozenset(), json, query, content)
+
+
+def inside(w: World, *status: int, json: Any = None, query: Mapping[str, str] | None = None,
+           content: bytes | None = None, check: Callable[[Any], bool] | None = None, **params: str) -> Probe:
+    """B's credential on B's own tenant path, carrying A's ids."""
+    return Probe(w.b.tenant, params, frozenset(status), json, query, content, check)
+
+
+def public(w: World, *status: int, **params: str) -> Probe:
+    """A route without a credential of any tenant: B reads it on A's path; nothing of A may be in it."""
+    return Probe(w.a.tenant, params, frozenset(status or (200,)))
+
+
+def _patch(value: str) -> dict[str, Any]:
+    return {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "displayName", "value": value}]}
+
+
+def _total_zero(key: str) -> Callable[[Any], bool]:
+    return lambda r: r.json()[key] == 0
+
+
+def _members_unresolved(r: Any) -> bool:
+    return all("display" not in m and m["type"] == "User" for m in r.json()["members"])
+
+
+def _bulk_all_404(r: Any) -> bool:
+    return all(str(op["status"]) == "404" for op in r.json()["Operations"])
+
+
+Case = Callable[[World], list[Probe]]
+
+# -- SCIM (written for /tenants/{tenant_id}/scim/v2) ---------------------------------------------------------
+_DISCOVERY_READS: dict[tuple[str, str], Case] = {
+    ("GET", "/ServiceProviderConfig"): lambda w: [public(w)],
+    ("GET", "/Schemas"): lambda w: [public(w)],
+    ("GET", "/Schemas/{schema_id:path}"): lambda w: [public(w, schema_id="urn:ietf:params:scim:schemas:core:2.0:User")],
+    ("GET", "/ResourceTypes"): lambda w: [public(w)],
+    ("GET", "/ResourceTypes/{type_id}"): lambda w: [public(w, type_id="User")],
+}
+_DISCOVERY_WRITES: dict[tuple[str, str], Case] = {
+    (method, suffix): (lambda w, p=params: [public(w, 405, **p)])
+    for method in ("POST", "PUT", "PATCH", "DELETE")
+    for suffix, params in (("/ServiceProviderConfig", {}), ("/Schemas", {}), ("/Schemas/{_id:path}", {"_id": "x"}),
+                           ("/ResourceTypes", {}), ("/ResourceTypes/{_id}", {"_id": "User"}))
+}
+SCIM_CASES: dict[tuple[str, str], Case] = {
+    **_DISCOVERY_READS,
+    **_DISCOVERY_WRITES,
+    ("GET", "/{endpoint}"): lambda w: [
+        across(w, endpoint="Users"),
+        inside(w, 200, endpoint="Users", query={"filter": f'id eq "{w.a.user}"'}, check=_total_zero("totalResults")),
+        inside(w, 200, endpoint="Users", query={"filter": f'groups.value eq "{w.a.group}"'},
+               check=_total_zero("totalResults")),
+        inside(w, 200, endpoint="Groups", query={"filter": f'id eq "{w.a.group}"'},
+               check=_total_zero("totalResults")),
+    ],
+    ("POST", "/{endpoint}/.search"): lambda w: [
+        across(w, endpoint="Users", json={"schemas": [SEARCH]}),
+        inside(w, 200, endpoint="Users", json={"schemas": [SEARCH], "filter": f'id eq "{w.a.user}"'},
+               check=_total_zero("totalResults")),
+    ],
+    ("POST", "/.search"): lambda w: [
+        across(w, json={"schemas": [SEARCH]}),
+        inside(w, 200, json={"schemas": [SEARCH], "filter": f'id eq "{w.a.user}"'},
+               check=_total_zero("totalResults")),
+    ],
+    ("POST", "/{endpoint}"): lambda w: [
+        across(w, endpoint="Groups", json=group_payload(members=[{"value": w.a.user}])),
+        # Kept as sent (an IdP may send members first), but never resolved to A's user or group.
+        inside(w, 201, endpoint="Groups", json=group_payload(
+            f"B probe {uuid.uuid4().hex[:6]}", members=[{"value": w.a.user}, {"value": w.a.group}]),
+            check=_members_unresolved),
+    ],
+    ("GET", "/{endpoint}/{resource_id}"): lambda w: [
+        across(w, endpoint="Users", resource_id=w.a.user),
+        inside(w, 404, endpoint="Users", resource_id=w.a.user),
+        inside(w, 404, endpoint="Groups", resource_id=w.a.group),
+    ],
+    ("PUT", "/{endpoint}/{resource_id}"): lambda w: [
+        across(w, endpoint="Users", resource_id=w.a.user, json=user_payload("owned@b.example")),
+        inside(w, 404, endpoint="Users", resource_id=w.a.user, json=user_payload("owned@b.example")),
+        inside(w, 404, endpoint="Groups", resource_id=w.a.group, json=group_payload("Owned")),
+    ],
+    ("PATCH", "/{endpoint}/{resource_id}"): lambda w: [
+        across(w, endpoint="Users", resource_id=w.a.user, json=_patch("Owned")),
+        inside(w, 404, endpoint="Users", resource_id=w.a.user, json=_patch("Owned")),
+        inside(w, 404, endpoint="Groups", resource_id=w.a.group, json=_patch("Owned")),
+    ],
+    ("DELETE", "/{endpoint}/{resource_id}"): lambda w: [
+        across(w, endpoint="Users", resource_id=w.a.user),
+        inside(w, 404, endpoint="Users", resource_id=w.a.user),
+        inside(w, 404, endpoint="Groups", resource_id=w.a.group),
+    ],
+    ("POST", "/Bulk"): lambda w: [
+        across(w, json={"schemas": [BULK], "Operations": []}),
+        inside(w, 200, json={"schemas": [BULK], "Operations": [
+            {"method": "PATCH", "path": f"/Users/{w.a.user}", "data": _patch("Owned")},
+            {"method": "PUT", "path": f"/Groups/{w.a.group}", "data": group_payload("Owned")},
+            {"method": "DELETE", "path": f"/Users/{w.a.user}"}]}, check=_bulk_all_404),
+    ],
+}
+
+
+def _default_prefix(case: Case) -> Case:
+    """The same route on ``/scim/v2`` (the default tenant): B's token is not the default tenant's → 401."""
+    return lambda w: [dataclasses.replace(p, tenant=None) for p in case(w) if p.tenant != w.b.tenant]
+
+
+_ADMIN = "/api/v1/tenants/{tenant_id}"
+CASES: dict[tuple[str, str], Case] = {
+    **{(m, SCIM_PREFIXES[0] + s): c for (m, s), c in SCIM_CASES.items()},
+    **{(m, SCIM_PREFIXES[1] + s): _default_prefix(c) for (m, s), c in SCIM_CASES.items()},
+    ("GET", "/healthz"): lambda w: [Probe(None, {}, frozenset({200}))],
+    # -- the installation -------------------------------------------------------------------------------------
+    ("GET", "/api/v1/catalogue"): lambda w: [Probe(None, {}, frozenset({200}))],
+    ("GET", "/api/v1/tenants"): lambda w: [
+        Probe(None, {}, frozenset({200}), check=lambda r: [t["id"] for t in r.json()] == [w.b.tenant])],
+    ("POST", "/api/v1/tenants"): lambda w: [Probe(None, {}, frozenset({403}), json={"id": "b-made-this"})],
+    # -- directory ------------------------------------------------------------------------------------------
+    ("GET", _ADMIN + "/users"): lambda w: [
+        across(w), inside(w, 200, query={"filter": f'id eq "{w.a.user}"'}, check=_total_zero("total"))],
+    ("GET", _ADMIN + "/users/{user_id}"): lambda w: [across(w, user_id=w.a.user), inside(w, 404, user_id=w.a.user)],
+    ("GET", _ADMIN + "/groups"): lambda w: [
+        across(w), inside(w, 200, query={"filter": f'id eq "{w.a.group}"'}, check=_total_zero("total"))],
+    ("GET", _ADMIN + "/domains"): lambda w: [across(w)],
+    ("POST", _ADMIN + "/domains"): lambda w: [across(w, json={"name": "b-probe.example"})],
+    ("GET", _ADMIN + "/users/{user_id}/licences"): lambda w: [
+        across(w, user_id=w.a.user), inside(w, 404, user_id=w.a.user)],
+    ("POST", _ADMIN + "/users/{user_id}/licences"): lambda w: [
+        across(w, user_id=w.a.user, json={"sku": "E3"}), inside(w, 404, user_id=w.a.user, json={"sku": "E3"})],
+    ("GET", _ADMIN + "/role-groups"): lambda w: [across(w)],
+    ("POST", _ADMIN + "/role-groups"): lambda w: [across(w, json={"name": "B probe", "roles": []})],
+    ("POST", _ADMIN + "/role-groups/{name}/members"): lambda w: [
+        across(w, name="Compliance Management", json={"user_id": w.a.user}),
+        inside(w, 404, name="Compliance Management", json={"user_id": w.a.user})],
+    # -- connectors and mailboxes ---------------------------------------------------------------------------------
+    ("GET", _ADMIN + "/connectors"): lambda w: [across(w)],
+    ("POST", _ADMIN + "/connectors"): lambda w: [
+        across(w, json=_connector(w.a.user)),
+        inside(w, 403, json=_connector(w.a.user))],   # A's user holds no role in B
+    ("GET", _ADMIN + "/connectors/{connector}"): lambda w: [
+        across(w, connector=w.a.connector), inside(w, 404, connector=w.a.connector),
+        inside(w, 404, connector="A Isolation Export")],
+    ("PUT", _ADMIN + "/connectors/{connector}/mapping"): lambda w: [
+        across(w, connector=w.a.connector, content=b"phone,email\n"),
+        inside(w, 404, connector=w.a.connector, content=b"phone,email\n")],
+    ("POST", _ADMIN + "/connectors/{connector}/consent"): lambda w: [
+        across(w, connector=w.a.connector, json={"admin_user": w.a.user}),
+        inside(w, 403, 404, connector=w.a.connector, json={"admin_user": w.a.user}),
+        inside(w, 403, connector=w.b.connector, json={"admin_user": w.a.user})],
+    ("GET", _ADMIN + "/connectors/{connector}/review"): lambda w: [
+        across(w, connector=w.a.connector), inside(w, 404, connector=w.a.connector)],
+    ("POST", _ADMIN + "/connectors/{connector}/enable"): lambda w: [
+        across(w, connector=w.a.connector), inside(w, 404, connector=w.a.connector)],
+    ("POST", _ADMIN + "/connectors/{connector}/disable"): lambda w: [
+        across(w, connector=w.a.connector), inside(w, 404, connector=w.a.connector)],
+    ("POST", _ADMIN + "/connectors/{connector}/exports"): lambda w: [
+        across(w, connector=w.a.connector, query={"owner": w.a.user, "filename": "x.txt"}, content=b"x"),
+        inside(w, 400, 404, connector=w.a.connector, query={"owner": w.a.user, "filename": "x.txt"}, content=b"x"),
+        inside(w, 400, connector=w.b.connector, query={"owner": w.a.user, "filename": "x.txt"}, content=b"x")],
+    ("POST", _ADMIN + "/connectors/{connector}/runs"): lambda w: [
+        across(w, connector=w.a.connector), inside(w, 404, connector=w.a.connector)],
+    ("GET", _ADMIN + "/connectors/{connector}/runs"): lambda w: [
+        across(w, connector=w.a.connector), inside(w, 404, connector=w.a.connector)],
+    ("GET", _ADMIN + "/runs/{run_id}"): lambda w: [across(w, run_id=w.a.run), inside(w, 404, run_id=w.a.run)],
+    ("GET", _ADMIN + "/mailboxes"): lambda w: [across(w)],
+    ("GET", _ADMIN + "/mailboxes/{user_id}/items"): lambda w: [
+        across(w, user_id=w.a.user), inside(w, 404, user_id=w.a.user)],
+    ("GET", _ADMIN + "/items/{item_id}/raw"): lambda w: [across(w, item_id=w.a.item), inside(w, 404, item_id=w.a.item)],
+    ("GET", _ADMIN + "/mailboxes/{user_id}/export.mbox"): lambda w: [
+        across(w, user_id=w.a.user), inside(w, 404, user_id=w.a.user)],
+    # -- compliance --------------------------------------------------------------------------------------------
+    ("GET", _ADMIN + "/holds"): lambda w: [across(w)],
+    ("POST", _ADMIN + "/holds"): lambda w: [
+        across(w, json={"name": "B", "actor": "b", "user_id": w.a.user}),
+        inside(w, 404, json={"name": "B", "actor": "b", "user_id": w.a.user}),
+        inside(w, 404, json={"name": "B", "actor": "b", "case_id": w.a.case})],
+    ("POST", _ADMIN + "/holds/{hold_id}/release"): lambda w: [
+        across(w, hold_id=w.a.hold, json={"actor": "b"}), inside(w, 404, hold_id=w.a.hold, json={"actor": "b"})],
+    ("GET", _ADMIN + "/retention-policies"): lambda w: [across(w)],
+    ("POST", _ADMIN + "/retention-policies"): lambda w: [
+        across(w, json={"name": "B", "actor": "b", "delete_after_days": 1}),
+        inside(w, 404, json={"name": "B", "actor": "b", "delete_after_days": 1, "users": [w.a.user]})],
+    ("POST", _ADMIN + "/retention/apply"): lambda w: [across(w)],
+    ("POST", _ADMIN + "/items/delete"): lambda w: [
+        across(w, json={"item_ids": [int(w.a.item)], "actor": "b"}),
+        inside(w, 404, json={"item_ids": [int(w.a.item)], "actor": "b"})],
+    ("POST", _ADMIN + "/cases"): lambda w: [across(w, json={"name": "B", "actor": "b"})],
+    ("POST", _ADMIN + "/cases/{case}/custodians"): lambda w: [
+        across(w, case=w.a.case, json={"users": [w.a.user], "actor": "b"}),
+        inside(w, 404, case=w.a.case, json={"users": [w.b.user], "actor": "b"}),
+        inside(w, 404, case=w.b.case, json={"users": [w.a.user], "actor": "b"})],
+    ("POST", _ADMIN + "/cases/{case}/search"): lambda w: [
+        across(w, case=w.a.case, json={"query": "merger", "actor": "b"}),
+        inside(w, 404, case=w.a.case, json={"query": "merger", "actor": "b"}),
+        inside(w, 404, case="A Isolation Matter", json={"query": "merger", "actor": "b"})],
+    ("POST", _ADMIN + "/cases/{case}/export"): lambda w: [
+        across(w, case=w.a.case, json={"query": "merger", "actor": "b", "destination": str(w.tmp / "x1")}),
+        inside(w, 404, case=w.a.case, json={"query": "merger", "actor": "b", "destination": str(w.tmp / "x2")})],
+    ("POST", _ADMIN + "/search"): lambda w: [
+        across(w, json={"query": "merger", "actor": "b"}),
+        inside(w, 404, json={"query": "merger", "actor": "b", "users": [w.a.user]})],
+    ("GET", _ADMIN + "/audit"): lambda w: [across(w)],
+    ("GET", _ADMIN + "/verify"): lambda w: [across(w)],
+    # -- provisioning ---------------------------------------------------------------------------------------------
+    ("GET", _ADMIN + "/provisioning/apps"): lambda w: [across(w)],
+    ("POST", _ADMIN + "/provisioning/apps"): lambda w: [
+        across(w, json={"name": "B", "tenant_url": "https://b.invalid/scim/v2", "token": "t" * 20})],
+    **{(m, _ADMIN + "/provisioning/apps/{app}" + s): (lambda w, b=body: [
+        across(w, app=w.a.app, json=b), inside(w, 404, app=w.a.app, json=b),
+        inside(w, 404, app="A Isolation App", json=b)])
+       for m, s, body in (("GET", "", None), ("PATCH", "", {"notification_email": "b@b.example"}),
+                          ("POST", "/test-connection", None), ("GET", "/config", None), ("PATCH", "/config", {}),
+                          ("GET", "/scope", None), ("POST", "/start", None), ("POST", "/stop", None),
+                          ("POST", "/restart", None), ("POST", "/run", {"allow_deletions": False}))},
+    ("POST", _ADMIN + "/provisioning/apps/{app}/assignments"): lambda w: [
+        across(w, app=w.a.app, json={"principal_id": w.a.user}),
+        inside(w, 404, app=w.a.app, json={"principal_id": w.b.user}),
+        inside(w, 404, app=w.b.app, json={"principal_id": w.a.user}),
+        inside(w, 404, app=w.b.app, json={"principal_type": "Group", "principal_id": w.a.group})],
+    ("DELETE", _ADMIN + "/provisioning/apps/{app}/assignments/{principal_type}/{principal_id}"): lambda w: [
+        across(w, app=w.a.app, principal_type="User", principal_id=w.a.user),
+        inside(w, 404, app=w.a.app, principal_type="User", principal_id=w.a.user),
+        inside(w, 404, app=w.b.app, principal_type="User", principal_id=w.a.user)],
+    ("POST", _ADMIN + "/provisioning/apps/{app}/provision-on-demand"): lambda w: [
+        across(w, app=w.a.app, json={"user_id": w.a.user}),
+        inside(w, 404, app=w.a.app, json={"user_id": w.a.user}),
+        inside(w, 404, app=w.b.app, json={"user_id": w.a.user})],
+    ("GET", _ADMIN + "/provisioning/apps/{app}/logs"): lambda w: [
+        across(w, app=w.a.app), inside(w, 404, app=w.a.app),
+        inside(w, 200, app=w.b.app, query={"user": w.a.user}, check=lambda r: r.json() == [])],
+}
+
+
+def _connector(created_by: str) -> dict[str, Any]:
+    return {"name": "B probe", "kind": "whatsapp-export", "created_by": created_by, "accept_terms": True}
+
+
+# -- the world ------------------------------------------------------------------------------------------------
+
+
+def _tenant(backend: Services, prefix: str, names: dict[str, str]) -> Tenant:
+    tenant = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    d = backend.directory
+    d.create_tenant(tenant, f"Tenant {prefix}")
+    admin = {"Authorization": f"Bearer {d.issue_token(tenant, 'admin', 'iso').secret}"}
+    scim = {"Authorization": f"Bearer {d.issue_token(tenant, 'scim', 'iso').secret}"}
+    user = backend.scim.create(tenant, "User", user_payload(names["user"], displayName=names["display"]))["id"]
+    group = backend.scim.create(tenant, "Group", group_payload(names["group"], members=[{"value": user}]))["id"]
+    d.add_domain(tenant, names["domain"])
+    d.assign_licence(tenant, user, "E5")
+    d.add_role_group_member(tenant, "Organization Management", user)
+    subject = names["subject"]
+    backend.archive.deliver(tenant, [Delivery(
+        user, names["user"], WHATSAPP_FOLDER,
+        f"Message-ID: <{tenant}@t>\r\nSubject: {subject}\r\n\r\nmerger\r\n".encode(), f"{tenant}@t", "chat",
+        "test", datetime(2026, 3, 1, tzinfo=UTC))])
+    item = backend.archive.items(tenant, user)[0].id
+    hold = backend.compliance.place_hold(tenant, name=names["hold"], actor="a", user_id=user)["id"]
+    backend.compliance.create_policy(tenant, name=names["policy"], actor="a", retain_days=365, users=[user])
+    case = backend.ediscovery.create_case(tenant, names["case"], "counsel")["id"]
+    backend.ediscovery.add_custodians(tenant, case, [user], "counsel")
+    connector = backend.connectors.create(tenant, name=names["connector"], kind="whatsapp-export", created_by=user,
+                                          accept_terms=True, test_source=False)["id"]
+    run = backend.connectors.run(tenant, connector).id
+    app = backend.provisioning.create_app(tenant, name=names["app"], tenant_url=f"https://{names['url']}/scim/v2",
+                                          token="t" * 20)["id"]
+    backend.provisioning.assign(tenant, app, "User", user)
+    return Tenant(tenant, admin, scim, {"user": user, "group": group, "item": str(item), "hold": hold,
+                                        "case": case, "connector": connector, "run": run, "app": app})
+
+
+@pytest.fixture(scope="module")
+def world(backend: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    a = _tenant(backend, "a", {
+        "user": "alice.isolation@a-secret.example", "display": "Alice Isolation Secret", "group": "A Isolation Group",
+        "domain": "a-isolation-secret.example", "subject": "A-ISOLATION-SUBJECT", "hold": "A Isolation Hold",
+        "policy": "A Isolation Policy", "case": "A Isolation Matter", "connector": "A Isolation Export",
+        "app": "A Isolation App", "url": "a-iso.invalid"})
+    b = _tenant(backend, "b", {
+        "user": "bob@b.example", "display": "Bob B", "group": "B Group", "domain": "b.example", "subject": "B mail",
+        "hold": "B Hold", "policy": "B Policy", "case": "B Matter", "connector": "B Export", "app": "B App",
+        "url": "b.invalid"})
+    with TestClient(create_app(backend.settings, backend)) as client:
+        w = World(client, backend, a, b, tmp_path_factory.mktemp("isolation"))
+        w.baseline = snapshot(w)
+        yield w
+
+
+def snapshot(w: World) -> dict[str, Any]:
+    """Everything of A, read with A's own credentials."""
+    a, c = w.a, w.client
+    api = f"/api/v1/tenants/{a.tenant}"
+    scim = f"/tenants/{a.tenant}/scim/v2"
+    reads = {
+        "scim user": (scim + f"/Users/{a.user}", a.scim), "scim group": (scim + f"/Groups/{a.group}", a.scim),
+        "scim users": (scim + "/Users", a.scim), "scim groups": (scim + "/Groups", a.scim),
+        "user": (api + f"/users/{a.user}", a.admin), "groups": (api + "/groups", a.admin),
+        "domains": (api + "/domains", a.admin), "role groups": (api + "/role-groups", a.admin),
+        "connector": (api + f"/connectors/{a.connector}", a.admin), "connectors": (api + "/connectors", a.admin),
+        "runs": (api + f"/connectors/{a.connector}/runs", a.admin), "run": (api + f"/runs/{a.run}", a.admin),
+        "mailboxes": (api + "/mailboxes", a.admin), "items": (api + f"/mailboxes/{a.user}/items", a.admin),
+        "raw": (api + f"/items/{a.item}/raw", a.admin), "holds": (api + "/holds?all=true", a.admin),
+        "policies": (api + "/retention-policies", a.admin), "apps": (api + "/provisioning/apps", a.admin),
+        "app": (api + f"/provisioning/apps/{a.app}", a.admin),
+        "config": (api + f"/provisioning/apps/{a.app}/config", a.admin),
+        "scope": (api + f"/provisioning/apps/{a.app}/scope", a.admin),
+        "app log": (api + f"/provisioning/apps/{a.app}/logs", a.admin), "audit": (api + "/audit?limit=1000", a.admin),
+    }
+    out: dict[str, Any] = {}
+    for name, (path, headers) in reads.items():
+        r = c.get(path, headers=headers)
+        assert r.status_code == 200, (name, r.status_code, r.text)
+        out[name] = r.text if name == "raw" else r.json()
+    out["custodians"] = w.backend.ediscovery.custodians(a.tenant, a.case)
+    out["tenant"] = [t for t in w.backend.directory.list_tenants() if t["id"] == a.tenant]
+    return out
+
+
+# -- the suite --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def route_table(backend: Services) -> list[tuple[str, str]]:
+    return api_routes(create_app(backend.settings, backend))
+
+
+def test_every_route_has_an_isolation_case(route_table: list[tuple[str, str]]) -> None:
+    missing = [f"add an isolation case for {m} {p}" for m, p in route_table if (m, p) not in CASES]
+    stale = [f"{m} {p} has a case but no route" for m, p in CASES if (m, p) not in route_table]
+    assert not missing and not stale, "tests/security/test_isolation.py CASES:\n" + "\n".join(missing + stale)
+
+
+@pytest.mark.parametrize("route", sorted(CASES, key=lambda mp: (mp[1], mp[0])), ids=lambda mp: f"{mp[0]} {mp[1]}")
+def test_tenant_b_never_reaches_tenant_a(world: World, route: tuple[str, str]) -> None:
+    method, path = route
+    is_scim = scim_suffix(path) is not None
+    token = world.b.scim if is_scim else world.b.admin
+    probes = CASES[route](world)
+    assert probes, f"{method} {path}: a case must make at least one request"
+    wrong = []
+    for probe in probes:
+        values = {"tenant_id": probe.tenant or "", **probe.params}
+        url = fill(path, values)
+        expect = probe.expect or frozenset({401} if is_scim else {403})
+        headers = dict(token)
+        if probe.content is not None:
+            headers["Content-Type"] = "application/octet-stream"
+        r = world.client.request(method, url, headers=headers, json=probe.json, params=probe.query,
+                                 content=probe.content)
+        # What B sent itself (a name in the path, say) may come back in an error; anything else of A may not.
+        sent = f"{unquote(url)} {probe.json} {probe.query}".lower()
+        leaked = [s for s in A_SECRETS if s.lower() in r.text.lower() and s.lower() not in sent]
+        if r.status_code not in expect:
+            wrong.append(f"{method} {url}: {r.status_code} (expected {sorted(expect)}) {r.text[:200]}")
+        elif r.status_code < 300 and probe.check is not None and not probe.check(r):
+            wrong.append(f"{method} {url}: {r.status_code} but the check failed: {r.text[:300]}")
+        if leaked:
+            wrong.append(f"{method} {url}: the answer holds A's data {leaked}: {r.text[:300]}")
+    assert not wrong, "\n".join(wrong)
+    assert snapshot(world) == world.baseline, f"{method} {path} changed tenant A's data"
