@@ -32,6 +32,7 @@ routes are written once in ``SCIM_CASES`` (for ``/tenants/{tenant_id}/scim/v2``)
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -296,8 +297,18 @@ CASES: dict[tuple[str, str], Case] = {
         inside(w, 404, case=w.a.case, json={"query": "merger", "actor": "b"}),
         inside(w, 404, case="A Isolation Matter", json={"query": "merger", "actor": "b"})],
     ("POST", _ADMIN + "/cases/{case}/export"): lambda w: [
-        across(w, case=w.a.case, json={"query": "merger", "actor": "b", "destination": str(w.tmp / "x1")}),
-        inside(w, 404, case=w.a.case, json={"query": "merger", "actor": "b", "destination": str(w.tmp / "x2")})],
+        across(w, case=w.a.case, json={"query": "merger", "actor": "b"}),
+        inside(w, 404, case=w.a.case, json={"query": "merger", "actor": "b"})],
+    ("GET", _ADMIN + "/cases/{case}/exports"): lambda w: [
+        across(w, case=w.a.case), inside(w, 404, case=w.a.case),
+        inside(w, 200, case=w.b.case, check=lambda r: all(e["id"] != w.a.export for e in r.json()))],
+    **{(m, _ADMIN + "/cases/{case}/exports/{export_id}" + s): (lambda w: [
+        across(w, case=w.a.case, export_id=w.a.export), inside(w, 404, case=w.a.case, export_id=w.a.export),
+        inside(w, 404, case=w.b.case, export_id=w.a.export)])
+       for m, s in (("GET", ""), ("GET", "/download"), ("DELETE", ""))},
+    ("GET", _ADMIN + "/jobs"): lambda w: [
+        across(w), inside(w, 200, check=lambda r: all(j["id"] != w.a.job for j in r.json()))],
+    ("GET", _ADMIN + "/jobs/{job_id}"): lambda w: [across(w, job_id=w.a.job), inside(w, 404, job_id=w.a.job)],
     ("POST", _ADMIN + "/search"): lambda w: [
         across(w, json={"query": "merger", "actor": "b"}),
         inside(w, 404, json={"query": "merger", "actor": "b", "users": [w.a.user]})],
@@ -383,9 +394,26 @@ def world(backend: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "hold": "B Hold", "policy": "B Policy", "case": "B Matter", "connector": "B Export", "app": "B App",
         "url": "b.invalid"})
     with TestClient(create_app(backend.settings, backend)) as client:
+        a.ids["export"] = a.ids["job"] = _finished_export(client, a)
         w = World(client, backend, a, b, tmp_path_factory.mktemp("isolation"))
         w.baseline = snapshot(w)
         yield w
+
+
+def _finished_export(client: TestClient, a: Tenant) -> str:
+    """A's eDiscovery export, made through the API as a job and waited for (its id is also its job's id)."""
+    api = f"/api/v1/tenants/{a.tenant}"
+    r = client.post(api + f"/cases/{a.case}/export", json={"query": "merger", "actor": "a"}, headers=a.admin)
+    assert r.status_code == 202, r.text
+    export_id: str = r.json()["export_id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = client.get(api + f"/jobs/{export_id}", headers=a.admin).json()["state"]
+        if state in ("succeeded", "failed"):
+            break
+        time.sleep(0.05)
+    assert state == "succeeded", state
+    return export_id
 
 
 def snapshot(w: World) -> dict[str, Any]:
@@ -406,6 +434,7 @@ def snapshot(w: World) -> dict[str, Any]:
         "app": (api + f"/provisioning/apps/{a.app}", a.admin),
         "config": (api + f"/provisioning/apps/{a.app}/config", a.admin),
         "scope": (api + f"/provisioning/apps/{a.app}/scope", a.admin),
+        "exports": (api + f"/cases/{a.case}/exports", a.admin), "job": (api + f"/jobs/{a.job}", a.admin),
         "app log": (api + f"/provisioning/apps/{a.app}/logs", a.admin), "audit": (api + "/audit?limit=1000", a.admin),
     }
     out: dict[str, Any] = {}
