@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tenantry.app import Services, bootstrap, build_services, create_app
@@ -572,7 +573,8 @@ def archive_verify(tenant: TenantOpt = None) -> None:
     services = _services()
     report = services.ledger.verify(_tenant(services, tenant))
     for problem in report.problems:
-        console.print(f"[red]changed:[/red] {problem}")
+        # A problem quotes stored values, which may hold anything, "[/red]" included: never read as markup.
+        console.print(f"[red]changed:[/red] {escape(problem)}")
     console.print(f"{report.entries} ledger entries, {report.items_checked} items checked: "
                   f"{'unchanged' if report.ok else f'{len(report.problems)} problem(s)'}")
     if not report.ok:
