@@ -14,6 +14,7 @@ from rich.table import Table
 
 from tenantry.app import Services, bootstrap, build_services, create_app
 from tenantry.core.errors import TenantryError
+from tenantry.core.private import restrict_process_umask
 from tenantry.core.settings import Settings
 
 app = typer.Typer(help="Tenantry: directory, SCIM provisioning, archive and compliance.", no_args_is_help=True)
@@ -1057,6 +1058,8 @@ def provisioning_logs(app_ref: Annotated[str, typer.Argument(metavar="APP")],
 
 
 def main() -> None:
+    # Before anything is created: every file this process (or SQLite, tantivy) makes is owner-only.
+    restrict_process_umask()
     try:
         app()
     except KeyboardInterrupt:
