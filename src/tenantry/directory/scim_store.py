@@ -586,7 +586,7 @@ class ScimStore:
             docs = self._docs(session, resource_type, rows, True)
             model_cls = RESOURCE_MODELS[resource_type]
             if parsed is not None and not exact:
-                docs = [d for d in docs if self._matches(parsed, model_cls, d)]
+                docs = self._verified(parsed, model_cls, docs)
             if sort_by:
                 docs = _python_sort(docs, sort_by, descending)
             if not with_members:
@@ -596,12 +596,15 @@ class ScimStore:
             return Page(total, start_index, docs[start_index - 1 : start_index - 1 + count])
 
     @staticmethod
-    def _matches(parsed: Any, model_cls: Any, doc: dict[str, Any]) -> bool:
-        """scim2-models' verdict on one candidate, userName compared on its key as the SQL does."""
-        if "userName" in doc and isinstance(doc["userName"], str):
-            parsed = type(parsed)(with_user_name_keys(parsed.ast))
-            doc = {**doc, "userName": fold("username", doc["userName"])}
-        return bool(parsed.match(model_cls.model_validate(doc)))
+    def _verified(parsed: Any, model_cls: Any, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The candidates scim2-models' evaluator accepts, userName compared on its key as the SQL does."""
+        keyed = type(parsed)(with_user_name_keys(parsed.ast))
+
+        def as_keyed(doc: dict[str, Any]) -> dict[str, Any]:
+            user_name = doc.get("userName")
+            return {**doc, "userName": fold("username", user_name)} if isinstance(user_name, str) else doc
+
+        return [d for d in docs if keyed.match(model_cls.model_validate(as_keyed(d)))]
 
     def _docs(
         self, session: Session, resource_type: str, rows: Sequence[Any], with_members: bool
