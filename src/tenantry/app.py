@@ -30,6 +30,7 @@ from tenantry.connectors.service import ConnectorService
 from tenantry.core.db import Database
 from tenantry.core.egress import EgressPolicy
 from tenantry.core.errors import TenantryError
+from tenantry.core.private import secure_data_dir
 from tenantry.core.secrets import SecretBox
 from tenantry.core.settings import Settings
 from tenantry.directory import api as directory_api
@@ -63,7 +64,9 @@ class Services:
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Owner-only data folder (core/private.py): before the database is created in it, and again at the end for
+    # what SQLite and tantivy just created under a looser umask (an embedding application's).
+    secure_data_dir(settings.data_dir)
     db = Database(settings.resolved_database_url)
     if migrate:
         db.migrate()
@@ -85,6 +88,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
                                    exports_dir=settings.data_dir / "exports", jobs=jobstore)
     provisioning = ProvisioningService(db, secrets, directory, mailer=Mailer(settings),
                                        log_days=settings.provisioning_log_days, egress=egress)
+    secure_data_dir(settings.data_dir)
     return Services(settings, db, directory, store, secrets, archive, connectors, Ledger(db), compliance, index,
                     indexer, ediscovery, provisioning, jobstore)
 

@@ -11,10 +11,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tenantry.app import Services, bootstrap, build_services, create_app
 from tenantry.core.errors import TenantryError
+from tenantry.core.private import restrict_process_umask
 from tenantry.core.settings import Settings
 
 app = typer.Typer(help="Tenantry: directory, SCIM provisioning, archive and compliance.", no_args_is_help=True)
@@ -589,7 +591,8 @@ def archive_verify(tenant: TenantOpt = None) -> None:
     services = _services()
     report = services.ledger.verify(_tenant(services, tenant))
     for problem in report.problems:
-        console.print(f"[red]changed:[/red] {problem}")
+        # A problem quotes stored values, which may hold anything, "[/red]" included: never read as markup.
+        console.print(f"[red]changed:[/red] {escape(problem)}")
     console.print(f"{report.entries} ledger entries, {report.items_checked} items checked: "
                   f"{'unchanged' if report.ok else f'{len(report.problems)} problem(s)'}")
     if not report.ok:
@@ -1078,6 +1081,8 @@ def provisioning_logs(app_ref: Annotated[str, typer.Argument(metavar="APP")],
 
 
 def main() -> None:
+    # Before anything is created: every file this process (or SQLite, tantivy) makes is owner-only.
+    restrict_process_umask()
     try:
         app()
     except KeyboardInterrupt:

@@ -62,3 +62,27 @@ def test_archive_verify_exits_1_naming_a_tampered_item(cli: CliRunner) -> None:
     services.db.dispose()
     bad = cli.invoke(app, ["archive", "verify"])
     assert bad.exit_code == 1 and f"item {item.id}" in bad.output and "bytes were changed" in bad.output
+
+
+def test_archive_verify_names_a_ledger_value_of_the_wrong_shape_and_exits_1_without_a_traceback(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import text
+
+    from tenantry.app import build_services
+    from tenantry.core.settings import Settings
+
+    services = build_services(Settings())
+    services.directory.create_tenant("default", "D")
+    services.archive.deliver("default", [Delivery("u1", "u1@contoso.com", WHATSAPP_FOLDER,
+                                                  b"Message-ID: <c@t>\r\n\r\nx\r\n", "c@t", "chat", "test", NOW)])
+    with services.db.engine.begin() as conn:
+        # Not JSON, and rich markup that would crash the printing if it were read as markup.
+        conn.execute(text("UPDATE ledger SET detail = '[/red] not json' WHERE number = 1"))
+    services.indexer.flush()
+    services.db.dispose()
+    monkeypatch.setenv("COLUMNS", "300")  # one problem per line
+    bad = cli.invoke(app, ["archive", "verify"])
+    assert bad.exit_code == 1, bad.output
+    assert isinstance(bad.exception, SystemExit), bad.exception  # typer.Exit(1), not a crash
+    assert "ledger entry 1 (deliver): its detail is not JSON: '[/red] not json'" in bad.output, bad.output

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, update
+import pytest
+from sqlalchemy import delete, text, update
 
 from tenantry.archive.models import Blob, Item, LedgerEntry
 from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
@@ -73,3 +74,75 @@ def test_every_hold_and_deletion_is_in_the_audit_trail(backend, tenant) -> None:
     actions = [(e["actor"], e["action"]) for e in backend.ledger.entries(tenant)]
     assert ("alice", "hold.place") in actions and ("bob", "hold.release") in actions
     assert ("carol", "purge") in actions
+
+
+# Tampering that leaves a value of the wrong type or shape: (column, value, what the problem must say).
+# SQLite keeps whatever is written (type affinity), so it gets the type changes too; PostgreSQL's columns
+# allow only the shape changes (text that is not the JSON written, a hash of the wrong length).
+SHAPES = [
+    ("detail", "[1, 2]", "detail is a JSON list, not an object"),
+    ("detail", "not json", "detail is not JSON"),
+    ("detail", '{"items": 5}', "items is 5, not a list"),
+    ("detail", '{"items": [["x", 3]]}', "not [item id, SHA-256]"),
+    ("detail", '{"items": [[1]]}', "not [item id, SHA-256]"),
+    ("hash", "abc", "hash is 'abc', not 64 hexadecimal digits"),
+    ("prev_hash", "Z" * 64, "not 64 hexadecimal digits"),
+]
+SQLITE_TYPES = [
+    ("number", "x", "number is 'x', not a whole number"),
+    ("number", 2.5, "number is 2.5, not a whole number"),
+    ("at", "not a time", "at is 'not a time', not a time"),
+    ("at", 12345, "at is 12345, not a time"),
+    ("actor", b"\x00\xff", "actor is b'\\x00\\xff', not text"),
+    ("detail", b"{}", "detail is b'{}', not text"),
+]
+
+
+def tamper_entry(backend, tenant: str, column: str, value: object) -> None:  # noqa: ANN001
+    with backend.db.engine.begin() as conn:
+        conn.execute(text(f"UPDATE ledger SET {column} = :v WHERE tenant_id = :t AND number = 1"),
+                     {"v": value, "t": tenant})
+
+
+@pytest.mark.parametrize(("column", "value", "says"), SHAPES + SQLITE_TYPES)
+def test_a_ledger_value_of_the_wrong_type_is_named_not_a_crash(backend, tenant, column, value, says) -> None:
+    if (column, value, says) in SQLITE_TYPES and not backend.db.is_sqlite:
+        pytest.skip("PostgreSQL's column types refuse this value")
+    fill(backend, tenant)
+    backend.compliance.place_hold(tenant, name="h", actor="a", user_id="u1")
+    tamper_entry(backend, tenant, column, value)
+    report = backend.ledger.verify(tenant)
+    assert not report.ok
+    # Named by its number, or by its place in the chain where the number itself is what was changed.
+    named = "ledger entry at position" if column == "number" else "ledger entry 1"
+    assert any(says in p and p.startswith(named) for p in report.problems), report.problems
+    # The other entries are still checked: the hold after it is read, the items are compared.
+    assert report.entries == 2 and report.items_checked == 6
+
+
+def test_blob_bytes_replaced_by_text_are_named_not_a_crash(backend, tenant) -> None:
+    fill(backend, tenant)
+    item = backend.archive.items(tenant, "u1")[0]
+    with backend.db.engine.begin() as conn:
+        if backend.db.is_sqlite:  # a BLOB column of SQLite takes text
+            conn.execute(text("UPDATE blobs SET data = 'forged' WHERE sha256 = :s"), {"s": item.sha256})
+            says = "its bytes were replaced by a str"
+        else:
+            conn.execute(text("UPDATE blobs SET data = 'forged'::bytea WHERE sha256 = :s"), {"s": item.sha256})
+            says = "its bytes were changed"
+    problems = backend.ledger.verify(tenant).problems
+    assert any(f"item {item.id}" in p and says in p for p in problems), problems
+
+
+def test_item_digest_that_is_not_hex_is_named(backend, tenant) -> None:
+    ids = fill(backend, tenant)
+    with backend.db.engine.begin() as conn:
+        conn.execute(text("UPDATE items SET sha256 = 'zz' WHERE id = :i"), {"i": ids[0]})
+    problems = backend.ledger.verify(tenant).problems
+    assert any(f"item {ids[0]}" in p and "digest was changed" in p for p in problems), problems
+
+
+def test_audit_trail_lists_an_entry_whose_detail_is_not_json_as_text(backend, tenant) -> None:
+    fill(backend, tenant)
+    tamper_entry(backend, tenant, "detail", "not json")
+    assert [e["detail"] for e in backend.ledger.entries(tenant) if e["number"] == 1] == ["not json"]

@@ -108,17 +108,62 @@ def test_patch_with_one_bad_operation_applies_none(scim: ScimClient, stored: dic
 
 def test_patch_without_operations_is_invalid_syntax(scim: ScimClient, stored: dict) -> None:
     assert_error(scim.patch(f"/Users/{stored['id']}", json={"schemas": []}), 400, "invalidSyntax")
-    assert_error(scim.patch(f"/Users/{stored['id']}", json={"Operations": []}), 400, "invalidSyntax")
-    assert_error(scim.patch(f"/Users/{stored['id']}", json={"Operations": [{"op": "jump", "path": "x"}]}),
+    patch_op = ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]
+    assert_error(scim.patch(f"/Users/{stored['id']}", json={"schemas": patch_op, "Operations": []}),
+                 400, "invalidSyntax")
+    assert_error(scim.patch(f"/Users/{stored['id']}", json={"schemas": patch_op,
+                                                            "Operations": [{"op": "jump", "path": "x"}]}),
                  400, "invalidValue")
     unchanged(scim, stored)
+
+
+@pytest.mark.parametrize("schemas", [
+    None, [], ["urn:ietf:params:scim:schemas:core:2.0:User"], "urn:ietf:params:scim:api:messages:2.0:PatchOp",
+    [None], [{"urn": "urn:ietf:params:scim:api:messages:2.0:PatchOp"}]])
+def test_patch_without_the_patchop_schema_is_invalid_syntax_and_changes_nothing(
+    scim: ScimClient, stored: dict, schemas: object
+) -> None:
+    # RFC 7644 §3.5.2: the body MUST carry "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"].
+    body: dict = {"Operations": [{"op": "replace", "path": "displayName", "value": "Changed"}]}
+    if schemas is not None:
+        body["schemas"] = schemas
+    detail = assert_error(scim.patch(f"/Users/{stored['id']}", json=body), 400, "invalidSyntax")["detail"]
+    assert "PatchOp" in detail
+    unchanged(scim, stored)
+
+
+def test_bulk_patch_without_the_patchop_schema_fails_that_operation_only(scim: ScimClient, stored: dict) -> None:
+    ops = [{"op": "replace", "path": "displayName", "value": "Changed"}]
+    r = scim.post("/Bulk", json={
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            {"method": "PATCH", "path": f"/Users/{stored['id']}", "data": {"Operations": ops}},
+            {"method": "PATCH", "path": f"/Users/{stored['id']}",
+             "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}},
+        ]})
+    assert r.status_code == 200, r.text
+    first, second = r.json()["Operations"]
+    assert first["status"] == "400" and first["response"]["scimType"] == "invalidSyntax", first
+    assert second["status"] == "200", second
+    assert scim.get(f"/Users/{stored['id']}").json()["displayName"] == "Changed"
+
+
+def test_patch_with_patchop_schema_in_other_case_and_beside_another_uri_is_accepted(
+    scim: ScimClient, stored: dict
+) -> None:
+    body = {"schemas": ["urn:example:x", "URN:IETF:PARAMS:SCIM:API:MESSAGES:2.0:PATCHOP"],
+            "Operations": [{"op": "replace", "path": "displayName", "value": "Changed"}]}
+    r = scim.patch(f"/Users/{stored['id']}", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["displayName"] == "Changed"
 
 
 def test_unknown_resource_and_endpoint_are_404_scim_errors(scim: ScimClient) -> None:
     assert_error(scim.get("/Users/does-not-exist"), 404, None)
     assert_error(scim.get("/Widgets"), 404, None)
-    assert_error(scim.patch("/Users/does-not-exist", json={"Operations": [
-        {"op": "replace", "path": "active", "value": False}]}), 404, None)
+    assert_error(scim.patch("/Users/does-not-exist", json={
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": False}]}), 404, None)
 
 
 def test_discovery_endpoints_refuse_writes_with_405(scim: ScimClient) -> None:

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from scim2_models import Context, InvalidSyntaxException
 
 from tenantry.protocols.scim.errors import validation_error_to_scim
-from tenantry.protocols.scim.normalize import normalize_patch, normalize_resource
+from tenantry.protocols.scim.normalize import PATCH_OP, normalize_patch, normalize_resource
 from tenantry.protocols.scim.resources import POLICY, TenantryGroup, TenantryUser
 from tests.conftest import SAMPLES
 
@@ -44,13 +44,16 @@ def test_unknown_schema_uri_without_attributes_is_dropped_but_with_attributes_ke
 @pytest.mark.parametrize("value", [[{"$ref": None, "value": "m1"}], "m1", {"value": "m1", "$ref": None}])
 def test_entra_manager_shapes_become_one_object(value: object) -> None:
     ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-    out = normalize_patch({"Operations": [{"op": "Add", "path": f"{ext}:manager", "value": value}]})
+    out = normalize_patch({"schemas": [PATCH_OP],
+                           "Operations": [{"op": "Add", "path": f"{ext}:manager", "value": value}]})
     assert out["Operations"][0]["value"] == {"value": "m1"}
     out = normalize_resource({"userName": "u", ext: {"manager": value}})
     assert out[ext]["manager"] == {"value": "m1"}
 
 
-@pytest.mark.parametrize("body", [None, [], {"Operations": "x"}, {"Operations": []}, {"Operations": [1]}])
+@pytest.mark.parametrize("body", [None, [], {"schemas": [PATCH_OP], "Operations": "x"},
+                                  {"schemas": [PATCH_OP], "Operations": []}, {"schemas": [PATCH_OP], "Operations": [1]},
+                                  {"Operations": [{"op": "add", "path": "nickName", "value": "x"}]}])
 def test_patch_without_a_list_of_operation_objects_is_invalid_syntax(body: object) -> None:
     with pytest.raises(InvalidSyntaxException):
         normalize_patch(body)

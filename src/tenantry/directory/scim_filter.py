@@ -10,7 +10,7 @@ meaning.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -44,12 +44,47 @@ MULTI_COMPLEX = {
 CASE_EXACT = {"id", "externalid", "meta.version", "members.value", "groups.value"}
 
 
+def user_name_key(value: str) -> str:
+    """The uniqueness and look-up key of a ``userName``: look-alikes of one name share it.
+
+    RFC 7643 §4.1.1 makes userName unique and caseExact=false, and RFC 7613 (PRECIS UsernameCaseMapped)
+    asks for width mapping and case folding of user names: here NFKC (fullwidth "ａ" is "a"), no format
+    characters (Unicode category Cf: zero-width space, joiners, bidi marks — invisible in every console),
+    no leading or trailing white space, lower case, and NFKC again since lowering can denormalise.
+    """
+    if value.isascii():  # the common case, kept cheap: ASCII has no format characters and is NFKC already
+        return value.strip().lower()
+    value = unicodedata.normalize("NFKC", value)
+    value = "".join(ch for ch in value if unicodedata.category(ch) != "Cf").strip()
+    return unicodedata.normalize("NFKC", value.lower())
+
+
 def fold(attr: str, value: str) -> str:
-    """The comparison form of a string: NFC, and lower case unless the attribute is caseExact."""
+    """The comparison form of a string: NFC, and lower case unless the attribute is caseExact.
+
+    ``userName`` is compared on its look-alike-proof key (``user_name_key``).
+    """
+    if attr == "username":
+        return user_name_key(value)
     value = unicodedata.normalize("NFC", value)
     if attr in CASE_EXACT:
         return value
     return unicodedata.normalize("NFC", value.lower())
+
+
+def with_user_name_keys(node: FilterNode) -> FilterNode:
+    """The filter with every ``userName`` comparison value replaced by its key (``user_name_key``).
+
+    For the exact check of an inexact SQL answer: scim2-models' evaluator, run on a resource whose userName
+    is its key too, then agrees with the SQL on the key column.
+    """
+    if isinstance(node, Comparison) and isinstance(node.value, str) and attr_key(node.attr_path) == "username":
+        return replace(node, value=user_name_key(node.value))
+    if isinstance(node, LogicalExpr):
+        return replace(node, terms=tuple(with_user_name_keys(t) for t in node.terms))
+    if isinstance(node, Not):
+        return replace(node, expr=with_user_name_keys(node.expr))
+    return node
 
 
 def attr_key(path: AttrPath, sub_attr: str | None = None) -> str:

@@ -36,7 +36,7 @@ from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
 from tenantry.directory.models import Group, GroupMember, User, UserValue
 from tenantry.directory.phones import to_e164
-from tenantry.directory.scim_filter import MULTI_COMPLEX, FilterCompiler, attr_key, fold
+from tenantry.directory.scim_filter import MULTI_COMPLEX, FilterCompiler, attr_key, fold, with_user_name_keys
 from tenantry.protocols.scim.errors import validation_error_to_scim
 from tenantry.protocols.scim.normalize import normalize_patch, normalize_resource
 from tenantry.protocols.scim.resources import POLICY, RESOURCE_MODELS, scim_filter, scim_path
@@ -205,14 +205,17 @@ class ScimStore:
     def _write_user(self, session: Session, tenant: str, row: User, model: Any) -> None:
         doc = self._dump(model)
         user_name = doc.get("userName")
-        if not isinstance(user_name, str) or not user_name.strip():
+        key = fold("username", user_name) if isinstance(user_name, str) else ""
+        if not isinstance(user_name, str) or not key:
             raise InvalidValueException(detail="userName is required and must be a non-empty string")
-        key = fold("username", user_name)
+        # Stored and returned as sent but for white space at either end (docs/scim.md "userName").
+        user_name = doc["userName"] = user_name.strip()
         clash = session.scalar(
             select(User.id).where(User.tenant_id == tenant, User.user_name_key == key, User.id != row.id)
         )
         if clash:
-            raise UniquenessException(detail=f"userName {user_name!r} is already taken")
+            raise UniquenessException(detail=f"userName {user_name!r} is already taken (userNames are compared "
+                                             "after NFKC, case folding, trimming and removing invisible characters)")
         name = doc.get("name") or {}
         row.user_name = user_name
         row.user_name_key = key
@@ -595,7 +598,7 @@ class ScimStore:
             docs = self._docs(session, tenant, resource_type, rows, True)
             model_cls = RESOURCE_MODELS[resource_type]
             if parsed is not None and not exact:
-                docs = [d for d in docs if parsed.match(model_cls.model_validate(d))]
+                docs = self._verified(parsed, model_cls, docs)
             if sort_by:
                 docs = _python_sort(docs, sort_by, descending)
             if not with_members:
@@ -603,6 +606,17 @@ class ScimStore:
                     d.pop("members", None)
             total = len(docs)
             return Page(total, start_index, docs[start_index - 1 : start_index - 1 + count])
+
+    @staticmethod
+    def _verified(parsed: Any, model_cls: Any, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The candidates scim2-models' evaluator accepts, userName compared on its key as the SQL does."""
+        keyed = type(parsed)(with_user_name_keys(parsed.ast))
+
+        def as_keyed(doc: dict[str, Any]) -> dict[str, Any]:
+            user_name = doc.get("userName")
+            return {**doc, "userName": fold("username", user_name)} if isinstance(user_name, str) else doc
+
+        return [d for d in docs if keyed.match(model_cls.model_validate(as_keyed(d)))]
 
     def _docs(
         self, session: Session, tenant: str, resource_type: str, rows: Sequence[Any], with_members: bool

@@ -14,6 +14,7 @@ from scim2_models import InvalidSyntaxException
 from tenantry.protocols.scim.resources import ENTERPRISE_USER, KNOWN_SCHEMAS
 
 _MANAGER_PATHS = {f"{ENTERPRISE_USER}:manager".lower(), "manager"}
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
 def normalize_resource(payload: dict[str, Any]) -> dict[str, Any]:
@@ -47,8 +48,23 @@ def _manager(value: Any) -> Any:
 
 
 def normalize_patch(payload: Any) -> dict[str, Any]:
+    """Check a PATCH body's envelope (RFC 7644 §3.5.2) and make Entra's ``manager`` shapes regular.
+
+    "The body of each request MUST contain the "schemas" attribute with the URI value of
+    "urn:ietf:params:scim:api:messages:2.0:PatchOp"": a body without it is refused (400 invalidSyntax).
+    Entra ID, Okta, scim2-client and scim-sanity all send it (tests/interop), so no real client is turned away;
+    a body that is not a PatchOp message (a resource PUT to the wrong verb, say) is, before it changes anything.
+    The URI is compared case-insensitively, as schema URIs are elsewhere here.
+    """
     if not isinstance(payload, dict):
         raise InvalidSyntaxException(detail="the PATCH body must be a JSON object")
+    schemas = payload.get("schemas")
+    if not isinstance(schemas, list) or not any(
+        isinstance(s, str) and s.strip().lower() == PATCH_OP.lower() for s in schemas
+    ):
+        raise InvalidSyntaxException(
+            detail=f"a PATCH body must carry \"schemas\": [\"{PATCH_OP}\"] (RFC 7644 §3.5.2)"
+        )
     ops = payload.get("Operations", payload.get("operations"))
     if not isinstance(ops, list) or not ops:
         raise InvalidSyntaxException(detail="a PATCH body needs 'Operations', a list of one or more operations")
@@ -72,5 +88,5 @@ def normalize_patch(payload: Any) -> dict[str, Any]:
         fixed.append(op)
     out = {k: v for k, v in payload.items() if k not in ("operations",)}
     out["Operations"] = fixed
-    out.setdefault("schemas", ["urn:ietf:params:scim:api:messages:2.0:PatchOp"])
+    out["schemas"] = [PATCH_OP]
     return out
