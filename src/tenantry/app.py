@@ -37,6 +37,7 @@ from tenantry.directory.scim_store import ScimStore
 from tenantry.directory.service import DirectoryService
 from tenantry.protocols.query.ast import Node
 from tenantry.protocols.scim.errors import MethodNotAllowed
+from tenantry.protocols.whatsapp import ExportLimits
 from tenantry.provisioning import api as provisioning_api
 from tenantry.provisioning.notify import Mailer
 from tenantry.provisioning.service import ProvisioningService
@@ -73,7 +74,11 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     # them at once; tantivy's commits go to a background thread (searches in this process flush first).
     indexer = Indexer(db, index, background=settings.search_backend != "postgres")
     archive = ArchiveService(db, indexer)
-    connectors = ConnectorService(db, directory, archive, secrets, default_region=settings.default_phone_region)
+    connectors = ConnectorService(
+        db, directory, archive, secrets, default_region=settings.default_phone_region,
+        upload_dir=settings.data_dir / "uploads", upload_max_bytes=settings.upload_max_bytes,
+        export_limits=ExportLimits(max_members=settings.zip_max_members,
+                                   max_total_bytes=settings.zip_max_total_bytes, max_ratio=settings.zip_max_ratio))
     compliance = ComplianceService(db, index, parse_query, indexer)
     ediscovery = EDiscoveryService(db, archive, compliance, index, parse_query, indexer.flush)
     provisioning = ProvisioningService(db, secrets, directory, mailer=Mailer(settings),
@@ -147,7 +152,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(scim_router, prefix="/tenants/{tenant_id}/scim/v2")
     app.include_router(directory_api.build_router(services.scim, services.directory), prefix="/api/v1")
     _, tenant_of = directory_api.admin_guard(services.directory)
-    app.include_router(connectors_api.build_router(services.connectors, services.archive, tenant_of), prefix="/api/v1")
+    app.include_router(connectors_api.build_router(services.connectors, services.archive, tenant_of,
+                                                   body_max_bytes=settings.admin_body_max_bytes), prefix="/api/v1")
     app.include_router(archive_api.build_router(services.compliance, services.ediscovery, services.ledger, tenant_of),
                        prefix="/api/v1")
 
