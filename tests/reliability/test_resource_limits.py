@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import user_payload
+from tests.conftest import _pg_database, user_payload
 from tests.interop.conftest import free_port
 from tests.zipbombs import deflate_zip
 
@@ -45,12 +45,12 @@ class Server:
         raise AssertionError(f"no {field} in /proc/{self.process.pid}/status")
 
 
-def _prepare(data_dir: Path) -> dict[str, str]:
+def _prepare(data_dir: Path, database_url: str | None) -> dict[str, str]:
     """Tenant, users, the import role and two export connectors, written before the server starts."""
     from tenantry.app import build_services
     from tenantry.core.settings import Settings
 
-    services = build_services(Settings(data_dir=data_dir, database_url=None))
+    services = build_services(Settings(data_dir=data_dir, database_url=database_url))
     try:
         services.directory.ensure_tenant("default", "Default")
         admin = services.scim.create("default", "User", user_payload(
@@ -68,14 +68,27 @@ def _prepare(data_dir: Path) -> dict[str, str]:
         services.db.dispose()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
-    data_dir = tmp_path_factory.mktemp("resource-server")
-    ids = _prepare(data_dir)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[Server, dict[str, str]]]:
+    data_dir = tmp_path_factory.mktemp(f"resource-server-{request.param}")
+    databases = _pg_database() if request.param == "postgresql" else None
+    database_url = next(databases) if databases is not None else None
+    try:
+        yield from _serve(data_dir, database_url)
+    finally:
+        for _ in databases or ():
+            pass
+
+
+def _serve(data_dir: Path, database_url: str | None) -> Iterator[tuple[Server, dict[str, str]]]:
+    ids = _prepare(data_dir, database_url)
     port = free_port()
     env = {**os.environ, "TENANTRY_DATA_DIR": str(data_dir), "TENANTRY_UPLOAD_MAX_BYTES": str(UPLOAD_LIMIT),
            "TENANTRY_BOOTSTRAP_SCIM_TOKEN": "tnt_test_" + secrets.token_urlsafe(24)}
     env.pop("TENANTRY_DATABASE_URL", None)
+    if database_url is not None:
+        env["TENANTRY_DATABASE_URL"] = database_url
     log = data_dir / "server.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "tenantry", "serve", "--host", "127.0.0.1", "--port", str(port)],
