@@ -132,6 +132,42 @@ def _is_scim(request: Request) -> bool:
     return "/scim/v2" in request.url.path
 
 
+class _AdminBodyLimit:
+    """Bounds every admin API body (``/api/v1``) by ``TENANTRY_ADMIN_BODY_MAX_BYTES``: JSON bodies are read
+    whole by the framework, so an unbounded one would be held in memory (issue #9). Export uploads, which
+    stream to disk under their own limit, are left to their route. 413 by Content-Length before reading,
+    or as soon as a chunked body passes the limit."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not path.startswith("/api/v1/") or (scope.get("method") == "POST" and path.endswith("/exports")):
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            response = JSONResponse({"error": "too_large", "message": f"the body ({int(declared)} bytes) is over "
+                                     f"the {limit}-byte limit (TENANTRY_ADMIN_BODY_MAX_BYTES)"}, 413)
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message.get("type") == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise StarletteHTTPException(413, f"the body is over the {limit}-byte limit "
+                                                      "(TENANTRY_ADMIN_BODY_MAX_BYTES)")
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or Settings()
     owned = services is None
@@ -146,6 +182,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app = FastAPI(title="Tenantry", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json",
                   lifespan=lifespan)
     app.state.services = services
+    app.add_middleware(_AdminBodyLimit, limit=settings.admin_body_max_bytes)
 
     scim_router = scim_api.build_router(services.scim, services.directory, settings)
     app.include_router(scim_router, prefix="/scim/v2")

@@ -117,3 +117,20 @@ def test_api_mapping_csv_over_the_body_limit_answers_413(app_client: TestClient,
     r = app_client.put(f"/api/v1/tenants/{tenant}/connectors/{export_connector}/mapping", headers=h, content=body)
     assert r.status_code == 413 and r.json()["error"] == "too_large", r.text
     assert backend.connectors.describe(tenant, export_connector)["mapping_entries"] == 0
+
+
+def test_admin_json_body_over_the_limit_answers_413_and_creates_nothing(backend, tenant, people) -> None:  # noqa: ANN001
+    from tenantry.app import create_app
+
+    settings = backend.settings.model_copy(update={"admin_body_max_bytes": 2000})
+    h = {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}",
+         "Content-Type": "application/json"}
+    body = b'{"name": "Big", "kind": "whatsapp-export", "created_by": "%s", "accept_terms": true, ' \
+           b'"source": {"pad": "%s"}}' % (people.admin.encode(), b"x" * 5000)
+    with TestClient(create_app(settings, backend)) as client:
+        url = f"/api/v1/tenants/{tenant}/connectors"
+        r = client.post(url, headers=h, content=body)
+        assert r.status_code == 413 and r.json()["error"] == "too_large", r.text
+        r = client.post(url, headers=h, content=iter([body[:1000], body[1000:]]))  # chunked: no length
+        assert r.status_code == 413 and "TENANTRY_ADMIN_BODY_MAX_BYTES" in r.json()["message"], r.text
+        assert backend.connectors.list_connectors(tenant) == []
