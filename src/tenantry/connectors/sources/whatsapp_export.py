@@ -31,6 +31,7 @@ from tenantry.protocols.whatsapp import (
     ExportIssue,
     ExportLimits,
     ExportMessage,
+    ExportStream,
     IssueReason,
     MessageKind,
     open_export,
@@ -104,6 +105,12 @@ class WhatsAppExportSource:
             yield SourceIssue(SkipReason.UNPARSEABLE, f"{upload.filename}: not readable as an export: {exc}",
                               location=upload.filename)
             return
+        try:
+            yield from self._stream_items(upload, stream)
+        finally:
+            stream.close()
+
+    def _stream_items(self, upload: ExportUpload, stream: ExportStream) -> Iterator[SourceItem | SourceIssue]:
         chat_name = upload.chat_name or stream.chat_name or upload.filename
         chat_id = "wa-export-" + hashlib.sha256(f"{upload.owner_key}\0{chat_name}".encode()).hexdigest()[:24]
         participants = tuple(dict.fromkeys(participant_for(a) for a in stream.authors))

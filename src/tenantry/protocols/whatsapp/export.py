@@ -880,9 +880,14 @@ class ExportStream:
     date_order_source: DateOrderSource
     authors: tuple[str, ...]
     _entries: Callable[[], Iterator[ExportMessage | ExportIssue]]
+    _close: Callable[[], None] = lambda: None
 
     def entries(self) -> Iterator[ExportMessage | ExportIssue]:
         return self._entries()
+
+    def close(self) -> None:
+        """Release the file the stream reads (a zip keeps one open between passes)."""
+        self._close()
 
 
 def _stream(lines: Lines, order_arg: str | None, chat_name: str | None, max_text: int | None,
@@ -1142,9 +1147,12 @@ def _open_zip(open_bytes: Callable[[], IO[bytes]], name: str, limits: ExportLimi
     if chat is None:
         listing = ", ".join(i.filename for i in infos) or "(empty)"
         return _nothing(ExportIssue(0, f"{name}: {listing}", IssueReason.NO_CHAT_FILE), _chat_name_from(name))
-    chat_info = chat
     fp = open_bytes()
-    zf = zipfile.ZipFile(fp)
+    try:
+        zf = zipfile.ZipFile(fp)
+    except Exception as exc:  # noqa: BLE001 - it opened a moment ago; a file changed under us is reported
+        fp.close()
+        return unreadable(exc, name)
     chat_info = zf.getinfo(chat.filename) if chat.filename in zf.NameToInfo else chat
 
     def member() -> IO[bytes]:
@@ -1155,9 +1163,11 @@ def _open_zip(open_bytes: Callable[[], IO[bytes]], name: str, limits: ExportLimi
         stream = _stream(_byte_lines(member, limits.max_text_chars), None, chat_name, limits.max_text_chars,
                          _Media(zf, zf.infolist(), chat_info, limits))
     except LimitExceeded as exc:
+        zf.close()
         fp.close()
         return _nothing(ExportIssue(0, f"{name}: {exc}", IssueReason.ZIP_REFUSED), chat_name)
     except Exception as exc:  # noqa: BLE001 - see read_export
+        zf.close()
         fp.close()
         return unreadable(exc, chat.filename)
     inner = stream.entries
@@ -1168,7 +1178,11 @@ def _open_zip(open_bytes: Callable[[], IO[bytes]], name: str, limits: ExportLimi
         except Exception as exc:  # noqa: BLE001 - a read that worked in the first passes fails now
             yield ExportIssue(0, f"{name}: {exc.__class__.__name__}: {exc}", IssueReason.UNREADABLE_ZIP)
 
-    return replace(stream, _entries=entries)
+    def close() -> None:
+        zf.close()
+        fp.close()
+
+    return replace(stream, _entries=entries, _close=close)
 
 
 def read_export(data: bytes, filename: str | None = None, limits: ExportLimits | None = None) -> ParsedExport:
@@ -1177,4 +1191,8 @@ def read_export(data: bytes, filename: str | None = None, limits: ExportLimits |
     With a zip, each attachment carries its file's bytes; an attachment whose file is missing (always so
     for a bare ``.txt``) is returned without bytes and reported. Never raises.
     """
-    return _collect(open_export(lambda: io.BytesIO(data), filename, limits))
+    stream = open_export(lambda: io.BytesIO(data), filename, limits)
+    try:
+        return _collect(stream)
+    finally:
+        stream.close()
