@@ -500,21 +500,20 @@ def count_zip_members(fp: IO[bytes], limit: int) -> int:
     tail = fp.read(tail_len)
     at = tail.rfind(_EOCD)
     if at < 0 or len(tail) - at < 22:
-        raise zipfile.BadZipFile("no end of central directory record")
+        raise zipfile.BadZipFile("File is not a zip file")  # zipfile's own words for this
     eocd_pos = size - tail_len + at
-    cd_size, cd_offset = int.from_bytes(tail[at + 12 : at + 16], "little"), int.from_bytes(tail[at + 16 : at + 20],
-                                                                                        "little")
+    cd_size = int.from_bytes(tail[at + 12 : at + 16], "little")
     record_pos = eocd_pos
-    if at >= 20 and tail[at - 20 : at - 16] == _ZIP64_LOCATOR:
-        fp.seek(int.from_bytes(tail[at - 12 : at - 4], "little"))
+    if at >= 20 and tail[at - 20 : at - 16] == _ZIP64_LOCATOR and eocd_pos >= 76:
+        # Like zipfile: the zip64 end record sits just before its locator.
+        fp.seek(eocd_pos - 76)
         z64 = fp.read(56)
         if len(z64) == 56 and z64[:4] == b"PK\x06\x06":
-            cd_size, cd_offset = int.from_bytes(z64[40:48], "little"), int.from_bytes(z64[48:56], "little")
-            record_pos = int.from_bytes(tail[at - 12 : at - 4], "little")
+            cd_size, record_pos = int.from_bytes(z64[40:48], "little"), eocd_pos - 76
     # Like zipfile: the directory ends where the end record starts (data may be prepended to a zip).
     start = record_pos - cd_size
-    if start < 0 or cd_offset > record_pos:
-        raise zipfile.BadZipFile("the central directory lies outside the file")
+    if start < 0:
+        raise zipfile.BadZipFile("Bad offset for central directory")  # zipfile's own words for this
     fp.seek(start)
     count, left = 0, cd_size
     while left >= 46 and count <= limit:
@@ -891,7 +890,9 @@ class ExportStream:
 
 
 def _stream(lines: Lines, order_arg: str | None, chat_name: str | None, max_text: int | None,
-            media: _Media | None, fail: ExportIssue | None = None) -> ExportStream:
+            media: _Media | None, *, missing_media: bool = True) -> ExportStream:
+    """``media`` None: a bare text, whose attachments are reported missing (unless not ``missing_media``:
+    ``parse_text`` has no files to look in)."""
     if order_arg is not None and order_arg not in ("DMY", "MDY", "YMD"):
         raise ValueError(f"date_order must be 'DMY', 'MDY', 'YMD' or None, not {order_arg!r}")
     plan = _Plan(chat_name=chat_name)
@@ -907,8 +908,6 @@ def _stream(lines: Lines, order_arg: str | None, chat_name: str | None, max_text
     final_name = plan.chat_name
 
     def entries() -> Iterator[ExportMessage | ExportIssue]:
-        if fail is not None:
-            yield fail
         used: set[str] = set()
         for entry in _build(lines, plan, max_text):
             if isinstance(entry, ExportIssue):
@@ -921,10 +920,12 @@ def _stream(lines: Lines, order_arg: str | None, chat_name: str | None, max_text
                 yield ExportIssue(msg.line, f"{msg.oversize} characters, over the limit {max_text}",
                                   IssueReason.MESSAGE_TOO_LONG)
             if msg.kind is MessageKind.ATTACHMENT and msg.attachment_name is not None:
-                msg, issue = (media.attach(msg, used) if media is not None
-                              else (msg, ExportIssue(msg.line, msg.attachment_name, IssueReason.MISSING_MEDIA)))
-                if issue is not None:
-                    yield issue
+                if media is not None:
+                    msg, issue = media.attach(msg, used)
+                    if issue is not None:
+                        yield issue
+                elif missing_media:
+                    yield ExportIssue(msg.line, msg.attachment_name or "", IssueReason.MISSING_MEDIA)
             yield msg
         if media is not None:
             yield from media.unreferenced(used)
@@ -955,7 +956,7 @@ def parse_text(text: str, *, date_order: str | None = None) -> ParsedExport:
 
     Never raises on any text; raises ``ValueError`` only for a ``date_order`` outside those three.
     """
-    return _collect(_stream(_text_lines(text, None), date_order, None, None, None))
+    return _collect(_stream(_text_lines(text, None), date_order, None, None, None, missing_media=False))
 
 
 # --- bytes and zips ----------------------------------------------------------------------------------
