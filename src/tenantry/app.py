@@ -40,6 +40,7 @@ from tenantry.directory.service import DirectoryService
 from tenantry.jobstore import JobStore
 from tenantry.protocols.query.ast import Node
 from tenantry.protocols.scim.errors import MethodNotAllowed
+from tenantry.protocols.whatsapp import ExportLimits
 from tenantry.provisioning import api as provisioning_api
 from tenantry.provisioning.notify import Mailer
 from tenantry.provisioning.service import ProvisioningService
@@ -80,8 +81,11 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     indexer = Indexer(db, index, background=settings.search_backend != "postgres")
     archive = ArchiveService(db, indexer)
     egress = EgressPolicy.from_settings(settings)   # every connection to a target a tenant admin names
-    connectors = ConnectorService(db, directory, archive, secrets, default_region=settings.default_phone_region,
-                                  egress=egress)
+    connectors = ConnectorService(
+        db, directory, archive, secrets, default_region=settings.default_phone_region, egress=egress,
+        upload_dir=settings.data_dir / "uploads", upload_max_bytes=settings.upload_max_bytes,
+        export_limits=ExportLimits(max_members=settings.zip_max_members,
+                                   max_total_bytes=settings.zip_max_total_bytes, max_ratio=settings.zip_max_ratio))
     compliance = ComplianceService(db, index, parse_query, indexer, directory)
     jobstore = JobStore(db)
     ediscovery = EDiscoveryService(db, archive, compliance, index, parse_query, indexer.flush,
@@ -148,6 +152,42 @@ def _is_scim(request: Request) -> bool:
     return "/scim/v2" in request.url.path
 
 
+class _AdminBodyLimit:
+    """Bounds every admin API body (``/api/v1``) by ``TENANTRY_ADMIN_BODY_MAX_BYTES``: JSON bodies are read
+    whole by the framework, so an unbounded one would be held in memory (issue #9). Export uploads, which
+    stream to disk under their own limit, are left to their route. 413 by Content-Length before reading,
+    or as soon as a chunked body passes the limit."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not path.startswith("/api/v1/") or (scope.get("method") == "POST" and path.endswith("/exports")):
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            response = JSONResponse({"error": "too_large", "message": f"the body ({int(declared)} bytes) is over "
+                                     f"the {limit}-byte limit (TENANTRY_ADMIN_BODY_MAX_BYTES)"}, 413)
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message.get("type") == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise StarletteHTTPException(413, f"the body is over the {limit}-byte limit "
+                                                      "(TENANTRY_ADMIN_BODY_MAX_BYTES)")
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or Settings()
     owned = services is None
@@ -162,6 +202,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app = FastAPI(title="Tenantry", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json",
                   lifespan=lifespan)
     app.state.services = services
+    app.add_middleware(_AdminBodyLimit, limit=settings.admin_body_max_bytes)
 
     scim_router = scim_api.build_router(services.scim, services.directory, settings)
     app.include_router(scim_router, prefix="/scim/v2")
@@ -189,7 +230,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         """Hand a job of the ``jobs`` table to the engine (a thread here, or a Celery worker)."""
         engine().enqueue(job_id)
 
-    app.include_router(connectors_api.build_router(services.connectors, services.archive, tenant_of), prefix="/api/v1",
+    app.include_router(connectors_api.build_router(services.connectors, services.archive, tenant_of,
+                                                   body_max_bytes=settings.admin_body_max_bytes), prefix="/api/v1",
                        dependencies=api_guard)
     app.include_router(archive_api.build_router(services.compliance, services.ediscovery, services.ledger, tenant_of,
                                                 jobs=services.jobstore, enqueue=enqueue),

@@ -457,13 +457,17 @@ def connector_upload(name: str, export_file: Path,
     """Hand a WhatsApp export (.txt or .zip) to a connector."""
     services = _services()
     t = _tenant(services, tenant)
+    if not export_file.is_file():
+        _fail(f"cannot read {export_file}: not a file")
+        return
+    cid = _run(lambda: services.connectors.find(t, name))
+    # The path, not its bytes: the service copies the file to the data folder in chunks (bounded memory).
     try:
-        data = export_file.read_bytes()
+        added = _run(lambda: services.connectors.add_export(t, cid, export_file, export_file.name, owner,
+                                                             chat_name))
     except OSError as exc:
         _fail(f"cannot read {export_file}: {exc}")
         return
-    cid = _run(lambda: services.connectors.find(t, name))
-    added = _run(lambda: services.connectors.add_export(t, cid, data, export_file.name, owner, chat_name))
     console.print(f"{export_file.name}: {'added' if added['new'] else 'already handed in'} (sha256 {added['sha256']})")
     if run_now:
         _connector_run(services, t, cid)

@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from tenantry.archive.service import ArchiveService
 from tenantry.connectors.service import ConnectorService
-from tenantry.core.errors import Invalid
+from tenantry.core.errors import Invalid, PayloadTooLarge
 
 
 class ConnectorIn(BaseModel):
@@ -33,7 +34,32 @@ class ConsentIn(BaseModel):
     admin_user: str
 
 
-def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_of: Any) -> APIRouter:
+def _declared_length(request: Request, limit: int, setting: str) -> None:
+    """Refuse a body whose Content-Length is over ``limit`` before reading any of it."""
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return
+    if not declared.isdigit():
+        raise Invalid("Content-Length must be a number of bytes")
+    if int(declared) > limit:
+        raise PayloadTooLarge(f"the body ({declared} bytes) is over the {limit}-byte limit ({setting})")
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, read in chunks and refused (413) past ``limit``: never more than that in memory."""
+    _declared_length(request, limit, "TENANTRY_ADMIN_BODY_MAX_BYTES")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is over the {limit}-byte limit (TENANTRY_ADMIN_BODY_MAX_BYTES)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_of: Any, *,
+                 body_max_bytes: int = 16 * 1024 * 1024) -> APIRouter:
     router = APIRouter()
 
     @router.get("/tenants/{tenant_id}/connectors")
@@ -52,7 +78,7 @@ def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_o
     @router.put("/tenants/{tenant_id}/connectors/{connector}/mapping")
     async def put_mapping(tenant_id: str, connector: str, request: Request) -> dict[str, Any]:
         tenant = tenant_of(tenant_id, request)
-        raw = await request.body()
+        raw = await _body(request, body_max_bytes)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -83,9 +109,25 @@ def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_o
     @router.post("/tenants/{tenant_id}/connectors/{connector}/exports", status_code=201)
     async def upload_export(tenant_id: str, connector: str, request: Request, owner: str, filename: str,
                             chat_name: str | None = None) -> dict[str, Any]:
+        """The body is the export file; it streams to the upload folder (never memory), 413 past the limit."""
         tenant = tenant_of(tenant_id, request)
-        data = await request.body()
-        return connectors.add_export(tenant, connectors.find(tenant, connector), data, filename, owner, chat_name)
+        connector_id = connectors.find(tenant, connector)
+        limit = connectors.upload_max_bytes
+        _declared_length(request, limit, "TENANTRY_UPLOAD_MAX_BYTES")
+        path = connectors.incoming_file()
+        try:
+            size = 0
+            with path.open("wb") as out:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLarge(f"the upload is over the {limit}-byte limit (TENANTRY_UPLOAD_MAX_BYTES)")
+                    out.write(chunk)
+            result: dict[str, Any] = await run_in_threadpool(
+                connectors.add_export, tenant, connector_id, path, filename, owner, chat_name, move=True)
+            return result
+        finally:
+            path.unlink(missing_ok=True)  # nothing partial is kept; add_export moved a complete file away
 
     @router.post("/tenants/{tenant_id}/connectors/{connector}/runs", status_code=201)
     def run_now(tenant_id: str, connector: str, request: Request) -> dict[str, Any]:

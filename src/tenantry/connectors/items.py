@@ -24,6 +24,7 @@ class SkipReason(StrEnum):
     TOO_LARGE = "too_large"        # over the item size limit (seed 000: 10 MB)
     UNPARSEABLE = "unparseable"    # the source had something we could not read
     UNREFERENCED_MEDIA = "unreferenced_media"  # a file in an export that no message names
+    REFUSED = "refused"            # over a safety limit of the reader (zip bomb, too many members; issue #9)
     # The next two are notes on items that *were* imported: reported, not counted as skipped.
     MEDIA_MISSING = "media_missing"  # the message names a file the export does not contain
     NOTICE = "notice"              # something odd the reader of the report should know (a doubtful line kept)

@@ -13,12 +13,16 @@ run again.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, insert, select, update
@@ -42,14 +46,19 @@ from tenantry.connectors.targets import (
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
 from tenantry.core.egress import EgressPolicy, check_url, redact_url
-from tenantry.core.errors import Conflict, Invalid, NotFound, TenantryError
+from tenantry.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge, TenantryError
 from tenantry.core.secrets import SecretBox
 from tenantry.directory.service import DirectoryService
+from tenantry.protocols.whatsapp import ExportLimits, zip_refusal
 
 KINDS = ("whatsapp-export", "archiver-feed")
 IMPORT_ROLE = "Mailbox Import Export"
 CONSENT_ROLE = "Organization Management"
 BATCH = 2000
+# A batch is also cut at this many bytes of items: an export's media are up to the item limit (10 MB) each,
+# and 2,000 of them must not be in memory together.
+BATCH_BYTES = 64 * 1024 * 1024
+_CHUNK = 1024 * 1024
 
 
 class Forbidden(TenantryError):
@@ -95,12 +104,18 @@ class ConnectorService:
                  *, default_region: str | None = None,
                  target_factory: Callable[[Connector], Target] | None = None,
                  source_factory: Callable[[Connector], Source] | None = None,
-                 egress: EgressPolicy | None = None) -> None:
+                 egress: EgressPolicy | None = None,
+                 upload_dir: Path | None = None, upload_max_bytes: int = 2 * 1024**3,
+                 export_limits: ExportLimits | None = None) -> None:
         self.db = db
         self.directory = directory
         self.archive = archive
         self.secrets = secrets
         self.region = default_region
+        # Export files are kept here under their SHA-256 (never a name the client chose), streamed in.
+        self.upload_dir = upload_dir or Path(tempfile.gettempdir()) / "tenantry-uploads"
+        self.upload_max_bytes = upload_max_bytes
+        self.export_limits = export_limits or ExportLimits()
         self._target_factory = target_factory
         self._source_factory = source_factory
         self.egress = egress or EgressPolicy()
@@ -263,21 +278,37 @@ class ConnectorService:
 
     # -- export files --------------------------------------------------------------------------
 
-    def add_export(self, tenant: str, connector_id: str, data: bytes, filename: str, owner_user: str,
-                   chat_name: str | None = None) -> dict[str, Any]:
-        """Hand an export file to a whatsapp-export connector; a file already handed in is not added twice."""
+    def add_export(self, tenant: str, connector_id: str, data: bytes | Path | IO[bytes], filename: str,
+                   owner_user: str, chat_name: str | None = None, *, move: bool = False) -> dict[str, Any]:
+        """Hand an export file to a whatsapp-export connector; a file already handed in is not added twice.
+
+        ``data`` is the file's bytes, its path, or a binary stream read in chunks: it is copied to the upload
+        folder without being held in memory, and refused past ``upload_max_bytes`` (413, nothing kept); with
+        ``move`` a path in the upload folder (``incoming_file``) is taken over instead of copied. A
+        zip whose headers are over the export limits (too many members, too large uncompressed, a chat
+        text compressed like a bomb) is refused here (400), before any run.
+        """
         owner = self.directory.find_users_by_email(tenant, [owner_user]).get(owner_user.strip().lower())
         by_id = self.directory.users_by_id(tenant, [owner_user])
         owner_id = owner[0].id if owner else (by_id[0].id if by_id else None)
         if owner_id is None:
             raise Invalid(f"the owner {owner_user!r} (whose phone exported the chat) is not a directory user")
-        if not data:
-            raise Invalid(f"{filename} is empty")
-        digest = self.archive.put_blob(data)
         with self.db.session() as session:
-            connector = self._get(session, tenant, connector_id)
-            if connector.kind != "whatsapp-export":
+            if self._get(session, tenant, connector_id).kind != "whatsapp-export":
                 raise Invalid("export files go to a whatsapp-export connector")
+        tmp, digest, size = self._take(data) if move and isinstance(data, Path) else self._receive(data)
+        try:
+            if size == 0:
+                raise Invalid(f"{filename} is empty")
+            with tmp.open("rb") as fp:
+                refusal = zip_refusal(fp, self.export_limits)
+            if refusal is not None:
+                raise Invalid(f"{filename} is refused: {refusal}")
+            final = self.upload_dir / digest
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        with self.db.session() as session:
             existing = session.scalar(select(ExportFile).where(
                 ExportFile.connector_id == connector_id, ExportFile.sha256 == digest))
             if existing is not None:
@@ -287,6 +318,64 @@ class ConnectorService:
             session.add(row)
             return {"id": row.id, "sha256": digest, "new": True}
 
+    def incoming_file(self) -> Path:
+        """A new empty file in the upload folder for a body being received (the server names it)."""
+        self.upload_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".incoming-", dir=self.upload_dir)
+        os.close(fd)
+        return Path(name)
+
+    def _take(self, path: Path) -> tuple[Path, str, int]:
+        digest = hashlib.sha256()
+        size = 0
+        with path.open("rb") as fp:
+            for chunk in iter(lambda: fp.read(_CHUNK), b""):
+                size += len(chunk)
+                if size > self.upload_max_bytes:
+                    raise PayloadTooLarge(f"the upload is over the {self.upload_max_bytes}-byte limit "
+                                          "(TENANTRY_UPLOAD_MAX_BYTES)")
+                digest.update(chunk)
+        return path, digest.hexdigest(), size
+
+    def _receive(self, data: bytes | Path | IO[bytes]) -> tuple[Path, str, int]:
+        """Copy an upload to a new file of the upload folder, hashing it: (path, SHA-256, size)."""
+        self.upload_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".incoming-", dir=self.upload_dir)
+        tmp = Path(name)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                if isinstance(data, bytes):
+                    chunks: Iterator[bytes] = iter([data])
+                    source: IO[bytes] | None = None
+                else:
+                    source = data.open("rb") if isinstance(data, Path) else data
+                    chunks = iter(lambda: source.read(_CHUNK), b"")
+                try:
+                    for chunk in chunks:
+                        size += len(chunk)
+                        if size > self.upload_max_bytes:
+                            raise PayloadTooLarge(f"the upload is over the {self.upload_max_bytes}-byte limit "
+                                                  "(TENANTRY_UPLOAD_MAX_BYTES)")
+                        digest.update(chunk)
+                        out.write(chunk)
+                finally:
+                    if isinstance(data, Path) and source is not None:
+                        source.close()
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp, digest.hexdigest(), size
+
+    def export_path(self, digest: str) -> Path:
+        """The stored export file; one handed in before files were kept on disk is moved out of the database."""
+        path = self.upload_dir / digest
+        if not path.exists():
+            tmp, _, _ = self._receive(self.archive.get_blob(digest))
+            os.replace(tmp, path)
+        return path
+
     # -- runs -------------------------------------------------------------------------------------
 
     def _source(self, connector: Connector, uploads: list[ExportUpload] | None = None) -> Source:
@@ -294,7 +383,11 @@ class ConnectorService:
             return self._source_factory(connector)
         config = json.loads(connector.source_config)
         if connector.kind == "whatsapp-export":
-            return WhatsAppExportSource(uploads or [], str(config.get("timezone", "UTC")))
+            # The connector's item rule (seed 000: 10 MB) also bounds what the reader takes in: a larger media
+            # file is not read (its size comes from the zip header), a longer text is not kept.
+            limits = replace(self.export_limits, max_media_bytes=connector.max_item_bytes,
+                             max_text_chars=connector.max_item_bytes)
+            return WhatsAppExportSource(uploads or [], str(config.get("timezone", "UTC")), limits)
         password = self.secrets.open(connector.source_secret) if connector.source_secret else ""
         return ArchiverFeedSource(str(config["url"]), str(config["username"]), password, egress=self.egress)
 
@@ -340,7 +433,7 @@ class ConnectorService:
                       status="running", started_at=utcnow(), window_start=window_start, window_end=now)
             session.add(run)
             session.expunge(connector)
-        uploads = [ExportUpload(self.archive.get_blob(f.sha256), f.filename, f.owner_user_id, f.chat_name)
+        uploads = [ExportUpload(self.export_path(f.sha256), f.filename, f.owner_user_id, f.chat_name)
                    for f in files]
         counts = RunCounts()
         issues: list[SourceIssue] = []
@@ -548,11 +641,15 @@ def _check_run_at(value: str) -> None:
 
 def _batches(iterator: Iterator[SourceItem | SourceIssue], size: int) -> Iterator[list[SourceItem | SourceIssue]]:
     batch: list[SourceItem | SourceIssue] = []
+    held = 0
     for entry in iterator:
         batch.append(entry)
-        if len(batch) >= size:
+        if isinstance(entry, SourceItem):
+            held += entry.approximate_size
+        if len(batch) >= size or held >= BATCH_BYTES:
             yield batch
             batch = []
+            held = 0
     if batch:
         yield batch
 

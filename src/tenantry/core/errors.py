@@ -27,6 +27,13 @@ class Invalid(TenantryError):
     code = "invalid"
 
 
+class PayloadTooLarge(TenantryError):
+    """A request body (an upload) over its configured limit (RFC 9110 §15.5.14)."""
+
+    status_code = 413
+    code = "too_large"
+
+
 class Unauthorized(TenantryError):
     """No credential, or one that is unknown or revoked (RFC 6750 §3.1 invalid_token): who is asking?"""
 

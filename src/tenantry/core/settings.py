@@ -77,6 +77,20 @@ class Settings(BaseSettings):
     outbound_denied_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="CIDRs, comma-separated, targets may never be in (e.g. 10.0.0.0/8)."
     )
+    # Uploads and zips (issue #9): a WhatsApp export with media is one zip of the phone's photos, videos and
+    # voice notes (already compressed, so the zip is about their size); 2 GiB holds years of a busy chat and
+    # is the most WhatsApp lets one export carry in practice. Bodies stream to the data folder, never memory.
+    upload_max_bytes: int = Field(default=2 * 1024**3, ge=1, description="Largest export upload (bytes); 413 over.")
+    admin_body_max_bytes: int = Field(
+        default=16 * 1024**2, ge=1, description="Largest other admin API body read whole (the mapping CSV); 413 over."
+    )
+    zip_max_members: int = Field(default=20_000, ge=1, description="Most files one export zip may hold.")
+    zip_max_total_bytes: int = Field(
+        default=4 * 1024**3, ge=1, description="Most bytes an export zip's files may add up to, uncompressed."
+    )
+    zip_max_ratio: int = Field(
+        default=100, ge=1, description="Highest compression ratio of one zip member over 1 MiB (zip bombs: ~1000)."
+    )
     bootstrap_scim_token: str | None = Field(
         default=None, description="Create this SCIM token for the default tenant on start (tests, automation)."
     )

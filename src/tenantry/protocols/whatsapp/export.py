@@ -57,6 +57,10 @@ Speed, measured for ``parse_text`` on one core of the development machine (CPyth
 over a synthetic 200,000-line export with multi-line, media, attachment and system messages: about
 150,000 lines/s (≈ 107,000 messages/s) for the Android shape, 140,000 lines/s (≈ 100,000 messages/s) for
 the iOS shape. Every expression is linear in the line length (no backtracking search over user text).
+Since issue #9 the text is read as a stream in four to five passes (shape, day/month order, names and
+authors, then messages with the timeline on a second reader) so that memory is bounded by one message
+whatever the file's size; that costs about 2.5 times the single-pass time above (measured on a loaded
+machine, 50,000 Android lines: 3.8 s against 1.5 s for the earlier single pass).
 """
 
 from __future__ import annotations
@@ -66,12 +70,13 @@ import io
 import re
 import unicodedata
 import zipfile
-from collections import Counter
-from dataclasses import dataclass, replace
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import PurePosixPath
-from typing import Literal, NamedTuple
+from typing import IO, Any, Literal, NamedTuple
 
 from tenantry.protocols.whatsapp.locales import LOCALES, casefold_set, system_pattern
 
@@ -81,13 +86,19 @@ __all__ = [
     "DateOrder",
     "DateOrderSource",
     "ExportIssue",
+    "ExportLimits",
+    "ExportStream",
     "ExportMessage",
     "IssueReason",
     "MessageKind",
+    "LimitExceeded",
     "ParsedExport",
     "Platform",
+    "count_zip_members",
+    "open_export",
     "parse_text",
     "read_export",
+    "zip_refusal",
 ]
 
 Platform = Literal["android", "ios"]
@@ -123,6 +134,11 @@ class IssueReason(StrEnum):
     NO_CHAT_FILE = "no_chat_file"  # a zip without a chat text file
     SYSTEM_NAME_MISMATCH = "system_name_mismatch"  # an iOS system line under a name other than the chat's
     OTHER_HEADER_PATTERN = "other_header_pattern"  # more lines have another header pattern than the first line's
+    # Safety limits (ExportLimits): what was not read, and why. Nothing over a limit is read into memory.
+    MEDIA_TOO_LARGE = "media_too_large"  # the zip header gives a size over max_media_bytes: not read
+    MEDIA_REFUSED = "media_refused"  # over the compression-ratio or total limit (a zip bomb), or inflating past them
+    MESSAGE_TOO_LONG = "message_too_long"  # a message's text over max_text_chars: kept cut, flagged ``oversize``
+    ZIP_REFUSED = "zip_refused"  # the whole zip is over a limit (members, total size, the chat text's ratio)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +157,8 @@ class ExportMessage:
     attachment_data: bytes | None
     edited: bool
     last_line: int
+    attachment_size: int | None = None  # the file's size (from the zip header), also when it was not read
+    oversize: int = 0  # > 0: the text was longer than the limit and is cut; its full length in characters
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,169 +415,445 @@ def _message(line: int, last_line: int, ts: datetime, rest: str, cont: list[str]
     return ExportMessage(line, ts, author, text, kind, attachment_name, None, edited, last_line), system_name
 
 
-# --- the file ----------------------------------------------------------------------------------------
+# --- limits ------------------------------------------------------------------------------------------
+
+_MIB = 1024 * 1024
 
 
-def _split_lines(text: str) -> list[str]:
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
+@dataclass(frozen=True, slots=True)
+class ExportLimits:
+    """What reading an export may cost; every limit is judged from the zip headers before reading and
+    enforced again while inflating (headers can lie). The caller (the connector) passes its settings in.
+
+    ``max_members``: entries in the zip's central directory, counted before the member list is built.
+    ``max_total_bytes``: the members' uncompressed sizes together, as declared and as inflated.
+    ``max_ratio``: uncompressed / compressed size of one member, for members over ``ratio_floor`` bytes
+    (small files compress far better than real media or text do, and cost nothing).
+    ``max_media_bytes``: a media file larger than this is not read (the connector's item rule, seed 000).
+    ``max_text_chars``: a message's text is kept up to this many characters; longer ones are cut and flagged.
+    """
+
+    max_members: int = 20_000
+    max_total_bytes: int = 4096 * _MIB
+    max_ratio: int = 100
+    ratio_floor: int = _MIB
+    max_media_bytes: int | None = None
+    max_text_chars: int | None = None
+
+
+class LimitExceeded(Exception):
+    """Reading stopped at a limit; the message says which."""
+
+
+class _Capped(io.RawIOBase):
+    """A member's bytes, counted as they are inflated: past ``cap`` reading stops with LimitExceeded."""
+
+    def __init__(self, inner: IO[bytes], cap: int, what: str) -> None:
+        self._inner, self._cap, self._what, self.count = inner, cap, what, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._inner.read(len(view))
+        self.count += len(data)
+        if self.count > self._cap:
+            raise LimitExceeded(f"{self._what} inflates past {self._cap} bytes")
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
+
+
+def _member_cap(info: zipfile.ZipInfo, limits: ExportLimits) -> int:
+    """The most bytes a member may inflate to: its declared size, and what the ratio allows."""
+    by_ratio = max(limits.ratio_floor, info.compress_size * limits.max_ratio)
+    return min(info.file_size, by_ratio, limits.max_total_bytes)
+
+
+def _ratio_refusal(info: zipfile.ZipInfo, limits: ExportLimits) -> str | None:
+    if info.file_size > limits.ratio_floor and info.file_size > max(info.compress_size, 1) * limits.max_ratio:
+        ratio = info.file_size // max(info.compress_size, 1)
+        return (f"{info.filename}: {info.file_size} bytes from {info.compress_size} compressed (ratio {ratio}), "
+                f"over the ratio limit {limits.max_ratio}")
+    return None
+
+
+_EOCD = b"PK\x05\x06"
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_CENTRAL = b"PK\x01\x02"
+
+
+def count_zip_members(fp: IO[bytes], limit: int) -> int:
+    """Entries of the central directory, walked without building the member list (a small zip can declare
+    millions of entries, and ``zipfile`` keeps an object for each); stops counting past ``limit``.
+
+    Raises ``zipfile.BadZipFile`` when there is no central directory to walk.
+    """
+    fp.seek(0, io.SEEK_END)
+    size = fp.tell()
+    tail_len = min(size, 22 + 65535)
+    fp.seek(size - tail_len)
+    tail = fp.read(tail_len)
+    at = tail.rfind(_EOCD)
+    if at < 0 or len(tail) - at < 22:
+        raise zipfile.BadZipFile("File is not a zip file")  # zipfile's own words for this
+    eocd_pos = size - tail_len + at
+    cd_size = int.from_bytes(tail[at + 12 : at + 16], "little")
+    record_pos = eocd_pos
+    if at >= 20 and tail[at - 20 : at - 16] == _ZIP64_LOCATOR and eocd_pos >= 76:
+        # Like zipfile: the zip64 end record sits just before its locator.
+        fp.seek(eocd_pos - 76)
+        z64 = fp.read(56)
+        if len(z64) == 56 and z64[:4] == b"PK\x06\x06":
+            cd_size, record_pos = int.from_bytes(z64[40:48], "little"), eocd_pos - 76
+    # Like zipfile: the directory ends where the end record starts (data may be prepended to a zip).
+    start = record_pos - cd_size
+    if start < 0:
+        raise zipfile.BadZipFile("Bad offset for central directory")  # zipfile's own words for this
+    fp.seek(start)
+    count, left = 0, cd_size
+    while left >= 46 and count <= limit:
+        head = fp.read(46)
+        if len(head) < 46 or head[:4] != _CENTRAL:
+            break
+        skip = sum(int.from_bytes(head[k : k + 2], "little") for k in (28, 30, 32))
+        fp.seek(skip, io.SEEK_CUR)
+        left -= 46 + skip
+        count += 1
+    return count
+
+
+def zip_refusal(fp: IO[bytes], limits: ExportLimits) -> str | None:
+    """Why a zip export is refused as a whole, from its headers alone, or None. For an upload check."""
+    try:
+        members = count_zip_members(fp, limits.max_members)
+        if members > limits.max_members:
+            return f"the zip has more than {limits.max_members} members"
+        fp.seek(0)
+        with zipfile.ZipFile(fp) as zf:
+            return _zip_headers_refusal(zf.infolist(), limits)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None  # not a readable zip: read_export reports it (or reads it as text)
+
+
+def _zip_headers_refusal(infos: list[zipfile.ZipInfo], limits: ExportLimits) -> str | None:
+    total = sum(i.file_size for i in infos)
+    if total > limits.max_total_bytes:
+        return f"the members add up to {total} bytes uncompressed, over the limit {limits.max_total_bytes}"
+    chat = _pick_chat([i for i in infos if not i.is_dir()])
+    if chat is not None:
+        refusal = _ratio_refusal(chat, limits)
+        if refusal is not None:
+            return "the chat text " + refusal
+    return None
+
+
+# --- the file: read line by line, in passes ----------------------------------------------------------
+#
+# Memory stays bounded by one message (at most ``max_text_chars``) and a window of ``MAX_DIP`` headers, never
+# the whole text: the decisions that need the whole file (the file's shape, the day/month order, the chat
+# name and the authors) are made by earlier passes that keep only counts, and the timeline rule (rule 3)
+# runs on a second reader of the same text a little ahead of the one that builds the messages.
+
+Line = tuple[str, int]  # a line without its end, and how many characters past the line limit were dropped
+Lines = Callable[[], Iterator[Line]]
 
 
 def _is_blank(line: str) -> bool:
     return not line.strip()
 
 
-def _decide_order(cands: list[tuple[int, tuple[str | None, ...]]], shape: _Shape
+def _text_lines(text: str, max_line: int | None) -> Lines:
+    def lines() -> Iterator[Line]:
+        return _read_lines(io.StringIO(text, newline=None), max_line, strip_bom=True)
+    return lines
+
+
+def _read_lines(stream: IO[str], max_line: int | None, *, strip_bom: bool) -> Iterator[Line]:
+    """Universal newlines (``\\r\\n``, ``\\r``, ``\\n``) like ``str.splitlines`` on those three; a line past
+    ``max_line`` characters is cut there and the rest counted (the message holding it is over the limit)."""
+    first = strip_bom
+    with stream:
+        while True:
+            line = stream.readline(max_line) if max_line is not None else stream.readline()
+            if not line:
+                return
+            dropped = 0
+            if max_line is not None and not line.endswith("\n"):
+                while True:  # the rest of an overlong line: counted, not kept
+                    more = stream.readline(max_line)
+                    if not more:
+                        break
+                    if more.endswith("\n"):
+                        dropped += len(more) - 1
+                        break
+                    dropped += len(more)
+            if line.endswith("\n"):
+                line = line[:-1]
+            if first:
+                line = line.removeprefix("\ufeff")
+                first = False
+            yield line, dropped
+
+
+def _decide_order(votes: tuple[int, int], first_ampm: str | None, shape: _Shape
                   ) -> tuple[DateOrder, DateOrderSource]:
     if shape.year_first:
         return "YMD", "data"
+    dmy, mdy = votes
+    if dmy != mdy:
+        return ("DMY" if dmy > mdy else "MDY"), "data"
+    # No vote (or a tie): the locale. Only the US renders d/m order month-first, with upper-case AM/PM.
+    if shape.sep == "/" and first_ampm is not None and first_ampm[:1].isupper():
+        return "MDY", "locale"
+    return "DMY", "locale"
+
+
+def _timeline(cands: Iterator[tuple[int, datetime, str, int]]
+              ) -> Iterator[tuple[int, datetime, str, int, bool]]:
+    """Rule 3 of the module docstring over a stream of (line, time, rest, dropped): each with True when it
+    is a header. Looks ahead at most ``MAX_DIP`` + 1 candidates."""
+    buf: deque[tuple[int, datetime, str, int]] = deque()
+
+    def fill(k: int) -> bool:
+        while len(buf) < k:
+            nxt = next(cands, None)
+            if nxt is None:
+                return False
+            buf.append(nxt)
+        return True
+
+    anchor: datetime | None = None
+    while fill(1):
+        t = buf[0][1]
+        if anchor is None or t >= anchor - BACKWARD_SLACK:
+            anchor = t if anchor is None or t > anchor else anchor
+            yield (*buf.popleft(), True)
+            continue
+        floor = anchor - BACKWARD_SLACK
+        j = 0
+        while j <= MAX_DIP and fill(j + 1) and buf[j][1] < floor:
+            j += 1
+        if len(buf) > j and j <= MAX_DIP:
+            for _ in range(j):
+                yield (*buf.popleft(), False)
+        else:  # the clock really went back: start again from here
+            anchor = t
+            yield (*buf.popleft(), True)
+
+
+@dataclass
+class _Plan:
+    """What the first passes decided about the file."""
+
+    shape: _Shape | None = None
+    own: Callable[[str], re.Match[str] | None] | None = None
+    raw_shapes: dict[tuple[object, ...], _Shape] = field(default_factory=dict)
+    order: DateOrder = "DMY"
+    order_source: DateOrderSource = "locale"
+    other_line: int = -1  # 0-based line of the other_header_pattern issue
+    chat_name: str | None = None
+    authors: dict[str, None] = field(default_factory=dict)
+
+
+def _raw_key(g: tuple[str | None, ...]) -> tuple[object, ...]:
+    # Cheap stand-in for the shape (the raw AM/PM word, the day's width): mapped to shapes once per key.
+    return (g[_BR], g[_SEP], g[_DSP], g[_DOT], g[_JOIN], g[_PRE], g[_TSEP], g[_S] is None, g[_AMPMG], g[_TERM],
+            len(g[_A] or ""), len(g[_C] or ""))
+
+
+def _plan_shape(lines: Lines, plan: _Plan) -> None:
+    """Pass 1: the file's shape (rule 1)."""
+    match = _HEADER.match
+    raw_counts: dict[tuple[object, ...], int] = {}
+    raw_first: dict[tuple[object, ...], tuple[int, int, tuple[str | None, ...]]] = {}  # (pos, line, groups)
+    first_found: tuple[object, ...] | None = None
+    first_found_line = first_text = -1
+    pos = 0
+    for i, (line, _) in enumerate(lines()):
+        if first_text < 0 and not _is_blank(line):
+            first_text = i
+        m = match(line)
+        if m is None:
+            continue
+        raw = _raw_key(m.groups())
+        if raw not in raw_counts:
+            raw_counts[raw] = 0
+            raw_first[raw] = (pos, i, m.groups())
+        raw_counts[raw] += 1
+        if first_found is None:
+            first_found, first_found_line = raw, i
+        pos += 1
+    if first_found is None:
+        return
+    counts: dict[_Shape, int] = {}
+    first_seen: dict[_Shape, tuple[int, int]] = {}  # (pos, line) of the shape's first header-like line
+    for raw, (p, i, g) in raw_first.items():
+        plan.raw_shapes[raw] = s = _shape(g)
+        counts[s] = counts.get(s, 0) + raw_counts[raw]
+        first_seen[s] = min(first_seen.get(s, (p, i)), (p, i))
+    majority = max(counts, key=lambda s: (counts[s], -first_seen[s][0]))
+    # An export's first line is written by WhatsApp, never by a user: its shape is the file's.
+    shape = plan.raw_shapes[first_found] if first_found_line == first_text else majority
+    if counts[majority] > counts[shape]:
+        # Not silent: more lines look like headers of another pattern than of the file's own.
+        plan.other_line = first_seen[majority][1]
+    plan.shape = shape
+    plan.own = _shape_regex(shape).match
+
+
+def _candidate(line: str, plan: _Plan) -> tuple[str | None, ...] | None:
+    """The header groups of a line of the file's shape (rule 1), else None."""
+    m = _HEADER.match(line)
+    if m is None:
+        return None
+    g = m.groups()
+    if plan.raw_shapes.get(_raw_key(g)) == plan.shape:
+        return g
+    assert plan.own is not None
+    m = plan.own(line)
+    return m.groups() if m is not None else None
+
+
+def _plan_order(lines: Lines, plan: _Plan, order_arg: str | None) -> None:
+    """Pass 2: day/month order over the whole file (rule 2)."""
+    assert plan.shape is not None
+    if order_arg is not None:
+        plan.order, plan.order_source = _valid_order(order_arg), "caller"
+        return
+    if plan.shape.year_first:
+        plan.order, plan.order_source = "YMD", "data"
+        return
     dmy = mdy = 0
-    for _, g in cands:
+    first_ampm: str | None = None
+    for line, _ in lines():
+        g = _candidate(line, plan)
+        if g is None:
+            continue
         a, b = int(g[_A] or 0), int(g[_B] or 0)
         if a > 12 >= b:
             dmy += 1
         elif b > 12 >= a:
             mdy += 1
-    if dmy != mdy:
-        return ("DMY" if dmy > mdy else "MDY"), "data"
-    # No vote (or a tie): the locale. Only the US renders d/m order month-first, with upper-case AM/PM.
-    ampm = next((g[_AMPMG] for _, g in cands if g[_AMPMG]), None)
-    if shape.sep == "/" and ampm is not None and ampm[:1].isupper():
-        return "MDY", "locale"
-    return "DMY", "locale"
+        if first_ampm is None and g[_AMPMG]:
+            first_ampm = g[_AMPMG]
+    plan.order, plan.order_source = _decide_order((dmy, mdy), first_ampm, plan.shape)
 
 
-def _accept_in_time(stamps: list[datetime]) -> list[bool]:
-    """Which candidates are headers under rule 3 of the module docstring."""
-    n = len(stamps)
-    keep = [True] * n
-    anchor: datetime | None = None
-    i = 0
-    while i < n:
-        t = stamps[i]
-        if anchor is None or t >= anchor - BACKWARD_SLACK:
-            anchor = t if anchor is None or t > anchor else anchor
-            i += 1
-            continue
-        floor = anchor - BACKWARD_SLACK
-        j = i
-        while j < n and j - i <= MAX_DIP and stamps[j] < floor:
-            j += 1
-        if j < n and j - i <= MAX_DIP:
-            for k in range(i, j):
-                keep[k] = False
-            i = j
-        else:  # the clock really went back: start again from here
-            anchor = t
-            i += 1
-    return keep
+_MAX_NAMES = 10_000  # distinct system names / authors counted; a real chat has a handful
 
 
-def _parse(text: str, order_arg: str | None, chat_name: str | None) -> ParsedExport:
-    if order_arg is not None and order_arg not in ("DMY", "MDY", "YMD"):
-        raise ValueError(f"date_order must be 'DMY', 'MDY', 'YMD' or None, not {order_arg!r}")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = _split_lines(text)
-    issues: list[ExportIssue] = []
-    if _SURROGATES.search(text):
-        for i, line in enumerate(lines):
-            if _SURROGATES.search(line):
-                lines[i] = line = _SURROGATES.sub("\ufffd", line)
-                issues.append(ExportIssue(i + 1, line, IssueReason.UNDECODABLE_BYTES))
+def _plan_names(lines: Lines, plan: _Plan, max_text: int | None) -> None:
+    """Pass 3: the authors and the name iOS system lines are written under (the chat's name)."""
+    names: Counter[str] = Counter()
+    for entry in _build(lines, plan, max_text, keep_text=False):
+        if isinstance(entry, tuple):
+            msg, sys_name = entry
+            if sys_name is not None and (sys_name in names or len(names) < _MAX_NAMES):
+                names[sys_name] += 1
+            if msg.author is not None and len(plan.authors) < _MAX_NAMES:
+                plan.authors.setdefault(msg.author)
+    if plan.chat_name is None and names:
+        plan.chat_name = names.most_common(1)[0][0]
 
-    # Pass 1: every line that looks like a header, and the file's shape.
-    match = _HEADER.match
-    found: list[tuple[int, tuple[str | None, ...], tuple[object, ...]]] = []
-    raw_counts: dict[tuple[object, ...], int] = {}
-    for i, line in enumerate(lines):
-        m = match(line)
-        if m is not None:
-            g = m.groups()
-            # Cheap stand-in for the shape (the raw AM/PM word, the day's width): mapped to shapes below.
-            raw: tuple[object, ...] = (g[_BR], g[_SEP], g[_DSP], g[_DOT], g[_JOIN], g[_PRE], g[_TSEP],
-                                       g[_S] is None, g[_AMPMG], g[_TERM], len(g[_A] or ""), len(g[_C] or ""))
-            raw_counts[raw] = raw_counts.get(raw, 0) + 1
-            found.append((i, g, raw))
-    if not found:
-        for i, line in enumerate(lines):
+
+def _build(lines: Lines, plan: _Plan, max_text: int | None, *, keep_text: bool = True
+           ) -> Iterator[tuple[ExportMessage, str | None] | ExportIssue]:
+    """Pass 4 (and 3): messages (with the name an iOS system line came under) and issues, in line order."""
+    if plan.shape is None:  # no header at all: every non-blank line is unparsed
+        for i, (line, _) in enumerate(lines()):
+            fixed = _fix_surrogates(line, i)
+            if isinstance(fixed, tuple):
+                line = fixed[0]
+                yield fixed[1]
             if not _is_blank(line):
-                issues.append(ExportIssue(i + 1, line, IssueReason.UNPARSED_LINE))
-        issues.sort(key=lambda x: x.line)
-        return ParsedExport([], issues, "android", _valid_order(order_arg), chat_name,
-                            "caller" if order_arg else "locale")
-    shape_of: dict[tuple[object, ...], _Shape] = {}
-    counts: dict[_Shape, int] = {}
-    first_seen: dict[_Shape, int] = {}
-    for pos, (_, g, raw_key) in enumerate(found):
-        if raw_key not in shape_of:
-            shape_of[raw_key] = s = _shape(g)
-            counts[s] = counts.get(s, 0) + raw_counts[raw_key]
-            first_seen.setdefault(s, pos)
-    first_text = next((i for i, line in enumerate(lines) if not _is_blank(line)), -1)
-    majority = max(counts, key=lambda s: (counts[s], -first_seen[s]))
-    # An export's first line is written by WhatsApp, never by a user: its shape is the file's.
-    shape = shape_of[found[0][2]] if found[0][0] == first_text else majority
-    if counts[majority] > counts[shape]:
-        # Not silent: more lines look like headers of another pattern than of the file's own.
-        i = next(i for i, _, raw_key in found if shape_of[raw_key] == majority)
-        issues.append(ExportIssue(i + 1, lines[i], IssueReason.OTHER_HEADER_PATTERN))
-    own = _shape_regex(shape).match
-    cands: list[tuple[int, tuple[str | None, ...]]] = []
-    for i, g, raw_key in found:
-        if shape_of[raw_key] == shape:
-            cands.append((i, g))
-        else:
-            m = own(lines[i])
-            if m is not None:
-                cands.append((i, m.groups()))
+                yield ExportIssue(i + 1, line, IssueReason.UNPARSED_LINE)
+        return
+    order = plan.order
 
-    # Pass 2: day/month order over the whole file, then timestamps and the timeline.
-    if order_arg is not None:
-        order: DateOrder = _valid_order(order_arg)
-        source: DateOrderSource = "caller"
-    else:
-        order, source = _decide_order(cands, shape)
-    valid: list[tuple[int, datetime, str]] = []
-    impossible: list[int] = []
-    for i, g in cands:
-        ts = _timestamp(g, order)
-        if ts is None:
-            impossible.append(i)
-        else:
-            valid.append((i, ts, g[_REST] or ""))
-    keep = _accept_in_time([ts for _, ts, _ in valid])
-    headers = [h for h, ok in zip(valid, keep, strict=True) if ok]
-    dipped = [h[0] for h, ok in zip(valid, keep, strict=True) if not ok]
+    def candidates() -> Iterator[tuple[int, datetime, str, int]]:
+        for i, (line, dropped) in enumerate(lines()):
+            g = _candidate(line, plan)
+            if g is not None:
+                ts = _timestamp(g, order)
+                if ts is not None:
+                    yield i, ts, g[_REST] or "", dropped
 
-    # Pass 3: messages, each a header and the lines up to the next one.
-    messages: list[ExportMessage] = []
-    system_names: list[tuple[int, str]] = []
-    first_header = headers[0][0] if headers else len(lines)
-    for i in range(first_header):
-        if not _is_blank(lines[i]):
-            issues.append(ExportIssue(i + 1, lines[i], IssueReason.UNPARSED_LINE))
-    for k, (i, ts, rest) in enumerate(headers):
-        end = headers[k + 1][0] if k + 1 < len(headers) else len(lines)
-        while end > i + 1 and _is_blank(lines[end - 1]):
-            end -= 1
-        msg, sys_name = _message(i + 1, end, ts, rest, lines[i + 1 : end])
-        messages.append(msg)
-        if sys_name is not None:
-            system_names.append((i + 1, sys_name))
-    issues.extend(ExportIssue(i + 1, lines[i], IssueReason.HEADER_OUT_OF_ORDER) for i in dipped)
-    issues.extend(ExportIssue(i + 1, lines[i], IssueReason.IMPOSSIBLE_DATE) for i in impossible if i > first_header)
+    decisions = _timeline(candidates())
+    # The message being built: header line, time, rest, continuation lines, blank lines held back, size.
+    head: tuple[int, datetime, str] | None = None
+    cont: list[str] = []
+    blanks: list[str] = []
+    blank_chars = 0
+    last = 0
+    size = 0
+    seen_header = False
 
-    if chat_name is None and system_names:
-        chat_name = Counter(n for _, n in system_names).most_common(1)[0][0]
-    for line_no, name in system_names:
-        if name != chat_name:
-            issues.append(ExportIssue(line_no, name, IssueReason.SYSTEM_NAME_MISMATCH))
-    issues.sort(key=lambda x: x.line)
-    platform: Platform = "ios" if shape.bracket or (shape.term != " - " and shape.seconds) else "android"
-    return ParsedExport(messages, issues, platform, order, chat_name, source)
+    def finish() -> tuple[ExportMessage, str | None]:
+        assert head is not None
+        i, ts, rest = head
+        msg, sys_name = _message(i + 1, last, ts, rest, cont if keep_text else ([""] if last > i + 1 else []))
+        if max_text is not None and size > max_text:
+            msg = replace(msg, oversize=size)
+        return msg, sys_name
+
+    for i, (line, dropped) in enumerate(lines()):
+        fixed = _fix_surrogates(line, i)
+        if isinstance(fixed, tuple):
+            line = fixed[0]
+            yield fixed[1]
+        if i == plan.other_line:
+            yield ExportIssue(i + 1, line, IssueReason.OTHER_HEADER_PATTERN)
+        g = _candidate(line, plan)
+        if g is not None:
+            ts = _timestamp(g, order)
+            if ts is None:
+                if seen_header:
+                    yield ExportIssue(i + 1, line, IssueReason.IMPOSSIBLE_DATE)
+            else:
+                at, _, _, _, is_header = next(decisions)
+                assert at == i, "the timeline reader went out of step"
+                if is_header:
+                    if head is not None:
+                        yield finish()
+                    rest = g[_REST] or ""
+                    head, cont, blanks, blank_chars = (i, ts, rest), [], [], 0
+                    last, size = i + 1, len(rest) + dropped
+                    if max_text is not None and len(rest) > max_text:
+                        head = (i, ts, rest[:max_text])
+                    seen_header = True
+                    continue
+                yield ExportIssue(i + 1, line, IssueReason.HEADER_OUT_OF_ORDER)
+        # A continuation line (or, before the first header, an unparsed one).
+        if head is None:
+            if not _is_blank(line):
+                yield ExportIssue(i + 1, line, IssueReason.UNPARSED_LINE)
+            continue
+        if _is_blank(line):
+            # Held back: blank lines at the end of a message are not part of it, blank lines inside are.
+            blank_chars += len(line) + 1 + dropped
+            if keep_text and (max_text is None or size + blank_chars <= max_text):
+                blanks.append(line)
+            continue
+        size += blank_chars + len(line) + 1 + dropped
+        if keep_text and (max_text is None or size <= max_text):
+            cont.extend(blanks)
+            cont.append(line)
+        blanks, blank_chars = [], 0
+        last = i + 1
+    if head is not None:
+        yield finish()
+
+
+def _fix_surrogates(line: str, i: int) -> str | tuple[str, ExportIssue]:
+    if _SURROGATES.search(line):
+        line = _SURROGATES.sub("\ufffd", line)
+        return line, ExportIssue(i + 1, line, IssueReason.UNDECODABLE_BYTES)
+    return line
 
 
 def _valid_order(order: str | None) -> DateOrder:
@@ -570,12 +864,99 @@ def _valid_order(order: str | None) -> DateOrder:
     return "DMY"
 
 
+@dataclass(frozen=True)
+class ExportStream:
+    """An export read as a stream: the file-wide decisions up front, then ``entries()`` in line order.
+
+    ``entries()`` can be iterated more than once; each time it reads the text again. Memory is bounded by
+    one message and the limits, whatever the size of the file. ``authors`` are the distinct message authors
+    in order of appearance (at most 10,000).
+    """
+
+    platform: Platform
+    date_order: DateOrder
+    chat_name: str | None
+    date_order_source: DateOrderSource
+    authors: tuple[str, ...]
+    _entries: Callable[[], Iterator[ExportMessage | ExportIssue]]
+    _close: Callable[[], None] = lambda: None
+
+    def entries(self) -> Iterator[ExportMessage | ExportIssue]:
+        return self._entries()
+
+    def close(self) -> None:
+        """Release the file the stream reads (a zip keeps one open between passes)."""
+        self._close()
+
+
+def _stream(lines: Lines, order_arg: str | None, chat_name: str | None, max_text: int | None,
+            media: _Media | None, *, missing_media: bool = True) -> ExportStream:
+    """``media`` None: a bare text, whose attachments are reported missing (unless not ``missing_media``:
+    ``parse_text`` has no files to look in)."""
+    if order_arg is not None and order_arg not in ("DMY", "MDY", "YMD"):
+        raise ValueError(f"date_order must be 'DMY', 'MDY', 'YMD' or None, not {order_arg!r}")
+    plan = _Plan(chat_name=chat_name)
+    _plan_shape(lines, plan)
+    if plan.shape is None:
+        plan.order, plan.order_source = _valid_order(order_arg), "caller" if order_arg else "locale"
+    else:
+        _plan_order(lines, plan, order_arg)
+    _plan_names(lines, plan, max_text)
+    shape = plan.shape
+    platform: Platform = "ios" if shape is not None and (shape.bracket or (shape.term != " - " and shape.seconds)) \
+        else "android"
+    final_name = plan.chat_name
+
+    def entries() -> Iterator[ExportMessage | ExportIssue]:
+        used: set[str] = set()
+        for entry in _build(lines, plan, max_text):
+            if isinstance(entry, ExportIssue):
+                yield entry
+                continue
+            msg, sys_name = entry
+            if sys_name is not None and sys_name != final_name:
+                yield ExportIssue(msg.line, sys_name, IssueReason.SYSTEM_NAME_MISMATCH)
+            if msg.oversize and max_text is not None:
+                yield ExportIssue(msg.line, f"{msg.oversize} characters, over the limit {max_text}",
+                                  IssueReason.MESSAGE_TOO_LONG)
+            if msg.kind is MessageKind.ATTACHMENT and msg.attachment_name is not None:
+                if media is not None:
+                    msg, issue = media.attach(msg, used)
+                    if issue is not None:
+                        yield issue
+                elif missing_media:
+                    yield ExportIssue(msg.line, msg.attachment_name or "", IssueReason.MISSING_MEDIA)
+            yield msg
+        if media is not None:
+            yield from media.unreferenced(used)
+
+    return ExportStream(platform, plan.order, final_name, plan.order_source, tuple(plan.authors), entries)
+
+
+_ISSUE_RANK = {r: k for k, r in enumerate([
+    IssueReason.ZIP_REFUSED, IssueReason.UNREADABLE_ZIP, IssueReason.NO_CHAT_FILE, IssueReason.UNDECODABLE_BYTES,
+    IssueReason.OTHER_HEADER_PATTERN, IssueReason.UNPARSED_LINE, IssueReason.HEADER_OUT_OF_ORDER,
+    IssueReason.IMPOSSIBLE_DATE, IssueReason.SYSTEM_NAME_MISMATCH, IssueReason.MESSAGE_TOO_LONG,
+    IssueReason.MISSING_MEDIA, IssueReason.UNREADABLE_MEDIA, IssueReason.MEDIA_TOO_LARGE,
+    IssueReason.MEDIA_REFUSED, IssueReason.UNREFERENCED_MEDIA])}
+
+
+def _collect(stream: ExportStream) -> ParsedExport:
+    messages: list[ExportMessage] = []
+    issues: list[ExportIssue] = []
+    for entry in stream.entries():
+        (messages if isinstance(entry, ExportMessage) else issues).append(entry)  # type: ignore[arg-type]
+    issues.sort(key=lambda x: (x.line, _ISSUE_RANK[x.reason]))
+    return ParsedExport(messages, issues, stream.platform, stream.date_order, stream.chat_name,
+                        stream.date_order_source)
+
+
 def parse_text(text: str, *, date_order: str | None = None) -> ParsedExport:
     """Parse the text of an export. ``date_order`` ("DMY", "MDY", "YMD") overrides the file's own evidence.
 
     Never raises on any text; raises ``ValueError`` only for a ``date_order`` outside those three.
     """
-    return _parse(text, date_order, None)
+    return _collect(_stream(_text_lines(text, None), date_order, None, None, None, missing_media=False))
 
 
 # --- bytes and zips ----------------------------------------------------------------------------------
@@ -609,23 +990,43 @@ _BAD_BYTES = "tenantry.whatsapp.mark-bad-bytes"
 codecs.register_error(_BAD_BYTES, _mark_bad_bytes)
 
 
-def _decode(data: bytes) -> str:
-    """Text with undecodable bytes kept as lone surrogates, which ``_parse`` reports line by line."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", _BAD_BYTES)
-    if data.startswith(b"\xff\xfe"):
-        return data[2:].decode("utf-16-le", _BAD_BYTES)
-    if data.startswith(b"\xfe\xff"):
-        return data[2:].decode("utf-16-be", _BAD_BYTES)
-    sample = data[:4096]
+def _encoding(head: bytes) -> tuple[str, int]:
+    """The codec of an export from its first bytes, and how many bytes of BOM to skip."""
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8", 3
+    if head.startswith(b"\xff\xfe"):
+        return "utf-16-le", 2
+    if head.startswith(b"\xfe\xff"):
+        return "utf-16-be", 2
+    sample = head[:4096]
     if b"\x00" in sample:
         # UTF-8 text has no NUL bytes; UTF-16 without a BOM has them on one side of each code unit.
         even, odd = sample[0::2].count(0), sample[1::2].count(0)
         if odd >= 4 * max(even, 1):
-            return data.decode("utf-16-le", _BAD_BYTES)
+            return "utf-16-le", 0
         if even >= 4 * max(odd, 1):
-            return data.decode("utf-16-be", _BAD_BYTES)
-    return data.decode("utf-8", _BAD_BYTES)
+            return "utf-16-be", 0
+    return "utf-8", 0
+
+
+def _decode(data: bytes) -> str:
+    """Text with undecodable bytes kept as lone surrogates, which the parser reports line by line."""
+    codec, skip = _encoding(data[:4096])
+    return data[skip:].decode(codec, _BAD_BYTES)
+
+
+def _byte_lines(open_bytes: Callable[[], IO[bytes]], max_line: int | None) -> Lines:
+    """Lines of an export's bytes, decoded as they are read: ``open_bytes`` gives a fresh stream per pass."""
+    with open_bytes() as probe:
+        codec, skip = _encoding(probe.read(4096))
+
+    def lines() -> Iterator[Line]:
+        raw = open_bytes()
+        if skip:
+            raw.read(skip)
+        text = io.TextIOWrapper(raw, codec, errors=_BAD_BYTES, newline=None)
+        return _read_lines(text, max_line, strip_bom=True)
+    return lines
 
 
 def _chat_rank(info: zipfile.ZipInfo) -> int:
@@ -647,88 +1048,152 @@ def _media_key(name: str) -> str:
     return unicodedata.normalize("NFC", PurePosixPath(name.replace("\\", "/")).name).casefold()
 
 
-def _with_media(parsed: ParsedExport, zf: zipfile.ZipFile | None, chat: zipfile.ZipInfo | None) -> ParsedExport:
-    members: dict[str, zipfile.ZipInfo] = {}
-    if zf is not None:
-        for info in zf.infolist():
+class _Media:
+    """The zip's media files, read one at a time when a message names them (never all at once)."""
+
+    def __init__(self, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], chat: zipfile.ZipInfo,
+                 limits: ExportLimits) -> None:
+        self.zf, self.limits, self.inflated = zf, limits, 0
+        self.members: dict[str, zipfile.ZipInfo] = {}
+        for info in infos:
             if info is chat or info.is_dir() or info.filename.startswith(_JUNK_MEMBERS[0]):
                 continue
             if PurePosixPath(info.filename).name == _JUNK_MEMBERS[1]:
                 continue
-            members.setdefault(_media_key(info.filename), info)
-    issues = list(parsed.issues)
-    used: set[str] = set()
-    cache: dict[str, bytes | None] = {}
-    messages: list[ExportMessage] = []
-    for msg in parsed.messages:
-        if msg.kind is not MessageKind.ATTACHMENT or msg.attachment_name is None:
-            messages.append(msg)
-            continue
-        key = _media_key(msg.attachment_name)
-        member = members.get(key)
-        if zf is None or member is None:
-            issues.append(ExportIssue(msg.line, msg.attachment_name, IssueReason.MISSING_MEDIA))
-            messages.append(msg)
-            continue
+            self.members.setdefault(_media_key(info.filename), info)
+
+    def attach(self, msg: ExportMessage, used: set[str]) -> tuple[ExportMessage, ExportIssue | None]:
+        name = msg.attachment_name or ""
+        key = _media_key(name)
+        member = self.members.get(key)
+        if member is None:
+            return msg, ExportIssue(msg.line, name, IssueReason.MISSING_MEDIA)
         used.add(key)
-        if key not in cache:
-            try:
-                cache[key] = zf.read(member)
-            except Exception:  # noqa: BLE001 - a corrupt, encrypted or odd member is reported, not raised
-                cache[key] = None
-        data = cache[key]
-        if data is None:
-            issues.append(ExportIssue(msg.line, msg.attachment_name, IssueReason.UNREADABLE_MEDIA))
-            messages.append(msg)
-        else:
-            messages.append(replace(msg, attachment_data=data))
-    for key, info in members.items():
-        if key not in used:
-            issues.append(ExportIssue(0, info.filename, IssueReason.UNREFERENCED_MEDIA))
-    issues.sort(key=lambda x: x.line)
-    return replace(parsed, messages=messages, issues=issues)
-
-
-def _nothing(issue: ExportIssue, chat_name: str | None) -> ParsedExport:
-    return ParsedExport([], [issue], "android", "DMY", chat_name, "locale")
-
-
-def read_export(data: bytes, filename: str | None = None) -> ParsedExport:
-    """Parse an export as uploaded: the ``.txt`` (UTF-8 with or without BOM, or UTF-16) or the ``.zip``.
-
-    With a zip, each attachment carries its file's bytes; an attachment whose file is missing (always so
-    for a bare ``.txt``) is returned without bytes and reported. Never raises.
-    """
-    name = filename or ""
-    is_zip_magic = data[:4] in _ZIP_MAGIC
-    if is_zip_magic or name.lower().endswith(".zip"):
+        lim = self.limits
+        msg = replace(msg, attachment_size=member.file_size)
+        if lim.max_media_bytes is not None and member.file_size > lim.max_media_bytes:
+            return msg, ExportIssue(msg.line, f"{member.filename}: {member.file_size} bytes, over the "
+                                    f"{lim.max_media_bytes}-byte item limit; not read", IssueReason.MEDIA_TOO_LARGE)
+        refusal = _ratio_refusal(member, lim)
+        if refusal is None and self.inflated + member.file_size > lim.max_total_bytes:
+            refusal = f"{member.filename}: the export's media pass the {lim.max_total_bytes}-byte total limit"
+        if refusal is not None:
+            return msg, ExportIssue(msg.line, refusal + "; not read", IssueReason.MEDIA_REFUSED)
+        capped: _Capped | None = None
         try:
-            zf = zipfile.ZipFile(io.BytesIO(data))
-            infos = zf.infolist()
-        except Exception as exc:  # noqa: BLE001 - zipfile raises many types on hostile input
-            if is_zip_magic:
-                return _nothing(ExportIssue(0, f"{name}: {exc.__class__.__name__}: {exc}",
-                                            IssueReason.UNREADABLE_ZIP), _chat_name_from(name))
-        else:
-            return _read_zip(zf, infos, name)
-    parsed = _parse(_decode(data), None, _chat_name_from(name))
-    return _with_media(parsed, None, None)
+            capped = _Capped(self.zf.open(member), _member_cap(member, lim), member.filename)
+            with capped:
+                data = capped.read()
+        except LimitExceeded as exc:
+            self.inflated += capped.count if capped is not None else 0
+            return msg, ExportIssue(msg.line, f"{exc}; not kept", IssueReason.MEDIA_REFUSED)
+        except Exception:  # noqa: BLE001 - a corrupt, encrypted or odd member is reported, not raised
+            return msg, ExportIssue(msg.line, name, IssueReason.UNREADABLE_MEDIA)
+        self.inflated += len(data)
+        return replace(msg, attachment_data=data, attachment_size=len(data)), None
+
+    def unreferenced(self, used: set[str]) -> Iterator[ExportIssue]:
+        for key, info in self.members.items():
+            if key not in used:
+                yield ExportIssue(0, info.filename, IssueReason.UNREFERENCED_MEDIA)
 
 
-def _read_zip(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name: str) -> ParsedExport:
+def _nothing(issue: ExportIssue, chat_name: str | None) -> ExportStream:
+    def entries() -> Iterator[ExportMessage | ExportIssue]:
+        yield issue
+    return ExportStream("android", "DMY", chat_name, "locale", (), entries)
+
+
+def open_export(open_bytes: Callable[[], IO[bytes]], filename: str | None = None,
+                limits: ExportLimits | None = None) -> ExportStream:
+    """Read an export as uploaded (the ``.txt`` — UTF-8 with or without BOM, or UTF-16 — or the ``.zip``) as a
+    stream: ``open_bytes`` gives a fresh seekable binary stream of the file each time it is called (the text
+    is read in several passes). Memory stays bounded by ``limits`` whatever the file holds; what a limit
+    refuses is an issue (``zip_refused``, ``media_too_large``, ``media_refused``, ``message_too_long``).
+
+    Never raises on any content (``OSError`` from ``open_bytes`` itself is the caller's).
+    """
+    limits = limits or ExportLimits()
+    name = filename or ""
+    with open_bytes() as probe:
+        is_zip_magic = probe.read(4) in _ZIP_MAGIC
+    if is_zip_magic or name.lower().endswith(".zip"):
+        stream = _open_zip(open_bytes, name, limits, is_zip_magic)
+        if stream is not None:
+            return stream
+    return _stream(_byte_lines(open_bytes, limits.max_text_chars), None, _chat_name_from(name),
+                   limits.max_text_chars, None)
+
+
+def _open_zip(open_bytes: Callable[[], IO[bytes]], name: str, limits: ExportLimits,
+              is_zip_magic: bool) -> ExportStream | None:
+    def unreadable(exc: Exception, what: str) -> ExportStream:
+        return _nothing(ExportIssue(0, f"{what}: {exc.__class__.__name__}: {exc}", IssueReason.UNREADABLE_ZIP),
+                        _chat_name_from(name))
+
+    try:
+        with open_bytes() as fp:
+            members = count_zip_members(fp, limits.max_members)
+            fp.seek(0)
+            infos = zipfile.ZipFile(fp).infolist() if members <= limits.max_members else []
+    except Exception as exc:  # noqa: BLE001 - zipfile raises many types on hostile input
+        return unreadable(exc, name) if is_zip_magic else None
+    if members > limits.max_members:
+        return _nothing(ExportIssue(0, f"{name}: more than {limits.max_members} members",
+                                    IssueReason.ZIP_REFUSED), _chat_name_from(name))
+    refusal = _zip_headers_refusal(infos, limits)
+    if refusal is not None:
+        return _nothing(ExportIssue(0, f"{name}: {refusal}", IssueReason.ZIP_REFUSED), _chat_name_from(name))
     chat = _pick_chat([i for i in infos if not i.is_dir()])
     if chat is None:
         listing = ", ".join(i.filename for i in infos) or "(empty)"
         return _nothing(ExportIssue(0, f"{name}: {listing}", IssueReason.NO_CHAT_FILE), _chat_name_from(name))
+    fp = open_bytes()
     try:
-        raw = zf.read(chat)
-    except Exception as exc:  # noqa: BLE001 - see read_export
-        return _nothing(ExportIssue(0, f"{chat.filename}: {exc.__class__.__name__}: {exc}",
-                                    IssueReason.UNREADABLE_ZIP), _chat_name_from(name))
+        zf = zipfile.ZipFile(fp)
+    except Exception as exc:  # noqa: BLE001 - it opened a moment ago; a file changed under us is reported
+        fp.close()
+        return unreadable(exc, name)
+    chat_info = zf.getinfo(chat.filename) if chat.filename in zf.NameToInfo else chat
+
+    def member() -> IO[bytes]:
+        return io.BufferedReader(_Capped(zf.open(chat_info), _member_cap(chat_info, limits), chat_info.filename))
+
     chat_name = _chat_name_from(chat.filename) or _chat_name_from(name)
-    parsed = _parse(_decode(raw), None, chat_name)
     try:
-        return _with_media(parsed, zf, chat)
-    except Exception as exc:  # noqa: BLE001 - the member list itself is unreadable
-        issue = ExportIssue(0, f"{name}: {exc.__class__.__name__}: {exc}", IssueReason.UNREADABLE_ZIP)
-        return replace(parsed, issues=[*parsed.issues, issue])
+        stream = _stream(_byte_lines(member, limits.max_text_chars), None, chat_name, limits.max_text_chars,
+                         _Media(zf, zf.infolist(), chat_info, limits))
+    except LimitExceeded as exc:
+        zf.close()
+        fp.close()
+        return _nothing(ExportIssue(0, f"{name}: {exc}", IssueReason.ZIP_REFUSED), chat_name)
+    except Exception as exc:  # noqa: BLE001 - see read_export
+        zf.close()
+        fp.close()
+        return unreadable(exc, chat.filename)
+    inner = stream.entries
+
+    def entries() -> Iterator[ExportMessage | ExportIssue]:
+        try:
+            yield from inner()
+        except Exception as exc:  # noqa: BLE001 - a read that worked in the first passes fails now
+            yield ExportIssue(0, f"{name}: {exc.__class__.__name__}: {exc}", IssueReason.UNREADABLE_ZIP)
+
+    def close() -> None:
+        zf.close()
+        fp.close()
+
+    return replace(stream, _entries=entries, _close=close)
+
+
+def read_export(data: bytes, filename: str | None = None, limits: ExportLimits | None = None) -> ParsedExport:
+    """Parse an export held in memory (see :func:`open_export`, which reads a file as a stream).
+
+    With a zip, each attachment carries its file's bytes; an attachment whose file is missing (always so
+    for a bare ``.txt``) is returned without bytes and reported. Never raises.
+    """
+    stream = open_export(lambda: io.BytesIO(data), filename, limits)
+    try:
+        return _collect(stream)
+    finally:
+        stream.close()

@@ -1,0 +1,136 @@
+"""Export uploads and runs under the safety limits (issue #9, defect 4), on both backends: what is refused
+is refused on upload with a clear 4xx and nothing kept, or named in the run report with its reason."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tenantry.connectors.models import ExportFile
+from tenantry.core.errors import Invalid, PayloadTooLarge
+from tests.connectors.conftest import People
+from tests.zipbombs import deflate_zip
+
+MIB = 1024 * 1024
+CHAT = b"12/01/2024, 09:15 - Bob: IMG-20240112-WA0001.jpg (file attached)\n12/01/2024, 09:16 - Bob: fine\n"
+
+
+@pytest.fixture()
+def export_connector(backend, tenant, people: People) -> str:  # noqa: ANN001
+    info = backend.connectors.create(tenant, name="Exports", kind="whatsapp-export", created_by=people.admin,
+                                     accept_terms=True)
+    return str(info["id"])
+
+
+def _stored(backend, connector_id: str) -> int:  # noqa: ANN001
+    with backend.db.session() as session:
+        return len(session.query(ExportFile).filter(ExportFile.connector_id == connector_id).all())
+
+
+def _files(folder: Path) -> set[Path]:
+    return set(folder.iterdir()) if folder.exists() else set()
+
+
+def test_zip_bomb_is_refused_on_upload_and_nothing_is_kept(backend, tenant, people, export_connector) -> None:  # noqa: ANN001
+    before = _files(backend.connectors.upload_dir)
+    bomb = deflate_zip([("_chat.txt", b"12/01/2024, 09:15 - Bob: again\n" * 30_000, 300)])
+    with pytest.raises(Invalid, match="ratio"):
+        backend.connectors.add_export(tenant, export_connector, bomb, "bomb.zip", "bob@contoso.com")
+    assert _stored(backend, export_connector) == 0
+    assert _files(backend.connectors.upload_dir) == before
+
+
+def test_zip_with_too_many_members_is_refused_on_upload(backend, tenant, people, export_connector,  # noqa: ANN001
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    monkeypatch.setattr(backend.connectors, "export_limits", replace(backend.connectors.export_limits,
+                                                                     max_members=5))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("_chat.txt", CHAT)
+        for i in range(10):
+            zf.writestr(f"x{i}.jpg", b"x")
+    with pytest.raises(Invalid, match="more than 5 members"):
+        backend.connectors.add_export(tenant, export_connector, buf.getvalue(), "many.zip", "bob@contoso.com")
+    assert _stored(backend, export_connector) == 0
+
+
+def test_upload_over_the_size_limit_is_refused_and_nothing_is_kept(backend, tenant, people,  # noqa: ANN001
+                                                                   export_connector,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backend.connectors, "upload_max_bytes", 1000)
+    before = _files(backend.connectors.upload_dir)
+    with pytest.raises(PayloadTooLarge):
+        backend.connectors.add_export(tenant, export_connector, io.BytesIO(CHAT * 20), "chat.txt", "bob@contoso.com")
+    assert _stored(backend, export_connector) == 0
+    assert _files(backend.connectors.upload_dir) == before
+
+
+def test_media_over_the_item_limit_is_skipped_unread_and_named_in_the_report(backend, tenant, people,  # noqa: ANN001
+                                                                            export_connector) -> None:
+    data = deflate_zip([("_chat.txt", CHAT, 1), ("IMG-20240112-WA0001.jpg", bytes(MIB), 11)])
+    backend.connectors.add_export(tenant, export_connector, data, "media.zip", "bob@contoso.com")
+    report = backend.connectors.run(tenant, export_connector)
+    assert report.status == "succeeded", report.error
+    assert report.counts.imported == 1 and report.counts.skipped == {"too_large": 1}
+    issues = {(i["reason"], i["location"]): i["detail"] for i in report.issues}
+    assert ("too_large", "media.zip line 1") in issues
+    assert f"IMG-20240112-WA0001.jpg: {11 * MIB} bytes" in issues[("notice", "media.zip line 1")]
+
+
+def test_media_compressed_like_a_bomb_is_refused_with_its_reason(backend, tenant, people,  # noqa: ANN001
+                                                                export_connector) -> None:
+    data = deflate_zip([("_chat.txt", CHAT, 1), ("IMG-20240112-WA0001.jpg", bytes(MIB), 9)])
+    backend.connectors.add_export(tenant, export_connector, data, "media.zip", "bob@contoso.com")
+    report = backend.connectors.run(tenant, export_connector)
+    assert report.counts.skipped == {"refused": 1}
+    [refused] = [i for i in report.issues if i["reason"] == "refused"]
+    assert "ratio" in refused["detail"] and refused["location"] == "media.zip line 1"
+
+
+def test_api_upload_over_the_limit_answers_413_with_an_error_body(app_client: TestClient, backend, tenant,  # noqa: ANN001
+                                                                  people, export_connector,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backend.connectors, "upload_max_bytes", 1000)
+    h = {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}"}
+    before = _files(backend.connectors.upload_dir)
+    url = f"/api/v1/tenants/{tenant}/connectors/{export_connector}/exports"
+    params = {"owner": "bob@contoso.com", "filename": "chat.txt"}
+    r = app_client.post(url, headers=h, params=params, content=CHAT * 20)
+    assert r.status_code == 413 and r.json()["error"] == "too_large", r.text
+    r = app_client.post(url, headers=h, params=params, content=iter([CHAT] * 20))  # chunked: no length
+    assert r.status_code == 413 and "TENANTRY_UPLOAD_MAX_BYTES" in r.json()["message"], r.text
+    assert _stored(backend, export_connector) == 0 and _files(backend.connectors.upload_dir) == before
+    r = app_client.post(url, headers=h, params=params, content=CHAT)
+    assert r.status_code == 201, r.text
+
+
+def test_api_mapping_csv_over_the_body_limit_answers_413(app_client: TestClient, backend, tenant,  # noqa: ANN001
+                                                         people, export_connector) -> None:
+    h = {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}"}
+    body = b"name,email\n" + b"Alice,alice@contoso.com\n" * (backend.settings.admin_body_max_bytes // 24 + 1)
+    r = app_client.put(f"/api/v1/tenants/{tenant}/connectors/{export_connector}/mapping", headers=h, content=body)
+    assert r.status_code == 413 and r.json()["error"] == "too_large", r.text
+    assert backend.connectors.describe(tenant, export_connector)["mapping_entries"] == 0
+
+
+def test_admin_json_body_over_the_limit_answers_413_and_creates_nothing(backend, tenant, people) -> None:  # noqa: ANN001
+    from tenantry.app import create_app
+
+    settings = backend.settings.model_copy(update={"admin_body_max_bytes": 2000})
+    h = {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}",
+         "Content-Type": "application/json"}
+    body = b'{"name": "Big", "kind": "whatsapp-export", "created_by": "%s", "accept_terms": true, ' \
+           b'"source": {"pad": "%s"}}' % (people.admin.encode(), b"x" * 5000)
+    with TestClient(create_app(settings, backend)) as client:
+        url = f"/api/v1/tenants/{tenant}/connectors"
+        r = client.post(url, headers=h, content=body)
+        assert r.status_code == 413 and r.json()["error"] == "too_large", r.text
+        r = client.post(url, headers=h, content=iter([body[:1000], body[1000:]]))  # chunked: no length
+        assert r.status_code == 413 and "TENANTRY_ADMIN_BODY_MAX_BYTES" in r.json()["message"], r.text
+        assert backend.connectors.list_connectors(tenant) == []
