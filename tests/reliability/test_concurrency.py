@@ -18,7 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from tenantry.app import Services
+from tenantry.connectors.models import MappingEntry
+from tenantry.core.errors import NotFound
 from tests.conftest import SCIM_JSON, _pg_database, group_payload, user_payload
 from tests.interop.conftest import RunningServer, start_server, stop_server
 
@@ -261,3 +265,94 @@ def test_concurrent_provisioning_config_changes_are_all_kept(cluster: Cluster, r
     assert statuses(responses) == [200] * len(changes), [r.text for r in responses if r.status_code != 200]
     config = api.get(f"/provisioning/apps/{app_id}/config").json()
     assert {k: config[k] for k in CONFIG_CHANGES} == CONFIG_CHANGES
+
+
+def test_concurrent_creations_of_one_case_name_create_it_once(cluster: Cluster, roots: list[str]) -> None:
+    name = f"case-{uuid.uuid4().hex[:8]}"
+    n = 8
+
+    def send(client: httpx.Client, i: int) -> httpx.Response:
+        return client.post(f"/api/v1/tenants/{DEFAULT}/cases", json={"name": name, "actor": f"officer{i}"})
+
+    responses = race(n, roots, cluster.admin_token, send)
+    assert statuses(responses) == [201] + [409] * (n - 1), [r.text for r in responses if r.status_code != 409]
+    for r in responses:
+        if r.status_code == 409:
+            assert r.json()["error"] == "conflict"
+
+
+# -- services, from real threads (one process; every thread its own connection) -------------------------------
+
+
+def at_once(n: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run ``work(0..n-1)`` in n threads released together; an exception of any is raised here."""
+    barrier = threading.Barrier(n)
+
+    def one(i: int) -> Any:
+        barrier.wait(timeout=60)
+        return work(i)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def test_concurrent_ledger_appends_form_one_unbroken_chain(backend: Services, tenant: str) -> None:
+    # The tenant has no ledger yet: the first appends also race to create its head.
+    def work(i: int) -> None:
+        for j in range(15):
+            backend.ledger.record(tenant, f"officer{i}", "search", "", query=f"q{j}")
+
+    at_once(6, work)
+    report = backend.ledger.verify(tenant)
+    assert report.problems == []
+    assert report.entries == 6 * 15
+
+
+def test_concurrent_mapping_uploads_leave_one_whole_csv(backend: Services, tenant: str) -> None:
+    admin = backend.scim.create(tenant, "User", user_payload())["id"]
+    backend.directory.add_role_group_member(tenant, "Organization Management", admin)
+    connector = backend.connectors.create(tenant, name="Exports", kind="whatsapp-export", created_by=admin,
+                                          accept_terms=True, source={"timezone": "UTC"}, test_source=False)["id"]
+    csvs = [{f"p{i}.{k}@contoso.com" for k in range(5)} for i in range(6)]
+
+    def work(i: int) -> int:
+        text = "name,email\n" + "".join(f"P{i} {k},{email}\n" for k, email in enumerate(sorted(csvs[i])))
+        return backend.connectors.upload_mapping(tenant, connector, text)
+
+    assert at_once(len(csvs), work) == [5] * len(csvs)
+    with backend.db.session() as session:
+        stored = set(session.scalars(select(MappingEntry.email).where(MappingEntry.connector_id == connector)))
+    assert stored in csvs
+
+
+def test_concurrent_assignments_of_one_licence_and_role_assign_each_once(backend: Services, tenant: str) -> None:
+    user = backend.scim.create(tenant, "User", user_payload())["id"]
+
+    def work(i: int) -> None:
+        backend.directory.assign_licence(tenant, user, "E5")
+        backend.directory.add_role_group_member(tenant, "Compliance Management", user)
+
+    at_once(8, work)
+    assert backend.directory.licences_of(tenant, user) == ["E5"]
+    assert backend.directory.roles_of(tenant, user) == {"Compliance Administrator"}
+
+
+def test_concurrent_first_domains_make_exactly_one_default(backend: Services, tenant: str) -> None:
+    names = [f"d{i}-{uuid.uuid4().hex[:6]}.example.com" for i in range(6)]
+    at_once(len(names), lambda i: backend.directory.add_domain(tenant, names[i]))
+    assert [d["default"] for d in backend.directory.list_domains(tenant)].count(True) == 1
+
+
+def test_concurrent_rotations_of_one_token_issue_one_successor(backend: Services, tenant: str) -> None:
+    token = backend.directory.issue_token(tenant, "scim", "rotated")
+
+    def work(i: int) -> str:
+        try:
+            return backend.directory.rotate_token(token.id).id
+        except NotFound:
+            return "refused"
+
+    outcome = at_once(6, work)
+    assert sorted(outcome).count("refused") == 5
+    active = [t for t in backend.directory.list_tokens(tenant) if t.name == "rotated" and t.revoked_at is None]
+    assert [t.id for t in active] == [o for o in outcome if o != "refused"]
