@@ -49,15 +49,16 @@ _NOT_STORED = ("id", "meta", "groups", "members", "password")
 _MAX_INDEXED = 1000
 # Held in columns of ``users`` (and filtered there), so not repeated in ``user_values``.
 _COLUMNS = ("username", "active", "externalid")
-# How a write reads the row it changes (replace, patch, delete; a group's member rows too). A row lock, not a
-# compare-and-set on ``version``: a PATCH is applied to the stored resource, so two writers without If-Match
-# must both be applied, one after the other, to the latest state (20 concurrent "add e-mail" PATCHes all
-# land); a compare-and-set would make every loser retry the whole validate-and-apply. With the lock, the
-# If-Match check (RFC 7644 §3.14) sees the version the write will replace, so of N writers holding the same
-# ETag exactly one gets 200 and the others 412. PostgreSQL: SELECT … FOR NO KEY UPDATE (the waiter re-reads the
-# row once the holder commits; NO KEY, so rows that only reference this one, e.g. licence assignments, are not
-# blocked). SQLite renders no FOR clause: there the write transaction already holds the database's write lock
-# from its first statement (BEGIN IMMEDIATE under ``Database.writing``), in this process and against others.
+# Concurrent writes: replace, patch and delete read the row they change with ``lock=True`` and keep it locked
+# until they commit (a group's member rows change under its lock too). A row lock, not a compare-and-set on
+# ``version``: a PATCH is applied to the stored resource, so two writers without If-Match must both be
+# applied, one after the other, to the latest state (20 concurrent "add e-mail" PATCHes all land); with a
+# compare-and-set every loser would retry the whole validate-and-apply. Under the lock the If-Match check
+# (RFC 7644 §3.14) sees the version the write replaces, so of N writers holding the same ETag one gets 200 and
+# the others 412. PostgreSQL: SELECT … FOR NO KEY UPDATE (the waiter reads the row its holder committed; NO KEY,
+# so rows that merely reference this one, e.g. licence assignments, are not blocked). SQLite has no FOR
+# clause: there the write transaction holds the database's write lock from its first statement (BEGIN
+# IMMEDIATE under ``Database.writing``), against this process's other threads and other processes.
 
 
 T = TypeVar("T")
