@@ -9,19 +9,22 @@ TestClient serialises too much to show a race). RFC 7644 §3.14: of several writ
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from tenantry.app import Services
 from tenantry.connectors.models import MappingEntry
+from tenantry.core.db import Database
 from tenantry.core.errors import NotFound
 from tests.conftest import SCIM_JSON, _pg_database, group_payload, user_payload
 from tests.interop.conftest import RunningServer, start_server, stop_server
@@ -356,3 +359,29 @@ def test_concurrent_rotations_of_one_token_issue_one_successor(backend: Services
     assert sorted(outcome).count("refused") == 5
     active = [t for t in backend.directory.list_tokens(tenant) if t.name == "rotated" and t.revoked_at is None]
     assert [t.id for t in active] == [o for o in outcome if o != "refused"]
+
+
+# -- SQLite: how a write transaction takes the database's write lock ------------------------------------------
+
+
+def test_sqlite_write_block_holds_the_write_lock_from_its_first_read(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'lock.db'}")
+    db.migrate()
+    other = sqlite3.connect(tmp_path / "lock.db", timeout=0, isolation_level=None)   # another process's view
+    try:
+        with db.writing(), db.session() as session:
+            session.execute(text("SELECT count(*) FROM tenants")).scalar()     # has only read so far
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+            # A session opened inside the block reads without waiting for the block's own lock.
+            with db.session() as nested:
+                assert nested.execute(text("SELECT count(*) FROM tenants")).scalar() == 0
+        other.execute("BEGIN IMMEDIATE")    # released at commit
+        other.execute("ROLLBACK")
+        with db.session() as session:       # outside a write block, a read takes no write lock
+            session.execute(text("SELECT count(*) FROM tenants")).scalar()
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+    finally:
+        other.close()
+        db.dispose()

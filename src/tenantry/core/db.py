@@ -57,7 +57,7 @@ FOR_WRITE: dict[str, Any] = {"key_share": True}
 
 
 class _WriteScope:
-    """One ``Database.writing()`` block: the SQLite connection whose transaction holds the write lock."""
+    """One ``Database.writing()`` block: the connection (SQLAlchemy's) whose transaction holds the write lock."""
 
     __slots__ = ("holder",)
 
@@ -81,12 +81,13 @@ def _sqlite_begin(conn: Any) -> None:
     scope = _WRITING.get()
     if scope is None:
         return
-    if scope.holder is not None and scope.holder.in_transaction:
+    holder = scope.holder
+    if holder is not None and not holder.closed and holder.in_transaction():
         # A second session opened inside the block while the first still holds the lock: it can only read
         # (a second writer would wait for the first forever), and a reader must not wait for its own writer.
         return
     conn.exec_driver_sql("BEGIN IMMEDIATE")
-    scope.holder = conn.connection.dbapi_connection
+    scope.holder = conn
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
