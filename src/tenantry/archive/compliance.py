@@ -21,12 +21,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tenantry.archive import ledger
 from tenantry.archive.models import Case, Folder, Hold, Item, Mailbox, RetentionPolicy
 from tenantry.core.clock import as_utc, utcnow
-from tenantry.core.db import Database
+from tenantry.core.db import FOR_WRITE, Database
 from tenantry.core.errors import Conflict, Invalid, NotFound
 from tenantry.protocols.query.ast import Node
 
@@ -150,8 +151,9 @@ class ComplianceService:
             return _hold_dict(hold)
 
     def release_hold(self, tenant: str, hold_id: str, actor: str) -> dict[str, Any]:
-        with self.db.session() as session:
-            hold = session.get(Hold, hold_id)
+        with self.db.writing(), self.db.session() as session:
+            # Locked: of two releases at once one releases (one ledger entry), the other finds it released.
+            hold = session.get(Hold, hold_id, with_for_update=FOR_WRITE)
             if hold is None or hold.tenant_id != tenant:
                 raise NotFound(f"no hold {hold_id}")
             if hold.released_at is not None:
@@ -190,7 +192,10 @@ class ComplianceService:
                                                               RetentionPolicy.name == name)):
                 raise Conflict(f"a retention policy named {name!r} exists")
             session.add(policy)
-            session.flush()
+            try:
+                session.flush()
+            except IntegrityError as exc:  # the unique constraint decides a race the check above lost
+                raise Conflict(f"a retention policy named {name!r} exists") from exc
             ledger.append(session, tenant, [(actor, "retention.create", policy.id, _policy_dict(policy))])
             return _policy_dict(policy)
 
@@ -200,9 +205,10 @@ class ComplianceService:
                 select(RetentionPolicy).where(RetentionPolicy.tenant_id == tenant).order_by(RetentionPolicy.name))]
 
     def disable_policy(self, tenant: str, name: str, actor: str) -> None:
-        with self.db.session() as session:
+        with self.db.writing(), self.db.session() as session:
             policy = session.scalar(select(RetentionPolicy).where(RetentionPolicy.tenant_id == tenant,
-                                                                  RetentionPolicy.name == name))
+                                                                  RetentionPolicy.name == name)
+                                    .with_for_update(**FOR_WRITE))
             if policy is None:
                 raise NotFound(f"no retention policy {name!r}")
             policy.enabled = False

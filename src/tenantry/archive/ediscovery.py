@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from tenantry import __version__
 from tenantry.archive import ledger
@@ -32,7 +33,7 @@ from tenantry.archive.compliance import ComplianceService
 from tenantry.archive.models import Case, CaseCustodian, CaseSearch, Folder, Item, Mailbox
 from tenantry.archive.service import ArchiveService, write_mboxrd
 from tenantry.core.clock import as_utc, utcnow
-from tenantry.core.db import Database
+from tenantry.core.db import FOR_WRITE, Database
 from tenantry.core.errors import Conflict, Invalid, NotFound
 from tenantry.jobstore import JobStore, ProgressFn
 from tenantry.protocols.query.ast import Node
@@ -86,7 +87,10 @@ class EDiscoveryService:
             case = Case(id=str(uuid.uuid4()), tenant_id=tenant, name=name, description=description,
                         status="open", created_by=actor, created_at=utcnow())
             session.add(case)
-            session.flush()
+            try:
+                session.flush()
+            except IntegrityError as exc:  # the unique constraint decides a race the check above lost
+                raise Conflict(f"a case named {name!r} exists") from exc
             ledger.append(session, tenant, [(actor, "case.create", case.id, {"name": name})])
             return {"id": case.id, "name": name, "status": "open"}
 
@@ -100,8 +104,10 @@ class EDiscoveryService:
 
     def add_custodians(self, tenant: str, case_id: str, user_ids: Sequence[str], actor: str) -> list[str]:
         self.compliance.require_users(tenant, user_ids)  # custodians are users (or mailboxes) of this tenant
-        with self.db.session() as session:
-            self._case(session, tenant, case_id, open_only=True)
+        with self.db.writing(), self.db.session() as session:
+            # Under the case's lock: two additions naming the same user must not both find it absent, and a
+            # case being closed gets no new custodian.
+            self._case(session, tenant, case_id, open_only=True, lock=True)
             have = set(session.scalars(select(CaseCustodian.user_id).where(CaseCustodian.case_id == case_id)))
             for user_id in user_ids:
                 if user_id not in have:
@@ -119,8 +125,8 @@ class EDiscoveryService:
         """Closing a case releases its holds (the items become subject to retention again)."""
         for hold in self.compliance.holds(tenant, case_id=case_id):
             self.compliance.release_hold(tenant, hold["id"], actor)
-        with self.db.session() as session:
-            case = self._case(session, tenant, case_id)
+        with self.db.writing(), self.db.session() as session:
+            case = self._case(session, tenant, case_id, lock=True)
             case.status = "closed"
             ledger.append(session, tenant, [(actor, "case.close", case_id, {})])
 
@@ -133,8 +139,10 @@ class EDiscoveryService:
                                           query=query, duration_days=duration_days)
 
     @staticmethod
-    def _case(session: Any, tenant: str, case_id: str, open_only: bool = False) -> Case:
-        case: Case | None = session.get(Case, case_id)
+    def _case(session: Any, tenant: str, case_id: str, open_only: bool = False, *, lock: bool = False) -> Case:
+        """The case; with ``lock``, its row is locked until the transaction ends (open it under
+        ``db.writing()``), so what is checked here still holds when the transaction commits."""
+        case: Case | None = session.get(Case, case_id, with_for_update=FOR_WRITE if lock else None)
         if case is None or case.tenant_id != tenant:
             raise NotFound(f"no case {case_id}")
         if open_only and case.status != "open":
@@ -146,8 +154,9 @@ class EDiscoveryService:
     def save_search(self, tenant: str, case_id: str, name: str, query: str, actor: str,
                     include_purges: bool = True) -> dict[str, Any]:
         self.parse_query(query)
-        with self.db.session() as session:
-            self._case(session, tenant, case_id)
+        with self.db.writing(), self.db.session() as session:
+            # Locked: saving the same name twice at once replaces it once (not a unique-key error).
+            self._case(session, tenant, case_id, lock=True)
             session.execute(delete(CaseSearch).where(CaseSearch.case_id == case_id, CaseSearch.name == name))
             search = CaseSearch(id=str(uuid.uuid4()), case_id=case_id, name=name, query=query,
                                 include_purges=include_purges)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, type_coerce
+from sqlalchemy import select, type_coerce, update
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
@@ -40,10 +40,19 @@ def append(session: Session, tenant: str, records: Sequence[tuple[str, str, str,
     """Append (actor, action, target, detail) records to the tenant's chain, inside the caller's transaction."""
     if not records:
         return
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite ignores FOR UPDATE, and pysqlite reads outside a transaction until the first write: two
+        # appenders would read the same head and fork the chain. A write first (it changes nothing) takes the
+        # database's write lock, so the head read next is the one this transaction replaces.
+        session.execute(update(LedgerHead).where(LedgerHead.tenant_id == tenant).values(number=LedgerHead.number))
     head = session.scalar(select(LedgerHead).where(LedgerHead.tenant_id == tenant).with_for_update())
     if head is None:
-        head = LedgerHead(tenant_id=tenant, number=0, hash=GENESIS)
-        session.add(head)
+        # The tenant's first entry. Two first appenders at once must not both insert the head: the second's
+        # insert does nothing (it waits for the first to commit), then it locks the head the first wrote.
+        session.execute(_insert_ignore(session, LedgerHead).values(tenant_id=tenant, number=0, hash=GENESIS))
+        head = session.scalar(select(LedgerHead).where(LedgerHead.tenant_id == tenant).with_for_update()
+                              .execution_options(populate_existing=True))
+        assert head is not None
     now = utcnow()
     rows = []
     number, prev = head.number, head.hash
@@ -59,6 +68,17 @@ def append(session: Session, tenant: str, records: Sequence[tuple[str, str, str,
     session.connection().execute(insert(LedgerEntry), rows)
     head.number, head.hash = number, prev
     session.flush()
+
+
+def _insert_ignore(session: Session, model: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING in the session's dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(model).on_conflict_do_nothing()
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(model).on_conflict_do_nothing()
 
 
 @dataclass

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from tenantry.archive.service import WHATSAPP_FOLDER, ArchiveService, Delivery
 from tenantry.connectors.convert import index_fields, render_item
@@ -44,7 +45,7 @@ from tenantry.connectors.targets import (
     imap_settings,
 )
 from tenantry.core.clock import as_utc, utcnow
-from tenantry.core.db import Database
+from tenantry.core.db import FOR_WRITE, Database
 from tenantry.core.egress import EgressPolicy, check_url, redact_url
 from tenantry.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge, TenantryError
 from tenantry.core.secrets import SecretBox
@@ -179,12 +180,17 @@ class ConnectorService:
             if session.scalar(select(Connector.id).where(Connector.tenant_id == tenant, Connector.name == name)):
                 raise Conflict(f"a connector named {name!r} exists")
             session.add(connector)
+            try:
+                session.flush()
+            except IntegrityError as exc:  # the unique constraint decides a race the check above lost
+                raise Conflict(f"a connector named {name!r} exists") from exc
         return self.describe(tenant, connector.id)
 
     def upload_mapping(self, tenant: str, connector_id: str, csv_text: str) -> int:
         rows = parse_mapping_csv(csv_text, self.region)
-        with self.db.session() as session:
-            self._get(session, tenant, connector_id)
+        with self.db.writing(), self.db.session() as session:
+            # Under the connector's lock: two uploads at once leave one CSV's rows, never a mix of both.
+            self._get(session, tenant, connector_id, lock=True)
             session.execute(delete(MappingEntry).where(MappingEntry.connector_id == connector_id))
             if rows:
                 session.execute(insert(MappingEntry), [
@@ -195,8 +201,8 @@ class ConnectorService:
     def consent(self, tenant: str, connector_id: str, admin_user: str) -> dict[str, Any]:
         if not self.directory.has_role(tenant, admin_user, CONSENT_ROLE):
             raise Forbidden(f"admin consent must come from a holder of {CONSENT_ROLE!r}")
-        with self.db.session() as session:
-            connector = self._get(session, tenant, connector_id)
+        with self.db.writing(), self.db.session() as session:
+            connector = self._get(session, tenant, connector_id, lock=True)
             connector.consent_by = admin_user
             connector.consent_at = utcnow()
         return self.describe(tenant, connector_id)
@@ -204,30 +210,30 @@ class ConnectorService:
     def review(self, tenant: str, connector_id: str) -> dict[str, Any]:
         """The wizard's review page: the settings and what still blocks enabling."""
         info = self.describe(tenant, connector_id)
-        blockers = []
-        if not info["terms_accepted"]:
-            blockers.append("terms not accepted")
-        if not info["consent_by"]:
-            blockers.append("the organisation's admin consent is not recorded")
-        if not info["mapping_entries"] and not info["use_directory_mobiles"]:
-            blockers.append("no user mapping: upload a CSV or allow directory mobile numbers")
+        blockers = _blockers(info["terms_accepted"], info["consent_by"], info["mapping_entries"],
+                             info["use_directory_mobiles"])
         info["blockers"] = blockers
         info["ready"] = not blockers
         return info
 
     def enable(self, tenant: str, connector_id: str) -> dict[str, Any]:
-        review = self.review(tenant, connector_id)
-        if not review["ready"]:
-            raise Invalid("cannot enable: " + "; ".join(review["blockers"]))
-        with self.db.session() as session:
-            connector = self._get(session, tenant, connector_id)
+        with self.db.writing(), self.db.session() as session:
+            # Checked under the connector's lock, which consent and mapping uploads take too: what is checked
+            # is what is enabled.
+            connector = self._get(session, tenant, connector_id, lock=True)
+            mappings = session.scalar(select(func.count()).select_from(MappingEntry).where(
+                MappingEntry.connector_id == connector_id)) or 0
+            blockers = _blockers(connector.terms_accepted_at is not None, connector.consent_by, mappings,
+                                 connector.use_directory_mobiles)
+            if blockers:
+                raise Invalid("cannot enable: " + "; ".join(blockers))
             connector.status = "enabled"
             connector.next_run_at = next_daily(utcnow(), connector.run_at)
         return self.describe(tenant, connector_id)
 
     def disable(self, tenant: str, connector_id: str) -> dict[str, Any]:
-        with self.db.session() as session:
-            connector = self._get(session, tenant, connector_id)
+        with self.db.writing(), self.db.session() as session:
+            connector = self._get(session, tenant, connector_id, lock=True)
             connector.status = "disabled"
             connector.next_run_at = None
         return self.describe(tenant, connector_id)
@@ -270,8 +276,10 @@ class ConnectorService:
             }
 
     @staticmethod
-    def _get(session: Any, tenant: str, connector_id: str) -> Connector:
-        connector: Connector | None = session.get(Connector, connector_id)
+    def _get(session: Any, tenant: str, connector_id: str, *, lock: bool = False) -> Connector:
+        """The connector; with ``lock``, its row is locked until the transaction ends (a session opened under
+        ``db.writing()``), so a change computed from it cannot undo a concurrent one."""
+        connector: Connector | None = session.get(Connector, connector_id, with_for_update=FOR_WRITE if lock else None)
         if connector is None or connector.tenant_id != tenant:
             raise NotFound(f"no connector {connector_id}")
         return connector
@@ -308,7 +316,9 @@ class ConnectorService:
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
-        with self.db.session() as session:
+        with self.db.writing(), self.db.session() as session:
+            # Locked: the same file handed in twice at once is added once (not a unique-key error).
+            self._get(session, tenant, connector_id, lock=True)
             existing = session.scalar(select(ExportFile).where(
                 ExportFile.connector_id == connector_id, ExportFile.sha256 == digest))
             if existing is not None:
@@ -548,14 +558,17 @@ class ConnectorService:
                 file_ids: list[str], now: datetime) -> RunReport:
         self._save_counts(run_id, counts)
         finished = utcnow()
-        with self.db.session() as session:
+        with self.db.writing(), self.db.session() as session:
             run = session.get(Run, run_id)
-            connector = session.get(Connector, connector_id)
+            # Locked: the failure count and the checkpoint are read and written back, and another run of the
+            # connector (a manual one beside the scheduled one, in another process) may finish at the same time.
+            connector = session.get(Connector, connector_id, with_for_update=FOR_WRITE)
             assert run is not None and connector is not None
             run.finished_at = finished
             if error is None:
                 run.status = "succeeded"
-                connector.checkpoint = now
+                if connector.checkpoint is None or as_utc(connector.checkpoint) < now:
+                    connector.checkpoint = now   # never backwards: a run with an earlier window may end later
                 connector.failures_in_a_row = 0
                 if connector.status == "enabled":
                     connector.next_run_at = next_daily(now, connector.run_at)
@@ -628,6 +641,19 @@ def next_daily(after: datetime, run_at: str) -> datetime:
     hour, minute = (int(x) for x in run_at.split(":"))
     candidate = as_utc(after).replace(hour=hour, minute=minute, second=0, microsecond=0)
     return candidate if candidate > as_utc(after) else candidate + timedelta(days=1)
+
+
+def _blockers(terms_accepted: bool, consent_by: str | None, mapping_entries: int,
+              use_directory_mobiles: bool) -> list[str]:
+    """What still keeps a connector from being enabled (the wizard's review page)."""
+    blockers = []
+    if not terms_accepted:
+        blockers.append("terms not accepted")
+    if not consent_by:
+        blockers.append("the organisation's admin consent is not recorded")
+    if not mapping_entries and not use_directory_mobiles:
+        blockers.append("no user mapping: upload a CSV or allow directory mobile numbers")
+    return blockers
 
 
 def _check_run_at(value: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,48 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+# ``with_for_update`` argument for the row a read-modify-write changes: SELECT … FOR NO KEY UPDATE on PostgreSQL
+# (a second writer waits, then reads the committed row; rows that merely reference this one by foreign key are
+# not blocked); SQLite renders nothing, its write transactions being serialised by ``Database.writing``.
+FOR_WRITE: dict[str, Any] = {"key_share": True}
+
+
+class _WriteScope:
+    """One ``Database.writing()`` block: the connection (SQLAlchemy's) whose transaction holds the write lock."""
+
+    __slots__ = ("holder",)
+
+    def __init__(self) -> None:
+        self.holder: Any = None
+
+
+# Set while ``Database.writing()`` is held by this thread (or task): the transactions it begins will write.
+_WRITING: ContextVar[_WriteScope | None] = ContextVar("tenantry_writing", default=None)
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """Open a write transaction with ``BEGIN IMMEDIATE`` (SQLAlchemy's documented pysqlite recipe).
+
+    pysqlite runs a SELECT outside any transaction and sends its own deferred BEGIN only before the first
+    INSERT/UPDATE/DELETE, so a read-modify-write reads a snapshot another process may change before the write
+    lock is taken: the write then silently overwrites it. BEGIN IMMEDIATE takes SQLite's write lock first
+    (waiting up to busy_timeout for another process's writer), so what a write transaction reads is what it
+    overwrites. Read-only work outside ``writing()`` keeps pysqlite's behaviour and never waits (WAL).
+    """
+    scope = _WRITING.get()
+    if scope is None:
+        return
+    holder = scope.holder
+    if holder is not None and not holder.closed and holder.in_transaction():
+        # A second session opened inside the block while the first still holds the lock: it can only read
+        # (a second writer would wait for the first forever), and a reader must not wait for its own writer.
+        return
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    scope.holder = conn
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -95,12 +137,21 @@ class Database:
 
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """Hold while a write transaction runs (serialises writers on SQLite; free on PostgreSQL)."""
+        """Hold while a transaction that reads and then writes runs; open its session inside.
+
+        SQLite: writers of this process queue on a lock, and the transaction starts with BEGIN IMMEDIATE,
+        so it holds the database's write lock (against other processes too) before it reads anything.
+        PostgreSQL: free; the transaction locks the rows it will change (``SELECT … FOR UPDATE``).
+        """
         if self._write_lock is None:
             yield
             return
         with self._write_lock:
-            yield
+            token = _WRITING.set(_WriteScope())
+            try:
+                yield
+            finally:
+                _WRITING.reset(token)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tenantry.core.clock import utcnow
-from tenantry.core.db import Database
+from tenantry.core.db import FOR_WRITE, Database
 from tenantry.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from tenantry.core.ids import new_id, new_secret, secret_hash
 from tenantry.directory.catalogue import DEFAULT_ROLE_GROUPS, LICENCES, ROLES
@@ -106,8 +106,8 @@ class DirectoryService:
                 for t in session.scalars(select(Tenant).order_by(Tenant.id))
             ]
 
-    def require_tenant(self, session: Session, tenant_id: str) -> Tenant:
-        tenant = session.get(Tenant, tenant_id)
+    def require_tenant(self, session: Session, tenant_id: str, *, lock: bool = False) -> Tenant:
+        tenant = session.get(Tenant, tenant_id, with_for_update=FOR_WRITE if lock else None)
         if tenant is None:
             raise NotFound(f"no tenant {tenant_id!r}")
         return tenant
@@ -143,8 +143,9 @@ class DirectoryService:
 
     def rotate_token(self, token_id: str) -> IssuedToken:
         """Revoke a token and issue its successor with the same tenant, scope and name."""
-        with self.db.session() as session:
-            token = session.get(ApiToken, token_id)
+        with self.db.writing(), self.db.session() as session:
+            # Locked: of two rotations at once one revokes and issues a successor; the other finds it revoked.
+            token = session.get(ApiToken, token_id, with_for_update=FOR_WRITE)
             if token is None or token.revoked_at is not None:
                 raise NotFound(f"no active token {token_id!r}")
             token.revoked_at = utcnow()
@@ -209,8 +210,9 @@ class DirectoryService:
         name = name.strip().lower().rstrip(".")
         if not _DOMAIN.match(name):
             raise Invalid(f"{name!r} is not a domain name")
-        with self.db.session() as session:
-            self.require_tenant(session, tenant_id)
+        with self.db.writing(), self.db.session() as session:
+            # Under the tenant's lock: of two first domains added at once, exactly one becomes the default.
+            self.require_tenant(session, tenant_id, lock=True)
             has_default = session.scalar(
                 select(Domain.id).where(Domain.tenant_id == tenant_id, Domain.is_default.is_(True))
             )
@@ -252,8 +254,9 @@ class DirectoryService:
         sku = sku.upper()
         if sku not in LICENCES:
             raise Invalid(f"unknown licence {sku!r}; known: {', '.join(LICENCES)}")
-        with self.db.session() as session:
-            self._require_user(session, tenant_id, user_id)
+        with self.db.writing(), self.db.session() as session:
+            # Locked: the same licence assigned twice at once is assigned once (not a unique-key error).
+            self._require_user(session, tenant_id, user_id, lock=True)
             if session.get(LicenceAssignment, (user_id, sku)) is None:
                 session.add(LicenceAssignment(user_id=user_id, sku=sku, tenant_id=tenant_id, assigned_at=utcnow()))
 
@@ -291,8 +294,9 @@ class DirectoryService:
             return self._role_group_dict(session, group)
 
     def add_role_group_member(self, tenant_id: str, group_name: str, user_id: str) -> None:
-        with self.db.session() as session:
-            group = self._require_role_group(session, tenant_id, group_name)
+        with self.db.writing(), self.db.session() as session:
+            # Locked: the same member added twice at once is added once (not a unique-key error).
+            group = self._require_role_group(session, tenant_id, group_name, lock=True)
             self._require_user(session, tenant_id, user_id)
             if session.get(RoleGroupMember, (group.id, user_id)) is None:
                 session.add(RoleGroupMember(role_group_id=group.id, user_id=user_id))
@@ -387,15 +391,16 @@ class DirectoryService:
     # -- helpers ------------------------------------------------------------------------
 
     @staticmethod
-    def _require_user(session: Session, tenant_id: str, user_id: str) -> User:
-        user = session.get(User, user_id)
+    def _require_user(session: Session, tenant_id: str, user_id: str, *, lock: bool = False) -> User:
+        user = session.get(User, user_id, with_for_update=FOR_WRITE if lock else None)
         if user is None or user.tenant_id != tenant_id:
             raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}")
         return user
 
     @staticmethod
-    def _require_role_group(session: Session, tenant_id: str, name: str) -> RoleGroup:
-        group = session.scalar(select(RoleGroup).where(RoleGroup.tenant_id == tenant_id, RoleGroup.name == name))
+    def _require_role_group(session: Session, tenant_id: str, name: str, *, lock: bool = False) -> RoleGroup:
+        stmt = select(RoleGroup).where(RoleGroup.tenant_id == tenant_id, RoleGroup.name == name)
+        group = session.scalar(stmt.with_for_update(**FOR_WRITE) if lock else stmt)
         if group is None:
             raise NotFound(f"no role group {name!r}")
         return group

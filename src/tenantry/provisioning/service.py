@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tenantry.core.clock import as_utc, utcnow
-from tenantry.core.db import Database
+from tenantry.core.db import FOR_WRITE, Database
 from tenantry.core.egress import EgressPolicy, EgressRefused, check_url, origin, redact_url
 from tenantry.core.errors import Conflict, Invalid, NotFound
 from tenantry.core.secrets import SecretBox
@@ -82,7 +83,20 @@ class ProvisioningService:
                                                                ProvisioningApp.name == name)):
                 raise Conflict(f"a provisioning app named {name!r} exists")
             session.add(app)
+            try:
+                session.flush()
+            except IntegrityError as exc:  # the unique constraint decides a race the check above lost
+                raise Conflict(f"a provisioning app named {name!r} exists") from exc
             return _app_dict(app)
+
+    @staticmethod
+    def _locked_app(session: Session, tenant: str, app_id: str) -> ProvisioningApp:
+        """The app row, locked until the transaction ends (open the session under ``db.writing()``): a change
+        computed from what is read here cannot undo another writer's change made meanwhile."""
+        app = session.get(ProvisioningApp, app_id, with_for_update=FOR_WRITE)
+        if app is None or app.tenant_id != tenant:
+            raise NotFound(f"no provisioning app {app_id}")
+        return app
 
     def _app(self, tenant: str, app_id: str) -> ProvisioningApp:
         with self.db.session() as session:
@@ -137,7 +151,9 @@ class ProvisioningService:
         # Only this tenant's users and groups: an id of another tenant is refused like one that exists nowhere.
         if not self.directory.principals_exist(tenant, principal_type, [principal_id]):
             raise NotFound(f"no {principal_type.lower()} {principal_id!r} in this tenant")
-        with self.db.session() as session:
+        with self.db.writing(), self.db.session() as session:
+            # Under the app's lock: two assignments of one principal must not both find it absent.
+            self._locked_app(session, tenant, app_id)
             session.execute(delete(Assignment).where(Assignment.app_id == app_id,
                                                      Assignment.principal_type == principal_type,
                                                      Assignment.principal_id == principal_id))
@@ -216,11 +232,13 @@ class ProvisioningService:
     def configure(self, tenant: str, app_id: str, changes: dict[str, Any]) -> AppConfig:
         """Change settings (mappings, filters, actions, thresholds, pace); the next cycle compares every
         object in scope with what the app holds, since what "should be there" changed."""
-        app = self._app(tenant, app_id)
-        config = merge_config(load_config(app.config), changes)
-        with self.db.session() as session:
-            session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app_id).values(
-                config=config.model_dump_json(), config_version=ProvisioningApp.config_version + 1))
+        with self.db.writing(), self.db.session() as session:
+            # Read, merged and written under the app's lock: two administrators changing different settings
+            # at once both keep their change (each merges into the configuration the other wrote).
+            app = self._locked_app(session, tenant, app_id)
+            config = merge_config(load_config(app.config), changes)
+            app.config = config.model_dump_json()
+            app.config_version = app.config_version + 1
             _audit(session, app_id, "configure", "changed: " + ", ".join(sorted(changes)))
         return config
 
@@ -315,45 +333,22 @@ class ProvisioningService:
     def _finish(self, tenant: str, app: ProvisioningApp, config: AppConfig, report: CycleReport,
                 started: datetime) -> None:
         now = utcnow()
-        values: dict[str, Any] = {}
         notices: list[tuple[str, str]] = []
-        interval = timedelta(minutes=config.interval_minutes)
-        if report.kind != "on_demand":
-            if report.status == "quarantined":
-                level = (app.quarantine_level or 0) + 1
-                since = as_utc(app.quarantined_at) if app.quarantined_at else now
-                values.update(health="quarantined", health_reason=report.reason, quarantined_at=since,
-                              quarantine_level=level)
-                if now - since > timedelta(days=config.quarantine_max_days):
-                    values.update(enabled=False, next_run_at=None)
-                    notices.append(("switched off", f"{app.name} has been in quarantine since {since:%Y-%m-%d %H:%M}"
-                                    f" UTC; provisioning is now switched off. Last reason: {report.reason}"))
-                else:
-                    wait = timedelta(minutes=config.quarantine_retry_minutes * 2 ** (level - 1))
-                    values["next_run_at"] = now + wait
-                    if level == 1:
-                        notices.append(("in quarantine", f"Provisioning to {app.name} "
-                                        f"({redact_url(app.tenant_url)}) is in quarantine: {report.reason}.\n"
-                                        f"The next attempt is at {now + wait:%Y-%m-%d %H:%M} UTC; "
-                                        "attempts continue at growing intervals."))
-            elif report.status == "threshold_exceeded":
-                values.update(health="threshold", health_reason=report.reason, next_run_at=now + interval)
-                if app.health != "threshold":
-                    notices.append(("stopped by the deletion threshold", f"{app.name}: {report.reason}"))
-            elif report.status in ("succeeded", "completed_with_failures"):
-                if app.health in ("quarantined", "failed"):
-                    subject = "released from quarantine" if app.health == "quarantined" else "working again"
-                    notices.append((subject, f"Provisioning to {app.name} works again: the cycle {report.id} "
-                                    f"ended {report.status}."))
-                values.update(health="healthy", health_reason=None, quarantined_at=None, quarantine_level=0,
-                              watermark=started, synced_config_version=app.config_version,
-                              next_run_at=now + interval)
-            else:   # failed: an error of ours or of the database, not of the app
-                values.update(health="failed", health_reason=report.reason, next_run_at=now + interval)
-                if app.health != "failed":
-                    notices.append(("cycle failed", f"A provisioning cycle of {app.name} failed: {report.reason}. "
-                                    "It is tried again at the next interval; the server log has the details."))
         with self.db.writing(), self.db.session() as session:
+            # The app as it is now, locked: an administrator may have changed it while the cycle ran (started or
+            # stopped it, restarted it). The health bookkeeping builds on that row, not on the one read when the
+            # cycle began, so it cannot undo the administrator's change.
+            current = session.get(ProvisioningApp, app.id, with_for_update=FOR_WRITE)
+            values: dict[str, Any] = {}
+            if current is not None and report.kind != "on_demand":
+                values, notices = self._health(current, app, config, report, started, now)
+                if session.scalar(select(ProvisioningLog.id).where(
+                        ProvisioningLog.app_id == app.id, ProvisioningLog.action == "restart",
+                        ProvisioningLog.at >= started).limit(1)) is not None:
+                    # Restarted while the cycle ran: the administrator asked for an initial cycle, now. Neither
+                    # the watermark nor the time of the next cycle is this cycle's to set.
+                    for key in ("watermark", "synced_config_version", "next_run_at"):
+                        values.pop(key, None)
             session.execute(update(ProvisioningCycle).where(ProvisioningCycle.id == report.id).values(
                 status=report.status, finished_at=now, total=report.total, done=report.done,
                 stats=json.dumps(report.stats), reason=report.reason))
@@ -362,7 +357,51 @@ class ProvisioningService:
             session.execute(delete(ProvisioningLog).where(ProvisioningLog.app_id == app.id,
                                                           ProvisioningLog.at < now - timedelta(days=self.log_days)))
         for subject, body in notices:
-            self._notify(app, report.id, subject, body)
+            self._notify(current or app, report.id, subject, body)
+
+    @staticmethod
+    def _health(app: ProvisioningApp, ran: ProvisioningApp, config: AppConfig, report: CycleReport,
+                started: datetime, now: datetime) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """What a finished cycle changes on ``app`` (the row as it is now; ``ran``: as the cycle read it when it
+        began), and the notices to send."""
+        values: dict[str, Any] = {}
+        notices: list[tuple[str, str]] = []
+        interval = timedelta(minutes=config.interval_minutes)
+        if report.status == "quarantined":
+            level = (app.quarantine_level or 0) + 1
+            since = as_utc(app.quarantined_at) if app.quarantined_at else now
+            values.update(health="quarantined", health_reason=report.reason, quarantined_at=since,
+                          quarantine_level=level)
+            if now - since > timedelta(days=config.quarantine_max_days):
+                values.update(enabled=False, next_run_at=None)
+                notices.append(("switched off", f"{app.name} has been in quarantine since {since:%Y-%m-%d %H:%M}"
+                                f" UTC; provisioning is now switched off. Last reason: {report.reason}"))
+            else:
+                wait = timedelta(minutes=config.quarantine_retry_minutes * 2 ** (level - 1))
+                values["next_run_at"] = now + wait
+                if level == 1:
+                    notices.append(("in quarantine", f"Provisioning to {app.name} ({redact_url(app.tenant_url)}) is in "
+                                    f"quarantine: {report.reason}.\nThe next attempt is at "
+                                    f"{now + wait:%Y-%m-%d %H:%M} UTC; attempts continue at growing intervals."))
+        elif report.status == "threshold_exceeded":
+            values.update(health="threshold", health_reason=report.reason, next_run_at=now + interval)
+            if app.health != "threshold":
+                notices.append(("stopped by the deletion threshold", f"{app.name}: {report.reason}"))
+        elif report.status in ("succeeded", "completed_with_failures"):
+            if app.health in ("quarantined", "failed"):
+                subject = "released from quarantine" if app.health == "quarantined" else "working again"
+                notices.append((subject, f"Provisioning to {app.name} works again: the cycle {report.id} "
+                                f"ended {report.status}."))
+            # synced_config_version: the configuration this cycle ran with (one changed meanwhile is newer).
+            values.update(health="healthy", health_reason=None, quarantined_at=None, quarantine_level=0,
+                          watermark=started, synced_config_version=ran.config_version,
+                          next_run_at=now + interval)
+        else:   # failed: an error of ours or of the database, not of the app
+            values.update(health="failed", health_reason=report.reason, next_run_at=now + interval)
+            if app.health != "failed":
+                notices.append(("cycle failed", f"A provisioning cycle of {app.name} failed: {report.reason}. "
+                                "It is tried again at the next interval; the server log has the details."))
+        return values, notices
 
     def _notify(self, app: ProvisioningApp, cycle_id: str, subject: str, body: str) -> None:
         """E-mail the app's notification address; the outcome is a log entry either way."""
