@@ -11,9 +11,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from scim2_models import NotFoundException, SCIMException
+from scim2_models import InvalidValueException, NotFoundException, SCIMException
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenantry import __version__
@@ -127,6 +130,19 @@ def _is_scim(request: Request) -> bool:
     return "/scim/v2" in request.url.path
 
 
+# SQLite's words for a statement too big to run: a bounded filter never gets there (protocols.scim.limits),
+# but what gets there is still the client's input, not a server fault.
+_SQLITE_TOO_BIG = ("too many sql variables", "expression tree is too large", "parser stack overflow",
+                   "string or blob too big")
+
+
+def _bad_input(request: Request, message: str) -> Response:
+    """400 for input the database refused: SCIM invalidValue on SCIM routes, {"error","message"} elsewhere."""
+    if _is_scim(request):
+        return scim_api.scim_error_response(InvalidValueException(detail=message))
+    return JSONResponse({"error": "invalid", "message": message}, 400)
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or Settings()
     owned = services is None
@@ -179,6 +195,35 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             err.status = exc.status_code
             return scim_api.scim_error_response(err)
         return JSONResponse({"error": exc.code, "message": exc.message}, exc.status_code)
+
+    # The safety net under the bounds every route declares (Query/Path ge/le, protocols.scim.limits): a value
+    # the database refuses — out of an integer column's range, longer than a varchar, NUL in PostgreSQL text,
+    # an int past 64 bits on SQLite, a statement too big for SQLite — is the client's bad input, a 400.
+    @app.exception_handler(DataError)
+    @app.exception_handler(psycopg.DataError)
+    async def data_error(request: Request, exc: Exception) -> Response:
+        return _bad_input(request, "a value is out of range or too long for storage")
+
+    @app.exception_handler(OverflowError)
+    async def overflow_error(request: Request, exc: OverflowError) -> Response:
+        return _bad_input(request, "a number is out of range")
+
+    @app.exception_handler(OperationalError)
+    async def operational_error(request: Request, exc: OperationalError) -> Response:
+        if any(words in str(exc.orig).lower() for words in _SQLITE_TOO_BIG):
+            return _bad_input(request, "the request is too large or complex to run")
+        raise exc
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's own 422 body is {"detail": [...]}; ours says the same in the API's error shape, without
+        # echoing the input (which may be megabytes).
+        problems = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
+        message = "; ".join(problems[:10]) or "invalid request"
+        if _is_scim(request):
+            err = InvalidValueException(detail=message)
+            return scim_api.scim_error_response(err)
+        return JSONResponse({"error": "invalid", "message": message}, 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

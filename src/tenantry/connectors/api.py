@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from tenantry.archive.service import ArchiveService
 from tenantry.connectors.service import ConnectorService
+from tenantry.core.bounds import INT32_MAX, MAX_DAYS, Count, ItemId, Offset
 from tenantry.core.errors import Invalid
 
 
@@ -24,9 +25,9 @@ class ConnectorIn(BaseModel):
     target_secret: dict[str, Any] | None = None
     use_directory_mobiles: bool = True
     outsider_domain: str = "whatsapp.invalid"
-    max_item_bytes: int = 10 * 1024 * 1024
+    max_item_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=INT32_MAX)
     run_at: str = "02:00"
-    backfill_days: int = 30
+    backfill_days: int = Field(default=30, ge=0, le=MAX_DAYS)
 
 
 class ConsentIn(BaseModel):
@@ -106,8 +107,8 @@ def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_o
         return archive.mailboxes(tenant_of(tenant_id, request))
 
     @router.get("/tenants/{tenant_id}/mailboxes/{user_id}/items")
-    def items(tenant_id: str, user_id: str, request: Request, folder: str | None = None, start: int = 0,
-              count: int = 100) -> list[dict[str, Any]]:
+    def items(tenant_id: str, user_id: str, request: Request, folder: str | None = None, start: Offset = 0,
+              count: Count = 100) -> list[dict[str, Any]]:
         tenant = tenant_of(tenant_id, request)
         return [
             {**i.__dict__, "sent_at": i.sent_at.isoformat()}
@@ -115,7 +116,7 @@ def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_o
         ]
 
     @router.get("/tenants/{tenant_id}/items/{item_id}/raw")
-    def raw_item(tenant_id: str, item_id: int, request: Request) -> Response:
+    def raw_item(tenant_id: str, item_id: ItemId, request: Request) -> Response:
         return Response(archive.read(tenant_of(tenant_id, request), item_id), media_type="message/rfc822")
 
     @router.get("/tenants/{tenant_id}/mailboxes/{user_id}/export.mbox")
