@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from tenantry.core.bounds import Count
 from tenantry.jobstore import JobStore
 
 
@@ -13,9 +14,9 @@ def build_router(store: JobStore, tenant_of: Any) -> APIRouter:
     router = APIRouter()
 
     @router.get("/tenants/{tenant_id}/jobs")
-    def jobs(tenant_id: str, request: Request, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def jobs(tenant_id: str, request: Request, kind: str | None = None, limit: Count = 100) -> list[dict[str, Any]]:
         """The tenant's jobs, newest first."""
-        return store.list(tenant_of(tenant_id, request), kind=kind, limit=limit)
+        return store.list(tenant_of(tenant_id, request), kind=kind, limit=min(limit, 1000))
 
     @router.get("/tenants/{tenant_id}/jobs/{job_id}")
     def job(tenant_id: str, job_id: str, request: Request) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tenantry.archive.compliance import ComplianceService
 from tenantry.archive.ediscovery import EDiscoveryService
 from tenantry.archive.ledger import Ledger
+from tenantry.core.bounds import INT32_MAX, MAX_DAYS, Count, Offset
 from tenantry.core.streaming import ClosingStreamingResponse
 from tenantry.jobstore import JobStore
 
@@ -23,7 +24,7 @@ class HoldIn(BaseModel):
     user_id: str | None = None
     case_id: str | None = None
     query: str | None = None
-    duration_days: int | None = None
+    duration_days: int | None = Field(default=None, ge=0, le=MAX_DAYS)
 
 
 class ActorIn(BaseModel):
@@ -33,8 +34,8 @@ class ActorIn(BaseModel):
 class PolicyIn(BaseModel):
     name: str
     actor: str
-    retain_days: int | None = None
-    delete_after_days: int | None = None
+    retain_days: int | None = Field(default=None, ge=0, le=MAX_DAYS)
+    delete_after_days: int | None = Field(default=None, ge=0, le=MAX_DAYS)
     users: list[str] = Field(default_factory=list)
     folders: list[str] = Field(default_factory=list)
     kinds: list[str] = Field(default_factory=list)
@@ -74,12 +75,12 @@ class ContentSearchIn(BaseModel):
     actor: str
     include_purges: bool = False
     users: list[str] = Field(default_factory=list)
-    start: int = 0
-    count: int = 50
+    start: int = Field(default=0, ge=0, le=INT32_MAX)
+    count: int = Field(default=50, ge=0, le=INT32_MAX)
 
 
 class DeleteIn(BaseModel):
-    item_ids: list[int]
+    item_ids: list[Annotated[int, Field(ge=1, le=INT32_MAX)]]
     actor: str
 
 
@@ -184,8 +185,8 @@ def build_router(compliance: ComplianceService, ediscovery: EDiscoveryService, l
                                        start=body.start, count=body.count)
 
     @router.get(base + "/audit")
-    def audit(tenant_id: str, request: Request, action: str | None = None, limit: int = 100,
-              offset: int = 0) -> list[dict[str, Any]]:
+    def audit(tenant_id: str, request: Request, action: str | None = None, limit: Count = 100,
+              offset: Offset = 0) -> list[dict[str, Any]]:
         return ledger.entries(tenant_of(tenant_id, request), action=action, limit=min(limit, 1000), offset=offset)
 
     @router.get(base + "/verify")

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tenantry.archive.service import ArchiveService
 from tenantry.connectors.service import ConnectorService
+from tenantry.core.bounds import INT32_MAX, MAX_DAYS, Count, ItemId, Offset
 from tenantry.core.errors import Invalid, PayloadTooLarge
 
 
@@ -25,9 +26,9 @@ class ConnectorIn(BaseModel):
     target_secret: dict[str, Any] | None = None
     use_directory_mobiles: bool = True
     outsider_domain: str = "whatsapp.invalid"
-    max_item_bytes: int = 10 * 1024 * 1024
+    max_item_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=INT32_MAX)
     run_at: str = "02:00"
-    backfill_days: int = 30
+    backfill_days: int = Field(default=30, ge=0, le=MAX_DAYS)
 
 
 class ConsentIn(BaseModel):
@@ -148,8 +149,8 @@ def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_o
         return archive.mailboxes(tenant_of(tenant_id, request))
 
     @router.get("/tenants/{tenant_id}/mailboxes/{user_id}/items")
-    def items(tenant_id: str, user_id: str, request: Request, folder: str | None = None, start: int = 0,
-              count: int = 100) -> list[dict[str, Any]]:
+    def items(tenant_id: str, user_id: str, request: Request, folder: str | None = None, start: Offset = 0,
+              count: Count = 100) -> list[dict[str, Any]]:
         tenant = tenant_of(tenant_id, request)
         return [
             {**i.__dict__, "sent_at": i.sent_at.isoformat()}
@@ -157,7 +158,7 @@ def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_o
         ]
 
     @router.get("/tenants/{tenant_id}/items/{item_id}/raw")
-    def raw_item(tenant_id: str, item_id: int, request: Request) -> Response:
+    def raw_item(tenant_id: str, item_id: ItemId, request: Request) -> Response:
         # One item is bounded by the connector's item-size rule; it is read and verified whole (a digest
         # mismatch is an error before the first byte), then sent in pieces through a response that stops
         # when the client goes.

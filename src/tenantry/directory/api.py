@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from tenantry.core.bounds import Count, StartIndex
 from tenantry.core.errors import Forbidden, Unauthorized
 from tenantry.directory.catalogue import LICENCES, ROLES
 from tenantry.directory.scim_store import ScimStore
@@ -120,8 +121,8 @@ def build_router(store: ScimStore, directory: DirectoryService) -> APIRouter:
         return directory.create_tenant(body.id, body.name or body.id)
 
     @router.get("/tenants/{tenant_id}/users")
-    def users(tenant_id: str, request: Request, filter: str | None = None, start: int = 1,
-              count: int = 100) -> dict[str, Any]:
+    def users(tenant_id: str, request: Request, filter: str | None = None, start: StartIndex = 1,
+              count: Count = 100) -> dict[str, Any]:
         tenant = tenant_of(tenant_id, request)
         page = store.search(tenant, "User", filter_text=filter, start_index=start, count=count)
         return {"total": page.total, "start": page.start_index, "users": page.resources}
@@ -135,8 +136,8 @@ def build_router(store: ScimStore, directory: DirectoryService) -> APIRouter:
         return doc
 
     @router.get("/tenants/{tenant_id}/groups")
-    def groups(tenant_id: str, request: Request, filter: str | None = None, start: int = 1,
-               count: int = 100) -> dict[str, Any]:
+    def groups(tenant_id: str, request: Request, filter: str | None = None, start: StartIndex = 1,
+               count: Count = 100) -> dict[str, Any]:
         tenant = tenant_of(tenant_id, request)
         page = store.search(tenant, "Group", filter_text=filter, start_index=start, count=count,
                             with_members=False)

@@ -39,6 +39,7 @@ from tenantry.core.settings import Settings
 from tenantry.directory.scim_store import ScimStore, simple_equality
 from tenantry.directory.service import DirectoryService
 from tenantry.protocols.scim.errors import MethodNotAllowed, NotModified, error_body, validation_error_to_scim
+from tenantry.protocols.scim.limits import check_filter, check_json, check_start_index
 from tenantry.protocols.scim.resources import (
     ENDPOINTS,
     RESOURCE_MODELS,
@@ -85,6 +86,28 @@ def _split_list(value: str | None) -> list[str] | None:
     if not value:
         return None
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _int_param(name: str, value: Any) -> int | None:
+    """An integer from a query string ("10") or a SearchRequest (10); None when absent; else 400 invalidValue."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():  # JSON numbers past 64 bits arrive as floats
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit() and len(value) <= 40:
+        return int(value)
+    raise InvalidValueException(detail=f"{name} must be an integer")
+
+
+def _str_list_param(name: str, value: Any) -> list[str] | None:
+    """``attributes``/``excludedAttributes``: a comma-separated string (query) or a list of strings (body)."""
+    if value is None or isinstance(value, str):
+        return _split_list(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()] or None
+    raise InvalidValueException(detail=f"{name} must be a string or a list of strings")
 
 
 def project(resource_type: str, doc: dict[str, Any], attributes: list[str] | None,
@@ -147,9 +170,11 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
         if ctype and ctype not in (SCIM_JSON, "application/json"):
             raise InvalidSyntaxException(detail=f"Content-Type must be {SCIM_JSON}, not {ctype}")
         try:
-            return orjson.loads(raw) if raw else None
+            payload = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError as exc:
             raise InvalidSyntaxException(detail=f"the body is not valid JSON: {exc}") from exc
+        check_json(payload)  # depth and NUL: see protocols.scim.limits
+        return payload
 
     # -- discovery (RFC 7644 §4), readable without a token ------------------------------
 
@@ -238,6 +263,12 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
         except KeyError:
             raise NotFoundException(detail=f"no endpoint /{endpoint}") from None
 
+    def _resource_id(resource_id: str) -> str:
+        # Our ids are UUIDs; one holding NUL (which PostgreSQL text cannot even compare) names nothing here.
+        if "\x00" in resource_id:
+            raise NotFoundException(detail="no resource with this id")
+        return resource_id
+
     def _respond_resource(ctx: ScimContext, rtype: str, doc: dict[str, Any], request: Request,
                           status: int = 200) -> Response:
         ctx.locate(doc)
@@ -249,27 +280,39 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
                       _split_list(request.query_params.get("excludedAttributes")))
         return scim_response(doc, status, headers)
 
+    def _paging(params: dict[str, Any]) -> tuple[int, int]:
+        """startIndex and count (RFC 7644 §3.4.2.4): integers, or 400 invalidValue. Below 1 and below 0 are
+        read as 1 and 0, as the RFC says; a startIndex past MAX_START_INDEX is refused (it can address
+        nothing, and past 64 bits it breaks the SQL OFFSET)."""
+        start = _int_param("startIndex", params.get("startIndex"))
+        count = _int_param("count", params.get("count"))
+        start = 1 if start is None else max(1, start)
+        check_start_index(start)
+        count = settings.scim_default_count if count is None else max(0, min(count, settings.scim_max_results))
+        return start, count
+
     def _search(ctx: ScimContext, rtype: str, params: dict[str, Any]) -> dict[str, Any]:
-        attributes = params.get("attributes")
-        excluded = params.get("excludedAttributes")
-        if isinstance(attributes, str):
-            attributes = _split_list(attributes)
-        if isinstance(excluded, str):
-            excluded = _split_list(excluded)
-        try:
-            start = int(params.get("startIndex") or 1)
-            count_raw = params.get("count")
-            count = None if count_raw in (None, "") else int(count_raw)
-        except (TypeError, ValueError):
-            raise InvalidValueException(detail="startIndex and count must be integers") from None
-        if count is None:
-            count = settings.scim_default_count
+        attributes = _str_list_param("attributes", params.get("attributes"))
+        excluded = _str_list_param("excludedAttributes", params.get("excludedAttributes"))
+        start, count = _paging(params)
+        filter_text = params.get("filter")
+        if filter_text is not None and not isinstance(filter_text, str):
+            from scim2_models import InvalidFilterException
+
+            raise InvalidFilterException(detail="filter must be a string")
+        if filter_text:
+            check_filter(filter_text)
+        sort_by = params.get("sortBy")
+        if sort_by is not None and not isinstance(sort_by, str):
+            raise InvalidValueException(detail="sortBy must be a string")
         sort_order = params.get("sortOrder")
-        if sort_order and str(sort_order).lower() not in ("ascending", "descending"):
+        if sort_order is not None and not isinstance(sort_order, str):
+            raise InvalidValueException(detail="sortOrder must be a string")
+        if sort_order and sort_order.lower() not in ("ascending", "descending"):
             raise InvalidValueException(detail="sortOrder must be 'ascending' or 'descending'")
         with_members = not (excluded and any(e.lower().endswith("members") for e in excluded))
         page = store.search(
-            ctx.tenant, rtype, filter_text=params.get("filter") or None, sort_by=params.get("sortBy") or None,
+            ctx.tenant, rtype, filter_text=filter_text or None, sort_by=sort_by or None,
             sort_order=sort_order, start_index=start, count=count, with_members=with_members,
         )
         resources = [project(rtype, ctx.locate(d), attributes, excluded) for d in page.resources]
@@ -301,8 +344,7 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
         if not isinstance(params, dict):
             raise InvalidSyntaxException(detail="a SearchRequest must be a JSON object")
         # Root search (RFC 7644 §3.4.3): every resource type, in order, paged over the concatenation.
-        start = int(params.get("startIndex") or 1)
-        count = int(params.get("count") or settings.scim_default_count)
+        start, count = _paging(params)
         combined: list[dict[str, Any]] = []
         total = 0
         for rtype in ("User", "Group"):
@@ -324,6 +366,7 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
     @router.get("/{endpoint}/{resource_id}")
     async def get(endpoint: str, resource_id: str, request: Request, ctx: ScimContext = Depends(authed)) -> Response:  # noqa: B008
         rtype = _resource_type(endpoint)
+        resource_id = _resource_id(resource_id)
         excluded = _split_list(request.query_params.get("excludedAttributes")) or []
         with_members = not any(e.lower().endswith("members") for e in excluded)
         if rtype == "User":
@@ -338,6 +381,7 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
     async def replace(endpoint: str, resource_id: str, request: Request,
                       ctx: ScimContext = Depends(authed)) -> Response:  # noqa: B008
         rtype = _resource_type(endpoint)
+        resource_id = _resource_id(resource_id)
         payload = await body(request)
         doc = await run_in_threadpool(store.replace, ctx.tenant, rtype, resource_id, payload,
                                       request.headers.get("if-match"))
@@ -347,6 +391,7 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
     async def patch(endpoint: str, resource_id: str, request: Request,
                     ctx: ScimContext = Depends(authed)) -> Response:  # noqa: B008
         rtype = _resource_type(endpoint)
+        resource_id = _resource_id(resource_id)
         payload = await body(request)
         # 200 with the whole resource (RFC 7644 §3.5.2): Okta, scim-sanity and scim2-tester expect it.
         # A group with more members than scim_patch_members_limit answers 204 instead (the RFC's other
@@ -371,11 +416,26 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
     @router.delete("/{endpoint}/{resource_id}")
     async def delete(endpoint: str, resource_id: str, request: Request,
                      ctx: ScimContext = Depends(authed)) -> Response:  # noqa: B008
-        await run_in_threadpool(store.delete, ctx.tenant, _resource_type(endpoint), resource_id,
+        await run_in_threadpool(store.delete, ctx.tenant, _resource_type(endpoint), _resource_id(resource_id),
                                 request.headers.get("if-match"))
         return Response(status_code=204)
 
     return router
+
+
+def _fail_on_errors(value: Any) -> int | None:
+    """RFC 7644 §3.7.3 ``failOnErrors``: the number of errors after which the rest is not run.
+
+    An integer of 1 or more; ``true`` is read as 1 and ``false`` (like absence) as "run every operation".
+    Anything else is refused (400 invalidValue) before any operation runs.
+    """
+    if value is None or value is False:
+        return None
+    if value is True:
+        return 1
+    if isinstance(value, int) and value >= 1:
+        return value
+    raise InvalidValueException(detail="failOnErrors must be an integer of 1 or more")
 
 
 _BULK_PATH = re.compile(r"^/(Users|Groups)(?:/([^/]+))?$")
@@ -388,7 +448,7 @@ def run_bulk(store: ScimStore, ctx: ScimContext, payload: Any, max_operations: i
     operations = payload["Operations"]
     if len(operations) > max_operations:
         raise PayloadTooLargeException(detail=f"at most {max_operations} operations per BulkRequest")
-    fail_on_errors = payload.get("failOnErrors")
+    fail_on_errors = _fail_on_errors(payload.get("failOnErrors"))
     ids: dict[str, str] = {}
     results: list[dict[str, Any]] = []
     errors = 0
@@ -406,7 +466,7 @@ def run_bulk(store: ScimStore, ctx: ScimContext, payload: Any, max_operations: i
         return value
 
     for op in operations:
-        if fail_on_errors is not None and errors >= int(fail_on_errors):
+        if fail_on_errors is not None and errors >= fail_on_errors:
             break
         method = str(op.get("method", "")).upper() if isinstance(op, dict) else ""
         bulk_id = op.get("bulkId") if isinstance(op, dict) else None

@@ -38,6 +38,7 @@ from tenantry.directory.models import Group, GroupMember, User, UserValue
 from tenantry.directory.phones import to_e164
 from tenantry.directory.scim_filter import MULTI_COMPLEX, FilterCompiler, attr_key, fold, with_user_name_keys
 from tenantry.protocols.scim.errors import validation_error_to_scim
+from tenantry.protocols.scim.limits import GROUP_COLUMNS, USER_COLUMNS, check_filter, check_member, check_resource
 from tenantry.protocols.scim.normalize import normalize_patch, normalize_resource
 from tenantry.protocols.scim.resources import POLICY, RESOURCE_MODELS, scim_filter, scim_path
 from tenantry.protocols.scim.resources import patch_op as patch_op_class
@@ -214,10 +215,13 @@ class ScimStore:
 
     def _write_user(self, session: Session, tenant: str, row: User, model: Any) -> None:
         doc = self._dump(model)
+        check_resource("User", doc)  # lengths and NUL, before PostgreSQL refuses them (limits.py)
         user_name = doc.get("userName")
         key = fold("username", user_name) if isinstance(user_name, str) else ""
         if not isinstance(user_name, str) or not key:
             raise InvalidValueException(detail="userName is required and must be a non-empty string")
+        if len(key) > USER_COLUMNS["userName"]:  # lower case can be longer ("İ" → "i̇")
+            raise InvalidValueException(detail=f"userName is longer than {USER_COLUMNS['userName']} characters")
         # Stored and returned as sent but for white space at either end (docs/scim.md "userName").
         user_name = doc["userName"] = user_name.strip()
         clash = session.scalar(
@@ -288,10 +292,14 @@ class ScimStore:
 
     def _write_group(self, session: Session, tenant: str, row: Group, model: Any) -> None:
         doc = self._dump(model)
+        check_resource("Group", doc)  # lengths and NUL, before PostgreSQL refuses them (limits.py)
         display = doc.get("displayName")
         if not isinstance(display, str) or not display.strip():
             raise InvalidValueException(detail="displayName is required and must be a non-empty string")
         key = fold("displayname", display)
+        if len(key) > GROUP_COLUMNS["displayName"]:  # lower case can be longer ("İ" → "i̇")
+            raise InvalidValueException(
+                detail=f"displayName is longer than {GROUP_COLUMNS['displayName']} characters")
         clash = session.scalar(
             select(Group.id).where(Group.tenant_id == tenant, Group.display_name_key == key, Group.id != row.id)
         )
@@ -325,6 +333,7 @@ class ScimStore:
             value = item.get("value") if isinstance(item, dict) else item
             if not isinstance(value, str) or not value:
                 raise InvalidValueException(detail=f"a member needs a 'value' holding an id, got {item!r}")
+            check_member(value, item.get("display") if isinstance(item, dict) else None)
             ids.append(value)
             if isinstance(item, dict):
                 mtype = item.get("type") if item.get("type") in ("User", "Group") else None
@@ -579,6 +588,8 @@ class ScimStore:
         table: Any = User if resource_type == "User" else Group
         start_index = max(1, start_index)
         count = self.max_results if count is None else max(0, min(count, self.max_results))
+        if filter_text:
+            check_filter(filter_text)  # bounded before parsing: length, terms, NUL (limits.py)
         if filter_text and resource_type == "User" and not sort_by and count:
             simple = simple_equality(filter_text)
             if simple is not None:

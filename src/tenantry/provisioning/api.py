@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from tenantry.core.bounds import Count
 from tenantry.provisioning.service import ProvisioningService
 
 
@@ -133,7 +134,7 @@ def build_router(provisioning: ProvisioningService, tenant_of: Any, submit: Any)
 
     @router.get(base + "/{app}/logs")
     def logs(tenant_id: str, app: str, request: Request, user: str | None = None, result: str | None = None,
-             cycle: str | None = None, action: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+             cycle: str | None = None, action: str | None = None, limit: Count = 100) -> list[dict[str, Any]]:
         return provisioning.logs(*resolve(tenant_id, app, request), source_id=user, result=result,
                                  cycle_id=cycle, action=action, limit=limit)
 
