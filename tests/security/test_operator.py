@@ -55,6 +55,22 @@ def test_operator_token_lists_and_creates_tenants(app_client: TestClient, backen
     assert app_client.get("/api/v1/catalogue", headers=h).status_code == 200
 
 
+def test_a_tenant_created_by_the_operator_comes_with_its_first_admin_and_scim_tokens(
+        app_client: TestClient, backend: Services) -> None:
+    new_id = f"n-{uuid.uuid4().hex[:8]}"
+    r = app_client.post("/api/v1/tenants", headers=bearer(operator_token(backend)), json={"id": new_id})
+    assert r.status_code == 201, r.text
+    tokens = r.json()["tokens"]
+    # Each opens its own door of the new tenant, and only that one.
+    assert app_client.get(f"/api/v1/tenants/{new_id}/users", headers=bearer(tokens["admin"])).status_code == 200
+    assert app_client.get(f"/tenants/{new_id}/scim/v2/Users", headers=bearer(tokens["scim"])).status_code == 200
+    assert app_client.get(f"/tenants/{new_id}/scim/v2/Users", headers=bearer(tokens["admin"])).status_code == 401
+    assert app_client.get(f"/api/v1/tenants/{new_id}/users", headers=bearer(tokens["scim"])).status_code == 403
+    # Shown once: listing tenants never repeats a secret.
+    listed = app_client.get("/api/v1/tenants", headers=bearer(operator_token(backend))).text
+    assert tokens["admin"] not in listed and tokens["scim"] not in listed
+
+
 def test_operator_token_is_not_a_tenant_admin_nor_a_scim_token(app_client: TestClient, backend: Services,
                                                                 side_a: Side) -> None:
     h = bearer(operator_token(backend))

@@ -22,8 +22,8 @@ from tenantry.directory.service import DirectoryService
 
 
 class TenantIn(BaseModel):
-    id: str
-    name: str | None = None
+    id: str = Field(max_length=63)
+    name: str | None = Field(default=None, max_length=256)
 
 
 class DomainIn(BaseModel):
@@ -118,7 +118,11 @@ def build_router(store: ScimStore, directory: DirectoryService) -> APIRouter:
 
     @router.post("/tenants", status_code=201, dependencies=[Depends(operator)])
     def create_tenant(body: TenantIn) -> dict[str, Any]:
-        return directory.create_tenant(body.id, body.name or body.id)
+        """The new tenant with its first admin and SCIM tokens, shown this once (as the first run prints the
+        default tenant's): without them nobody could administer the tenant or provision into it over HTTP."""
+        info = directory.create_tenant(body.id, body.name or body.id)
+        tokens = {scope: directory.issue_token(body.id, scope, "initial").secret for scope in ("admin", "scim")}
+        return {**info, "tokens": tokens}
 
     @router.get("/tenants/{tenant_id}/users")
     def users(tenant_id: str, request: Request, filter: str | None = None, start: StartIndex = 1,
