@@ -44,6 +44,16 @@ def case_with_custodian(client: TestClient, base: str, h: dict[str, str], name: 
     return str(case.json()["id"])
 
 
+def finished_export(client: TestClient, backend: Services, tenant: str, base: str, h: dict[str, str]) -> str:
+    """Two items of u1, case M with u1 as custodian, an export of "merger" made as a job and finished."""
+    deliver(backend, tenant, "u1", 2)
+    case_with_custodian(client, base, h)
+    export_id: str = client.post(f"{base}/cases/M/export", headers=h,
+                                 json={"query": "merger", "actor": "counsel"}).json()["export_id"]
+    assert wait_for_job(client, base, h, export_id)["state"] == "succeeded"
+    return export_id
+
+
 def wait_for_job(client: TestClient, base: str, h: dict[str, str], job_id: str) -> dict[str, Any]:
     """Poll the job until it finishes; the bound is generous (a stuck job fails the test, it is no timing)."""
     deadline = time.monotonic() + 120
@@ -112,11 +122,7 @@ def test_export_runs_as_a_job_under_the_data_folder_and_downloads_intact(
 def test_another_tenants_export_and_job_ids_are_not_found(
         app_client: TestClient, backend: Services, tenant: str) -> None:
     h, base = admin(backend, tenant), f"/api/v1/tenants/{tenant}"
-    deliver(backend, tenant, "u1", 2)
-    case_with_custodian(app_client, base, h)
-    export_id = app_client.post(f"{base}/cases/M/export", headers=h,
-                                json={"query": "merger", "actor": "counsel"}).json()["export_id"]
-    assert wait_for_job(app_client, base, h, export_id)["state"] == "succeeded"
+    export_id = finished_export(app_client, backend, tenant, base, h)
 
     other = f"t-{uuid.uuid4().hex[:12]}"
     backend.directory.create_tenant(other, "Other")
@@ -185,11 +191,7 @@ def test_a_job_that_fails_says_why_and_its_export_cannot_be_downloaded(
 def test_deleting_an_export_removes_its_files_only_in_its_own_tenant(
         app_client: TestClient, backend: Services, tenant: str) -> None:
     h, base = admin(backend, tenant), f"/api/v1/tenants/{tenant}"
-    deliver(backend, tenant, "u1", 2)
-    case_with_custodian(app_client, base, h)
-    export_id = app_client.post(f"{base}/cases/M/export", headers=h,
-                                json={"query": "merger", "actor": "counsel"}).json()["export_id"]
-    assert wait_for_job(app_client, base, h, export_id)["state"] == "succeeded"
+    export_id = finished_export(app_client, backend, tenant, base, h)
     folder = backend.settings.data_dir / "exports" / tenant / export_id
     assert app_client.get(f"{base}/cases/M/exports/{export_id}", headers=h).json()["available"] is True
 

@@ -79,31 +79,44 @@ def big_mailbox(backend: Services, tenant: str) -> None:
     backend.indexer.flush()
 
 
+def first_bytes_then_hang_up(server: str, path: str, token: str, enough: int = 100_000) -> bytes:
+    """GET ``path`` on a raw socket, read the first ``enough`` bytes, and close the connection (a client that
+    gave up)."""
+    port = int(server.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+        received = b""
+        while len(received) < enough:
+            chunk = sock.recv(65536)
+            assert chunk, received[:300]
+            received += chunk
+    return received
+
+
+def ledger_entries_once_written(backend: Services, tenant: str, action: str) -> list[dict[str, Any]]:
+    """The ledger's entries of ``action``, waited for: the server writes one when a download's generator is
+    closed."""
+    deadline = time.monotonic() + 120
+    entries: list[dict[str, Any]] = []
+    while not entries and time.monotonic() < deadline:
+        entries = backend.ledger.entries(tenant, action=action)
+        time.sleep(0.1)
+    return entries
+
+
 def test_client_leaving_a_big_mbox_download_stops_the_servers_work(backend: Services, tenant: str,
                                                                    server: str) -> None:
     big_mailbox(backend, tenant)
     assert backend.archive.count(tenant, "u1") == ITEMS
     token = backend.directory.issue_token(tenant, "admin", "t").secret
-    port = int(server.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
-        sock.sendall(f"GET /api/v1/tenants/{tenant}/mailboxes/u1/export.mbox HTTP/1.1\r\nHost: t\r\n"
-                     f"Authorization: Bearer {token}\r\n\r\n".encode())
-        received = b""
-        while len(received) < 100_000:
-            chunk = sock.recv(65536)
-            assert chunk, received[:300]
-            received += chunk
+    received = first_bytes_then_hang_up(server, f"/api/v1/tenants/{tenant}/mailboxes/u1/export.mbox", token)
     # The first bytes came before the server had read the mailbox: streamed, not built in memory first.
     assert received.startswith(b"HTTP/1.1 200") and b"\r\n\r\n" in received
     assert b"From MAILER-DAEMON " in received
 
     # The server closes the download's generator when the client goes: the ledger's audit entry of the
     # download is written then, saying how many items were read — far from all of them.
-    deadline = time.monotonic() + 120
-    entries: list[dict[str, Any]] = []
-    while not entries and time.monotonic() < deadline:
-        entries = backend.ledger.entries(tenant, action="mailbox.export")
-        time.sleep(0.1)
+    entries = ledger_entries_once_written(backend, tenant, "mailbox.export")
     assert len(entries) == 1, "the download's generator was never closed"
     detail = entries[0]["detail"]
     assert detail["complete"] is False
@@ -128,20 +141,9 @@ def test_client_leaving_an_export_zip_download_stops_the_servers_work(backend: S
     (folder / "mbox" / "big.mbox").write_bytes(os.urandom(64 << 20))
     (folder / "manifest.sha256").write_text("")
     token = backend.directory.issue_token(tenant, "admin", "t").secret
-    port = int(server.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
-        sock.sendall(f"GET /api/v1/tenants/{tenant}/cases/M/exports/{job['id']}/download HTTP/1.1\r\nHost: t\r\n"
-                     f"Authorization: Bearer {token}\r\n\r\n".encode())
-        received = b""
-        while len(received) < 100_000:
-            chunk = sock.recv(65536)
-            assert chunk, received[:300]
-            received += chunk
+    received = first_bytes_then_hang_up(server, f"/api/v1/tenants/{tenant}/cases/M/exports/{job['id']}/download",
+                                        token)
     assert received.startswith(b"HTTP/1.1 200") and b"PK\x03\x04" in received
-    deadline = time.monotonic() + 120
-    entries: list[dict[str, Any]] = []
-    while not entries and time.monotonic() < deadline:
-        entries = backend.ledger.entries(tenant, action="export.download")
-        time.sleep(0.1)
+    entries = ledger_entries_once_written(backend, tenant, "export.download")
     assert [e["detail"] for e in entries] == [{"export_id": job["id"], "complete": False}]
     assert httpx.get(server + "/healthz", timeout=10).status_code == 200
