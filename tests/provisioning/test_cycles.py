@@ -604,3 +604,23 @@ def test_administrators_changes_are_in_the_apps_log(src: Source, target) -> None
                        ("update_app", "changed: token (rotated)"), ("configure", "changed: concurrency"),
                        ("assign", f"User {uid} assigned with role 'User'")]
     assert "rotated-" not in str(provisioning.logs(src.tenant, app))   # the secret itself is never logged
+
+
+GROUPTALK_GROUP = "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:Group"
+
+
+def test_a_groups_grouptalk_description_reaches_the_app_and_follows_changes(src: Source, target,
+                                                                            peer: Peer) -> None:
+    """Seed 003's group table maps the GroupTalk ``description``: the default group mappings carry it."""
+    team = src.services.scim.create(src.tenant, "Group", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group", GROUPTALK_GROUP],
+        "displayName": src.group_name("team"), GROUPTALK_GROUP: {"description": "Night shift"}})["id"]
+    app = src.app(target.base_url, target.token)
+    src.services.provisioning.assign(src.tenant, app, "Group", team)
+    assert src.run(app).stats["groups_created"] == 1
+    assert peer.group(src.group_name("team"))[GROUPTALK_GROUP] == {"description": "Night shift"}  # type: ignore[index]
+
+    src.patch_group(team, {"op": "replace", "path": f"{GROUPTALK_GROUP}:description", "value": "Day shift"})
+    report = src.run(app)
+    assert report.stats["groups_updated"] == 1
+    assert peer.group(src.group_name("team"))[GROUPTALK_GROUP] == {"description": "Day shift"}  # type: ignore[index]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tenantry.core.errors import Invalid
 from tenantry.provisioning.mappings import (
     DEFAULT_USER_MAPPINGS,
+    GROUPTALK_GROUP,
     ApplyWhen,
     AttributeMapping,
     MappingType,
@@ -66,9 +67,12 @@ class Actions(BaseModel):
     delete: bool = True
 
 
+# Seed 003's GroupTalk group table: displayName (matching), members (sent by the membership pass, not a
+# mapping), externalId and the vendor extension's description.
 DEFAULT_GROUP_MAPPINGS: tuple[AttributeMapping, ...] = (
     AttributeMapping("displayName", MappingType.DIRECT, "displayName", matching_precedence=1),
     AttributeMapping("externalId", MappingType.DIRECT, "id"),
+    AttributeMapping(f"{GROUPTALK_GROUP}:description", MappingType.DIRECT, f"{GROUPTALK_GROUP}:description"),
 )
 
 

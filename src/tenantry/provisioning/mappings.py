@@ -162,6 +162,7 @@ def matching_order(mappings: Sequence[AttributeMapping]) -> list[AttributeMappin
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 GROUPTALK = "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:User"
+GROUPTALK_GROUP = "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:Group"
 
 # Seed 003's GroupTalk table (source: our directory's SCIM paths → the app's attributes).
 DEFAULT_USER_MAPPINGS: tuple[AttributeMapping, ...] = (
