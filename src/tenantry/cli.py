@@ -836,19 +836,30 @@ def _app(services: Services, tenant: str, app_ref: str) -> str:
     return str(_run(lambda: services.provisioning.find_app(tenant, app_ref)))
 
 
+# Issue #12's shape for the CLI: the operator may act as a named administrator, whose role is then checked
+# (Application Administrator) and who is named in the app's change log. Without it the operator acts.
+AsOpt = Annotated[str | None, typer.Option("--as", help="Act as this administrator (userName or id); needs the "
+                                                        "Application Administrator role.")]
+
+
+def _actor(services: Services, tenant: str, who: str | None) -> str | None:
+    return None if who is None else _user_id(services, tenant, who)
+
+
 @provisioning_app.command("app-add")
 def provisioning_app_add(name: str, tenant_url: str,
                          token_stdin: Annotated[bool, typer.Option("--token-stdin", help="Read the app's token.")]
                          = False,
                          scope: Annotated[str, typer.Option(help="assigned or all")] = "assigned",
                          notify: Annotated[str | None, typer.Option(help="E-mail for failures.")] = None,
-                         tenant: TenantOpt = None) -> None:
+                         tenant: TenantOpt = None, as_: AsOpt = None) -> None:
     """Add a downstream SCIM app (tenant URL + secret token, stored sealed), then test the connection."""
     services = _services()
     t = _tenant(services, tenant)
+    actor = _actor(services, t, as_)
     token = sys.stdin.readline().strip() if token_stdin else ""
     info = _run(lambda: services.provisioning.create_app(t, name=name, tenant_url=tenant_url, token=token,
-                                                         notification_email=notify, scope=scope))
+                                                         notification_email=notify, scope=scope, actor=actor))
     result = services.provisioning.test_connection(t, info["id"])
     console.print(f"app {name} ({info['id']}) added; test connection: {result.message}")
     if not result.ok:
@@ -862,15 +873,16 @@ def provisioning_app_update(app_ref: Annotated[str, typer.Argument(metavar="APP"
                                                                       help="Read a new token.")] = False,
                             scope: Annotated[str | None, typer.Option(help="assigned or all")] = None,
                             notify: Annotated[str | None, typer.Option(help="E-mail for failures.")] = None,
-                            tenant: TenantOpt = None) -> None:
+                            tenant: TenantOpt = None, as_: AsOpt = None) -> None:
     """Change an app's URL, token (rotated), scope or notification address. A URL on another host needs
     --token-stdin with it: the stored token is only ever sent to the host it was given for."""
     services = _services()
     t = _tenant(services, tenant)
     app_id = _app(services, t, app_ref)
     token = sys.stdin.readline().strip() if token_stdin else None
+    actor = _actor(services, t, as_)
     _run(lambda: services.provisioning.update_app(t, app_id, tenant_url=tenant_url, token=token, scope=scope,
-                                                  notification_email=notify))
+                                                  notification_email=notify, actor=actor))
     console.print("updated")
 
 
@@ -884,24 +896,29 @@ def provisioning_apps(tenant: TenantOpt = None, as_json: JsonOpt = False) -> Non
 @provisioning_app.command("assign")
 def provisioning_assign(app_ref: Annotated[str, typer.Argument(metavar="APP")], principal: str,
                         group: Annotated[bool, typer.Option("--group", help="The principal is a group id.")] = False,
-                        role: Annotated[str, typer.Option()] = "User", tenant: TenantOpt = None) -> None:
+                        role: Annotated[str, typer.Option()] = "User", tenant: TenantOpt = None,
+                        as_: AsOpt = None) -> None:
     services = _services()
     t = _tenant(services, tenant)
     app_id = _app(services, t, app_ref)
     principal_id = principal if group else _user_id(services, t, principal)
-    _run(lambda: services.provisioning.assign(t, app_id, "Group" if group else "User", principal_id, role))
+    actor = _actor(services, t, as_)
+    _run(lambda: services.provisioning.assign(t, app_id, "Group" if group else "User", principal_id, role,
+                                              actor=actor))
     console.print("assigned")
 
 
 @provisioning_app.command("unassign")
 def provisioning_unassign(app_ref: Annotated[str, typer.Argument(metavar="APP")], principal: str,
                           group: Annotated[bool, typer.Option("--group", help="The principal is a group id.")]
-                          = False, tenant: TenantOpt = None) -> None:
+                          = False, tenant: TenantOpt = None, as_: AsOpt = None) -> None:
     services = _services()
     t = _tenant(services, tenant)
     app_id = _app(services, t, app_ref)
     principal_id = principal if group else _user_id(services, t, principal)
-    _run(lambda: services.provisioning.unassign(t, app_id, "Group" if group else "User", principal_id))
+    actor = _actor(services, t, as_)
+    _run(lambda: services.provisioning.unassign(t, app_id, "Group" if group else "User", principal_id,
+                                                actor=actor))
     console.print("unassigned")
 
 
@@ -923,7 +940,7 @@ def provisioning_config(app_ref: Annotated[str, typer.Argument(metavar="APP")],
                                           "actions.delete=false, deletion_threshold=null")] = None,
                         file: Annotated[Path | None, typer.Option(help="A JSON object of settings to apply "
                                                                        "(mappings, scoping_filters, …).")] = None,
-                        tenant: TenantOpt = None) -> None:
+                        tenant: TenantOpt = None, as_: AsOpt = None) -> None:
     """Show the app's configuration; with --set/--file, change it (validated before it is saved)."""
     services = _services()
     t = _tenant(services, tenant)
@@ -949,36 +966,42 @@ def provisioning_config(app_ref: Annotated[str, typer.Argument(metavar="APP")],
             changes.setdefault("actions", {})[key.removeprefix("actions.")] = value
         else:
             changes[key] = value
-    config = _run(lambda: services.provisioning.configure(t, app_id, changes) if changes
+    actor = _actor(services, t, as_)
+    config = _run(lambda: services.provisioning.configure(t, app_id, changes, actor=actor) if changes
                   else services.provisioning.config(t, app_id))
     console.print_json(config.model_dump_json())
 
 
 @provisioning_app.command("start")
-def provisioning_start(app_ref: Annotated[str, typer.Argument(metavar="APP")], tenant: TenantOpt = None) -> None:
+def provisioning_start(app_ref: Annotated[str, typer.Argument(metavar="APP")], tenant: TenantOpt = None,
+                       as_: AsOpt = None) -> None:
     """Provisioning status On: the scheduler runs a cycle now, then every interval."""
-    _set_enabled(app_ref, tenant, True)
+    _set_enabled(app_ref, tenant, True, as_)
 
 
 @provisioning_app.command("stop")
-def provisioning_stop(app_ref: Annotated[str, typer.Argument(metavar="APP")], tenant: TenantOpt = None) -> None:
+def provisioning_stop(app_ref: Annotated[str, typer.Argument(metavar="APP")], tenant: TenantOpt = None,
+                      as_: AsOpt = None) -> None:
     """Provisioning status Off: no more scheduled cycles (run and on-demand still work)."""
-    _set_enabled(app_ref, tenant, False)
+    _set_enabled(app_ref, tenant, False, as_)
 
 
-def _set_enabled(app_ref: str, tenant: str | None, on: bool) -> None:
+def _set_enabled(app_ref: str, tenant: str | None, on: bool, as_: str | None) -> None:
     services = _services()
     t = _tenant(services, tenant)
-    _run(lambda: services.provisioning.set_enabled(t, _app(services, t, app_ref), on))
+    actor = _actor(services, t, as_)
+    _run(lambda: services.provisioning.set_enabled(t, _app(services, t, app_ref), on, actor=actor))
     console.print(f"provisioning {'on' if on else 'off'}")
 
 
 @provisioning_app.command("restart")
-def provisioning_restart(app_ref: Annotated[str, typer.Argument(metavar="APP")], tenant: TenantOpt = None) -> None:
+def provisioning_restart(app_ref: Annotated[str, typer.Argument(metavar="APP")], tenant: TenantOpt = None,
+                         as_: AsOpt = None) -> None:
     """Forget what the app holds and the watermark: the next cycle matches everything again."""
     services = _services()
     t = _tenant(services, tenant)
-    _run(lambda: services.provisioning.restart(t, _app(services, t, app_ref)))
+    actor = _actor(services, t, as_)
+    _run(lambda: services.provisioning.restart(t, _app(services, t, app_ref), actor=actor))
     console.print("restarted: the next cycle is an initial cycle")
 
 

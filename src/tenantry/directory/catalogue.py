@@ -20,10 +20,12 @@ ROLES: dict[str, str] = {
     "Organization Management": "Administer the whole tenant.",
     "Compliance Administrator": "Content search, holds, retention and eDiscovery.",
     "Voice Administrator": "PSTN sites, gateways, policies and user voice settings.",
+    "Application Administrator": "Configure outbound provisioning apps (Entra's Application Administrator).",
 }
 
 # Built-in role groups created with every tenant (name → roles).
 DEFAULT_ROLE_GROUPS: dict[str, list[str]] = {
     "Organization Management": ["Organization Management", "Mailbox Import Export"],
     "Compliance Management": ["Compliance Administrator"],
+    "Application Management": ["Application Administrator"],
 }

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import FOR_WRITE, Database
 from tenantry.core.egress import EgressPolicy, EgressRefused, check_url, origin, redact_url
-from tenantry.core.errors import Conflict, Invalid, NotFound
+from tenantry.core.errors import Conflict, Forbidden, Invalid, NotFound
 from tenantry.core.secrets import SecretBox
 from tenantry.directory.service import DirectoryService
 from tenantry.provisioning.client import ScimTarget, describe, unreachable
@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 SCHEDULE_LEASE = timedelta(hours=1)
 
 DEFAULT_ACCESS = "Default Access"
+# Seed 003's "administrator roles" that may configure provisioning: Entra's Application Administrator (and
+# Global Administrator, whose counterpart here is Organization Management: the whole tenant).
+PROVISIONING_ROLE = "Application Administrator"
+CONFIGURE_ROLES = (PROVISIONING_ROLE, "Organization Management")
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,28 @@ class ProvisioningService:
         self.transport = transport
         self.egress = egress or EgressPolicy()
 
+    def authorise(self, tenant: str, actor: str | None) -> str | None:
+        """The acting administrator (a directory user id) may configure provisioning: it holds Application
+        Administrator or Organization Management. Returns its userName for the app's change log.
+
+        ``None`` is a caller with no named person: an admin-token request (tokens carry no principal until
+        issue #12) or the operator's CLI without ``--as``; it is not checked here (docs/provisioning.md)."""
+        if actor is None:
+            return None
+        found = self.directory.users_by_id(tenant, [actor])
+        if not found:
+            raise Forbidden(f"configuring provisioning needs the {PROVISIONING_ROLE!r} role; there is no user "
+                            f"{actor!r} in this tenant")
+        if not self.directory.roles_of(tenant, actor) & set(CONFIGURE_ROLES):
+            name = found[0].user_name
+            raise Forbidden(f"configuring provisioning needs the {PROVISIONING_ROLE!r} role, which {name} lacks; "
+                            f"grant it: tenantry directory role-group-member 'Application Management' {actor}")
+        return found[0].user_name
+
     def create_app(self, tenant: str, *, name: str, tenant_url: str, token: str, notification_email: str | None = None,
-                   scope: str = "assigned", skip_default_access: bool = True) -> dict[str, Any]:
+                   scope: str = "assigned", skip_default_access: bool = True,
+                   actor: str | None = None) -> dict[str, Any]:
+        self.authorise(tenant, actor)
         if scope not in ("assigned", "all"):
             raise Invalid("scope is 'assigned' (assigned users and groups) or 'all'")
         tenant_url = check_url(tenant_url, "tenant URL", self.egress)
@@ -144,7 +168,9 @@ class ProvisioningService:
                                            "(Tenantry would update the wrong user)", 200)
         return ConnectionResult(True, "connected: the app answered the test query as expected", 200)
 
-    def assign(self, tenant: str, app_id: str, principal_type: str, principal_id: str, role: str = "User") -> None:
+    def assign(self, tenant: str, app_id: str, principal_type: str, principal_id: str, role: str = "User", *,
+               actor: str | None = None) -> None:
+        by = self.authorise(tenant, actor)
         if principal_type not in ("User", "Group"):
             raise Invalid("assign a User or a Group")
         self._app(tenant, app_id)
@@ -159,7 +185,7 @@ class ProvisioningService:
                                                      Assignment.principal_id == principal_id))
             session.add(Assignment(app_id=app_id, principal_type=principal_type, principal_id=principal_id,
                                    role=role))
-            _audit(session, app_id, "assign", f"{principal_type} {principal_id} assigned with role {role!r}")
+            _audit(session, app_id, "assign", f"{principal_type} {principal_id} assigned with role {role!r}", by)
 
     def list_apps(self, tenant: str) -> list[dict[str, Any]]:
         with self.db.session() as session:
@@ -176,7 +202,9 @@ class ProvisioningService:
             raise NotFound(f"no provisioning app {name_or_id!r}")
         return found
 
-    def unassign(self, tenant: str, app_id: str, principal_type: str, principal_id: str) -> None:
+    def unassign(self, tenant: str, app_id: str, principal_type: str, principal_id: str, *,
+                 actor: str | None = None) -> None:
+        by = self.authorise(tenant, actor)
         self._app(tenant, app_id)
         with self.db.session() as session:
             result = session.execute(delete(Assignment).where(Assignment.app_id == app_id,
@@ -184,16 +212,17 @@ class ProvisioningService:
                                                               Assignment.principal_id == principal_id))
             if not result.rowcount:  # type: ignore[attr-defined]
                 raise NotFound(f"no assignment of {principal_type} {principal_id!r} to this app")
-            _audit(session, app_id, "unassign", f"{principal_type} {principal_id} unassigned")
+            _audit(session, app_id, "unassign", f"{principal_type} {principal_id} unassigned", by)
 
     def update_app(self, tenant: str, app_id: str, *, tenant_url: str | None = None, token: str | None = None,
                    notification_email: str | None = None, scope: str | None = None,
-                   skip_default_access: bool | None = None) -> dict[str, Any]:
+                   skip_default_access: bool | None = None, actor: str | None = None) -> dict[str, Any]:
         """Change the connection (URL, a rotated token) or the scope rules; the next cycle uses them.
 
         The stored token belongs to the origin (scheme, host, port) it was given for: a URL on another origin
         is refused unless the token comes with it, so a changed URL never receives the old secret. The change
         is made only if the URL is still the one this check read (a concurrent URL change makes it a 409)."""
+        by = self.authorise(tenant, actor)
         current = self._app(tenant, app_id)
         values: dict[str, Any] = {}
         if tenant_url is not None:
@@ -223,15 +252,17 @@ class ProvisioningService:
                 shown = ", ".join("token (rotated)" if k == "token_secret" else
                                   f"tenant_url={redact_url(v)!r}" if k == "tenant_url" else f"{k}={v!r}"
                                   for k, v in values.items())
-                _audit(session, app_id, "update_app", f"changed: {shown}")
+                _audit(session, app_id, "update_app", f"changed: {shown}", by)
         return _app_dict(self._app(tenant, app_id))
 
     def config(self, tenant: str, app_id: str) -> AppConfig:
         return load_config(self._app(tenant, app_id).config)
 
-    def configure(self, tenant: str, app_id: str, changes: dict[str, Any]) -> AppConfig:
+    def configure(self, tenant: str, app_id: str, changes: dict[str, Any], *,
+                  actor: str | None = None) -> AppConfig:
         """Change settings (mappings, filters, actions, thresholds, pace); the next cycle compares every
         object in scope with what the app holds, since what "should be there" changed."""
+        by = self.authorise(tenant, actor)
         with self.db.writing(), self.db.session() as session:
             # Read, merged and written under the app's lock: two administrators changing different settings
             # at once both keep their change (each merges into the configuration the other wrote).
@@ -239,11 +270,12 @@ class ProvisioningService:
             config = merge_config(load_config(app.config), changes)
             app.config = config.model_dump_json()
             app.config_version = app.config_version + 1
-            _audit(session, app_id, "configure", "changed: " + ", ".join(sorted(changes)))
+            _audit(session, app_id, "configure", "changed: " + ", ".join(sorted(changes)), by)
         return config
 
-    def set_enabled(self, tenant: str, app_id: str, enabled: bool) -> dict[str, Any]:
+    def set_enabled(self, tenant: str, app_id: str, enabled: bool, *, actor: str | None = None) -> dict[str, Any]:
         """Provisioning status On (the first cycle is due now) or Off (no more scheduled cycles)."""
+        by = self.authorise(tenant, actor)
         self._app(tenant, app_id)
         values: dict[str, Any] = {"enabled": enabled}
         if enabled:
@@ -252,12 +284,13 @@ class ProvisioningService:
         with self.db.session() as session:
             session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app_id).values(**values))
             _audit(session, app_id, "start" if enabled else "stop", "provisioning status "
-                   + ("On" if enabled else "Off"))
+                   + ("On" if enabled else "Off"), by)
         return _app_dict(self._app(tenant, app_id))
 
-    def restart(self, tenant: str, app_id: str) -> None:
+    def restart(self, tenant: str, app_id: str, *, actor: str | None = None) -> None:
         """Entra's "Restart provisioning": forget what the app holds and the watermark; the next cycle is an
         initial one that matches every object in scope again (nothing is deleted in the app)."""
+        by = self.authorise(tenant, actor)
         self._app(tenant, app_id)
         with self.db.writing(), self.db.session() as session:
             session.execute(delete(ProvisionedObject).where(ProvisionedObject.app_id == app_id))
@@ -265,7 +298,7 @@ class ProvisioningService:
             session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app_id).values(
                 watermark=None, synced_config_version=None, health="healthy", health_reason=None,
                 quarantined_at=None, quarantine_level=0, next_run_at=utcnow()))
-            _audit(session, app_id, "restart", "state and watermark cleared: the next cycle is an initial one")
+            _audit(session, app_id, "restart", "state and watermark cleared: the next cycle is an initial one", by)
 
     # -- cycles ------------------------------------------------------------------------------------------
 
@@ -516,11 +549,16 @@ class ProvisioningService:
         return ScopeDecision(included, skipped)
 
 
-def _audit(session: Session, app_id: str, action: str, detail: str) -> None:
-    """An administrator's change to the app, in its log (committed with the change itself)."""
+def _audit(session: Session, app_id: str, action: str, detail: str, by: str | None = None) -> None:
+    """An administrator's change to the app, in its log (committed with the change itself). ``by`` is the
+    named administrator the role was checked for (``None``: no person was named; see ``authorise``)."""
+    step: dict[str, Any] = {"step": "admin", "result": "success", "detail": detail}
+    if by is not None:
+        step["actor"] = by
+        detail = f"{detail} (by {by})"
     session.add(ProvisioningLog(app_id=app_id, cycle_id=None, at=utcnow(), object_type="App", source_id=None,
                                 display=None, target_id=None, action=action, result="success", reason=detail,
-                                steps=json.dumps([{"step": "admin", "result": "success", "detail": detail}])))
+                                steps=json.dumps([step])))
 
 
 def _iso(when: datetime | None) -> str | None:
