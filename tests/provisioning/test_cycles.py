@@ -624,3 +624,38 @@ def test_a_groups_grouptalk_description_reaches_the_app_and_follows_changes(src:
     report = src.run(app)
     assert report.stats["groups_updated"] == 1
     assert peer.group(src.group_name("team"))[GROUPTALK_GROUP] == {"description": "Day shift"}  # type: ignore[index]
+
+
+def test_group_scoping_filters_keep_groups_out_and_delete_a_group_that_stops_matching(src: Source, target,
+                                                                                       peer: Peer) -> None:
+    """Group scoping filters (Entra offers them for groups too): a group out of every filter is not created
+    (logged, remembered as excluded); a provisioned group that stops matching is deleted in the app, as a
+    group leaving scope is; one that matches again is created again with its members."""
+    ann = src.user("ann")
+    sales = src.group("sales", [ann])
+    ops = src.group("ops", [ann])
+    app = src.app(target.base_url, target.token, group_scoping_filters=[
+        [{"attribute": "displayName", "operator": "REGEX MATCH", "value": "^sales-"}]])
+    provisioning = src.services.provisioning
+    for gid in (sales, ops):
+        provisioning.assign(src.tenant, app, "Group", gid)
+
+    report = src.run(app)
+    assert report.stats["groups_created"] == 1 and report.stats["groups_excluded"] == 1
+    assert peer.group(src.group_name("sales")) is not None and peer.group(src.group_name("ops")) is None
+    assert report.stats["users_created"] == 1       # the filter is on groups: their members are still assigned
+    skipped = provisioning.logs(src.tenant, app, source_id=ops)[0]
+    assert skipped["result"] == "skipped" and "no group scoping filter holds" in skipped["reason"]
+    assert src.run(app).stats.get("groups_excluded") is None     # logged once, not every cycle
+
+    src.patch_group(sales, {"op": "replace", "path": "displayName", "value": src.group_name("closed")})
+    report = src.run(app)
+    assert report.stats["groups_deleted"] == 1
+    assert peer.group(src.group_name("sales")) is None and peer.group(src.group_name("closed")) is None
+    assert "no group scoping filter holds" in provisioning.logs(src.tenant, app, source_id=sales,
+                                                                action="delete")[0]["reason"]
+
+    src.patch_group(ops, {"op": "replace", "path": "displayName", "value": src.group_name("sales")})
+    report = src.run(app)
+    assert report.stats["groups_created"] == 1
+    assert peer.member_ids(src.group_name("sales")) == {peer.user(src.name("ann"))["id"]}  # type: ignore[index]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -78,3 +79,53 @@ def test_bad_clauses_are_refused_when_saved() -> None:
         Clause("a", Op.REGEX_MATCH, "(")
     with pytest.raises(Invalid, match="whole numbers"):
         Clause("a", Op.GREATER_THAN, "ten")
+
+
+GROUPTALK_GROUP = "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:Group"
+GROUP = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group", GROUPTALK_GROUP], "id": "g1",
+         "displayName": "Sales-DE", "externalId": "4711", GROUPTALK_GROUP: {"description": "Field sales"}}
+
+
+@pytest.mark.parametrize(("attribute", "op", "value", "holds"), [
+    ("displayName", Op.EQUALS, "Sales-DE", True),
+    ("displayName", Op.NOT_EQUALS, "Sales-DE", False),
+    ("displayName", Op.REGEX_MATCH, r"^Sales-", True),
+    ("displayName", Op.NOT_REGEX_MATCH, r"^Sales-", False),
+    ("displayName", Op.ENDS_WITH, "-DE", True),
+    ("displayName", Op.INCLUDES, "les", True),
+    ("externalId", Op.GREATER_THAN, "4000", True),
+    ("externalId", Op.GREATER_THAN_OR_EQUALS, "4712", False),
+    (f"{GROUPTALK_GROUP}:description", Op.EQUALS, "Field sales", True),
+    (f"{GROUPTALK_GROUP}:description", Op.IS_NOT_NULL, None, True),
+    ("externalId", Op.IS_NULL, None, False),
+    ("displayName", Op.IS_TRUE, None, False),
+])
+def test_group_scoping_filters_read_group_attributes(attribute: str, op: Operator, value: str | None,
+                                                     holds: bool) -> None:
+    from tenantry.provisioning.config import load_config
+    from tenantry.provisioning.paths import read_path
+
+    config = load_config(json.dumps({"group_scoping_filters": [
+        [{"attribute": attribute, "operator": op.value, "value": value}]]}))
+    assert in_scope(config.group_filters(), lambda p: read_path(GROUP, p)) is holds
+    assert in_scope(config.filters(), lambda p: read_path(GROUP, p)) is True   # user filters: none set
+
+
+def test_a_group_without_the_attribute_is_out_of_a_filter_on_it() -> None:
+    from tenantry.provisioning.config import load_config
+    from tenantry.provisioning.paths import read_path
+
+    config = load_config(json.dumps({"group_scoping_filters": [
+        [{"attribute": f"{GROUPTALK_GROUP}:description", "operator": "INCLUDES", "value": "sales"}]]}))
+    bare = {"id": "g2", "displayName": "Bare"}
+    assert in_scope(config.group_filters(), lambda p: read_path(bare, p)) is False     # null: false
+
+
+def test_bad_group_scoping_filters_are_refused_when_saved() -> None:
+    from tenantry.provisioning.config import AppConfig, merge_config
+
+    for bad, why in (([[]], "at least one clause"),
+                     ([[{"attribute": "displayName", "operator": "LIKE", "value": "x"}]], "unknown scoping operator"),
+                     ([[{"attribute": "displayName", "operator": "REGEX MATCH", "value": "("}]], "regular expression")):
+        with pytest.raises(Invalid, match=why):
+            merge_config(AppConfig(), {"group_scoping_filters": bad})

@@ -84,6 +84,8 @@ class AppConfig(BaseModel):
         default_factory=lambda: [MappingIn.of(m) for m in DEFAULT_GROUP_MAPPINGS])
     # Each filter is a list of clauses (ANDed); the filters are ORed; none means every assigned user.
     scoping_filters: list[list[ClauseIn]] = Field(default_factory=list)
+    # The same for groups (Entra offers scoping filters on both object types), on the group's attributes.
+    group_scoping_filters: list[list[ClauseIn]] = Field(default_factory=list)
     provision_groups: bool = True
     actions: Actions = Field(default_factory=Actions)
     interval_minutes: float = Field(default=40, gt=0)
@@ -117,7 +119,7 @@ class AppConfig(BaseModel):
             raise ValueError("two mappings write the same target attribute")
         return value
 
-    @field_validator("scoping_filters")
+    @field_validator("scoping_filters", "group_scoping_filters")
     @classmethod
     def _filters_valid(cls, value: list[list[ClauseIn]]) -> list[list[ClauseIn]]:
         for clauses in value:
@@ -135,6 +137,9 @@ class AppConfig(BaseModel):
 
     def filters(self) -> list[ScopingFilter]:
         return [ScopingFilter(tuple(c.build() for c in clauses)) for clauses in self.scoping_filters]
+
+    def group_filters(self) -> list[ScopingFilter]:
+        return [ScopingFilter(tuple(c.build() for c in clauses)) for clauses in self.group_scoping_filters]
 
 
 def load_config(text: str | None) -> AppConfig:

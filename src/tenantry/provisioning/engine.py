@@ -196,6 +196,7 @@ class Cycle:
         self.user_maps = self.config.users()
         self.group_maps = self.config.groups()
         self.filters = self.config.filters()
+        self.group_filters = self.config.group_filters()
         self.stats: Counter[str] = Counter()
         self.total = 0
         self.done = 0
@@ -341,7 +342,22 @@ class Cycle:
                                                                     != changed[g]))
                         or g not in state or state[g].error}
             upserts: list[Work] = []
+            filtered_out: list[Work] = []
             for doc, version in source.docs(session, self.tenant, "Group", sorted(look)):
+                gid, display, old = doc["id"], doc.get("displayName"), state.get(doc["id"])
+                if not in_scope(self.group_filters, lambda p, d=doc: read_path(d, p)):  # type: ignore[misc]
+                    # As a group leaving scope by unassignment: the app's group is deleted (groups have no
+                    # disabled state to wait in); one never provisioned is logged once and remembered.
+                    steps = [_step("import", "success", "read from the directory"),
+                             _step("scope", "skipped", "out of scope: no group scoping filter holds")]
+                    if old and old.target_id:
+                        filtered_out.append(Work("delete", "Group", gid, display, state=old, steps=steps,
+                                                 reason="left scope: no group scoping filter holds any more",
+                                                 version=version))
+                    elif not old or old.status != "excluded" or old.error:
+                        upserts.append(Work("exclude", "Group", gid, display, state=old, steps=steps,
+                                            reason="out of scope: no group scoping filter holds", version=version))
+                    continue
                 steps = [_step("import", "success", "read from the directory"), _step("scope", "success",
                                                                                        "in scope")]
                 try:
@@ -352,9 +368,9 @@ class Cycle:
                     continue
                 upserts.append(Work("upsert", "Group", doc["id"], doc.get("displayName"), create, upd,
                                     state.get(doc["id"]), steps=steps, version=version))
-        deletes = [Work("delete", "Group", gid, _display(old), state=old, reason="left scope",
-                        steps=[_step("scope", "skipped", "no longer in scope")])
-                   for gid, old in state.items() if gid not in candidates and old.target_id]
+        deletes = filtered_out + [Work("delete", "Group", gid, _display(old), state=old, reason="left scope",
+                                       steps=[_step("scope", "skipped", "no longer in scope")])
+                                  for gid, old in state.items() if gid not in candidates and old.target_id]
         deletes += [Work("forget", "Group", gid, state=old, reason="left scope")
                     for gid, old in state.items() if gid not in candidates and not old.target_id]
         return upserts, deletes
