@@ -165,9 +165,19 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
         return ctx
 
     async def body(request: Request, limit: int = _MAX_BODY) -> Any:
-        raw = await request.body()
-        if len(raw) > limit:
+        # Refused by Content-Length before reading, else as it streams: request.body() would hold the whole
+        # body (hundreds of MB) before its size could be checked (issue #9, bounded input).
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
             raise PayloadTooLargeException(detail=f"request body over {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeException(detail=f"request body over {limit} bytes")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype and ctype not in (SCIM_JSON, "application/json"):
             raise InvalidSyntaxException(detail=f"Content-Type must be {SCIM_JSON}, not {ctype}")
