@@ -36,3 +36,38 @@ def test_scim_paging_that_looks_numeric_but_is_not_an_ascii_integer_is_400(scim:
     scim_400(scim.get("/Users", params={param: value}))
     scim_400(scim.post("/Users/.search", json={"schemas": [SEARCH], param: value}))
     assert scim.get(f"/Users/{stored['id']}").json() == stored
+
+
+# -- outbound URLs: a value httpx or the resolver cannot use is refused when saved, and nothing is stored ----
+
+UNUSABLE_URLS = [
+    "http://192.0.2.1\t/scim",          # urlsplit drops the tab; httpx refuses it at every connection
+    "http://192.0.2.1/scim\x00x",       # NUL
+    "http://192.0.2.1/sc\x7fim",        # DEL
+    "http://" + "a" * 64 + ".example.com/scim",    # a DNS label over 63 characters: the idna codec raises
+    "http://" + "a" * 300 + "/scim",
+]
+
+
+@pytest.mark.parametrize("url", UNUSABLE_URLS)
+def test_provisioning_app_url_that_cannot_be_used_is_400_and_no_app_is_stored(app_client: Any, side_b: Any,
+                                                                           url: str) -> None:
+    base = f"/api/v1/tenants/{side_b.tenant}/provisioning/apps"
+    r = app_client.post(base, json={"name": "odd", "tenant_url": url, "token": "a-token-for-the-app"},
+                        headers=side_b.admin)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "invalid" and url not in r.json()["message"]
+    assert app_client.get(base, headers=side_b.admin).json() == []
+
+
+@pytest.mark.parametrize("url", UNUSABLE_URLS)
+def test_provisioning_app_moved_to_a_url_that_cannot_be_used_is_400_and_unchanged(app_client: Any, side_b: Any,
+                                                                               url: str) -> None:
+    base = f"/api/v1/tenants/{side_b.tenant}/provisioning/apps"
+    created = app_client.post(base, json={"name": "app", "tenant_url": "https://192.0.2.1/scim",
+                                          "token": "a-token-for-the-app"}, headers=side_b.admin).json()
+    r = app_client.patch(f"{base}/{created['id']}", json={"tenant_url": url, "token": "another-token-value"},
+                         headers=side_b.admin)
+    assert r.status_code == 400, r.text
+    assert app_client.get(f"{base}/{created['id']}", headers=side_b.admin).json()["tenant_url"] == \
+        "https://192.0.2.1/scim"
