@@ -71,3 +71,14 @@ def test_provisioning_app_moved_to_a_url_that_cannot_be_used_is_400_and_unchange
     assert r.status_code == 400, r.text
     assert app_client.get(f"{base}/{created['id']}", headers=side_b.admin).json()["tenant_url"] == \
         "https://192.0.2.1/scim"
+
+
+# -- what answers without a token: exactly the list of docs/security.md ------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/redoc", "/docs/oauth2-redirect"])
+def test_pages_outside_the_documented_open_list_are_not_served(app_client: Any, path: str) -> None:
+    """docs/security.md: only /healthz, the SCIM discovery documents, /api/openapi.json and /api/docs answer
+    without a token. FastAPI's defaults also served ReDoc and Swagger's OAuth2 redirect page (no OAuth2 here)."""
+    assert app_client.get(path).status_code == 404
+    assert app_client.get("/api/docs").status_code == 200
