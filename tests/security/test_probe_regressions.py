@@ -82,3 +82,29 @@ def test_pages_outside_the_documented_open_list_are_not_served(app_client: Any, 
     without a token. FastAPI's defaults also served ReDoc and Swagger's OAuth2 redirect page (no OAuth2 here)."""
     assert app_client.get(path).status_code == 404
     assert app_client.get("/api/docs").status_code == 200
+
+
+# -- POST /items/delete: a list bounded before the database, each id counted once -------------------------
+
+
+def test_item_delete_with_more_ids_than_a_statement_can_bind_is_4xx_on_both_backends(app_client: Any,
+                                                                                    side_b: Any) -> None:
+    """70,000 ids (past PostgreSQL's 65,535 bind parameters) were a 500 on PostgreSQL, a 404 on SQLite."""
+    r = app_client.post(f"/api/v1/tenants/{side_b.tenant}/items/delete", headers=side_b.admin,
+                        json={"item_ids": list(range(1, 70_001)), "actor": "a"})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "invalid" and "item_ids" in r.json()["message"]
+
+
+def test_item_delete_counts_an_id_sent_twice_once(app_client: Any, backend: Any, side_b: Any) -> None:
+    from tests.archive.test_compliance import deliver
+
+    item = deliver(backend, side_b.tenant, "u1", 1)
+    backend.compliance.place_hold(side_b.tenant, name="keep", actor="admin", user_id="u1")
+    r = app_client.post(f"/api/v1/tenants/{side_b.tenant}/items/delete", headers=side_b.admin,
+                        json={"item_ids": [item] * 2000, "actor": "a"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"moved_to_purges": 1, "deleted": 0}
+    entry = app_client.get(f"/api/v1/tenants/{side_b.tenant}/audit", headers=side_b.admin,
+                           params={"action": "delete.to_purges"}).json()[0]
+    assert entry["detail"]["items"] == [item]
