@@ -215,8 +215,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         if owned:  # services handed in belong to the caller, who closes them
             services.db.dispose()
 
+    # No ReDoc and no Swagger OAuth2 redirect page: what answers without a token is the list in docs/security.md.
     app = FastAPI(title="Tenantry", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json",
-                  lifespan=lifespan)
+                  redoc_url=None, swagger_ui_oauth2_redirect_url=None, lifespan=lifespan)
     app.state.services = services
     app.add_middleware(_AdminBodyLimit, limit=settings.admin_body_max_bytes)
 

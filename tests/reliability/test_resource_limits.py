@@ -63,6 +63,7 @@ def _prepare(data_dir: Path, database_url: str | None) -> dict[str, str]:
             ids[name] = services.connectors.create("default", name=name, kind="whatsapp-export",
                                                    created_by=admin["id"], accept_terms=True)["id"]
         ids["token"] = services.directory.issue_token("default", "admin", "resource tests").secret
+        ids["scim"] = services.directory.issue_token("default", "scim", "resource tests").secret
         return ids
     finally:
         services.db.dispose()
@@ -207,3 +208,21 @@ def test_uploads_stream_to_disk_and_are_refused_past_the_limit(server: tuple[Ser
         assert r.status_code == 201, r.text
     assert srv.kib("VmHWM") < idle + BUDGET, "an upload was held in memory"
     assert [p.stat().st_size for p in set(uploads.iterdir()) - before] == [UPLOAD_LIMIT - MIB]
+
+
+def test_scim_bodies_past_the_limit_are_refused_without_being_held(server: tuple[Server, dict[str, str]]) -> None:
+    """A SCIM body is bounded at 10 MiB (docs/security.md): it must be refused as it streams, not read whole
+    first. The probe of issue #9 saw 400 MB of body take the server to 890 MB."""
+    srv, ids = server
+    idle = _idle(srv)
+    scim = srv.base.replace("/api/v1/tenants/default", "/scim/v2")
+    headers = {"Authorization": f"Bearer {ids['scim']}", "Content-Type": "application/scim+json"}
+    with httpx.Client(timeout=300) as client:
+        for path in ("/Users", "/Bulk", "/Users/.search"):
+            r = client.post(scim + path, headers=headers, content=_zeros(400 * MIB))   # chunked, no length
+            assert r.status_code == 413, r.text
+            assert r.json()["status"] == "413"
+        r = client.post(scim + "/Users", headers={**headers, "Content-Length": str(400 * MIB)},
+                        content=_zeros(400 * MIB))
+        assert r.status_code == 413, r.text
+    assert srv.kib("VmHWM") < idle + BUDGET, "a SCIM body was held in memory before its limit was checked"

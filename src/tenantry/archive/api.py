@@ -79,8 +79,13 @@ class ContentSearchIn(BaseModel):
     count: int = Field(default=50, ge=0, le=INT32_MAX)
 
 
+# Most ids one delete request names: below every backend's bind-parameter limit (PostgreSQL: 65,535), so a
+# longer list is a 422 at the edge, not a database error; a client deletes more in several requests.
+MAX_DELETE_IDS = 10_000
+
+
 class DeleteIn(BaseModel):
-    item_ids: list[Annotated[int, Field(ge=1, le=INT32_MAX)]]
+    item_ids: list[Annotated[int, Field(ge=1, le=INT32_MAX)]] = Field(max_length=MAX_DELETE_IDS)
     actor: str
 
 

@@ -280,6 +280,7 @@ class ComplianceService:
         """A user's or admin's delete: protected items go to Purges, the rest are deleted for good."""
         now = now or utcnow()
         changes = _Changes([], [])
+        item_ids = list(dict.fromkeys(item_ids))  # an id sent twice is one item: counted and logged once
         with self.db.session() as session:
             known = set(session.scalars(select(Item.id).where(Item.tenant_id == tenant, Item.id.in_(item_ids))))
             missing = [i for i in item_ids if i not in known]

@@ -260,6 +260,13 @@ def check_url(url: str, what: str, policy: EgressPolicy | None = None, *, secret
         raise Invalid(f"the {what} must not contain a user name or password: put {secret_field} in its own field")
     if not parts.hostname:
         raise Invalid(f"the {what} has no host")
+    # What httpx (control characters, which urlsplit silently drops or keeps) or the resolver (a DNS label
+    # over 63 characters) cannot use is refused now: saved, it was a 500 at every connection.
+    try:
+        httpx.URL(url.strip())
+        parts.hostname.encode("idna")
+    except (httpx.InvalidURL, UnicodeError):
+        raise Invalid(f"the {what} is not a valid URL") from None
     if parts.query or parts.fragment or url.strip().endswith(("?", "#")):
         raise Invalid(f"the {what} must not carry a query string or fragment: put {secret_field} in its own field")
     if policy is not None:

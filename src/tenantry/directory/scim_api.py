@@ -51,6 +51,7 @@ SCIM_JSON = "application/scim+json"
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
 _MAX_BODY = 10 * 1024 * 1024
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
 
 
 def scim_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -96,7 +97,8 @@ def _int_param(name: str, value: Any) -> int | None:
         return value
     if isinstance(value, float) and value.is_integer():  # JSON numbers past 64 bits arrive as floats
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit() and len(value) <= 40:
+    # ASCII digits with at most one sign: str.isdigit() also takes "²" and "--1", which int() refuses (a 500).
+    if isinstance(value, str) and len(value) <= 40 and _ASCII_INT.fullmatch(value.strip()):
         return int(value)
     raise InvalidValueException(detail=f"{name} must be an integer")
 
@@ -163,9 +165,19 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
         return ctx
 
     async def body(request: Request, limit: int = _MAX_BODY) -> Any:
-        raw = await request.body()
-        if len(raw) > limit:
+        # Refused by Content-Length before reading, else as it streams: request.body() would hold the whole
+        # body (hundreds of MB) before its size could be checked (issue #9, bounded input).
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
             raise PayloadTooLargeException(detail=f"request body over {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeException(detail=f"request body over {limit} bytes")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype and ctype not in (SCIM_JSON, "application/json"):
             raise InvalidSyntaxException(detail=f"Content-Type must be {SCIM_JSON}, not {ctype}")

@@ -384,9 +384,15 @@ class DirectoryService:
     def users_by_id(self, tenant_id: str, user_ids: list[str]) -> list[DirectoryUser]:
         if not user_ids:
             return []
+        found: list[DirectoryUser] = []
+        user_ids = list(dict.fromkeys(user_ids))   # one row per user, as the single IN (…) gave
         with self.db.session() as session:
-            rows = session.scalars(select(User).where(User.tenant_id == tenant_id, User.id.in_(user_ids)))
-            return [_directory_user(u) for u in rows]
+            # In chunks: a list past PostgreSQL's 65,535 bind parameters was a 500 (a client's input, issue #9).
+            for start in range(0, len(user_ids), 500):
+                rows = session.scalars(select(User).where(User.tenant_id == tenant_id,
+                                                          User.id.in_(user_ids[start : start + 500])))
+                found.extend(_directory_user(u) for u in rows)
+        return found
 
     # -- helpers ------------------------------------------------------------------------
 
