@@ -210,8 +210,13 @@ class EDiscoveryService:
         ids = self.search.item_ids(tenant, node, users)
         if include_purges or not ids:
             return ids
+        # In chunks: a search may find more items than one statement can bind (65,535 on PostgreSQL).
+        wanted = sorted(ids)
+        deleted: set[int] = set()
         with self.db.session() as session:
-            deleted = set(session.scalars(select(Item.id).where(Item.id.in_(ids), Item.deleted_at.is_not(None))))
+            for start in range(0, len(wanted), 5000):
+                deleted.update(session.scalars(select(Item.id).where(
+                    Item.id.in_(wanted[start : start + 5000]), Item.deleted_at.is_not(None))))
         return ids - deleted
 
     def review_items(self, tenant: str, item_ids: Sequence[int]) -> list[ReviewItem]:

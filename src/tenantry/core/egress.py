@@ -53,6 +53,7 @@ METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(ipaddress.ip_address(a) for
     "169.254.170.2",     # AWS ECS task metadata and credentials
     "169.254.169.253",   # AWS VPC DNS
     "169.254.0.23",      # Tencent Cloud
+    "192.0.0.192",       # Oracle Cloud (classic) metadata
     "100.100.100.200",   # Alibaba Cloud (not link-local: listed so no setting opens it)
     "fd00:ec2::254",     # AWS IMDS over IPv6
     "fd00:ec2::253",     # AWS VPC DNS over IPv6
@@ -64,6 +65,8 @@ METADATA_HOSTS = frozenset({
 })
 _UNSPECIFIED_V4 = ipaddress.ip_network("0.0.0.0/8")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv4-compatible IPv6 (RFC 4291 §2.5.5.1, deprecated): ::a.b.c.d; some stacks still route it to a.b.c.d.
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}\.?$){_LABEL}(?:\.{_LABEL})*\.?$")
@@ -102,7 +105,7 @@ def _embedded(ip: IPAddress) -> list[IPAddress]:
             found.append(ip.ipv4_mapped)
         if ip.sixtofour is not None:
             found.append(ip.sixtofour)
-        if ip in _NAT64:
+        if ip in _NAT64 or (ip in _V4_COMPATIBLE and int(ip) > 1):   # :: and ::1 are themselves
             found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
     return found
 
