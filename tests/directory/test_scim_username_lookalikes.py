@@ -17,6 +17,10 @@ LOOKALIKES = [
     "\u200ealice@contoso.com",  # left-to-right mark, as iOS puts before names
     "ALI\u00adCE@CONTOSO.COM",  # soft hyphen and upper case
     "alice\uff20contoso.com",  # fullwidth commercial at
+    "ali\u034fce@contoso.com",  # combining grapheme joiner (default-ignorable, not Cf)
+    "alice\ufe0f@contoso.com",  # variation selector 16
+    "\u3164alice@contoso.com",  # Hangul filler
+    "alice@contoso.com\U000e0100",  # variation selector 17
 ]
 
 

@@ -44,18 +44,26 @@ MULTI_COMPLEX = {
 CASE_EXACT = {"id", "externalid", "meta.version", "members.value", "groups.value"}
 
 
+# Default-ignorable code points (Unicode's Default_Ignorable_Code_Point) that are not of category Cf: the
+# combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian variation selectors, variation
+# selectors. Like format characters, they draw nothing.
+_IGNORABLE = frozenset({0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0, *range(0x180B, 0x1810),
+                        *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)})
+
+
 def user_name_key(value: str) -> str:
     """The uniqueness and look-up key of a ``userName``: look-alikes of one name share it.
 
     RFC 7643 §4.1.1 makes userName unique and caseExact=false, and RFC 7613 (PRECIS UsernameCaseMapped)
     asks for width mapping and case folding of user names: here NFKC (fullwidth "ａ" is "a"), no format
-    characters (Unicode category Cf: zero-width space, joiners, bidi marks — invisible in every console),
+    characters (Unicode category Cf: zero-width space, joiners, bidi marks — invisible in every console)
+    nor the other default-ignorable code points (variation selectors, Hangul fillers, …),
     no leading or trailing white space, lower case, and NFKC again since lowering can denormalise.
     """
     if value.isascii():  # the common case, kept cheap: ASCII has no format characters and is NFKC already
         return value.strip().lower()
     value = unicodedata.normalize("NFKC", value)
-    value = "".join(ch for ch in value if unicodedata.category(ch) != "Cf").strip()
+    value = "".join(ch for ch in value if unicodedata.category(ch) != "Cf" and ord(ch) not in _IGNORABLE).strip()
     return unicodedata.normalize("NFKC", value.lower())
 
 

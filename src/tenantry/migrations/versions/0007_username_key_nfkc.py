@@ -40,11 +40,18 @@ _users = sa.table(
 )
 
 
+# Default-ignorable code points (Unicode's Default_Ignorable_Code_Point) that are not of category Cf: the
+# combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian variation selectors, variation
+# selectors. Like format characters, they draw nothing.
+_IGNORABLE = frozenset({0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0, *range(0x180B, 0x1810),
+                        *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)})
+
+
 def _key(value: str) -> str:
     if value.isascii():
         return value.strip().lower()
     value = unicodedata.normalize("NFKC", value)
-    value = "".join(ch for ch in value if unicodedata.category(ch) != "Cf").strip()
+    value = "".join(ch for ch in value if unicodedata.category(ch) != "Cf" and ord(ch) not in _IGNORABLE).strip()
     return unicodedata.normalize("NFKC", value.lower())
 
 
