@@ -38,6 +38,22 @@ def test_a_feed_attachment_on_another_host_is_reported_and_never_gets_the_feed_c
     assert "not on the feed's host" in issue["detail"]
 
 
+@pytest.mark.parametrize("url", ["http://[::1/x", "http://exa mple.com/x", "http://\x7f.example/x", "/files/a\x00b",
+                                 "http://" + "a" * 64 + ".example/x"])
+def test_a_feed_attachment_url_that_is_no_usable_url_is_reported_and_the_run_goes_on(
+        backend, tenant: str, people: People, url: str) -> None:  # noqa: ANN001
+    items = [feed_item(1), feed_item(2, "attachment", attachments=[
+        {"filename": "x.pdf", "content_type": "application/pdf", "url": url}])]
+    with FeedServer(items, {}) as feed:
+        info = backend.connectors.create(
+            tenant, name="TM", kind="archiver-feed", created_by=people.admin, accept_terms=True,
+            source={"url": feed.url, "username": feed.username}, source_password=feed.password)
+        backend.connectors.consent(tenant, info["id"], people.admin)
+        report = backend.connectors.run(tenant, info["id"], now=NOW)
+    assert report.status == "succeeded" and report.counts.imported == 1
+    assert any(i["source_id"] == "tm-2" for i in report.issues)
+
+
 def test_a_feed_url_with_credentials_or_a_password_in_the_settings_is_refused_unrepeated(
         backend, tenant: str, people: People) -> None:  # noqa: ANN001
     def create(source: dict[str, str]) -> None:

@@ -58,7 +58,11 @@ class ArchiverFeedSource:
     def same_origin(self, path: str) -> str:
         """The absolute URL of ``path``; ``ValueError`` if it leaves the feed's origin (the credentials go
         with every request, and they belong to the feed's host)."""
-        url = urljoin(self.url, path)
+        try:
+            url = urljoin(self.url, path)
+            httpx.URL(url)   # what httpx could not send (a control character, a bad host) is the item's fault
+        except (ValueError, httpx.InvalidURL) as exc:
+            raise ValueError(f"{path!r} is not a usable URL") from exc
         if origin(url) != origin(self.url):
             raise ValueError(f"{redact_url(url)} is not on the feed's host: not fetched with the feed's credentials")
         return url
