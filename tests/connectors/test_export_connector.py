@@ -112,3 +112,20 @@ def test_upload_needs_an_owner_who_is_a_user_and_a_non_empty_file(backend, tenan
     with pytest.raises(Invalid, match="empty"):
         backend.connectors.add_export(tenant, export_connector, b"", "x.txt", "bob@contoso.com")
     assert backend.connectors.describe(tenant, export_connector)["pending_files"] == 0
+
+
+def test_an_android_notice_under_the_group_name_invents_no_participant(backend, tenant, people,
+                                                                       export_connector) -> None:
+    # Issue #10, item 4: the group's name before the encryption notice was an outsider in every To:.
+    text = ("12/01/2024, 09:00 - Book club: Messages and calls are end-to-end encrypted. No one outside of this "
+            "chat, not even WhatsApp, can read or listen to them. Tap to learn more.\n"
+            "12/01/2024, 09:01 - Bob: hello\n12/01/2024, 09:02 - +44 7700 900123: hi\n")
+    backend.connectors.add_export(tenant, export_connector, text.encode(), "chat.txt", "bob@contoso.com")
+    report = backend.connectors.run(tenant, export_connector)
+    assert report.counts.by_kind == {"system": 1, "chat": 2}
+    got = messages(backend, tenant, people.bob)
+    assert len(got) == 3
+    for m in got:
+        assert "book" not in (m["To"] + m["From"]).casefold(), (m["From"], m["To"])
+    notice = next(m for m in got if m["X-Tenantry-Kind"] == "system")
+    assert notice["X-Tenantry-Chat-Name"] == "Book club"

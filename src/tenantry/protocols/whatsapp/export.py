@@ -50,7 +50,8 @@ A line is a message header only if all three hold; otherwise it is a continuatio
 Message kinds: deleted, missed voice/video calls, media omitted (Android ``<Media omitted>``, iOS
 ``image omitted`` …), attachments (``<attached: …>``, ``… (file attached)``, older iOS ``… <attached>``;
 the caption is the lines after it), system lines (no author; on iOS a U+200E-led body under the chat's
-name, whose name becomes ``chat_name``), and text. An ``<This message was edited>`` suffix sets
+name, whose name becomes ``chat_name``; on Android a one-line WhatsApp notice such as the encryption notice
+under the group's name, see ``Locale.notice``), and text. An ``<This message was edited>`` suffix sets
 ``edited`` and is removed from the text.
 
 Speed, measured for ``parse_text`` on one core of the development machine (CPython 3.11.7), best of three
@@ -78,7 +79,7 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import IO, Any, Literal, NamedTuple
 
-from tenantry.protocols.whatsapp.locales import LOCALES, casefold_set, system_pattern
+from tenantry.protocols.whatsapp.locales import LOCALES, casefold_set, notice_pattern, system_pattern
 
 __all__ = [
     "BACKWARD_SLACK",
@@ -298,6 +299,7 @@ _FILE_ATTACHED = casefold_set("file_attached")
 _EDITED = casefold_set("edited")
 _SYSTEM = system_pattern(strict=False)
 _SYSTEM_STRICT = system_pattern(strict=True)
+_NOTICE = notice_pattern()
 _MARKS_AND_SPACE = _MARKS + " \t\u00a0\u202f"
 _HAS_MARK = re.compile(_MARK_CLASS)
 # Android system lines that contain ": " quote user text (a new group subject); names rarely carry quotes.
@@ -411,6 +413,10 @@ def _message(line: int, last_line: int, ts: datetime, rest: str, cont: list[str]
         tail = text.partition("\n")[2]
         text = "\n".join(p for p in (before, tail) if p)
     elif lrm_led and len(first) <= _SYSTEM_MAX and _SYSTEM.search(first):
+        kind, system_name, author = MessageKind.SYSTEM, author, None
+    elif not cont and len(first) <= _SYSTEM_MAX and _NOTICE.match(first.lstrip(_MARKS_AND_SPACE)):
+        # Some Android versions write the encryption notice under the group's name, without the LRM iOS
+        # puts there: WhatsApp's own sentence, alone on its line, is a system event and that name no author.
         kind, system_name, author = MessageKind.SYSTEM, author, None
     return ExportMessage(line, ts, author, text, kind, attachment_name, None, edited, last_line), system_name
 
