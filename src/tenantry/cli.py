@@ -64,7 +64,8 @@ def _tenant(services: Services, tenant: str | None) -> str:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}")
+    # Messages quote names and files the user handed in: their brackets are text, not rich markup.
+    err.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -495,7 +496,7 @@ def _print_report(r: dict[str, Any]) -> None:
     for reason, n in sorted(r["skipped_by_reason"].items()):
         console.print(f"  skipped, {reason}: {n}")
     if r["error"]:
-        console.print(f"[red]error:[/red] {r['error']}")
+        console.print(f"[red]error:[/red] {escape(r['error'])}")
 
 
 @connector_app.command("run")
@@ -517,7 +518,9 @@ def connector_report(run_id: str, tenant: TenantOpt = None, as_json: JsonOpt = F
         return
     _print_report(doc)
     for issue in doc["issues"]:
-        console.print(f"  {issue['reason']}: {issue['location'] or issue['source_id']}: {issue['detail']}")
+        # The report has escaped control bytes already; the text is still the source's, so no markup either.
+        console.print(f"  {issue['reason']}: {issue['location'] or issue['source_id']}: {issue['detail']}",
+                      markup=False, highlight=False)
 
 
 @connector_app.command("schedule")

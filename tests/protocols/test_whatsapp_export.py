@@ -586,3 +586,39 @@ def test_parse_speed_is_measured_not_asserted() -> None:
     parsed = parse_text(text)
     assert len(parsed.messages) == 24 * 60
     assert_lines_accounted_for(text, parsed)
+
+
+# --- is it an export at all? (issue #10, item 6) -----------------------------------------------------------
+
+
+def _refusal(data: bytes, name: str = "chat.txt", **kw: int) -> str | None:
+    from tenantry.protocols.whatsapp import export_refusal
+    return export_refusal(lambda: io.BytesIO(data), name, **kw)
+
+
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.name)
+def test_every_sample_export_is_accepted_as_an_export(path: Path) -> None:
+    assert _refusal(path.read_bytes(), path.name) is None
+
+
+def test_random_bytes_prose_and_a_zip_of_prose_are_not_exports() -> None:
+    import random
+
+    from tenantry.protocols.whatsapp import NOT_AN_EXPORT
+    prose = b"Dear all,\nthe meeting of 12/05/2020 - postponed.\nRegards: Ann\n"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("_chat.txt", prose)
+    assert _refusal(random.Random(4).randbytes(50_000)) == NOT_AN_EXPORT
+    assert _refusal(prose) == NOT_AN_EXPORT
+    assert _refusal(buf.getvalue(), "notes.zip") == NOT_AN_EXPORT
+
+
+def test_an_export_whose_only_lines_are_system_events_is_an_export() -> None:
+    assert _refusal(b"12/01/2024, 09:00 - Ann created group \"Club\"\n") is None
+
+
+def test_only_a_bounded_prefix_is_read_to_decide() -> None:
+    header = b"12/01/2024, 09:00 - Ann: "
+    assert _refusal(header + b"x" * 5000, probe_bytes=100) is None  # the first line, cut, still decides
+    assert _refusal(b"x" * 5000 + b"\n" + header + b"hi\n", probe_bytes=100) is not None

@@ -6,9 +6,20 @@ see only these types.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+
+# C0 and C1 controls and DEL (category Cc), and the bidi embeddings, overrides and isolates that reorder a line
+# on screen: a report quotes the source's bytes, and these would act on the terminal or page showing it.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``, ``\\u202e``), for reports and terminals."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}",
+                            text)
 
 
 class ItemKind(StrEnum):

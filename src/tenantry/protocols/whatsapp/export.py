@@ -95,7 +95,9 @@ __all__ = [
     "LimitExceeded",
     "ParsedExport",
     "Platform",
+    "NOT_AN_EXPORT",
     "count_zip_members",
+    "export_refusal",
     "open_export",
     "parse_text",
     "read_export",
@@ -544,6 +546,63 @@ def zip_refusal(fp: IO[bytes], limits: ExportLimits) -> str | None:
             return _zip_headers_refusal(zf.infolist(), limits)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return None  # not a readable zip: read_export reports it (or reads it as text)
+
+
+NOT_AN_EXPORT = "not a WhatsApp export (no line has a date and an author)"
+PROBE_BYTES = _MIB  # how much of a file (of a zip: of its chat text) is read to judge that it is an export
+
+
+def _looks_like_a_message(line: str) -> bool:
+    """A header of any shape with a date that exists and an author (or a system sentence, which has none)."""
+    m = _HEADER.match(line)
+    if m is None:
+        return False
+    g = m.groups()
+    orders = ("YMD",) if len(g[_A] or "") == 4 else ("DMY", "MDY")
+    if all(_timestamp(g, order) is None for order in orders):
+        return False
+    author, body = _author(g[_REST] or "")
+    if author is not None:
+        return True
+    body = body[:_SYSTEM_MAX]
+    return bool(_SYSTEM.search(body) or _NOTICE.match(body.lstrip(_MARKS_AND_SPACE)))
+
+
+def _prefix_has_a_message(head: bytes) -> bool:
+    # A line cut at the probe's end still has its header at its start, which is all that is judged.
+    codec, skip = _encoding(head)
+    return any(_looks_like_a_message(line) for line in head[skip:].decode(codec, "replace").splitlines())
+
+
+def export_refusal(open_bytes: Callable[[], IO[bytes]], filename: str | None = None,
+                   limits: ExportLimits | None = None, probe_bytes: int = PROBE_BYTES) -> str | None:
+    """:data:`NOT_AN_EXPORT` when the first ``probe_bytes`` of a file's chat text (of a zip: of its chat
+    member) hold no line with a date and an author, else None. For an upload check (issue #10, item 6).
+
+    WhatsApp writes the first line of every export itself, so a real export has a message in its first
+    lines; random bytes or prose have none. Only the prefix is read (a zip member through the same caps as a
+    run), never the whole file. A zip that cannot be read, or is over a limit, is left to ``zip_refusal``
+    and the run's report (None here).
+    """
+    limits = limits or ExportLimits()
+    with open_bytes() as fp:
+        head = fp.read(probe_bytes)
+        if head[:4] in _ZIP_MAGIC or (filename or "").lower().endswith(".zip"):
+            try:
+                fp.seek(0)
+                with zipfile.ZipFile(fp) as zf:
+                    chat = _pick_chat([i for i in zf.infolist() if not i.is_dir()])
+                    if chat is None:
+                        return "not a WhatsApp export (the zip has no chat text)"
+                    capped = _Capped(zf.open(chat), _member_cap(chat, limits), chat.filename)
+                    with io.BufferedReader(capped) as member:
+                        head = member.read(probe_bytes)
+            except (zipfile.BadZipFile, LimitExceeded, OSError, ValueError, EOFError, NotImplementedError,
+                    RuntimeError):
+                if head[:4] in _ZIP_MAGIC:
+                    return None
+                # Named .zip but no zip: read as text, as open_export does.
+    return None if _prefix_has_a_message(head) else NOT_AN_EXPORT
 
 
 def _zip_headers_refusal(infos: list[zipfile.ZipInfo], limits: ExportLimits) -> str | None:
