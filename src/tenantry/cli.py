@@ -495,6 +495,12 @@ def _print_report(r: dict[str, Any]) -> None:
         console.print(f"  imported {kind}: {n}")
     for reason, n in sorted(r["skipped_by_reason"].items()):
         console.print(f"  skipped, {reason}: {n}")
+    for u in r.get("unmapped_participants", []):
+        # Participants who map to no user (issue #10, item 2); names are the source's text, so no markup.
+        console.print(f"  unmapped, {u['participant']}: {u['messages']} messages ({u['rule']})",
+                      markup=False, highlight=False)
+    if r.get("unmapped_not_listed"):
+        console.print(f"  unmapped, further participants not listed: {r['unmapped_not_listed']} messages")
     if r["error"]:
         console.print(f"[red]error:[/red] {escape(r['error'])}")
 

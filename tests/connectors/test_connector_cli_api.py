@@ -116,6 +116,9 @@ def test_cli_upload_of_a_file_that_is_no_export_fails_with_the_reason_and_prints
     chat = tmp_path / "chat.txt"
     chat.write_bytes(b"\x1b]0;owned\x07 [bold]junk[/bold]\n12/01/2024, 09:15 - Bob: fine\n")
     out = run(cli_env, "connector", "upload", "Exports", str(chat), "--owner", "bob@contoso.com")
+    # Bob exported it, but his name as an author maps to no user (no CSV): reported (issue #10, item 2).
+    assert "unmapped, Bob: 1 messages (no mapping CSV; no e-mail;" in " ".join(out.split())
     run_id = re.search(r"run ([0-9a-f-]{36})", out).group(1)  # type: ignore[union-attr]
     report = run(cli_env, "connector", "report", run_id)
+    assert "unmapped, Bob: 1 messages" in " ".join(report.split())
     assert "\\x1b]0;owned\\x07 [bold]junk[/bold]" in " ".join(report.split()) and "\x1b" not in report

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tenantry.archive.service import WHATSAPP_FOLDER, ArchiveService, Delivery
 from tenantry.connectors.convert import index_fields, render_item
-from tenantry.connectors.items import Participant, RunCounts, SkipReason, SourceIssue, SourceItem, printable
+from tenantry.connectors.items import Participant, RunCounts, SkipReason, SourceIssue, SourceItem, Unmapped, printable
 from tenantry.connectors.mapping import MappingRow, Recipient, UserMapper, parse_mapping_csv
 from tenantry.connectors.models import Connector, ExportFile, MappingEntry, Run, RunIssue
 from tenantry.connectors.sources import Source, SourceUnavailable
@@ -98,6 +99,10 @@ class RunReport:
             "skipped": sum(self.counts.skipped.values()), "copies": self.counts.copies,
             "duplicates": self.counts.duplicates, "imported_by_kind": self.counts.by_kind,
             "skipped_by_reason": self.counts.skipped, "error": self.error, "issues": self.issues,
+            # Names and numbers come from the source: escaped like the issues.
+            "unmapped_participants": [{k: printable(v) if isinstance(v, str) else v for k, v in u.as_dict().items()}
+                                      for u in self.counts.unmapped.values()],
+            "unmapped_not_listed": self.counts.unmapped_not_listed,
         }
 
 
@@ -500,6 +505,9 @@ class ConnectorService:
                                           item.source_id, item.location, size, item.kind.value))
                 continue
             recipients = self._recipients(item, mapper)
+            for p in dict.fromkeys((*item.participants, *((item.sender,) if item.sender else ()))):
+                if p not in recipients:  # reported, not silently absent (issue #10, item 2)
+                    counts.note_unmapped(p, p == item.sender, partial(mapper.why_unmapped, p.phone, p.name, p.email))
             users = {r.user_id: r for r in recipients.values()}
             for owner_id in item.owner_user_ids:
                 if owner_id in owners:
@@ -561,7 +569,9 @@ class ConnectorService:
             session.execute(update(Run).where(Run.id == run_id).values(
                 seen=counts.seen, imported=counts.imported, skipped=sum(counts.skipped.values()),
                 copies=counts.copies, duplicates=counts.duplicates,
-                counts=json.dumps({"imported": counts.by_kind, "skipped": counts.skipped})))
+                counts=json.dumps({"imported": counts.by_kind, "skipped": counts.skipped,
+                                   "unmapped": [u.as_dict() for u in counts.unmapped.values()],
+                                   "unmapped_not_listed": counts.unmapped_not_listed})))
 
     def _finish(self, tenant: str, connector_id: str, run_id: str, counts: RunCounts, error: str | None,
                 file_ids: list[str], now: datetime) -> RunReport:
@@ -601,7 +611,11 @@ class ConnectorService:
                 raise NotFound(f"no run {run_id}")
             counts_doc = json.loads(run.counts or "{}")
             counts = RunCounts(seen=run.seen, imported=run.imported, copies=run.copies, duplicates=run.duplicates,
-                               skipped=counts_doc.get("skipped", {}), by_kind=counts_doc.get("imported", {}))
+                               skipped=counts_doc.get("skipped", {}), by_kind=counts_doc.get("imported", {}),
+                               unmapped_not_listed=counts_doc.get("unmapped_not_listed", 0))
+            for u in counts_doc.get("unmapped", []):
+                p = Participant(phone=u["phone"], name=u["name"], email=u["email"])
+                counts.unmapped[p] = Unmapped(p, u["rule"], u["messages"])
             # Details quote the source (a line of a file anyone could hand in): control bytes are escaped.
             issues = [
                 {"reason": i.reason, "detail": printable(i.detail), "source_id": _printable(i.source_id),
