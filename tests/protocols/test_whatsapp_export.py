@@ -386,9 +386,13 @@ def test_an_android_notice_under_the_group_name_is_not_an_author_of_the_stream()
     assert not stream.issues
 
 
-def test_a_user_quoting_the_encryption_notice_in_a_longer_message_keeps_their_authorship() -> None:
-    parsed = parse_text("12/01/2024, 09:00 - Ann: Messages and calls are end-to-end encrypted, they say.\n"
-                        "But are backups?\n")
+@pytest.mark.parametrize("text", [
+    "Messages and calls are end-to-end encrypted, they say.\nBut are backups?",  # more than one line
+    "Messages and calls are end-to-end encrypted, they say. But are backups?",  # not WhatsApp's sentence
+    "Nachrichten sind doch Ende-zu-Ende-verschlüsselt, oder?",
+])
+def test_a_user_writing_about_encryption_keeps_their_authorship(text: str) -> None:
+    parsed = parse_text(f"12/01/2024, 09:00 - Ann: {text}\n")
     assert (parsed.messages[0].author, parsed.messages[0].kind) == ("Ann", MessageKind.TEXT)
 
 
