@@ -172,3 +172,13 @@ def test_the_run_report_api_lists_unmapped_participants(app_client, backend, ten
     assert [(u["participant"], u["name"], u["messages"]) for u in doc["unmapped_participants"]] == [
         ("Dora\\x1b[2J", "Dora\\x1b[2J", 1)]
     assert doc["unmapped_participants"][0]["rule"].startswith("no mapping CSV; no e-mail;")
+
+
+def test_unmapped_participants_past_the_list_limit_are_counted_not_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tenantry.connectors import items
+    monkeypatch.setattr(items, "MAX_UNMAPPED", 2)
+    counts = items.RunCounts()
+    for name, sent in [("A", True), ("B", False), ("C", True), ("A", True), ("D", False), ("C", True)]:
+        counts.note_unmapped(items.Participant(name=name), sent, lambda: "no CSV row")
+    assert {p.name: u.messages for p, u in counts.unmapped.items()} == {"A": 2, "B": 0}
+    assert counts.unmapped_not_listed == 2  # C's two messages
