@@ -64,7 +64,8 @@ def _tenant(services: Services, tenant: str | None) -> str:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}")
+    # Messages quote names and files the user handed in: their brackets are text, not rich markup.
+    err.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -494,8 +495,14 @@ def _print_report(r: dict[str, Any]) -> None:
         console.print(f"  imported {kind}: {n}")
     for reason, n in sorted(r["skipped_by_reason"].items()):
         console.print(f"  skipped, {reason}: {n}")
+    for u in r.get("unmapped_participants", []):
+        # Participants who map to no user (issue #10, item 2); names are the source's text, so no markup.
+        console.print(f"  unmapped, {u['participant']}: {u['messages']} messages ({u['rule']})",
+                      markup=False, highlight=False)
+    if r.get("unmapped_not_listed"):
+        console.print(f"  unmapped, further participants not listed: {r['unmapped_not_listed']} messages")
     if r["error"]:
-        console.print(f"[red]error:[/red] {r['error']}")
+        console.print(f"[red]error:[/red] {escape(r['error'])}")
 
 
 @connector_app.command("run")
@@ -517,7 +524,9 @@ def connector_report(run_id: str, tenant: TenantOpt = None, as_json: JsonOpt = F
         return
     _print_report(doc)
     for issue in doc["issues"]:
-        console.print(f"  {issue['reason']}: {issue['location'] or issue['source_id']}: {issue['detail']}")
+        # The report has escaped control bytes already; the text is still the source's, so no markup either.
+        console.print(f"  {issue['reason']}: {issue['location'] or issue['source_id']}: {issue['detail']}",
+                      markup=False, highlight=False)
 
 
 @connector_app.command("schedule")

@@ -90,3 +90,35 @@ def test_connector_api_wizard_and_raw_item(app_client, backend, tenant, people) 
     r = app_client.post(f"{base}/connectors/{cid}/consent", headers=h, json={"admin_user": people.admin})
     assert r.status_code == 200
     assert app_client.post(f"{base}/connectors/{cid}/enable", headers=h).json()["status"] == "enabled"
+
+
+def test_cli_upload_of_a_file_that_is_no_export_fails_with_the_reason_and_prints_no_raw_bytes(
+        cli_env: CliRunner, tmp_path: Path) -> None:
+    # Issue #10, item 6: random bytes "succeeded" with exit 0 and were echoed to the terminal.
+    from tenantry.app import build_services
+    from tenantry.core.settings import Settings
+
+    services = build_services(Settings())
+    services.directory.create_tenant("default", "Default")
+    admin = services.scim.create("default", "User", user_payload(
+        "admin@contoso.com", emails=[{"type": "work", "value": "admin@contoso.com"}]))
+    services.scim.create("default", "User", user_payload(
+        "bob@contoso.com", emails=[{"type": "work", "value": "bob@contoso.com"}]))
+    services.directory.add_role_group_member("default", "Organization Management", admin["id"])
+    services.db.dispose()
+    run(cli_env, "connector", "create", "Exports", "--by", "admin@contoso.com", "--accept-terms")
+    noise = tmp_path / "noise.txt"
+    noise.write_bytes(b"\x1b[2J\x1b]0;owned\x07" + bytes(range(256)) * 40)
+    out = run(cli_env, "connector", "upload", "Exports", str(noise), "--owner", "bob@contoso.com", ok=False)
+    assert "not a WhatsApp export (no line has a date and an author)" in " ".join(out.split())  # rich wraps
+    assert "\x1b" not in out and "imported" not in out
+    # A real export with a hostile line: the report escapes it.
+    chat = tmp_path / "chat.txt"
+    chat.write_bytes(b"\x1b]0;owned\x07 [bold]junk[/bold]\n12/01/2024, 09:15 - Bob: fine\n")
+    out = run(cli_env, "connector", "upload", "Exports", str(chat), "--owner", "bob@contoso.com")
+    # Bob exported it, but his name as an author maps to no user (no CSV): reported (issue #10, item 2).
+    assert "unmapped, Bob: 1 messages (no mapping CSV; no e-mail;" in " ".join(out.split())
+    run_id = re.search(r"run ([0-9a-f-]{36})", out).group(1)  # type: ignore[union-attr]
+    report = run(cli_env, "connector", "report", run_id)
+    assert "unmapped, Bob: 1 messages" in " ".join(report.split())
+    assert "\\x1b]0;owned\\x07 [bold]junk[/bold]" in " ".join(report.split()) and "\x1b" not in report

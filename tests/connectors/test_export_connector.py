@@ -112,3 +112,73 @@ def test_upload_needs_an_owner_who_is_a_user_and_a_non_empty_file(backend, tenan
     with pytest.raises(Invalid, match="empty"):
         backend.connectors.add_export(tenant, export_connector, b"", "x.txt", "bob@contoso.com")
     assert backend.connectors.describe(tenant, export_connector)["pending_files"] == 0
+
+
+def test_an_android_notice_under_the_group_name_invents_no_participant(backend, tenant, people,
+                                                                       export_connector) -> None:
+    # Issue #10, item 4: the group's name before the encryption notice was an outsider in every To:.
+    text = ("12/01/2024, 09:00 - Book club: Messages and calls are end-to-end encrypted. No one outside of this "
+            "chat, not even WhatsApp, can read or listen to them. Tap to learn more.\n"
+            "12/01/2024, 09:01 - Bob: hello\n12/01/2024, 09:02 - +44 7700 900123: hi\n")
+    backend.connectors.add_export(tenant, export_connector, text.encode(), "chat.txt", "bob@contoso.com")
+    report = backend.connectors.run(tenant, export_connector)
+    assert report.counts.by_kind == {"system": 1, "chat": 2}
+    got = messages(backend, tenant, people.bob)
+    assert len(got) == 3
+    for m in got:
+        assert "book" not in (m["To"] + m["From"]).casefold(), (m["From"], m["To"])
+    notice = next(m for m in got if m["X-Tenantry-Kind"] == "system")
+    assert notice["X-Tenantry-Chat-Name"] == "Book club"
+
+
+def test_every_unmapped_participant_is_reported_with_messages_and_the_rule_that_failed(
+        backend, tenant, people, export_connector) -> None:
+    # Issue #10, item 2: a participant mapping to nobody was silently absent from the report.
+    backend.connectors.upload_mapping(tenant, export_connector, "mobile,email,name\n,alice@contoso.com,Alice\n"
+                                      "+44 7700 900999,gone@contoso.com,\n")
+    text = ("12/01/2024, 09:00 - Alice: hi\n12/01/2024, 09:01 - Dora: hello\n12/01/2024, 09:02 - Dora: again\n"
+            "12/01/2024, 09:03 - +44 7700 900123: me too\n12/01/2024, 09:04 - +44 7700 900999: and me\n"
+            "12/01/2024, 09:05 - +49 170 2222222: bob's phone\n")
+    backend.connectors.add_export(tenant, export_connector, text.encode(), "chat.txt", "bob@contoso.com")
+    ran = backend.connectors.run(tenant, export_connector)
+    for report in (ran, backend.connectors.report(tenant, ran.id)):  # as run, and as read back from storage
+        unmapped = {u["participant"]: (u["messages"], u["rule"]) for u in report.as_dict()["unmapped_participants"]}
+        assert unmapped == {
+            "Dora": (2, "no CSV row; no e-mail; no mobile number (a saved contact's name)"),
+            "+44 7700 900123": (1, "no CSV row; no e-mail; no directory user has the mobile +447700900123"),
+            "+44 7700 900999": (1, "the CSV row's gone@contoso.com is no directory user; no e-mail; "
+                                   "no directory user has the mobile +447700900999"),
+        }
+        assert report.as_dict()["unmapped_not_listed"] == 0
+
+
+def test_a_connector_without_csv_or_directory_mobiles_says_so_for_an_unmapped_participant(
+        backend, tenant, people) -> None:
+    info = backend.connectors.create(tenant, name="Plain", kind="whatsapp-export", created_by=people.admin,
+                                     accept_terms=True, use_directory_mobiles=False)
+    backend.connectors.add_export(tenant, info["id"], b"12/01/2024, 09:00 - Eve: x\n", "c.txt", "bob@contoso.com")
+    report = backend.connectors.run(tenant, info["id"]).as_dict()
+    assert [(u["participant"], u["messages"], u["rule"]) for u in report["unmapped_participants"]] == [
+        ("Eve", 1, "no mapping CSV; no e-mail; directory mobiles are off for this connector")]
+
+
+def test_the_run_report_api_lists_unmapped_participants(app_client, backend, tenant, people,
+                                                        export_connector) -> None:
+    h = {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}"}
+    backend.connectors.add_export(tenant, export_connector, b"12/01/2024, 09:00 - Dora\x1b[2J: x\n", "c.txt",
+                                  "bob@contoso.com")
+    run_id = app_client.post(f"/api/v1/tenants/{tenant}/connectors/{export_connector}/runs", headers=h).json()["id"]
+    doc = app_client.get(f"/api/v1/tenants/{tenant}/runs/{run_id}", headers=h).json()
+    assert [(u["participant"], u["name"], u["messages"]) for u in doc["unmapped_participants"]] == [
+        ("Dora\\x1b[2J", "Dora\\x1b[2J", 1)]
+    assert doc["unmapped_participants"][0]["rule"].startswith("no mapping CSV; no e-mail;")
+
+
+def test_unmapped_participants_past_the_list_limit_are_counted_not_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tenantry.connectors import items
+    monkeypatch.setattr(items, "MAX_UNMAPPED", 2)
+    counts = items.RunCounts()
+    for name, sent in [("A", True), ("B", False), ("C", True), ("A", True), ("D", False), ("C", True)]:
+        counts.note_unmapped(items.Participant(name=name), sent, lambda: "no CSV row")
+    assert {p.name: u.messages for p, u in counts.unmapped.items()} == {"A": 2, "B": 0}
+    assert counts.unmapped_not_listed == 2  # C's two messages

@@ -4,6 +4,7 @@ is refused on upload with a clear 4xx and nothing kept, or named in the run repo
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -134,3 +135,51 @@ def test_admin_json_body_over_the_limit_answers_413_and_creates_nothing(backend,
         r = client.post(url, headers=h, content=iter([body[:1000], body[1000:]]))  # chunked: no length
         assert r.status_code == 413 and "TENANTRY_ADMIN_BODY_MAX_BYTES" in r.json()["message"], r.text
         assert backend.connectors.list_connectors(tenant) == []
+
+
+# --- not an export at all (issue #10, item 6) ------------------------------------------------------------
+
+NOT_AN_EXPORT = "not a WhatsApp export (no line has a date and an author)"
+PROSE = (b"It was a bright cold day in April, and the clocks were striking thirteen.\n"
+         b"Meeting notes: 12/05/2020 - nothing decided.\n") * 50
+
+
+def _random_bytes(n: int) -> bytes:
+    import random
+    return random.Random(10).randbytes(n)
+
+
+@pytest.mark.parametrize(("data", "name"), [(_random_bytes(20_000), "random.txt"), (PROSE, "notes.txt"),
+                                            (deflate_zip([("_chat.txt", PROSE, 1)]), "notes.zip")])
+def test_a_file_in_which_no_line_parses_is_refused_on_upload_and_nothing_is_kept(  # noqa: ANN001
+        backend, tenant, people, export_connector, data: bytes, name: str) -> None:
+    before = _files(backend.connectors.upload_dir)
+    with pytest.raises(Invalid, match=re.escape(NOT_AN_EXPORT)):
+        backend.connectors.add_export(tenant, export_connector, data, name, "bob@contoso.com")
+    assert _stored(backend, export_connector) == 0
+    assert _files(backend.connectors.upload_dir) == before
+
+
+def test_api_upload_of_a_file_that_is_no_export_answers_400_with_the_reason(app_client: TestClient, backend,  # noqa: ANN001
+                                                                          tenant, people, export_connector) -> None:
+    h = {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}"}
+    url = f"/api/v1/tenants/{tenant}/connectors/{export_connector}/exports"
+    r = app_client.post(url, headers=h, params={"owner": "bob@contoso.com", "filename": "x\x1b[2J.txt"},
+                        content=_random_bytes(20_000))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "invalid" and NOT_AN_EXPORT in r.json()["message"]
+    assert "\x1b" not in r.json()["message"] and "x\\x1b[2J.txt" in r.json()["message"]
+    assert _stored(backend, export_connector) == 0
+
+
+def test_control_bytes_of_a_source_are_escaped_in_the_run_report(backend, tenant, people,  # noqa: ANN001
+                                                               export_connector) -> None:
+    data = b"\x1b]0;owned\x07\x1b[2J junk \x9b\xe2\x80\xae\n12/01/2024, 09:15 - Bob: fine\n"
+    backend.connectors.add_export(tenant, export_connector, data, "chat\x1b[31m.txt", "bob@contoso.com")
+    report = backend.connectors.run(tenant, export_connector)
+    [line] = [i for i in report.issues if i["reason"] == "unparseable"]
+    assert line["detail"].endswith("\\x1b]0;owned\\x07\\x1b[2J junk \ufffd\\u202e")
+    assert line["location"] == "chat\\x1b[31m.txt line 1"
+    for issue in report.issues:
+        for value in (issue["detail"], issue["location"] or "", issue["source_id"] or ""):
+            assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0x202A <= ord(c) <= 0x202E for c in value)

@@ -339,6 +339,63 @@ def test_an_ios_system_line_under_another_name_than_the_chat_is_reported() -> No
     assert [(i.line, i.text, i.reason) for i in parsed.issues] == [(2, "Old name", IssueReason.SYSTEM_NAME_MISMATCH)]
 
 
+# Android versions that write the encryption notice under the group's name, as if it were an author, and
+# without the U+200E iOS puts before system text (issue #10, item 4). One real-looking first line per locale.
+_ANDROID_NOTICE_UNDER_GROUP = [
+    ("12/01/2024, 09:00 - Book club: Messages and calls are end-to-end encrypted. No one outside of this chat, "
+     "not even WhatsApp, can read or listen to them. Tap to learn more."),
+    ("12/01/2024, 09:00 - Book club: Messages to this group are now secured with end-to-end encryption. "
+     "Tap for more info."),
+    ("12.01.24, 09:00 - Familie: Nachrichten und Anrufe sind Ende-zu-Ende-verschlüsselt. Niemand außerhalb "
+     "dieses Chats kann sie lesen oder anhören, nicht einmal WhatsApp. Tippe, um mehr zu erfahren."),
+    ("12/01/2024 à 09:00 - Famille: Les messages et les appels sont chiffrés de bout en bout. Aucun tiers, "
+     "pas même WhatsApp, ne peut les lire ou les écouter. Appuyez pour en savoir plus."),
+    ("12/1/24, 9:00 a. m. - Viaje a Sevilla: Los mensajes y las llamadas están cifrados de extremo a extremo. "
+     "Nadie fuera de este chat, ni siquiera WhatsApp, puede leerlos ni escucharlos. Toca para obtener más "
+     "información."),
+    ("12/01/2024 09:00 - Família: As mensagens e as chamadas são protegidas com a criptografia de ponta a ponta. "
+     "Ninguém fora desta conversa, nem mesmo o WhatsApp, pode ler ou ouvi-las. Toque para saber mais."),
+    ("12-01-2024 09:00 - Familie: Berichten en gesprekken worden end-to-end versleuteld. Niemand buiten deze "
+     "chat, zelfs WhatsApp niet, kan ze lezen of beluisteren. Tik voor meer informatie."),
+    ("12.1.2024 klo 9.00 - Perhe: Viestit ja puhelut ovat päästä päähän -salattuja. Kukaan tämän keskustelun "
+     "ulkopuolella, ei edes WhatsApp, voi lukea tai kuunnella niitä."),
+    ("12. 1. 2024. 09:00 - Izlet: Poruke i pozivi sveobuhvatno su šifrirani. Nitko izvan ovog chata, čak ni "
+     "WhatsApp, ne može ih čitati ni slušati."),
+    ("2024. 1. 12. 오전 9:00 - 주말 등산: 메시지와 통화는 종단간 암호화됩니다. WhatsApp을 포함해 채팅 외부의 누구도 "
+     "메시지를 읽거나 들을 수 없습니다."),
+]
+
+
+@pytest.mark.parametrize("first", _ANDROID_NOTICE_UNDER_GROUP)
+def test_an_android_encryption_notice_under_the_group_name_is_a_system_event_not_a_participant(first: str) -> None:
+    group = first.split(" - ", 1)[1].split(": ", 1)[0]
+    stamp = first.split(" - ", 1)[0]
+    parsed = parse_text(f"{first}\n{stamp} - Ann: hello\n{stamp} - Bo: hi\n")
+    notice = parsed.messages[0]
+    assert (notice.author, notice.kind) == (None, MessageKind.SYSTEM)
+    assert notice.text == first.split(": ", 1)[1]
+    assert [m.author for m in parsed.messages[1:]] == ["Ann", "Bo"]
+    assert parsed.chat_name == group
+    assert not parsed.issues
+
+
+def test_an_android_notice_under_the_group_name_is_not_an_author_of_the_stream() -> None:
+    text = "\n".join([_ANDROID_NOTICE_UNDER_GROUP[0], "12/01/2024, 09:01 - Ann: hello"]) + "\n"
+    stream = read_export(text.encode(), "WhatsApp Chat with Book club.txt")
+    assert [m.author for m in stream.messages] == [None, "Ann"] and stream.chat_name == "Book club"
+    assert not stream.issues
+
+
+@pytest.mark.parametrize("text", [
+    "Messages and calls are end-to-end encrypted, they say.\nBut are backups?",  # more than one line
+    "Messages and calls are end-to-end encrypted, they say. But are backups?",  # not WhatsApp's sentence
+    "Nachrichten sind doch Ende-zu-Ende-verschlüsselt, oder?",
+])
+def test_a_user_writing_about_encryption_keeps_their_authorship(text: str) -> None:
+    parsed = parse_text(f"12/01/2024, 09:00 - Ann: {text}\n")
+    assert (parsed.messages[0].author, parsed.messages[0].kind) == ("Ann", MessageKind.TEXT)
+
+
 def test_an_lrm_led_user_message_that_is_no_system_phrase_keeps_its_author() -> None:
     parsed = parse_text("[12/01/2024, 09:00:00] Ann: \u200ePOLL:\nLunch?\n\u200eOPTION: yes (1 vote)\n")
     assert (parsed.messages[0].author, parsed.messages[0].kind) == ("Ann", MessageKind.TEXT)
@@ -533,3 +590,39 @@ def test_parse_speed_is_measured_not_asserted() -> None:
     parsed = parse_text(text)
     assert len(parsed.messages) == 24 * 60
     assert_lines_accounted_for(text, parsed)
+
+
+# --- is it an export at all? (issue #10, item 6) -----------------------------------------------------------
+
+
+def _refusal(data: bytes, name: str = "chat.txt", **kw: int) -> str | None:
+    from tenantry.protocols.whatsapp import export_refusal
+    return export_refusal(lambda: io.BytesIO(data), name, **kw)
+
+
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.name)
+def test_every_sample_export_is_accepted_as_an_export(path: Path) -> None:
+    assert _refusal(path.read_bytes(), path.name) is None
+
+
+def test_random_bytes_prose_and_a_zip_of_prose_are_not_exports() -> None:
+    import random
+
+    from tenantry.protocols.whatsapp import NOT_AN_EXPORT
+    prose = b"Dear all,\nthe meeting of 12/05/2020 - postponed.\nRegards: Ann\n"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("_chat.txt", prose)
+    assert _refusal(random.Random(4).randbytes(50_000)) == NOT_AN_EXPORT
+    assert _refusal(prose) == NOT_AN_EXPORT
+    assert _refusal(buf.getvalue(), "notes.zip") == NOT_AN_EXPORT
+
+
+def test_an_export_whose_only_lines_are_system_events_is_an_export() -> None:
+    assert _refusal(b"12/01/2024, 09:00 - Ann created group \"Club\"\n") is None
+
+
+def test_only_a_bounded_prefix_is_read_to_decide() -> None:
+    header = b"12/01/2024, 09:00 - Ann: "
+    assert _refusal(header + b"x" * 5000, probe_bytes=100) is None  # the first line, cut, still decides
+    assert _refusal(b"x" * 5000 + b"\n" + header + b"hi\n", probe_bytes=100) is not None

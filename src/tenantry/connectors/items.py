@@ -6,9 +6,25 @@ see only these types.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
+
+# C0 and C1 controls and DEL (category Cc), and the bidi embeddings, overrides and isolates that reorder a line
+# on screen: a report quotes the source's bytes, and these would act on the terminal or page showing it.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``, ``\\u202e``), for reports and terminals."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}",
+                            text)
+
+
+MAX_UNMAPPED = 1000  # unmapped participants a run report lists by name; a chat export has a handful
 
 
 class ItemKind(StrEnum):
@@ -97,6 +113,20 @@ class SourceIssue:
 
 
 @dataclass
+class Unmapped:
+    """A participant who maps to no user, the messages they sent in the run, and why each rule failed."""
+
+    participant: Participant
+    rule: str
+    messages: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        p = self.participant
+        return {"participant": p.label(), "phone": p.phone, "name": p.name, "email": p.email,
+                "messages": self.messages, "rule": self.rule}
+
+
+@dataclass
 class RunCounts:
     seen: int = 0
     imported: int = 0                  # items delivered to at least one mailbox (or already there)
@@ -104,6 +134,20 @@ class RunCounts:
     duplicates: int = 0                # mailbox copies that were already there
     skipped: dict[str, int] = field(default_factory=dict)
     by_kind: dict[str, int] = field(default_factory=dict)
+    # Participants no mapping rule found a user for (issue #10, item 2). At most MAX_UNMAPPED are listed; the
+    # messages sent by any further ones are counted in unmapped_not_listed.
+    unmapped: dict[Participant, Unmapped] = field(default_factory=dict)
+    unmapped_not_listed: int = 0
+
+    def note_unmapped(self, p: Participant, sent: bool, rule: Callable[[], str]) -> None:
+        """Record a participant of an item whom no rule mapped; ``sent``: they sent the item."""
+        entry = self.unmapped.get(p)
+        if entry is None:
+            if len(self.unmapped) >= MAX_UNMAPPED:
+                self.unmapped_not_listed += int(sent)
+                return
+            entry = self.unmapped[p] = Unmapped(p, rule())
+        entry.messages += int(sent)
 
     def skip(self, reason: SkipReason) -> None:
         self.skipped[reason.value] = self.skipped.get(reason.value, 0) + 1

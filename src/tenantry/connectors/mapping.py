@@ -6,7 +6,8 @@
 3. Beyond the seed: the mobile numbers SCIM provisioned into the directory (if the connector allows it).
 
 A rule whose e-mail is no directory user falls through to the next rule; a participant no rule maps is an
-outsider (a copy goes to nobody for them, but they still appear in the message's headers).
+outsider (a copy goes to nobody for them, but they still appear in the message's headers), and the run report
+lists them with the reason each rule failed (``UserMapper.why_unmapped``; issue #10, item 2).
 """
 
 from __future__ import annotations
@@ -149,6 +150,33 @@ class UserMapper:
             if users:
                 return [_recipient(u, "directory") for u in users]
         return []
+
+
+    def why_unmapped(self, phone: str | None, name: str | None, email: str | None) -> str:
+        """Why no rule of :meth:`resolve` found a user, rule by rule in its order (for the run report).
+
+        Call it after ``resolve`` came back empty: it reads the caches that call filled.
+        """
+        e164 = to_e164(phone, self.region) if phone else None
+        csv_email = self.by_e164.get(e164) if e164 else None
+        if csv_email is None and name:
+            csv_email = self.by_name.get(name_key(name))
+        if csv_email is not None:
+            csv_rule = f"the CSV row's {csv_email} is no directory user"
+        elif not self.by_e164 and not self.by_name:
+            csv_rule = "no mapping CSV"
+        else:
+            csv_rule = "no CSV row"
+        email_rule = f"the e-mail {email} is no directory user" if email else "no e-mail"
+        if not self.use_directory_mobiles:
+            mobile_rule = "directory mobiles are off for this connector"
+        elif e164:
+            mobile_rule = f"no directory user has the mobile {e164}"
+        elif phone:
+            mobile_rule = f"{phone!r} is not a phone number"
+        else:
+            mobile_rule = "no mobile number (a saved contact's name)"
+        return "; ".join((csv_rule, email_rule, mobile_rule))
 
 
 def _recipient(user: DirectoryUser, via: str) -> Recipient:

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tenantry.archive.service import WHATSAPP_FOLDER, ArchiveService, Delivery
 from tenantry.connectors.convert import index_fields, render_item
-from tenantry.connectors.items import Participant, RunCounts, SkipReason, SourceIssue, SourceItem
+from tenantry.connectors.items import Participant, RunCounts, SkipReason, SourceIssue, SourceItem, Unmapped, printable
 from tenantry.connectors.mapping import MappingRow, Recipient, UserMapper, parse_mapping_csv
 from tenantry.connectors.models import Connector, ExportFile, MappingEntry, Run, RunIssue
 from tenantry.connectors.sources import Source, SourceUnavailable
@@ -50,7 +51,7 @@ from tenantry.core.egress import EgressPolicy, check_url, redact_url
 from tenantry.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge, TenantryError
 from tenantry.core.secrets import SecretBox
 from tenantry.directory.service import DirectoryService
-from tenantry.protocols.whatsapp import ExportLimits, zip_refusal
+from tenantry.protocols.whatsapp import ExportLimits, export_refusal, zip_refusal
 
 KINDS = ("whatsapp-export", "archiver-feed")
 IMPORT_ROLE = "Mailbox Import Export"
@@ -60,6 +61,10 @@ BATCH = 2000
 # and 2,000 of them must not be in memory together.
 BATCH_BYTES = 64 * 1024 * 1024
 _CHUNK = 1024 * 1024
+
+
+def _printable(text: str | None) -> str | None:
+    return None if text is None else printable(text)
 
 
 class Forbidden(TenantryError):
@@ -94,6 +99,10 @@ class RunReport:
             "skipped": sum(self.counts.skipped.values()), "copies": self.counts.copies,
             "duplicates": self.counts.duplicates, "imported_by_kind": self.counts.by_kind,
             "skipped_by_reason": self.counts.skipped, "error": self.error, "issues": self.issues,
+            # Names and numbers come from the source: escaped like the issues.
+            "unmapped_participants": [{k: printable(v) if isinstance(v, str) else v for k, v in u.as_dict().items()}
+                                      for u in self.counts.unmapped.values()],
+            "unmapped_not_listed": self.counts.unmapped_not_listed,
         }
 
 
@@ -294,7 +303,8 @@ class ConnectorService:
         folder without being held in memory, and refused past ``upload_max_bytes`` (413, nothing kept); with
         ``move`` a path in the upload folder (``incoming_file``) is taken over instead of copied. A
         zip whose headers are over the export limits (too many members, too large uncompressed, a chat
-        text compressed like a bomb) is refused here (400), before any run.
+        text compressed like a bomb) is refused here (400), before any run, and so is a file whose first MiB
+        of chat text has no line with a date and an author (not an export at all).
         """
         owner = self.directory.find_users_by_email(tenant, [owner_user]).get(owner_user.strip().lower())
         by_id = self.directory.users_by_id(tenant, [owner_user])
@@ -310,8 +320,12 @@ class ConnectorService:
                 raise Invalid(f"{filename} is empty")
             with tmp.open("rb") as fp:
                 refusal = zip_refusal(fp, self.export_limits)
+            if refusal is None:
+                # A file with no message in its first MiB (random bytes, prose) is no export: refused here
+                # rather than "succeeding" as a run of unparseable lines (issue #10, item 6).
+                refusal = export_refusal(lambda: tmp.open("rb"), filename, self.export_limits)
             if refusal is not None:
-                raise Invalid(f"{filename} is refused: {refusal}")
+                raise Invalid(f"{printable(filename)} is refused: {refusal}")
             final = self.upload_dir / digest
             os.replace(tmp, final)
         finally:
@@ -491,6 +505,9 @@ class ConnectorService:
                                           item.source_id, item.location, size, item.kind.value))
                 continue
             recipients = self._recipients(item, mapper)
+            for p in dict.fromkeys((*item.participants, *((item.sender,) if item.sender else ()))):
+                if p not in recipients:  # reported, not silently absent (issue #10, item 2)
+                    counts.note_unmapped(p, p == item.sender, partial(mapper.why_unmapped, p.phone, p.name, p.email))
             users = {r.user_id: r for r in recipients.values()}
             for owner_id in item.owner_user_ids:
                 if owner_id in owners:
@@ -552,7 +569,9 @@ class ConnectorService:
             session.execute(update(Run).where(Run.id == run_id).values(
                 seen=counts.seen, imported=counts.imported, skipped=sum(counts.skipped.values()),
                 copies=counts.copies, duplicates=counts.duplicates,
-                counts=json.dumps({"imported": counts.by_kind, "skipped": counts.skipped})))
+                counts=json.dumps({"imported": counts.by_kind, "skipped": counts.skipped,
+                                   "unmapped": [u.as_dict() for u in counts.unmapped.values()],
+                                   "unmapped_not_listed": counts.unmapped_not_listed})))
 
     def _finish(self, tenant: str, connector_id: str, run_id: str, counts: RunCounts, error: str | None,
                 file_ids: list[str], now: datetime) -> RunReport:
@@ -592,17 +611,23 @@ class ConnectorService:
                 raise NotFound(f"no run {run_id}")
             counts_doc = json.loads(run.counts or "{}")
             counts = RunCounts(seen=run.seen, imported=run.imported, copies=run.copies, duplicates=run.duplicates,
-                               skipped=counts_doc.get("skipped", {}), by_kind=counts_doc.get("imported", {}))
+                               skipped=counts_doc.get("skipped", {}), by_kind=counts_doc.get("imported", {}),
+                               unmapped_not_listed=counts_doc.get("unmapped_not_listed", 0))
+            for u in counts_doc.get("unmapped", []):
+                p = Participant(phone=u["phone"], name=u["name"], email=u["email"])
+                counts.unmapped[p] = Unmapped(p, u["rule"], u["messages"])
+            # Details quote the source (a line of a file anyone could hand in): control bytes are escaped.
             issues = [
-                {"reason": i.reason, "detail": i.detail, "source_id": i.source_id, "location": i.location,
-                 "kind": i.kind, "size": i.size}
+                {"reason": i.reason, "detail": printable(i.detail), "source_id": _printable(i.source_id),
+                 "location": _printable(i.location), "kind": i.kind, "size": i.size}
                 for i in session.scalars(select(RunIssue).where(RunIssue.run_id == run_id)
                                          .order_by(RunIssue.id).limit(issue_limit))
             ]
             return RunReport(run.id, run.connector_id, run.status, run.trigger, as_utc(run.started_at),
                              as_utc(run.finished_at) if run.finished_at else None,
                              as_utc(run.window_start) if run.window_start else None,
-                             as_utc(run.window_end) if run.window_end else None, counts, run.error, issues)
+                             as_utc(run.window_end) if run.window_end else None, counts,
+                             _printable(run.error), issues)
 
     def runs(self, tenant: str, connector_id: str, limit: int = 20) -> list[dict[str, Any]]:
         with self.db.session() as session:

@@ -7,6 +7,7 @@ header/continuation rule, the formats and the measured speed are in the docstrin
 from tenantry.protocols.whatsapp.export import (
     BACKWARD_SLACK,
     MAX_DIP,
+    NOT_AN_EXPORT,
     DateOrder,
     DateOrderSource,
     ExportIssue,
@@ -18,6 +19,7 @@ from tenantry.protocols.whatsapp.export import (
     MessageKind,
     ParsedExport,
     Platform,
+    export_refusal,
     open_export,
     parse_text,
     read_export,
@@ -27,6 +29,7 @@ from tenantry.protocols.whatsapp.export import (
 __all__ = [
     "BACKWARD_SLACK",
     "MAX_DIP",
+    "NOT_AN_EXPORT",
     "DateOrder",
     "DateOrderSource",
     "ExportIssue",
@@ -38,6 +41,7 @@ __all__ = [
     "MessageKind",
     "ParsedExport",
     "Platform",
+    "export_refusal",
     "open_export",
     "parse_text",
     "read_export",

@@ -50,7 +50,8 @@ A line is a message header only if all three hold; otherwise it is a continuatio
 Message kinds: deleted, missed voice/video calls, media omitted (Android ``<Media omitted>``, iOS
 ``image omitted`` …), attachments (``<attached: …>``, ``… (file attached)``, older iOS ``… <attached>``;
 the caption is the lines after it), system lines (no author; on iOS a U+200E-led body under the chat's
-name, whose name becomes ``chat_name``), and text. An ``<This message was edited>`` suffix sets
+name, whose name becomes ``chat_name``; on Android a one-line WhatsApp notice such as the encryption notice
+under the group's name, see ``Locale.notice``), and text. An ``<This message was edited>`` suffix sets
 ``edited`` and is removed from the text.
 
 Speed, measured for ``parse_text`` on one core of the development machine (CPython 3.11.7), best of three
@@ -78,7 +79,7 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import IO, Any, Literal, NamedTuple
 
-from tenantry.protocols.whatsapp.locales import LOCALES, casefold_set, system_pattern
+from tenantry.protocols.whatsapp.locales import LOCALES, casefold_set, notice_pattern, system_pattern
 
 __all__ = [
     "BACKWARD_SLACK",
@@ -94,7 +95,9 @@ __all__ = [
     "LimitExceeded",
     "ParsedExport",
     "Platform",
+    "NOT_AN_EXPORT",
     "count_zip_members",
+    "export_refusal",
     "open_export",
     "parse_text",
     "read_export",
@@ -298,6 +301,7 @@ _FILE_ATTACHED = casefold_set("file_attached")
 _EDITED = casefold_set("edited")
 _SYSTEM = system_pattern(strict=False)
 _SYSTEM_STRICT = system_pattern(strict=True)
+_NOTICE = notice_pattern()
 _MARKS_AND_SPACE = _MARKS + " \t\u00a0\u202f"
 _HAS_MARK = re.compile(_MARK_CLASS)
 # Android system lines that contain ": " quote user text (a new group subject); names rarely carry quotes.
@@ -411,6 +415,10 @@ def _message(line: int, last_line: int, ts: datetime, rest: str, cont: list[str]
         tail = text.partition("\n")[2]
         text = "\n".join(p for p in (before, tail) if p)
     elif lrm_led and len(first) <= _SYSTEM_MAX and _SYSTEM.search(first):
+        kind, system_name, author = MessageKind.SYSTEM, author, None
+    elif not cont and len(first) <= _SYSTEM_MAX and _NOTICE.match(first.lstrip(_MARKS_AND_SPACE)):
+        # Some Android versions write the encryption notice under the group's name, without the LRM iOS
+        # puts there: WhatsApp's own sentence, alone on its line, is a system event and that name no author.
         kind, system_name, author = MessageKind.SYSTEM, author, None
     return ExportMessage(line, ts, author, text, kind, attachment_name, None, edited, last_line), system_name
 
@@ -538,6 +546,63 @@ def zip_refusal(fp: IO[bytes], limits: ExportLimits) -> str | None:
             return _zip_headers_refusal(zf.infolist(), limits)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return None  # not a readable zip: read_export reports it (or reads it as text)
+
+
+NOT_AN_EXPORT = "not a WhatsApp export (no line has a date and an author)"
+PROBE_BYTES = _MIB  # how much of a file (of a zip: of its chat text) is read to judge that it is an export
+
+
+def _looks_like_a_message(line: str) -> bool:
+    """A header of any shape with a date that exists and an author (or a system sentence, which has none)."""
+    m = _HEADER.match(line)
+    if m is None:
+        return False
+    g = m.groups()
+    orders = ("YMD",) if len(g[_A] or "") == 4 else ("DMY", "MDY")
+    if all(_timestamp(g, order) is None for order in orders):
+        return False
+    author, body = _author(g[_REST] or "")
+    if author is not None:
+        return True
+    body = body[:_SYSTEM_MAX]
+    return bool(_SYSTEM.search(body) or _NOTICE.match(body.lstrip(_MARKS_AND_SPACE)))
+
+
+def _prefix_has_a_message(head: bytes) -> bool:
+    # A line cut at the probe's end still has its header at its start, which is all that is judged.
+    codec, skip = _encoding(head)
+    return any(_looks_like_a_message(line) for line in head[skip:].decode(codec, "replace").splitlines())
+
+
+def export_refusal(open_bytes: Callable[[], IO[bytes]], filename: str | None = None,
+                   limits: ExportLimits | None = None, probe_bytes: int = PROBE_BYTES) -> str | None:
+    """:data:`NOT_AN_EXPORT` when the first ``probe_bytes`` of a file's chat text (of a zip: of its chat
+    member) hold no line with a date and an author, else None. For an upload check (issue #10, item 6).
+
+    WhatsApp writes the first line of every export itself, so a real export has a message in its first
+    lines; random bytes or prose have none. Only the prefix is read (a zip member through the same caps as a
+    run), never the whole file. A zip that cannot be read, or is over a limit, is left to ``zip_refusal``
+    and the run's report (None here).
+    """
+    limits = limits or ExportLimits()
+    with open_bytes() as fp:
+        head = fp.read(probe_bytes)
+        if head[:4] in _ZIP_MAGIC or (filename or "").lower().endswith(".zip"):
+            try:
+                fp.seek(0)
+                with zipfile.ZipFile(fp) as zf:
+                    chat = _pick_chat([i for i in zf.infolist() if not i.is_dir()])
+                    if chat is None:
+                        return "not a WhatsApp export (the zip has no chat text)"
+                    capped = _Capped(zf.open(chat), _member_cap(chat, limits), chat.filename)
+                    with io.BufferedReader(capped) as member:
+                        head = member.read(probe_bytes)
+            except (zipfile.BadZipFile, LimitExceeded, OSError, ValueError, EOFError, NotImplementedError,
+                    RuntimeError):
+                if head[:4] in _ZIP_MAGIC:
+                    return None
+                # Named .zip but no zip: read as text, as open_export does.
+    return None if _prefix_has_a_message(head) else NOT_AN_EXPORT
 
 
 def _zip_headers_refusal(infos: list[zipfile.ZipInfo], limits: ExportLimits) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["LOCALES", "Locale", "casefold_set", "system_pattern"]
+__all__ = ["LOCALES", "Locale", "casefold_set", "notice_pattern", "system_pattern"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,10 @@ class Locale:
     ``system`` against the text of a line that WhatsApp led with U+200E (iOS system lines carry the chat's
     name as if it were an author), ``system_strict`` against what would otherwise be an author name, to
     catch Android system lines that quote user text containing ": " (a changed group subject).
+    ``notice`` fragments match, from the start of a one-line body, the fixed sentences only WhatsApp writes
+    (the end-to-end encryption notice, which also names WhatsApp: "not even WhatsApp"): some Android versions
+    write them under the group's name as if it were an author, so a body matching one is a system event
+    whatever name precedes it (issue #10, item 4).
     """
 
     code: str
@@ -37,6 +41,7 @@ class Locale:
     missed_video: tuple[str, ...]
     system: tuple[str, ...]
     system_strict: tuple[str, ...]
+    notice: tuple[str, ...] = ()
 
 
 LOCALES: tuple[Locale, ...] = (
@@ -59,6 +64,9 @@ LOCALES: tuple[Locale, ...] = (
         system_strict=(r"\bchanged (?:the subject|the group name|the group description|this group's)\b",
                        r"\bcreated group\b", r"^messages and calls are end-to-end encrypted",
                        r"^messages to this group are now secured"),
+        notice=(r"messages and calls are end-to-end encrypted\b.{0,200}\bwhatsapp\b",
+                r"messages (?:you send )?to this (?:group|chat)(?: and calls)? are now secured with end-to-end",
+                r"this business uses a secure service from meta"),
     ),
     Locale(
         code="de",
@@ -76,6 +84,7 @@ LOCALES: tuple[Locale, ...] = (
                 r"selbstlöschende", r"\badmin\b"),
         system_strict=(r"\bhat den betreff\b", r"\bhat den gruppennamen\b", r"\bhat die gruppenbeschreibung\b",
                        r"\bhat die gruppe .{0,100}erstellt"),
+        notice=(r"nachrichten\b.{0,80}ende-zu-ende-verschlüssel.{0,200}\bwhatsapp\b",),
     ),
     Locale(
         code="fr",
@@ -93,6 +102,7 @@ LOCALES: tuple[Locale, ...] = (
                 r"code de sécurité", r"messages éphémères", r"\badministrat"),
         system_strict=(r"\ba (?:modifié|changé) (?:le sujet|le nom du groupe|la description)",
                        r"\ba créé le groupe\b"),
+        notice=(r"les messages\b.{0,80}chiffrés de bout en bout.{0,200}\bwhatsapp\b",),
     ),
     Locale(
         code="es",
@@ -109,6 +119,7 @@ LOCALES: tuple[Locale, ...] = (
                 r"\beliminó a\b", r"\bsalió\b", r"\bse unió\b", r"\bcambió\b", r"código de seguridad",
                 r"mensajes temporales", r"\badministrador"),
         system_strict=(r"\bcambió (?:el asunto|el nombre del grupo|la descripción)", r"\bcreó el grupo\b"),
+        notice=(r"(?:los )?mensajes\b.{0,80}cifrados de extremo a extremo.{0,200}\bwhatsapp\b",),
     ),
     Locale(
         code="pt",
@@ -125,6 +136,7 @@ LOCALES: tuple[Locale, ...] = (
                 r"\bremoveu\b", r"\bsaiu\b", r"\bentrou\b", r"\b(?:mudou|alterou)\b", r"código de segurança",
                 r"mensagens temporárias", r"\badmin"),
         system_strict=(r"\b(?:mudou|alterou) (?:o assunto|o nome do grupo|a descrição)", r"\bcriou o grupo\b"),
+        notice=(r"(?:as )?mensagens\b.{0,80}criptografia de ponta a ponta.{0,200}\bwhatsapp\b",),
     ),
     Locale(
         code="nl",
@@ -143,6 +155,7 @@ LOCALES: tuple[Locale, ...] = (
         system_strict=(r"\bheeft (?:het onderwerp|de groepsnaam|de groepsbeschrijving) gewijzigd",
                        r"\bwijzigde (?:het onderwerp|de groepsnaam|de groepsbeschrijving)",
                        r"\bheeft groep .{0,100}aangemaakt"),
+        notice=(r"berichten\b.{0,80}end-to-end versleuteld.{0,200}\bwhatsapp\b",),
     ),
     Locale(
         code="fi",
@@ -159,6 +172,7 @@ LOCALES: tuple[Locale, ...] = (
                 r"\bliittyi\b", r"\bvaihtoi\b", r"\bmuutti\b", r"turvakoodi", r"katoavat viestit",
                 r"ylläpitäjä"),
         system_strict=(r"\b(?:vaihtoi|muutti) (?:aiheen|ryhmän nimen|ryhmän kuvauksen)", r"\bloi ryhmän\b"),
+        notice=(r"viestit\b.{0,80}päästä päähän -salat.{0,200}\bwhatsapp\b",),
     ),
     Locale(
         code="hr",
@@ -177,6 +191,7 @@ LOCALES: tuple[Locale, ...] = (
                 r"\badministrator"),
         system_strict=(r"\bpromijeni(?:o|la) (?:je )?(?:temu|naziv grupe|opis grupe)",
                        r"\bstvori(?:o|la) (?:je )?grupu\b"),
+        notice=(r"poruke\b.{0,80}šifrira(?:ni|ne|no)\b.{0,200}\bwhatsapp\b",),
     ),
     Locale(
         code="ko",
@@ -193,6 +208,7 @@ LOCALES: tuple[Locale, ...] = (
                 r"내보냈습니다", r"나갔습니다", r"참여했습니다", r"변경했습니다", r"바꿨습니다", r"보안 코드",
                 r"사라지는 메시지", r"관리자"),
         system_strict=(r"(?:그룹 이름|그룹 설명|주제)을 (?:변경했|바꿨)", r"그룹을 (?:만들었|생성했)습니다"),
+        notice=(r"메시지\S{0,2} 통화는 종단간 암호화.{0,200}whatsapp",),
     ),
 )
 
@@ -209,3 +225,8 @@ def casefold_set(attr: str) -> frozenset[str]:
 def system_pattern(strict: bool) -> re.Pattern[str]:
     """One regex over every locale's system-line fragments."""
     return _alternation([f for loc in LOCALES for f in (loc.system_strict if strict else loc.system)])
+
+
+def notice_pattern() -> re.Pattern[str]:
+    """One regex over every locale's notices (see ``Locale.notice``); use it with ``match`` (from the start)."""
+    return _alternation([f for loc in LOCALES for f in loc.notice])
