@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tenantry.archive.service import WHATSAPP_FOLDER
-from tenantry.core.errors import Invalid
+from tenantry.core.errors import Invalid, NotFound
 from tests.conftest import SAMPLES, user_payload
 from tests.connectors.conftest import People
 
@@ -22,6 +22,7 @@ WA = SAMPLES / "whatsapp"
 def export_connector(backend, tenant, people: People) -> str:
     info = backend.connectors.create(tenant, name="Exports", kind="whatsapp-export", created_by=people.admin,
                                      accept_terms=True, source={"timezone": "Europe/Berlin"})
+    backend.connectors.consent(tenant, info["id"], people.admin)
     return str(info["id"])
 
 
@@ -112,3 +113,28 @@ def test_upload_needs_an_owner_who_is_a_user_and_a_non_empty_file(backend, tenan
     with pytest.raises(Invalid, match="empty"):
         backend.connectors.add_export(tenant, export_connector, b"", "x.txt", "bob@contoso.com")
     assert backend.connectors.describe(tenant, export_connector)["pending_files"] == 0
+
+
+def test_export_connector_needs_admin_consent_before_it_runs_or_is_enabled(backend, tenant, people) -> None:
+    """Seed 000: the import needs the organisation's admin consent — an export connector as much as a feed."""
+    cid = backend.connectors.create(tenant, name="NoConsent", kind="whatsapp-export", created_by=people.admin,
+                                    accept_terms=True, source={"timezone": "Europe/Berlin"})["id"]
+    upload(backend, tenant, cid, "android-en-24h-dmy.txt", "bob@contoso.com")
+    with pytest.raises(Invalid, match="tenantry connector consent"):
+        backend.connectors.run(tenant, cid)
+    with pytest.raises(Invalid, match="tenantry connector consent"):
+        backend.connectors.enable(tenant, cid)
+    assert copies(backend, tenant, people.bob) == 0
+    assert backend.connectors.runs(tenant, cid) == []
+    backend.connectors.consent(tenant, cid, people.admin)
+    assert backend.connectors.run(tenant, cid).status == "succeeded"
+    assert backend.connectors.enable(tenant, cid)["status"] == "enabled"
+    assert copies(backend, tenant, people.bob) == 12
+
+
+def copies(backend, tenant: str, user: str) -> int:  # noqa: ANN001
+    """How many archived items a user has (0 when no mailbox was ever made for them)."""
+    try:
+        return len(backend.archive.items(tenant, user, WHATSAPP_FOLDER))
+    except NotFound:
+        return 0
