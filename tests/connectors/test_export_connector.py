@@ -138,3 +138,33 @@ def copies(backend, tenant: str, user: str) -> int:  # noqa: ANN001
         return len(backend.archive.items(tenant, user, WHATSAPP_FOLDER))
     except NotFound:
         return 0
+
+
+def test_hasattachment_finds_attached_files_and_hasmissingmedia_omitted_media(backend, tenant, people,
+                                                                               export_connector) -> None:
+    """Issue #10 item 7: ``<Media omitted>`` and a file missing from the export are not attachments; they are
+    ``hasmissingmedia:true`` — on the delivery path and when re-indexed from the stored bytes."""
+    from tenantry.archive.indexing import fields_from_raw
+    from tenantry.protocols.query.parser import parse
+
+    upload(backend, tenant, export_connector, "zip-android-media.zip", "bob@contoso.com")
+    upload(backend, tenant, export_connector, "android-en-24h-dmy.txt", "bob@contoso.com")
+    assert backend.connectors.run(tenant, export_connector).status == "succeeded"
+    backend.indexer.flush()
+    stored = {i.id: backend.archive.read(tenant, i.id) for i in backend.archive.items(tenant, people.bob,
+                                                                                      WHATSAPP_FOLDER)}
+    with_file = {i for i, raw in stored.items()
+                 if list(email.message_from_bytes(raw, policy=email.policy.default).iter_attachments())}
+    not_included = {i for i, raw in stored.items() if b"not included in the source" in raw}
+    # The zip has files and one video it lacks; the text export has a "<Media omitted>".
+    assert len(with_file) == 3 and len(not_included) == 2 and not with_file & not_included
+
+    def found(query: str) -> set[int]:
+        return backend.index.item_ids(tenant, parse(query), [people.bob])
+
+    assert found("hasattachment:true") == with_file
+    assert found("hasmissingmedia:true") == not_included
+    assert found("hasattachment:false") == set(stored) - with_file
+    for item_id, raw in stored.items():   # the re-indexing path reads the same from the bytes
+        fields = fields_from_raw(raw)
+        assert (fields.has_attachment, fields.has_missing_media) == (item_id in with_file, item_id in not_included)
