@@ -48,12 +48,16 @@ def test_export_wizard_upload_run_and_mbox_export_from_the_cli(cli_env: CliRunne
     assert "terms" in run(cli_env, "connector", "create", "Exports", "--by", "admin@contoso.com", ok=False)
     run(cli_env, "connector", "create", "Exports", "--by", "admin@contoso.com", "--accept-terms",
         "--timezone", "Europe/Berlin")
-    run(cli_env, "connector", "consent", "Exports", "--by", "admin@contoso.com")
     bad = tmp_path / "bad.csv"
     bad.write_text("mobile,email\nnot-a-number,bob@contoso.com\n")
     assert "line 2" in run(cli_env, "connector", "mapping", "Exports", str(bad), ok=False)
-    out = run(cli_env, "connector", "upload", "Exports", str(SAMPLES / "whatsapp" / "zip-android-media.zip"),
-              "--owner", "bob@contoso.com")
+    export = str(SAMPLES / "whatsapp" / "zip-android-media.zip")
+    # Handed in before the admin consent: kept, not imported, and the error names the step (seed 000).
+    out = " ".join(run(cli_env, "connector", "upload", "Exports", export, "--owner", "bob@contoso.com",
+                       ok=False).split())
+    assert "admin consent" in out and "tenantry connector consent" in out and "imported" not in out
+    run(cli_env, "connector", "consent", "Exports", "--by", "admin@contoso.com")
+    out = run(cli_env, "connector", "upload", "Exports", export, "--owner", "bob@contoso.com")
     assert "imported 7" in out and "unreferenced_media: 1" in out
     run_id = re.search(r"run ([0-9a-f-]{36})", out).group(1)  # type: ignore[union-attr]
     report = run(cli_env, "connector", "report", run_id)
