@@ -66,12 +66,16 @@ def setup(services: Any, tenant: str, users: int) -> list[str]:
             "phoneNumbers": [{"type": "mobile", "value": f"+49 170 {u:07d}"}]})
         ids.append(doc["id"])
     services.directory.add_role_group_member(tenant, "Organization Management", ids[0])
+    # No role group has the import role by default (seed 000): the bench grants it as an administrator would.
+    services.directory.create_role_group(tenant, "Importers", ["Mailbox Import Export"])
+    services.directory.add_role_group_member(tenant, "Importers", ids[0])
     return ids
 
 
 def run_tenantry(services: Any, tenant: str, owner: str, files: list[tuple[str, bytes, list[int]]]) -> dict[str, Any]:
     info = services.connectors.create(tenant, name="bench", kind="whatsapp-export", created_by=owner,
                                       accept_terms=True, source={"timezone": "UTC"})
+    services.connectors.consent(tenant, info["id"], owner)
     for name, data, _ in files:
         services.connectors.add_export(tenant, info["id"], data, name, "user0@contoso.com")
     started = time.perf_counter()

@@ -130,6 +130,17 @@ def user_payload(user_name: str | None = None, **extra: Any) -> dict[str, Any]:
     return payload
 
 
+IMPORTERS = "Importers"
+
+
+def grant_import_role(services: Services, tenant: str, user_id: str) -> None:
+    """Give a user "Mailbox Import Export" the way an administrator must (seed 000: no role group has it by
+    default): through a role group of its own, created on first use."""
+    if not any(g["name"] == IMPORTERS for g in services.directory.list_role_groups(tenant)):
+        services.directory.create_role_group(tenant, IMPORTERS, ["Mailbox Import Export"])
+    services.directory.add_role_group_member(tenant, IMPORTERS, user_id)
+
+
 def group_payload(display_name: str | None = None, **extra: Any) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],

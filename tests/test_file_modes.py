@@ -13,7 +13,7 @@ import pytest
 
 from tenantry.app import build_services
 from tenantry.core.settings import Settings
-from tests.conftest import SAMPLES, user_payload
+from tests.conftest import SAMPLES, grant_import_role, user_payload
 
 
 @pytest.fixture()
@@ -48,8 +48,10 @@ def test_after_a_real_import_through_the_cli_nothing_in_the_data_folder_is_reada
     services.scim.create("default", "User", user_payload(
         "bob@contoso.com", emails=[{"type": "work", "value": "bob@contoso.com"}]))
     services.directory.add_role_group_member("default", "Organization Management", admin["id"])
-    services.connectors.create("default", name="Exports", kind="whatsapp-export", created_by=admin["id"],
-                               accept_terms=True, source={"timezone": "Europe/Berlin"})
+    grant_import_role(services, "default", admin["id"])
+    exports = services.connectors.create("default", name="Exports", kind="whatsapp-export", created_by=admin["id"],
+                                         accept_terms=True, source={"timezone": "Europe/Berlin"})
+    services.connectors.consent("default", exports["id"], admin["id"])
     services.indexer.flush()
     services.db.dispose()
     services.index.close()

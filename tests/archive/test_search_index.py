@@ -264,6 +264,22 @@ def test_compare_size_and_hasattachment(index) -> None:
     assert hits(index, Compare("hasattachment", "=", False)) == ALL - {4}
 
 
+def test_hasattachment_means_a_file_and_hasmissingmedia_media_named_but_not_included(any_fresh) -> None:
+    """Issue #10 item 7: ``<Media omitted>`` is no attachment; it has a property of its own."""
+    any_fresh.add([doc(1, "u1", has_attachment=True), doc(2, "u1", has_missing_media=True),
+                   doc(3, "u1", has_attachment=True, has_missing_media=True), doc(4, "u1")])
+    any_fresh.commit()
+    assert hits(any_fresh, Compare("hasattachment", "=", True)) == {1, 3}
+    assert hits(any_fresh, Compare("hasattachment", "=", False)) == {2, 4}
+    assert hits(any_fresh, Compare("hasmissingmedia", "=", True)) == {2, 3}
+    assert hits(any_fresh, Compare("hasmissingmedia", "=", False)) == {1, 4}
+    assert hits(any_fresh, Not(Compare("hasmissingmedia", "=", True))) == {1, 4}
+    assert hits(any_fresh, And([Compare("hasattachment", "=", False),
+                                Compare("hasmissingmedia", "=", False)])) == {4}
+    with pytest.raises(UnsupportedQuery):
+        any_fresh.count("contoso", Compare("hasmissingmedia", "=", 1))
+
+
 def test_range_includes_its_start_and_excludes_its_end(index) -> None:
     assert hits(index, Range("sent", T0, T0 + DAY)) == {1, 2}
     assert hits(index, Range("received", T0 + DAY, T0 + 2 * DAY)) == {3}

@@ -73,3 +73,32 @@ def test_a_text_too_big_for_one_tsvector_is_indexed_up_to_postgresqls_limit(fres
     assert fresh.item_ids("contoso", Term("start")) == {1}
     assert fresh.item_ids("contoso", Term("small")) == {2}
     assert fresh.item_ids("contoso", Term("trailingword")) == set()   # cut: beyond what one tsvector holds
+
+
+def test_a_table_made_before_hasmissingmedia_gains_the_column_and_keeps_its_rows(pg_engine) -> None:
+    """A search table from before issue #10 item 7 (no has_missing_media) is upgraded in place at first use."""
+    from tenantry.archive.search_postgres import _TEXT_COLUMNS
+    from tenantry.protocols.query.ast import Compare
+
+    table = "search_before_missing_media"
+    vectors = ", ".join(f"{column} tsvector NOT NULL" for _, column in _TEXT_COLUMNS.values())
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+        conn.execute(sa.text(
+            f"CREATE TABLE {table} (item_id bigint PRIMARY KEY, tenant text NOT NULL, user_id text NOT NULL, "
+            "folder text NOT NULL, kind text NOT NULL, source text NOT NULL, sent_at timestamptz NOT NULL, "
+            f"size bigint NOT NULL, has_attachment boolean NOT NULL, {vectors})"))
+        conn.execute(sa.text(
+            f"INSERT INTO {table} VALUES (1, 'contoso', 'u1', 'f', 'chat', 's', now(), 10, true, "
+            + ", ".join("to_tsvector('simple', 'old')" for _ in _TEXT_COLUMNS) + ")"))
+    idx = PostgresSearchIndex(pg_engine, table=table)
+    try:
+        idx.add([doc(2, "u1", has_missing_media=True)])
+        assert idx.item_ids("contoso", Compare("hasmissingmedia", "=", True)) == {2}
+        assert idx.item_ids("contoso", Compare("hasmissingmedia", "=", False)) == {1}
+        assert idx.item_ids("contoso", Term("old")) == {1}
+    finally:
+        idx.clear()
+        idx.close()
+        with pg_engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))

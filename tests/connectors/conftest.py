@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 
 from tenantry.connectors.feed_server import create_feed_app
-from tests.conftest import user_payload
+from tests.conftest import grant_import_role, user_payload
 from tests.interop.conftest import free_port
 
 NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
@@ -23,7 +23,7 @@ NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
 @dataclass
 class People:
-    admin: str          # holds Organization Management (+ Mailbox Import Export through it)
+    admin: str          # holds Organization Management and, through "Importers", Mailbox Import Export
     alice: str
     bob: str
     carol: str          # no mobile number in the directory; mapped by CSV only
@@ -42,6 +42,7 @@ def people(backend, tenant: str) -> People:
 
     admin = user("admin", None)
     backend.directory.add_role_group_member(tenant, "Organization Management", admin)
+    grant_import_role(backend, tenant, admin)
     return People(admin, user("alice", "+49 170 1111111"), user("bob", "+49 170 2222222"), user("carol", None))
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tenantry.archive.service import WHATSAPP_FOLDER
-from tenantry.core.errors import Invalid
+from tenantry.core.errors import Invalid, NotFound
 from tests.conftest import SAMPLES, user_payload
 from tests.connectors.conftest import People
 
@@ -22,6 +22,7 @@ WA = SAMPLES / "whatsapp"
 def export_connector(backend, tenant, people: People) -> str:
     info = backend.connectors.create(tenant, name="Exports", kind="whatsapp-export", created_by=people.admin,
                                      accept_terms=True, source={"timezone": "Europe/Berlin"})
+    backend.connectors.consent(tenant, info["id"], people.admin)
     return str(info["id"])
 
 
@@ -182,3 +183,58 @@ def test_unmapped_participants_past_the_list_limit_are_counted_not_dropped(monke
         counts.note_unmapped(items.Participant(name=name), sent, lambda: "no CSV row")
     assert {p.name: u.messages for p, u in counts.unmapped.items()} == {"A": 2, "B": 0}
     assert counts.unmapped_not_listed == 2  # C's two messages
+
+
+def test_export_connector_needs_admin_consent_before_it_runs_or_is_enabled(backend, tenant, people) -> None:
+    """Seed 000: the import needs the organisation's admin consent — an export connector as much as a feed."""
+    cid = backend.connectors.create(tenant, name="NoConsent", kind="whatsapp-export", created_by=people.admin,
+                                    accept_terms=True, source={"timezone": "Europe/Berlin"})["id"]
+    upload(backend, tenant, cid, "android-en-24h-dmy.txt", "bob@contoso.com")
+    with pytest.raises(Invalid, match="tenantry connector consent"):
+        backend.connectors.run(tenant, cid)
+    with pytest.raises(Invalid, match="tenantry connector consent"):
+        backend.connectors.enable(tenant, cid)
+    assert copies(backend, tenant, people.bob) == 0
+    assert backend.connectors.runs(tenant, cid) == []
+    backend.connectors.consent(tenant, cid, people.admin)
+    assert backend.connectors.run(tenant, cid).status == "succeeded"
+    assert backend.connectors.enable(tenant, cid)["status"] == "enabled"
+    assert copies(backend, tenant, people.bob) == 12
+
+
+def copies(backend, tenant: str, user: str) -> int:  # noqa: ANN001
+    """How many archived items a user has (0 when no mailbox was ever made for them)."""
+    try:
+        return len(backend.archive.items(tenant, user, WHATSAPP_FOLDER))
+    except NotFound:
+        return 0
+
+
+def test_hasattachment_finds_attached_files_and_hasmissingmedia_omitted_media(backend, tenant, people,
+                                                                               export_connector) -> None:
+    """Issue #10 item 7: ``<Media omitted>`` and a file missing from the export are not attachments; they are
+    ``hasmissingmedia:true`` — on the delivery path and when re-indexed from the stored bytes."""
+    from tenantry.archive.indexing import fields_from_raw
+    from tenantry.protocols.query.parser import parse
+
+    upload(backend, tenant, export_connector, "zip-android-media.zip", "bob@contoso.com")
+    upload(backend, tenant, export_connector, "android-en-24h-dmy.txt", "bob@contoso.com")
+    assert backend.connectors.run(tenant, export_connector).status == "succeeded"
+    backend.indexer.flush()
+    stored = {i.id: backend.archive.read(tenant, i.id) for i in backend.archive.items(tenant, people.bob,
+                                                                                      WHATSAPP_FOLDER)}
+    with_file = {i for i, raw in stored.items()
+                 if list(email.message_from_bytes(raw, policy=email.policy.default).iter_attachments())}
+    not_included = {i for i, raw in stored.items() if b"not included in the source" in raw}
+    # The zip has files and one video it lacks; the text export has a "<Media omitted>".
+    assert len(with_file) == 3 and len(not_included) == 2 and not with_file & not_included
+
+    def found(query: str) -> set[int]:
+        return backend.index.item_ids(tenant, parse(query), [people.bob])
+
+    assert found("hasattachment:true") == with_file
+    assert found("hasmissingmedia:true") == not_included
+    assert found("hasattachment:false") == set(stored) - with_file
+    for item_id, raw in stored.items():   # the re-indexing path reads the same from the bytes
+        fields = fields_from_raw(raw)
+        assert (fields.has_attachment, fields.has_missing_media) == (item_id in with_file, item_id in not_included)

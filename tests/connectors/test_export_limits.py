@@ -24,6 +24,7 @@ CHAT = b"12/01/2024, 09:15 - Bob: IMG-20240112-WA0001.jpg (file attached)\n12/01
 def export_connector(backend, tenant, people: People) -> str:  # noqa: ANN001
     info = backend.connectors.create(tenant, name="Exports", kind="whatsapp-export", created_by=people.admin,
                                      accept_terms=True)
+    backend.connectors.consent(tenant, info["id"], people.admin)
     return str(info["id"])
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from tenantry.archive.service import WHATSAPP_FOLDER
 from tenantry.connectors.service import Forbidden
-from tenantry.core.errors import Invalid
+from tenantry.core.errors import Invalid, NotFound
 from tests.connectors.conftest import NOW, FeedServer, People, feed_item
 
 
@@ -34,6 +34,20 @@ def test_creating_a_connector_needs_the_mailbox_import_export_role(backend, tena
         backend.connectors.create(tenant, name="x", kind="archiver-feed", created_by=people.bob, accept_terms=True,
                                   source={"url": standard_feed.url, "username": "archiver"},
                                   source_password=standard_feed.password)
+    assert backend.connectors.list_connectors(tenant) == []
+
+
+def test_organization_management_alone_cannot_create_a_connector_and_the_error_names_the_grant(
+        backend, tenant, people, standard_feed) -> None:
+    """Seed 000: no role group has "Mailbox Import Export" by default; the refusal says how to add it."""
+    backend.directory.add_role_group_member(tenant, "Organization Management", people.bob)
+    with pytest.raises(Forbidden) as refused:
+        backend.connectors.create(tenant, name="x", kind="archiver-feed", created_by=people.bob, accept_terms=True,
+                                  source={"url": standard_feed.url, "username": "archiver"},
+                                  source_password=standard_feed.password)
+    message = str(refused.value)
+    assert 'tenantry directory role-group-add "Importers" -r "Mailbox Import Export"' in message
+    assert 'tenantry directory role-group-member "Importers"' in message
     assert backend.connectors.list_connectors(tenant) == []
 
 
@@ -183,3 +197,36 @@ def test_schedule_runs_enabled_connectors_when_due(backend, tenant, people, stan
     assert (tenant, cid) in backend.connectors.due(when)
     reports = [r for r in backend.connectors.run_due(when) if r.connector_id == cid]
     assert reports and reports[0].trigger == "schedule" and reports[0].status == "succeeded"
+
+
+def test_a_connector_mapping_by_email_only_can_be_enabled_and_imports(backend, tenant, people, standard_feed) -> None:
+    """No CSV and no directory mobiles: the item's e-mail address (seed 000's second rule) is a mapping."""
+    cid = make_connector(backend, tenant, people, standard_feed, use_directory_mobiles=False)
+    review = backend.connectors.review(tenant, cid)
+    assert review["ready"] is True and review["blockers"] == []
+    assert backend.connectors.enable(tenant, cid)["status"] == "enabled"
+    report = backend.connectors.run(tenant, cid, now=NOW)
+    assert report.status == "succeeded", report.error
+    assert [m["Subject"] for m in parsed(backend, tenant, people.carol)]   # item 8 carries carol's e-mail
+    assert copies(backend, tenant, people.alice) == 0  # by phone only: no rule left
+
+
+def test_a_csv_row_wins_over_the_items_email(backend, tenant, people) -> None:
+    """Seed 000: the custom CSV is consulted first, then the item's e-mail address."""
+    item = feed_item(1, sender={"phone": "+491705555555", "name": "Shared phone", "email": "alice@contoso.com"},
+                     participants=[{"phone": "+491705555555", "email": "alice@contoso.com"}])
+    with FeedServer([item], {}) as feed:
+        cid = make_connector(backend, tenant, people, feed, use_directory_mobiles=False)
+        backend.connectors.upload_mapping(tenant, cid, "mobile,email\n+49 170 5555555,bob@contoso.com\n")
+        report = backend.connectors.run(tenant, cid, now=NOW)
+    assert report.status == "succeeded" and report.counts.imported == 1, report.error
+    assert copies(backend, tenant, people.bob) == 1
+    assert copies(backend, tenant, people.alice) == 0
+
+
+def copies(backend, tenant: str, user: str) -> int:  # noqa: ANN001
+    """How many archived items a user has (0 when no mailbox was ever made for them)."""
+    try:
+        return len(backend.archive.items(tenant, user, WHATSAPP_FOLDER))
+    except NotFound:
+        return 0

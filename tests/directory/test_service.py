@@ -10,8 +10,16 @@ from tests.conftest import user_payload
 
 def test_new_tenant_has_the_built_in_role_groups(backend, tenant: str) -> None:
     groups = {g["name"]: g["roles"] for g in backend.directory.list_role_groups(tenant)}
-    assert "Mailbox Import Export" in groups["Organization Management"]
+    assert groups["Organization Management"] == ["Organization Management"]
     assert groups["Compliance Management"] == ["Compliance Administrator"]
+
+
+def test_no_built_in_role_group_grants_mailbox_import_export(backend, tenant: str) -> None:
+    """Seed 000: no role group has "Mailbox Import Export" by default; an administrator must add it."""
+    assert all("Mailbox Import Export" not in g["roles"] for g in backend.directory.list_role_groups(tenant))
+    user = backend.scim.create(tenant, "User", user_payload())["id"]
+    backend.directory.add_role_group_member(tenant, "Organization Management", user)
+    assert not backend.directory.has_role(tenant, user, "Mailbox Import Export")
 
 
 def test_tenant_ids_are_validated_and_unique(backend, tenant: str) -> None:
@@ -81,10 +89,11 @@ def test_roles_come_from_role_group_membership(backend, tenant: str) -> None:
     assert not backend.directory.has_role(tenant, user["id"], "Mailbox Import Export")
     backend.directory.create_role_group(tenant, "Partner apps", ["UserApplication", "ArchiveApplication"])
     backend.directory.add_role_group_member(tenant, "Partner apps", user["id"])
-    backend.directory.add_role_group_member(tenant, "Organization Management", user["id"])
+    backend.directory.create_role_group(tenant, "Importers", ["Mailbox Import Export"])
+    backend.directory.add_role_group_member(tenant, "Importers", user["id"])
     assert backend.directory.roles_of(tenant, user["id"]) == {
-        "UserApplication", "ArchiveApplication", "Organization Management", "Mailbox Import Export"}
-    backend.directory.remove_role_group_member(tenant, "Organization Management", user["id"])
+        "UserApplication", "ArchiveApplication", "Mailbox Import Export"}
+    backend.directory.remove_role_group_member(tenant, "Importers", user["id"])
     assert not backend.directory.has_role(tenant, user["id"], "Mailbox Import Export")
     with pytest.raises(Invalid):
         backend.directory.create_role_group(tenant, "Bad", ["Root"])

@@ -281,6 +281,19 @@ class TestHasAttachment:
         assert (err.reason, err.column) == ("hasattachment takes true or false, not 'yes'", 15)
 
 
+class TestHasMissingMedia:
+    """Media the source named but did not include (``<Media omitted>``) — not an attachment (issue #10 item 7)."""
+
+    def test_true_false_and_not(self) -> None:
+        assert p("hasmissingmedia:true") == Compare("hasmissingmedia", "=", True)
+        assert p("HasMissingMedia=FALSE") == Compare("hasmissingmedia", "=", False)
+        assert p("hasmissingmedia<>true") == Not(Compare("hasmissingmedia", "=", True))
+
+    def test_anything_else_is_an_error(self) -> None:
+        err = error("hasmissingmedia:1")
+        assert (err.reason, err.column) == ("hasmissingmedia takes true or false, not '1'", 17)
+
+
 class TestSize:
     @pytest.mark.parametrize(("op", "expected"), [(">", ">"), (">=", ">="), ("<", "<"), ("<=", "<="), (":", "="),
                                                   ("=", "=")])

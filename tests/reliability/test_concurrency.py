@@ -26,7 +26,7 @@ from tenantry.app import Services
 from tenantry.connectors.models import MappingEntry
 from tenantry.core.db import Database
 from tenantry.core.errors import NotFound
-from tests.conftest import SCIM_JSON, _pg_database, group_payload, user_payload
+from tests.conftest import SCIM_JSON, _pg_database, grant_import_role, group_payload, user_payload
 from tests.interop.conftest import RunningServer, start_server, stop_server
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -313,7 +313,7 @@ def test_concurrent_ledger_appends_form_one_unbroken_chain(backend: Services, te
 
 def test_concurrent_mapping_uploads_leave_one_whole_csv(backend: Services, tenant: str) -> None:
     admin = backend.scim.create(tenant, "User", user_payload())["id"]
-    backend.directory.add_role_group_member(tenant, "Organization Management", admin)
+    grant_import_role(backend, tenant, admin)
     connector = backend.connectors.create(tenant, name="Exports", kind="whatsapp-export", created_by=admin,
                                           accept_terms=True, source={"timezone": "UTC"}, test_source=False)["id"]
     csvs = [{f"p{i}.{k}@contoso.com" for k in range(5)} for i in range(6)]

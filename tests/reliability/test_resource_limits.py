@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import _pg_database, user_payload
+from tests.conftest import _pg_database, grant_import_role, user_payload
 from tests.interop.conftest import free_port
 from tests.zipbombs import deflate_zip
 
@@ -59,10 +59,12 @@ def _prepare(data_dir: Path, database_url: str | None) -> dict[str, str]:
         services.scim.create("default", "User", user_payload(
             "bob@contoso.com", emails=[{"type": "work", "value": "bob@contoso.com"}]))
         services.directory.add_role_group_member("default", "Organization Management", admin["id"])
+        grant_import_role(services, "default", admin["id"])
         ids = {}
         for name in ("Bombs", "Big"):
             ids[name] = services.connectors.create("default", name=name, kind="whatsapp-export",
                                                    created_by=admin["id"], accept_terms=True)["id"]
+            services.connectors.consent("default", ids[name], admin["id"])
         ids["token"] = services.directory.issue_token("default", "admin", "resource tests").secret
         ids["scim"] = services.directory.issue_token("default", "scim", "resource tests").secret
         return ids

@@ -45,7 +45,7 @@ from fastapi.testclient import TestClient
 
 from tenantry.app import Services, create_app
 from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
-from tests.conftest import group_payload, user_payload
+from tests.conftest import grant_import_role, group_payload, user_payload
 from tests.security.routes import SCIM_PREFIXES, api_routes, fill, scim_suffix
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -362,6 +362,7 @@ def _tenant(backend: Services, prefix: str, names: dict[str, str]) -> Tenant:
     d.add_domain(tenant, names["domain"])
     d.assign_licence(tenant, user, "E5")
     d.add_role_group_member(tenant, "Organization Management", user)
+    grant_import_role(backend, tenant, user)
     subject = names["subject"]
     backend.archive.deliver(tenant, [Delivery(
         user, names["user"], WHATSAPP_FOLDER,
@@ -374,6 +375,7 @@ def _tenant(backend: Services, prefix: str, names: dict[str, str]) -> Tenant:
     backend.ediscovery.add_custodians(tenant, case, [user], "counsel")
     connector = backend.connectors.create(tenant, name=names["connector"], kind="whatsapp-export", created_by=user,
                                           accept_terms=True, test_source=False)["id"]
+    backend.connectors.consent(tenant, connector, user)
     run = backend.connectors.run(tenant, connector).id
     app = backend.provisioning.create_app(tenant, name=names["app"], tenant_url=f"https://{names['url']}/scim/v2",
                                           token="t" * 20)["id"]

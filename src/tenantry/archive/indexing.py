@@ -42,7 +42,13 @@ class IndexFields:
     body: str = ""
     attachment_names: str = ""
     chat: str = ""
-    has_attachment: bool = False
+    has_attachment: bool = False     # a file is attached (not merely named)
+    has_missing_media: bool = False  # the source named media it did not include
+
+
+# How a message's body notes media the source named but did not include (connectors.convert writes it);
+# re-indexing from stored bytes finds ``has_missing_media`` by it.
+MISSING_MEDIA_NOTE = "[attachment not included in the source: "
 
 
 def document(item_id: int, tenant: str, user_id: str, folder: str, kind: str, source: str, sent_at: datetime,
@@ -51,7 +57,7 @@ def document(item_id: int, tenant: str, user_id: str, folder: str, kind: str, so
                          sent_at=as_utc(sent_at), size=size, has_attachment=fields.has_attachment,
                          sender=fields.sender, to=fields.to, cc=fields.cc, participants=fields.participants,
                          subject=fields.subject, body=fields.body, attachment_names=fields.attachment_names,
-                         chat=fields.chat)
+                         chat=fields.chat, has_missing_media=fields.has_missing_media)
 
 
 _PARSER = BytesParser(policy=default_policy)
@@ -83,7 +89,8 @@ def fields_from_raw(raw: bytes) -> IndexFields:
     chat = " ".join(str(message.get(h, "") or "") for h in ("X-Tenantry-Chat-Id", "X-Tenantry-Chat-Name")).strip()
     return IndexFields(sender=sender, to=to, cc=cc, participants=" ".join(x for x in (sender, to, cc) if x),
                        subject=str(message.get("Subject", "") or ""), body=body,
-                       attachment_names=" ".join(n for n in names if n), chat=chat, has_attachment=bool(names))
+                       attachment_names=" ".join(n for n in names if n), chat=chat, has_attachment=bool(names),
+                       has_missing_media=MISSING_MEDIA_NOTE in body)
 
 
 WRITER_WAIT_SECONDS = 120.0

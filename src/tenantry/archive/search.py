@@ -61,6 +61,7 @@ class IndexDocument:
     body: str
     attachment_names: str
     chat: str                   # chat id and name
+    has_missing_media: bool = False  # media named by the source but not included (``<Media omitted>``)
 
 
 @dataclass(frozen=True)

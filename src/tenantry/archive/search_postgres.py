@@ -97,7 +97,8 @@ _TEXT_COLUMNS = {
     "body": ("body", "body_tsv"), "attachmentnames": ("attachment_names", "attachmentnames_tsv"),
     "chat": ("chat", "chat_tsv"),
 }
-_VALUE_COLUMNS = {"sent": "sent_at", "received": "sent_at", "size": "size", "hasattachment": "has_attachment"}
+_VALUE_COLUMNS = {"sent": "sent_at", "received": "sent_at", "size": "size", "hasattachment": "has_attachment",
+                  "hasmissingmedia": "has_missing_media"}
 _OPS = {"=": "=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 # An advisory lock key for the DDL (any constant; "tsearch" in ASCII).
 _DDL_LOCK = 0x7473656172636800
@@ -180,6 +181,9 @@ class PostgresSearchIndex:
                 f"CREATE TABLE IF NOT EXISTS {t} (item_id bigint PRIMARY KEY, tenant text NOT NULL, "
                 "user_id text NOT NULL, folder text NOT NULL, kind text NOT NULL, source text NOT NULL, "
                 f"sent_at timestamptz NOT NULL, size bigint NOT NULL, has_attachment boolean NOT NULL, {vectors})",
+                # Added after the table's first version (issue #10 item 7): tables made before get the column,
+                # false for their rows until they are re-indexed.
+                f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS has_missing_media boolean NOT NULL DEFAULT false",
                 f"CREATE INDEX IF NOT EXISTS {t}_tenant_sent ON {t} (tenant, sent_at)",
                 f"CREATE INDEX IF NOT EXISTS {t}_tenant_user ON {t} (tenant, user_id)",
                 *(f"CREATE INDEX IF NOT EXISTS {t}_{column} ON {t} USING gin ({column})"
@@ -201,12 +205,13 @@ class PostgresSearchIndex:
         text_params = [f"t_{column}" for column in columns]
         statement = text(
             f"INSERT INTO {self.table} (item_id, tenant, user_id, folder, kind, source, sent_at, size, "
-            f"has_attachment, {', '.join(columns)}) VALUES (:item_id, :tenant, :user_id, :folder, :kind, :source, "
-            ":sent_at, :size, :has_attachment, "
+            f"has_attachment, has_missing_media, {', '.join(columns)}) VALUES (:item_id, :tenant, :user_id, "
+            ":folder, :kind, :source, :sent_at, :size, :has_attachment, :has_missing_media, "
             + ", ".join(f"to_tsvector('simple', :{p})" for p in text_params)
             + ") ON CONFLICT (item_id) DO UPDATE SET "
             + ", ".join(f"{c} = EXCLUDED.{c}" for c in ["tenant", "user_id", "folder", "kind", "source", "sent_at",
-                                                          "size", "has_attachment", *columns]))
+                                                          "size", "has_attachment", "has_missing_media",
+                                                          *columns]))
         # One row per item id: the last copy in the batch wins (ON CONFLICT cannot touch a row twice).
         # In item id order, so two machines upserting overlapping batches lock rows in one order (no deadlock).
         latest = {doc.item_id: doc for doc in docs}
@@ -216,6 +221,7 @@ class PostgresSearchIndex:
                 "item_id": doc.item_id, "tenant": doc.tenant, "user_id": doc.user_id, "folder": doc.folder.lower(),
                 "kind": doc.kind.lower(), "source": doc.source.lower(), "sent_at": as_utc(doc.sent_at),
                 "size": doc.size, "has_attachment": bool(doc.has_attachment),
+                "has_missing_media": bool(doc.has_missing_media),
             }
             for (attribute, _column), param in zip(_TEXT_COLUMNS.values(), text_params, strict=True):
                 row[param] = indexed_text(str(getattr(doc, attribute)))
@@ -418,10 +424,10 @@ class PostgresSearchIndex:
             if not isinstance(value, datetime):
                 raise UnsupportedQuery(f"{name} compares with a date, not {value!r}")
             return column, as_utc(value)
-        if column == "has_attachment":
+        if column in ("has_attachment", "has_missing_media"):
             if isinstance(value, bool):
                 return column, value
-            raise UnsupportedQuery(f"hasattachment is true or false, not {value!r}")
+            raise UnsupportedQuery(f"{name} is true or false, not {value!r}")
         if isinstance(value, bool) or not isinstance(value, int):
             raise UnsupportedQuery(f"{name} compares with a whole number, not {value!r}")
         return column, value

@@ -100,7 +100,11 @@ _SPECIAL = re.compile(f"{_CJK.pattern}|{_PICTOGRAPH.pattern}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _REGEX_SPECIAL = set("\\.+*?()|[]{}^$#&-~")
-_VALUE_FIELDS = {"sent": "sent", "received": "sent", "size": "size", "hasattachment": "hasattachment"}
+_VALUE_FIELDS = {"sent": "sent", "received": "sent", "size": "size", "hasattachment": "hasattachment",
+                 "hasmissingmedia": "hasattachment"}
+# The integer field "hasattachment" holds flags, so that hasmissingmedia needed no new field (and no schema
+# version: existing indexes keep working): bit 0 a file is attached, bit 1 media were named but not included.
+_FLAG_BITS = {"hasattachment": 1, "hasmissingmedia": 2}
 
 
 def prepare(text: str) -> str:
@@ -167,7 +171,8 @@ def to_json(doc: IndexDocument) -> str:
     return orjson.dumps({
         "item_id": doc.item_id, "tenant": doc.tenant, "user_id": doc.user_id, "folder": doc.folder,
         "kind": doc.kind, "source": doc.source, "sent": sent, "newest": newest_key(sent, doc.item_id),
-        "size": doc.size, "hasattachment": int(doc.has_attachment), "from": _prepare_repeated(doc.sender),
+        "size": doc.size, "hasattachment": int(doc.has_attachment) | (2 if doc.has_missing_media else 0),
+        "from": _prepare_repeated(doc.sender),
         "to": _prepare_repeated(doc.to), "cc": _prepare_repeated(doc.cc),
         "participants": _prepare_repeated(doc.participants), "subject": prepare(doc.subject),
         "body": prepare(doc.body), "attachmentnames": prepare(doc.attachment_names),
@@ -482,6 +487,8 @@ class TantivySearchIndex:
         return Query.term_query(self.schema, field, tokens[0]) if tokens else Query.empty_query()
 
     def _compare(self, node: Compare) -> Query:
+        if node.field in _FLAG_BITS:
+            return self._flag(node)
         field, value = self._value(node.field, node.value)
         bounds: dict[str, Any] = {
             "=": {"lower_bound": value, "upper_bound": value},
@@ -494,6 +501,16 @@ class TantivySearchIndex:
             raise UnsupportedQuery(f"unknown comparison {node.op!r}")
         return Query.range_query(self.schema, field, FieldType.Integer, **bounds)
 
+    def _flag(self, node: Compare) -> Query:
+        """``hasattachment``/``hasmissingmedia`` ``= true|false``: the flag values (0–3) with the bit set or not."""
+        if node.op != "=" or not isinstance(node.value, bool):
+            raise UnsupportedQuery(f"{node.field} is true or false, not {node.op}{node.value!r}")
+        bit = _FLAG_BITS[node.field]
+        values = [v for v in range(4) if bool(v & bit) == node.value]
+        return Query.boolean_query([
+            (Occur.Should, Query.range_query(self.schema, "hasattachment", FieldType.Integer,
+                                             lower_bound=v, upper_bound=v)) for v in values])
+
     @staticmethod
     def _value(field: str, value: object) -> tuple[str, int]:
         """The indexed field and integer a compared value means; a value of the wrong type is refused."""
@@ -505,9 +522,7 @@ class TantivySearchIndex:
                 raise UnsupportedQuery(f"{field} compares with a date, not {value!r}")
             return target, micros(value)
         if target == "hasattachment":
-            if isinstance(value, bool):
-                return target, int(value)
-            raise UnsupportedQuery(f"hasattachment is true or false, not {value!r}")
+            raise UnsupportedQuery(f"{field} is true or false, not {value!r}")
         if isinstance(value, bool) or not isinstance(value, int):
             raise UnsupportedQuery(f"{field} compares with a whole number, not {value!r}")
         return target, value

@@ -12,7 +12,7 @@ import hashlib
 import re
 from collections.abc import Callable
 
-from tenantry.archive.indexing import IndexFields
+from tenantry.archive.indexing import MISSING_MEDIA_NOTE, IndexFields
 from tenantry.archive.search import participant_text
 from tenantry.connectors.items import ItemKind, Participant, SourceItem
 from tenantry.protocols.mime import Address, ChatMail, Part, message_id_for, render
@@ -74,7 +74,7 @@ def body_for(item: SourceItem) -> str:
     missing = [a.filename for a in item.attachments if a.data is None]
     if missing:
         text += ("\n\n" if text else "") + "\n".join(
-            f"[attachment not included in the source: {name}]" for name in missing)
+            f"{MISSING_MEDIA_NOTE}{name}]" for name in missing)
     return text
 
 
@@ -145,5 +145,8 @@ def index_fields(item: SourceItem, mail: ChatMail, resolve: Resolve, outsider_do
         body=mail.body,
         attachment_names=" ".join(a.filename for a in item.attachments),
         chat=" ".join(x for x in (item.chat_id, item.chat_name or "") if x),
-        has_attachment=bool(item.attachments),
+        # An attachment means a file in the message; one the source only named (WhatsApp's "<Media omitted>",
+        # a file missing from the export) is hasmissingmedia, not hasattachment (issue #10 item 7).
+        has_attachment=any(a.data is not None for a in item.attachments),
+        has_missing_media=any(a.data is None for a in item.attachments),
     )

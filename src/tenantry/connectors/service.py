@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tenantry.archive.service import WHATSAPP_FOLDER, ArchiveService, Delivery
@@ -56,6 +56,12 @@ from tenantry.protocols.whatsapp import ExportLimits, export_refusal, zip_refusa
 KINDS = ("whatsapp-export", "archiver-feed")
 IMPORT_ROLE = "Mailbox Import Export"
 CONSENT_ROLE = "Organization Management"
+# What the errors tell an administrator to do (seed 000: no role group has the import role by default).
+GRANT_IMPORT_ROLE_HINT = (
+    f'an administrator grants it: tenantry directory role-group-add "Importers" -r "{IMPORT_ROLE}", then '
+    'tenantry directory role-group-member "Importers" <user id>')
+CONSENT_HINT = ("record it with: tenantry connector consent <connector> --by <admin> "
+                f"(a holder of {CONSENT_ROLE!r}; API: POST …/connectors/<connector>/consent)")
 BATCH = 2000
 # A batch is also cut at this many bytes of items: an export's media are up to the item limit (10 MB) each,
 # and 2,000 of them must not be in memory together.
@@ -141,7 +147,8 @@ class ConnectorService:
         if kind not in KINDS:
             raise Invalid(f"kind must be one of {', '.join(KINDS)}")
         if not self.directory.has_role(tenant, created_by, IMPORT_ROLE):
-            raise Forbidden(f"creating a connector needs the {IMPORT_ROLE!r} role, which {created_by} lacks")
+            raise Forbidden(f"creating a connector needs the {IMPORT_ROLE!r} role, which {created_by} lacks; "
+                            f"no role group has it by default: {GRANT_IMPORT_ROLE_HINT}")
         if not accept_terms:
             raise Invalid("the terms of service must be accepted to create a connector")
         source = dict(source or {})
@@ -219,8 +226,7 @@ class ConnectorService:
     def review(self, tenant: str, connector_id: str) -> dict[str, Any]:
         """The wizard's review page: the settings and what still blocks enabling."""
         info = self.describe(tenant, connector_id)
-        blockers = _blockers(info["terms_accepted"], info["consent_by"], info["mapping_entries"],
-                             info["use_directory_mobiles"])
+        blockers = _blockers(info["terms_accepted"], info["consent_by"])
         info["blockers"] = blockers
         info["ready"] = not blockers
         return info
@@ -230,10 +236,7 @@ class ConnectorService:
             # Checked under the connector's lock, which consent and mapping uploads take too: what is checked
             # is what is enabled.
             connector = self._get(session, tenant, connector_id, lock=True)
-            mappings = session.scalar(select(func.count()).select_from(MappingEntry).where(
-                MappingEntry.connector_id == connector_id)) or 0
-            blockers = _blockers(connector.terms_accepted_at is not None, connector.consent_by, mappings,
-                                 connector.use_directory_mobiles)
+            blockers = _blockers(connector.terms_accepted_at is not None, connector.consent_by)
             if blockers:
                 raise Invalid("cannot enable: " + "; ".join(blockers))
             connector.status = "enabled"
@@ -444,8 +447,10 @@ class ConnectorService:
             connector = self._get(session, tenant, connector_id)
             if connector.status == "draft" and trigger == "schedule":
                 raise Invalid("a draft connector is not scheduled")
-            if connector.kind == "archiver-feed" and connector.consent_at is None:
-                raise Invalid("the organisation's admin consent is needed before importing")
+            # Seed 000: the import needs the organisation's admin consent — for every kind of connector, not
+            # only the feed: an export file carries other people's messages just the same.
+            if connector.consent_at is None:
+                raise Invalid(f"the organisation's admin consent is needed before the first run; {CONSENT_HINT}")
             rows = [MappingRow(m.line, m.e164, m.name_key, m.email) for m in session.scalars(
                 select(MappingEntry).where(MappingEntry.connector_id == connector_id))]
             files = list(session.scalars(select(ExportFile).where(
@@ -668,16 +673,15 @@ def next_daily(after: datetime, run_at: str) -> datetime:
     return candidate if candidate > as_utc(after) else candidate + timedelta(days=1)
 
 
-def _blockers(terms_accepted: bool, consent_by: str | None, mapping_entries: int,
-              use_directory_mobiles: bool) -> list[str]:
+def _blockers(terms_accepted: bool, consent_by: str | None) -> list[str]:
     """What still keeps a connector from being enabled (the wizard's review page)."""
     blockers = []
     if not terms_accepted:
         blockers.append("terms not accepted")
     if not consent_by:
-        blockers.append("the organisation's admin consent is not recorded")
-    if not mapping_entries and not use_directory_mobiles:
-        blockers.append("no user mapping: upload a CSV or allow directory mobile numbers")
+        blockers.append(f"the organisation's admin consent is not recorded; {CONSENT_HINT}")
+    # No blocker for the user mapping: the item's own e-mail address (seed 000's second rule) is always
+    # consulted, so a connector without a CSV and without directory mobiles still maps by e-mail.
     return blockers
 
 

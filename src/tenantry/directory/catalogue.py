@@ -23,9 +23,10 @@ ROLES: dict[str, str] = {
     "Application Administrator": "Configure outbound provisioning apps (Entra's Application Administrator).",
 }
 
-# Built-in role groups created with every tenant (name → roles).
+# Built-in role groups created with every tenant (name → roles). Seed 000: "Mailbox Import Export" is in no
+# role group by default — an administrator adds it. (Tenants created before this keep the grant they have.)
 DEFAULT_ROLE_GROUPS: dict[str, list[str]] = {
-    "Organization Management": ["Organization Management", "Mailbox Import Export"],
+    "Organization Management": ["Organization Management"],
     "Compliance Management": ["Compliance Administrator"],
     "Application Management": ["Application Administrator"],
 }

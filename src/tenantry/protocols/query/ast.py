@@ -16,7 +16,7 @@ TEXT_FIELDS = ("from", "to", "cc", "participants", "subject", "body", "attachmen
 # Fields compared as exact keywords.
 KEYWORD_FIELDS = ("kind", "folder", "source", "mailbox")
 # Fields compared by value.
-VALUE_FIELDS = ("sent", "received", "size", "hasattachment")
+VALUE_FIELDS = ("sent", "received", "size", "hasattachment", "hasmissingmedia")
 FIELDS = TEXT_FIELDS + KEYWORD_FIELDS + VALUE_FIELDS
 
 KINDS = ("chat", "call", "attachment", "deleted", "system")

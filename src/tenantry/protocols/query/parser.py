@@ -377,12 +377,14 @@ class _Parser:
         elif field in KEYWORD_FIELDS:
             self.require_match_op(field, op, op_pos)
             node = self.keyword(field, raw, vpos, quoted)
-        elif field == "hasattachment":
+        elif field in ("hasattachment", "hasmissingmedia"):
+            # hasattachment: a file is attached; hasmissingmedia: media the source named but did not include
+            # (WhatsApp's "<Media omitted>", a file missing from the export) — issue #10 item 7.
             self.require_match_op(field, op, op_pos)
             flag = raw.lower()
             if flag not in ("true", "false"):
-                raise self.error(f"hasattachment takes true or false, not '{raw}'", vpos)
-            node = Compare("hasattachment", "=", flag == "true")
+                raise self.error(f"{field} takes true or false, not '{raw}'", vpos)
+            node = Compare(field, "=", flag == "true")
         elif field == "size":
             node = self.size(op, raw, vpos)
         else:
