@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from tenantry.archive.service import WHATSAPP_FOLDER, read_mboxrd
 from tenantry.cli import app
-from tests.conftest import SAMPLES, user_payload
+from tests.conftest import SAMPLES, grant_import_role, user_payload
 
 
 @pytest.fixture()
@@ -118,8 +118,10 @@ def test_cli_upload_of_a_file_that_is_no_export_fails_with_the_reason_and_prints
     services.scim.create("default", "User", user_payload(
         "bob@contoso.com", emails=[{"type": "work", "value": "bob@contoso.com"}]))
     services.directory.add_role_group_member("default", "Organization Management", admin["id"])
+    grant_import_role(services, "default", admin["id"])
     services.db.dispose()
     run(cli_env, "connector", "create", "Exports", "--by", "admin@contoso.com", "--accept-terms")
+    run(cli_env, "connector", "consent", "Exports", "--by", "admin@contoso.com")
     noise = tmp_path / "noise.txt"
     noise.write_bytes(b"\x1b[2J\x1b]0;owned\x07" + bytes(range(256)) * 40)
     out = run(cli_env, "connector", "upload", "Exports", str(noise), "--owner", "bob@contoso.com", ok=False)

@@ -157,6 +157,7 @@ def test_a_connector_without_csv_or_directory_mobiles_says_so_for_an_unmapped_pa
         backend, tenant, people) -> None:
     info = backend.connectors.create(tenant, name="Plain", kind="whatsapp-export", created_by=people.admin,
                                      accept_terms=True, use_directory_mobiles=False)
+    backend.connectors.consent(tenant, info["id"], people.admin)
     backend.connectors.add_export(tenant, info["id"], b"12/01/2024, 09:00 - Eve: x\n", "c.txt", "bob@contoso.com")
     report = backend.connectors.run(tenant, info["id"]).as_dict()
     assert [(u["participant"], u["messages"], u["rule"]) for u in report["unmapped_participants"]] == [
