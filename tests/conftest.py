@@ -141,6 +141,18 @@ def grant_import_role(services: Services, tenant: str, user_id: str) -> None:
     services.directory.add_role_group_member(tenant, IMPORTERS, user_id)
 
 
+def importing_admin(services: Services, tenant: str = "default") -> str:
+    """admin@contoso.com (Organization Management and Mailbox Import Export) and bob@contoso.com, each with a
+    work e-mail, as the CLI and server-process tests of connectors need them; the admin's id."""
+    admin: str = services.scim.create(tenant, "User", user_payload(
+        "admin@contoso.com", emails=[{"type": "work", "value": "admin@contoso.com"}]))["id"]
+    services.scim.create(tenant, "User", user_payload(
+        "bob@contoso.com", emails=[{"type": "work", "value": "bob@contoso.com"}]))
+    services.directory.add_role_group_member(tenant, "Organization Management", admin)
+    grant_import_role(services, tenant, admin)
+    return admin
+
+
 def group_payload(display_name: str | None = None, **extra: Any) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],

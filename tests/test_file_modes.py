@@ -13,7 +13,7 @@ import pytest
 
 from tenantry.app import build_services
 from tenantry.core.settings import Settings
-from tests.conftest import SAMPLES, grant_import_role, user_payload
+from tests.conftest import SAMPLES, importing_admin
 
 
 @pytest.fixture()
@@ -43,15 +43,10 @@ def test_after_a_real_import_through_the_cli_nothing_in_the_data_folder_is_reada
     # Set up as an embedding application would (under umask 022): tenant, users, role, connector.
     services = build_services(Settings(data_dir=data, database_url=None))
     services.directory.create_tenant("default", "Default")
-    admin = services.scim.create("default", "User", user_payload(
-        "admin@contoso.com", emails=[{"type": "work", "value": "admin@contoso.com"}]))
-    services.scim.create("default", "User", user_payload(
-        "bob@contoso.com", emails=[{"type": "work", "value": "bob@contoso.com"}]))
-    services.directory.add_role_group_member("default", "Organization Management", admin["id"])
-    grant_import_role(services, "default", admin["id"])
-    exports = services.connectors.create("default", name="Exports", kind="whatsapp-export", created_by=admin["id"],
+    admin_id = importing_admin(services)
+    exports = services.connectors.create("default", name="Exports", kind="whatsapp-export", created_by=admin_id,
                                          accept_terms=True, source={"timezone": "Europe/Berlin"})
-    services.connectors.consent("default", exports["id"], admin["id"])
+    services.connectors.consent("default", exports["id"], admin_id)
     services.indexer.flush()
     services.db.dispose()
     services.index.close()

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from tenantry.archive.service import WHATSAPP_FOLDER, read_mboxrd
 from tenantry.cli import app
-from tests.conftest import SAMPLES, grant_import_role, user_payload
+from tests.conftest import SAMPLES, importing_admin, user_payload
 
 
 @pytest.fixture()
@@ -113,12 +113,7 @@ def test_cli_upload_of_a_file_that_is_no_export_fails_with_the_reason_and_prints
 
     services = build_services(Settings())
     services.directory.create_tenant("default", "Default")
-    admin = services.scim.create("default", "User", user_payload(
-        "admin@contoso.com", emails=[{"type": "work", "value": "admin@contoso.com"}]))
-    services.scim.create("default", "User", user_payload(
-        "bob@contoso.com", emails=[{"type": "work", "value": "bob@contoso.com"}]))
-    services.directory.add_role_group_member("default", "Organization Management", admin["id"])
-    grant_import_role(services, "default", admin["id"])
+    importing_admin(services)
     services.db.dispose()
     run(cli_env, "connector", "create", "Exports", "--by", "admin@contoso.com", "--accept-terms")
     run(cli_env, "connector", "consent", "Exports", "--by", "admin@contoso.com")

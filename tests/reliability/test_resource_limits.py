@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import _pg_database, grant_import_role, user_payload
+from tests.conftest import _pg_database, importing_admin
 from tests.interop.conftest import free_port
 from tests.zipbombs import deflate_zip
 
@@ -54,17 +54,12 @@ def _prepare(data_dir: Path, database_url: str | None) -> dict[str, str]:
     services = build_services(Settings(data_dir=data_dir, database_url=database_url))
     try:
         services.directory.ensure_tenant("default", "Default")
-        admin = services.scim.create("default", "User", user_payload(
-            "admin@contoso.com", emails=[{"type": "work", "value": "admin@contoso.com"}]))
-        services.scim.create("default", "User", user_payload(
-            "bob@contoso.com", emails=[{"type": "work", "value": "bob@contoso.com"}]))
-        services.directory.add_role_group_member("default", "Organization Management", admin["id"])
-        grant_import_role(services, "default", admin["id"])
+        admin_id = importing_admin(services)
         ids = {}
         for name in ("Bombs", "Big"):
             ids[name] = services.connectors.create("default", name=name, kind="whatsapp-export",
-                                                   created_by=admin["id"], accept_terms=True)["id"]
-            services.connectors.consent("default", ids[name], admin["id"])
+                                                   created_by=admin_id, accept_terms=True)["id"]
+            services.connectors.consent("default", ids[name], admin_id)
         ids["token"] = services.directory.issue_token("default", "admin", "resource tests").secret
         ids["scim"] = services.directory.issue_token("default", "scim", "resource tests").secret
         return ids

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from tenantry.archive import ledger
 from tenantry.archive.models import Case, Folder, Hold, Item, Mailbox, RetentionPolicy
+from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import FOR_WRITE, Database
 from tenantry.core.errors import Conflict, Invalid, NotFound
@@ -103,9 +104,9 @@ class ComplianceService:
             return
         known: set[str] = set()
         with self.db.session() as session:
-            for start in range(0, len(wanted), 500):
+            for batch in chunks(wanted):
                 known.update(session.scalars(select(Mailbox.user_id).where(
-                    Mailbox.tenant_id == tenant, Mailbox.user_id.in_(wanted[start : start + 500]))))
+                    Mailbox.tenant_id == tenant, Mailbox.user_id.in_(batch))))
         rest = [u for u in wanted if u not in known]
         if rest and self.directory is not None:
             known.update(u.id for u in self.directory.users_by_id(tenant, rest))

@@ -32,6 +32,7 @@ from tenantry.archive import ledger
 from tenantry.archive.compliance import ComplianceService
 from tenantry.archive.models import Case, CaseCustodian, CaseSearch, Folder, Item, Mailbox
 from tenantry.archive.service import ArchiveService, write_mboxrd
+from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import FOR_WRITE, Database
 from tenantry.core.errors import Conflict, Invalid, NotFound
@@ -211,12 +212,10 @@ class EDiscoveryService:
         if include_purges or not ids:
             return ids
         # In chunks: a search may find more items than one statement can bind (65,535 on PostgreSQL).
-        wanted = sorted(ids)
         deleted: set[int] = set()
         with self.db.session() as session:
-            for start in range(0, len(wanted), 5000):
-                deleted.update(session.scalars(select(Item.id).where(
-                    Item.id.in_(wanted[start : start + 5000]), Item.deleted_at.is_not(None))))
+            for batch in chunks(sorted(ids), 5000):
+                deleted.update(session.scalars(select(Item.id).where(Item.id.in_(batch), Item.deleted_at.is_not(None))))
         return ids - deleted
 
     def review_items(self, tenant: str, item_ids: Sequence[int]) -> list[ReviewItem]:

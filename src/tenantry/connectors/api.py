@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,6 +14,7 @@ from tenantry.archive.service import ArchiveService
 from tenantry.connectors.service import ConnectorService
 from tenantry.core.bounds import INT32_MAX, MAX_DAYS, Count, ItemId, Offset
 from tenantry.core.errors import Invalid, PayloadTooLarge
+from tenantry.core.streaming import bounded_chunks, read_bounded
 
 
 class ConnectorIn(BaseModel):
@@ -35,28 +37,8 @@ class ConsentIn(BaseModel):
     admin_user: str
 
 
-def _declared_length(request: Request, limit: int, setting: str) -> None:
-    """Refuse a body whose Content-Length is over ``limit`` before reading any of it."""
-    declared = request.headers.get("content-length")
-    if declared is None:
-        return
-    if not declared.isdigit():
-        raise Invalid("Content-Length must be a number of bytes")
-    if int(declared) > limit:
-        raise PayloadTooLarge(f"the body ({declared} bytes) is over the {limit}-byte limit ({setting})")
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, read in chunks and refused (413) past ``limit``: never more than that in memory."""
-    _declared_length(request, limit, "TENANTRY_ADMIN_BODY_MAX_BYTES")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is over the {limit}-byte limit (TENANTRY_ADMIN_BODY_MAX_BYTES)")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _too_large(setting: str) -> Callable[[str], Exception]:
+    return lambda message: PayloadTooLarge(f"{message} ({setting})")
 
 
 def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_of: Any, *,
@@ -79,7 +61,7 @@ def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_o
     @router.put("/tenants/{tenant_id}/connectors/{connector}/mapping")
     async def put_mapping(tenant_id: str, connector: str, request: Request) -> dict[str, Any]:
         tenant = tenant_of(tenant_id, request)
-        raw = await _body(request, body_max_bytes)
+        raw = await read_bounded(request, body_max_bytes, _too_large("TENANTRY_ADMIN_BODY_MAX_BYTES"))
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -113,16 +95,11 @@ def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_o
         """The body is the export file; it streams to the upload folder (never memory), 413 past the limit."""
         tenant = tenant_of(tenant_id, request)
         connector_id = connectors.find(tenant, connector)
-        limit = connectors.upload_max_bytes
-        _declared_length(request, limit, "TENANTRY_UPLOAD_MAX_BYTES")
         path = connectors.incoming_file()
         try:
-            size = 0
             with path.open("wb") as out:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:
-                        raise PayloadTooLarge(f"the upload is over the {limit}-byte limit (TENANTRY_UPLOAD_MAX_BYTES)")
+                async for chunk in bounded_chunks(request, connectors.upload_max_bytes,
+                                                  _too_large("TENANTRY_UPLOAD_MAX_BYTES"), "the upload"):
                     out.write(chunk)
             result: dict[str, Any] = await run_in_threadpool(
                 connectors.add_export, tenant, connector_id, path, filename, owner, chat_name, move=True)

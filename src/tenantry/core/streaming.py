@@ -1,4 +1,5 @@
-"""Downloads streamed from a generator that always stops — at the end, or as soon as the client goes away.
+"""Request bodies read under a limit, and downloads streamed from a generator that always stops — at the end,
+or as soon as the client goes away.
 
 Starlette cancels a StreamingResponse on ``http.disconnect`` but leaves a synchronous iterator to the garbage
 collector: its ``finally`` (where a download is audited and database work ends) would run late, on the event
@@ -9,10 +10,11 @@ ends for any reason; no ``next()`` runs after that, so no further batch is read.
 from __future__ import annotations
 
 import io
-from collections.abc import Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from typing import Any
 
 import anyio
+from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -69,3 +71,25 @@ class ChunkBuffer(io.RawIOBase):
 def in_chunks(data: bytes, size: int = CHUNK) -> Generator[bytes, None, None]:
     for start in range(0, len(data), size):
         yield data[start : start + size]
+
+
+async def bounded_chunks(request: Request, limit: int, too_large: Callable[[str], Exception],
+                         what: str = "the body") -> AsyncIterator[bytes]:
+    """The request body in the pieces the server receives, refused past ``limit``: by its Content-Length before
+    any of it is read, else as soon as the count passes it, so no more than ``limit`` bytes are ever taken in.
+    (A Content-Length that is no number never gets here: the HTTP server refuses it.)"""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(f"{what} ({declared} bytes) is over the {limit}-byte limit")
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(f"{what} is over the {limit}-byte limit")
+        yield chunk
+
+
+async def read_bounded(request: Request, limit: int, too_large: Callable[[str], Exception],
+                       what: str = "the body") -> bytes:
+    """The whole body (at most ``limit`` bytes), as ``bounded_chunks`` reads it."""
+    return b"".join([chunk async for chunk in bounded_chunks(request, limit, too_large, what)])

@@ -36,6 +36,7 @@ from scim2_models import (
 
 from tenantry.core.errors import Forbidden, Unauthorized
 from tenantry.core.settings import Settings
+from tenantry.core.streaming import read_bounded
 from tenantry.directory.scim_store import ScimStore, simple_equality
 from tenantry.directory.service import DirectoryService
 from tenantry.protocols.scim.errors import MethodNotAllowed, NotModified, error_body, validation_error_to_scim
@@ -165,19 +166,9 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
         return ctx
 
     async def body(request: Request, limit: int = _MAX_BODY) -> Any:
-        # Refused by Content-Length before reading, else as it streams: request.body() would hold the whole
-        # body (hundreds of MB) before its size could be checked (issue #9, bounded input).
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLargeException(detail=f"request body over {limit} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLargeException(detail=f"request body over {limit} bytes")
-            chunks.append(chunk)
-        raw = b"".join(chunks)
+        # Bounded while it streams: request.body() would hold the whole body (hundreds of MB) before its size
+        # could be checked (issue #9, bounded input).
+        raw = await read_bounded(request, limit, lambda message: PayloadTooLargeException(detail=message))
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype and ctype not in (SCIM_JSON, "application/json"):
             raise InvalidSyntaxException(detail=f"Content-Type must be {SCIM_JSON}, not {ctype}")

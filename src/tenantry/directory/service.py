@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tenantry.core.batches import chunks
 from tenantry.core.clock import utcnow
 from tenantry.core.db import FOR_WRITE, Database
 from tenantry.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
@@ -388,9 +389,8 @@ class DirectoryService:
         user_ids = list(dict.fromkeys(user_ids))   # one row per user, as the single IN (…) gave
         with self.db.session() as session:
             # In chunks: a list past PostgreSQL's 65,535 bind parameters was a 500 (a client's input, issue #9).
-            for start in range(0, len(user_ids), 500):
-                rows = session.scalars(select(User).where(User.tenant_id == tenant_id,
-                                                          User.id.in_(user_ids[start : start + 500])))
+            for batch in chunks(user_ids):
+                rows = session.scalars(select(User).where(User.tenant_id == tenant_id, User.id.in_(batch)))
                 found.extend(_directory_user(u) for u in rows)
         return found
 

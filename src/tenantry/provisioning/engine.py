@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
+from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
 from tenantry.core.errors import Invalid
@@ -219,7 +220,7 @@ class Cycle:
             if ids is None:
                 rows = session.execute(stmt).all()
             else:
-                rows = [r for batch in source.chunks(ids) for r in
+                rows = [r for batch in chunks(ids) for r in
                         session.execute(stmt.where(ProvisionedObject.source_id.in_(batch))).all()]
         return {r[0]: State(r[1], r[2], r[3], r[4], as_utc(r[5]) if r[5] else None, r[6]) for r in rows}
 
@@ -671,12 +672,12 @@ class Cycle:
             keys = [(r["object_type"], r["source_id"]) for r in rows] + forget
             for object_type in ("User", "Group"):
                 ids = [sid for t, sid in keys if t == object_type]
-                for batch in source.chunks(ids):
+                for batch in chunks(ids):
                     session.execute(delete(ProvisionedObject).where(
                         ProvisionedObject.app_id == self.app_id, ProvisionedObject.object_type == object_type,
                         ProvisionedObject.source_id.in_(batch)))
                 column = ProvisionedMember.user_id if object_type == "User" else ProvisionedMember.group_id
-                for batch in source.chunks([sid for t, sid in void if t == object_type]):
+                for batch in chunks([sid for t, sid in void if t == object_type]):
                     session.execute(delete(ProvisionedMember).where(ProvisionedMember.app_id == self.app_id,
                                                                     column.in_(batch)))
             if rows:

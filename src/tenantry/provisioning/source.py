@@ -14,20 +14,8 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tenantry.core.batches import chunks
 from tenantry.directory.models import Group, GroupMember, User
-
-CHUNK = 500
-
-
-def chunks(ids: Iterable[str], size: int = CHUNK) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for item in ids:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def changed_versions(session: Session, tenant: str, object_type: str, since: datetime) -> dict[str, int]:
