@@ -39,31 +39,37 @@ def restrict_process_umask() -> int:
 
 
 def secure_data_dir(path: Path) -> None:
-    """Create ``path`` as 0700, or tighten it and Tenantry's entries in it to owner-only."""
+    """Create ``path`` as 0700, or tighten it and Tenantry's entries in it to owner-only.
+
+    A folder among the entries is walked only when it was itself open to others (an installation from before
+    the umask): everything made since is owner-only already, and exports and uploads can hold hundreds of
+    thousands of files that every command's start would otherwise stat again.
+    """
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     _owner_only(path)
     for name in OWN_ENTRIES:
         entry = path / name
         if entry.is_symlink() or not entry.exists():
             continue
-        _owner_only(entry)
-        if entry.is_dir():
+        if _owner_only(entry) and entry.is_dir():
             for root, dirs, files in os.walk(entry):
                 for child in (*dirs, *files):
                     _owner_only(Path(root) / child)
 
 
-def _owner_only(path: Path) -> None:
+def _owner_only(path: Path) -> bool:
+    """Take group and other access away; True when there was some to take."""
     try:
         mode = os.lstat(path).st_mode
         if stat.S_ISLNK(mode) or not mode & 0o077:
-            return
+            return False
         os.chmod(path, stat.S_IMODE(mode) & ~0o077)
     except FileNotFoundError:
-        return  # gone meanwhile (a WAL checkpointed away, an index segment merged)
+        return False  # gone meanwhile (a WAL checkpointed away, an index segment merged)
     except OSError as exc:
         # Not ours to change (another owner): say so and keep starting, rather than refuse to serve.
         log.warning("cannot make %s owner-only: %s", path, exc)
+    return True
 
 
 __all__ = ["OWN_ENTRIES", "PRIVATE_UMASK", "restrict_process_umask", "secure_data_dir"]
