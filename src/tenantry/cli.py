@@ -370,6 +370,9 @@ def connector_create(
     no_directory_mobiles: Annotated[bool, typer.Option("--no-directory-mobiles")] = False,
     outsider_domain: Annotated[str, typer.Option()] = "whatsapp.invalid",
     run_at: Annotated[str, typer.Option(help="Daily run time, UTC HH:MM.")] = "02:00",
+    overlap_hours: Annotated[int, typer.Option(help="Feeds: hours each run re-reads behind the checkpoint "
+                                                    "(48 to 2160), for messages that reach the archiver late.")]
+    = 48,
     tenant: TenantOpt = None,
 ) -> None:
     """Step 1 of the wizard: create a draft connector (the source is tested before it is saved)."""
@@ -380,7 +383,7 @@ def connector_create(
     info = _run(lambda: services.connectors.create(
         t, name=name, kind=kind, created_by=_user_id(services, t, by), accept_terms=accept_terms, source=source,
         source_password=password, use_directory_mobiles=not no_directory_mobiles, outsider_domain=outsider_domain,
-        run_at=run_at))
+        run_at=run_at, overlap_hours=overlap_hours))
     console.print(f"connector {info['name']} ({info['id']}) created as a draft; next: mapping, consent, review, enable")
 
 
@@ -423,6 +426,25 @@ def connector_enable(name: str, tenant: TenantOpt = None) -> None:
     t = _tenant(services, tenant)
     info = _run(lambda: services.connectors.enable(t, services.connectors.find(t, name)))
     console.print(f"enabled; next run {info['next_run_at']}")
+
+
+@connector_app.command("set")
+def connector_set(
+    name: str,
+    run_at: Annotated[str | None, typer.Option(help="Daily run time, UTC HH:MM.")] = None,
+    overlap_hours: Annotated[int | None, typer.Option(help="Feeds: hours each run re-reads behind the checkpoint "
+                                                           "(48 to 2160).")] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Change a connector's daily run time or its feed overlap."""
+    services = _services()
+    t = _tenant(services, tenant)
+    if run_at is None and overlap_hours is None:
+        _fail("nothing to change: give --run-at or --overlap-hours")
+    info = _run(lambda: services.connectors.configure(t, services.connectors.find(t, name), run_at=run_at,
+                                                      overlap_hours=overlap_hours))
+    overlap = f", overlap {info['overlap_hours']} h" if info["overlap_hours"] is not None else ""
+    console.print(f"{info['name']}: runs daily at {info['run_at']} UTC{overlap}")
 
 
 @connector_app.command("disable")
@@ -489,8 +511,8 @@ def _connector_run(services: Services, tenant: str, cid: str) -> None:
 
 def _print_report(r: dict[str, Any]) -> None:
     console.print(f"run {r['id']}: {r['status']}  seen {r['seen']}  imported {r['imported']} "
-                  f"({r['copies']} new copies, {r['duplicates']} already there)  skipped {r['skipped']}  "
-                  f"in {r['duration_seconds']} s")
+                  f"({r['already_archived']} of them already archived; {r['copies']} new copies, "
+                  f"{r['duplicates']} already there)  skipped {r['skipped']}  in {r['duration_seconds']} s")
     for kind, n in sorted(r["imported_by_kind"].items()):
         console.print(f"  imported {kind}: {n}")
     for reason, n in sorted(r["skipped_by_reason"].items()):

@@ -132,3 +132,45 @@ def test_cli_upload_of_a_file_that_is_no_export_fails_with_the_reason_and_prints
     report = run(cli_env, "connector", "report", run_id)
     assert "unmapped, Bob: 1 messages" in " ".join(report.split())
     assert "\\x1b]0;owned\\x07 [bold]junk[/bold]" in " ".join(report.split()) and "\x1b" not in report
+
+
+def test_feed_overlap_and_run_time_change_over_the_api_and_a_short_overlap_is_422(
+        app_client, backend, tenant, people, standard_feed) -> None:  # noqa: ANN001
+    token = backend.directory.issue_token(tenant, "admin", "a").secret
+    h = {"Authorization": f"Bearer {token}"}
+    base = f"/api/v1/tenants/{tenant}"
+    r = app_client.post(f"{base}/connectors", headers=h, json={
+        "name": "TM", "kind": "archiver-feed", "created_by": people.admin, "accept_terms": True,
+        "source": {"url": standard_feed.url, "username": standard_feed.username},
+        "source_password": standard_feed.password, "overlap_hours": 24})
+    assert r.status_code == 422 and "overlap_hours" in r.text
+    r = app_client.post(f"{base}/connectors", headers=h, json={
+        "name": "TM", "kind": "archiver-feed", "created_by": people.admin, "accept_terms": True,
+        "source": {"url": standard_feed.url, "username": standard_feed.username},
+        "source_password": standard_feed.password})
+    assert r.status_code == 201 and r.json()["overlap_hours"] == 48
+    r = app_client.patch(f"{base}/connectors/TM", headers=h, json={"overlap_hours": 47})
+    assert r.status_code == 422
+    r = app_client.patch(f"{base}/connectors/TM", headers=h, json={"overlap_hours": 72, "run_at": "03:30"})
+    assert r.status_code == 200 and r.json()["overlap_hours"] == 72 and r.json()["run_at"] == "03:30"
+    r = app_client.patch(f"{base}/connectors/TM", headers=h, json={"run_at": "3 pm"})
+    assert r.status_code == 400 and "run_at" in r.json()["message"]
+    assert app_client.get(f"{base}/connectors/TM", headers=h).json()["run_at"] == "03:30"
+
+
+def test_cli_connector_set_changes_the_overlap_and_refuses_a_short_one(cli_env: CliRunner) -> None:
+    from tenantry.app import build_services
+    from tenantry.core.settings import Settings
+    from tests.connectors.conftest import FeedServer
+
+    services = build_services(Settings())
+    services.directory.create_tenant("default", "Default")
+    admin = importing_admin(services, "default")
+    services.db.dispose()
+    with FeedServer([], {}) as feed:
+        run(cli_env, "connector", "create", "TM", "--by", admin, "--kind", "archiver-feed", "--accept-terms",
+            "--url", feed.url, "--username", feed.username, "--password-stdin", stdin=feed.password + "\n")
+    assert "between 48 and 2160" in " ".join(run(cli_env, "connector", "set", "TM", "--overlap-hours", "6",
+                                                 ok=False).split())
+    assert "nothing to change" in run(cli_env, "connector", "set", "TM", ok=False)
+    assert "overlap 96 h" in run(cli_env, "connector", "set", "TM", "--overlap-hours", "96")

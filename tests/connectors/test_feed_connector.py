@@ -135,10 +135,62 @@ def test_rerun_imports_nothing_twice_and_checkpoint_moves_on(backend, tenant, pe
     cid = make_connector(backend, tenant, people, standard_feed)
     first = backend.connectors.run(tenant, cid, now=NOW)
     again = backend.connectors.run(tenant, cid, now=NOW + timedelta(days=1))
-    assert first.counts.copies > 0
-    # The second run's window starts at the first's end: nothing new arrived, so nothing is seen.
-    assert again.window_start == NOW and again.counts.seen == 0
+    assert first.counts.copies > 0 and first.counts.already == 0
+    # The second run re-reads 48 hours behind the first's end (late arrivals): what it reads again is already
+    # in every mailbox, so it writes no copy and says so.
+    assert again.window_start == NOW - timedelta(hours=48)
+    assert again.counts.copies == 0 and again.counts.duplicates == first.counts.copies
+    assert again.counts.imported == first.counts.imported == again.counts.already
+    assert again.as_dict()["already_archived"] == first.counts.imported
     assert backend.archive.count(tenant, people.alice) == 4
+    assert backend.connectors.describe(tenant, cid)["checkpoint"] == (NOW + timedelta(days=1)).isoformat()
+
+
+def test_a_message_reaching_the_feed_after_the_run_that_covered_its_time_is_imported_next_run(
+        backend, tenant, people) -> None:
+    """Issue #10, item 1: the archiver syncs once a day, so a message sent at 01:00 can reach the feed after the
+    02:00 run whose window held 01:00. The next run must still import it."""
+    items = [feed_item(1)]
+    with FeedServer(items, {}) as feed:
+        cid = make_connector(backend, tenant, people, feed)
+        first = backend.connectors.run(tenant, cid, now=NOW)
+        assert first.counts.imported == 1
+        late = feed_item(2, when=NOW - timedelta(hours=1))   # sent 01:00, reaches the archiver after 02:00
+        items.append(late)
+        second = backend.connectors.run(tenant, cid, now=NOW + timedelta(days=1))
+    assert second.status == "succeeded" and second.counts.imported == 2 and second.counts.already == 1
+    assert second.counts.copies == 2     # Alice's and Bob's copy of the late message
+    texts = sorted(m.get_body(("plain",)).get_content().strip() for m in parsed(backend, tenant, people.alice))
+    assert texts == ["message 1", "message 2"]
+
+
+def test_a_late_message_older_than_the_overlap_is_not_reached_unless_the_overlap_is_widened(
+        backend, tenant, people) -> None:
+    items = [feed_item(1)]
+    with FeedServer(items, {}) as feed:
+        cid = make_connector(backend, tenant, people, feed)
+        backend.connectors.run(tenant, cid, now=NOW)
+        items.append(feed_item(2, when=NOW - timedelta(hours=60)))     # 60 hours late
+        short = backend.connectors.run(tenant, cid, now=NOW + timedelta(hours=1))
+        assert short.counts.imported == 1 and short.counts.already == 1
+        assert backend.connectors.configure(tenant, cid, overlap_hours=72)["overlap_hours"] == 72
+        wide = backend.connectors.run(tenant, cid, now=NOW + timedelta(hours=2))
+    assert wide.counts.imported == 2 and wide.counts.copies == 2
+    assert backend.archive.count(tenant, people.alice, WHATSAPP_FOLDER) == 2
+
+
+def test_an_overlap_under_48_hours_is_refused_and_changes_nothing(backend, tenant, people, standard_feed) -> None:
+    with pytest.raises(Invalid, match="overlap_hours must be between 48"):
+        make_connector(backend, tenant, people, standard_feed, overlap_hours=24)
+    assert backend.connectors.list_connectors(tenant) == []
+    cid = make_connector(backend, tenant, people, standard_feed)
+    assert backend.connectors.describe(tenant, cid)["overlap_hours"] == 48
+    with pytest.raises(Invalid, match="overlap_hours"):
+        backend.connectors.configure(tenant, cid, overlap_hours=12)
+    with pytest.raises(Invalid, match="run_at"):
+        backend.connectors.configure(tenant, cid, run_at="25:00", overlap_hours=96)
+    info = backend.connectors.describe(tenant, cid)
+    assert info["overlap_hours"] == 48 and info["run_at"] == "02:00"
 
 
 def test_reimport_of_the_same_window_is_idempotent(backend, tenant, people, standard_feed) -> None:

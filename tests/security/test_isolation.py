@@ -243,6 +243,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", _ADMIN + "/connectors/{connector}"): lambda w: [
         across(w, connector=w.a.connector), inside(w, 404, connector=w.a.connector),
         inside(w, 404, connector="A Isolation Export")],
+    ("PATCH", _ADMIN + "/connectors/{connector}"): lambda w: [
+        across(w, connector=w.a.connector, json={"overlap_hours": 96}),
+        inside(w, 404, connector=w.a.connector, json={"overlap_hours": 96})],
     ("PUT", _ADMIN + "/connectors/{connector}/mapping"): lambda w: [
         across(w, connector=w.a.connector, content=b"phone,email\n"),
         inside(w, 404, connector=w.a.connector, content=b"phone,email\n")],

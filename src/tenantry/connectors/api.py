@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from tenantry.archive.service import ArchiveService
-from tenantry.connectors.service import ConnectorService
+from tenantry.connectors.service import DEFAULT_OVERLAP_HOURS, MAX_OVERLAP_HOURS, ConnectorService
 from tenantry.core.bounds import INT32_MAX, MAX_DAYS, Count, ItemId, Offset
 from tenantry.core.errors import Invalid, PayloadTooLarge
 from tenantry.core.streaming import bounded_chunks, read_bounded
@@ -31,6 +31,12 @@ class ConnectorIn(BaseModel):
     max_item_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=INT32_MAX)
     run_at: str = "02:00"
     backfill_days: int = Field(default=30, ge=0, le=MAX_DAYS)
+    overlap_hours: int = Field(default=DEFAULT_OVERLAP_HOURS, ge=DEFAULT_OVERLAP_HOURS, le=MAX_OVERLAP_HOURS)
+
+
+class ConnectorSettingsIn(BaseModel):
+    run_at: str | None = None
+    overlap_hours: int | None = Field(default=None, ge=DEFAULT_OVERLAP_HOURS, le=MAX_OVERLAP_HOURS)
 
 
 class ConsentIn(BaseModel):
@@ -57,6 +63,12 @@ def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_o
     def get_connector(tenant_id: str, connector: str, request: Request) -> dict[str, Any]:
         tenant = tenant_of(tenant_id, request)
         return connectors.describe(tenant, connectors.find(tenant, connector))
+
+    @router.patch("/tenants/{tenant_id}/connectors/{connector}")
+    def configure_connector(tenant_id: str, connector: str, body: ConnectorSettingsIn,
+                            request: Request) -> dict[str, Any]:
+        tenant = tenant_of(tenant_id, request)
+        return connectors.configure(tenant, connectors.find(tenant, connector), **body.model_dump())
 
     @router.put("/tenants/{tenant_id}/connectors/{connector}/mapping")
     async def put_mapping(tenant_id: str, connector: str, request: Request) -> dict[str, Any]:

@@ -26,7 +26,11 @@ def create_feed_app(items: list[dict[str, Any]], username: str, password: str,
                     attachments: dict[str, bytes] | None = None, page_delay: float = 0.0) -> FastAPI:
     """The feed app; ``page_delay`` slows every page down (to test interrupted runs)."""
     app = FastAPI(title="Reference archiver feed")
-    ordered = sorted(items, key=lambda i: (str(i.get("timestamp")), str(i.get("id"))))
+    # The list is read at each request, so a test (or a demo) can append a message that reaches the archiver
+    # late: with a timestamp before a run that has already happened.
+    def ordered() -> list[dict[str, Any]]:
+        return sorted(items, key=lambda i: (str(i.get("timestamp")), str(i.get("id"))))
+
     files = attachments or {}
 
     def check(request: Request) -> None:
@@ -51,7 +55,7 @@ def create_feed_app(items: list[dict[str, Any]], username: str, password: str,
         upper = _when(until)
         lower = _when(since) if since else None
         selected = [
-            i for i in ordered
+            i for i in ordered()
             if _when(str(i["timestamp"])) < upper and (lower is None or _when(str(i["timestamp"])) >= lower)
         ]
         page = selected[start : start + max(1, min(limit, 1000))]

@@ -132,6 +132,7 @@ class RunCounts:
     imported: int = 0                  # items delivered to at least one mailbox (or already there)
     copies: int = 0                    # mailbox copies written now
     duplicates: int = 0                # mailbox copies that were already there
+    already: int = 0                   # imported items every copy of which was already there (a feed's overlap)
     skipped: dict[str, int] = field(default_factory=dict)
     by_kind: dict[str, int] = field(default_factory=dict)
     # Participants no mapping rule found a user for (issue #10, item 2). At most MAX_UNMAPPED are listed; the

@@ -33,7 +33,8 @@ class Connector(Base):
     outsider_domain: Mapped[str] = mapped_column(String(253), default="whatsapp.invalid")
     max_item_bytes: Mapped[int] = mapped_column(Integer, default=10 * 1024 * 1024)
     run_at: Mapped[str] = mapped_column(String(5), default="02:00")   # daily, UTC, HH:MM
-    window_hours: Mapped[int] = mapped_column(Integer, default=24)
+    # Archiver feeds: each run reads from this many hours before the checkpoint (late arrivals; issue #10).
+    overlap_hours: Mapped[int] = mapped_column(Integer, default=48)
     backfill_days: Mapped[int] = mapped_column(Integer, default=30)
     # Everything before the checkpoint has been imported or reported.
     checkpoint: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -62,6 +62,10 @@ GRANT_IMPORT_ROLE_HINT = (
     'tenantry directory role-group-member "Importers" <user id>')
 CONSENT_HINT = ("record it with: tenantry connector consent <connector> --by <admin> "
                 f"(a holder of {CONSENT_ROLE!r}; API: POST …/connectors/<connector>/consent)")
+# Archiver feeds re-read this much behind the checkpoint; less is refused (issue #10, item 1: archivers sync
+# once a day, so a message can reach the feed up to a day after its timestamp, and a run can be a day late).
+DEFAULT_OVERLAP_HOURS = 48
+MAX_OVERLAP_HOURS = 24 * 90
 BATCH = 2000
 # A batch is also cut at this many bytes of items: an export's media are up to the item limit (10 MB) each,
 # and 2,000 of them must not be in memory together.
@@ -103,7 +107,8 @@ class RunReport:
             "window_end": self.window_end.isoformat() if self.window_end else None,
             "seen": self.counts.seen, "imported": self.counts.imported,
             "skipped": sum(self.counts.skipped.values()), "copies": self.counts.copies,
-            "duplicates": self.counts.duplicates, "imported_by_kind": self.counts.by_kind,
+            "duplicates": self.counts.duplicates, "already_archived": self.counts.already,
+            "imported_by_kind": self.counts.by_kind,
             "skipped_by_reason": self.counts.skipped, "error": self.error, "issues": self.issues,
             # Names and numbers come from the source: escaped like the issues.
             "unmapped_participants": [{k: printable(v) if isinstance(v, str) else v for k, v in u.as_dict().items()}
@@ -143,7 +148,7 @@ class ConnectorService:
                target: dict[str, Any] | None = None, target_secret: dict[str, Any] | None = None,
                use_directory_mobiles: bool = True, outsider_domain: str = "whatsapp.invalid",
                max_item_bytes: int = 10 * 1024 * 1024, run_at: str = "02:00", backfill_days: int = 30,
-               test_source: bool = True) -> dict[str, Any]:
+               overlap_hours: int = DEFAULT_OVERLAP_HOURS, test_source: bool = True) -> dict[str, Any]:
         if kind not in KINDS:
             raise Invalid(f"kind must be one of {', '.join(KINDS)}")
         if not self.directory.has_role(tenant, created_by, IMPORT_ROLE):
@@ -155,6 +160,7 @@ class ConnectorService:
         _check_run_at(run_at)
         if max_item_bytes <= 0:
             raise Invalid("max_item_bytes must be positive")
+        _check_overlap(overlap_hours)
         if kind == "whatsapp-export":
             try:
                 ZoneInfo(str(source.get("timezone", "UTC")))
@@ -180,7 +186,8 @@ class ConnectorService:
             target_config=json.dumps(target),
             target_secret=self.secrets.seal(json.dumps(target_secret)) if target_secret else None,
             use_directory_mobiles=use_directory_mobiles, outsider_domain=outsider_domain,
-            max_item_bytes=max_item_bytes, run_at=run_at, window_hours=24, backfill_days=backfill_days,
+            max_item_bytes=max_item_bytes, run_at=run_at, overlap_hours=overlap_hours,
+            backfill_days=backfill_days,
         )
         if test_source:
             # The wizard tests the credentials before saving: a connector that cannot reach its source
@@ -243,6 +250,24 @@ class ConnectorService:
             connector.next_run_at = next_daily(utcnow(), connector.run_at)
         return self.describe(tenant, connector_id)
 
+    def configure(self, tenant: str, connector_id: str, *, run_at: str | None = None,
+                  overlap_hours: int | None = None) -> dict[str, Any]:
+        """Change a connector's schedule settings: its daily run time, and (feeds) the overlap each run re-reads
+        behind the checkpoint. Nothing else moves: the checkpoint and the runs stay as they are."""
+        if run_at is not None:
+            _check_run_at(run_at)
+        if overlap_hours is not None:
+            _check_overlap(overlap_hours)
+        with self.db.writing(), self.db.session() as session:
+            connector = self._get(session, tenant, connector_id, lock=True)
+            if run_at is not None:
+                connector.run_at = run_at
+                if connector.status == "enabled":
+                    connector.next_run_at = next_daily(utcnow(), run_at)
+            if overlap_hours is not None:
+                connector.overlap_hours = overlap_hours
+        return self.describe(tenant, connector_id)
+
     def disable(self, tenant: str, connector_id: str) -> dict[str, Any]:
         with self.db.writing(), self.db.session() as session:
             connector = self._get(session, tenant, connector_id, lock=True)
@@ -283,6 +308,7 @@ class ConnectorService:
                 "target": target.get("kind"), "mapping_entries": mappings,
                 "use_directory_mobiles": c.use_directory_mobiles, "outsider_domain": c.outsider_domain,
                 "max_item_bytes": c.max_item_bytes, "run_at": c.run_at, "checkpoint": _iso(c.checkpoint),
+                "overlap_hours": c.overlap_hours if c.kind == "archiver-feed" else None,
                 "next_run_at": _iso(c.next_run_at), "pending_files": pending,
                 "last_run": _run_summary(last) if last else None,
             }
@@ -456,8 +482,12 @@ class ConnectorService:
             files = list(session.scalars(select(ExportFile).where(
                 ExportFile.connector_id == connector_id, ExportFile.imported_by_run.is_(None))
                 .order_by(ExportFile.received_at)))
-            window_start = as_utc(connector.checkpoint) if connector.checkpoint else (
-                now - timedelta(days=connector.backfill_days))
+            # A feed item is selected by its own timestamp, and archivers sync once a day: a message sent
+            # before the last run that reached the archiver after it would never be read again. Each run
+            # therefore re-reads ``overlap_hours`` behind the checkpoint; what it reads twice is already in the
+            # mailboxes (Message-IDs) and is counted as already archived (issue #10, item 1).
+            window_start = (as_utc(connector.checkpoint) - timedelta(hours=connector.overlap_hours)
+                            if connector.checkpoint else now - timedelta(days=connector.backfill_days))
             run = Run(id=str(uuid.uuid4()), connector_id=connector_id, tenant_id=tenant, trigger=trigger,
                       status="running", started_at=utcnow(), window_start=window_start, window_end=now)
             session.add(run)
@@ -538,9 +568,13 @@ class ConnectorService:
         results = target.deliver(tenant, deliveries) if deliveries else []
         counts.copies += sum(results)
         counts.duplicates += len(results) - sum(results)
-        for item, _ in delivered_items:
+        at = 0
+        for item, copies in delivered_items:
             counts.imported += 1
             counts.by_kind[item.kind.value] = counts.by_kind.get(item.kind.value, 0) + 1
+            if not any(results[at : at + copies]):
+                counts.already += 1
+            at += copies
 
     def _owner_recipients(self, tenant: str, user_ids: set[str]) -> dict[str, Recipient]:
         out: dict[str, Recipient] = {}
@@ -574,7 +608,7 @@ class ConnectorService:
             session.execute(update(Run).where(Run.id == run_id).values(
                 seen=counts.seen, imported=counts.imported, skipped=sum(counts.skipped.values()),
                 copies=counts.copies, duplicates=counts.duplicates,
-                counts=json.dumps({"imported": counts.by_kind, "skipped": counts.skipped,
+                counts=json.dumps({"imported": counts.by_kind, "skipped": counts.skipped, "already": counts.already,
                                    "unmapped": [u.as_dict() for u in counts.unmapped.values()],
                                    "unmapped_not_listed": counts.unmapped_not_listed})))
 
@@ -617,7 +651,8 @@ class ConnectorService:
             counts_doc = json.loads(run.counts or "{}")
             counts = RunCounts(seen=run.seen, imported=run.imported, copies=run.copies, duplicates=run.duplicates,
                                skipped=counts_doc.get("skipped", {}), by_kind=counts_doc.get("imported", {}),
-                               unmapped_not_listed=counts_doc.get("unmapped_not_listed", 0))
+                               unmapped_not_listed=counts_doc.get("unmapped_not_listed", 0),
+                               already=counts_doc.get("already", 0))
             for u in counts_doc.get("unmapped", []):
                 p = Participant(phone=u["phone"], name=u["name"], email=u["email"])
                 counts.unmapped[p] = Unmapped(p, u["rule"], u["messages"])
@@ -683,6 +718,12 @@ def _blockers(terms_accepted: bool, consent_by: str | None) -> list[str]:
     # No blocker for the user mapping: the item's own e-mail address (seed 000's second rule) is always
     # consulted, so a connector without a CSV and without directory mobiles still maps by e-mail.
     return blockers
+
+
+def _check_overlap(hours: int) -> None:
+    if not DEFAULT_OVERLAP_HOURS <= hours <= MAX_OVERLAP_HOURS:
+        raise Invalid(f"overlap_hours must be between {DEFAULT_OVERLAP_HOURS} and {MAX_OVERLAP_HOURS} (a shorter "
+                      f"overlap would miss messages that reach the archiver late), not {hours}")
 
 
 def _check_run_at(value: str) -> None:
