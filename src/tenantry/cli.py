@@ -397,8 +397,10 @@ def connector_mapping(name: str, csv_file: Path, tenant: TenantOpt = None) -> No
     except (OSError, UnicodeDecodeError) as exc:
         _fail(f"cannot read {csv_file}: {exc}")
         return
-    count = _run(lambda: services.connectors.upload_mapping(t, services.connectors.find(t, name), text))
-    console.print(f"{count} mapping entries saved")
+    saved = _run(lambda: services.connectors.upload_mapping(t, services.connectors.find(t, name), text))
+    console.print(f"{saved.entries} mapping entries saved")
+    for note in saved.notes:   # the CSV's own text: printed without markup
+        console.print(f"  note: {note}", markup=False, highlight=False)
 
 
 @connector_app.command("consent")

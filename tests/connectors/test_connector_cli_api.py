@@ -82,7 +82,7 @@ def test_connector_api_wizard_and_raw_item(app_client, backend, tenant, people) 
     cid = r.json()["id"]
     csv_body = b"name,email\nAlice,alice@contoso.com\n"
     r = app_client.put(f"{base}/connectors/Exports/mapping", headers=h, content=csv_body)
-    assert r.status_code == 200 and r.json() == {"entries": 1}
+    assert r.status_code == 200 and r.json() == {"entries": 1, "notes": []}
     data = (SAMPLES / "whatsapp" / "android-en-24h-dmy.txt").read_bytes()
     r = app_client.post(f"{base}/connectors/{cid}/exports", headers=h, content=data,
                         params={"owner": "bob@contoso.com", "filename": "chat.txt"})

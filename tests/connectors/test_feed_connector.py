@@ -229,7 +229,8 @@ def test_mapping_csv_comes_first_and_a_bad_csv_saves_nothing(backend, tenant, pe
                        participants=[{"phone": "+491709999999"}])]
     with FeedServer(items, {}) as feed:
         cid = make_connector(backend, tenant, people, feed)
-        assert backend.connectors.upload_mapping(tenant, cid, "mobile,email\n+49 170 9999999,carol@contoso.com\n") == 1
+        saved = backend.connectors.upload_mapping(tenant, cid, "mobile,email\n+49 170 9999999,carol@contoso.com\n")
+        assert saved.entries == 1 and saved.notes == []
         with pytest.raises(Invalid, match="line 3"):
             backend.connectors.upload_mapping(tenant, cid, "mobile,email\n+491701,x@y.z\nnot-a-number,nobody\n")
         assert backend.connectors.describe(tenant, cid)["mapping_entries"] == 1

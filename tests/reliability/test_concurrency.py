@@ -320,7 +320,7 @@ def test_concurrent_mapping_uploads_leave_one_whole_csv(backend: Services, tenan
 
     def work(i: int) -> int:
         text = "name,email\n" + "".join(f"P{i} {k},{email}\n" for k, email in enumerate(sorted(csvs[i])))
-        return backend.connectors.upload_mapping(tenant, connector, text)
+        return backend.connectors.upload_mapping(tenant, connector, text).entries
 
     assert at_once(len(csvs), work) == [5] * len(csvs)
     with backend.db.session() as session:

@@ -78,8 +78,7 @@ def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_o
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise Invalid("the mapping CSV must be UTF-8") from exc
-        count = connectors.upload_mapping(tenant, connectors.find(tenant, connector), text)
-        return {"entries": count}
+        return connectors.upload_mapping(tenant, connectors.find(tenant, connector), text).as_dict()
 
     @router.post("/tenants/{tenant_id}/connectors/{connector}/consent")
     def consent(tenant_id: str, connector: str, body: ConsentIn, request: Request) -> dict[str, Any]:

@@ -139,6 +139,8 @@ class RunCounts:
     # messages sent by any further ones are counted in unmapped_not_listed.
     unmapped: dict[Participant, Unmapped] = field(default_factory=dict)
     unmapped_not_listed: int = 0
+    # Participants mapped through a number that is not a valid one, by its digits: noted once per run.
+    by_digits: set[str] = field(default_factory=set)
 
     def note_unmapped(self, p: Participant, sent: bool, rule: Callable[[], str]) -> None:
         """Record a participant of an item whom no rule mapped; ``sent``: they sent the item."""

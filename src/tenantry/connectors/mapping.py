@@ -5,6 +5,10 @@
 2. The item's own e-mail address property of the participant.
 3. Beyond the seed: the mobile numbers SCIM provisioned into the directory (if the connector allows it).
 
+Numbers are compared by their key (``directory.phones.phone_key``): E.164 where phonenumbers calls the number
+possible, else its digits. A number the directory accepted is never refused here, and a match made by digits
+only is reported as such: in the CSV upload's notes and in the run report (issue #10, item 3).
+
 A rule whose e-mail is no directory user falls through to the next rule; a participant no rule maps is an
 outsider (a copy goes to nobody for them, but they still appear in the message's headers), and the run report
 lists them with the reason each rule failed (``UserMapper.why_unmapped``; issue #10, item 2).
@@ -18,7 +22,7 @@ import re
 from dataclasses import dataclass
 
 from tenantry.core.errors import Invalid
-from tenantry.directory.phones import to_e164
+from tenantry.directory.phones import matched_by_digits, phone_key
 from tenantry.directory.service import DirectoryService, DirectoryUser
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -30,9 +34,22 @@ _NAME_HEADERS = {"name", "display name", "contact", "contact name"}
 @dataclass(frozen=True)
 class MappingRow:
     line: int
-    e164: str | None
+    e164: str | None           # the number's key: E.164, else its digits (the column keeps its first name)
     name_key: str | None
     email: str
+    phone: str | None = None   # as written in the CSV (for the upload's notes; not stored)
+    by_digits: bool = False    # the number is not a valid one: it matches by its digits only
+
+
+@dataclass(frozen=True)
+class MappingUpload:
+    """What an upload saved, and what its reader should know (numbers that match by their digits only)."""
+
+    entries: int
+    notes: list[str]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"entries": self.entries, "notes": self.notes}
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,7 @@ class Recipient:
     address: str
     display_name: str | None
     via: str  # "csv" | "email" | "directory" | "owner"
+    by_digits: bool = False   # found through a number phonenumbers calls invalid, by its digits
 
 
 def name_key(name: str) -> str:
@@ -71,17 +89,25 @@ def parse_mapping_csv(text: str, default_region: str | None = None) -> list[Mapp
         if not any(cell.strip() for cell in row):
             continue
         phone, email, name = (_cell(row, phone_col), _cell(row, email_col), _cell(row, name_col))
-        e164 = to_e164(phone, default_region) if phone else None
+        e164 = phone_key(phone, default_region) if phone else None
         if phone and not e164:
             problems.append(f"line {line}: {phone!r} is not a phone number (write it as +<country><number>)")
         if not _EMAIL.match(email):
             problems.append(f"line {line}: {email!r} is not an e-mail address")
         if not phone and not name:
             problems.append(f"line {line}: a mobile number or a name is needed")
-        out.append(MappingRow(line, e164, name_key(name) if name else None, email.lower()))
+        out.append(MappingRow(line, e164, name_key(name) if name else None, email.lower(), phone or None,
+                              bool(phone) and matched_by_digits(phone, default_region)))
     if problems:
         raise Invalid("the mapping CSV was not saved:\n" + "\n".join(problems[:50]))
     return out
+
+
+def mapping_notes(rows: list[MappingRow]) -> list[str]:
+    """The upload's notes: each row whose number is no valid phone number and so matches by its digits."""
+    return [f"line {r.line}: {r.phone!r} is not a valid phone number by its country's plan; it is kept, and "
+            f"matches participants and directory numbers with the same digits ({r.e164})"
+            for r in rows if r.by_digits]
 
 
 def _cell(row: list[str], index: int | None) -> str:
@@ -117,7 +143,7 @@ class UserMapper:
 
     def prefetch(self, phones: list[str], emails: list[str]) -> None:
         """Warm the caches for a batch of participants in two queries instead of one per participant."""
-        numbers = {n for n in (to_e164(p, self.region) for p in phones) if n}
+        numbers = {n for n in (phone_key(p, self.region) for p in phones) if n}
         wanted_emails = {e.strip().lower() for e in emails if e} | {
             self.by_e164[n] for n in numbers if n in self.by_e164}
         missing_emails = [e for e in wanted_emails if e not in self._by_email]
@@ -132,11 +158,12 @@ class UserMapper:
 
     def resolve(self, phone: str | None, name: str | None, email: str | None) -> list[Recipient]:
         """The users a participant is, by the first rule that finds any (empty: an outsider)."""
-        e164 = to_e164(phone, self.region) if phone else None
+        e164 = phone_key(phone, self.region) if phone else None
+        digits = bool(phone) and matched_by_digits(phone or "", self.region)
         if e164 and e164 in self.by_e164:
             users = self._users_by_email(self.by_e164[e164])
             if users:
-                return [_recipient(u, "csv") for u in users]
+                return [_recipient(u, "csv", digits) for u in users]
         if name and name_key(name) in self.by_name:
             users = self._users_by_email(self.by_name[name_key(name)])
             if users:
@@ -148,7 +175,7 @@ class UserMapper:
         if e164 and self.use_directory_mobiles:
             users = self._users_by_mobile(e164)
             if users:
-                return [_recipient(u, "directory") for u in users]
+                return [_recipient(u, "directory", digits) for u in users]
         return []
 
 
@@ -157,7 +184,7 @@ class UserMapper:
 
         Call it after ``resolve`` came back empty: it reads the caches that call filled.
         """
-        e164 = to_e164(phone, self.region) if phone else None
+        e164 = phone_key(phone, self.region) if phone else None
         csv_email = self.by_e164.get(e164) if e164 else None
         if csv_email is None and name:
             csv_email = self.by_name.get(name_key(name))
@@ -179,5 +206,5 @@ class UserMapper:
         return "; ".join((csv_rule, email_rule, mobile_rule))
 
 
-def _recipient(user: DirectoryUser, via: str) -> Recipient:
-    return Recipient(user.id, user.email, user.display_name, via)
+def _recipient(user: DirectoryUser, via: str, by_digits: bool = False) -> Recipient:
+    return Recipient(user.id, user.email, user.display_name, via, by_digits)

@@ -32,7 +32,14 @@ from sqlalchemy.exc import IntegrityError
 from tenantry.archive.service import WHATSAPP_FOLDER, ArchiveService, Delivery
 from tenantry.connectors.convert import index_fields, render_item
 from tenantry.connectors.items import Participant, RunCounts, SkipReason, SourceIssue, SourceItem, Unmapped, printable
-from tenantry.connectors.mapping import MappingRow, Recipient, UserMapper, parse_mapping_csv
+from tenantry.connectors.mapping import (
+    MappingRow,
+    MappingUpload,
+    Recipient,
+    UserMapper,
+    mapping_notes,
+    parse_mapping_csv,
+)
 from tenantry.connectors.models import Connector, ExportFile, MappingEntry, Run, RunIssue
 from tenantry.connectors.sources import Source, SourceUnavailable
 from tenantry.connectors.sources.archiver_feed import ArchiverFeedSource
@@ -209,7 +216,7 @@ class ConnectorService:
                 raise Conflict(f"a connector named {name!r} exists") from exc
         return self.describe(tenant, connector.id)
 
-    def upload_mapping(self, tenant: str, connector_id: str, csv_text: str) -> int:
+    def upload_mapping(self, tenant: str, connector_id: str, csv_text: str) -> MappingUpload:
         rows = parse_mapping_csv(csv_text, self.region)
         with self.db.writing(), self.db.session() as session:
             # Under the connector's lock: two uploads at once leave one CSV's rows, never a mix of both.
@@ -219,7 +226,7 @@ class ConnectorService:
                 session.execute(insert(MappingEntry), [
                     {"connector_id": connector_id, "e164": r.e164, "name_key": r.name_key, "email": r.email,
                      "line": r.line} for r in rows])
-        return len(rows)
+        return MappingUpload(len(rows), mapping_notes(rows))
 
     def consent(self, tenant: str, connector_id: str, admin_user: str) -> dict[str, Any]:
         if not self.directory.has_role(tenant, admin_user, CONSENT_ROLE):
@@ -540,6 +547,12 @@ class ConnectorService:
                                           item.source_id, item.location, size, item.kind.value))
                 continue
             recipients = self._recipients(item, mapper)
+            for p, r in recipients.items():
+                if r.by_digits and p.phone and p.phone not in counts.by_digits:
+                    counts.by_digits.add(p.phone)
+                    issues.append(SourceIssue(
+                        SkipReason.NOTICE, f"{p.label()} is not a valid phone number by its country's plan; mapped "
+                        f"to {r.address} ({r.via}) by its digits", item.source_id, item.location))
             for p in dict.fromkeys((*item.participants, *((item.sender,) if item.sender else ()))):
                 if p not in recipients:  # reported, not silently absent (issue #10, item 2)
                     counts.note_unmapped(p, p == item.sender, partial(mapper.why_unmapped, p.phone, p.name, p.email))

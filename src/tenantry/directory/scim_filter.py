@@ -29,7 +29,7 @@ from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, true
 
 from tenantry.core.clock import as_utc
 from tenantry.directory.models import Group, GroupMember, User, UserValue
-from tenantry.directory.phones import to_e164
+from tenantry.directory.phones import phone_key
 
 CORE_PREFIXES = ("urn:ietf:params:scim:schemas:core:2.0:user:", "urn:ietf:params:scim:schemas:core:2.0:group:")
 
@@ -280,9 +280,9 @@ class FilterCompiler:
         cond = _string_op(UserValue.value_key, op, fold(key, value))
         if cond is not None and key == "phonenumbers.value" and op is CompareOperator.eq:
             # A number written another way ("+49 170 …" vs "0049170…") is the same number.
-            e164 = to_e164(value, self.region)
-            if e164:
-                cond = or_(cond, UserValue.e164 == e164)
+            number = phone_key(value, self.region)
+            if number:
+                cond = or_(cond, UserValue.e164 == number)
         return cond
 
     def _value_path(self, node: ValuePath) -> Compiled:

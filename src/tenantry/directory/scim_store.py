@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import FOR_WRITE, Database
 from tenantry.directory.models import Group, GroupMember, User, UserValue
-from tenantry.directory.phones import to_e164
+from tenantry.directory.phones import phone_key
 from tenantry.directory.scim_filter import MULTI_COMPLEX, FilterCompiler, attr_key, fold, with_user_name_keys
 from tenantry.protocols.scim.errors import validation_error_to_scim
 from tenantry.protocols.scim.limits import GROUP_COLUMNS, USER_COLUMNS, check_filter, check_member, check_resource
@@ -110,7 +110,7 @@ def index_rows(doc: dict[str, Any], region: str | None) -> list[dict[str, Any]]:
             key = fold(attr, value)[:_MAX_INDEXED]
         else:
             return
-        e164 = to_e164(value, region) if attr == "phonenumbers.value" and isinstance(value, str) else None
+        e164 = phone_key(value, region) if attr == "phonenumbers.value" and isinstance(value, str) else None
         rows.append({"attr": attr, "type_key": type_key, "entry": entry, "value_key": key, "e164": e164})
 
     def walk(prefix: str, obj: dict[str, Any]) -> None:

@@ -348,9 +348,10 @@ class DirectoryService:
                     _add_unique(found.setdefault(key, []), _directory_user(user))
         return found
 
-    def find_users_by_mobile(self, tenant_id: str, numbers_e164: list[str]) -> dict[str, list[DirectoryUser]]:
-        """Users with a phone number equal (in E.164) to one of ``numbers_e164``; mobile numbers first."""
-        keys = list(set(numbers_e164))
+    def find_users_by_mobile(self, tenant_id: str, phone_keys: list[str]) -> dict[str, list[DirectoryUser]]:
+        """Users with a phone number whose key (``directory.phones.phone_key``: E.164, else its digits) is one of
+        ``phone_keys``; mobile numbers first."""
+        keys = list(set(phone_keys))
         found: dict[str, list[DirectoryUser]] = {}
         with self.db.session() as session:
             for start in range(0, len(keys), 500):

@@ -26,7 +26,7 @@ from tenantry.connectors.items import (
     SourceIssue,
     SourceItem,
 )
-from tenantry.directory.phones import to_e164
+from tenantry.directory.phones import phone_key
 from tenantry.protocols.whatsapp import (
     ExportIssue,
     ExportLimits,
@@ -70,8 +70,9 @@ class ExportUpload:
 
 
 def participant_for(author: str) -> Participant:
-    """Authors are names of saved contacts, or numbers ("+49 170 1234567") for unsaved ones."""
-    if author.lstrip().startswith("+") and to_e164(author):
+    """Authors are names of saved contacts, or numbers ("+49 170 1234567") for unsaved ones — also numbers
+    phonenumbers calls impossible ("+1 123 456 789"), which still map by their digits."""
+    if author.lstrip().startswith("+") and phone_key(author):
         return Participant(phone=author.strip())
     return Participant(name=author)
 
