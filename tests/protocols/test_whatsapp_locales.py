@@ -254,3 +254,15 @@ def test_whatsapps_encryption_notice_under_the_group_name_is_no_participant(loca
 def test_an_android_subject_change_quoting_a_colon_has_no_author(line: str) -> None:
     m = parse_text(line + "\n").messages[0]
     assert (m.author, m.kind) == (None, K.SYSTEM)
+
+
+@pytest.mark.parametrize(("stamp", "line"), [
+    ("12/01/2024, 09:00 - ", "Book club: Messages and calls are end-to-end encrypted. Only people in this chat can "
+                             "read, listen to, or share them. Learn more."),
+    ("17/09/2024 11:31 - ", "Grupo: As mensagens e ligações são protegidas com a criptografia de ponta a ponta. "
+                            "Somente as pessoas nesta conversa podem ler, ouvir ou compartilhar. Saiba mais."),
+])
+def test_the_2024_encryption_notice_naming_no_whatsapp_under_a_group_name_is_no_participant(
+        stamp: str, line: str) -> None:
+    parsed = parse_text(stamp + line + "\n" + stamp + "Ana: hi\n")
+    assert [(m.author, m.kind) for m in parsed.messages] == [(None, K.SYSTEM), ("Ana", K.TEXT)]

@@ -64,6 +64,8 @@ LOCALES: tuple[Locale, ...] = (
                        r"\bcreated group\b", r"^messages and calls are end-to-end encrypted",
                        r"^messages to this group are now secured"),
         notice=(r"messages and calls are end-to-end encrypted\b.{0,200}\bwhatsapp\b",
+                # The 2024 wording names no WhatsApp; its second sentence is as much WhatsApp's own.
+                r"messages and calls are end-to-end encrypted\. only people in this chat can read, listen to",
                 r"messages (?:you send )?to this (?:group|chat)(?: and calls)? are now secured with end-to-end",
                 r"this business uses a secure service from meta"),
     ),
@@ -140,6 +142,8 @@ LOCALES: tuple[Locale, ...] = (
                 r"código de segurança", r"mensagens temporárias", r"\badmin"),
         system_strict=(r"\b(?:mudou|alterou) (?:o assunto|o nome do grupo|a descrição)", r"\bcriou o grupo\b"),
         notice=(r"(?:as )?mensagens\b.{0,80}criptografia de ponta a ponta.{0,200}\bwhatsapp\b",
+                r"as mensagens e ligações são protegidas com a criptografia de ponta a ponta\. somente as pessoas "
+                r"nesta conversa podem ler",  # the 2024 wording (pt-BR), which names no WhatsApp
                 r"(?:as )?mensagens\b.{0,80}encriptad[ao]s ponto a ponto.{0,200}\bwhatsapp\b",
                 r"suas chamadas e mensagens estão seguras com criptografia de ponta-a-ponta.{0,200}\bwhatsapp\b",
                 r"quando é possível, as mensagens que enviar.{0,120}encriptadas.{0,200}\bwhatsapp\b"),
