@@ -49,6 +49,39 @@ def _pg_database() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def blank_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A new, empty database of either backend (nothing migrated): for tests of migrations."""
+    from tenantry.core.db import make_engine
+
+    gen = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'blank.db'}"
+    else:
+        gen = _pg_database()
+        url = next(gen)
+    eng = make_engine(url)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+        if gen is not None:
+            for _ in gen:
+                pass
+
+
+def migrate_to(engine: Any, revision: str, *, down: bool = False) -> None:
+    """Run the migrations up (or ``down``) to ``revision`` on ``engine``."""
+    from alembic import command
+
+    from tenantry.core.db import alembic_config
+
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, revision)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     """The application's services on one real database, migrated, for the whole session."""

@@ -2,43 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
-from alembic import command
 
-from tenantry.core.db import alembic_config, make_engine
-from tests.conftest import _pg_database
+from tests.conftest import migrate_to
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    gen = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        gen = _pg_database()
-        url = next(gen)
-    eng = make_engine(url)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
-        if gen is not None:
-            for _ in gen:
-                pass
-
-
-def migrate(eng: sa.Engine, revision: str, *, down: bool = False) -> None:
-    cfg = alembic_config(eng.url.render_as_string(hide_password=False))
-    with eng.begin() as conn:
-        cfg.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
 def add_connector(conn: sa.Connection, cid: str, window_hours: int) -> None:
@@ -49,17 +19,18 @@ def add_connector(conn: sa.Connection, cid: str, window_hours: int) -> None:
         "'whatsapp.invalid', 1000, '02:00', :wh, 30, 0)"), {"id": cid, "at": T0, "wh": window_hours})
 
 
-def test_existing_connectors_get_a_48_hour_overlap_and_longer_ones_are_kept(engine: sa.Engine) -> None:
-    migrate(engine, "0007_username_key")
+def test_existing_connectors_get_a_48_hour_overlap_and_longer_ones_are_kept(blank_engine: sa.Engine) -> None:
+    engine = blank_engine
+    migrate_to(engine, "0007_username_key")
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 't1', :at)"), {"at": T0})
         add_connector(conn, "old-default", 24)
         add_connector(conn, "wide", 120)
-    migrate(engine, "0008_feed_overlap")
+    migrate_to(engine, "0008_feed_overlap")
     with engine.connect() as conn:
         rows = dict(conn.execute(sa.text("SELECT id, overlap_hours FROM connectors")).all())
     assert rows == {"old-default": 48, "wide": 120}
-    migrate(engine, "0007_username_key", down=True)
+    migrate_to(engine, "0007_username_key", down=True)
     with engine.connect() as conn:
         rows = dict(conn.execute(sa.text("SELECT id, window_hours FROM connectors")).all())
     assert rows == {"old-default": 48, "wide": 120}

@@ -3,19 +3,15 @@ digits, and said so — and a CSV row with it is not refused."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 
 from tenantry.archive.service import WHATSAPP_FOLDER
-from tenantry.core.db import alembic_config, make_engine
 from tenantry.core.errors import Invalid
 from tenantry.directory.phones import digit_key, matched_by_digits, phone_key
-from tests.conftest import _pg_database, user_payload
+from tests.conftest import migrate_to, user_payload
 from tests.connectors.conftest import NOW, FeedServer, People, feed_item
 from tests.connectors.test_feed_connector import make_connector
 
@@ -99,33 +95,10 @@ def test_an_export_author_written_as_an_invalid_number_is_a_phone_participant(
     assert backend.archive.count(tenant, dana, WHATSAPP_FOLDER) == 2
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    gen = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        gen = _pg_database()
-        url = next(gen)
-    eng = make_engine(url)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
-        if gen is not None:
-            for _ in gen:
-                pass
-
-
-def test_migration_gives_existing_invalid_numbers_their_digit_key_and_leaves_the_rest(engine: sa.Engine) -> None:
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-
-    def upgrade(revision: str) -> None:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
-
-    upgrade("0008_feed_overlap")
+def test_migration_gives_existing_invalid_numbers_their_digit_key_and_leaves_the_rest(
+        blank_engine: sa.Engine) -> None:
+    engine = blank_engine
+    migrate_to(engine, "0008_feed_overlap")
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 't1', :at)"), {"at": t0})
@@ -136,7 +109,7 @@ def test_migration_gives_existing_invalid_numbers_their_digit_key_and_leaves_the
             conn.execute(sa.text(
                 "INSERT INTO user_values (user_id, tenant_id, attr, type_key, entry, value_key, e164) "
                 "VALUES ('u1', 't1', 'phonenumbers.value', 'mobile', 0, :v, :e)"), {"v": value, "e": e164})
-    upgrade("0009_phone_keys")
+    migrate_to(engine, "0009_phone_keys")
     with engine.connect() as conn:
         keys = dict(conn.execute(sa.text("SELECT value_key, e164 FROM user_values")).all())
     assert keys == {ODD: "+1123456789", "+49 170 1234567": "+491701234567", "call me": None}

@@ -4,49 +4,26 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 
-from tenantry.core.db import Database, alembic_config, make_engine
+from tenantry.core.db import Database
 from tenantry.directory.scim_filter import user_name_key
 from tenantry.directory.scim_store import ScimStore
-from tests.conftest import _pg_database
+from tests.conftest import migrate_to
 
 BEFORE = "0005"
 AFTER = "0007_username_key"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+@pytest.fixture()
+def engine(blank_engine: sa.Engine) -> sa.Engine:
     """A new database of either backend, migrated to the revision before this one."""
-    gen = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        gen = _pg_database()
-        url = next(gen)
-    eng = make_engine(url)
-    migrate_to(eng, BEFORE)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
-        if gen is not None:
-            for _ in gen:
-                pass
-
-
-def migrate_to(eng: sa.Engine, revision: str) -> None:
-    cfg = alembic_config(eng.url.render_as_string(hide_password=False))
-    with eng.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    migrate_to(blank_engine, BEFORE)
+    return blank_engine
 
 
 def old_key(user_name: str) -> str:
