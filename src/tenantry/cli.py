@@ -929,8 +929,10 @@ def provisioning_apps(tenant: TenantOpt = None, as_json: JsonOpt = False) -> Non
 @provisioning_app.command("assign")
 def provisioning_assign(app_ref: Annotated[str, typer.Argument(metavar="APP")], principal: str,
                         group: Annotated[bool, typer.Option("--group", help="The principal is a group id.")] = False,
-                        role: Annotated[str, typer.Option()] = "User", tenant: TenantOpt = None,
-                        as_: AsOpt = None) -> None:
+                        role: Annotated[str, typer.Option(help="One of the app's roles (id, display name or "
+                                                               "value); see `provisioning roles`.")] = "User",
+                        tenant: TenantOpt = None, as_: AsOpt = None) -> None:
+    """Assign a user (userName or id) or a group (--group, its id) with one of the app's roles."""
     services = _services()
     t = _tenant(services, tenant)
     app_id = _app(services, t, app_ref)
@@ -964,6 +966,80 @@ def provisioning_scope(app_ref: Annotated[str, typer.Argument(metavar="APP")], t
     console.print(f"{len(decision.in_scope)} users in scope")
     for user_id, why in decision.skipped.items():
         console.print(f"  skipped {user_id}: {why}")
+    for group_id, why in decision.groups_skipped.items():
+        console.print(f"  skipped group {group_id}: {why}")
+
+
+MemberTypesOpt = Annotated[str | None, typer.Option(
+    "--member-types", help="Who may be assigned the role: users, groups, or users,groups.")]
+
+
+@provisioning_app.command("roles")
+def provisioning_roles(app_ref: Annotated[str, typer.Argument(metavar="APP")], tenant: TenantOpt = None,
+                       as_json: JsonOpt = False) -> None:
+    """The app's roles (Entra's appRoles; Default Access and User are built in) and how many hold each."""
+    services = _services()
+    t = _tenant(services, tenant)
+    rows = _run(lambda: services.provisioning.list_roles(t, _app(services, t, app_ref)))
+    _print(rows, ["display_name", "value", "enabled", "allowed_member_types", "assignments", "built_in", "id"],
+           as_json)
+
+
+@provisioning_app.command("role-add")
+def provisioning_role_add(app_ref: Annotated[str, typer.Argument(metavar="APP")], display_name: str,
+                          value: Annotated[str | None, typer.Option(help="What the app receives (no spaces); "
+                                                                         "default: the display name is sent.")]
+                          = None,
+                          description: Annotated[str | None, typer.Option()] = None,
+                          member_types: MemberTypesOpt = None, tenant: TenantOpt = None, as_: AsOpt = None) -> None:
+    """Add a role to the app; assign it with `assign … --role NAME`."""
+    services = _services()
+    t = _tenant(services, tenant)
+    app_id = _app(services, t, app_ref)
+    actor = _actor(services, t, as_)
+    types = member_types.split(",") if member_types is not None else ["User", "Group"]
+    role = _run(lambda: services.provisioning.add_role(t, app_id, display_name=display_name, value=value,
+                                                       description=description, allowed_member_types=types,
+                                                       actor=actor))
+    console.print(f"role {role['display_name']} ({role['id']}) added", markup=False, highlight=False)
+
+
+@provisioning_app.command("role-update")
+def provisioning_role_update(app_ref: Annotated[str, typer.Argument(metavar="APP")],
+                             role: Annotated[str, typer.Argument(help="The role's id, display name or value.")],
+                             display_name: Annotated[str | None, typer.Option()] = None,
+                             value: Annotated[str | None, typer.Option(help='"" clears it.')] = None,
+                             description: Annotated[str | None, typer.Option(help='"" clears it.')] = None,
+                             member_types: MemberTypesOpt = None,
+                             enabled: Annotated[bool | None, typer.Option(
+                                 "--enable/--disable", help="A disabled role is not assigned again; those who "
+                                                            "hold it keep it.")] = None,
+                             tenant: TenantOpt = None, as_: AsOpt = None) -> None:
+    """Change or disable a role (the built-in Default Access and User cannot be changed)."""
+    services = _services()
+    t = _tenant(services, tenant)
+    app_id = _app(services, t, app_ref)
+    actor = _actor(services, t, as_)
+    types = member_types.split(",") if member_types is not None else None
+    changed = _run(lambda: services.provisioning.update_role(
+        t, app_id, role, display_name=display_name, value=value, description=description,
+        allowed_member_types=types, enabled=enabled, actor=actor))
+    console.print(f"role {changed['display_name']}: {'enabled' if changed['enabled'] else 'disabled'}, value "
+                  f"{changed['value'] or '-'}, for {', '.join(changed['allowed_member_types'])}",
+                  markup=False, highlight=False)
+
+
+@provisioning_app.command("role-delete")
+def provisioning_role_delete(app_ref: Annotated[str, typer.Argument(metavar="APP")],
+                             role: Annotated[str, typer.Argument(help="The role's id, display name or value.")],
+                             tenant: TenantOpt = None, as_: AsOpt = None) -> None:
+    """Delete a role no assignment holds (one in use is refused: reassign them, or disable it)."""
+    services = _services()
+    t = _tenant(services, tenant)
+    app_id = _app(services, t, app_ref)
+    actor = _actor(services, t, as_)
+    _run(lambda: services.provisioning.delete_role(t, app_id, role, actor=actor))
+    console.print("deleted")
 
 
 @provisioning_app.command("config")

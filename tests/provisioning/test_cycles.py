@@ -659,3 +659,121 @@ def test_group_scoping_filters_keep_groups_out_and_delete_a_group_that_stops_mat
     report = src.run(app)
     assert report.stats["groups_created"] == 1
     assert peer.member_ids(src.group_name("sales")) == {peer.user(src.name("ann"))["id"]}  # type: ignore[index]
+
+
+# -- app roles (issue #10 item 13) ----------------------------------------------------------------------------
+
+SINGLE_ROLE = {"target": 'roles[primary eq "True"].value', "type": "expression",
+               "source": "SingleAppRoleAssignment([appRoleAssignments])"}
+ALL_ROLES = {"target": "roles", "type": "expression", "source": "AppRoleAssignmentsComplex([appRoleAssignments])"}
+
+
+def _user_mappings(*extra: dict[str, str]) -> list[dict[str, object]]:
+    from tenantry.provisioning.config import AppConfig
+
+    return [*(m.model_dump(mode="json") for m in AppConfig().user_mappings), *extra]
+
+
+def test_a_users_app_role_reaches_the_app_and_a_role_change_is_one_patch(src: Source, target, peer: Peer) -> None:
+    provisioning = src.services.provisioning
+    ann = src.user("ann")
+    app = src.app(target.base_url, target.token, provision_groups=False, user_mappings=_user_mappings(SINGLE_ROLE))
+    provisioning.add_role(src.tenant, app, display_name="Administrator", value="admin")
+    provisioning.add_role(src.tenant, app, display_name="Driver", value="driver")
+    provisioning.assign(src.tenant, app, "User", ann, role="Administrator")
+
+    assert src.run(app).stats["users_created"] == 1
+    assert peer.user(src.name("ann"))["roles"] == [{"primary": True, "value": "admin"}]  # type: ignore[index]
+
+    provisioning.assign(src.tenant, app, "User", ann, role="Driver")     # the user itself is unchanged
+    report = src.run(app)
+    assert report.kind == "incremental" and report.stats["users_updated"] == 1
+    assert (report.stats["requests"], report.stats["requests_patch"]) == (1, 1)
+    assert peer.user(src.name("ann"))["roles"] == [{"primary": True, "value": "driver"}]  # type: ignore[index]
+    assert provisioning.logs(src.tenant, app, cycle_id=report.id)[0]["reason"] == "changed: roles"
+    assert src.run(app).stats["requests"] == 0                            # nothing changed: nothing sent
+
+    provisioning.update_role(src.tenant, app, "Driver", value="drivers")  # the role's value is what is sent
+    report = src.run(app)
+    assert (report.stats["requests"], report.stats["requests_patch"]) == (1, 1)
+    assert peer.user(src.name("ann"))["roles"] == [{"primary": True, "value": "drivers"}]  # type: ignore[index]
+
+
+def test_all_roles_are_sent_including_those_reached_through_a_group(src: Source, target, peer: Peer) -> None:
+    provisioning = src.services.provisioning
+    ann, ben = src.user("ann"), src.user("ben")
+    drivers = src.group("drivers", [ann, ben])
+    app = src.app(target.base_url, target.token, provision_groups=False, user_mappings=_user_mappings(ALL_ROLES))
+    provisioning.add_role(src.tenant, app, display_name="Dispatcher", value="dispatch")
+    provisioning.add_role(src.tenant, app, display_name="Driver", value="driver")
+    provisioning.assign(src.tenant, app, "Group", drivers, role="Driver")
+    provisioning.assign(src.tenant, app, "User", ann, role="Dispatcher")
+
+    assert src.run(app).stats["users_created"] == 2
+
+    def role(display: str, value: str) -> dict[str, object]:
+        return {"primary": False, "type": "WindowsAzureActiveDirectoryRole", "display": display, "value": value}
+
+    assert peer.user(src.name("ann"))["roles"] == [role("Dispatcher", "dispatch"), role("Driver", "driver")]  # type: ignore[index]
+    assert peer.user(src.name("ben"))["roles"] == [role("Driver", "driver")]  # type: ignore[index]
+
+    # Ann leaves the group: she keeps her own role only. Neither user was modified, only the group.
+    src.patch_group(drivers, {"op": "remove", "path": f'members[value eq "{ann}"]'})
+    report = src.run(app)
+    assert (report.stats["requests"], report.stats["users_updated"]) == (1, 1)
+    assert peer.user(src.name("ann"))["roles"] == [role("Dispatcher", "dispatch")]  # type: ignore[index]
+
+
+def test_a_group_assigned_only_with_default_access_is_not_created(src: Source, target, peer: Peer) -> None:
+    provisioning = src.services.provisioning
+    ann, ben = src.user("ann"), src.user("ben")
+    everyone = src.group("everyone", [ann, ben])
+    team = src.group("team", [ben])
+    app = src.app(target.base_url, target.token)
+    provisioning.assign(src.tenant, app, "Group", everyone, role="Default Access")
+    provisioning.assign(src.tenant, app, "Group", team)
+
+    report = src.run(app)
+    assert (report.stats["groups_created"], report.stats["groups_skipped"]) == (1, 1)
+    assert peer.group(src.group_name("everyone")) is None and peer.group(src.group_name("team")) is not None
+    assert peer.user(src.name("ann")) is None              # her only role, through the group, is Default Access
+    entry = provisioning.logs(src.tenant, app, source_id=everyone)[0]
+    assert (entry["object_type"], entry["result"], entry["display"]) == ("Group", "skipped",
+                                                                          src.group_name("everyone"))
+    assert entry["reason"] == "not effectively entitled: the only role is Default Access"
+    assert src.run(app).stats.get("groups_skipped") is None     # logged once, not every cycle
+    assert provisioning.status(src.tenant, app)["groups"] == 1
+
+    provisioning.assign(src.tenant, app, "Group", everyone, role="User")     # a real role: created next cycle
+    report = src.run(app)
+    assert (report.stats["groups_created"], report.stats["users_created"]) == (1, 1)
+    assert peer.member_ids(src.group_name("everyone")) == {
+        peer.user(src.name(n))["id"] for n in ("ann", "ben")}  # type: ignore[index]
+
+    provisioning.assign(src.tenant, app, "Group", everyone, role="Default Access")   # and back: deleted
+    report = src.run(app)
+    assert report.stats["groups_deleted"] == 1 and report.stats["users_disabled"] == 1
+    assert peer.group(src.group_name("everyone")) is None
+    assert "Default Access" in provisioning.logs(src.tenant, app, source_id=everyone, action="delete")[0]["reason"]
+
+
+def test_of_several_roles_the_directly_assigned_one_is_sent_and_the_log_says_why(src: Source, target,
+                                                                                 peer: Peer) -> None:
+    provisioning = src.services.provisioning
+    ann = src.user("ann")
+    app = src.app(target.base_url, target.token, provision_groups=False, user_mappings=_user_mappings(SINGLE_ROLE))
+    provisioning.add_role(src.tenant, app, display_name="Driver", value="driver")
+    provisioning.add_role(src.tenant, app, display_name="Owner", value="owner")
+    provisioning.assign(src.tenant, app, "Group", src.group("drivers", [ann]), role="Driver")
+    provisioning.assign(src.tenant, app, "User", ann, role="Owner")
+
+    report = src.run(app)
+    assert peer.user(src.name("ann"))["roles"] == [{"primary": True, "value": "owner"}]  # type: ignore[index]
+    steps = provisioning.logs(src.tenant, app, cycle_id=report.id)[0]["steps"]
+    assert {"step": "roles", "result": "success", "detail": "2 roles; SingleAppRoleAssignment sends 'owner', "
+            "the role assigned to the user directly"} in steps
+
+    provisioning.unassign(src.tenant, app, "User", ann)          # still assigned through the group
+    report = src.run(app)
+    assert (report.stats["requests"], report.stats["users_updated"]) == (1, 1)
+    assert peer.user(src.name("ann"))["roles"] == [{"primary": True, "value": "driver"}]  # type: ignore[index]

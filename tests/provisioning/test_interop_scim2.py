@@ -59,3 +59,41 @@ def test_an_existing_scim2_server_user_is_matched(src: Source, scim2_server) -> 
     report = src.run(app)
     assert report.stats["users_updated"] == 1 and report.stats.get("users_created") is None
     assert peer.user(src.name("ann"))["id"] == existing["id"]  # type: ignore[index]
+
+
+def test_app_roles_reach_scim2_server_and_a_role_change_replaces_them(src: Source, scim2_server) -> None:
+    """Issue #10 item 13: the roles mappings (one role, all roles) against a server we did not write."""
+    from tenantry.provisioning.config import AppConfig
+
+    peer = Peer(scim2_server.base_url, scim2_server.token)
+    mappings = [m.model_dump(mode="json") for m in AppConfig().user_mappings]
+    single = {"target": 'roles[primary eq "True"].value', "type": "expression",
+              "source": "SingleAppRoleAssignment([appRoleAssignments])"}
+    every = {"target": "roles", "type": "expression", "source": "AppRoleAssignmentsComplex([appRoleAssignments])"}
+    provisioning = src.services.provisioning
+    ann, ben = src.user("ann"), src.user("ben")
+    one = src.app(scim2_server.base_url, scim2_server.token, provision_groups=False,
+                  user_mappings=[*mappings, single])
+    for role in ("admin", "driver"):
+        provisioning.add_role(src.tenant, one, display_name=role.title(), value=role)
+    provisioning.assign(src.tenant, one, "User", ann, role="admin")
+    assert src.run(one).status == "succeeded"
+    assert [(r["value"], r.get("primary")) for r in peer.user(src.name("ann"))["roles"]] == [("admin", True)]  # type: ignore[index]
+    provisioning.assign(src.tenant, one, "User", ann, role="driver")
+    report = src.run(one)
+    assert (report.status, report.stats["requests_patch"]) == ("succeeded", 1), report
+    assert [r["value"] for r in peer.user(src.name("ann"))["roles"]] == ["driver"]  # type: ignore[index]
+
+    every_app = src.services.provisioning.create_app(src.tenant, name=f"all-{src.tag}",
+                                                     tenant_url=scim2_server.base_url, token=scim2_server.token)
+    every_id = every_app["id"]
+    provisioning.configure(src.tenant, every_id, {"provision_groups": False, "user_mappings": [*mappings, every]})
+    for role in ("dispatch", "night"):
+        provisioning.add_role(src.tenant, every_id, display_name=role.title(), value=role)
+    provisioning.assign(src.tenant, every_id, "Group", src.group("night", [ben]), role="night")
+    provisioning.assign(src.tenant, every_id, "User", ben, role="dispatch")
+    assert src.run(every_id).status == "succeeded"
+    roles = peer.user(src.name("ben"))["roles"]  # type: ignore[index]
+    assert sorted((r["value"], r["display"], r["type"], r["primary"]) for r in roles) == [
+        ("dispatch", "Dispatch", "WindowsAzureActiveDirectoryRole", False),
+        ("night", "Night", "WindowsAzureActiveDirectoryRole", False)]

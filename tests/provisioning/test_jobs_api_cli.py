@@ -149,6 +149,17 @@ def test_the_cli_runs_a_cycle_and_shows_status_and_logs(tmp_path: Path, monkeypa
      [{"op": "replace", "path": 'emails[type eq "work"].value', "value": "x@b.c"}]),
     ({"active": True}, {"active": "True"}, [{"op": "replace", "path": "active", "value": "True"}]),
     ({"costCenter": 42}, {"costCenter": "42"}, []),
+    # The primary role (SingleAppRoleAssignment): the whole roles attribute is replaced, so the app cannot be
+    # left with the old primary role beside the new one; and removed when no role is left.
+    ({}, {'roles[primary eq "True"].value': "admin"},
+     [{"op": "replace", "path": "roles", "value": [{"primary": True, "value": "admin"}]}]),
+    ({'roles[primary eq "True"].value': "admin", 'roles[primary eq "True"].display': "Admin"},
+     {'roles[primary eq "True"].value': "driver", 'roles[primary eq "True"].display': "Admin"},
+     [{"op": "replace", "path": "roles", "value": [{"primary": True, "value": "driver", "display": "Admin"}]}]),
+    ({'roles[primary eq "True"].value': "admin"}, {}, [{"op": "remove", "path": "roles"}]),
+    # All roles (AppRoleAssignmentsComplex): the list is replaced as a whole.
+    ({"roles": [{"value": "a"}]}, {"roles": [{"value": "a"}, {"value": "b"}]},
+     [{"op": "replace", "path": "roles", "value": [{"value": "a"}, {"value": "b"}]}]),
 ])
 def test_patch_ops_send_only_what_changed(old, new, ops) -> None:  # noqa: ANN001
     assert patch_ops(old, new, sorted(set(old) | set(new))) == ops

@@ -48,3 +48,14 @@ def test_default_mappings_build_a_valid_grouptalk_user() -> None:
                                         GROUPTALK_USER}
     # What we would send is a valid SCIM user by scim2-models' reading of RFC 7643.
     TenantryUser.model_validate(resource)
+
+
+def test_the_primary_role_path_reads_and_builds_the_primary_entry() -> None:
+    """``roles[primary eq "True"].value`` is the target Entra's SingleAppRoleAssignment mappings use."""
+    source = {"roles": [{"value": "driver", "primary": False}, {"value": "admin", "primary": True}]}
+    assert read_path(source, 'roles[primary eq "True"].value') == "admin"
+    assert read_path({"roles": [{"value": "x", "primary": "True"}]}, 'roles[primary eq "True"].value') == "x"
+    assert read_path({"roles": [{"value": "x"}]}, 'roles[primary eq "True"].value') is None
+    built = build_resource({'roles[primary eq "True"].value': "admin", 'roles[primary eq "True"].display': "A"})
+    assert built["roles"] == [{"primary": True, "value": "admin", "display": "A"}]
+    TenantryUser.model_validate(built)

@@ -56,7 +56,8 @@ BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 # may repeat what the caller sent).
 A_SECRETS = ("alice.isolation@a-secret.example", "Alice Isolation Secret", "A Isolation Group",
              "A-ISOLATION-SUBJECT", "A Isolation Matter", "A Isolation Export", "A Isolation App",
-             "a-isolation-secret.example", "A Isolation Hold", "A Isolation Policy", "a-iso.invalid")
+             "a-isolation-secret.example", "A Isolation Hold", "A Isolation Policy", "a-iso.invalid",
+             "A Isolation Role", "a-isolation-role")
 
 
 @dataclasses.dataclass
@@ -341,6 +342,17 @@ CASES: dict[tuple[str, str], Case] = {
         across(w, app=w.a.app, json={"user_id": w.a.user}),
         inside(w, 404, app=w.a.app, json={"user_id": w.a.user}),
         inside(w, 404, app=w.b.app, json={"user_id": w.a.user})],
+    ("GET", _ADMIN + "/provisioning/apps/{app}/roles"): lambda w: [
+        across(w, app=w.a.app), inside(w, 404, app=w.a.app), inside(w, 404, app="A Isolation App"),
+        inside(w, 200, app=w.b.app, check=lambda r: all(x["id"] != w.a.role for x in r.json()))],
+    ("POST", _ADMIN + "/provisioning/apps/{app}/roles"): lambda w: [
+        across(w, app=w.a.app, json={"display_name": "B probe"}),
+        inside(w, 404, app=w.a.app, json={"display_name": "B probe"})],
+    **{(m, _ADMIN + "/provisioning/apps/{app}/roles/{role}"): (lambda w, b=body: [
+        across(w, app=w.a.app, role=w.a.role, json=b), inside(w, 404, app=w.a.app, role=w.a.role, json=b),
+        inside(w, 404, app=w.b.app, role=w.a.role, json=b),              # A's role id is no role of B's app
+        inside(w, 404, app=w.b.app, role="A Isolation Role", json=b)])
+       for m, body in (("PATCH", {"enabled": False}), ("DELETE", None))},
     ("GET", _ADMIN + "/provisioning/apps/{app}/logs"): lambda w: [
         across(w, app=w.a.app), inside(w, 404, app=w.a.app),
         inside(w, 200, app=w.b.app, query={"user": w.a.user}, check=lambda r: r.json() == [])],
@@ -382,9 +394,11 @@ def _tenant(backend: Services, prefix: str, names: dict[str, str]) -> Tenant:
     run = backend.connectors.run(tenant, connector).id
     app = backend.provisioning.create_app(tenant, name=names["app"], tenant_url=f"https://{names['url']}/scim/v2",
                                           token="t" * 20)["id"]
-    backend.provisioning.assign(tenant, app, "User", user)
+    role = backend.provisioning.add_role(tenant, app, display_name=names["role"], value=names["role_value"])["id"]
+    backend.provisioning.assign(tenant, app, "User", user, role=role)
     return Tenant(tenant, admin, scim, {"user": user, "group": group, "item": str(item), "hold": hold,
-                                        "case": case, "connector": connector, "run": run, "app": app})
+                                        "case": case, "connector": connector, "run": run, "app": app,
+                                        "role": role})
 
 
 @pytest.fixture(scope="module")
@@ -393,11 +407,12 @@ def world(backend: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "user": "alice.isolation@a-secret.example", "display": "Alice Isolation Secret", "group": "A Isolation Group",
         "domain": "a-isolation-secret.example", "subject": "A-ISOLATION-SUBJECT", "hold": "A Isolation Hold",
         "policy": "A Isolation Policy", "case": "A Isolation Matter", "connector": "A Isolation Export",
-        "app": "A Isolation App", "url": "a-iso.invalid"})
+        "app": "A Isolation App", "url": "a-iso.invalid", "role": "A Isolation Role",
+        "role_value": "a-isolation-role"})
     b = _tenant(backend, "b", {
         "user": "bob@b.example", "display": "Bob B", "group": "B Group", "domain": "b.example", "subject": "B mail",
         "hold": "B Hold", "policy": "B Policy", "case": "B Matter", "connector": "B Export", "app": "B App",
-        "url": "b.invalid"})
+        "url": "b.invalid", "role": "B Role", "role_value": "b-role"})
     with TestClient(create_app(backend.settings, backend)) as client:
         a.ids["export"] = a.ids["job"] = _finished_export(client, a)
         w = World(client, backend, a, b, tmp_path_factory.mktemp("isolation"))
@@ -439,6 +454,7 @@ def snapshot(w: World) -> dict[str, Any]:
         "app": (api + f"/provisioning/apps/{a.app}", a.admin),
         "config": (api + f"/provisioning/apps/{a.app}/config", a.admin),
         "scope": (api + f"/provisioning/apps/{a.app}/scope", a.admin),
+        "roles": (api + f"/provisioning/apps/{a.app}/roles", a.admin),
         "exports": (api + f"/cases/{a.case}/exports", a.admin), "job": (api + f"/jobs/{a.job}", a.admin),
         "app log": (api + f"/provisioning/apps/{a.app}/logs", a.admin), "audit": (api + "/audit?limit=1000", a.admin),
     }

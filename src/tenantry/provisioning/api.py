@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tenantry.core.bounds import Count
 from tenantry.provisioning.service import ProvisioningService
@@ -37,6 +37,28 @@ class AssignmentIn(BaseModel):
     principal_type: str = "User"
     principal_id: str
     role: str = "User"
+
+
+class RoleIn(BaseModel):
+    """An app role (Entra's appRoles, in this API's snake_case)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str
+    value: str | None = Field(default=None, description="What the app receives; none: the display name is sent.")
+    description: str | None = None
+    allowed_member_types: list[str] = Field(default_factory=lambda: ["User", "Group"], max_length=4)
+    enabled: bool = True
+
+
+class RolePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = None
+    value: str | None = Field(default=None, description="An empty string clears it.")
+    description: str | None = Field(default=None, description="An empty string clears it.")
+    allowed_member_types: list[str] | None = Field(default=None, max_length=4)
+    enabled: bool | None = None
 
 
 class RunIn(BaseModel):
@@ -96,10 +118,28 @@ def build_router(provisioning: ProvisioningService, tenant_of: Any, submit: Any)
     def unassign(tenant_id: str, app: str, principal_type: str, principal_id: str, request: Request) -> None:
         provisioning.unassign(*resolve(tenant_id, app, request), principal_type, principal_id)
 
+    @router.get(base + "/{app}/roles")
+    def list_roles(tenant_id: str, app: str, request: Request) -> list[dict[str, Any]]:
+        return provisioning.list_roles(*resolve(tenant_id, app, request))
+
+    @router.post(base + "/{app}/roles", status_code=201)
+    def add_role(tenant_id: str, app: str, body: RoleIn, request: Request) -> dict[str, Any]:
+        return provisioning.add_role(*resolve(tenant_id, app, request), **body.model_dump())
+
+    @router.patch(base + "/{app}/roles/{role}")
+    def update_role(tenant_id: str, app: str, role: str, body: RolePatch, request: Request) -> dict[str, Any]:
+        """``{role}`` is the role's id, display name or value."""
+        return provisioning.update_role(*resolve(tenant_id, app, request), role, **body.model_dump())
+
+    @router.delete(base + "/{app}/roles/{role}", status_code=204)
+    def delete_role(tenant_id: str, app: str, role: str, request: Request) -> None:
+        provisioning.delete_role(*resolve(tenant_id, app, request), role)
+
     @router.get(base + "/{app}/scope")
     def scope(tenant_id: str, app: str, request: Request) -> dict[str, Any]:
         decision = provisioning.scope(*resolve(tenant_id, app, request))
-        return {"in_scope": decision.in_scope, "skipped": decision.skipped}
+        return {"in_scope": decision.in_scope, "skipped": decision.skipped,
+                "groups_skipped": decision.groups_skipped}
 
     @router.post(base + "/{app}/start")
     def start(tenant_id: str, app: str, request: Request) -> dict[str, Any]:

@@ -8,12 +8,14 @@ Entra's shape scaled into numbers an administrator can reason about and tests ca
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tenantry.core.errors import Invalid
 from tenantry.provisioning.mappings import (
+    APP_ROLE_ASSIGNMENTS,
     DEFAULT_USER_MAPPINGS,
     GROUPTALK_GROUP,
     ApplyWhen,
@@ -23,6 +25,8 @@ from tenantry.provisioning.mappings import (
 )
 from tenantry.provisioning.paths import build_resource, read_path
 from tenantry.provisioning.scoping import Clause, Operator, ScopingFilter
+
+_SIMPLE = re.compile(r"^[a-z$][\w$-]*$")
 
 
 class MappingIn(BaseModel):
@@ -113,10 +117,21 @@ class AppConfig(BaseModel):
             build_resource({m.target: "x"})
             if m.type is MappingType.DIRECT:
                 read_path({}, m.source)
+                if m.source.strip().lower() == APP_ROLE_ASSIGNMENTS.lower():
+                    # As in Entra: the roles are a list of assignments, not a value the app understands.
+                    raise ValueError(f"{APP_ROLE_ASSIGNMENTS} is mapped through an expression: "
+                                     f"SingleAppRoleAssignment([{APP_ROLE_ASSIGNMENTS}]) (one role) or "
+                                     f"AppRoleAssignmentsComplex([{APP_ROLE_ASSIGNMENTS}]) (all roles)")
         matching_order(built)
         targets = [m.target.lower() for m in built]
         if len(set(targets)) != len(targets):
             raise ValueError("two mappings write the same target attribute")
+        # A whole multi-valued attribute ("roles") and an entry of it ('roles[primary eq "True"].value') would
+        # each overwrite what the other sent.
+        whole = {t for t in targets if _SIMPLE.match(t)}
+        for t in targets:
+            if "[" in t and t.split("[", 1)[0] in whole:
+                raise ValueError(f"two mappings write the same target attribute ({t.split('[', 1)[0]} and {t})")
         return value
 
     @field_validator("scoping_filters", "group_scoping_filters")

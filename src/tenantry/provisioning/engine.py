@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,7 +39,15 @@ from tenantry.core.errors import Invalid
 from tenantry.provisioning import source
 from tenantry.provisioning.client import ScimTarget, TargetError
 from tenantry.provisioning.config import AppConfig
-from tenantry.provisioning.mappings import ApplyWhen, AttributeMapping, map_object, matching_order
+from tenantry.provisioning.mappings import (
+    APP_ROLE_ASSIGNMENTS,
+    ApplyWhen,
+    AttributeMapping,
+    map_object,
+    matching_order,
+    pick_role,
+    uses_app_roles,
+)
 from tenantry.provisioning.models import (
     ProvisionedMember,
     ProvisionedObject,
@@ -47,7 +55,8 @@ from tenantry.provisioning.models import (
     ProvisioningCycle,
     ProvisioningLog,
 )
-from tenantry.provisioning.paths import build_resource, read_path, typed_path
+from tenantry.provisioning.paths import build_resource, primary_path, read_path, typed_path
+from tenantry.provisioning.roles import fingerprint
 from tenantry.provisioning.scoping import in_scope
 
 log = logging.getLogger(__name__)
@@ -71,6 +80,7 @@ class State:
     error: str | None
     disabled_at: datetime | None
     source_version: int | None = None     # the directory version these values were computed from
+    roles: str | None = None              # the user's app roles these values were computed from (fingerprint)
 
 
 @dataclass
@@ -87,6 +97,7 @@ class Work:
     add: list[tuple[str, str]] = field(default_factory=list)      # (user id, its id in the app)
     remove: list[tuple[str, str | None]] = field(default_factory=list)
     version: int | None = None      # the source object's version when it was read
+    roles: str | None = None        # the user's app roles when it was read (fingerprint); None: as before
 
 
 @dataclass
@@ -133,13 +144,29 @@ def patch_ops(old: dict[str, Any], new: dict[str, Any], paths: Iterable[str]) ->
     """The PATCH operations that turn ``old`` into ``new`` on ``paths``: replace for a changed value (and for
     a new simple one: RFC 7644 §3.5.2.3 adds an absent attribute), remove for a value that is gone. A new value
     in an entry that does not exist yet (``emails[type eq "work"].value``) is an ``add`` of the entry, since a
-    replace whose filter matches nothing is a 400 noTarget (§3.5.2.3)."""
+    replace whose filter matches nothing is a 400 noTarget (§3.5.2.3).
+
+    The primary entry (``roles[primary eq "True"].value``, SingleAppRoleAssignment's target) is sent by
+    replacing the whole attribute with it: Entra's mapping holds one role, and a replace filtered on
+    ``primary`` would leave a server that stores the flag differently with the old role beside the new one."""
     ops: list[dict[str, Any]] = []
     entries: dict[tuple[str, str], dict[str, Any]] = {}
     removed_entries: set[tuple[str, str]] = set()
+    paths = list(paths)
+    primaries: dict[str, list[tuple[str, str]]] = {}
+    for path in paths:
+        primary = primary_path(path)
+        if primary is not None:
+            primaries.setdefault(primary[0], []).append((path, primary[1]))
+    for attr, members in primaries.items():
+        if all(_norm(old.get(path)) == _norm(new.get(path)) for path, _ in members):
+            continue
+        wanted = {sub: new[path] for path, sub in members if new.get(path) is not None}
+        ops.append({"op": "replace", "path": attr, "value": [{"primary": True, **wanted}]} if wanted
+                   else {"op": "remove", "path": attr})
     for path in paths:
         before, after = old.get(path), new.get(path)
-        if _norm(before) == _norm(after):
+        if _norm(before) == _norm(after) or primary_path(path) is not None:
             continue
         typed = typed_path(path)
         if after is None:
@@ -192,9 +219,15 @@ class Cycle:
     progress: Progress | None = None
     scope_all: bool = False
     assigned_groups: Sequence[str] = ()
+    groups_skipped: Mapping[str, str] = field(default_factory=dict)   # assigned, not entitled: not created
+    user_roles: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)   # user id → its app roles
 
     def __post_init__(self) -> None:
         self.user_maps = self.config.users()
+        # Mappings that read the app roles make a role change (assignment, group membership, the role's value)
+        # a change of the user, though the user itself is unchanged.
+        self.uses_roles = uses_app_roles(self.user_maps)
+        self.single_role = any("singleapproleassignment" in m.source.lower() for m in self.user_maps)
         self.group_maps = self.config.groups()
         self.filters = self.config.filters()
         self.group_filters = self.config.group_filters()
@@ -215,14 +248,17 @@ class Cycle:
         with self.db.session() as session:
             stmt = select(ProvisionedObject.source_id, ProvisionedObject.target_id, ProvisionedObject.status,
                           ProvisionedObject.sent, ProvisionedObject.error, ProvisionedObject.disabled_at,
-                          ProvisionedObject.source_version).where(
+                          ProvisionedObject.source_version, ProvisionedObject.roles).where(
                 ProvisionedObject.app_id == self.app_id, ProvisionedObject.object_type == object_type)
             if ids is None:
                 rows = session.execute(stmt).all()
             else:
                 rows = [r for batch in chunks(ids) for r in
                         session.execute(stmt.where(ProvisionedObject.source_id.in_(batch))).all()]
-        return {r[0]: State(r[1], r[2], r[3], r[4], as_utc(r[5]) if r[5] else None, r[6]) for r in rows}
+        return {r[0]: State(r[1], r[2], r[3], r[4], as_utc(r[5]) if r[5] else None, r[6], r[7]) for r in rows}
+
+    def _roles_of(self, user_id: str) -> str:
+        return fingerprint(self.user_roles.get(user_id, []))
 
     def _map(self, mappings: Sequence[AttributeMapping], doc: dict[str, Any]) -> tuple[dict[str, Any],
                                                                                       dict[str, Any]]:
@@ -247,9 +283,11 @@ class Cycle:
                 # Changed: modified since the watermark (less the margin) and not at the version last seen.
                 # "skipped": was not entitled (Default Access); being in scope now, it is (an assignment
                 # change does not touch the user's lastModified).
+                # Roles changed: the mappings read them, and they are not what they were when last sent.
                 look = {uid for uid in self.scope_ids
                         if (uid in changed and (uid not in state or state[uid].source_version != changed[uid]))
-                        or uid not in state or state[uid].status in ("disabled", "skipped") or state[uid].error}
+                        or uid not in state or state[uid].status in ("disabled", "skipped") or state[uid].error
+                        or (self.uses_roles and state[uid].roles != self._roles_of(uid))}
         # Assigned but not entitled (Default Access, no such user): logged once, remembered as excluded. One the
         # app holds is handled as leaving scope (below).
         for uid, why in sorted(self.scope_skipped.items()):
@@ -267,6 +305,7 @@ class Cycle:
                 display = doc.get("userName")
                 steps = [_step("import", "success", "read from the directory")]
                 old = state.get(uid)
+                doc[APP_ROLE_ASSIGNMENTS] = self.user_roles.get(uid, [])
                 if not in_scope(self.filters, lambda p, d=doc: read_path(d, p)):  # type: ignore[misc]
                     steps.append(_step("scope", "skipped", "out of scope: no scoping filter holds"))
                     filtered_out.add(uid)
@@ -280,13 +319,22 @@ class Cycle:
                                          reason="out of scope: no scoping filter holds", version=version))
                     continue
                 steps.append(_step("scope", "success", "in scope"))
+                grants = doc[APP_ROLE_ASSIGNMENTS]
+                if self.single_role and len(grants) > 1:
+                    chosen = pick_role(grants)
+                    assert chosen is not None
+                    why = ("the role assigned to the user directly" if chosen.get("direct") else
+                           "the lowest value of the roles it holds through groups")
+                    steps.append(_step("roles", "success", f"{len(grants)} roles; SingleAppRoleAssignment sends "
+                                       f"{chosen.get('value') or chosen.get('displayName')!r}, {why}"))
                 try:
                     create, upd = self._map(self.user_maps, doc)
                 except Invalid as exc:
                     work.append(Work("fail", "User", uid, display, state=old, reason=f"mapping failed: {exc}",
                                      steps=steps))
                     continue
-                work.append(Work("upsert", "User", uid, display, create, upd, old, steps=steps, version=version))
+                work.append(Work("upsert", "User", uid, display, create, upd, old, steps=steps, version=version,
+                                 roles=fingerprint(grants)))
         # Users the app holds that are no longer in scope (unassigned, or deleted from the directory).
         if self.only_user:
             leaving = [self.only_user] if self.only_user not in self.scope_ids and self.only_user in state else []
@@ -331,7 +379,8 @@ class Cycle:
         """(groups to create/update, groups to delete)."""
         with self.db.session() as session:
             candidates = set(source.group_ids(session, self.tenant) if self.scope_all else
-                             source.existing_ids(session, self.tenant, "Group", self.assigned_groups))
+                             source.existing_ids(session, self.tenant, "Group",
+                                                 [g for g in self.assigned_groups if g not in self.groups_skipped]))
             state = self._state("Group")
             full = self.watermark is None or self.config_changed
             if full:
@@ -339,11 +388,27 @@ class Cycle:
             else:
                 changed = source.changed_versions(session, self.tenant, "Group",
                                                   as_utc(self.watermark) - WATERMARK_MARGIN)  # type: ignore[arg-type]
+                # "skipped": was not entitled (Default Access); a candidate now, it is (an assignment change
+                # does not touch the group's lastModified).
                 look = {g for g in candidates if (g in changed and (g not in state or state[g].source_version
                                                                     != changed[g]))
-                        or g not in state or state[g].error}
+                        or g not in state or state[g].status == "skipped" or state[g].error}
             upserts: list[Work] = []
             filtered_out: list[Work] = []
+            # Assigned with Default Access only (skip_default_access): not created, logged once and remembered
+            # as skipped, as such users are; one the app holds left scope and is deleted (groups have no
+            # disabled state to wait in).
+            not_entitled: set[str] = set()
+            for doc, _version in source.docs(session, self.tenant, "Group", sorted(self.groups_skipped)):
+                gid, display, old = doc["id"], doc.get("displayName"), state.get(doc["id"])
+                not_entitled.add(gid)
+                why = self.groups_skipped[gid]
+                steps = [_step("import", "success", "read from the directory"), _step("scope", "skipped", why)]
+                if old and old.target_id:
+                    filtered_out.append(Work("delete", "Group", gid, display, state=old, steps=steps,
+                                             reason=f"left scope: {why}"))
+                elif old is None or full or old.status != "skipped" or old.error:
+                    upserts.append(Work("skip", "Group", gid, display, state=old, reason=why, steps=steps))
             for doc, version in source.docs(session, self.tenant, "Group", sorted(look)):
                 gid, display, old = doc["id"], doc.get("displayName"), state.get(doc["id"])
                 if not in_scope(self.group_filters, lambda p, d=doc: read_path(d, p)):  # type: ignore[misc]
@@ -369,11 +434,12 @@ class Cycle:
                     continue
                 upserts.append(Work("upsert", "Group", doc["id"], doc.get("displayName"), create, upd,
                                     state.get(doc["id"]), steps=steps, version=version))
+        gone = {gid: old for gid, old in state.items() if gid not in candidates and gid not in not_entitled}
         deletes = filtered_out + [Work("delete", "Group", gid, _display(old), state=old, reason="left scope",
                                        steps=[_step("scope", "skipped", "no longer in scope")])
-                                  for gid, old in state.items() if gid not in candidates and old.target_id]
+                                  for gid, old in gone.items() if old.target_id]
         deletes += [Work("forget", "Group", gid, state=old, reason="left scope")
-                    for gid, old in state.items() if gid not in candidates and not old.target_id]
+                    for gid, old in gone.items() if not old.target_id]
         return upserts, deletes
 
     def plan_members(self, deleting: set[str]) -> list[Work]:
@@ -487,7 +553,8 @@ class Cycle:
              disabled_at: datetime | None = None) -> dict[str, Any]:
         return {"app_id": self.app_id, "object_type": w.object_type, "source_id": w.source_id,
                 "target_id": target_id, "status": status, "sent": json.dumps(sent, sort_keys=True, default=str),
-                "error": None, "disabled_at": disabled_at, "updated_at": self.started, "source_version": w.version}
+                "error": None, "disabled_at": disabled_at, "updated_at": self.started, "source_version": w.version,
+                "roles": w.roles if w.roles is not None else (w.state.roles if w.state else None)}
 
     def _disable(self, w: Work) -> Outcome:
         assert w.state is not None and w.state.target_id
@@ -688,7 +755,8 @@ class Cycle:
                     session.execute(insert(ProvisionedObject), [{
                         "app_id": self.app_id, "object_type": w.object_type, "source_id": w.source_id,
                         "target_id": None, "status": "pending", "sent": "{}", "error": reason,
-                        "disabled_at": None, "updated_at": self.started, "source_version": None}])
+                        "disabled_at": None, "updated_at": self.started, "source_version": None,
+                        "roles": None}])
                 else:
                     session.execute(update(ProvisionedObject).where(
                         ProvisionedObject.app_id == self.app_id, ProvisionedObject.object_type == w.object_type,

@@ -1,9 +1,10 @@
 """Attribute mappings: how a directory user becomes the target app's SCIM user (Entra's mapping model).
 
 A mapping is Direct (a source attribute), Constant (a value), or Expression (Entra's function syntax, a
-subset: ``Append``, ``Join``, ``ToLower``, ``ToUpper``, ``Coalesce``, ``Switch``, ``Replace``); it applies
-always or only when the object is created; "default if null" fills a missing value on create. One mapping is
-the matching attribute (with a precedence when several are): it is how an existing target object is found.
+subset: ``Append``, ``Join``, ``ToLower``, ``ToUpper``, ``Coalesce``, ``Switch``, ``Replace``, and the app-role
+functions ``SingleAppRoleAssignment`` and ``AppRoleAssignmentsComplex``); it applies always or only when the
+object is created; "default if null" fills a missing value on create. One mapping is the matching attribute
+(with a precedence when several are): it is how an existing target object is found.
 """
 
 from __future__ import annotations
@@ -67,6 +68,69 @@ def _str(value: Any) -> str | None:
     return str(value)
 
 
+# The user's app roles, as the cycle puts them on the source object (provisioning.roles.grants): a list of
+# {"id", "displayName", "value", "direct"}, one per role, Default Access left out (it is no role to send).
+APP_ROLE_ASSIGNMENTS = "appRoleAssignments"
+ROLE_TYPE = "WindowsAzureActiveDirectoryRole"      # the type Entra gives every role it sends
+
+
+class RoleValue(str):
+    """A role's value as SingleAppRoleAssignment returns it: a string, so it nests in other functions
+    (``Switch(SingleAppRoleAssignment([appRoleAssignments]), …)``), that also knows the role's display name for
+    a mapping whose target is ``roles[primary eq "True"].display``."""
+
+    display: str
+
+    def __new__(cls, value: str, display: str) -> RoleValue:
+        made = super().__new__(cls, value)
+        made.display = display
+        return made
+
+
+def _grants(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("the app-role functions read [appRoleAssignments], a list of roles")
+    return [g for g in value if isinstance(g, dict)]
+
+
+def _role_sent(grant: dict[str, Any]) -> str:
+    """What identifies a role in the app: its value; a role without one (the built-in User) by its name."""
+    return str(grant.get("value") or grant.get("displayName") or "")
+
+
+def _role_order(grant: dict[str, Any]) -> tuple[str, str]:
+    return _role_sent(grant).casefold(), _role_sent(grant)
+
+
+def pick_role(grants: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The one role SingleAppRoleAssignment sends. Entra picks one of several unpredictably; ours is a rule
+    (docs/provisioning.md): the role assigned to the user directly, else the lowest value (case-insensitive) of
+    those reached through groups."""
+    if not grants:
+        return None
+    return min([g for g in grants if g.get("direct")] or grants, key=_role_order)
+
+
+def _single_role(args: list[Any]) -> RoleValue | None:
+    chosen = pick_role(_grants(args[0]))
+    if chosen is None:
+        return None
+    return RoleValue(_role_sent(chosen), str(chosen.get("displayName") or _role_sent(chosen)))
+
+
+def _all_roles(args: list[Any]) -> list[dict[str, Any]] | None:
+    """Every role of the user's in Entra's complex shape, ordered by value (an order that only changes when
+    the roles do, so an unchanged set is never sent again)."""
+    grants = _grants(args[0])
+    if not grants:
+        return None
+    unique = {str(g.get("id") or _role_sent(g)): g for g in sorted(grants, key=_role_order)}
+    return [{"primary": False, "type": ROLE_TYPE, "display": str(g.get("displayName") or _role_sent(g)),
+             "value": _role_sent(g)} for g in unique.values()]
+
+
 def _switch(args: list[Any]) -> Any:
     if len(args) < 2 or len(args) % 2:
         raise ValueError("Switch(source, default, key, value, …) takes pairs after the default")
@@ -85,9 +149,22 @@ FUNCTIONS: dict[str, Callable[[list[Any]], Any]] = {
     "coalesce": lambda a: next((x for x in a if x not in (None, "")), None),
     "switch": _switch,
     "replace": lambda a: None if a[0] is None else (_str(a[0]) or "").replace(_str(a[1]) or "", _str(a[2]) or ""),
+    "singleapproleassignment": _single_role,
+    "approleassignmentscomplex": _all_roles,
 }
 _ARITY = {"append": (2, 2), "join": (2, 99), "tolower": (1, 1), "toupper": (1, 1), "coalesce": (1, 99),
-          "switch": (2, 99), "replace": (3, 3)}
+          "switch": (2, 99), "replace": (3, 3), "singleapproleassignment": (1, 1), "approleassignmentscomplex": (1, 1)}
+_ROLE_FUNCTIONS = {"singleapproleassignment", "approleassignmentscomplex"}
+
+
+class _Attribute:
+    """``[name]`` in an expression: reads the source attribute (and says which, for argument checks)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, read: Read) -> Any:
+        return read(self.name)
 
 
 class _Build(Transformer[Token, Expression]):
@@ -96,8 +173,7 @@ class _Build(Transformer[Token, Expression]):
         return lambda read: text
 
     def attr(self, items: list[Token]) -> Expression:
-        name = str(items[0]).strip()
-        return lambda read: read(name)
+        return _Attribute(str(items[0]).strip())
 
     def call(self, items: list[Any]) -> Expression:
         name = str(items[0]).lower()
@@ -109,6 +185,9 @@ class _Build(Transformer[Token, Expression]):
             raise Invalid(f"{items[0]!s} takes {low}{'' if low == high else f' to {high}'} arguments, not {len(args)}")
         if name == "switch" and len(args) % 2:
             raise Invalid(f"{items[0]!s}(source, default, key, value, …) takes key/value pairs after the default")
+        if name in _ROLE_FUNCTIONS and not (isinstance(args[0], _Attribute)
+                                            and args[0].name.lower() == APP_ROLE_ASSIGNMENTS.lower()):
+            raise Invalid(f"{items[0]!s} takes [{APP_ROLE_ASSIGNMENTS}], the user's app roles")
         function = FUNCTIONS[name]
         return lambda read: function([arg(read) for arg in args])
 
@@ -144,11 +223,20 @@ def map_object(mappings: Sequence[AttributeMapping], read: Read, *, creating: bo
                 value = compile_expression(m.source)(read)
             except ValueError as exc:
                 raise Invalid(f"mapping to {m.target}: {exc}") from exc
+        if isinstance(value, RoleValue):    # the role's value, or what the target names of it
+            leaf = m.target.rsplit(".", 1)[-1].lower() if "]." in m.target else "value"
+            value = value.display if leaf == "display" else ROLE_TYPE if leaf == "type" else str(value)
         if value in (None, "") and creating and m.default_if_null is not None:
             value = m.default_if_null
         if value is not None and value != "":   # an empty value is no value: Entra does not send it either
             out[m.target] = value
     return out
+
+
+def uses_app_roles(mappings: Sequence[AttributeMapping]) -> bool:
+    """Whether the mappings read the user's app roles (then a role change is a change of the user)."""
+    return any(m.type is not MappingType.CONSTANT and APP_ROLE_ASSIGNMENTS.lower() in m.source.lower()
+               for m in mappings)
 
 
 def matching_order(mappings: Sequence[AttributeMapping]) -> list[AttributeMapping]:

@@ -39,13 +39,32 @@ class ProvisioningApp(Base):
     quarantine_level: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
+class AppRole(Base):
+    """A role an administrator added to an app (Entra's appRoles). The built-in Default Access and User roles
+    are not rows: every app has them (provisioning.roles.BUILT_IN)."""
+
+    __tablename__ = "provisioning_app_roles"
+    __table_args__ = (UniqueConstraint("app_id", "display_name"), UniqueConstraint("app_id", "value"))
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("provisioning_apps.id", ondelete="CASCADE"))
+    display_name: Mapped[str] = mapped_column(String(128))
+    value: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    allowed_member_types: Mapped[str] = mapped_column(String(16))     # "User,Group" | "User" | "Group"
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Assignment(Base):
     __tablename__ = "provisioning_assignments"
 
     app_id: Mapped[str] = mapped_column(ForeignKey("provisioning_apps.id", ondelete="CASCADE"), primary_key=True)
     principal_type: Mapped[str] = mapped_column(String(8), primary_key=True)   # User | Group
     principal_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    role: Mapped[str] = mapped_column(String(128), default="User")
+    # One of the app's roles: a built-in one's fixed id or an AppRole's (no foreign key: the built-in roles are
+    # not rows). A role is not deleted while an assignment holds it.
+    role_id: Mapped[str] = mapped_column(String(36))
 
 
 class ProvisionedObject(Base):
@@ -65,6 +84,7 @@ class ProvisionedObject(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     source_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # our object's version then
+    roles: Mapped[str | None] = mapped_column(Text, nullable=True)   # the user's app roles then (fingerprint)
 
 
 class ProvisionedMember(Base):

@@ -1,8 +1,9 @@
 """Reading a SCIM resource by attribute path, and building one from target paths (for mappings).
 
 Paths are the ones mappings use: ``userName``, ``name.givenName``, ``emails[type eq "work"].value``,
-``urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter``. Only the ``[type eq "…"]``
-selector is supported in paths (what Entra's mappings use); anything else is refused when read or written.
+``urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter``. Two selectors are supported (what
+Entra's mappings use): ``[type eq "…"]`` and ``[primary eq "True"]`` (``roles[primary eq "True"].value``, the
+target of SingleAppRoleAssignment); anything else is refused when read or written.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from tenantry.core.errors import Invalid
 
 _URN = re.compile(r"^(urn:[^ ]+):([A-Za-z$][\w$-]*(?:\.[A-Za-z$][\w$-]*)?)$")
 _TYPED = re.compile(r'^([A-Za-z$][\w$-]*)\[type eq "([^"]*)"\]\.([A-Za-z$][\w$-]*)$', re.IGNORECASE)
+_PRIMARY = re.compile(r'^([A-Za-z$][\w$-]*)\[primary eq (?:"true"|true)\]\.([A-Za-z$][\w$-]*)$', re.IGNORECASE)
 _PLAIN = re.compile(r"^[A-Za-z$][\w$-]*(?:\.[A-Za-z$][\w$-]*)?$")
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:user"
 
@@ -41,6 +43,20 @@ def typed_path(path: str) -> tuple[str, str, str] | None:
     return match.group(1), match.group(2), match.group(3)
 
 
+def primary_path(path: str) -> tuple[str, str] | None:
+    """``roles[primary eq "True"].value`` → ("roles", "value"); None for other paths."""
+    urn, rest = _split(path)
+    match = _PRIMARY.match(rest)
+    if urn or not match:
+        return None
+    return match.group(1), match.group(2)
+
+
+def _is_primary(entry: dict[str, Any]) -> bool:
+    flag = _get(entry, "primary")
+    return flag is True or (isinstance(flag, str) and flag.lower() == "true")
+
+
 def read_path(resource: dict[str, Any], path: str) -> Any:
     urn, rest = _split(path)
     base: Any = _get(resource, urn) if urn else resource
@@ -52,6 +68,13 @@ def read_path(resource: dict[str, Any], path: str) -> Any:
         for entry in entries if isinstance(entries, list) else []:
             if isinstance(entry, dict) and str(entry.get("type", "")).lower() == typed.group(2).lower():
                 return _get(entry, typed.group(3))
+        return None
+    primary = _PRIMARY.match(rest)
+    if primary:
+        entries = _get(base, primary.group(1)) or []
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and _is_primary(entry):
+                return _get(entry, primary.group(2))
         return None
     if not _PLAIN.match(rest):
         raise Invalid(f"unsupported attribute path {path!r}")
@@ -82,6 +105,15 @@ def build_resource(values: dict[str, Any], schema: str = "urn:ietf:params:scim:s
                     entry["primary"] = True
                 entries.append(entry)
             entry[typed.group(3)] = value
+            continue
+        primary = _PRIMARY.match(rest)
+        if primary:
+            entries = base.setdefault(primary.group(1), [])
+            entry = next((e for e in entries if e.get("primary") is True), None)
+            if entry is None:
+                entry = {"primary": True}
+                entries.append(entry)
+            entry[primary.group(2)] = value
             continue
         if not _PLAIN.match(rest):
             raise Invalid(f"unsupported attribute path {path!r}")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from tenantry.provisioning.config import AppConfig, load_config, merge_config
 from tenantry.provisioning.engine import CYCLE_LEASE, Cycle, CycleReport, Progress
 from tenantry.provisioning.mappings import matching_order
 from tenantry.provisioning.models import (
+    AppRole,
     Assignment,
     ProvisionedMember,
     ProvisionedObject,
@@ -34,11 +36,24 @@ from tenantry.provisioning.models import (
     ProvisioningLog,
 )
 from tenantry.provisioning.notify import Mailer
+from tenantry.provisioning.roles import (
+    BUILT_IN,
+    DEFAULT_ACCESS_ID,
+    MAX_ROLES,
+    MEMBER_TYPES,
+    NOT_ENTITLED,
+    Role,
+    check_unique,
+    checked,
+    grants,
+    member_types,
+    resolve,
+    unknown,
+)
 
 log = logging.getLogger(__name__)
 SCHEDULE_LEASE = timedelta(hours=1)
 
-DEFAULT_ACCESS = "Default Access"
 # Seed 003's "administrator roles" that may configure provisioning: Entra's Application Administrator (and
 # Global Administrator, whose counterpart here is Organization Management: the whole tenant).
 PROVISIONING_ROLE = "Application Administrator"
@@ -56,6 +71,9 @@ class ConnectionResult:
 class ScopeDecision:
     in_scope: list[str]                   # user ids
     skipped: dict[str, str]               # user id → why not (logged, never silent)
+    groups_skipped: dict[str, str] = field(default_factory=dict)   # assigned group id → why not
+    # user id → the user's app roles (directly or through a group), as the mapping functions read them
+    roles: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 class ProvisioningService:
@@ -170,6 +188,8 @@ class ProvisioningService:
 
     def assign(self, tenant: str, app_id: str, principal_type: str, principal_id: str, role: str = "User", *,
                actor: str | None = None) -> None:
+        """Assign a user or group with one of the app's roles (``role``: its id, display name or value); a
+        principal already assigned gets the new role (one assignment per principal)."""
         by = self.authorise(tenant, actor)
         if principal_type not in ("User", "Group"):
             raise Invalid("assign a User or a Group")
@@ -178,14 +198,134 @@ class ProvisioningService:
         if not self.directory.principals_exist(tenant, principal_type, [principal_id]):
             raise NotFound(f"no {principal_type.lower()} {principal_id!r} in this tenant")
         with self.db.writing(), self.db.session() as session:
-            # Under the app's lock: two assignments of one principal must not both find it absent.
+            # Under the app's lock: two assignments of one principal must not both find it absent, and the role
+            # cannot be deleted or narrowed between this check and the write.
             self._locked_app(session, tenant, app_id)
+            roles = self._roles(session, app_id)
+            chosen = resolve(roles, role)
+            if chosen is None:
+                raise unknown(roles, role)
+            if not chosen.enabled:
+                raise Invalid(f"role {chosen.display_name!r} is disabled: it is not assigned again (enable it, "
+                              "or choose another role)")
+            if principal_type not in chosen.allowed_member_types:
+                raise Invalid(f"role {chosen.display_name!r} can be assigned to "
+                              f"{chosen.allowed_member_types[0].lower()}s only")
             session.execute(delete(Assignment).where(Assignment.app_id == app_id,
                                                      Assignment.principal_type == principal_type,
                                                      Assignment.principal_id == principal_id))
             session.add(Assignment(app_id=app_id, principal_type=principal_type, principal_id=principal_id,
-                                   role=role))
-            _audit(session, app_id, "assign", f"{principal_type} {principal_id} assigned with role {role!r}", by)
+                                   role_id=chosen.id))
+            _audit(session, app_id, "assign", f"{principal_type} {principal_id} assigned with role "
+                                              f"{chosen.display_name!r}", by)
+
+    # -- app roles ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _roles(session: Session, app_id: str) -> list[Role]:
+        rows = session.scalars(select(AppRole).where(AppRole.app_id == app_id)
+                               .order_by(AppRole.created_at, AppRole.display_name))
+        return [*BUILT_IN, *(_role(r) for r in rows)]
+
+    @staticmethod
+    def _role_for_change(roles: list[Role], ref: str) -> Role:
+        role = resolve(roles, ref)
+        if role is None:
+            raise NotFound(f"the app has no role {ref!r}")
+        if role.built_in:
+            raise Invalid(f"{role.display_name!r} is built in: it cannot be changed or deleted")
+        return role
+
+    def list_roles(self, tenant: str, app_id: str) -> list[dict[str, Any]]:
+        """The app's roles (the built-in two first), each with how many assignments hold it."""
+        self._app(tenant, app_id)
+        with self.db.session() as session:
+            roles = self._roles(session, app_id)
+            used = self._role_use(session, app_id)
+        return [r.as_dict(sum(used.get(r.id, {}).values())) for r in roles]
+
+    @staticmethod
+    def _role_use(session: Session, app_id: str) -> dict[str, dict[str, int]]:
+        """role id → principal type → assignments."""
+        used: dict[str, dict[str, int]] = {}
+        for role_id, kind, count in session.execute(
+                select(Assignment.role_id, Assignment.principal_type, func.count()).where(
+                    Assignment.app_id == app_id).group_by(Assignment.role_id, Assignment.principal_type)):
+            used.setdefault(role_id, {})[kind] = int(count)
+        return used
+
+    def add_role(self, tenant: str, app_id: str, *, display_name: str, value: str | None = None,
+                 description: str | None = None, allowed_member_types: Iterable[str] = MEMBER_TYPES,
+                 enabled: bool = True, actor: str | None = None) -> dict[str, Any]:
+        by = self.authorise(tenant, actor)
+        name, val, text = checked(display_name, value, description)
+        role = Role(str(uuid.uuid4()), name, val, text, member_types(allowed_member_types), enabled)
+        with self.db.writing(), self.db.session() as session:
+            self._locked_app(session, tenant, app_id)
+            roles = self._roles(session, app_id)
+            if len(roles) - len(BUILT_IN) >= MAX_ROLES:
+                raise Invalid(f"an app has at most {MAX_ROLES} roles besides the built-in ones")
+            check_unique(roles, role)
+            session.add(AppRole(id=role.id, app_id=app_id, display_name=name, value=val, description=text,
+                                allowed_member_types=",".join(role.allowed_member_types), enabled=enabled,
+                                created_at=utcnow()))
+            _audit(session, app_id, "role_add", f"role {name!r} added", by)
+        return role.as_dict(0)
+
+    def update_role(self, tenant: str, app_id: str, ref: str, *, display_name: str | None = None,
+                    value: str | None = None, description: str | None = None,
+                    allowed_member_types: Iterable[str] | None = None, enabled: bool | None = None,
+                    actor: str | None = None) -> dict[str, Any]:
+        """Change a role (``ref``: its id, display name or value). ``None`` leaves a field; an empty value or
+        description clears it. Assignments hold the role's id: a rename keeps them, and the next cycle sends
+        the new value to the users that hold the role."""
+        by = self.authorise(tenant, actor)
+        with self.db.writing(), self.db.session() as session:
+            self._locked_app(session, tenant, app_id)
+            roles = self._roles(session, app_id)
+            old = self._role_for_change(roles, ref)
+            name, val, text = checked(old.display_name if display_name is None else display_name,
+                                      old.value if value is None else value,
+                                      old.description if description is None else description)
+            types = old.allowed_member_types if allowed_member_types is None else member_types(allowed_member_types)
+            new = Role(old.id, name, val, text, types, old.enabled if enabled is None else enabled)
+            check_unique(roles, new)
+            used = self._role_use(session, app_id).get(old.id, {})
+            for kind, count in used.items():
+                if kind not in types:
+                    raise Invalid(f"role {old.display_name!r} cannot be limited to "
+                                  f"{', '.join(t.lower() + 's' for t in types)}: it is assigned to "
+                                  f"{kind.lower()}s ({count}); give them another role first")
+            changes = {k: v for k, v in (("display_name", name), ("value", val), ("description", text),
+                                         ("allowed_member_types", list(types)), ("enabled", new.enabled))
+                       if v != (list(getattr(old, k)) if k == "allowed_member_types" else getattr(old, k))}
+            if changes:
+                session.execute(update(AppRole).where(AppRole.id == old.id).values(
+                    display_name=name, value=val, description=text, allowed_member_types=",".join(types),
+                    enabled=new.enabled))
+                _audit(session, app_id, "role_update", f"role {old.display_name!r} changed: "
+                       + ", ".join(f"{k}={v!r}" for k, v in changes.items()), by)
+        return new.as_dict(sum(used.values()))
+
+    def delete_role(self, tenant: str, app_id: str, ref: str, *, actor: str | None = None) -> None:
+        """Delete a role no assignment holds. One in use is refused, naming who holds it: give them another
+        role, or disable the role (it stays with them and is not assigned again)."""
+        by = self.authorise(tenant, actor)
+        with self.db.writing(), self.db.session() as session:
+            self._locked_app(session, tenant, app_id)
+            role = self._role_for_change(self._roles(session, app_id), ref)
+            holders = session.execute(select(Assignment.principal_type, Assignment.principal_id).where(
+                Assignment.app_id == app_id, Assignment.role_id == role.id)
+                .order_by(Assignment.principal_type, Assignment.principal_id).limit(6)).all()
+            if holders:
+                count = session.scalar(select(func.count()).select_from(Assignment).where(
+                    Assignment.app_id == app_id, Assignment.role_id == role.id)) or 0
+                shown = ", ".join(f"{kind} {pid}" for kind, pid in holders[:5]) + (", …" if count > 5 else "")
+                raise Conflict(f"role {role.display_name!r} is held by {count} assignment(s) ({shown}); give "
+                               "them another role first, or disable the role instead (it stays with them and is "
+                               "not assigned again)")
+            session.execute(delete(AppRole).where(AppRole.id == role.id))
+            _audit(session, app_id, "role_delete", f"role {role.display_name!r} deleted", by)
 
     def list_apps(self, tenant: str) -> list[dict[str, Any]]:
         with self.db.session() as session:
@@ -351,7 +491,8 @@ class ProvisioningService:
                           config_changed=app.synced_config_version != app.config_version,
                           scope_ids=set(decision.in_scope), scope_skipped=decision.skipped,
                           allow_deletions=allow_deletions, only_user=only_user, progress=progress,
-                          scope_all=app.scope == "all", assigned_groups=assigned_groups)
+                          scope_all=app.scope == "all", assigned_groups=assigned_groups,
+                          groups_skipped=decision.groups_skipped, user_roles=decision.roles)
             report = cycle.run()
         except Exception as exc:  # noqa: BLE001 - recorded on the cycle, logged, and e-mailed (_finish)
             log.exception("provisioning cycle %s of app %s failed", cycle_id, app.id)
@@ -523,30 +664,38 @@ class ProvisioningService:
 
     def scope(self, tenant: str, app_id: str) -> ScopeDecision:
         """The users this app provisions: all users, or those assigned directly or through a group they are
-        a *direct* member of. Users whose only role is Default Access are skipped (the seed's rule; Entra
-        configurations made after April 2020 no longer skip them: ``skip_default_access=False``)."""
+        a *direct* member of, with the roles they hold that way. Users whose only role is Default Access are
+        skipped (the seed's rule; Entra configurations made after April 2020 no longer skip them:
+        ``skip_default_access=False``), and so are groups assigned with Default Access: they are not created."""
         app = self._app(tenant, app_id)
-        if app.scope == "all":
-            return ScopeDecision(self.directory.user_ids(tenant), {})
         with self.db.session() as session:
-            assignments = list(session.scalars(select(Assignment).where(Assignment.app_id == app_id)))
-        roles: dict[str, set[str]] = {}
-        for a in assignments:
-            members = [a.principal_id] if a.principal_type == "User" else self.directory.direct_user_members(
-                tenant, a.principal_id)
-            for member in members:
-                roles.setdefault(member, set()).add(a.role)
-        existing = {u.id for u in self.directory.users_by_id(tenant, list(roles))}
+            assignments = session.execute(select(Assignment.principal_type, Assignment.principal_id,
+                                                 Assignment.role_id).where(Assignment.app_id == app_id)).all()
+            roles = {r.id: r for r in self._roles(session, app_id)}
+        held: dict[str, dict[str, bool]] = {}           # user id → role id → assigned directly
+        groups_skipped: dict[str, str] = {}
+        for kind, principal_id, role_id in assignments:
+            if kind == "User":
+                held.setdefault(principal_id, {})[role_id] = True
+                continue
+            if app.scope == "assigned" and app.skip_default_access and role_id == DEFAULT_ACCESS_ID:
+                groups_skipped[principal_id] = NOT_ENTITLED
+            for member in self.directory.direct_user_members(tenant, principal_id):
+                held.setdefault(member, {}).setdefault(role_id, False)
+        user_roles = {uid: grants(roles, by_role) for uid, by_role in held.items()}
+        if app.scope == "all":
+            return ScopeDecision(self.directory.user_ids(tenant), {}, {}, user_roles)
+        existing = {u.id for u in self.directory.users_by_id(tenant, list(held))}
         skipped: dict[str, str] = {}
         included: list[str] = []
-        for user_id, user_roles in sorted(roles.items()):
+        for user_id, by_role in sorted(held.items()):
             if user_id not in existing:
                 skipped[user_id] = "assigned, but deleted from the directory (no such user)"
-            elif app.skip_default_access and user_roles == {DEFAULT_ACCESS}:
-                skipped[user_id] = "not effectively entitled: the only role is Default Access"
+            elif app.skip_default_access and set(by_role) == {DEFAULT_ACCESS_ID}:
+                skipped[user_id] = NOT_ENTITLED
             else:
                 included.append(user_id)
-        return ScopeDecision(included, skipped)
+        return ScopeDecision(included, skipped, groups_skipped, user_roles)
 
 
 def _audit(session: Session, app_id: str, action: str, detail: str, by: str | None = None) -> None:
@@ -559,6 +708,11 @@ def _audit(session: Session, app_id: str, action: str, detail: str, by: str | No
     session.add(ProvisioningLog(app_id=app_id, cycle_id=None, at=utcnow(), object_type="App", source_id=None,
                                 display=None, target_id=None, action=action, result="success", reason=detail,
                                 steps=json.dumps([step])))
+
+
+def _role(row: AppRole) -> Role:
+    return Role(row.id, row.display_name, row.value, row.description,
+                tuple(t for t in row.allowed_member_types.split(",") if t), row.enabled)
 
 
 def _iso(when: datetime | None) -> str | None:
