@@ -1,43 +1,26 @@
-"""Migration 0008_app_roles: every role name an existing assignment carries becomes one of its app's roles, so
+"""Migration 0010_app_roles: every role name an existing assignment carries becomes one of its app's roles, so
 no assignment loses its role; Default Access and User become the built-in roles."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from tenantry.core.db import make_engine
 from tenantry.provisioning.roles import DEFAULT_ACCESS_ID, USER_ROLE_ID
-from tests.conftest import _pg_database
-from tests.directory.test_username_key_migration import migrate_to
+from tests.conftest import migrate_to
 
-BEFORE = "0007_username_key"
-AFTER = "0008_app_roles"
+BEFORE = "0009_phone_keys"
+AFTER = "0010_app_roles"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    gen = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        gen = _pg_database()
-        url = next(gen)
-    eng = make_engine(url)
-    migrate_to(eng, BEFORE)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
-        if gen is not None:
-            for _ in gen:
-                pass
+@pytest.fixture()
+def engine(blank_engine: sa.Engine) -> sa.Engine:
+    migrate_to(blank_engine, BEFORE)
+    return blank_engine
 
 
 def _old_world(eng: sa.Engine) -> None:
@@ -78,20 +61,9 @@ def test_existing_assignment_roles_become_app_roles_and_no_assignment_loses_its_
     assert held == []
     assert "'dispatcher'" in caplog.text and "'Dispatcher'" in caplog.text   # the merge is said, not silent
 
-    migrate_to_down(engine, BEFORE)
+    migrate_to(engine, BEFORE, down=True)
     with engine.connect() as conn:
         back = {(r.app_id, r.principal_id): r.role for r in conn.execute(sa.text(
             "SELECT app_id, principal_id, role FROM provisioning_assignments"))}
     assert back == {("app1", "u1"): "User", ("app1", "u2"): "Default Access", ("app1", "g1"): "Dispatcher",
                     ("app1", "u3"): "Dispatcher", ("app1", "u4"): "Night shift lead", ("app2", "u1"): "Dispatcher"}
-
-
-def migrate_to_down(eng: sa.Engine, revision: str) -> None:
-    from alembic import command
-
-    from tenantry.core.db import alembic_config
-
-    cfg = alembic_config(eng.url.render_as_string(hide_password=False))
-    with eng.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)

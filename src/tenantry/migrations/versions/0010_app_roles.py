@@ -1,7 +1,7 @@
 """provisioning app roles (issue #10 item 13)
 
-Revision ID: 0008_app_roles
-Revises: 0007_username_key
+Revision ID: 0010_app_roles
+Revises: 0009_phone_keys
 Create Date: 2026-12-01
 
 Apps get roles (``provisioning_app_roles``); an assignment names one by id (``role_id``) instead of carrying a
@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0008_app_roles'
-down_revision: str | None = '0007_username_key'
+revision: str = '0010_app_roles'
+down_revision: str | None = '0009_phone_keys'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
