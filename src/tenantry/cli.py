@@ -489,7 +489,8 @@ def _connector_run(services: Services, tenant: str, cid: str) -> None:
 
 def _print_report(r: dict[str, Any]) -> None:
     console.print(f"run {r['id']}: {r['status']}  seen {r['seen']}  imported {r['imported']} "
-                  f"({r['copies']} new copies, {r['duplicates']} already there)  skipped {r['skipped']}  "
+                  f"({r['already_archived']} already archived; {r['copies']} new copies, "
+                  f"{r['duplicates']} already there)  skipped {r['skipped']}  "
                   f"in {r['duration_seconds']} s")
     for kind, n in sorted(r["imported_by_kind"].items()):
         console.print(f"  imported {kind}: {n}")
