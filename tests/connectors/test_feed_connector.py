@@ -135,12 +135,12 @@ def test_rerun_imports_nothing_twice_and_checkpoint_moves_on(backend, tenant, pe
     cid = make_connector(backend, tenant, people, standard_feed)
     first = backend.connectors.run(tenant, cid, now=NOW)
     again = backend.connectors.run(tenant, cid, now=NOW + timedelta(days=1))
-    assert first.counts.copies > 0 and first.counts.already == 0
+    assert first.counts.copies > 0 and first.counts.already_archived == 0
     # The second run re-reads 48 hours behind the first's end (late arrivals): what it reads again is already
     # in every mailbox, so it writes no copy and says so.
     assert again.window_start == NOW - timedelta(hours=48)
     assert again.counts.copies == 0 and again.counts.duplicates == first.counts.copies
-    assert again.counts.imported == first.counts.imported == again.counts.already
+    assert again.counts.imported == first.counts.imported == again.counts.already_archived
     assert again.as_dict()["already_archived"] == first.counts.imported
     assert backend.archive.count(tenant, people.alice) == 4
     assert backend.connectors.describe(tenant, cid)["checkpoint"] == (NOW + timedelta(days=1)).isoformat()
@@ -158,7 +158,7 @@ def test_a_message_reaching_the_feed_after_the_run_that_covered_its_time_is_impo
         late = feed_item(2, when=NOW - timedelta(hours=1))   # sent 01:00, reaches the archiver after 02:00
         items.append(late)
         second = backend.connectors.run(tenant, cid, now=NOW + timedelta(days=1))
-    assert second.status == "succeeded" and second.counts.imported == 2 and second.counts.already == 1
+    assert second.status == "succeeded" and second.counts.imported == 2 and second.counts.already_archived == 1
     assert second.counts.copies == 2     # Alice's and Bob's copy of the late message
     texts = sorted(m.get_body(("plain",)).get_content().strip() for m in parsed(backend, tenant, people.alice))
     assert texts == ["message 1", "message 2"]
@@ -172,7 +172,7 @@ def test_a_late_message_older_than_the_overlap_is_not_reached_unless_the_overlap
         backend.connectors.run(tenant, cid, now=NOW)
         items.append(feed_item(2, when=NOW - timedelta(hours=60)))     # 60 hours late
         short = backend.connectors.run(tenant, cid, now=NOW + timedelta(hours=1))
-        assert short.counts.imported == 1 and short.counts.already == 1
+        assert short.counts.imported == 1 and short.counts.already_archived == 1
         assert backend.connectors.configure(tenant, cid, overlap_hours=72)["overlap_hours"] == 72
         wide = backend.connectors.run(tenant, cid, now=NOW + timedelta(hours=2))
     assert wide.counts.imported == 2 and wide.counts.copies == 2

@@ -96,3 +96,28 @@ def test_a_refused_imap_login_fails_the_run_with_the_reason(backend, tenant, peo
         report = backend.connectors.run(tenant, cid, now=NOW)
     assert report.status == "failed" and "IMAP login" in (report.error or "")
     assert backend.connectors.describe(tenant, cid)["checkpoint"] is None
+
+
+def test_a_second_members_export_without_the_media_appends_nothing_over_imap(backend, tenant, people, imap) -> None:
+    """Issue #10 item 5 over IMAP: the version without the file is found by its alias (one SEARCH with OR)."""
+    from tests.connectors.test_message_identity import CSV, WITH_MEDIA, WITHOUT_MEDIA
+
+    info = backend.connectors.create(
+        tenant, name="Exports to IMAP", kind="whatsapp-export", created_by=people.admin, accept_terms=True,
+        source={"timezone": "Europe/Berlin"}, target={"kind": "imap", "host": "127.0.0.1", "port": imap.port,
+                                                      "security": "none", "master_user": dovecot.MASTER_USER},
+        target_secret={"password": dovecot.MASTER_PASSWORD})
+    cid = str(info["id"])
+    backend.connectors.consent(tenant, cid, people.admin)
+    backend.connectors.upload_mapping(tenant, cid, CSV)
+    backend.connectors.add_export(tenant, cid, WITH_MEDIA, "WhatsApp Chat with Book club.zip", "alice@contoso.com")
+    assert backend.connectors.run(tenant, cid).counts.copies == 6
+    backend.connectors.add_export(tenant, cid, WITHOUT_MEDIA.encode(), "chat.txt", "bob@contoso.com",
+                                  chat_name="Book club")
+    second = backend.connectors.run(tenant, cid)
+    assert second.status == "succeeded", second.error
+    assert second.as_dict()["already_archived"] == 3 and second.counts.copies == 0
+    for user in ("alice@contoso.com", "bob@contoso.com"):
+        got = [email.message_from_bytes(m, policy=email.policy.default) for m in imap.messages(user, WHATSAPP_FOLDER)]
+        assert len(got) == 3
+        assert [p.get_content() for m in got for p in m.iter_attachments()] == [b"JPEG:lake"]

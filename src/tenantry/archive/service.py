@@ -24,6 +24,7 @@ from tenantry.archive import ledger
 from tenantry.archive.indexing import Indexer, IndexFields, document, fields_from_raw
 from tenantry.archive.models import Blob, Folder, Item, Mailbox
 from tenantry.archive.search import IndexDocument
+from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
 from tenantry.core.errors import Invalid, NotFound, TenantryError
@@ -49,6 +50,9 @@ class Delivery:
     subject: str = ""
     sender: str = ""
     fields: IndexFields | None = None   # what the search index needs; None: read from the bytes
+    # Other Message-IDs of the same message: a mailbox that holds any of them already has it (the connectors'
+    # earlier identities of an item, or its fuller version; docs/connectors.md "Message identity").
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,10 +121,12 @@ class ArchiveService:
         keys: list[tuple[str, str]] = []
         first: set[int] = set()
         seen: set[tuple[str, str]] = set()
+        held = self._held(session, {(mailboxes[d.user_id], a) for d in deliveries for a in d.aliases})
         for index, d in enumerate(deliveries):
             key = (mailboxes[d.user_id], d.message_id)
             keys.append(key)
-            if key in seen:
+            # An alias stored before, or earlier in this batch, is this message already there.
+            if key in seen or any((key[0], a) in held or (key[0], a) in seen for a in d.aliases):
                 continue
             seen.add(key)
             first.add(index)
@@ -151,6 +157,25 @@ class ArchiveService:
                 docs.append(document(item_id, tenant, d.user_id, d.folder, d.kind, d.source, d.sent_at, len(d.raw),
                                      d.fields or fields_from_raw(d.raw)))
         return [i in first and keys[i] in inserted for i in range(len(deliveries))], docs
+
+    @staticmethod
+    def _held(session: Session, wanted: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (mailbox, Message-ID) pairs of ``wanted`` are stored, in statement-sized chunks.
+
+        An item's aliases are the same in every mailbox it goes to, so the look-up is by the distinct ids across
+        the batch's mailboxes (a few statements per batch however many mailboxes), then filtered to the pairs.
+        """
+        if not wanted:
+            return set()
+        mailbox_ids = sorted({m for m, _ in wanted})
+        message_ids = sorted({i for _, i in wanted})
+        held: set[tuple[str, str]] = set()
+        for boxes in chunks(mailbox_ids):
+            for ids in chunks(message_ids):
+                rows = session.execute(select(Item.mailbox_id, Item.message_id).where(
+                    Item.mailbox_id.in_(boxes), Item.message_id.in_(ids)))
+                held.update(pair for mailbox_id, message_id in rows if (pair := (mailbox_id, message_id)) in wanted)
+        return held
 
     @staticmethod
     def _insert_new(session: Session, model: Any, rows: list[dict[str, Any]], conflict: list[str],

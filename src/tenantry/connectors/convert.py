@@ -1,8 +1,9 @@
 """A source item as an e-mail message (seed 000: every item becomes a message in the mailbox).
 
 From is the sender, To every other participant: a mapped user's own address, or ``+E164@<outsider domain>``
-for people outside the directory. The Message-ID is derived from the source's id, so importing the same item
-twice yields the same message and the mailbox keeps one copy. ``X-Tenantry-*`` headers carry what an
+for people outside the directory. The Message-ID is derived from the source's id (for an export, the chat's and the
+message's identity, never the exporter's), so importing the same item twice yields the same message and the
+mailbox keeps one copy. ``X-Tenantry-*`` headers carry what an
 e-mail has no field for (kind, chat, the sender's number), so search and eDiscovery can use them.
 """
 
@@ -110,6 +111,9 @@ def to_mail(item: SourceItem, resolve: Resolve, outsider_domain: str) -> ChatMai
                                            f"video={'yes' if item.call.video else 'no'}"))
     if item.location:
         headers.append(("X-Tenantry-Location", item.location))
+    if item.completes:
+        # The same message archived without its file has this Message-ID (docs/connectors.md, "Message identity").
+        headers.append(("X-Tenantry-Completes", f"<{item.completes}>"))
     parts = tuple(Part(a.filename, a.content_type, a.data) for a in item.attachments if a.data is not None)
     return ChatMail(
         message_id=message_id_for(item.source, item.chat_id, item.source_id),

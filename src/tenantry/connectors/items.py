@@ -94,6 +94,11 @@ class SourceItem:
     original_text: str | None = None   # a deleted message's text, when the archiver captured it
     location: str | None = None        # where in the source: "file.zip line 42", "feed page 3"
     owner_user_ids: tuple[str, ...] = ()  # users who get a copy whatever the mapping (an export's owner)
+    # Other Message-IDs under which this same item may already be archived: a mailbox holding any of them already
+    # has it (an earlier identity scheme, the mapping as it was, the item's version with its file).
+    aliases: tuple[str, ...] = ()
+    # The Message-ID of this same message without its file, on an item that carries the file (issue #10 item 5).
+    completes: str | None = None
 
     @property
     def approximate_size(self) -> int:
@@ -132,7 +137,9 @@ class RunCounts:
     imported: int = 0                  # items delivered to at least one mailbox (or already there)
     copies: int = 0                    # mailbox copies written now
     duplicates: int = 0                # mailbox copies that were already there
-    already: int = 0                   # imported items every copy of which was already there (a feed's overlap)
+    # Items (of ``imported``) every copy of which was already in its mailbox: the run added nothing for them,
+    # as when a second member's export of a chat repeats what the first brought (issue #10, item 5).
+    already_archived: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     by_kind: dict[str, int] = field(default_factory=dict)
     # Participants no mapping rule found a user for (issue #10, item 2). At most MAX_UNMAPPED are listed; the

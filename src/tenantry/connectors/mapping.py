@@ -12,6 +12,9 @@ only is reported as such: in the CSV upload's notes and in the run report (issue
 A rule whose e-mail is no directory user falls through to the next rule; a participant no rule maps is an
 outsider (a copy goes to nobody for them, but they still appear in the message's headers), and the run report
 lists them with the reason each rule failed (``UserMapper.why_unmapped``; issue #10, item 2).
+
+The same rules say who a participant *is* for a message's identity (``UserMapper.person_keys``): two phones name
+one person differently, and only the mapping knows they are one (issue #10, item 5; docs/connectors.md).
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tenantry.connectors.items import Participant
 from tenantry.core.errors import Invalid
 from tenantry.directory.phones import matched_by_digits, phone_key
 from tenantry.directory.service import DirectoryService, DirectoryUser
@@ -63,6 +68,16 @@ class Recipient:
 
 def name_key(name: str) -> str:
     return " ".join(name.casefold().split())
+
+
+def unresolved_person_key(p: Participant, default_region: str | None = None) -> str:
+    """Who a participant is when no mapping rule finds a user: their number, else e-mail, else name as written."""
+    e164 = phone_key(p.phone, default_region) if p.phone else None
+    if e164:
+        return f"tel:{e164}"
+    if p.email:
+        return f"mail:{p.email.strip().lower()}"
+    return f"name:{name_key(p.name or p.phone or '')}"
 
 
 def parse_mapping_csv(text: str, default_region: str | None = None) -> list[MappingRow]:
@@ -178,6 +193,15 @@ class UserMapper:
                 return [_recipient(u, "directory", digits) for u in users]
         return []
 
+    def person_keys(self, people: Sequence[Participant]) -> dict[Participant, str]:
+        """Who each participant is, for a message's identity: ``user:<id>`` of the directory user the rules find
+        (the smallest id when an e-mail names several), else :func:`unresolved_person_key`."""
+        self.prefetch([p.phone for p in people if p.phone], [p.email for p in people if p.email])
+        keys: dict[Participant, str] = {}
+        for p in people:
+            users = self.resolve(p.phone, p.name, p.email)
+            keys[p] = f"user:{min(u.user_id for u in users)}" if users else unresolved_person_key(p, self.region)
+        return keys
 
     def why_unmapped(self, phone: str | None, name: str | None, email: str | None) -> str:
         """Why no rule of :meth:`resolve` found a user, rule by rule in its order (for the run report).

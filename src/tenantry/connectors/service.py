@@ -114,7 +114,7 @@ class RunReport:
             "window_end": self.window_end.isoformat() if self.window_end else None,
             "seen": self.counts.seen, "imported": self.counts.imported,
             "skipped": sum(self.counts.skipped.values()), "copies": self.counts.copies,
-            "duplicates": self.counts.duplicates, "already_archived": self.counts.already,
+            "duplicates": self.counts.duplicates, "already_archived": self.counts.already_archived,
             "imported_by_kind": self.counts.by_kind,
             "skipped_by_reason": self.counts.skipped, "error": self.error, "issues": self.issues,
             # Names and numbers come from the source: escaped like the issues.
@@ -438,7 +438,8 @@ class ConnectorService:
 
     # -- runs -------------------------------------------------------------------------------------
 
-    def _source(self, connector: Connector, uploads: list[ExportUpload] | None = None) -> Source:
+    def _source(self, connector: Connector, uploads: list[ExportUpload] | None = None,
+                mapper: UserMapper | None = None) -> Source:
         if self._source_factory is not None:
             return self._source_factory(connector)
         config = json.loads(connector.source_config)
@@ -447,7 +448,10 @@ class ConnectorService:
             # file is not read (its size comes from the zip header), a longer text is not kept.
             limits = replace(self.export_limits, max_media_bytes=connector.max_item_bytes,
                              max_text_chars=connector.max_item_bytes)
-            return WhatsAppExportSource(uploads or [], str(config.get("timezone", "UTC")), limits)
+            # The run's mapping says who each author is: a message's identity names people, not how one phone
+            # wrote them (issue #10, item 5).
+            return WhatsAppExportSource(uploads or [], str(config.get("timezone", "UTC")), limits,
+                                        mapper.person_keys if mapper else None)
         password = self.secrets.open(connector.source_secret) if connector.source_secret else ""
         return ArchiverFeedSource(str(config["url"]), str(config["username"]), password, egress=self.egress)
 
@@ -504,10 +508,10 @@ class ConnectorService:
         counts = RunCounts()
         issues: list[SourceIssue] = []
         error: str | None = None
-        source = self._source(connector, uploads)
-        target = self._target(connector)
         mapper = UserMapper(self.directory, tenant, rows, use_directory_mobiles=connector.use_directory_mobiles,
                             default_region=self.region)
+        source = self._source(connector, uploads, mapper)
+        target = self._target(connector)
         try:
             for batch in _batches(source.items(window_start, now), BATCH):
                 self._run_batch(tenant, connector, batch, mapper, target, counts, issues)
@@ -576,18 +580,19 @@ class ConnectorService:
                 deliveries.append(Delivery(
                     user_id=r.user_id, address=r.address, folder=WHATSAPP_FOLDER, raw=raw,
                     message_id=mail.message_id, kind=item.kind.value, source=item.source, sent_at=item.sent_at,
-                    chat_id=item.chat_id, subject=mail.subject, sender=mail.sender.addr, fields=fields))
+                    chat_id=item.chat_id, subject=mail.subject, sender=mail.sender.addr, fields=fields,
+                    aliases=item.aliases))
             delivered_items.append((item, len(users)))
         results = target.deliver(tenant, deliveries) if deliveries else []
         counts.copies += sum(results)
         counts.duplicates += len(results) - sum(results)
-        at = 0
+        start = 0
         for item, copies in delivered_items:
             counts.imported += 1
             counts.by_kind[item.kind.value] = counts.by_kind.get(item.kind.value, 0) + 1
-            if not any(results[at : at + copies]):
-                counts.already += 1
-            at += copies
+            if not any(results[start:start + copies]):
+                counts.already_archived += 1
+            start += copies
 
     def _owner_recipients(self, tenant: str, user_ids: set[str]) -> dict[str, Recipient]:
         out: dict[str, Recipient] = {}
@@ -621,7 +626,8 @@ class ConnectorService:
             session.execute(update(Run).where(Run.id == run_id).values(
                 seen=counts.seen, imported=counts.imported, skipped=sum(counts.skipped.values()),
                 copies=counts.copies, duplicates=counts.duplicates,
-                counts=json.dumps({"imported": counts.by_kind, "skipped": counts.skipped, "already": counts.already,
+                counts=json.dumps({"imported": counts.by_kind, "skipped": counts.skipped,
+                                   "already_archived": counts.already_archived,
                                    "unmapped": [u.as_dict() for u in counts.unmapped.values()],
                                    "unmapped_not_listed": counts.unmapped_not_listed})))
 
@@ -665,7 +671,7 @@ class ConnectorService:
             counts = RunCounts(seen=run.seen, imported=run.imported, copies=run.copies, duplicates=run.duplicates,
                                skipped=counts_doc.get("skipped", {}), by_kind=counts_doc.get("imported", {}),
                                unmapped_not_listed=counts_doc.get("unmapped_not_listed", 0),
-                               already=counts_doc.get("already", 0))
+                               already_archived=counts_doc.get("already_archived", 0))
             for u in counts_doc.get("unmapped", []):
                 p = Participant(phone=u["phone"], name=u["name"], email=u["email"])
                 counts.unmapped[p] = Unmapped(p, u["rule"], u["messages"])

@@ -1,6 +1,7 @@
 """Where converted items go: Tenantry's own archive (default) or an existing IMAP server.
 
-Both are idempotent per Message-ID, so a run repeated after a crash adds nothing twice. IMAP connections go
+Both are idempotent per Message-ID (and a delivery's aliases, the other Message-IDs of the same message), so a run
+repeated after a crash adds nothing twice. IMAP connections go
 through the operator's egress policy (core/egress.py) to an address it checked; every failure to connect or to
 get an IMAP greeting is one message (no port scanning through run reports), with the cause in the server log.
 """
@@ -144,8 +145,13 @@ class ImapTarget:
             conn.select(self._quote(folder))
         self._folders_ready.add((address, folder))
 
-    def _has(self, conn: imaplib.IMAP4, message_id: str) -> bool:
-        status, data = conn.search(None, "HEADER", "Message-ID", self._quote(f"<{message_id}>"))
+    def _has(self, conn: imaplib.IMAP4, message_ids: Sequence[str]) -> bool:
+        """Whether the selected folder holds a message with any of ``message_ids`` (one SEARCH, RFC 3501 OR)."""
+        *rest, last = message_ids
+        criteria = ["HEADER", "Message-ID", self._quote(f"<{last}>")]
+        for message_id in reversed(rest):
+            criteria = ["OR", "HEADER", "Message-ID", self._quote(f"<{message_id}>"), *criteria]
+        status, data = conn.search(None, *criteria)
         return status == "OK" and bool(data and data[0] and data[0].split())
 
     def deliver(self, tenant: str, deliveries: Sequence[Delivery]) -> list[bool]:
@@ -155,7 +161,7 @@ class ImapTarget:
             try:
                 self._ensure_folder(conn, d.address, d.folder)
                 conn.select(self._quote(d.folder))
-                if self._has(conn, d.message_id):
+                if self._has(conn, (d.message_id, *d.aliases)):
                     results.append(False)
                     continue
                 status, data = conn.append(self._quote(d.folder), None,

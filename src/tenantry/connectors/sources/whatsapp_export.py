@@ -3,6 +3,9 @@
 The export carries local phone time without a zone (the connector says which zone), authors as saved
 contact names or numbers, and no e-mail addresses. The exporting user — the file's owner — is a participant
 of every message, so every item has at least one mailbox.
+
+A message's identity (its Message-ID) is the chat's and the message's own, never the exporter's, so that two
+members' exports of one chat meet in the mailboxes (issue #10, item 5; docs/connectors.md "Message identity").
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import io
 import mimetypes
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +30,9 @@ from tenantry.connectors.items import (
     SourceIssue,
     SourceItem,
 )
+from tenantry.connectors.mapping import name_key, unresolved_person_key
 from tenantry.directory.phones import phone_key
+from tenantry.protocols.mime import message_id_for
 from tenantry.protocols.whatsapp import (
     ExportIssue,
     ExportLimits,
@@ -57,6 +63,16 @@ _NOT_REPEATED = (IssueReason.MESSAGE_TOO_LONG,)
 # Identical messages (same minute, author and text) are told apart by their occurrence; the count is kept
 # for the last hours of the timeline only, so a long chat does not keep every message in memory.
 _OCCURRENCE_WINDOW = timedelta(hours=3)
+_MEDIA = (MessageKind.ATTACHMENT, MessageKind.MEDIA_OMITTED)
+
+# Who a participant is, for a message's identity: ``user:<id>`` where the connector's mapping finds a directory
+# user, else ``tel:+<E.164>``, ``mail:…`` or ``name:<casefolded name>`` (``UserMapper.person_keys``).
+PersonKeys = Callable[[Sequence[Participant]], dict[Participant, str]]
+
+
+def unresolved_keys(people: Sequence[Participant]) -> dict[Participant, str]:
+    """Who participants are with no mapping at all: their number, else their name as written."""
+    return {p: unresolved_person_key(p) for p in people}
 
 
 @dataclass(frozen=True)
@@ -77,14 +93,122 @@ def participant_for(author: str) -> Participant:
     return Participant(name=author)
 
 
+@dataclass(frozen=True)
+class _Chat:
+    """Who a chat is, decided once per export file (docs/connectors.md, "Message identity").
+
+    ``id`` is the chat's identity with the people the mapping resolved, ``unresolved_id`` the same with no
+    mapping (what it was before the mapping grew), ``legacy_id`` the exporter's own chat id of before issue #10
+    item 5. In a 1:1 chat, ``owner_author`` is the author who is the exporter.
+    """
+
+    name: str
+    id: str
+    unresolved_id: str
+    legacy_id: str
+    owner_key: str
+    owner_author: str | None
+    keys: dict[str, str]            # author as written → person key, with the mapping
+    unresolved: dict[str, str]      # … and without it
+    person_keys: PersonKeys
+
+    def author_key(self, author: str | None, *, resolved: bool = True) -> str:
+        if author is None:
+            return "system"
+        if self.owner_author is not None and name_key(author) == name_key(self.owner_author):
+            return f"user:{self.owner_key}"
+        keys = self.keys if resolved else self.unresolved
+        key = keys.get(author)
+        if key is None:  # an author past the parser's list of names (a chat has a handful)
+            p = participant_for(author)
+            key = keys[author] = (self.person_keys([p]) if resolved else unresolved_keys([p]))[p]
+        return key
+
+
+def _chat_id(key: str) -> str:
+    return "wa-chat-" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def _chat(upload: ExportUpload, stream: ExportStream, person_keys: PersonKeys) -> _Chat:
+    """Decide the chat's identity: a 1:1 chat is its two people, a group its subject, a chat of no known name
+    its exporter's own (docs/connectors.md)."""
+    named = upload.chat_name or stream.chat_name
+    name = named or upload.filename
+    legacy_id = "wa-export-" + hashlib.sha256(f"{upload.owner_key}\0{name}".encode()).hexdigest()[:24]
+    people = {a: participant_for(a) for a in stream.authors}
+    found = person_keys(list(dict.fromkeys(people.values()))) if people else {}
+    keys = {a: found[p] for a, p in people.items()}
+    unresolved = {a: unresolved_person_key(p) for a, p in people.items()}
+    owner = f"user:{upload.owner_key}"
+    owner_author: str | None = None
+    if not named:
+        # Nothing says which chat this is: two such files are never taken for one (a double is possible,
+        # two chats made one is not).
+        key = unresolved_key = f"exporter\0{upload.owner_key}\0{upload.filename}"
+    else:
+        by_key = {name_key(a): a for a in stream.authors}
+        other = by_key.get(name_key(named))
+        if other is not None and len(by_key) <= 2:
+            # WhatsApp names a 1:1 chat after the other person, as the exporter's phone writes them, so a chat
+            # named after one of its (at most two) authors is a 1:1 chat and its other author is the exporter.
+            owner_author = next((a for k, a in by_key.items() if k != name_key(named)), None)
+            key = "direct\0" + "\0".join(sorted({owner, keys[other]}))
+            unresolved_key = "direct\0" + "\0".join(sorted({owner, unresolved[other]}))
+        else:
+            key = unresolved_key = "group\0" + name_key(named)
+    return _Chat(name, _chat_id(key), _chat_id(unresolved_key), legacy_id, upload.owner_key, owner_author, keys,
+                 unresolved, person_keys)
+
+
+def _content(m: ExportMessage) -> str:
+    """What a message says, as every phone writes it: the words each phone writes its own way (its language,
+    "You deleted" or "This message was deleted", the media marker, the file's name on that phone) are left out."""
+    if m.kind is MessageKind.MEDIA_OMITTED:
+        kind, text = "media", m.text.partition("\n")[2]   # the caption follows the marker line
+    elif m.kind is MessageKind.ATTACHMENT:
+        kind, text = "media", m.text
+    elif m.kind in (MessageKind.DELETED, MessageKind.MISSED_VOICE_CALL, MessageKind.MISSED_VIDEO_CALL):
+        kind, text = m.kind.value, ""
+    else:
+        kind, text = m.kind.value, m.text
+    return f"{kind}\0{unicodedata.normalize('NFC', text).strip()}"
+
+
+class _Ordinals:
+    """The occurrence of each (time, content) key, so exact repeats stay apart; kept for the last hours only."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[datetime, str], int] = {}
+        self.newest: datetime | None = None
+        self.prune_at = 10_000
+
+    def next(self, when: datetime, key: str) -> int:
+        n = self.seen.get((when, key), 0)
+        self.seen[(when, key)] = n + 1
+        if self.newest is None or when > self.newest:
+            self.newest = when
+            if len(self.seen) > self.prune_at:
+                cutoff = when - _OCCURRENCE_WINDOW
+                self.seen = {k: v for k, v in self.seen.items() if k[0] >= cutoff}
+                self.prune_at = max(10_000, 2 * len(self.seen))
+        return n
+
+    def source_id(self, minute: datetime, what: str) -> str:
+        """``<UTC minute>|<digest of author and content>|<occurrence>``."""
+        digest = hashlib.sha256(what.encode()).hexdigest()[:16]
+        return f"{minute:%Y-%m-%dT%H:%MZ}|{digest}|{self.next(minute, digest)}"
+
+
 class WhatsAppExportSource:
     kind = SOURCE
 
     def __init__(self, uploads: list[ExportUpload], timezone: str = "UTC",
-                 limits: ExportLimits | None = None) -> None:
+                 limits: ExportLimits | None = None, person_keys: PersonKeys | None = None) -> None:
         self.uploads = uploads
         self.zone = ZoneInfo(timezone)
         self.limits = limits or ExportLimits()
+        # The run's user mapping says who an author is; without one, people are who their names say.
+        self.person_keys = person_keys or unresolved_keys
 
     def test(self) -> None:
         return None  # files need no credentials
@@ -112,12 +236,11 @@ class WhatsAppExportSource:
             stream.close()
 
     def _stream_items(self, upload: ExportUpload, stream: ExportStream) -> Iterator[SourceItem | SourceIssue]:
-        chat_name = upload.chat_name or stream.chat_name or upload.filename
-        chat_id = "wa-export-" + hashlib.sha256(f"{upload.owner_key}\0{chat_name}".encode()).hexdigest()[:24]
+        chat = _chat(upload, stream, self.person_keys)
         participants = tuple(dict.fromkeys(participant_for(a) for a in stream.authors))
-        occurrences: dict[tuple[datetime, str], int] = {}
-        newest: datetime | None = None
-        prune_at = 10_000
+        resolved = _Ordinals()
+        unresolved = _Ordinals()
+        legacy = _Ordinals()
         for entry in stream.entries():
             if isinstance(entry, ExportIssue):
                 if entry.reason not in _NOT_REPEATED:
@@ -126,17 +249,18 @@ class WhatsAppExportSource:
                                       location=f"{upload.filename} line {entry.line}")
                 continue
             message = entry
-            digest = hashlib.sha256(f"{message.author}\0{message.text}".encode()).hexdigest()[:16]
-            key = (message.timestamp, digest)
-            occurrence = occurrences.get(key, 0)
-            occurrences[key] = occurrence + 1
-            if newest is None or message.timestamp > newest:
-                newest = message.timestamp
-                if len(occurrences) > prune_at:
-                    cutoff = newest - _OCCURRENCE_WINDOW
-                    occurrences = {k: v for k, v in occurrences.items() if k[0] >= cutoff}
-                    prune_at = max(10_000, 2 * len(occurrences))
-            source_id = f"{message.timestamp.isoformat()}|{digest}|{occurrence}"
+            sent_at = message.timestamp.replace(tzinfo=self.zone).astimezone(UTC)
+            # Minutes: Android writes no seconds, iOS does, and both may export one chat.
+            minute = sent_at.replace(second=0, microsecond=0)
+            content = _content(message)
+            source_id = resolved.source_id(minute, f"{chat.author_key(message.author)}\0{content}")
+            other_id = unresolved.source_id(minute, f"{chat.author_key(message.author, resolved=False)}\0{content}")
+            # Before issue #10 item 5 an export's messages were its exporter's own: local time, the author as the
+            # exporter's phone wrote it. A file archived then and handed in again is found by that id.
+            old_digest = hashlib.sha256(f"{message.author}\0{message.text}".encode()).hexdigest()[:16]
+            old_id = message_id_for(SOURCE, chat.legacy_id,
+                                    f"{message.timestamp.isoformat()}|{old_digest}|"
+                                    f"{legacy.next(message.timestamp, old_digest)}")
             if message.oversize:
                 yield SourceIssue(SkipReason.TOO_LARGE,
                                   f"the text has {message.oversize} characters, over the "
@@ -144,11 +268,25 @@ class WhatsAppExportSource:
                                   source_id, f"{upload.filename} line {message.line}", message.oversize,
                                   ItemKind.CHAT.value)
                 continue
-            yield self._item(message, upload, chat_id, chat_name, participants, source_id)
+            # The same message with its file (an export "with media") and without it (a phone that left the
+            # media out) are one message: the file's version is the fuller one, so the version without the file
+            # is already archived where the file's is, and not the other way round (the archive never rewrites
+            # a stored message: the file's version is added beside it and says which message it completes).
+            ids = [(chat.id, source_id), (chat.unresolved_id, other_id)]
+            completes = None
+            if message.kind in _MEDIA:
+                if message.attachment_data is not None:
+                    completes = message_id_for(SOURCE, chat.id, source_id)
+                    ids = [(c, f"{i}|file") for c, i in ids]
+                else:
+                    ids += [(c, f"{i}|file") for c, i in ids]
+            others = dict.fromkeys(ids[1:])
+            others.pop(ids[0], None)   # the same with and without the mapping: no alias needed
+            aliases = (*(message_id_for(SOURCE, c, i) for c, i in others), old_id)
+            yield self._item(message, upload, chat, participants, ids[0][1], sent_at, aliases, completes)
 
-    def _item(self, m: ExportMessage, upload: ExportUpload, chat_id: str, chat_name: str,
-              participants: tuple[Participant, ...], source_id: str) -> SourceItem:
-        sent_at = m.timestamp.replace(tzinfo=self.zone).astimezone(UTC)
+    def _item(self, m: ExportMessage, upload: ExportUpload, chat: _Chat, participants: tuple[Participant, ...],
+              source_id: str, sent_at: datetime, aliases: tuple[str, ...], completes: str | None) -> SourceItem:
         sender = participant_for(m.author) if m.author is not None else None
         location = f"{upload.filename} line {m.line}"
         kind = ItemKind.CHAT
@@ -170,7 +308,8 @@ class WhatsAppExportSource:
             size = len(data) if data is not None else (m.attachment_size or 0)
             attachments = (Attachment(name, ctype, data, size),)
         return SourceItem(
-            source=SOURCE, source_id=source_id, chat_id=chat_id, chat_name=chat_name, kind=kind,
+            source=SOURCE, source_id=source_id, chat_id=chat.id, chat_name=chat.name, kind=kind,
             sent_at=sent_at, sender=sender, participants=participants, text=m.text, attachments=attachments,
-            call=call, edited=m.edited, location=location, owner_user_ids=(upload.owner_key,),
+            call=call, edited=m.edited, location=location, owner_user_ids=(upload.owner_key,), aliases=aliases,
+            completes=completes,
         )
