@@ -38,6 +38,7 @@ from tenantry.core.secrets import SecretBox
 from tenantry.core.settings import Settings
 from tenantry.directory import api as directory_api
 from tenantry.directory import scim_api
+from tenantry.directory.scim_log import ScimLog
 from tenantry.directory.scim_store import ScimStore
 from tenantry.directory.service import DirectoryService
 from tenantry.jobstore import JobStore
@@ -65,6 +66,7 @@ class Services:
     ediscovery: EDiscoveryService
     provisioning: ProvisioningService
     jobstore: JobStore
+    scim_log: ScimLog
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
@@ -97,7 +99,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
                                        log_days=settings.provisioning_log_days, egress=egress)
     secure_data_dir(settings.data_dir)
     return Services(settings, db, directory, store, secrets, archive, connectors, Ledger(db), compliance, index,
-                    indexer, ediscovery, provisioning, jobstore)
+                    indexer, ediscovery, provisioning, jobstore, ScimLog(db, keep_days=settings.scim_log_days))
 
 
 def _search_index(settings: Settings, db: Database) -> SearchIndex:
@@ -220,6 +222,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                   redoc_url=None, swagger_ui_oauth2_redirect_url=None, lifespan=lifespan)
     app.state.services = services
     app.add_middleware(_AdminBodyLimit, limit=settings.admin_body_max_bytes)
+    # Each SCIM write, with its answer, in the tenant's SCIM request log (after the answer is sent).
+    app.add_middleware(scim_api.ScimLogMiddleware, scim_log=services.scim_log, reads=settings.scim_log_reads)
 
     scim_router = scim_api.build_router(services.scim, services.directory, settings)
     # /api/openapi.json describes the admin API. SCIM is described by RFC 7644 and by its own discovery
@@ -231,8 +235,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # Every /api/v1 router is included with this guard: the credential is checked before the body is read or
     # validated, and a route that forgets its own check is still closed (tests/security/test_scopes.py).
     api_guard = [Depends(directory_api.api_guard(services.directory))]
-    app.include_router(directory_api.build_router(services.scim, services.directory), prefix="/api/v1",
-                       dependencies=api_guard)
+    app.include_router(directory_api.build_router(services.scim, services.directory, services.scim_log),
+                       prefix="/api/v1", dependencies=api_guard)
     _, tenant_of = directory_api.admin_guard(services.directory)
 
     jobs_holder: dict[str, Any] = {}

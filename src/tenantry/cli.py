@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from tenantry.app import Services, bootstrap, build_services, create_app
 from tenantry.core.errors import TenantryError
@@ -41,6 +43,9 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(case_app, name="case")
 provisioning_app = typer.Typer(help="Outbound provisioning into downstream SCIM apps.", no_args_is_help=True)
 app.add_typer(provisioning_app, name="provisioning")
+scim_app = typer.Typer(help="The SCIM endpoint identity providers provision into: its request log.",
+                       no_args_is_help=True)
+app.add_typer(scim_app, name="scim")
 
 console = Console()
 err = Console(stderr=True)
@@ -1214,6 +1219,70 @@ def provisioning_logs(app_ref: Annotated[str, typer.Argument(metavar="APP")],
             for step in r["steps"]:
                 table.add_row("", f"  {step['step']}", "", step["result"], step["detail"])
     console.print(table)
+
+
+_RELATIVE = re.compile(r"^(\d{1,6})\s*([mhd])$")
+
+
+def _when(option: str, text: str | None) -> datetime | None:
+    """An ISO 8601 date or time (UTC unless it names a zone), or an age: 30m, 24h, 7d."""
+    if text is None:
+        return None
+    relative = _RELATIVE.match(text.strip().lower())
+    if relative:
+        amount, unit = int(relative.group(1)), relative.group(2)
+        return datetime.now(UTC) - timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        _fail(f"{option} {text!r}: give an ISO date or time (2026-03-01, 2026-03-01T09:00+01:00) or an age "
+              "(30m, 24h, 7d)")
+        raise  # unreachable: _fail exits
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@scim_app.command("log")
+def scim_log(since: Annotated[str | None, typer.Option(help="From this time (ISO 8601) or age (30m, 24h, 7d).")] = None,
+             until: Annotated[str | None, typer.Option(help="Before this time (ISO 8601) or age.")] = None,
+             failed: Annotated[bool, typer.Option("--failed", help="Only writes that failed (status 400 or more).")]
+             = False,
+             method: Annotated[str | None, typer.Option(help="POST, PUT, PATCH or DELETE.")] = None,
+             resource_type: Annotated[str | None, typer.Option(help="User, Group or Bulk.")] = None,
+             resource_id: Annotated[str | None, typer.Option(help="Only this resource id.")] = None,
+             name: Annotated[str | None, typer.Option(help="Only this userName, displayName or externalId.")] = None,
+             token: Annotated[str | None, typer.Option(help="Only this SCIM token (id or name).")] = None,
+             status: Annotated[int | None, typer.Option(help="Only this HTTP status.")] = None,
+             limit: Annotated[int, typer.Option(min=0, max=1000)] = 50,
+             offset: Annotated[int, typer.Option(min=0)] = 0,
+             tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """Inbound SCIM writes (who, what, the result), newest first; kept TENANTRY_SCIM_LOG_DAYS days."""
+    services = _services()
+    t = _tenant(services, tenant)
+    rows = _run(lambda: services.scim_log.entries(
+        t, since=_when("--since", since), until=_when("--until", until), method=method,
+        resource_type=resource_type, resource_id=resource_id, outcome="failure" if failed else None,
+        status=status, token=token, name=name, offset=offset, limit=limit))
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    from tenantry.connectors.items import printable
+
+    table = Table("token", "request", "result")
+    table.columns.insert(0, Column("at (UTC)", no_wrap=True))
+    table.add_column("ms", justify="right", no_wrap=True)
+    for r in rows:
+        who = r["user_name"] or r["display_name"] or r["external_id"] or r["resource_id"] or ""
+        request = f"{r['method']} {r['resource_type'] or ''} {who}".strip()
+        if r["bulk_index"]:
+            request += f" (bulk #{r['bulk_index']})"
+        result = f"{r['status']} {r['scim_type'] or ''}".strip()
+        # The IdP's values are quoted as text: escaped for the terminal (controls) and for rich (brackets).
+        cells = [r["at"][:19].replace("T", " "), escape(printable(r["token_name"] or r["token_id"] or "")),
+                 "\n".join(escape(printable(v)) for v in (request, r["operation"]) if v),
+                 "\n".join(escape(printable(v)) for v in (result, r["detail"]) if v), str(r["duration_ms"])]
+        table.add_row(*cells, style="red" if r["status"] >= 400 else None)
+    console.print(table)
+    console.print(f"{len(rows)} entries" + (" (more with --offset)" if len(rows) == limit and limit else ""))
 
 
 def main() -> None:

@@ -49,10 +49,18 @@ def _provisioning_run(services: Services, kwargs: dict[str, Any]) -> dict[str, A
     return report.as_dict()
 
 
+def _scim_log_purge(services: Services, _kwargs: dict[str, Any]) -> dict[str, Any]:
+    # Every tenant's SCIM request log past TENANTRY_SCIM_LOG_DAYS: a tenant whose identity provider went quiet
+    # is not purged by its own writes (directory.scim_log). Idempotent.
+    return {"id": f"scim-log-purge-{utcnow().isoformat()}", "kind": "scim_log.purge",
+            "deleted": services.scim_log.purge()}
+
+
 TASKS: dict[str, Callable[[Services, dict[str, Any]], dict[str, Any]]] = {
     "connector.run": _connector_run,
     "retention.apply": _retention_apply,
     "provisioning.run": _provisioning_run,
+    "scim_log.purge": _scim_log_purge,
 }
 
 RETENTION_EVERY = timedelta(days=1)
@@ -190,8 +198,8 @@ def make_jobs(services: Services) -> Jobs:
 
 
 class Scheduler:
-    """Hands due connector runs, provisioning cycles and the daily retention to the jobs, every ``interval``
-    seconds, in a daemon thread."""
+    """Hands due connector runs, provisioning cycles and the daily retention (archive retention of every tenant,
+    the SCIM request log's purge) to the jobs, every ``interval`` seconds, in a daemon thread."""
 
     def __init__(self, services: Services, jobs: Jobs, interval: float) -> None:
         self.services = services
@@ -222,6 +230,7 @@ class Scheduler:
             self._next_retention = now + RETENTION_EVERY
             for row in self.services.directory.list_tenants():
                 submitted.append(self.jobs.submit("retention.apply", tenant=row["id"]))
+            submitted.append(self.jobs.submit("scim_log.purge"))
         return submitted
 
     def _loop(self) -> None:

@@ -232,6 +232,11 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", _ADMIN + "/users/{user_id}/licences"): lambda w: [
         across(w, user_id=w.a.user, json={"sku": "E3"}), inside(w, 404, user_id=w.a.user, json={"sku": "E3"})],
     ("GET", _ADMIN + "/role-groups"): lambda w: [across(w)],
+    ("GET", _ADMIN + "/scim-log"): lambda w: [
+        across(w), across(w, query={"resource_id": w.a.user}),
+        inside(w, 200, query={"resource_id": w.a.user}, check=lambda r: r.json() == []),
+        inside(w, 200, query={"name": "Alice Isolation Secret"}, check=lambda r: r.json() == []),
+        inside(w, 200, check=lambda r: all(e["resource_id"] != w.a.user for e in r.json()))],
     ("POST", _ADMIN + "/role-groups"): lambda w: [across(w, json={"name": "B probe", "roles": []})],
     ("POST", _ADMIN + "/role-groups/{name}/members"): lambda w: [
         across(w, name="Compliance Management", json={"user_id": w.a.user}),
@@ -415,6 +420,10 @@ def world(backend: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "url": "b.invalid", "role": "B Role", "role_value": "b-role"})
     with TestClient(create_app(backend.settings, backend)) as client:
         a.ids["export"] = a.ids["job"] = _finished_export(client, a)
+        # One SCIM write of A's IdP over HTTP: A's SCIM request log holds a row naming A's user.
+        r = client.patch(f"/tenants/{a.tenant}/scim/v2/Users/{a.user}", json=_patch("Alice Isolation Secret"),
+                         headers={**a.scim, "Content-Type": "application/scim+json"})
+        assert r.status_code == 200, r.text
         w = World(client, backend, a, b, tmp_path_factory.mktemp("isolation"))
         w.baseline = snapshot(w)
         yield w
@@ -457,6 +466,7 @@ def snapshot(w: World) -> dict[str, Any]:
         "roles": (api + f"/provisioning/apps/{a.app}/roles", a.admin),
         "exports": (api + f"/cases/{a.case}/exports", a.admin), "job": (api + f"/jobs/{a.job}", a.admin),
         "app log": (api + f"/provisioning/apps/{a.app}/logs", a.admin), "audit": (api + "/audit?limit=1000", a.admin),
+        "scim log": (api + "/scim-log?limit=1000", a.admin),
     }
     out: dict[str, Any] = {}
     for name, (path, headers) in reads.items():

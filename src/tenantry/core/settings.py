@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     broker_queue: str = Field(default="tenantry", description="The Celery queue Tenantry's jobs go to.")
     scheduler_interval: int = Field(default=60, description="Seconds between checks for due connector runs.")
     provisioning_log_days: int = Field(default=30, ge=1, description="Days provisioning logs are kept.")
+    scim_log_days: int = Field(default=30, ge=1, le=36_500,
+                               description="Days the SCIM request log (inbound SCIM writes) is kept.")
+    scim_log_reads: bool = Field(default=False, description="Record SCIM reads (GET, .search) in the request log too.")
     smtp_host: str | None = Field(default=None, description="SMTP server for notifications (provisioning).")
     smtp_port: int = 25
     smtp_from: str = Field(default="tenantry@localhost", description="From address of notifications.")

@@ -9,14 +9,16 @@ tenants. No or an unknown token: 401; a valid token of another scope or tenant: 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from tenantry.core.bounds import Count, StartIndex
+from tenantry.core.bounds import Count, Offset, StartIndex
 from tenantry.core.errors import Forbidden, Unauthorized
 from tenantry.directory.catalogue import LICENCES, ROLES
+from tenantry.directory.scim_log import ScimLog
 from tenantry.directory.scim_store import ScimStore
 from tenantry.directory.service import DirectoryService
 
@@ -93,7 +95,10 @@ def api_guard(directory: DirectoryService) -> Callable[[Request], None]:
     return guard
 
 
-def build_router(store: ScimStore, directory: DirectoryService) -> APIRouter:
+Text = Annotated[str | None, Query(max_length=512)]
+
+
+def build_router(store: ScimStore, directory: DirectoryService, scim_log: ScimLog) -> APIRouter:
     router = APIRouter()
     _, tenant_of = admin_guard(directory)
 
@@ -176,5 +181,22 @@ def build_router(store: ScimStore, directory: DirectoryService) -> APIRouter:
     @router.post("/tenants/{tenant_id}/role-groups/{name}/members", status_code=204)
     def add_member(tenant_id: str, name: str, body: MemberIn, request: Request) -> None:
         directory.add_role_group_member(tenant_of(tenant_id, request), name, body.user_id)
+
+    @router.get("/tenants/{tenant_id}/scim-log")
+    def scim_request_log(tenant_id: str, request: Request, since: datetime | None = None,
+                         until: datetime | None = None, method: Annotated[str | None, Query(max_length=16)] = None,
+                         resource_type: Annotated[str | None, Query(max_length=64)] = None,
+                         resource_id: Annotated[str | None, Query(max_length=64)] = None,
+                         outcome: Annotated[str | None, Query(max_length=16)] = None,
+                         status: Annotated[int | None, Query(ge=100, le=599)] = None,
+                         token: Annotated[str | None, Query(max_length=128)] = None, name: Text = None,
+                         offset: Offset = 0, limit: Count = 100) -> list[dict[str, Any]]:
+        """The tenant's SCIM request log (every inbound SCIM write, failures included), newest first; at most
+        1,000 entries a page. ``outcome``: success or failure; ``token``: a SCIM token's id or name; ``name``:
+        a userName, displayName or externalId; ``since`` inclusive, ``until`` exclusive (ISO 8601, UTC if no
+        zone). Kept ``TENANTRY_SCIM_LOG_DAYS`` days (docs/scim.md, "Request log")."""
+        return scim_log.entries(tenant_of(tenant_id, request), since=since, until=until, method=method,
+                                resource_type=resource_type, resource_id=resource_id, outcome=outcome,
+                                status=status, token=token, name=name, offset=offset, limit=limit)
 
     return router

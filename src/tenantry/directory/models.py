@@ -181,3 +181,41 @@ class RoleGroupMember(Base):
         ForeignKey("role_groups.id", ondelete="CASCADE"), primary_key=True
     )
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+
+
+class ScimRequestLog(Base):
+    """One inbound SCIM write (or one operation of a Bulk request): who, what, the result, how long it took.
+
+    Written after the answer is known, in a transaction of its own (``directory.scim_log``); kept
+    ``TENANTRY_SCIM_LOG_DAYS`` days. Names the token (id and name), never its secret; holds no request body.
+    """
+
+    __tablename__ = "scim_request_log"
+    __table_args__ = (
+        Index("ix_scim_request_log_tenant_at", "tenant_id", "at"),
+        Index("ix_scim_request_log_tenant_resource", "tenant_id", "resource_id"),
+        Index("ix_scim_request_log_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))          # when the request (operation) began
+    request_id: Mapped[str] = mapped_column(String(36))                    # shared by a Bulk request's rows
+    bulk_index: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 1-based operation of a Bulk request
+    # The credential: a SCIM token of the tenant, by id and by the name it was given (no foreign key: the row
+    # outlives the token's revocation).
+    token_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    token_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    method: Mapped[str] = mapped_column(String(8))
+    resource_type: Mapped[str | None] = mapped_column(String(64), nullable=True)   # User | Group | Bulk | as sent
+    resource_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    external_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    user_name: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    display_name: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    operation: Mapped[str | None] = mapped_column(String(512), nullable=True)  # a PATCH's outline, members(n), …
+    status: Mapped[int] = mapped_column(Integer)
+    scim_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    detail: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer)

@@ -1,12 +1,15 @@
 """The SCIM 2.0 HTTP endpoints (RFC 7644 §3): a thin router over ``ScimStore``.
 
 Mounted at ``/scim/v2`` for the default tenant and at ``/tenants/{tenant_id}/scim/v2`` for any tenant.
-Every error leaves as an RFC 7644 §3.12 Error body with ``application/scim+json``.
+Every error leaves as an RFC 7644 §3.12 Error body with ``application/scim+json``. ``ScimLogMiddleware``
+records each write (and its answer) in the tenant's SCIM request log (``directory.scim_log``).
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from typing import Any
 
 import orjson
@@ -37,6 +40,7 @@ from scim2_models import (
 from tenantry.core.errors import Forbidden, Unauthorized
 from tenantry.core.settings import Settings
 from tenantry.core.streaming import read_bounded
+from tenantry.directory.scim_log import ScimLog, ScimLogEntry, ScimRequestRecord
 from tenantry.directory.scim_store import ScimStore, simple_equality
 from tenantry.directory.service import DirectoryService
 from tenantry.protocols.scim.errors import MethodNotAllowed, NotModified, error_body, validation_error_to_scim
@@ -47,6 +51,9 @@ from tenantry.protocols.scim.resources import (
     resource_type_documents,
     schema_documents,
 )
+from tenantry.protocols.scim.summary import join_bounded, patch_outline, resource_outline
+
+log = logging.getLogger("tenantry.scim")
 
 SCIM_JSON = "application/scim+json"
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -66,12 +73,18 @@ def scim_error_response(exc: SCIMException) -> Response:
     return scim_response(error_body(exc), exc.status, headers)
 
 
-class ScimContext:
-    """What one request needs: the tenant it is for and the base URL its locations start with."""
+# Where ScimLogMiddleware leaves a request's record in the ASGI scope, for the router to fill.
+RECORD_KEY = "tenantry.scim_record"
 
-    def __init__(self, tenant: str, base_url: str) -> None:
+
+class ScimContext:
+    """What one request needs: the tenant it is for, the base URL its locations start with, and its record in
+    the SCIM request log (a detached one, never stored, where no ScimLogMiddleware runs)."""
+
+    def __init__(self, tenant: str, base_url: str, record: ScimRequestRecord | None = None) -> None:
         self.tenant = tenant
         self.base_url = base_url
+        self.record = record or ScimRequestRecord.start("")
 
     def locate(self, doc: dict[str, Any]) -> dict[str, Any]:
         meta = doc.get("meta")
@@ -143,7 +156,7 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
         if settings.public_url:
             path = request.url.path
             base = base + path[: path.index("/scim/v2") + 8]
-        return ScimContext(tenant, base)
+        return ScimContext(tenant, base, request.scope.get(RECORD_KEY))
 
     async def authed(request: Request) -> ScimContext:
         ctx = await context(request)
@@ -152,17 +165,21 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
         if scheme.lower() != "bearer":
             secret = ""
         try:
-            directory.authenticate(secret.strip(), "scim", ctx.tenant)
+            credential = directory.authenticate_token(secret.strip(), "scim", ctx.tenant)
         # Every refusal is 401 here (RFC 7644 §3.12: the authorization is not valid for this endpoint): an
         # identity provider holds one token, and the endpoint does not tell which other kinds of secret exist.
-        except Unauthorized as exc:
+        except (Unauthorized, Forbidden) as exc:
             from scim2_models import UnauthorizedException
 
+            # Not in the tenant's request log: a caller without the tenant's credential must not be able to write
+            # rows into its storage. The server log says it, for the administrator of the installation.
+            client = request.client.host if request.client else "?"
+            log.warning("SCIM %s %s for tenant %s from %s refused (401): %s", request.method,
+                        request.url.path[:200], ctx.tenant, client, exc.message)
+            if isinstance(exc, Forbidden):
+                raise UnauthorizedException(detail="the bearer token is not valid for this SCIM endpoint") from exc
             raise UnauthorizedException(detail=exc.message) from exc
-        except Forbidden as exc:
-            from scim2_models import UnauthorizedException
-
-            raise UnauthorizedException(detail="the bearer token is not valid for this SCIM endpoint") from exc
+        ctx.record.credential(ctx.tenant, credential.id, credential.name)
         return ctx
 
     async def body(request: Request, limit: int = _MAX_BODY) -> Any:
@@ -255,6 +272,8 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
 
     @router.post("/Bulk")
     async def bulk(request: Request, ctx: ScimContext = Depends(authed)) -> Response:  # noqa: B008
+        ctx.record.target("Bulk", write=True)
+        ctx.record.bulk = True
         payload = await body(request, settings.bulk_max_payload_bytes)
         return scim_response(await run_in_threadpool(run_bulk, store, ctx, payload, settings.bulk_max_operations))
 
@@ -265,6 +284,10 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
             return ENDPOINTS[endpoint]
         except KeyError:
             raise NotFoundException(detail=f"no endpoint /{endpoint}") from None
+
+    def _target(ctx: ScimContext, endpoint: str, resource_id: str | None = None, *, write: bool) -> None:
+        """Name the request's resource in its log record before anything can fail (a wrong endpoint too)."""
+        ctx.record.target(ENDPOINTS.get(endpoint, endpoint), resource_id, write=write)
 
     def _resource_id(resource_id: str) -> str:
         # Our ids are UUIDs; one holding NUL (which PostgreSQL text cannot even compare) names nothing here.
@@ -327,25 +350,31 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
 
     @router.get("/{endpoint}")
     async def list_resources(endpoint: str, request: Request, ctx: ScimContext = Depends(authed)) -> Response:  # noqa: B008
+        _target(ctx, endpoint, write=False)
         rtype = _resource_type(endpoint)
         params = dict(request.query_params)
+        _filter_outline(ctx, params.get("filter"))
         if rtype == "User" and simple_equality(params.get("filter") or "") and not params.get("sortBy"):
             return scim_response(_search(ctx, rtype, params))  # one indexed row: cheaper than a thread hop
         return scim_response(await run_in_threadpool(_search, ctx, rtype, params))
 
     @router.post("/{endpoint}/.search")
     async def search_resources(endpoint: str, request: Request, ctx: ScimContext = Depends(authed)) -> Response:  # noqa: B008
+        _target(ctx, endpoint, write=False)
         rtype = _resource_type(endpoint)
         params = await body(request) or {}
         if not isinstance(params, dict):
             raise InvalidSyntaxException(detail="a SearchRequest must be a JSON object")
+        _filter_outline(ctx, params.get("filter"))
         return scim_response(await run_in_threadpool(_search, ctx, rtype, params))
 
     @router.post("/.search")
     async def search_all(request: Request, ctx: ScimContext = Depends(authed)) -> Response:  # noqa: B008
+        ctx.record.target(None, write=False)
         params = await body(request) or {}
         if not isinstance(params, dict):
             raise InvalidSyntaxException(detail="a SearchRequest must be a JSON object")
+        _filter_outline(ctx, params.get("filter"))
         # Root search (RFC 7644 §3.4.3): every resource type, in order, paged over the concatenation.
         start, count = _paging(params)
         combined: list[dict[str, Any]] = []
@@ -361,13 +390,18 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
 
     @router.post("/{endpoint}")
     async def create(endpoint: str, request: Request, ctx: ScimContext = Depends(authed)) -> Response:  # noqa: B008
+        _target(ctx, endpoint, write=True)
         rtype = _resource_type(endpoint)
         payload = await body(request)
+        ctx.record.entry.describe(payload)
+        ctx.record.entry.operation = resource_outline(payload)
         doc = await run_in_threadpool(store.create, ctx.tenant, rtype, payload)
+        ctx.record.entry.describe(doc, with_id=True)
         return _respond_resource(ctx, rtype, doc, request, 201)
 
     @router.get("/{endpoint}/{resource_id}")
     async def get(endpoint: str, resource_id: str, request: Request, ctx: ScimContext = Depends(authed)) -> Response:  # noqa: B008
+        _target(ctx, endpoint, resource_id, write=False)
         rtype = _resource_type(endpoint)
         resource_id = _resource_id(resource_id)
         excluded = _split_list(request.query_params.get("excludedAttributes")) or []
@@ -383,25 +417,32 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
     @router.put("/{endpoint}/{resource_id}")
     async def replace(endpoint: str, resource_id: str, request: Request,
                       ctx: ScimContext = Depends(authed)) -> Response:  # noqa: B008
+        _target(ctx, endpoint, resource_id, write=True)
         rtype = _resource_type(endpoint)
         resource_id = _resource_id(resource_id)
         payload = await body(request)
+        ctx.record.entry.describe(payload)
+        ctx.record.entry.operation = resource_outline(payload)
         doc = await run_in_threadpool(store.replace, ctx.tenant, rtype, resource_id, payload,
                                       request.headers.get("if-match"))
+        ctx.record.entry.describe(doc)
         return _respond_resource(ctx, rtype, doc, request)
 
     @router.patch("/{endpoint}/{resource_id}")
     async def patch(endpoint: str, resource_id: str, request: Request,
                     ctx: ScimContext = Depends(authed)) -> Response:  # noqa: B008
+        _target(ctx, endpoint, resource_id, write=True)
         rtype = _resource_type(endpoint)
         resource_id = _resource_id(resource_id)
         payload = await body(request)
+        ctx.record.entry.operation = patch_outline(payload)
         # 200 with the whole resource (RFC 7644 §3.5.2): Okta, scim-sanity and scim2-tester expect it.
         # A group with more members than scim_patch_members_limit answers 204 instead (the RFC's other
         # choice): Entra advises against echoing big member lists, and building one is most of the cost.
         def apply() -> dict[str, Any] | None:
             doc = store.patch(ctx.tenant, rtype, resource_id, payload, request.headers.get("if-match"),
                               with_members=False)
+            ctx.record.entry.describe(doc)
             if rtype == "Group":
                 excluded = _split_list(request.query_params.get("excludedAttributes")) or []
                 if not any(e.lower().endswith("members") for e in excluded):
@@ -419,11 +460,73 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
     @router.delete("/{endpoint}/{resource_id}")
     async def delete(endpoint: str, resource_id: str, request: Request,
                      ctx: ScimContext = Depends(authed)) -> Response:  # noqa: B008
-        await run_in_threadpool(store.delete, ctx.tenant, _resource_type(endpoint), _resource_id(resource_id),
-                                request.headers.get("if-match"))
+        _target(ctx, endpoint, resource_id, write=True)
+        gone = await run_in_threadpool(store.delete, ctx.tenant, _resource_type(endpoint), _resource_id(resource_id),
+                                       request.headers.get("if-match"))
+        ctx.record.entry.describe(gone)
         return Response(status_code=204)
 
     return router
+
+
+def _filter_outline(ctx: ScimContext, filter_text: Any) -> None:
+    """A read's log record (``TENANTRY_SCIM_LOG_READS``) says what it looked for: its filter."""
+    if isinstance(filter_text, str) and filter_text:
+        ctx.record.entry.operation = join_bounded([f"filter {filter_text}"])
+
+
+class ScimLogMiddleware:
+    """Records SCIM requests in the tenant's SCIM request log once they are answered (``directory.scim_log``).
+
+    The router fills the request's record (the credential, the resource, a PATCH's outline); this layer adds
+    what only the answer knows — the status as sent, an error's ``scimType`` and ``detail`` read from its
+    body, the duration — and stores the rows after the last byte of the answer has been sent, on a worker
+    thread. ``ScimLog.record`` never raises, so the log can neither fail nor delay the write it describes. A
+    request is recorded when a SCIM token of the tenant made it and it was a write (or ``reads``).
+    """
+
+    def __init__(self, app: Any, scim_log: ScimLog, *, reads: bool = False) -> None:
+        self.app, self.scim_log, self.reads = app, scim_log, reads
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or "/scim/v2" not in scope.get("path", ""):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        client = scope.get("client")
+        record = ScimRequestRecord.start(scope.get("method", "?"), client[0] if client else None,
+                                         headers.get(b"user-agent", b"").decode("latin-1") or None)
+        scope[RECORD_KEY] = record
+        started = time.perf_counter()
+        status = 0
+        error_body = bytearray()
+
+        async def sending(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif message["type"] == "http.response.body" and status >= 400 and len(error_body) < 16_384:
+                error_body.extend(message.get("body", b"")[: 16_384 - len(error_body)])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            # Unhandled: the server's error layer answers 500 (unless the answer had begun).
+            if not status:
+                record.entry.fail(500, None, f"internal error ({exc.__class__.__name__}); the server log has it")
+            await self._store(record, status or 500, bytes(error_body), started)
+            raise
+        await self._store(record, status, bytes(error_body), started)
+
+    async def _store(self, record: ScimRequestRecord, status: int, error_body: bytes, started: float) -> None:
+        if not record.authenticated or not (record.write or self.reads):
+            return
+        try:
+            entries: list[ScimLogEntry] = record.finish(status, error_body, int((time.perf_counter() - started) * 1000))
+            await run_in_threadpool(self.scim_log.record, entries)
+        except Exception:  # noqa: BLE001 - the answer has gone; a fault here must not turn into a second one
+            log.exception("SCIM request log: the record of %s could not be stored", record.entry.brief())
 
 
 def _fail_on_errors(value: Any) -> int | None:
@@ -468,7 +571,7 @@ def run_bulk(store: ScimStore, ctx: ScimContext, payload: Any, max_operations: i
             return [resolve(v) for v in value]
         return value
 
-    for op in operations:
+    for index, op in enumerate(operations, 1):
         if fail_on_errors is not None and errors >= fail_on_errors:
             break
         method = str(op.get("method", "")).upper() if isinstance(op, dict) else ""
@@ -476,16 +579,23 @@ def run_bulk(store: ScimStore, ctx: ScimContext, payload: Any, max_operations: i
         result: dict[str, Any] = {"method": method}
         if bulk_id:
             result["bulkId"] = bulk_id
+        # Each operation is a row of the SCIM request log, with its own outcome and duration.
+        entry = ctx.record.operation(index, method or "?")
+        started = time.perf_counter()
         try:
             if not isinstance(op, dict):
                 raise InvalidSyntaxException(detail="each bulk operation must be an object")
             path = re.sub(r"bulkId:([^/]+)", lambda m: resolve(m.group(0)), str(op.get("path", "")))
             match = _BULK_PATH.match(path)
             if not match:
+                entry.operation = join_bounded([f"path {str(op.get('path'))[:96]}"])
                 raise InvalidValueException(detail=f"bulk path {op.get('path')!r} is not /Users or /Groups[/id]")
             rtype = ENDPOINTS[match.group(1)]
             rid = match.group(2)
+            entry.resource_type, entry.resource_id = rtype, rid
             data = resolve(op.get("data"))
+            entry.describe(data)
+            entry.operation = patch_outline(data) if method == "PATCH" else resource_outline(data)
             version = op.get("version")
             if method == "POST" and rid is None:
                 if not bulk_id:
@@ -500,23 +610,27 @@ def run_bulk(store: ScimStore, ctx: ScimContext, payload: Any, max_operations: i
                 doc = store.patch(ctx.tenant, rtype, rid, data, version)
                 status = 200
             elif method == "DELETE" and rid:
-                store.delete(ctx.tenant, rtype, rid, version)
+                entry.describe(store.delete(ctx.tenant, rtype, rid, version))
                 doc = None
                 status = 204
                 result["location"] = f"{ctx.base_url}/{match.group(1)}/{rid}"
             else:
                 raise InvalidValueException(detail=f"bulk {method} {op.get('path')} is not an operation")
             if doc is not None:
+                entry.describe(doc, with_id=True)
                 ctx.locate(doc)
                 result["location"] = doc["meta"]["location"]
                 result["version"] = doc["meta"]["version"]
             result["status"] = str(status)
+            entry.status = status
         except SCIMException as exc:
             errors += 1
             result["status"] = str(exc.status)
             result["response"] = error_body(exc)
+            entry.fail(exc.status, exc.scim_type, exc.detail)
+        entry.duration_ms = int((time.perf_counter() - started) * 1000)
         results.append(result)
     return {"schemas": [BULK_RESPONSE], "Operations": results}
 
 
-__all__ = ["ListResponse", "build_router", "run_bulk", "scim_error_response", "scim_response"]
+__all__ = ["ListResponse", "ScimLogMiddleware", "build_router", "run_bulk", "scim_error_response", "scim_response"]

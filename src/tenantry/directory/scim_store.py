@@ -527,7 +527,9 @@ class ScimStore:
         self._add_members(session, tenant, group_id, members)
         return True
 
-    def delete(self, tenant: str, resource_type: str, resource_id: str, if_match: str | None = None) -> None:
+    def delete(self, tenant: str, resource_type: str, resource_id: str,
+               if_match: str | None = None) -> dict[str, str | None]:
+        """Delete the resource; its names (``userName``, ``displayName``, ``externalId``), for the request log."""
         with self.db.writing(), self.db.session() as session:
             if resource_type == "User":
                 user = self._get_user_row(session, tenant, resource_id, lock=True)
@@ -536,12 +538,13 @@ class ScimStore:
                 session.execute(delete(GroupMember).where(GroupMember.tenant_id == tenant,
                                                           GroupMember.member_id == resource_id))
                 session.delete(user)
-            else:
-                group = self._get_group_row(session, tenant, resource_id, lock=True)
-                _check_if_match(if_match, group.version)
-                session.execute(delete(GroupMember).where(GroupMember.tenant_id == tenant,
-                                                          GroupMember.member_id == resource_id))
-                session.delete(group)
+                return {"userName": user.user_name, "displayName": user.display_name, "externalId": user.external_id}
+            group = self._get_group_row(session, tenant, resource_id, lock=True)
+            _check_if_match(if_match, group.version)
+            session.execute(delete(GroupMember).where(GroupMember.tenant_id == tenant,
+                                                      GroupMember.member_id == resource_id))
+            session.delete(group)
+            return {"displayName": group.display_name, "externalId": group.external_id}
 
     def _search_simple(self, tenant: str, key: str, value: str, start_index: int, count: int) -> Page:
         """``userName eq "…"`` and kin — what every IdP sends before it creates a user — as one prepared

@@ -52,6 +52,16 @@ class IssuedToken:
 
 
 @dataclass(frozen=True)
+class Credential:
+    """Who a valid bearer secret is: its token's id and name (never the secret), tenant and scope."""
+
+    id: str
+    name: str
+    tenant_id: str
+    scope: str
+
+
+@dataclass(frozen=True)
 class TokenInfo:
     id: str
     tenant_id: str
@@ -69,7 +79,7 @@ TOKEN_CACHE_SECONDS = 5.0
 class DirectoryService:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._token_cache: dict[str, tuple[str, str, float]] = {}
+        self._token_cache: dict[str, tuple[Credential, float]] = {}
 
     # -- tenants -------------------------------------------------------------------
 
@@ -174,12 +184,17 @@ class DirectoryService:
     def identify(self, secret: str | None) -> tuple[str, str]:
         """(tenant, scope) of an active bearer secret; Unauthorized when there is none, or it is unknown or
         revoked."""
+        credential = self.credential(secret)
+        return credential.tenant_id, credential.scope
+
+    def credential(self, secret: str | None) -> Credential:
+        """The token an active bearer secret is; Unauthorized when there is none, or it is unknown or revoked."""
         if not secret:
             raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
         digest = secret_hash(secret)
         cached = self._token_cache.get(digest)
-        if cached is not None and cached[2] > time.monotonic():
-            return cached[0], cached[1]
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
         with self.db.session() as session:
             token = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
         # The lookup is by hash; compare again in constant time so no timing tells how close a guess was.
@@ -187,8 +202,9 @@ class DirectoryService:
             raise Unauthorized("the bearer token is not valid (unknown or revoked)")
         if len(self._token_cache) > 10_000:
             self._token_cache.clear()
-        self._token_cache[digest] = (token.tenant_id, token.scope, time.monotonic() + TOKEN_CACHE_SECONDS)
-        return token.tenant_id, token.scope
+        credential = Credential(token.id, token.name, token.tenant_id, token.scope)
+        self._token_cache[digest] = (credential, time.monotonic() + TOKEN_CACHE_SECONDS)
+        return credential
 
     def authenticate(self, secret: str | None, scope: str, tenant_id: str | None) -> str:
         """The tenant a bearer secret belongs to, when it is active, of exactly ``scope`` and for ``tenant_id``.
@@ -197,13 +213,17 @@ class DirectoryService:
         or tenant. Each scope opens one door: an admin token does not open SCIM, an operator token is no
         tenant's admin (docs/security.md).
         """
-        token_tenant, token_scope = self.identify(secret)
-        if token_scope != scope:
-            raise Forbidden(f"this is {_article(token_scope)} {token_scope} token; this endpoint needs "
+        return self.authenticate_token(secret, scope, tenant_id).tenant_id
+
+    def authenticate_token(self, secret: str | None, scope: str, tenant_id: str | None) -> Credential:
+        """As ``authenticate``, but the whole credential: the token's id and name say who made a request."""
+        credential = self.credential(secret)
+        if credential.scope != scope:
+            raise Forbidden(f"this is {_article(credential.scope)} {credential.scope} token; this endpoint needs "
                             f"{_article(scope)} {scope} token")
-        if tenant_id is not None and token_tenant != tenant_id:
+        if tenant_id is not None and credential.tenant_id != tenant_id:
             raise Forbidden(f"this {scope} token is not for tenant {tenant_id!r}")
-        return token_tenant
+        return credential
 
     # -- domains ------------------------------------------------------------------------
 
