@@ -1,7 +1,7 @@
 """scim_request_log: one row per inbound SCIM write, kept TENANTRY_SCIM_LOG_DAYS days (issue #10 item 15)
 
-Revision ID: 0008_scim_request_log
-Revises: 0007_username_key
+Revision ID: 0011_scim_request_log
+Revises: 0010_app_roles
 Create Date: 2026-11-30
 
 A new table and its indexes only: nothing existing changes.
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0008_scim_request_log'
-down_revision: str | None = '0007_username_key'
+revision: str = '0011_scim_request_log'
+down_revision: str | None = '0010_app_roles'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
