@@ -450,8 +450,12 @@ class ConnectorService:
                              max_text_chars=connector.max_item_bytes)
             # The run's mapping says who each author is: a message's identity names people, not how one phone
             # wrote them (issue #10, item 5).
+            # What the archive holds of a chat tells same-named groups apart (sources/chat_slots.py); an IMAP
+            # target cannot be asked, and there a group's subject alone decides (docs/connectors.md).
+            history = (_TenantChats(self.archive, connector.tenant_id)
+                       if json.loads(connector.target_config).get("kind", "store") == "store" else None)
             return WhatsAppExportSource(uploads or [], str(config.get("timezone", "UTC")), limits,
-                                        mapper.person_keys if mapper else None)
+                                        mapper.person_keys if mapper else None, history)
         password = self.secrets.open(connector.source_secret) if connector.source_secret else ""
         return ArchiverFeedSource(str(config["url"]), str(config["username"]), password, egress=self.egress)
 
@@ -719,6 +723,20 @@ class ConnectorService:
 
     def run_due(self, now: datetime | None = None) -> list[RunReport]:
         return [self.run(tenant, cid, trigger="schedule", now=now) for tenant, cid in self.due(now)]
+
+
+@dataclass(frozen=True)
+class _TenantChats:
+    """The archive's chats of one tenant, as an export source asks about them (chat_slots.ChatHistory)."""
+
+    archive: ArchiveService
+    tenant: str
+
+    def chat_span(self, chat_id: str) -> tuple[datetime, datetime] | None:
+        return self.archive.chat_span(self.tenant, chat_id)
+
+    def chat_message_ids(self, chat_id: str, start: datetime, end: datetime, limit: int) -> set[str]:
+        return self.archive.chat_message_ids(self.tenant, chat_id, start, end, limit)
 
 
 def next_daily(after: datetime, run_at: str) -> datetime:
