@@ -149,7 +149,7 @@ def worker(concurrency: Annotated[int, typer.Option(help="Jobs run at once by th
     if not settings.broker_url:
         _fail("set TENANTRY_BROKER_URL to the broker (redis://… or amqp://…) first")
     bootstrap(build_services(settings))  # migrate and repair the index before taking jobs
-    celery_app = make_celery(settings)
+    celery_app = make_celery(settings, build_services)
     celery_app.worker_main(["worker", "--loglevel=WARNING", f"--concurrency={concurrency}", "--pool=threads",
                             "-Q", settings.broker_queue, "--without-gossip", "--without-mingle"])
 

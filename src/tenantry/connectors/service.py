@@ -56,6 +56,7 @@ from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import FOR_WRITE, Database
 from tenantry.core.egress import EgressPolicy, check_url, redact_url
 from tenantry.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge, TenantryError
+from tenantry.core.schedule import claim_due
 from tenantry.core.secrets import SecretBox
 from tenantry.directory.service import DirectoryService
 from tenantry.protocols.whatsapp import ExportLimits, export_refusal, zip_refusal
@@ -711,18 +712,8 @@ class ConnectorService:
         """Take the due connectors: their next run moves ``lease`` ahead, so a second scheduler tick (or a
         second scheduler process) does not hand the same run out twice. The run itself sets the real next time.
         """
-        claimed = []
-        for tenant, cid in self.due(now):
-            with self.db.session() as session:
-                result = session.execute(update(Connector).where(
-                    Connector.id == cid, Connector.status == "enabled", Connector.next_run_at <= now,
-                ).values(next_run_at=now + lease))
-                if result.rowcount:  # type: ignore[attr-defined]
-                    claimed.append((tenant, cid))
-        return claimed
-
-    def run_due(self, now: datetime | None = None) -> list[RunReport]:
-        return [self.run(tenant, cid, trigger="schedule", now=now) for tenant, cid in self.due(now)]
+        return claim_due(self.db, Connector, Connector.id, Connector.next_run_at, tenant=Connector.tenant_id,
+                         where=(Connector.status == "enabled",), now=now, lease=lease)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import FOR_WRITE, Database
 from tenantry.core.egress import EgressPolicy, EgressRefused, check_url, origin, redact_url
 from tenantry.core.errors import Conflict, Forbidden, Invalid, NotFound
+from tenantry.core.schedule import claim_due
 from tenantry.core.secrets import SecretBox
 from tenantry.directory.service import DirectoryService
 from tenantry.provisioning.client import ScimTarget, describe, unreachable
@@ -608,18 +609,9 @@ class ProvisioningService:
 
     def claim_due(self, now: datetime) -> list[tuple[str, str]]:
         """Enabled apps whose next cycle is due; moved an interval ahead so no second tick hands them out."""
-        with self.db.session() as session:
-            due = session.execute(select(ProvisioningApp.tenant_id, ProvisioningApp.id).where(
-                ProvisioningApp.enabled.is_(True), ProvisioningApp.next_run_at <= now)).all()
-        claimed = []
-        for tenant, app_id in due:
-            with self.db.writing(), self.db.session() as session:
-                result = session.execute(update(ProvisioningApp).where(
-                    ProvisioningApp.id == app_id, ProvisioningApp.next_run_at <= now,
-                ).values(next_run_at=now + SCHEDULE_LEASE))
-                if result.rowcount:  # type: ignore[attr-defined]
-                    claimed.append((tenant, app_id))
-        return claimed
+        return claim_due(self.db, ProvisioningApp, ProvisioningApp.id, ProvisioningApp.next_run_at,
+                         tenant=ProvisioningApp.tenant_id, where=(ProvisioningApp.enabled.is_(True),), now=now,
+                         lease=SCHEDULE_LEASE)
 
     # -- monitoring --------------------------------------------------------------------------------------
 
