@@ -8,12 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete
-
 from tenantry.core.clock import utcnow
-from tenantry.core.schedule import PeriodicWork, claim_periodic
+from tenantry.core.schedule import claim_periodic
 from tenantry.domains import registry
 from tenantry.jobs import InlineJobs, Scheduler
+from tests.conftest import periodic_work_due
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -32,8 +31,7 @@ class CountingJobs(InlineJobs):
 
 def test_periodic_work_is_claimed_once_across_schedulers_and_again_after_its_interval(
         backend, tenant: str) -> None:  # noqa: ANN001
-    with backend.db.session() as session:
-        session.execute(delete(PeriodicWork))
+    periodic_work_due(backend)
     now = utcnow()
     one, two = CountingJobs(backend), CountingJobs(backend)
     Scheduler(backend, one, interval=1).tick(now)
