@@ -243,6 +243,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error a route can raise, answered in the API's shape (SCIM's on SCIM routes): nothing is a bare 500."""
     @app.exception_handler(SCIMException)
     async def scim_error(request: Request, exc: SCIMException) -> Response:
         if not _is_scim(request):
@@ -299,5 +305,3 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             err.status = exc.status_code
             return scim_api.scim_error_response(err)
         return JSONResponse({"error": "http", "message": exc.detail}, exc.status_code)
-
-    return app
