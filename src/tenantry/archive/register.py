@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import typer
 from fastapi import APIRouter
 
 from tenantry.core.clock import utcnow
@@ -15,6 +16,7 @@ RETENTION_EVERY = timedelta(days=1)
 
 
 def register(registry: Registry) -> None:
+    registry.add_cli(_commands)
     registry.add_router(_router)
     registry.add_task("retention.apply", _retention)
     registry.add_tracked("retention.apply", _tracked_retention)
@@ -43,3 +45,9 @@ def _tracked_retention(services: Any, _job_id: str, tenant: str, _params: dict[s
 
 def _tracked_export(services: Any, job_id: str, tenant: str, params: dict[str, Any], progress: Any) -> dict[str, Any]:
     return dict(services.ediscovery.run_export_job(job_id, tenant, params, progress))
+
+
+def _commands(root: typer.Typer) -> None:
+    from tenantry.archive import cli
+
+    cli.register(root)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import typer
 from fastapi import APIRouter
 
 from tenantry.core.registry import Registry, RouteContext
@@ -15,6 +16,7 @@ RUN_LEASE = timedelta(hours=1)
 
 
 def register(registry: Registry) -> None:
+    registry.add_cli(_commands)
     registry.add_router(_router)
     registry.add_task("connector.run", _run)
     registry.add_due(_due)
@@ -36,3 +38,9 @@ def _run(services: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
 def _due(services: Any, now: datetime) -> list[tuple[str, dict[str, Any]]]:
     return [("connector.run", {"tenant": tenant, "connector_id": cid, "trigger": "schedule"})
             for tenant, cid in services.connectors.claim_due(now, RUN_LEASE)]
+
+
+def _commands(root: typer.Typer) -> None:
+    from tenantry.connectors import cli
+
+    cli.register(root)

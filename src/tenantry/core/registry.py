@@ -1,10 +1,11 @@
-"""What each domain brings to the application: its routers, its jobs and its scheduled work.
+"""What each domain brings to the application: its routers, its commands, its jobs and its scheduled work.
 
 Warehouse's ``includeme`` is the model (STYLE.md): a domain package has a ``register(registry)`` that says what
-it contributes, and the application lists the domains (``tenantry.domains``) instead of naming every router and
-task itself. The web application includes the routers; the job engines (``tenantry.jobs``) run the tasks; the
-scheduler asks each domain for its due work and claims periodic work in the database. A new part (trust,
-voice) is one more package with a ``register`` and one more line in ``tenantry.domains``.
+it contributes, and the application lists the domains (``tenantry.domains``) instead of naming every router,
+command and task itself. The web application includes the routers and the ``tenantry`` command adds the
+commands; the job engines (``tenantry.jobs``) run the tasks; the scheduler asks each domain for its due work and
+claims periodic work in the database. A new part (trust, voice) is one more package with a ``register`` and one
+more line in ``tenantry.domains``.
 
 The registry knows nothing of the services' concrete type (``Any`` here): ``core`` sits below the domains.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import typer
 from fastapi import APIRouter
 
 # A job: (services, keyword arguments) → its result, a JSON-able dict with an "id".
@@ -50,6 +52,7 @@ class RouteContext:
 @dataclass
 class Registry:
     routers: list[Callable[[RouteContext], APIRouter]] = field(default_factory=list)
+    cli: list[Callable[[typer.Typer], None]] = field(default_factory=list)
     tasks: dict[str, Task] = field(default_factory=dict)
     tracked: dict[str, Tracked] = field(default_factory=dict)
     due: list[DueWork] = field(default_factory=list)
@@ -58,6 +61,10 @@ class Registry:
     def add_router(self, build: Callable[[RouteContext], APIRouter]) -> None:
         """A router of ``/api/v1``, included behind the credential guard."""
         self.routers.append(build)
+
+    def add_cli(self, add_commands: Callable[[typer.Typer], None]) -> None:
+        """A function that adds the part's typer sub-apps and commands to the root ``tenantry`` command."""
+        self.cli.append(add_commands)
 
     def add_task(self, name: str, task: Task) -> None:
         if name in self.tasks:

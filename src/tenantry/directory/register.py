@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import typer
 from fastapi import APIRouter
 
 from tenantry.core.clock import utcnow
@@ -14,6 +15,7 @@ from tenantry.core.registry import Periodic, Registry, RouteContext
 
 
 def register(registry: Registry) -> None:
+    registry.add_cli(_commands)
     registry.add_router(_router)
     registry.add_task("scim_log.purge", _scim_log_purge)
     registry.add_periodic(Periodic("scim_log.purge", timedelta(days=1), lambda _services: [("scim_log.purge", {})]))
@@ -30,3 +32,9 @@ def _scim_log_purge(services: Any, _kwargs: dict[str, Any]) -> dict[str, Any]:
     # is not purged by its own writes (directory.scim_log). Idempotent.
     return {"id": f"scim-log-purge-{utcnow().isoformat()}", "kind": "scim_log.purge",
             "deleted": services.scim_log.purge()}
+
+
+def _commands(root: typer.Typer) -> None:
+    from tenantry.directory import cli
+
+    cli.register(root)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import typer
 from fastapi import APIRouter
 
 from tenantry.core.clock import utcnow
@@ -14,6 +15,7 @@ from tenantry.core.registry import Registry, RouteContext
 
 
 def register(registry: Registry) -> None:
+    registry.add_cli(_commands)
     registry.add_router(_router)
     registry.add_task("provisioning.run", _run)
     registry.add_due(_due)
@@ -38,3 +40,9 @@ def _run(services: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
 def _due(services: Any, now: datetime) -> list[tuple[str, dict[str, Any]]]:
     return [("provisioning.run", {"tenant": tenant, "app_id": app_id, "trigger": "schedule"})
             for tenant, app_id in services.provisioning.claim_due(now)]
+
+
+def _commands(root: typer.Typer) -> None:
+    from tenantry.provisioning import cli
+
+    cli.register(root)
