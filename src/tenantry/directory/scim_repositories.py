@@ -178,20 +178,20 @@ class Repository(Generic[RowT]):
         flush_and(session, lambda: None)
 
 
+def _sort_columns(table: type[User | Group], **more: Any) -> dict[str, Any]:
+    """``sortBy`` keys → columns: those every resource has, and the type's own (strings on their folded key, or
+    lower-cased, so that they sort without case as RFC 7644 §3.4.2.3 asks)."""
+    return {"id": table.id, "externalid": table.external_id, "meta.created": table.created,
+            "meta.lastmodified": table.last_modified, **more}
+
+
 class UserRepository(Repository[User]):
     resource_type = "User"
     table = User
     reads_inline = True
-    sort_columns: ClassVar[dict[str, Any]] = {
-        "id": User.id,
-        "username": User.user_name_key,
-        "externalid": User.external_id,
-        "meta.created": User.created,
-        "meta.lastmodified": User.last_modified,
-        "displayname": func.lower(User.display_name),
-        "name.givenname": func.lower(User.given_name),
-        "name.familyname": func.lower(User.family_name),
-    }
+    sort_columns = _sort_columns(User, username=User.user_name_key, displayname=func.lower(User.display_name),
+                                 **{"name.givenname": func.lower(User.given_name),
+                                    "name.familyname": func.lower(User.family_name)})
 
     def doc(self, session: Session, row: User, *, with_members: bool = True,
             groups: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -276,13 +276,7 @@ class GroupRepository(Repository[Group]):
     resource_type = "Group"
     table = Group
     has_members = True
-    sort_columns: ClassVar[dict[str, Any]] = {
-        "id": Group.id,
-        "displayname": Group.display_name_key,
-        "externalid": Group.external_id,
-        "meta.created": Group.created,
-        "meta.lastmodified": Group.last_modified,
-    }
+    sort_columns = _sort_columns(Group, displayname=Group.display_name_key)
 
     def doc(self, session: Session, row: Group, *, with_members: bool = True) -> dict[str, Any]:
         members = members_of(session, row.tenant_id, row.id) if with_members else None

@@ -34,6 +34,7 @@ Method = BulkOperation.Method
 _PATH = re.compile(rf"^/({'|'.join(ENDPOINTS)})(?:/([^/]+))?$")
 _REFERENCE = re.compile(r"bulkId:([^/]+)")
 _PREFIX = "bulkId:"
+_SUCCESS = {Method.post: 201, Method.put: 200, Method.patch: 200, Method.delete: 204}
 
 
 @dataclass(frozen=True)
@@ -157,24 +158,26 @@ def _run_one(index: int, op: Any, ids: dict[Any, str], perform: Perform, base_ur
                         op.get("path") if isinstance(op, dict) else None, started=datetime.now(UTC))
     started = time.perf_counter()
     try:
-        call = result.call = _read(op, result, ids)
+        call = result.call = _read(op, result, ids, base_url)
         output = result.output = perform(call)
-        if call.method is Method.delete:
-            result.status, result.location = 204, f"{base_url}/{call.endpoint}/{call.resource_id}"
-        else:
+        if call.method is Method.post:
             result.location = f"{base_url}/{call.endpoint}/{output['id']}"
+            ids[call.bulk_id] = output["id"]
+        if call.method is not Method.delete:
             result.version = output["meta"]["version"]
-            result.status = 201 if call.method is Method.post else 200
-            if call.method is Method.post and call.bulk_id:
-                ids[call.bulk_id] = output["id"]
+        result.status = _SUCCESS[call.method]
     except SCIMException as exc:
         result.status, result.error = exc.status, exc
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _read(op: Any, result: BulkResult, ids: Mapping[Any, str]) -> BulkCall:
-    """The operation as a call, filling ``result`` as far as it got; a SCIMException where it cannot."""
+def _read(op: Any, result: BulkResult, ids: Mapping[Any, str], base_url: str) -> BulkCall:
+    """The operation as a call, filling ``result`` as far as it got; a SCIMException where it cannot.
+
+    ``location`` is "REQUIRED in a response, except in the event of a POST failure" (§3.7): an operation on a
+    resource is located as soon as its path is read, so that its result carries it whatever the outcome.
+    """
     if not isinstance(op, dict):
         raise InvalidSyntaxException(detail="each bulk operation must be an object")
     path = _REFERENCE.sub(lambda m: resolve(m.group(0), ids), str(op.get("path", "")))
@@ -184,11 +187,13 @@ def _read(op: Any, result: BulkResult, ids: Mapping[Any, str]) -> BulkCall:
         raise InvalidValueException(detail=f"bulk path {op.get('path')!r} is not /Users or /Groups[/id]")
     endpoint, rid = match.group(1), match.group(2)
     result.resource_type, result.resource_id = ENDPOINTS[endpoint], rid
+    if rid is not None:
+        result.location = f"{base_url}/{endpoint}/{rid}"
     data = result.data = resolve(op.get("data"), ids)
     method, bulk_id = result.method, result.bulk_id
     if method == Method.post and rid is None:
         if not bulk_id:
-            raise InvalidValueException(detail="a bulk POST needs a bulkId")
+            raise InvalidValueException(detail="a bulk POST needs a bulkId")  # §3.7: bulkId "REQUIRED" for POST
     elif method not in (Method.put, Method.patch, Method.delete) or not rid:
         raise InvalidValueException(detail=f"bulk {method} {op.get('path')} is not an operation")
     return BulkCall(Method(method), endpoint, ENDPOINTS[endpoint], rid, data, op.get("version"), bulk_id)

@@ -188,17 +188,21 @@ def sort_resources(docs: list[dict[str, Any]], sort_by: str, descending: bool) -
     first), strings without case; "missing values sort last ascending, first descending"."""
     parts = sort_by.split(".")
 
+    def entry(values: list[Any]) -> Any:
+        # "sorted by the value of the primary attribute …, if any, or else the first value in the list, if any"
+        primary = [c for c in values if isinstance(c, dict) and c.get("primary")]
+        return (primary or values or [None])[0]
+
     def value(doc: dict[str, Any]) -> Any:
         current: Any = doc
         for part in parts:
             if isinstance(current, list):
-                primary = [c for c in current if isinstance(c, dict) and c.get("primary")]
-                current = (primary or current or [None])[0]
+                current = entry(current)
             if not isinstance(current, dict):
                 return None
             current = next((v for k, v in current.items() if k.lower() == part.lower()), None)
         if isinstance(current, list):
-            current = current[0] if current else None
+            current = entry(current)
         if isinstance(current, dict):
             current = current.get("value")
         return current.lower() if isinstance(current, str) else current
