@@ -45,6 +45,8 @@ RowT = TypeVar("RowT", User, Group)
 
 @dataclass
 class Page:
+    """One page of a query's answer: the total found, where the page starts (1-based), its resources."""
+
     total: int
     start_index: int
     resources: list[dict[str, Any]]
