@@ -18,7 +18,6 @@ from tenantry.core.clock import utcnow
 from tenantry.core.settings import Settings
 from tenantry.jobs import CeleryJobs, InlineJobs, Scheduler
 from tenantry.provisioning.models import ProvisioningApp
-from tenantry.provisioning.patchdiff import patch_ops
 from tests.connectors.test_jobs import REDIS, redis_reachable
 from tests.provisioning.conftest import Peer, Source
 
@@ -137,29 +136,3 @@ def test_the_cli_runs_a_cycle_and_shows_status_and_logs(tmp_path: Path, monkeypa
     assert "create" in out and "match" in out
     assert "a cycle" not in run("provisioning", "on-demand", "GroupTalk", f"ann.{tag}@contoso.com")
     assert "no provisioning app" in run("provisioning", "run", "Nope", ok=False)
-
-
-@pytest.mark.parametrize(("old", "new", "ops"), [
-    ({"userName": "a", "active": True}, {"userName": "b", "active": True},
-     [{"op": "replace", "path": "userName", "value": "b"}]),
-    ({"title": "x"}, {}, [{"op": "remove", "path": "title"}]),
-    ({}, {'emails[type eq "work"].value': "a@b.c"},
-     [{"op": "add", "path": "emails", "value": [{"type": "work", "primary": True, "value": "a@b.c"}]}]),
-    ({'emails[type eq "work"].value': "a@b.c"}, {'emails[type eq "work"].value': "x@b.c"},
-     [{"op": "replace", "path": 'emails[type eq "work"].value', "value": "x@b.c"}]),
-    ({"active": True}, {"active": "True"}, [{"op": "replace", "path": "active", "value": "True"}]),
-    ({"costCenter": 42}, {"costCenter": "42"}, []),
-    # The primary role (SingleAppRoleAssignment): the whole roles attribute is replaced, so the app cannot be
-    # left with the old primary role beside the new one; and removed when no role is left.
-    ({}, {'roles[primary eq "True"].value': "admin"},
-     [{"op": "replace", "path": "roles", "value": [{"primary": True, "value": "admin"}]}]),
-    ({'roles[primary eq "True"].value': "admin", 'roles[primary eq "True"].display': "Admin"},
-     {'roles[primary eq "True"].value': "driver", 'roles[primary eq "True"].display': "Admin"},
-     [{"op": "replace", "path": "roles", "value": [{"primary": True, "value": "driver", "display": "Admin"}]}]),
-    ({'roles[primary eq "True"].value': "admin"}, {}, [{"op": "remove", "path": "roles"}]),
-    # All roles (AppRoleAssignmentsComplex): the list is replaced as a whole.
-    ({"roles": [{"value": "a"}]}, {"roles": [{"value": "a"}, {"value": "b"}]},
-     [{"op": "replace", "path": "roles", "value": [{"value": "a"}, {"value": "b"}]}]),
-])
-def test_patch_ops_send_only_what_changed(old, new, ops) -> None:  # noqa: ANN001
-    assert patch_ops(old, new, sorted(set(old) | set(new))) == ops

@@ -8,23 +8,13 @@ target of SingleAppRoleAssignment); anything else is refused when read or writte
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from tenantry.core.errors import Invalid
-
-_URN = re.compile(r"^(urn:[^ ]+):([A-Za-z$][\w$-]*(?:\.[A-Za-z$][\w$-]*)?)$")
-_TYPED = re.compile(r'^([A-Za-z$][\w$-]*)\[type eq "([^"]*)"\]\.([A-Za-z$][\w$-]*)$', re.IGNORECASE)
-_PRIMARY = re.compile(r'^([A-Za-z$][\w$-]*)\[primary eq (?:"true"|true)\]\.([A-Za-z$][\w$-]*)$', re.IGNORECASE)
-_PLAIN = re.compile(r"^[A-Za-z$][\w$-]*(?:\.[A-Za-z$][\w$-]*)?$")
-CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:user"
-
-
-def _split(path: str) -> tuple[str | None, str]:
-    match = _URN.match(path)
-    if match and match.group(1).lower() != CORE_USER:
-        return match.group(1), match.group(2)
-    return None, match.group(2) if match else path
+from tenantry.protocols.scim.paths import PLAIN_PATH as _PLAIN
+from tenantry.protocols.scim.paths import PRIMARY_PATH as _PRIMARY
+from tenantry.protocols.scim.paths import TYPED_PATH as _TYPED
+from tenantry.protocols.scim.paths import split_urn as _split
 
 
 def _get(obj: dict[str, Any], name: str) -> Any:
@@ -32,24 +22,6 @@ def _get(obj: dict[str, Any], name: str) -> Any:
         if key.lower() == name.lower():
             return value
     return None
-
-
-def typed_path(path: str) -> tuple[str, str, str] | None:
-    """``emails[type eq "work"].value`` → ("emails", "work", "value"); None for other paths."""
-    urn, rest = _split(path)
-    match = _TYPED.match(rest)
-    if urn or not match:
-        return None
-    return match.group(1), match.group(2), match.group(3)
-
-
-def primary_path(path: str) -> tuple[str, str] | None:
-    """``roles[primary eq "True"].value`` → ("roles", "value"); None for other paths."""
-    urn, rest = _split(path)
-    match = _PRIMARY.match(rest)
-    if urn or not match:
-        return None
-    return match.group(1), match.group(2)
 
 
 def _is_primary(entry: dict[str, Any]) -> bool:

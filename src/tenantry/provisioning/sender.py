@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tenantry.protocols.scim.patch import patch_ops
 from tenantry.provisioning.client import ScimTarget, TargetError
 from tenantry.provisioning.config import AppConfig
 from tenantry.provisioning.mappings import ApplyWhen, AttributeMapping, matching_order
-from tenantry.provisioning.patchdiff import patch_ops
 from tenantry.provisioning.paths import build_resource, read_path
 from tenantry.provisioning.planner import Work, member_batches, step
 
