@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from tenantry.archive.service import WHATSAPP_FOLDER
-from tenantry.connectors.service import Forbidden
+from tenantry.connectors.wizard import Forbidden
 from tenantry.core.errors import Invalid, NotFound
 from tests.connectors.conftest import NOW, FeedServer, People, feed_item
 
@@ -248,8 +248,12 @@ def test_schedule_runs_enabled_connectors_when_due(backend, tenant, people, stan
     when = datetime.fromisoformat(due_at)
     assert (tenant, cid) not in backend.connectors.due(when - timedelta(seconds=1))
     assert (tenant, cid) in backend.connectors.due(when)
-    reports = [r for r in backend.connectors.run_due(when) if r.connector_id == cid]
-    assert reports and reports[0].trigger == "schedule" and reports[0].status == "succeeded"
+    # The scheduler's path (jobs.Scheduler.tick): claim what is due, then run each claimed connector.
+    assert (tenant, cid) not in backend.connectors.claim_due(when - timedelta(seconds=1), timedelta(hours=1))
+    assert (tenant, cid) in backend.connectors.claim_due(when, timedelta(hours=1))
+    assert (tenant, cid) not in backend.connectors.claim_due(when, timedelta(hours=1))   # claimed once
+    report = backend.connectors.run(tenant, cid, trigger="schedule", now=when)
+    assert report.trigger == "schedule" and report.status == "succeeded"
 
 
 def test_a_connector_mapping_by_email_only_can_be_enabled_and_imports(backend, tenant, people, standard_feed) -> None:

@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from tenantry.archive.service import ArchiveService
-from tenantry.connectors.service import DEFAULT_OVERLAP_HOURS, MAX_OVERLAP_HOURS, ConnectorService
+from tenantry.connectors.service import ConnectorService
+from tenantry.connectors.wizard import DEFAULT_OVERLAP_HOURS, MAX_OVERLAP_HOURS
 from tenantry.core.bounds import INT32_MAX, MAX_DAYS, Count, ItemId, Offset
 from tenantry.core.errors import Invalid, PayloadTooLarge
 from tenantry.core.streaming import bounded_chunks, read_bounded
