@@ -89,15 +89,14 @@ class _Started:
     window_start: datetime
 
 
+@dataclass
 class ConnectorRunner:
-    def __init__(self, db: Database, directory: DirectoryService, kinds: Registry, env: Environment,
-                 files: ExportFiles, *, region: str | None = None) -> None:
-        self.db = db
-        self.directory = directory
-        self.kinds = kinds
-        self.env = env
-        self.files = files
-        self.region = region
+    db: Database
+    directory: DirectoryService
+    kinds: Registry
+    env: Environment
+    files: ExportFiles
+    region: str | None = None     # the default phone region of the user mapping
 
     def recover_interrupted(self) -> int:
         """Runs left 'running' by a crash are marked failed; their connectors run again at once."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Generic, TypeVar, cast
 
 from sqlalchemy import select, update
 
@@ -27,8 +28,30 @@ from tenantry.core.secrets import SecretBox
 from tenantry.directory.service import DirectoryService
 from tenantry.protocols.whatsapp import ExportLimits
 
+T = TypeVar("T")
+
+
+class _OfPart(Generic[T]):
+    """An attribute of the service that lives on one of its parts, read and set there, so that a policy set on
+    the service (by the settings, or a test) is the one every part uses."""
+
+    def __init__(self, part: str, name: str) -> None:
+        self.part = part
+        self.name = name
+
+    def __get__(self, service: object, owner: type | None = None) -> T:
+        return cast(T, getattr(getattr(service, self.part), self.name))
+
+    def __set__(self, service: object, value: T) -> None:
+        setattr(getattr(service, self.part), self.name, value)
+
 
 class ConnectorService:
+    egress: _OfPart[EgressPolicy] = _OfPart("env", "egress")
+    export_limits: _OfPart[ExportLimits] = _OfPart("env", "export_limits")
+    upload_max_bytes: _OfPart[int] = _OfPart("files", "max_bytes")
+    upload_dir: _OfPart[Path] = _OfPart("files", "upload_dir")
+
     def __init__(self, db: Database, directory: DirectoryService, archive: ArchiveService, secrets: SecretBox,
                  *, default_region: str | None = None, kinds: Registry | None = None,
                  egress: EgressPolicy | None = None,
@@ -60,36 +83,6 @@ class ConnectorService:
         self.recover_interrupted = self.runner.recover_interrupted
         self.report = self.runner.report
         self.runs = self.runner.runs
-
-    # The operator's policies and limits, set once for every part (settings; tests swap them).
-
-    @property
-    def egress(self) -> EgressPolicy:
-        return self.env.egress
-
-    @egress.setter
-    def egress(self, policy: EgressPolicy) -> None:
-        self.env.egress = policy
-
-    @property
-    def export_limits(self) -> ExportLimits:
-        return self.env.export_limits
-
-    @export_limits.setter
-    def export_limits(self, limits: ExportLimits) -> None:
-        self.env.export_limits = limits
-
-    @property
-    def upload_max_bytes(self) -> int:
-        return self.files.max_bytes
-
-    @upload_max_bytes.setter
-    def upload_max_bytes(self, size: int) -> None:
-        self.files.max_bytes = size
-
-    @property
-    def upload_dir(self) -> Path:
-        return self.files.upload_dir
 
     # -- the schedule ----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,15 +27,14 @@ from tenantry.protocols.whatsapp import export_refusal, zip_refusal
 _CHUNK = 1024 * 1024
 
 
+@dataclass
 class ExportFiles:
-    def __init__(self, db: Database, directory: DirectoryService, kinds: Registry, env: Environment, *,
-                 upload_dir: Path, max_bytes: int) -> None:
-        self.db = db
-        self.directory = directory
-        self.kinds = kinds
-        self.env = env
-        self.upload_dir = upload_dir
-        self.max_bytes = max_bytes
+    db: Database
+    directory: DirectoryService
+    kinds: Registry
+    env: Environment
+    upload_dir: Path
+    max_bytes: int                # TENANTRY_UPLOAD_MAX_BYTES: a larger upload is refused (413), nothing kept
 
     def add(self, tenant: str, connector_id: str, data: bytes | Path | IO[bytes], filename: str,
             owner_user: str, chat_name: str | None = None, *, move: bool = False) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert, select
@@ -46,14 +47,13 @@ class Forbidden(TenantryError):
     code = "forbidden"
 
 
+@dataclass
 class ConnectorWizard:
-    def __init__(self, db: Database, directory: DirectoryService, kinds: Registry, env: Environment, *,
-                 region: str | None = None) -> None:
-        self.db = db
-        self.directory = directory
-        self.kinds = kinds
-        self.env = env
-        self.region = region
+    db: Database
+    directory: DirectoryService
+    kinds: Registry
+    env: Environment
+    region: str | None = None     # the default phone region of mapping CSVs
 
     def create(self, tenant: str, *, name: str, kind: str, created_by: str, accept_terms: bool,
                source: dict[str, Any] | None = None, source_password: str | None = None,
