@@ -70,6 +70,17 @@ def blank_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any
                 pass
 
 
+def periodic_work_due(services: Services) -> None:
+    """As on a new installation: every periodic work (daily retention, SCIM-log sweep) is due at the next tick
+    (the session's database keeps earlier tests' claims)."""
+    from sqlalchemy import delete
+
+    from tenantry.core.schedule import PeriodicWork
+
+    with services.db.session() as session:
+        session.execute(delete(PeriodicWork))
+
+
 def migrate_to(engine: Any, revision: str, *, down: bool = False) -> None:
     """Run the migrations up (or ``down``) to ``revision`` on ``engine``."""
     from alembic import command

@@ -9,6 +9,7 @@ from alembic.migration import MigrationContext
 
 import tenantry.archive.models
 import tenantry.connectors.models
+import tenantry.core.schedule
 import tenantry.directory.models
 import tenantry.jobstore
 import tenantry.provisioning.models  # noqa: F401  (the imports register every table)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -20,7 +19,6 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenantry import __version__, jobs_api
-from tenantry.archive import api as archive_api
 from tenantry.archive.compliance import ComplianceService
 from tenantry.archive.ediscovery import EDiscoveryService
 from tenantry.archive.indexing import Indexer
@@ -28,12 +26,12 @@ from tenantry.archive.ledger import Ledger
 from tenantry.archive.search import SearchIndex
 from tenantry.archive.search_tantivy import TantivySearchIndex
 from tenantry.archive.service import ArchiveService
-from tenantry.connectors import api as connectors_api
 from tenantry.connectors.service import ConnectorService
 from tenantry.core.db import Database
 from tenantry.core.egress import EgressPolicy
 from tenantry.core.errors import TenantryError
 from tenantry.core.private import secure_data_dir
+from tenantry.core.registry import RouteContext
 from tenantry.core.secrets import SecretBox
 from tenantry.core.settings import Settings
 from tenantry.directory import api as directory_api
@@ -41,32 +39,14 @@ from tenantry.directory import scim_api
 from tenantry.directory.scim_log import ScimLog
 from tenantry.directory.scim_store import ScimStore
 from tenantry.directory.service import DirectoryService
+from tenantry.domains import registry
 from tenantry.jobstore import JobStore
 from tenantry.protocols.query.ast import Node
 from tenantry.protocols.scim.errors import MethodNotAllowed
 from tenantry.protocols.whatsapp import ExportLimits
-from tenantry.provisioning import api as provisioning_api
 from tenantry.provisioning.notify import Mailer
 from tenantry.provisioning.service import ProvisioningService
-
-
-@dataclass
-class Services:
-    settings: Settings
-    db: Database
-    directory: DirectoryService
-    scim: ScimStore
-    secrets: SecretBox
-    archive: ArchiveService
-    connectors: ConnectorService
-    ledger: Ledger
-    compliance: ComplianceService
-    index: SearchIndex
-    indexer: Indexer
-    ediscovery: EDiscoveryService
-    provisioning: ProvisioningService
-    jobstore: JobStore
-    scim_log: ScimLog
+from tenantry.services import Services as Services  # re-exported: callers name it from here
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
@@ -235,8 +215,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # Every /api/v1 router is included with this guard: the credential is checked before the body is read or
     # validated, and a route that forgets its own check is still closed (tests/security/test_scopes.py).
     api_guard = [Depends(directory_api.api_guard(services.directory))]
-    app.include_router(directory_api.build_router(services.scim, services.directory, services.scim_log),
-                       prefix="/api/v1", dependencies=api_guard)
     _, tenant_of = directory_api.admin_guard(services.directory)
 
     jobs_holder: dict[str, Any] = {}
@@ -255,21 +233,22 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         """Hand a job of the ``jobs`` table to the engine (a thread here, or a Celery worker)."""
         engine().enqueue(job_id)
 
-    app.include_router(connectors_api.build_router(services.connectors, services.archive, tenant_of,
-                                                   body_max_bytes=settings.admin_body_max_bytes), prefix="/api/v1",
-                       dependencies=api_guard)
-    app.include_router(archive_api.build_router(services.compliance, services.ediscovery, services.ledger, tenant_of,
-                                                jobs=services.jobstore, enqueue=enqueue),
-                       prefix="/api/v1", dependencies=api_guard)
+    # Each part's routes, as the part registers them (tenantry.domains), then the jobs' own.
+    context = RouteContext(services, tenant_of, submit, enqueue)
+    for build in registry().routers:
+        app.include_router(build(context), prefix="/api/v1", dependencies=api_guard)
     app.include_router(jobs_api.build_router(services.jobstore, tenant_of), prefix="/api/v1", dependencies=api_guard)
-
-    app.include_router(provisioning_api.build_router(services.provisioning, tenant_of, submit), prefix="/api/v1",
-                       dependencies=api_guard)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error a route can raise, answered in the API's shape (SCIM's on SCIM routes): nothing is a bare 500."""
     @app.exception_handler(SCIMException)
     async def scim_error(request: Request, exc: SCIMException) -> Response:
         if not _is_scim(request):
@@ -326,5 +305,3 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             err.status = exc.status_code
             return scim_api.scim_error_response(err)
         return JSONResponse({"error": "http", "message": exc.detail}, exc.status_code)
-
-    return app

@@ -1,8 +1,8 @@
-"""Background jobs: run in-process by default, or as Celery tasks on Redis/RabbitMQ workers.
+"""The job engines — in-process by default, or Celery tasks on Redis/RabbitMQ workers — and the one scheduler.
 
-Domains name their jobs in ``TASKS`` (name → function of the services and keyword arguments). The scheduler
-hands due work to ``Jobs.submit``; with ``TENANTRY_BROKER_URL`` set, ``submit`` queues it for
-``tenantry worker`` processes, which build the same services from the same settings.
+Domains register their jobs, due work and periodic work (``core.registry``, ``tenantry.domains``); this module
+only runs them. The scheduler hands due work to ``Jobs.submit``; with ``TENANTRY_BROKER_URL`` set, ``submit``
+queues it for ``tenantry worker`` processes, which build the same services from the same settings.
 """
 
 from __future__ import annotations
@@ -11,77 +11,25 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tenantry.core.clock import utcnow
+from tenantry.core.registry import Task
+from tenantry.core.schedule import claim_periodic
 from tenantry.core.settings import Settings
-from tenantry.jobstore import ProgressFn
+from tenantry.domains import registry
+from tenantry.services import Services
 
 if TYPE_CHECKING:
     from celery import Celery
 
-    from tenantry.app import Services
-
 log = logging.getLogger(__name__)
 
 
-def _connector_run(services: Services, kwargs: dict[str, Any]) -> dict[str, Any]:
-    report = services.connectors.run(kwargs["tenant"], kwargs["connector_id"],
-                                     trigger=kwargs.get("trigger", "manual"))
-    return report.as_dict()
-
-
-def _retention_apply(services: Services, kwargs: dict[str, Any]) -> dict[str, Any]:
-    counts = services.compliance.apply_retention(kwargs["tenant"])
-    return {"id": f"retention-{kwargs['tenant']}-{utcnow().isoformat()}", "tenant": kwargs["tenant"], **counts}
-
-
-def _provisioning_run(services: Services, kwargs: dict[str, Any]) -> dict[str, Any]:
-    from tenantry.core.errors import Conflict
-
-    try:
-        report = services.provisioning.run_cycle(kwargs["tenant"], kwargs["app_id"],
-                                                 trigger=kwargs.get("trigger", "manual"))
-    except Conflict as exc:   # a cycle of this app is still running: this one is not needed
-        return {"id": f"provisioning-{kwargs['app_id']}-{utcnow().isoformat()}", "status": "skipped",
-                "reason": exc.message}
-    return report.as_dict()
-
-
-def _scim_log_purge(services: Services, _kwargs: dict[str, Any]) -> dict[str, Any]:
-    # Every tenant's SCIM request log past TENANTRY_SCIM_LOG_DAYS: a tenant whose identity provider went quiet
-    # is not purged by its own writes (directory.scim_log). Idempotent.
-    return {"id": f"scim-log-purge-{utcnow().isoformat()}", "kind": "scim_log.purge",
-            "deleted": services.scim_log.purge()}
-
-
-TASKS: dict[str, Callable[[Services, dict[str, Any]], dict[str, Any]]] = {
-    "connector.run": _connector_run,
-    "retention.apply": _retention_apply,
-    "provisioning.run": _provisioning_run,
-    "scim_log.purge": _scim_log_purge,
-}
-
-RETENTION_EVERY = timedelta(days=1)
-
-
-# Jobs started over the admin API: their state is a row of ``jobs`` (tenantry.jobstore), so the POST answers
-# 202 with the job's id and any process reports it. Each function gets (services, job id, tenant, params, progress).
-def _tracked_retention(services: Services, _job_id: str, tenant: str, _params: dict[str, Any],
-                       progress: ProgressFn) -> dict[str, Any]:
-    return {"tenant": tenant, **services.compliance.apply_retention(tenant, progress=progress)}
-
-
-def _tracked_export(services: Services, job_id: str, tenant: str, params: dict[str, Any],
-                    progress: ProgressFn) -> dict[str, Any]:
-    return services.ediscovery.run_export_job(job_id, tenant, params, progress)
-
-
-TRACKED: dict[str, Callable[[Services, str, str, dict[str, Any], ProgressFn], dict[str, Any]]] = {
-    "retention.apply": _tracked_retention,
-    "ediscovery.export": _tracked_export,
-}
+def tasks() -> dict[str, Task]:
+    """Every job a domain registered (``core.registry``), by name."""
+    return registry().tasks
 
 
 def run_tracked(services: Services, job_id: str) -> None:
@@ -94,7 +42,7 @@ def run_tracked(services: Services, job_id: str) -> None:
         return
     tenant, kind, params = claimed
     try:
-        result = TRACKED[kind](services, job_id, tenant, params, store.reporter(job_id))
+        result = registry().tracked[kind](services, job_id, tenant, params, store.reporter(job_id))
     except TenantryError as exc:
         store.fail(job_id, exc.message)
     except Exception as exc:  # noqa: BLE001 - the job's row must say it failed; the details go to the log
@@ -141,13 +89,14 @@ class InlineJobs:
                 log.exception("job %s could not be run", job_id)
 
     def submit(self, name: str, **kwargs: Any) -> str:
-        result = TASKS[name](self.services, kwargs)
+        result = tasks()[name](self.services, kwargs)
         job_id = str(result.get("id", len(self.results)))
         self.results[job_id] = result
         return job_id
 
 
-def make_celery(settings: Settings) -> Celery:
+def make_celery(settings: Settings, build: Callable[[Settings], Services]) -> Celery:
+    """The Celery application of ``tenantry worker``; ``build`` makes the services (``app.build_services``)."""
     from celery import Celery
 
     if not settings.broker_url:
@@ -164,25 +113,21 @@ def make_celery(settings: Settings) -> Celery:
         # Acked late and rejected if the worker dies: a killed worker's job runs again, which is safe
         # because every job is idempotent (connector deliveries are by Message-ID).
         if "services" not in services_holder:
-            from tenantry.app import build_services
-
-            services_holder["services"] = build_services(settings)
-        return TASKS[name](services_holder["services"], kwargs)
+            services_holder["services"] = build(settings)
+        return tasks()[name](services_holder["services"], kwargs)
 
     @app.task(name="tenantry.tracked")  # type: ignore[untyped-decorator]
     def tracked(job_id: str) -> None:
         if "services" not in services_holder:
-            from tenantry.app import build_services
-
-            services_holder["services"] = build_services(settings)
+            services_holder["services"] = build(settings)
         run_tracked(services_holder["services"], job_id)
 
     return app
 
 
 class CeleryJobs:
-    def __init__(self, settings: Settings) -> None:
-        self.app = make_celery(settings)
+    def __init__(self, settings: Settings, build: Callable[[Settings], Services] | None = None) -> None:
+        self.app = make_celery(settings, build or _build)
         self.queue = settings.broker_queue
 
     def submit(self, name: str, **kwargs: Any) -> str:
@@ -193,13 +138,19 @@ class CeleryJobs:
         self.app.send_task("tenantry.tracked", args=[job_id], queue=self.queue)
 
 
+def _build(settings: Settings) -> Services:
+    raise RuntimeError("this process only queues jobs; tenantry worker runs them")
+
+
 def make_jobs(services: Services) -> Jobs:
     return CeleryJobs(services.settings) if services.settings.broker_url else InlineJobs(services)
 
 
 class Scheduler:
-    """Hands due connector runs, provisioning cycles and the daily retention (archive retention of every tenant,
-    the SCIM request log's purge) to the jobs, every ``interval`` seconds, in a daemon thread."""
+    """Every ``interval`` seconds, in a daemon thread, hands the domains' due work (connector runs, provisioning
+    cycles) and their periodic work (the daily retention of every tenant, the SCIM request log's sweep) to the
+    jobs. Every hand-out is a claim in the database (``core.schedule``): any number of schedulers, in any
+    number of processes, hand each run out once."""
 
     def __init__(self, services: Services, jobs: Jobs, interval: float) -> None:
         self.services = services
@@ -207,7 +158,6 @@ class Scheduler:
         self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="tenantry-scheduler", daemon=True)
-        self._next_retention = utcnow()  # once at start, then daily (the job is idempotent)
 
     def start(self) -> None:
         self.services.connectors.recover_interrupted()
@@ -217,21 +167,15 @@ class Scheduler:
         self._stop.set()
         self._thread.join(timeout=self.interval + 5)
 
-    def tick(self) -> list[str]:
-        """Submit every due run once; a claimed run is leased for an hour so a queued job is not queued again."""
-        submitted = []
-        now = utcnow()
-        for tenant, connector_id in self.services.connectors.claim_due(now, timedelta(hours=1)):
-            submitted.append(self.jobs.submit("connector.run", tenant=tenant, connector_id=connector_id,
-                                              trigger="schedule"))
-        for tenant, app_id in self.services.provisioning.claim_due(now):
-            submitted.append(self.jobs.submit("provisioning.run", tenant=tenant, app_id=app_id, trigger="schedule"))
-        if now >= self._next_retention:
-            self._next_retention = now + RETENTION_EVERY
-            for row in self.services.directory.list_tenants():
-                submitted.append(self.jobs.submit("retention.apply", tenant=row["id"]))
-            submitted.append(self.jobs.submit("scim_log.purge"))
-        return submitted
+    def tick(self, now: datetime | None = None) -> list[str]:
+        """Submit every due run once."""
+        now = now or utcnow()
+        reg = registry()
+        work = [job for due in reg.due for job in due(self.services, now)]
+        for periodic in reg.periodic:
+            if claim_periodic(self.services.db, periodic.name, periodic.every, now):
+                work.extend(periodic.jobs(self.services))
+        return [self.jobs.submit(name, **kwargs) for name, kwargs in work]
 
     def _loop(self) -> None:
         while not self._stop.is_set():

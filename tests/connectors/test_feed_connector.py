@@ -248,12 +248,12 @@ def test_schedule_runs_enabled_connectors_when_due(backend, tenant, people, stan
     when = datetime.fromisoformat(due_at)
     assert (tenant, cid) not in backend.connectors.due(when - timedelta(seconds=1))
     assert (tenant, cid) in backend.connectors.due(when)
-    # The scheduler's path (jobs.Scheduler.tick): claim what is due, then run each claimed connector.
-    assert (tenant, cid) not in backend.connectors.claim_due(when - timedelta(seconds=1), timedelta(hours=1))
-    assert (tenant, cid) in backend.connectors.claim_due(when, timedelta(hours=1))
-    assert (tenant, cid) not in backend.connectors.claim_due(when, timedelta(hours=1))   # claimed once
-    report = backend.connectors.run(tenant, cid, trigger="schedule", now=when)
-    assert report.trigger == "schedule" and report.status == "succeeded"
+    from tenantry.jobs import InlineJobs, Scheduler
+
+    jobs = InlineJobs(backend)
+    submitted = Scheduler(backend, jobs, interval=1).tick(when)
+    reports = [jobs.results[j] for j in submitted if jobs.results[j].get("connector_id") == cid]
+    assert reports and reports[0]["trigger"] == "schedule" and reports[0]["status"] == "succeeded"
 
 
 def test_a_connector_mapping_by_email_only_can_be_enabled_and_imports(backend, tenant, people, standard_feed) -> None:

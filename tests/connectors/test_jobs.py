@@ -11,6 +11,7 @@ import pytest
 
 from tenantry.core.settings import Settings
 from tenantry.jobs import CeleryJobs, InlineJobs, Scheduler
+from tests.conftest import periodic_work_due
 from tests.connectors.conftest import NOW, FeedServer, feed_item
 
 REDIS = os.environ.get("TENANTRY_TEST_REDIS", "redis://127.0.0.1:6379/15")
@@ -88,6 +89,7 @@ def test_scheduler_applies_retention_once_a_day(backend, tenant) -> None:
     backend.archive.deliver(tenant, [Delivery("u1", "u1@contoso.com", WHATSAPP_FOLDER, raw, "r@t", "chat", "test",
                                               old)])
     backend.compliance.create_policy(tenant, name="30 days", actor="a", delete_after_days=30)
+    periodic_work_due(backend)
     jobs = InlineJobs(backend)
     scheduler = Scheduler(backend, jobs, interval=1)
     first = [jobs.results[j] for j in scheduler.tick() if j.startswith(f"retention-{tenant}-")]

@@ -277,13 +277,48 @@ def test_a_chat_whose_name_is_unknown_is_never_merged_with_another_exporters(
     assert len(chats) == 2
 
 
-def test_two_groups_with_one_subject_are_one_chat_a_documented_limit(backend, tenant, people: People) -> None:
-    # Nothing in an export tells two groups of the same subject apart. Their messages stay apart unless the
-    # same person sent the same text in the same minute to both: Carol, in both groups, then has it once.
+TEAM_A = """\
+12/01/2024, 09:00 - Caz: meeting moved to 10
+12/01/2024, 09:01 - Bobby: ok
+12/01/2024, 09:03 - Alice Martin: room 4?
+12/01/2024, 09:05 - Caz: yes
+"""
+# Another group named "Team" (Bob's, Carol in both): Carol forwarded the same text to both in the same minute.
+TEAM_B = """\
+12/01/2024, 09:00 - Carol Smith: meeting moved to 10
+12/01/2024, 09:02 - Ally: thanks
+12/01/2024, 09:04 - Bob B.: who books the room
+12/01/2024, 09:06 - Carol Smith: I do
+"""
+
+
+def test_two_groups_with_one_subject_stay_apart_and_a_message_forwarded_to_both_is_kept_in_each(
+        backend, tenant, people: People) -> None:
+    """Nothing in an export tells two groups of one subject apart, but what they hold does: Team B agrees with
+    the stored Team A on one message of seven in the time both cover, so it is another chat, and Carol — in
+    both — keeps the forwarded message once per group (issue #10, item 5; chat_slots.py)."""
     cid = export_connector(backend, tenant, people)
-    run_with(backend, tenant, cid, "12/01/2024, 09:00 - Caz: meeting moved\n12/01/2024, 09:01 - Bobby: ok\n",
-             "chat.txt", "alice@contoso.com", chat_name="Team")
-    run_with(backend, tenant, cid, "12/01/2024, 09:00 - Carol Smith: meeting moved\n"
-             "12/01/2024, 09:02 - Ally: thanks\n", "chat.txt", "bob@contoso.com", chat_name="Team")
-    assert bodies(backend, tenant, people.carol) == Counter({("chat", "meeting moved"): 1, ("chat", "ok"): 1,
-                                                             ("chat", "thanks"): 1})
+    run_with(backend, tenant, cid, TEAM_A, "chat.txt", "alice@contoso.com", chat_name="Team")
+    second = run_with(backend, tenant, cid, TEAM_B, "chat.txt", "bob@contoso.com", chat_name="Team")
+    assert second.counts.imported == 4 and second.counts.already_archived == 0
+    assert bodies(backend, tenant, people.carol)[("chat", "meeting moved to 10")] == 2
+    chats = {m["X-Tenantry-Chat-Id"] for m in messages(backend, tenant, people.carol)}
+    assert len(chats) == 2
+    # A second member's export of Team B joins Team B, not Team A: nothing doubled, nothing lost.
+    again = run_with(backend, tenant, cid, TEAM_B.replace("Carol Smith", "Caz").replace("Ally", "Alice Martin")
+                     .replace("Bob B.", "Bobby") + "12/01/2024, 09:07 - Bobby: great\n",
+                     "chat.txt", "alice@contoso.com", chat_name="Team")
+    assert again.counts.imported == 5 and again.counts.already_archived == 4
+    assert bodies(backend, tenant, people.carol)[("chat", "meeting moved to 10")] == 2
+    assert sum(bodies(backend, tenant, people.bob).values()) == 4 + 4 + 1
+
+
+def test_a_group_export_with_no_time_in_common_with_a_same_named_group_joins_it(
+        backend, tenant, people: People) -> None:
+    """Where the stored chat and the export share no stretch of time, nothing can collide: the subject decides."""
+    cid = export_connector(backend, tenant, people)
+    run_with(backend, tenant, cid, TEAM_A, "chat.txt", "alice@contoso.com", chat_name="Team")
+    later = run_with(backend, tenant, cid, TEAM_B.replace("12/01/2024", "20/01/2024"), "chat.txt",
+                     "bob@contoso.com", chat_name="Team")
+    assert later.counts.imported == 4
+    assert len({m["X-Tenantry-Chat-Id"] for m in messages(backend, tenant, people.carol)}) == 1

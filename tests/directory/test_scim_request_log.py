@@ -22,7 +22,7 @@ from tenantry.core.clock import utcnow
 from tenantry.core.settings import Settings
 from tenantry.directory.scim_log import ScimLogEntry
 from tenantry.jobs import InlineJobs, Scheduler
-from tests.conftest import ScimClient, group_payload, user_payload
+from tests.conftest import ScimClient, group_payload, periodic_work_due, user_payload
 from tests.test_cli import cli, run  # noqa: F401 - the CLI fixture
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -263,6 +263,7 @@ def test_a_tenants_first_write_purges_its_expired_entries(side: Side, backend: S
 def test_the_scheduler_sweeps_expired_entries_of_every_tenant(backend: Services, tenant: str) -> None:
     backend.scim_log.record([_entry(tenant, "old@contoso.com", backend.settings.scim_log_days + 1),
                              _entry(tenant, "young@contoso.com", 1)], purge=False)
+    periodic_work_due(backend)
     jobs = InlineJobs(backend)
     submitted = Scheduler(backend, jobs, interval=1).tick()
     assert any(jobs.results[j].get("kind") == "scim_log.purge" for j in submitted)

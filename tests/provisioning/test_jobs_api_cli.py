@@ -17,8 +17,8 @@ from tenantry.cli import app as cli
 from tenantry.core.clock import utcnow
 from tenantry.core.settings import Settings
 from tenantry.jobs import CeleryJobs, InlineJobs, Scheduler
-from tenantry.provisioning.engine import patch_ops
 from tenantry.provisioning.models import ProvisioningApp
+from tenantry.provisioning.patchdiff import patch_ops
 from tests.connectors.test_jobs import REDIS, redis_reachable
 from tests.provisioning.conftest import Peer, Source
 

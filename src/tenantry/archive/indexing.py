@@ -229,10 +229,16 @@ class Indexer:
 
     def catch_up(self, tenant: str) -> int:
         """Index what the store has and the index lacks (items above the index's highest id)."""
-        highest = self.index.max_item_id(tenant) or 0
-        with self.db.session() as session:
-            missing = list(session.scalars(select(Item.id).where(Item.tenant_id == tenant, Item.id > highest)
-                                           .order_by(Item.id)))
+        missing = self._ids_above(tenant, self.index.max_item_id(tenant) or 0)
         if missing:
             log.info("re-indexing %d items of %s the index did not have", len(missing), tenant)
         return self.reindex(tenant, missing) if missing else 0
+
+    def reindex_all(self, tenant: str) -> int:
+        """Index every item of the tenant again from its stored bytes (``tenantry archive reindex --full``)."""
+        return self.reindex(tenant, self._ids_above(tenant, 0))
+
+    def _ids_above(self, tenant: str, highest: int) -> list[int]:
+        with self.db.session() as session:
+            return list(session.scalars(select(Item.id).where(Item.tenant_id == tenant, Item.id > highest)
+                                        .order_by(Item.id)))

@@ -45,6 +45,8 @@ class Item(Base):
         Index("ix_items_folder_sent", "folder_id", "sent_at"),
         Index("ix_items_tenant_sent", "tenant_id", "sent_at"),
         Index("ix_items_sha256", "sha256"),
+        # Which of several groups of one subject an export belongs to is read by chat and time (connectors).
+        Index("ix_items_chat_sent", "tenant_id", "chat_id", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

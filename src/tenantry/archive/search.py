@@ -21,6 +21,7 @@ must find exactly what was written and say so in court; ``invoi*`` is how a revi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -150,3 +151,23 @@ def phone_spellings(number: str) -> str:
 def participant_text(name: str = "", address: str = "", number: str = "") -> str:
     """One participant for ``IndexDocument.participants`` (join several with a space)."""
     return " ".join(part for part in (name, address, phone_spellings(number) if number else "") if part)
+
+
+# CJK and pictographs for the word tokenisers of both search back ends (tantivy and PostgreSQL): kana and
+# ideographs become words of their own, emoji the word "emoji<hex code point>" (a tokeniser drops them).
+_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+_PICTOGRAPH = re.compile("[\u2300-\u23ff\u2600-\u2775\u2794-\u27bf\u2b00-\u2bff"
+                         "\U0001f1e6-\U0001f1ff\U0001f300-\U0001faff]")
+_SPECIAL = re.compile(f"{_CJK.pattern}|{_PICTOGRAPH.pattern}")
+
+
+def prepare(text: str) -> str:
+    """What the word tokeniser is given, for indexing and for queries alike (ASCII text passes untouched)."""
+    if text.isascii() or not _SPECIAL.search(text):
+        return text
+    return _SPECIAL.sub(_spaced, text)
+
+
+def _spaced(match: re.Match[str]) -> str:
+    char = match.group()
+    return f" {char} " if _CJK.match(char) else f" emoji{ord(char):x} "

@@ -63,8 +63,8 @@ from tenantry.archive.search import (
     Order,
     SearchResult,
     UnsupportedQuery,
+    prepare,
 )
-from tenantry.archive.search_tantivy import prepare
 from tenantry.core.clock import as_utc
 from tenantry.protocols.query.ast import (
     KEYWORD_FIELDS,

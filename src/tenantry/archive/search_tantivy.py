@@ -48,7 +48,6 @@ A word with nothing indexable in it (punctuation only) matches nothing.
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -68,6 +67,7 @@ from tenantry.archive.search import (
     SearchIndexUnavailable,
     SearchResult,
     UnsupportedQuery,
+    prepare,
 )
 from tenantry.core.clock import as_utc
 from tenantry.protocols.query.ast import (
@@ -92,11 +92,6 @@ MAX_WORD_BYTES = 255
 # tantivy's terms aggregation refuses more buckets than this in one request.
 MAX_BUCKETS = 65_000
 # Scripts written without spaces between words (kana, CJK ideographs): each character becomes a word.
-_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
-# Emoji and pictographs, which a word tokeniser drops: each becomes the word "emoji<hex code point>".
-_PICTOGRAPH = re.compile("[\u2300-\u23ff\u2600-\u2775\u2794-\u27bf\u2b00-\u2bff"
-                         "\U0001f1e6-\U0001f1ff\U0001f300-\U0001faff]")
-_SPECIAL = re.compile(f"{_CJK.pattern}|{_PICTOGRAPH.pattern}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _REGEX_SPECIAL = set("\\.+*?()|[]{}^$#&-~")
@@ -107,20 +102,8 @@ _VALUE_FIELDS = {"sent": "sent", "received": "sent", "size": "size", "hasattachm
 _FLAG_BITS = {"hasattachment": 1, "hasmissingmedia": 2}
 
 
-def prepare(text: str) -> str:
-    """What the word tokeniser is given, for indexing and for queries alike (ASCII text passes untouched)."""
-    if text.isascii() or not _SPECIAL.search(text):
-        return text
-    return _SPECIAL.sub(_spaced, text)
-
-
 # The people and chat fields repeat for every copy of every message of a chat: prepare each text once.
 _prepare_repeated = lru_cache(maxsize=8192)(prepare)
-
-
-def _spaced(match: re.Match[str]) -> str:
-    char = match.group()
-    return f" {char} " if _CJK.match(char) else f" emoji{ord(char):x} "
 
 
 def literal_analyzer() -> TextAnalyzer:

@@ -289,6 +289,23 @@ class ArchiveService:
         return StoredItem(item.id, user_id, folder, item.message_id, item.sha256, item.size, item.kind,
                           item.source, item.chat_id, as_utc(item.sent_at), item.subject, item.sender)
 
+    def chat_span(self, tenant: str, chat_id: str) -> tuple[datetime, datetime] | None:
+        """The first and last sent time of a chat's stored messages (any mailbox); None when it has none."""
+        from sqlalchemy import func
+
+        with self.db.session() as session:
+            first, last = session.execute(select(func.min(Item.sent_at), func.max(Item.sent_at)).where(
+                Item.tenant_id == tenant, Item.chat_id == chat_id)).one()
+        return (as_utc(first), as_utc(last)) if first is not None and last is not None else None
+
+    def chat_message_ids(self, tenant: str, chat_id: str, start: datetime, end: datetime, limit: int) -> set[str]:
+        """The distinct Message-IDs of a chat's messages sent in [start, end] (the earliest ``limit``)."""
+        with self.db.session() as session:
+            rows = session.execute(select(Item.message_id, Item.sent_at).where(
+                Item.tenant_id == tenant, Item.chat_id == chat_id, Item.sent_at >= start, Item.sent_at <= end)
+                .order_by(Item.sent_at).limit(limit))
+            return {message_id for message_id, _ in rows}
+
     def count(self, tenant: str, user_id: str | None = None, folder: str | None = None) -> int:
         from sqlalchemy import func
 

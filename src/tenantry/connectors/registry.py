@@ -23,6 +23,7 @@ from tenantry.connectors.sources import (
     archiver_feed,
     whatsapp_export,
 )
+from tenantry.connectors.sources.chat_slots import ChatHistory
 from tenantry.connectors.targets import Target, TargetKind, TargetSpec, imap, store
 from tenantry.core.egress import EgressPolicy
 from tenantry.core.errors import Invalid
@@ -41,7 +42,7 @@ class Environment:
     export_limits: ExportLimits
 
 
-class Registry:
+class Kinds:
     """Source and target kinds by name."""
 
     def __init__(self, sources: Iterable[SourceKind] = (), targets: Iterable[TargetKind] = ()) -> None:
@@ -78,12 +79,12 @@ class Registry:
         return found
 
     def open_source(self, connector: Connector, env: Environment, uploads: Sequence[ExportUpload] = (),
-                    person_keys: PersonKeys | None = None) -> Source:
+                    person_keys: PersonKeys | None = None, history: ChatHistory | None = None) -> Source:
         """The connector's source; the caller closes it."""
         password = env.secrets.open(connector.source_secret) if connector.source_secret else ""
         return self.source(connector.kind).build(SourceSpec(
             json.loads(connector.source_config), password, connector.max_item_bytes, env.egress, env.export_limits,
-            tuple(uploads), person_keys))
+            tuple(uploads), person_keys, history))
 
     def open_target(self, connector: Connector, env: Environment) -> Target:
         """The connector's target; the caller closes it. Settings saved without a kind are the store's."""
@@ -92,6 +93,6 @@ class Registry:
         return self.target(settings.get("kind", "store")).build(TargetSpec(settings, secret, env.egress, env.archive))
 
 
-def builtin() -> Registry:
+def builtin() -> Kinds:
     """The kinds Tenantry ships."""
-    return Registry(sources=(whatsapp_export.KIND, archiver_feed.KIND), targets=(store.KIND, imap.KIND))
+    return Kinds(sources=(whatsapp_export.KIND, archiver_feed.KIND), targets=(store.KIND, imap.KIND))

@@ -24,7 +24,7 @@ from tenantry.connectors.items import Participant, RunCounts, SkipReason, Source
 from tenantry.connectors.mapping import MappingRow, Recipient, UserMapper
 from tenantry.connectors.models import Connector, ExportFile, MappingEntry, Run, RunIssue
 from tenantry.connectors.records import get_connector, run_summary
-from tenantry.connectors.registry import Environment, Registry
+from tenantry.connectors.registry import Environment, Kinds
 from tenantry.connectors.schedule import next_daily, retry_at
 from tenantry.connectors.sources import ExportUpload, SourceUnavailable
 from tenantry.connectors.targets import Target, TargetError
@@ -93,7 +93,7 @@ class _Started:
 class ConnectorRunner:
     db: Database
     directory: DirectoryService
-    kinds: Registry
+    kinds: Kinds
     env: Environment
     files: ExportFiles
     region: str | None = None     # the default phone region of the user mapping
@@ -123,8 +123,8 @@ class ConnectorRunner:
         error: str | None = None
         mapper = UserMapper(self.directory, tenant, started.rows,
                             use_directory_mobiles=connector.use_directory_mobiles, default_region=self.region)
-        source = self.kinds.open_source(connector, self.env, uploads, mapper.person_keys)
         target = self.kinds.open_target(connector, self.env)
+        source = self.kinds.open_source(connector, self.env, uploads, mapper.person_keys, target.history(tenant))
         try:
             for batch in _batches(source.items(started.window_start, now), BATCH):
                 self._run_batch(tenant, connector, batch, mapper, target, counts, issues)

@@ -1,7 +1,7 @@
 """When a connector runs: once a day at its ``run_at`` (UTC), and after a failure again with back-off.
 
-The claim of due connectors (``ConnectorService.claim_due``) stays with the service until one scheduler serves
-every part (issue #11).
+Who hands a due run out is the one scheduler's (``connectors.register`` asks ``ConnectorService.claim_due``,
+which claims through ``core.schedule``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The connectors' service, as the app, the CLI and the jobs see it: one object over the parts.
 
 ``wizard`` (a connector's lifecycle, ``connectors.wizard``), ``runner`` (runs and their reports,
-``connectors.runner``), ``files`` (export files handed in, ``connectors.uploads``), built over one ``Registry`` of
-source and target kinds (``connectors.registry``) and one ``Environment`` of operator policies. The service
-also claims due connectors for the scheduler, until one scheduler claims for every part (issue #11).
+``connectors.runner``), ``files`` (export files handed in, ``connectors.uploads``), built over one ``Kinds``
+registry of source and target kinds (``connectors.registry``) and one ``Environment`` of operator policies. The
+service also claims the due connectors for the one scheduler (``connectors.register``, ``core.schedule``).
 """
 
 from __future__ import annotations
@@ -13,17 +13,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Generic, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from tenantry.archive.service import ArchiveService
 from tenantry.connectors.models import Connector
-from tenantry.connectors.registry import Environment, Registry, builtin
+from tenantry.connectors.registry import Environment, Kinds, builtin
 from tenantry.connectors.runner import ConnectorRunner
 from tenantry.connectors.uploads import ExportFiles
 from tenantry.connectors.wizard import ConnectorWizard
 from tenantry.core.clock import utcnow
 from tenantry.core.db import Database
 from tenantry.core.egress import EgressPolicy
+from tenantry.core.schedule import claim_due
 from tenantry.core.secrets import SecretBox
 from tenantry.directory.service import DirectoryService
 from tenantry.protocols.whatsapp import ExportLimits
@@ -53,7 +54,7 @@ class ConnectorService:
     upload_dir: _OfPart[Path] = _OfPart("files", "upload_dir")
 
     def __init__(self, db: Database, directory: DirectoryService, archive: ArchiveService, secrets: SecretBox,
-                 *, default_region: str | None = None, kinds: Registry | None = None,
+                 *, default_region: str | None = None, kinds: Kinds | None = None,
                  egress: EgressPolicy | None = None,
                  upload_dir: Path | None = None, upload_max_bytes: int = 2 * 1024**3,
                  export_limits: ExportLimits | None = None) -> None:
@@ -98,12 +99,5 @@ class ConnectorService:
         """Take the due connectors: their next run moves ``lease`` ahead, so a second scheduler tick (or a
         second scheduler process) does not hand the same run out twice. The run itself sets the real next time.
         """
-        claimed = []
-        for tenant, cid in self.due(now):
-            with self.db.session() as session:
-                result = session.execute(update(Connector).where(
-                    Connector.id == cid, Connector.status == "enabled", Connector.next_run_at <= now,
-                ).values(next_run_at=now + lease))
-                if result.rowcount:  # type: ignore[attr-defined]
-                    claimed.append((tenant, cid))
-        return claimed
+        return claim_due(self.db, Connector, Connector.id, Connector.next_run_at, tenant=Connector.tenant_id,
+                         where=(Connector.status == "enabled",), now=now, lease=lease)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from tenantry.connectors.items import printable
 from tenantry.connectors.models import ExportFile
 from tenantry.connectors.records import get_connector
-from tenantry.connectors.registry import Environment, Registry
+from tenantry.connectors.registry import Environment, Kinds
 from tenantry.core.clock import utcnow
 from tenantry.core.db import Database
 from tenantry.core.errors import Invalid, PayloadTooLarge
@@ -31,7 +31,7 @@ _CHUNK = 1024 * 1024
 class ExportFiles:
     db: Database
     directory: DirectoryService
-    kinds: Registry
+    kinds: Kinds
     env: Environment
     upload_dir: Path
     max_bytes: int                # TENANTRY_UPLOAD_MAX_BYTES: a larger upload is refused (413), nothing kept

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from tenantry.connectors.mapping import MappingUpload, mapping_notes, parse_mapping_csv
 from tenantry.connectors.models import Connector, ExportFile, MappingEntry, Run
 from tenantry.connectors.records import get_connector, iso, run_summary
-from tenantry.connectors.registry import Environment, Registry
+from tenantry.connectors.registry import Environment, Kinds
 from tenantry.connectors.schedule import check_run_at, next_daily
 from tenantry.connectors.sources import SourceUnavailable
 from tenantry.core.clock import utcnow
@@ -51,7 +51,7 @@ class Forbidden(TenantryError):
 class ConnectorWizard:
     db: Database
     directory: DirectoryService
-    kinds: Registry
+    kinds: Kinds
     env: Environment
     region: str | None = None     # the default phone region of mapping CSVs
 

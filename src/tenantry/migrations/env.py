@@ -7,6 +7,7 @@ from sqlalchemy import create_engine
 
 import tenantry.archive.models  # noqa: F401  (registers the tables)
 import tenantry.connectors.models  # noqa: F401
+import tenantry.core.schedule  # noqa: F401
 import tenantry.directory.models  # noqa: F401
 import tenantry.jobstore  # noqa: F401
 import tenantry.provisioning.models  # noqa: F401

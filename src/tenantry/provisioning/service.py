@@ -20,11 +20,13 @@ from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import FOR_WRITE, Database
 from tenantry.core.egress import EgressPolicy, EgressRefused, check_url, origin, redact_url
 from tenantry.core.errors import Conflict, Forbidden, Invalid, NotFound
+from tenantry.core.schedule import claim_due
 from tenantry.core.secrets import SecretBox
+from tenantry.directory.reads import DirectoryReads
 from tenantry.directory.service import DirectoryService
 from tenantry.provisioning.client import ScimTarget, describe, unreachable
 from tenantry.provisioning.config import AppConfig, load_config, merge_config
-from tenantry.provisioning.engine import CYCLE_LEASE, Cycle, CycleReport, Progress
+from tenantry.provisioning.engine import Cycle, CycleReport, CycleSpec
 from tenantry.provisioning.mappings import matching_order
 from tenantry.provisioning.models import (
     AppRole,
@@ -36,6 +38,8 @@ from tenantry.provisioning.models import (
     ProvisioningLog,
 )
 from tenantry.provisioning.notify import Mailer
+from tenantry.provisioning.planner import Scope
+from tenantry.provisioning.recorder import CYCLE_LEASE, Progress
 from tenantry.provisioning.roles import (
     BUILT_IN,
     DEFAULT_ACCESS_ID,
@@ -83,6 +87,7 @@ class ProvisioningService:
         self.db = db
         self.secrets = secrets
         self.directory = directory
+        self.reads = DirectoryReads(directory.db)   # the directory's bulk reads, for the cycles
         self.mailer = mailer
         self.log_days = log_days
         self.transport = transport
@@ -486,18 +491,18 @@ class ProvisioningService:
                                 retries=config.retries, backoff=config.backoff_seconds,
                                 max_retry_after=config.max_retry_after, timeout=config.timeout_seconds,
                                 concurrency=config.concurrency, transport=self.transport, egress=self.egress)
-            cycle = Cycle(self.db, app_id=app.id, tenant=tenant, config=config, target=target, cycle_id=cycle_id,
-                          kind=kind, started=started, watermark=app.watermark,
-                          config_changed=app.synced_config_version != app.config_version,
-                          scope_ids=set(decision.in_scope), scope_skipped=decision.skipped,
-                          allow_deletions=allow_deletions, only_user=only_user, progress=progress,
-                          scope_all=app.scope == "all", assigned_groups=assigned_groups,
-                          groups_skipped=decision.groups_skipped, user_roles=decision.roles)
+            spec = CycleSpec(app.id, tenant, cycle_id, kind, started, app.watermark,
+                             config_changed=app.synced_config_version != app.config_version,
+                             allow_deletions=allow_deletions, only_user=only_user)
+            scope = Scope(frozenset(decision.in_scope), decision.skipped, decision.roles, all=app.scope == "all",
+                          assigned_groups=assigned_groups, groups_skipped=decision.groups_skipped)
+            cycle = Cycle(self.db, self.reads, config, target, spec, scope, progress)
             report = cycle.run()
         except Exception as exc:  # noqa: BLE001 - recorded on the cycle, logged, and e-mailed (_finish)
             log.exception("provisioning cycle %s of app %s failed", cycle_id, app.id)
-            report = CycleReport(cycle_id, kind, "failed", cycle.total if cycle else 0, cycle.done if cycle else 0,
-                                 cycle._stats() if cycle else {}, f"{type(exc).__name__}: {exc}")
+            reason = f"{type(exc).__name__}: {exc}"
+            report = (cycle.report("failed", reason, logs=False) if cycle else
+                      CycleReport(cycle_id, kind, "failed", reason=reason))
         finally:
             if target is not None:
                 target.close()
@@ -608,18 +613,9 @@ class ProvisioningService:
 
     def claim_due(self, now: datetime) -> list[tuple[str, str]]:
         """Enabled apps whose next cycle is due; moved an interval ahead so no second tick hands them out."""
-        with self.db.session() as session:
-            due = session.execute(select(ProvisioningApp.tenant_id, ProvisioningApp.id).where(
-                ProvisioningApp.enabled.is_(True), ProvisioningApp.next_run_at <= now)).all()
-        claimed = []
-        for tenant, app_id in due:
-            with self.db.writing(), self.db.session() as session:
-                result = session.execute(update(ProvisioningApp).where(
-                    ProvisioningApp.id == app_id, ProvisioningApp.next_run_at <= now,
-                ).values(next_run_at=now + SCHEDULE_LEASE))
-                if result.rowcount:  # type: ignore[attr-defined]
-                    claimed.append((tenant, app_id))
-        return claimed
+        return claim_due(self.db, ProvisioningApp, ProvisioningApp.id, ProvisioningApp.next_run_at,
+                         tenant=ProvisioningApp.tenant_id, where=(ProvisioningApp.enabled.is_(True),), now=now,
+                         lease=SCHEDULE_LEASE)
 
     # -- monitoring --------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tenantry.connectors.items import Participant, SourceIssue, SourceItem
+from tenantry.connectors.sources.chat_slots import ChatHistory
 from tenantry.core.egress import EgressPolicy
 from tenantry.protocols.whatsapp import ExportLimits
 
@@ -52,7 +53,7 @@ class ExportUpload:
 @dataclass(frozen=True)
 class SourceSpec:
     """What a source is built from: the connector's saved settings and secret, the operator's limits, and what
-    a run hands in (the files not yet imported, the run's mapping of people)."""
+    a run hands in (the files not yet imported, the run's mapping of people, what its target already holds)."""
 
     settings: dict[str, Any]
     password: str                       # the sealed source secret, opened ("" when there is none)
@@ -61,6 +62,7 @@ class SourceSpec:
     export_limits: ExportLimits
     uploads: Sequence[ExportUpload] = ()
     person_keys: PersonKeys | None = None
+    history: ChatHistory | None = None  # what the target holds of each chat, where it can be asked
 
 
 class SourceKind(Protocol):

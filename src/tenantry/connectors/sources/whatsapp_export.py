@@ -14,7 +14,7 @@ import hashlib
 import io
 import mimetypes
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +32,7 @@ from tenantry.connectors.items import (
 )
 from tenantry.connectors.mapping import name_key, unresolved_person_key
 from tenantry.connectors.sources import ExportUpload, PersonKeys, SourceSpec
+from tenantry.connectors.sources.chat_slots import SAMPLE, ChatHistory, RunMemory, Sampled, choose_slot
 from tenantry.core.egress import EgressPolicy
 from tenantry.core.errors import Invalid
 from tenantry.directory.phones import phone_key
@@ -99,6 +100,7 @@ class _Chat:
     keys: dict[str, str]            # author as written → person key, with the mapping
     unresolved: dict[str, str]      # … and without it
     person_keys: PersonKeys
+    group_key: str | None = None    # a group's subject key: the chat may be one of several of that subject
 
     def author_key(self, author: str | None, *, resolved: bool = True) -> str:
         if author is None:
@@ -144,6 +146,8 @@ def _chat(upload: ExportUpload, stream: ExportStream, person_keys: PersonKeys) -
             unresolved_key = "direct\0" + "\0".join(sorted({owner, unresolved[other]}))
         else:
             key = unresolved_key = "group\0" + name_key(named)
+            return _Chat(name, _chat_id(key), _chat_id(key), legacy_id, upload.owner_key, None, keys, unresolved,
+                         person_keys, key)
     return _Chat(name, _chat_id(key), _chat_id(unresolved_key), legacy_id, upload.owner_key, owner_author, keys,
                  unresolved, person_keys)
 
@@ -187,16 +191,31 @@ class _Ordinals:
         return f"{minute:%Y-%m-%dT%H:%MZ}|{digest}|{self.next(minute, digest)}"
 
 
+_SLACK = timedelta(minutes=1)
+
+
+def _candidate_ids(source_id: str, other_id: str, media: bool) -> Callable[[str], list[str]]:
+    """The Message-IDs a message would have in a chat: with and without the mapping, with and without its file."""
+    suffixes = ("", "|file") if media else ("",)
+    return lambda chat_id: [message_id_for(SOURCE, chat_id, f"{i}{s}") for i in (source_id, other_id)
+                            for s in suffixes]
+
+
 class WhatsAppExportSource:
     kind = SOURCE
 
     def __init__(self, uploads: list[ExportUpload], timezone: str = "UTC",
-                 limits: ExportLimits | None = None, person_keys: PersonKeys | None = None) -> None:
+                 limits: ExportLimits | None = None, person_keys: PersonKeys | None = None,
+                 history: ChatHistory | None = None) -> None:
         self.uploads = uploads
         self.zone = ZoneInfo(timezone)
         self.limits = limits or ExportLimits()
         # The run's user mapping says who an author is; without one, people are who their names say.
         self.person_keys = person_keys or unresolved_keys
+        # What the target holds of each chat, and what this import has produced: which of several groups of one
+        # subject an export belongs to (connectors/sources/chat_slots.py).
+        self.history = history
+        self.memory = RunMemory()
 
     def test(self) -> None:
         return None  # files need no credentials
@@ -222,12 +241,54 @@ class WhatsAppExportSource:
                               location=upload.filename)
             return
         try:
-            yield from self._stream_items(upload, stream)
+            yield from self._stream_items(upload, stream, open_bytes)
         finally:
             stream.close()
 
-    def _stream_items(self, upload: ExportUpload, stream: ExportStream) -> Iterator[SourceItem | SourceIssue]:
-        chat = _chat(upload, stream, self.person_keys)
+    def _place(self, upload: ExportUpload, chat: _Chat, open_bytes: Callable[[], IO[bytes]]) -> _Chat:
+        """The chat a group export joins among the groups of its subject (chat_slots.choose_slot)."""
+        if chat.group_key is None:
+            return chat
+
+        def sample(spans: list[tuple[datetime, datetime]]) -> tuple[datetime, datetime, list[list[Sampled]]]:
+            per_span: list[list[Sampled]] = [[] for _ in spans]
+            first = last = None
+            resolved, unresolved = _Ordinals(), _Ordinals()
+            stream = open_export(open_bytes, upload.filename, self.limits)
+            try:
+                for entry in stream.entries():
+                    if isinstance(entry, ExportIssue) or entry.oversize:
+                        continue
+                    minute, source_id, other_id = self._identity(chat, entry, resolved, unresolved)[1:]
+                    first = minute if first is None else min(first, minute)
+                    last = minute if last is None else max(last, minute)
+                    for span, found in zip(spans, per_span, strict=True):
+                        if len(found) < SAMPLE and span[0] - _SLACK <= minute <= span[1]:
+                            found.append(Sampled(minute, _candidate_ids(source_id, other_id, entry.kind in _MEDIA)))
+            finally:
+                stream.close()
+            if first is None or last is None:
+                far = datetime.max.replace(tzinfo=UTC)
+                return far, far, per_span
+            return first, last, per_span
+
+        chosen = choose_slot(chat.group_key, _chat_id, self.history, self.memory, sample)
+        return chat if chosen == chat.id else replace(chat, id=chosen, unresolved_id=chosen)
+
+    def _identity(self, chat: _Chat, message: ExportMessage, resolved: _Ordinals,
+                  unresolved: _Ordinals) -> tuple[datetime, datetime, str, str]:
+        """The message's sent time, its minute, and its source ids with and without the mapping."""
+        sent_at = message.timestamp.replace(tzinfo=self.zone).astimezone(UTC)
+        # Minutes: Android writes no seconds, iOS does, and both may export one chat.
+        minute = sent_at.replace(second=0, microsecond=0)
+        content = _content(message)
+        source_id = resolved.source_id(minute, f"{chat.author_key(message.author)}\0{content}")
+        other_id = unresolved.source_id(minute, f"{chat.author_key(message.author, resolved=False)}\0{content}")
+        return sent_at, minute, source_id, other_id
+
+    def _stream_items(self, upload: ExportUpload, stream: ExportStream,
+                      open_bytes: Callable[[], IO[bytes]]) -> Iterator[SourceItem | SourceIssue]:
+        chat = self._place(upload, _chat(upload, stream, self.person_keys), open_bytes)
         participants = tuple(dict.fromkeys(participant_for(a) for a in stream.authors))
         resolved = _Ordinals()
         unresolved = _Ordinals()
@@ -240,12 +301,7 @@ class WhatsAppExportSource:
                                       location=f"{upload.filename} line {entry.line}")
                 continue
             message = entry
-            sent_at = message.timestamp.replace(tzinfo=self.zone).astimezone(UTC)
-            # Minutes: Android writes no seconds, iOS does, and both may export one chat.
-            minute = sent_at.replace(second=0, microsecond=0)
-            content = _content(message)
-            source_id = resolved.source_id(minute, f"{chat.author_key(message.author)}\0{content}")
-            other_id = unresolved.source_id(minute, f"{chat.author_key(message.author, resolved=False)}\0{content}")
+            sent_at, minute, source_id, other_id = self._identity(chat, message, resolved, unresolved)
             # Before issue #10 item 5 an export's messages were its exporter's own: local time, the author as the
             # exporter's phone wrote it. A file archived then and handed in again is found by that id.
             old_digest = hashlib.sha256(f"{message.author}\0{message.text}".encode()).hexdigest()[:16]
@@ -274,6 +330,7 @@ class WhatsAppExportSource:
             others = dict.fromkeys(ids[1:])
             others.pop(ids[0], None)   # the same with and without the mapping: no alias needed
             aliases = (*(message_id_for(SOURCE, c, i) for c, i in others), old_id)
+            self.memory.add(chat.id, minute, message_id_for(SOURCE, chat.id, ids[0][1]))
             yield self._item(message, upload, chat, participants, ids[0][1], sent_at, aliases, completes)
 
     def _item(self, m: ExportMessage, upload: ExportUpload, chat: _Chat, participants: tuple[Participant, ...],
@@ -326,9 +383,10 @@ class WhatsAppExportKind:
         limits = replace(spec.export_limits, max_media_bytes=spec.max_item_bytes,
                          max_text_chars=spec.max_item_bytes)
         # The run's mapping says who each author is: a message's identity names people, not how one phone
-        # wrote them (issue #10, item 5).
+        # wrote them (issue #10, item 5). What the target holds of a chat tells same-named groups apart
+        # (chat_slots.py); a target that cannot be asked (IMAP) leaves it to a group's subject alone.
         return WhatsAppExportSource(list(spec.uploads), str(spec.settings.get("timezone", "UTC")), limits,
-                                    spec.person_keys)
+                                    spec.person_keys, spec.history)
 
 
 KIND = WhatsAppExportKind()

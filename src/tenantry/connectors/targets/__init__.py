@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tenantry.archive.service import ArchiveService, Delivery
+from tenantry.connectors.sources.chat_slots import ChatHistory
 from tenantry.core.egress import EgressPolicy
 
 
@@ -22,6 +23,10 @@ class TargetError(Exception):
 class Target(Protocol):
     def deliver(self, tenant: str, deliveries: Sequence[Delivery]) -> list[bool]:
         """Store a batch; per delivery, whether it was new (False: the mailbox already had the message)."""
+        ...
+
+    def history(self, tenant: str) -> ChatHistory | None:
+        """What the target holds of a tenant's chats, for a source to ask; None where it cannot be asked."""
         ...
 
     def close(self) -> None: ...

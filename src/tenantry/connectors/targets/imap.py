@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tenantry.archive.service import Delivery
+from tenantry.connectors.sources.chat_slots import ChatHistory
 from tenantry.connectors.targets import TargetError, TargetSpec
 from tenantry.core.egress import UNREACHABLE, EgressPolicy, EgressRefused, check_hostname
 from tenantry.core.errors import Invalid
@@ -155,6 +156,9 @@ class ImapTarget:
                 raise TargetError(f"IMAP delivery to {d.address} failed: {exc}") from exc
             results.append(True)
         return results
+
+    def history(self, tenant: str) -> ChatHistory | None:
+        return None   # a mailbox server is not asked about chats: a group's subject alone decides (chat_slots.py)
 
     def close(self) -> None:
         for conn in self._connections.values():

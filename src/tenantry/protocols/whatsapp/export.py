@@ -826,6 +826,8 @@ def _plan_names(lines: Lines, plan: _Plan, max_text: int | None) -> None:
         plan.chat_name = names.most_common(1)[0][0]
 
 
+# Long by design (issue #11): one loop over the lines whose branches share the message being built; split, the
+# state would travel through every call of the parser's hottest path.
 def _build(lines: Lines, plan: _Plan, max_text: int | None, *, keep_text: bool = True
            ) -> Iterator[tuple[ExportMessage, str | None] | ExportIssue]:
     """Pass 4 (and 3): messages (with the name an iOS system line came under) and issues, in line order."""

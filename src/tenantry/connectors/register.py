@@ -1,0 +1,46 @@
+"""What the connectors bring to the application (``core.registry``): their routes, their run job, and the
+daily runs of enabled connectors as due work."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import typer
+from fastapi import APIRouter
+
+from tenantry.core.registry import Registry, RouteContext
+
+# A claimed run is leased for an hour: a queued job is not queued again before it had its chance.
+RUN_LEASE = timedelta(hours=1)
+
+
+def register(registry: Registry) -> None:
+    registry.add_cli(_commands)
+    registry.add_router(_router)
+    registry.add_task("connector.run", _run)
+    registry.add_due(_due)
+
+
+def _router(ctx: RouteContext) -> APIRouter:
+    from tenantry.connectors import api
+
+    services = ctx.services
+    return api.build_router(services.connectors, services.archive, ctx.tenant_of,
+                            body_max_bytes=services.settings.admin_body_max_bytes)
+
+
+def _run(services: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    report = services.connectors.run(kwargs["tenant"], kwargs["connector_id"], trigger=kwargs.get("trigger", "manual"))
+    return dict(report.as_dict())
+
+
+def _due(services: Any, now: datetime) -> list[tuple[str, dict[str, Any]]]:
+    return [("connector.run", {"tenant": tenant, "connector_id": cid, "trigger": "schedule"})
+            for tenant, cid in services.connectors.claim_due(now, RUN_LEASE)]
+
+
+def _commands(root: typer.Typer) -> None:
+    from tenantry.connectors import cli
+
+    cli.register(root)
