@@ -28,7 +28,8 @@ from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
 from tenantry.connectors.convert import body_for, subject_for, to_mail
 from tenantry.connectors.items import SourceItem
 from tenantry.connectors.mapping import Recipient, UserMapper
-from tenantry.connectors.sources.whatsapp_export import ExportUpload, WhatsAppExportSource
+from tenantry.connectors.sources import ExportUpload
+from tenantry.connectors.sources.whatsapp_export import WhatsAppExportSource
 from tenantry.core.settings import Settings
 
 TEXT = ("the meeting is moved to thursday please send the report before noon I will call the client "

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from tenantry.archive.service import WHATSAPP_FOLDER
-from tenantry.connectors.service import Forbidden
+from tenantry.connectors.wizard import Forbidden
 from tenantry.core.errors import Invalid, NotFound
 from tests.connectors.conftest import NOW, FeedServer, People, feed_item
 

@@ -21,7 +21,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from tenantry.app import Services
-from tenantry.connectors.targets import ImapSettings, ImapTarget, TargetError
+from tenantry.connectors.targets import TargetError
+from tenantry.connectors.targets.imap import ImapSettings, ImapTarget
 from tenantry.core.egress import EgressPolicy, EgressRefused, parse_networks, redact_url
 from tenantry.core.errors import Invalid
 from tenantry.core.settings import Settings

@@ -21,13 +21,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tenantry.archive import ledger
-from tenantry.archive.indexing import Indexer, IndexFields, document, fields_from_raw
+from tenantry.archive.indexing import MISSING_MEDIA_NOTE, Indexer, IndexFields, document, fields_from_raw
 from tenantry.archive.models import Blob, Folder, Item, Mailbox
-from tenantry.archive.search import IndexDocument
+from tenantry.archive.search import IndexDocument, participant_text
 from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
 from tenantry.core.errors import Invalid, NotFound, TenantryError
+
+# The archive as other domains use it. A connector delivers with the index's fields already filled
+# (``IndexFields``: ``participant_text`` writes a participant the way searches find them, ``MISSING_MEDIA_NOTE``
+# marks media the source did not include), so those come from here, not from the indexing modules.
+__all__ = [
+    "BLOB_BATCH_BYTES", "MISSING_MEDIA_NOTE", "WHATSAPP_FOLDER", "ArchiveService", "BytesSink", "Delivery",
+    "IndexFields", "IntegrityFailure", "StoredItem", "participant_text", "read_mboxrd", "sha256_hex",
+    "write_mboxrd",
+]
 
 WHATSAPP_FOLDER = "WhatsApp Archiver"
 # Message bytes read from the blob store in one query when streaming a mailbox out.

@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from tenantry.archive.service import ArchiveService
-from tenantry.connectors.service import DEFAULT_OVERLAP_HOURS, MAX_OVERLAP_HOURS, ConnectorService
+from tenantry.connectors.service import ConnectorService
+from tenantry.connectors.wizard import DEFAULT_OVERLAP_HOURS, MAX_OVERLAP_HOURS
 from tenantry.core.bounds import INT32_MAX, MAX_DAYS, Count, ItemId, Offset
 from tenantry.core.errors import Invalid, PayloadTooLarge
 from tenantry.core.streaming import bounded_chunks, read_bounded
@@ -50,6 +51,14 @@ def _too_large(setting: str) -> Callable[[str], Exception]:
 def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_of: Any, *,
                  body_max_bytes: int = 16 * 1024 * 1024) -> APIRouter:
     router = APIRouter()
+    _wizard_routes(router, connectors, tenant_of, body_max_bytes)
+    _run_routes(router, connectors, tenant_of)
+    _mailbox_routes(router, archive, tenant_of)
+    return router
+
+
+def _wizard_routes(router: APIRouter, connectors: ConnectorService, tenant_of: Any, body_max_bytes: int) -> None:
+    """A connector's lifecycle: create, show, configure, mapping, consent, review, enable, disable."""
 
     @router.get("/tenants/{tenant_id}/connectors")
     def list_connectors(tenant_id: str, request: Request) -> list[dict[str, Any]]:
@@ -100,6 +109,10 @@ def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_o
         tenant = tenant_of(tenant_id, request)
         return connectors.disable(tenant, connectors.find(tenant, connector))
 
+
+def _run_routes(router: APIRouter, connectors: ConnectorService, tenant_of: Any) -> None:
+    """What a run reads (export files handed in), runs now, and their reports."""
+
     @router.post("/tenants/{tenant_id}/connectors/{connector}/exports", status_code=201)
     async def upload_export(tenant_id: str, connector: str, request: Request, owner: str, filename: str,
                             chat_name: str | None = None) -> dict[str, Any]:
@@ -131,6 +144,10 @@ def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_o
     @router.get("/tenants/{tenant_id}/runs/{run_id}")
     def run_report(tenant_id: str, run_id: str, request: Request) -> dict[str, Any]:
         return connectors.report(tenant_of(tenant_id, request), run_id).as_dict()
+
+
+def _mailbox_routes(router: APIRouter, archive: ArchiveService, tenant_of: Any) -> None:
+    """Reading what the connectors delivered: mailboxes, their items, an item's bytes, a mailbox as mbox."""
 
     @router.get("/tenants/{tenant_id}/mailboxes")
     def mailboxes(tenant_id: str, request: Request) -> list[dict[str, Any]]:
@@ -166,5 +183,3 @@ def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_o
         name = "".join(c if c.isascii() and (c.isalnum() or c in "@.-_") else "_" for c in user_id)
         return ClosingStreamingResponse(chunks, media_type="application/mbox",
                                         headers={"Content-Disposition": f'attachment; filename="{name}.mbox"'})
-
-    return router

@@ -13,8 +13,7 @@ import hashlib
 import re
 from collections.abc import Callable
 
-from tenantry.archive.indexing import MISSING_MEDIA_NOTE, IndexFields
-from tenantry.archive.search import participant_text
+from tenantry.archive.service import MISSING_MEDIA_NOTE, IndexFields, participant_text
 from tenantry.connectors.items import ItemKind, Participant, SourceItem
 from tenantry.protocols.mime import Address, ChatMail, Part, message_id_for, render
 

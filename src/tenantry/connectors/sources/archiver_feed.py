@@ -31,9 +31,10 @@ from tenantry.connectors.items import (
     SourceIssue,
     SourceItem,
 )
-from tenantry.connectors.sources import SourceUnavailable
+from tenantry.connectors.sources import SourceSpec, SourceUnavailable
 from tenantry.core.clock import as_utc
-from tenantry.core.egress import UNREACHABLE, EgressPolicy, EgressRefused, origin, redact_url
+from tenantry.core.egress import UNREACHABLE, EgressPolicy, EgressRefused, check_url, origin, redact_url
+from tenantry.core.errors import Invalid
 
 log = logging.getLogger(__name__)
 SOURCE = "archiver-feed"
@@ -172,3 +173,26 @@ def _participant(raw: Any) -> Participant:
     if not isinstance(raw, dict):
         raise ValueError("a participant must be an object")
     return Participant(phone=raw.get("phone"), name=raw.get("name"), email=raw.get("email"))
+
+
+class ArchiverFeedKind:
+    """The ``archiver-feed`` kind: a URL, a user name and a password (sealed apart), read by time window."""
+
+    name = SOURCE
+    takes_files = False
+    windowed = True
+
+    def check(self, settings: dict[str, Any], password: str | None, egress: EgressPolicy) -> dict[str, Any]:
+        if not settings.get("url") or not settings.get("username") or not password:
+            raise Invalid("an archiver feed needs url, username and password")
+        if any(k in settings for k in ("password", "source_password")):
+            raise Invalid("the feed password goes in source_password (stored sealed), not in the source settings")
+        return {**settings, "url": check_url(str(settings["url"]), "archiver feed URL", egress,
+                                             secret_field="the user name and password (username, source_password)")}
+
+    def build(self, spec: SourceSpec) -> ArchiverFeedSource:
+        return ArchiverFeedSource(str(spec.settings["url"]), str(spec.settings["username"]), spec.password,
+                                  egress=spec.egress)
+
+
+KIND = ArchiverFeedKind()

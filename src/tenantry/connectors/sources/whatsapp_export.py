@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
-from zoneinfo import ZoneInfo
+from typing import IO, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tenantry.connectors.items import (
     Attachment,
@@ -31,7 +31,10 @@ from tenantry.connectors.items import (
     SourceItem,
 )
 from tenantry.connectors.mapping import name_key, unresolved_person_key
+from tenantry.connectors.sources import ExportUpload, PersonKeys, SourceSpec
 from tenantry.connectors.sources.chat_slots import SAMPLE, ChatHistory, RunMemory, Sampled, choose_slot
+from tenantry.core.egress import EgressPolicy
+from tenantry.core.errors import Invalid
 from tenantry.directory.phones import phone_key
 from tenantry.protocols.mime import message_id_for
 from tenantry.protocols.whatsapp import (
@@ -66,24 +69,9 @@ _NOT_REPEATED = (IssueReason.MESSAGE_TOO_LONG,)
 _OCCURRENCE_WINDOW = timedelta(hours=3)
 _MEDIA = (MessageKind.ATTACHMENT, MessageKind.MEDIA_OMITTED)
 
-# Who a participant is, for a message's identity: ``user:<id>`` where the connector's mapping finds a directory
-# user, else ``tel:+<E.164>``, ``mail:…`` or ``name:<casefolded name>`` (``UserMapper.person_keys``).
-PersonKeys = Callable[[Sequence[Participant]], dict[Participant, str]]
-
-
 def unresolved_keys(people: Sequence[Participant]) -> dict[Participant, str]:
     """Who participants are with no mapping at all: their number, else their name as written."""
     return {p: unresolved_person_key(p) for p in people}
-
-
-@dataclass(frozen=True)
-class ExportUpload:
-    """One export file as handed to the connector: its bytes, or (as the service keeps them) a file's path."""
-
-    data: bytes | Path
-    filename: str
-    owner_key: str              # the owner's user id: part of the chat identity, and a copy always goes there
-    chat_name: str | None = None
 
 
 def participant_for(author: str) -> Participant:
@@ -232,6 +220,9 @@ class WhatsAppExportSource:
     def test(self) -> None:
         return None  # files need no credentials
 
+    def close(self) -> None:
+        return None  # each file is closed when it has been read
+
     def items(self, since: datetime | None, until: datetime) -> Iterator[SourceItem | SourceIssue]:
         # Export files are imported whole: the window applies to feeds, not to a file someone handed in.
         for upload in self.uploads:
@@ -370,3 +361,32 @@ class WhatsAppExportSource:
             call=call, edited=m.edited, location=location, owner_user_ids=(upload.owner_key,), aliases=aliases,
             completes=completes,
         )
+
+
+class WhatsAppExportKind:
+    """The ``whatsapp-export`` kind: files handed in, read whole, in the connector's time zone."""
+
+    name = SOURCE
+    takes_files = True
+    windowed = False    # a file is imported whole, whatever its messages' times
+
+    def check(self, settings: dict[str, Any], password: str | None, egress: EgressPolicy) -> dict[str, Any]:
+        try:
+            ZoneInfo(str(settings.get("timezone", "UTC")))
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise Invalid(f"unknown time zone {settings.get('timezone')!r}") from exc
+        return settings
+
+    def build(self, spec: SourceSpec) -> WhatsAppExportSource:
+        # The connector's item rule (seed 000: 10 MB) also bounds what the reader takes in: a larger media
+        # file is not read (its size comes from the zip header), a longer text is not kept.
+        limits = replace(spec.export_limits, max_media_bytes=spec.max_item_bytes,
+                         max_text_chars=spec.max_item_bytes)
+        # The run's mapping says who each author is: a message's identity names people, not how one phone
+        # wrote them (issue #10, item 5). What the target holds of a chat tells same-named groups apart
+        # (chat_slots.py); a target that cannot be asked (IMAP) leaves it to a group's subject alone.
+        return WhatsAppExportSource(list(spec.uploads), str(spec.settings.get("timezone", "UTC")), limits,
+                                    spec.person_keys, spec.history)
+
+
+KIND = WhatsAppExportKind()

@@ -1,9 +1,10 @@
-"""Where converted items go: Tenantry's own archive (default) or an existing IMAP server.
+"""The IMAP target: APPEND into each user's folder on an existing IMAP server (Dovecot's master user, or a
+password per user).
 
-Both are idempotent per Message-ID (and a delivery's aliases, the other Message-IDs of the same message), so a run
-repeated after a crash adds nothing twice. IMAP connections go
-through the operator's egress policy (core/egress.py) to an address it checked; every failure to connect or to
-get an IMAP greeting is one message (no port scanning through run reports), with the cause in the server log.
+Idempotent per Message-ID and a delivery's aliases: a message the folder holds under any of them is not appended
+again. Connections go through the operator's egress policy (core/egress.py) to an address it checked; every
+failure to connect or to get an IMAP greeting is one message (no port scanning through run reports), with the
+cause in the server log.
 """
 
 from __future__ import annotations
@@ -15,34 +16,16 @@ import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from tenantry.archive.service import ArchiveService, Delivery
+from tenantry.archive.service import Delivery
+from tenantry.connectors.sources.chat_slots import ChatHistory
+from tenantry.connectors.targets import TargetError, TargetSpec
 from tenantry.core.egress import UNREACHABLE, EgressPolicy, EgressRefused, check_hostname
 from tenantry.core.errors import Invalid
 
 log = logging.getLogger(__name__)
 IMAP_TIMEOUT = 30.0   # seconds: a port that accepts and never greets must not hold a run forever
-
-
-class TargetError(Exception):
-    """The target refused or failed: the run fails (and is retried); nothing is counted as imported."""
-
-
-class Target(Protocol):
-    def deliver(self, tenant: str, deliveries: Sequence[Delivery]) -> list[bool]: ...
-    def close(self) -> None: ...
-
-
-class StoreTarget:
-    def __init__(self, archive: ArchiveService) -> None:
-        self.archive = archive
-
-    def deliver(self, tenant: str, deliveries: Sequence[Delivery]) -> list[bool]:
-        return self.archive.deliver(tenant, deliveries)
-
-    def close(self) -> None:
-        return None
 
 
 @dataclass(frozen=True)
@@ -174,6 +157,9 @@ class ImapTarget:
             results.append(True)
         return results
 
+    def history(self, tenant: str) -> ChatHistory | None:
+        return None   # a mailbox server is not asked about chats: a group's subject alone decides (chat_slots.py)
+
     def close(self) -> None:
         for conn in self._connections.values():
             with contextlib.suppress(OSError, imaplib.IMAP4.error):
@@ -206,3 +192,19 @@ def imap_settings(config: dict[str, Any], secret: dict[str, Any] | None) -> Imap
         passwords=secret.get("passwords"), login_with=str(config.get("login_with", "address")),
     )
 
+
+
+class ImapKind:
+    """The ``imap`` kind: a host the egress policy allows; the passwords in the target secret, sealed."""
+
+    name = "imap"
+
+    def check(self, settings: dict[str, Any], egress: EgressPolicy) -> dict[str, Any]:
+        check_imap_config(settings, egress)
+        return settings
+
+    def build(self, spec: TargetSpec) -> ImapTarget:
+        return ImapTarget(imap_settings(spec.settings, spec.secret), spec.egress)
+
+
+KIND = ImapKind()
