@@ -226,13 +226,13 @@ class ComplianceService:
     def _facts(self, session: Session, tenant: str, item_ids: list[int],
                progress: Callable[[int, int | None], None] | None = None) -> list[_ItemFacts]:
         out: list[_ItemFacts] = []
-        for start in range(0, len(item_ids), 900):
+        for n, chunk in enumerate(chunks(item_ids, 900)):
             if progress is not None:
-                progress(start, len(item_ids))
+                progress(n * 900, len(item_ids))
             rows = session.execute(
                 select(Item.id, Mailbox.user_id, Folder.name, Item.kind, Item.sent_at, Item.original_folder_id)
                 .join(Mailbox, Mailbox.id == Item.mailbox_id).join(Folder, Folder.id == Item.folder_id)
-                .where(Item.tenant_id == tenant, Item.id.in_(item_ids[start : start + 900])))
+                .where(Item.tenant_id == tenant, Item.id.in_(chunk)))
             originals: dict[int, str] = {}
             fetched = list(rows)
             wanted = {r[5] for r in fetched if r[5]}
@@ -390,8 +390,8 @@ class ComplianceService:
     def _purge(session: Session, tenant: str, ids: list[int], actor: str, reason: str, changes: _Changes) -> None:
         """Delete for good (the bytes stay while another item points to them)."""
         changes.purged.extend(ids)
-        for start in range(0, len(ids), 900):
-            session.execute(delete(Item).where(Item.id.in_(ids[start : start + 900])))
+        for chunk in chunks(ids, 900):
+            session.execute(delete(Item).where(Item.id.in_(chunk)))
         ledger.append(session, tenant, [(actor, "purge", "", {"items": sorted(ids), "reason": reason})])
 
 

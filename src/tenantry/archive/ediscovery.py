@@ -221,11 +221,11 @@ class EDiscoveryService:
     def review_items(self, tenant: str, item_ids: Sequence[int]) -> list[ReviewItem]:
         out: list[ReviewItem] = []
         with self.db.session() as session:
-            for start in range(0, len(item_ids), 900):
+            for chunk in chunks(item_ids, 900):
                 rows = session.execute(
                     select(Item, Mailbox.user_id, Mailbox.address, Folder.name)
                     .join(Mailbox, Mailbox.id == Item.mailbox_id).join(Folder, Folder.id == Item.folder_id)
-                    .where(Item.tenant_id == tenant, Item.id.in_(item_ids[start : start + 900])))
+                    .where(Item.tenant_id == tenant, Item.id.in_(chunk)))
                 for item, user_id, address, folder in rows:
                     out.append(ReviewItem(item.id, user_id, address, folder, item.kind, as_utc(item.sent_at),
                                           item.sender, item.subject, item.sha256, item.size,

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from tenantry.archive.models import Blob, Folder, Item, Mailbox
 from tenantry.archive.search import IndexDocument, SearchIndex, SearchIndexUnavailable, participant_text
+from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc
 from tenantry.core.db import Database
 
@@ -212,18 +213,18 @@ class Indexer:
         """Index these items again from their stored bytes (after a move to Purges, or to repair)."""
         docs: list[IndexDocument] = []
         with self.db.session() as session:
-            for start in range(0, len(item_ids), 500):
+            for chunk in chunks(item_ids):
                 rows = session.execute(
                     select(Item.id, Mailbox.user_id, Folder.name, Item.kind, Item.source, Item.sent_at, Item.size,
                            Blob.data)
                     .join(Mailbox, Mailbox.id == Item.mailbox_id).join(Folder, Folder.id == Item.folder_id)
                     .join(Blob, Blob.sha256 == Item.sha256)
-                    .where(Item.tenant_id == tenant, Item.id.in_(item_ids[start : start + 500])))
+                    .where(Item.tenant_id == tenant, Item.id.in_(chunk)))
                 for item_id, user_id, folder, kind, source, sent_at, size, data in rows:
                     docs.append(document(item_id, tenant, user_id, folder, kind, source, sent_at, size,
                                          fields_from_raw(data)))
-        for start in range(0, len(docs), 2000):
-            self.add(docs[start : start + 2000])
+        for batch in chunks(docs, 2000):
+            self.add(batch)
         self.flush()
         return len(docs)
 

@@ -69,6 +69,7 @@ from tenantry.archive.search import (
     UnsupportedQuery,
     prepare,
 )
+from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc
 from tenantry.protocols.query.ast import (
     KEYWORD_FIELDS,
@@ -305,9 +306,9 @@ class TantivySearchIndex:
         wanted = None if users is None else sorted(set(self._users(users)))
         counts: dict[str, int] = {}
         # With the mailboxes named, ask about them a bucket-limit's worth at a time; without, one request.
-        chunks = [None] if wanted is None else [wanted[i:i + MAX_BUCKETS] for i in range(0, len(wanted), MAX_BUCKETS)]
+        buckets: list[list[str] | None] = [None] if wanted is None else list(chunks(wanted, MAX_BUCKETS))
         searcher = self._index.searcher()
-        for chunk in chunks:
+        for chunk in buckets:
             size = MAX_BUCKETS if chunk is None else max(len(chunk), 1)
             result = self._run(searcher.aggregate, self._scoped(tenant, node, chunk),
                                {"by_user": {"terms": {"field": "user_id", "size": size}}})["by_user"]

@@ -358,8 +358,7 @@ class DirectoryService:
         if not keys:
             return found
         with self.db.session() as session:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
+            for chunk in chunks(keys):
                 by_value = select(UserValue.value_key, User).join(User, User.id == UserValue.user_id).where(
                     UserValue.tenant_id == tenant_id, UserValue.attr == "emails.value", UserValue.value_key.in_(chunk))
                 by_name = select(User.user_name_key, User).where(
@@ -374,10 +373,10 @@ class DirectoryService:
         keys = list(set(phone_keys))
         found: dict[str, list[DirectoryUser]] = {}
         with self.db.session() as session:
-            for start in range(0, len(keys), 500):
+            for chunk in chunks(keys):
                 stmt = (select(UserValue.e164, UserValue.type_key, User).join(User, User.id == UserValue.user_id)
                         .where(UserValue.tenant_id == tenant_id, UserValue.attr == "phonenumbers.value",
-                               UserValue.e164.in_(keys[start : start + 500])))
+                               UserValue.e164.in_(chunk)))
                 rows = sorted(session.execute(stmt), key=lambda r: r[1] != "mobile")
                 for e164, _type, user in rows:
                     _add_unique(found.setdefault(e164 or "", []), _directory_user(user))
