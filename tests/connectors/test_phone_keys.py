@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from tenantry.archive.service import WHATSAPP_FOLDER
 from tenantry.core.errors import Invalid
-from tenantry.directory.phones import digit_key, matched_by_digits, phone_key
+from tenantry.protocols.phones import digit_key, matched_by_digits, phone_key
 from tests.conftest import migrate_to, user_payload
 from tests.connectors.conftest import NOW, FeedServer, People, feed_item
 from tests.connectors.test_feed_connector import make_connector

@@ -5,7 +5,7 @@
 2. The item's own e-mail address property of the participant.
 3. Beyond the seed: the mobile numbers SCIM provisioned into the directory (if the connector allows it).
 
-Numbers are compared by their key (``directory.phones.phone_key``): E.164 where phonenumbers calls the number
+Numbers are compared by their key (``protocols.phones.phone_key``): E.164 where phonenumbers calls the number
 possible, else its digits. A number the directory accepted is never refused here, and a match made by digits
 only is reported as such: in the CSV upload's notes and in the run report (issue #10, item 3).
 
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 from tenantry.connectors.items import Participant
 from tenantry.core.errors import Invalid
-from tenantry.directory.phones import matched_by_digits, phone_key
 from tenantry.directory.service import DirectoryService, DirectoryUser
+from tenantry.protocols.phones import matched_by_digits, phone_key
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _PHONE_HEADERS = {"mobile", "mobile number", "phone", "phone number", "number", "msisdn", "mobilephone"}

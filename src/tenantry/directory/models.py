@@ -91,7 +91,7 @@ class UserValue(Base):
     type_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     entry: Mapped[int | None] = mapped_column(Integer, nullable=True)
     value_key: Mapped[str] = mapped_column(String(1024))
-    # phoneNumbers.value's look-up key: E.164, else its digits (directory.phones.phone_key; the value as sent
+    # phoneNumbers.value's look-up key: E.164, else its digits (protocols.phones.phone_key; the value as sent
     # stays in the resource).
     e164: Mapped[str | None] = mapped_column(String(32), nullable=True)
 

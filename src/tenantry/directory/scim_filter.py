@@ -29,7 +29,7 @@ from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, true
 
 from tenantry.core.clock import as_utc
 from tenantry.directory.models import Group, GroupMember, User, UserValue
-from tenantry.directory.phones import phone_key
+from tenantry.protocols.phones import phone_key
 
 CORE_PREFIXES = ("urn:ietf:params:scim:schemas:core:2.0:user:", "urn:ietf:params:scim:schemas:core:2.0:group:")
 

@@ -23,8 +23,8 @@ from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import FOR_WRITE
 from tenantry.directory.models import Group, GroupMember, User, UserValue
-from tenantry.directory.phones import phone_key
 from tenantry.directory.scim_filter import fold
+from tenantry.protocols.phones import phone_key
 from tenantry.protocols.scim.conditions import etag
 from tenantry.protocols.scim.limits import GROUP_COLUMNS, USER_COLUMNS, check_resource
 from tenantry.protocols.scim.patch import MemberChange, MemberRef, member_refs, split_member_operations

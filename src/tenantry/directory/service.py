@@ -368,7 +368,7 @@ class DirectoryService:
         return found
 
     def find_users_by_mobile(self, tenant_id: str, phone_keys: list[str]) -> dict[str, list[DirectoryUser]]:
-        """Users with a phone number whose key (``directory.phones.phone_key``: E.164, else its digits) is one of
+        """Users with a phone number whose key (``protocols.phones.phone_key``: E.164, else its digits) is one of
         ``phone_keys``; mobile numbers first."""
         keys = list(set(phone_keys))
         found: dict[str, list[DirectoryUser]] = {}

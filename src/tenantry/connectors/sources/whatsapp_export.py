@@ -35,8 +35,8 @@ from tenantry.connectors.sources import ExportUpload, PersonKeys, SourceSpec
 from tenantry.connectors.sources.chat_slots import SAMPLE, ChatHistory, RunMemory, Sampled, choose_slot
 from tenantry.core.egress import EgressPolicy
 from tenantry.core.errors import Invalid
-from tenantry.directory.phones import phone_key
 from tenantry.protocols.mime import message_id_for
+from tenantry.protocols.phones import phone_key
 from tenantry.protocols.whatsapp import (
     ExportIssue,
     ExportLimits,

@@ -6,7 +6,7 @@ Create Date: 2026-11-30
 
 ``user_values.e164`` held the E.164 form of a phone number, or nothing where phonenumbers called the number
 impossible ("+1 123 456 789"), so such a user could never be mapped by mobile. The column now holds the
-number's look-up key (``directory.phones.phone_key``): E.164, else its digits with a leading "+" kept. This
+number's look-up key (``protocols.phones.phone_key``): E.164, else its digits with a leading "+" kept. This
 fills in the digit key where the column is empty; the rule is copied here, as it was when this was written.
 The stored value (``value_key``) is the number as sent, case-folded: folding changes no digit.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tenantry.directory.phones import to_e164
+from tenantry.protocols.phones import to_e164
 
 
 @pytest.mark.parametrize(("raw", "region", "expected"), [
