@@ -21,14 +21,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tenantry.archive import ledger
 from tenantry.archive.models import Case, Folder, Hold, Item, Mailbox, RetentionPolicy
 from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc, utcnow
-from tenantry.core.db import FOR_WRITE, Database
+from tenantry.core.db import FOR_WRITE, Database, add_named
 from tenantry.core.errors import Conflict, Invalid, NotFound
 from tenantry.protocols.query.ast import Node
 
@@ -189,14 +188,7 @@ class ComplianceService:
                                  folders=json.dumps(list(folders)), kinds=json.dumps(list(kinds)), enabled=True,
                                  created_at=utcnow())
         with self.db.session() as session:
-            if session.scalar(select(RetentionPolicy.id).where(RetentionPolicy.tenant_id == tenant,
-                                                              RetentionPolicy.name == name)):
-                raise Conflict(f"a retention policy named {name!r} exists")
-            session.add(policy)
-            try:
-                session.flush()
-            except IntegrityError as exc:  # the unique constraint decides a race the check above lost
-                raise Conflict(f"a retention policy named {name!r} exists") from exc
+            add_named(session, policy, RetentionPolicy.name, RetentionPolicy.tenant_id, "retention policy")
             ledger.append(session, tenant, [(actor, "retention.create", policy.id, _policy_dict(policy))])
             return _policy_dict(policy)
 

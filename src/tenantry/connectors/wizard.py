@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import IntegrityError
 
 from tenantry.connectors.mapping import MappingUpload, mapping_notes, parse_mapping_csv
 from tenantry.connectors.models import Connector, ExportFile, MappingEntry, Run
@@ -23,9 +22,9 @@ from tenantry.connectors.registry import Environment, Kinds
 from tenantry.connectors.schedule import check_run_at, next_daily
 from tenantry.connectors.sources import SourceUnavailable
 from tenantry.core.clock import utcnow
-from tenantry.core.db import Database
+from tenantry.core.db import Database, add_named
 from tenantry.core.egress import redact_url
-from tenantry.core.errors import Conflict, Invalid, NotFound, TenantryError
+from tenantry.core.errors import Invalid, NotFound, TenantryError
 from tenantry.directory.service import DirectoryService
 
 IMPORT_ROLE = "Mailbox Import Export"
@@ -88,13 +87,7 @@ class ConnectorWizard:
         if test_source:
             self._test_source(connector)
         with self.db.session() as session:
-            if session.scalar(select(Connector.id).where(Connector.tenant_id == tenant, Connector.name == name)):
-                raise Conflict(f"a connector named {name!r} exists")
-            session.add(connector)
-            try:
-                session.flush()
-            except IntegrityError as exc:  # the unique constraint decides a race the check above lost
-                raise Conflict(f"a connector named {name!r} exists") from exc
+            add_named(session, connector, Connector.name, Connector.tenant_id, "connector")
         return self.describe(tenant, connector.id)
 
     def _test_source(self, connector: Connector) -> None:

@@ -15,8 +15,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, MetaData, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy import Engine, MetaData, create_engine, event, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
+
+from tenantry.core.errors import Conflict
 
 # Named constraints keep migrations portable between SQLite and PostgreSQL (STYLE habit 10).
 NAMING = {
@@ -166,3 +169,17 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def add_named(session: Session, row: Any, name: InstrumentedAttribute[Any], tenant: InstrumentedAttribute[Any],
+              what: str) -> None:
+    """Add ``row``, whose name is unique in its tenant: ``Conflict`` ("a <what> named … exists") when the name is
+    taken — found by the look-up, or by the unique constraint when a concurrent add won the race."""
+    taken = Conflict(f"a {what} named {getattr(row, name.key)!r} exists")
+    if session.scalar(select(name).where(tenant == getattr(row, tenant.key), name == getattr(row, name.key))):
+        raise taken
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # the unique constraint decides a race the look-up lost
+        raise taken from exc

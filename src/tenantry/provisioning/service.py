@@ -13,11 +13,10 @@ from typing import Any
 
 import httpx
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tenantry.core.clock import as_utc, utcnow
-from tenantry.core.db import FOR_WRITE, Database
+from tenantry.core.db import FOR_WRITE, Database, add_named
 from tenantry.core.egress import EgressPolicy, EgressRefused, check_url, origin, redact_url
 from tenantry.core.errors import Conflict, Forbidden, Invalid, NotFound
 from tenantry.core.schedule import claim_due
@@ -126,14 +125,7 @@ class ProvisioningService:
                               created_at=utcnow(), config=AppConfig().model_dump_json(), config_version=1,
                               health="healthy", quarantine_level=0)
         with self.db.session() as session:
-            if session.scalar(select(ProvisioningApp.id).where(ProvisioningApp.tenant_id == tenant,
-                                                               ProvisioningApp.name == name)):
-                raise Conflict(f"a provisioning app named {name!r} exists")
-            session.add(app)
-            try:
-                session.flush()
-            except IntegrityError as exc:  # the unique constraint decides a race the check above lost
-                raise Conflict(f"a provisioning app named {name!r} exists") from exc
+            add_named(session, app, ProvisioningApp.name, ProvisioningApp.tenant_id, "provisioning app")
             return _app_dict(app)
 
     @staticmethod
