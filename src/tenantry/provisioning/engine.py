@@ -25,7 +25,16 @@ from tenantry.core.db import Database
 from tenantry.directory.reads import DirectoryReads, ObjectType
 from tenantry.provisioning.client import ScimTarget
 from tenantry.provisioning.config import AppConfig
-from tenantry.provisioning.planner import GroupSnapshot, MemberSnapshot, Planner, Scope, UserSnapshot, Work
+from tenantry.provisioning.planner import (
+    GroupSnapshot,
+    MemberSnapshot,
+    Planner,
+    Result,
+    Scope,
+    UserSnapshot,
+    Work,
+    WorkKind,
+)
 from tenantry.provisioning.recorder import FLUSH_SECONDS, Progress, Recorder
 from tenantry.provisioning.sender import Outcome, Sender
 
@@ -121,7 +130,7 @@ class Cycle:
 
     def _send(self, w: Work) -> Outcome:
         if self.recorder.stop.is_set():
-            return Outcome(w, w.kind, "skipped", f"not attempted: {self.recorder.stop_reason}", not_attempted=True)
+            return Outcome(w, w.kind, Result.SKIPPED, f"not attempted: {self.recorder.stop_reason}", not_attempted=True)
         return self.sender.send(w)
 
     def execute(self, work: Sequence[Work]) -> None:
@@ -177,15 +186,15 @@ class Cycle:
             recorder.flush()
             return self.report("threshold_exceeded", reason)
         # Memberships are settled before users are deleted, so the app's groups never point at a deleted user.
-        self.execute([w for w in users if w.kind != "delete"])
+        self.execute([w for w in users if w.kind != WorkKind.DELETE])
         if not stop.is_set() and groups:
             self.execute(groups)
         if not stop.is_set() and groups_too:
-            members = self.plan_members({w.source_id for w in users if w.kind == "delete"})
+            members = self.plan_members({w.source_id for w in users if w.kind == WorkKind.DELETE})
             recorder.total += len(members)
             self.execute(members)
         if not stop.is_set():
-            self.execute([w for w in users if w.kind == "delete"])
+            self.execute([w for w in users if w.kind == WorkKind.DELETE])
         if not stop.is_set() and group_deletes:
             self.execute(group_deletes)
         if stop.is_set():

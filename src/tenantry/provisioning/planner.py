@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from tenantry.core.batches import chunks
@@ -51,9 +52,29 @@ class State:
     roles: str | None = None              # the user's app roles these values were computed from (fingerprint)
 
 
+class WorkKind(StrEnum):
+    """What a cycle does with one object (stored as text in logs: a StrEnum is its value)."""
+
+    UPSERT = "upsert"       # create, or PATCH what changed
+    DISABLE = "disable"     # left scope: active=false in the app
+    DELETE = "delete"       # left scope long enough, or deleted here
+    EXCLUDE = "exclude"     # assigned but not entitled (Default Access), or out of every scoping filter
+    FORGET = "forget"       # never in the app: the state row goes
+    SKIP = "skip"           # nothing to send this cycle
+    FAIL = "fail"           # could not be prepared (a mapping failed)
+    MEMBERS = "members"     # a group's membership changes
+    STOPPED = "stopped"     # the cycle's own entry when quarantine stops it
+
+
+class Result(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    SKIPPED = "skipped"
+
+
 @dataclass
 class Work:
-    kind: str                       # upsert | disable | delete | exclude | forget | skip | fail | members
+    kind: WorkKind
     object_type: str                # User | Group (App: the cycle's own "stopped" entry)
     source_id: str
     display: str | None = None
@@ -198,8 +219,8 @@ class Planner:
         # Deleting at once (no waiting period) replaces disabling, when deleting is on.
         if self.config.delete_after_days == 0 and self.config.actions.delete:
             for w in work:
-                if w.kind == "disable":
-                    w.kind = "delete"
+                if w.kind == WorkKind.DISABLE:
+                    w.kind = WorkKind.DELETE
         return work
 
     def _users_not_entitled(self, state: Mapping[str, State]) -> list[Work]:
@@ -211,7 +232,7 @@ class Planner:
                 continue
             old = state.get(uid)
             if old is None or (old.target_id is None and (self.full or old.status != "skipped" or self.only_user)):
-                work.append(Work("skip", "User", uid, state=old, reason=why,
+                work.append(Work(WorkKind.SKIP, "User", uid, state=old, reason=why,
                                  steps=[step(*READ), step("scope", "skipped", why)]))
         return work
 
@@ -219,12 +240,12 @@ class Planner:
         steps = [step(*READ), step("scope", "skipped", "out of scope: no scoping filter holds")]
         display = doc.get("userName")
         if old and old.target_id and old.status == "active":
-            return Work("disable", "User", stored.id, display, state=old, steps=steps,
+            return Work(WorkKind.DISABLE, "User", stored.id, display, state=old, steps=steps,
                         reason="left scope: no scoping filter holds any more", version=stored.version)
         if old and old.target_id:
             return None   # disabled already; deleted when its time comes (_users_due)
         if not old or old.status != "excluded" or old.error:
-            return Work("exclude", "User", stored.id, display, state=old, steps=steps,
+            return Work(WorkKind.EXCLUDE, "User", stored.id, display, state=old, steps=steps,
                         reason="out of scope: no scoping filter holds", version=stored.version)
         return None
 
@@ -242,8 +263,9 @@ class Planner:
         try:
             create, upd = map_both(self.user_maps, doc)
         except Invalid as exc:
-            return Work("fail", "User", stored.id, display, state=old, reason=f"mapping failed: {exc}", steps=steps)
-        return Work("upsert", "User", stored.id, display, create, upd, old, steps=steps, version=stored.version,
+            return Work(WorkKind.FAIL, "User", stored.id, display, state=old, reason=f"mapping failed: {exc}",
+                        steps=steps)
+        return Work(WorkKind.UPSERT, "User", stored.id, display, create, upd, old, steps=steps, version=stored.version,
                     roles=fingerprint(grants))
 
     def _users_left(self, state: Mapping[str, State], present: frozenset[str]) -> list[Work]:
@@ -253,15 +275,15 @@ class Planner:
             if uid in self.scope.skipped:
                 why = self.scope.skipped[uid]
                 if old.target_id and old.status == "active":
-                    work.append(Work("disable", "User", uid, display_of(old), state=old, reason=f"left scope: {why}",
-                                     steps=[step("scope", "skipped", why)]))
+                    work.append(Work(WorkKind.DISABLE, "User", uid, display_of(old), state=old,
+                                     reason=f"left scope: {why}", steps=[step("scope", "skipped", why)]))
                 continue   # not held by the app: _users_not_entitled logged it
             why = "no longer assigned to the app" if uid in present else "deleted from the directory"
             if old.status in ("excluded", "skipped") or not old.target_id:
-                work.append(Work("forget", "User", uid, state=old, reason=why))
+                work.append(Work(WorkKind.FORGET, "User", uid, state=old, reason=why))
             elif old.status == "active":
-                work.append(Work("disable", "User", uid, display_of(old), state=old, reason=f"left scope: {why}",
-                                 steps=[step("scope", "skipped", why)]))
+                work.append(Work(WorkKind.DISABLE, "User", uid, display_of(old), state=old,
+                                 reason=f"left scope: {why}", steps=[step("scope", "skipped", why)]))
         return work
 
     def _users_due(self, state: Mapping[str, State], planned: set[str], filtered_out: set[str]) -> list[Work]:
@@ -274,7 +296,7 @@ class Planner:
             due = (old.status == "disabled" and old.target_id is not None and old.disabled_at is not None
                    and old.disabled_at + timedelta(days=after) <= self.started)
             if due and uid not in planned and (uid not in self.scope.user_ids or uid in filtered_out):
-                work.append(Work("delete", "User", uid, display_of(old), state=old,
+                work.append(Work(WorkKind.DELETE, "User", uid, display_of(old), state=old,
                                  reason=f"disabled for {after:g} days and still out of scope",
                                  steps=[step("scope", "skipped", "out of scope")]))
         return work
@@ -306,16 +328,16 @@ class Planner:
             not_entitled.add(stored.id)
             planned = self._group_not_entitled(stored, state.get(stored.id))
             if planned is not None:
-                (deletes if planned.kind == "delete" else upserts).append(planned)
+                (deletes if planned.kind == WorkKind.DELETE else upserts).append(planned)
         for stored in snapshot.resources:
             planned = self._group(stored, state.get(stored.id))
             if planned is not None:
-                (deletes if planned.kind == "delete" else upserts).append(planned)
+                (deletes if planned.kind == WorkKind.DELETE else upserts).append(planned)
         gone = {gid: old for gid, old in state.items() if gid not in snapshot.candidates and gid not in not_entitled}
-        deletes += [Work("delete", "Group", gid, display_of(old), state=old, reason="left scope",
+        deletes += [Work(WorkKind.DELETE, "Group", gid, display_of(old), state=old, reason="left scope",
                          steps=[step("scope", "skipped", "no longer in scope")])
                     for gid, old in gone.items() if old.target_id]
-        deletes += [Work("forget", "Group", gid, state=old, reason="left scope")
+        deletes += [Work(WorkKind.FORGET, "Group", gid, state=old, reason="left scope")
                     for gid, old in gone.items() if not old.target_id]
         return upserts, deletes
 
@@ -327,9 +349,10 @@ class Planner:
         display = stored.resource.get("displayName")
         steps = [step(*READ), step("scope", "skipped", why)]
         if old and old.target_id:
-            return Work("delete", "Group", stored.id, display, state=old, steps=steps, reason=f"left scope: {why}")
+            return Work(WorkKind.DELETE, "Group", stored.id, display, state=old, steps=steps,
+                        reason=f"left scope: {why}")
         if old is None or self.full or old.status != "skipped" or old.error:
-            return Work("skip", "Group", stored.id, display, state=old, reason=why, steps=steps)
+            return Work(WorkKind.SKIP, "Group", stored.id, display, state=old, reason=why, steps=steps)
         return None
 
     def _group(self, stored: StoredResource, old: State | None) -> Work | None:
@@ -339,18 +362,19 @@ class Planner:
             # logged once and remembered.
             steps = [step(*READ), step("scope", "skipped", "out of scope: no group scoping filter holds")]
             if old and old.target_id:
-                return Work("delete", "Group", stored.id, display, state=old, steps=steps,
+                return Work(WorkKind.DELETE, "Group", stored.id, display, state=old, steps=steps,
                             reason="left scope: no group scoping filter holds any more", version=stored.version)
             if not old or old.status != "excluded" or old.error:
-                return Work("exclude", "Group", stored.id, display, state=old, steps=steps,
+                return Work(WorkKind.EXCLUDE, "Group", stored.id, display, state=old, steps=steps,
                             reason="out of scope: no group scoping filter holds", version=stored.version)
             return None
         steps = [step(*READ), step("scope", "success", "in scope")]
         try:
             create, upd = map_both(self.group_maps, doc)
         except Invalid as exc:
-            return Work("fail", "Group", stored.id, display, state=old, reason=f"mapping failed: {exc}", steps=steps)
-        return Work("upsert", "Group", stored.id, display, create, upd, old, steps=steps, version=stored.version)
+            return Work(WorkKind.FAIL, "Group", stored.id, display, state=old, reason=f"mapping failed: {exc}",
+                        steps=steps)
+        return Work(WorkKind.UPSERT, "Group", stored.id, display, create, upd, old, steps=steps, version=stored.version)
 
     # -- memberships -----------------------------------------------------------------------------------
 
@@ -373,7 +397,7 @@ class Planner:
             add = sorted(want - have)
             remove = sorted(have - want)
             if add or remove:
-                work.append(Work("members", "Group", gid, state=snapshot.groups[gid],
+                work.append(Work(WorkKind.MEMBERS, "Group", gid, state=snapshot.groups[gid],
                                  add=[(u, users[u].target_id or "") for u in add],
                                  remove=[(u, held_ids.get(u)) for u in remove]))
         kept = set(provisioned)
@@ -384,8 +408,8 @@ class Planner:
     def removals(self, work: Iterable[Work]) -> int:
         """The disables and deletes the accidental-deletion threshold counts: those whose action is on."""
         actions = self.config.actions
-        return sum(1 for w in work if (w.kind == "disable" and actions.disable)
-                   or (w.kind == "delete" and actions.delete))
+        return sum(1 for w in work if (w.kind == WorkKind.DISABLE and actions.disable)
+                   or (w.kind == WorkKind.DELETE and actions.delete))
 
     def over_threshold(self, removals: int) -> bool:
         threshold = self.config.deletion_threshold

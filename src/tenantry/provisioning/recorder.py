@@ -30,7 +30,7 @@ from tenantry.provisioning.models import (
     ProvisioningCycle,
     ProvisioningLog,
 )
-from tenantry.provisioning.planner import State, Work, step
+from tenantry.provisioning.planner import Result, State, Work, WorkKind, step
 from tenantry.provisioning.sender import Outcome
 
 FLUSH_EVERY = 500
@@ -117,11 +117,11 @@ class Recorder:
             self.not_attempted += 1
             self.done += 1
             return
-        key = f"{w.object_type.lower()}s_{'failed' if outcome.result == 'failure' else _past(outcome)}"
+        key = f"{w.object_type.lower()}s_{'failed' if outcome.result == Result.FAILURE else _past(outcome)}"
         self.stats[key] += 1
         if outcome.attempted:
-            self._recent.append(outcome.result == "failure")
-        if w.kind == "members":
+            self._recent.append(outcome.result == Result.FAILURE)
+        if w.kind == WorkKind.MEMBERS:
             self.stats["members_added"] += len(outcome.added)
             self.stats["members_removed"] += len(outcome.removed)
         self.done += 1
@@ -143,8 +143,8 @@ class Recorder:
 
     def stopped(self) -> None:
         """One entry in the cycle's log saying it stopped, and how much it left for the next cycle."""
-        self._pending.append(Outcome(Work("stopped", "App", self.app_id, reason=self.stop_reason or ""),
-                                     "none", "skipped", f"the cycle stopped: {self.stop_reason}; "
+        self._pending.append(Outcome(Work(WorkKind.STOPPED, "App", self.app_id, reason=self.stop_reason or ""),
+                                     "none", Result.SKIPPED, f"the cycle stopped: {self.stop_reason}; "
                                      f"{self.not_attempted} object(s) not attempted, retried next cycle"))
 
     def flush(self) -> None:
@@ -175,11 +175,11 @@ class Recorder:
             elif o.forget:
                 out.forget.append((w.object_type, w.source_id))
                 out.void.append((w.object_type, w.source_id))
-            elif o.result == "failure" and w.kind != "members":
+            elif o.result == Result.FAILURE and w.kind != WorkKind.MEMBERS:
                 out.errors.append((o, o.reason))
             out.member_adds += [{"app_id": self.app_id, "group_id": w.source_id, "user_id": u} for u in o.added]
             out.member_removes += [(w.source_id, u) for u in o.removed]
-            if w.kind != "forget":
+            if w.kind != WorkKind.FORGET:
                 steps = list(w.steps)
                 if w.kind not in ("skip", "fail"):
                     steps.append(step("action", o.result, f"{o.action}: {o.reason}" if o.reason else o.action))
@@ -238,8 +238,8 @@ class Recorder:
 
 
 def _past(outcome: Outcome) -> str:
-    if outcome.result == "skipped":
-        return "unchanged" if outcome.action == "none" and outcome.work.kind == "upsert" else (
-            "excluded" if outcome.work.kind in ("exclude", "forget") else "skipped")
+    if outcome.result == Result.SKIPPED:
+        return "unchanged" if outcome.action == "none" and outcome.work.kind == WorkKind.UPSERT else (
+            "excluded" if outcome.work.kind in (WorkKind.EXCLUDE, WorkKind.FORGET) else "skipped")
     return {"create": "created", "update": "updated", "disable": "disabled", "delete": "deleted",
             "members": "members_changed", "none": "matched"}.get(outcome.action, outcome.action)

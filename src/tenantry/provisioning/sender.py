@@ -20,7 +20,7 @@ from tenantry.provisioning.client import ScimTarget, TargetError
 from tenantry.provisioning.config import AppConfig
 from tenantry.provisioning.mappings import ApplyWhen, AttributeMapping, matching_order
 from tenantry.provisioning.paths import build_resource, read_path
-from tenantry.provisioning.planner import Work, member_batches, step
+from tenantry.provisioning.planner import Result, Work, WorkKind, member_batches, step
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ RESOURCE = {"User": "Users", "Group": "Groups"}
 class Outcome:
     work: Work
     action: str
-    result: str                      # success | failure | skipped
+    result: Result
     reason: str = ""
     target_id: str | None = None
     state: dict[str, Any] | None = None   # the row to write
@@ -60,29 +60,29 @@ class Sender:
         try:
             return self._send(w)
         except TargetError as exc:
-            return Outcome(w, w.kind if w.kind != "upsert" else "create/update", "failure", exc.message,
+            return Outcome(w, w.kind if w.kind != WorkKind.UPSERT else "create/update", Result.FAILURE, exc.message,
                            w.state.target_id if w.state else None, attempted=True)
         except Exception as exc:  # noqa: BLE001 - one object's surprise must not sink the cycle; it is logged
             log.exception("provisioning %s %s failed", w.object_type, w.source_id)
-            return Outcome(w, w.kind if w.kind != "upsert" else "create/update", "failure",
+            return Outcome(w, w.kind if w.kind != WorkKind.UPSERT else "create/update", Result.FAILURE,
                            f"{type(exc).__name__}: {exc}", w.state.target_id if w.state else None, attempted=True)
 
     def _send(self, w: Work) -> Outcome:
-        if w.kind == "upsert":
+        if w.kind == WorkKind.UPSERT:
             return self._upsert(w)
-        if w.kind == "disable":
+        if w.kind == WorkKind.DISABLE:
             return self._disable(w)
-        if w.kind == "delete":
+        if w.kind == WorkKind.DELETE:
             return self._delete(w)
-        if w.kind == "members":
+        if w.kind == WorkKind.MEMBERS:
             return self._members(w)
-        if w.kind == "exclude":
-            return Outcome(w, "none", "skipped", w.reason, state=self.row(w, None, "excluded", {}))
-        if w.kind == "forget":
-            return Outcome(w, "none", "skipped", w.reason, forget=True)
-        if w.kind == "fail":    # could not even be prepared (a mapping failed): the row keeps its id
-            return Outcome(w, "none", "failure", w.reason, w.state.target_id if w.state else None)
-        return Outcome(w, "none", "skipped", w.reason, state=self.row(w, None, "skipped", {}))
+        if w.kind == WorkKind.EXCLUDE:
+            return Outcome(w, "none", Result.SKIPPED, w.reason, state=self.row(w, None, "excluded", {}))
+        if w.kind == WorkKind.FORGET:
+            return Outcome(w, "none", Result.SKIPPED, w.reason, forget=True)
+        if w.kind == WorkKind.FAIL:    # could not even be prepared (a mapping failed): the row keeps its id
+            return Outcome(w, "none", Result.FAILURE, w.reason, w.state.target_id if w.state else None)
+        return Outcome(w, "none", Result.SKIPPED, w.reason, state=self.row(w, None, "skipped", {}))
 
     def row(self, w: Work, target_id: str | None, status: str, sent: dict[str, Any],
             disabled_at: datetime | None = None) -> dict[str, Any]:
@@ -128,11 +128,11 @@ class Sender:
         if found is not None:
             return self._update_matched(w, str(found["id"]), found, paths, values)
         if not self.config.actions.create:
-            return Outcome(w, "create", "skipped", "create is switched off", attempted=True)
+            return Outcome(w, "create", Result.SKIPPED, "create is switched off", attempted=True)
         schema = USER_SCHEMA if w.object_type == "User" else GROUP_SCHEMA
         created = self.target.create(RESOURCE[w.object_type], build_resource(w.create or {}, schema))
         target_id = str(created["id"])
-        return Outcome(w, "create", "success", "created", target_id,
+        return Outcome(w, "create", Result.SUCCESS, "created", target_id,
                        self.row(w, target_id, "active", dict(w.create or {})), attempted=True)
 
     def _update_known(self, w: Work, paths: list[str], values: dict[str, Any]) -> Outcome | None:
@@ -145,9 +145,9 @@ class Sender:
         ops = patch_ops(before, values, paths)
         row = self.row(w, old.target_id, "active", _kept({**before, **values}, paths, values))
         if not ops:
-            return Outcome(w, "none", "skipped", "no mapped attribute changed", old.target_id, row)
+            return Outcome(w, "none", Result.SKIPPED, "no mapped attribute changed", old.target_id, row)
         if not self.config.actions.update:
-            return Outcome(w, "update", "skipped", "update is switched off", old.target_id,
+            return Outcome(w, "update", Result.SKIPPED, "update is switched off", old.target_id,
                            self.row(w, old.target_id, old.status, before))
         try:
             self.target.patch(RESOURCE[w.object_type], old.target_id, ops)
@@ -156,7 +156,7 @@ class Sender:
                 raise
             w.steps.append(step("match", "warning", f"id {old.target_id} is gone from the app: matching again"))
             return None
-        return Outcome(w, "update", "success", "changed: " + ", ".join(op["path"] for op in ops),
+        return Outcome(w, "update", Result.SUCCESS, "changed: " + ", ".join(op["path"] for op in ops),
                        old.target_id, row, attempted=True)
 
     def _update_matched(self, w: Work, target_id: str, found: dict[str, Any], paths: list[str],
@@ -165,12 +165,12 @@ class Sender:
         ops = patch_ops(before, values, paths)
         row = self.row(w, target_id, "active", _kept({**before, **(w.create or {}), **values}, paths, values))
         if not ops:
-            return Outcome(w, "none", "success", "matched; already up to date", target_id, row, attempted=True)
+            return Outcome(w, "none", Result.SUCCESS, "matched; already up to date", target_id, row, attempted=True)
         if not self.config.actions.update:
-            return Outcome(w, "update", "skipped", "matched, but update is switched off", target_id,
+            return Outcome(w, "update", Result.SKIPPED, "matched, but update is switched off", target_id,
                            self.row(w, target_id, "active", before), attempted=True)
         self.target.patch(RESOURCE[w.object_type], target_id, ops)
-        return Outcome(w, "update", "success", "matched; changed: " + ", ".join(op["path"] for op in ops),
+        return Outcome(w, "update", Result.SUCCESS, "matched; changed: " + ", ".join(op["path"] for op in ops),
                        target_id, row, attempted=True)
 
     # -- disable, delete, members ----------------------------------------------------------------------
@@ -179,32 +179,32 @@ class Sender:
         assert w.state is not None and w.state.target_id
         before = json.loads(w.state.sent or "{}")
         if not self.config.actions.disable:
-            return Outcome(w, "disable", "skipped", f"{w.reason}; disable is switched off", w.state.target_id)
+            return Outcome(w, "disable", Result.SKIPPED, f"{w.reason}; disable is switched off", w.state.target_id)
         try:
             self.target.patch(RESOURCE[w.object_type], w.state.target_id,
                               [{"op": "replace", "path": "active", "value": False}])
         except TargetError as exc:
             if exc.status != 404:
                 raise
-            return Outcome(w, "disable", "success", f"{w.reason}; already gone from the app", w.state.target_id,
+            return Outcome(w, "disable", Result.SUCCESS, f"{w.reason}; already gone from the app", w.state.target_id,
                            forget=True, attempted=True)
-        return Outcome(w, "disable", "success", w.reason, w.state.target_id,
+        return Outcome(w, "disable", Result.SUCCESS, w.reason, w.state.target_id,
                        self.row(w, w.state.target_id, "disabled", {**before, "active": False},
                                 disabled_at=self.started), attempted=True)
 
     def _delete(self, w: Work) -> Outcome:
         assert w.state is not None and w.state.target_id
         if not self.config.actions.delete:
-            return Outcome(w, "delete", "skipped", f"{w.reason}; delete is switched off", w.state.target_id)
+            return Outcome(w, "delete", Result.SKIPPED, f"{w.reason}; delete is switched off", w.state.target_id)
         existed = self.target.delete(RESOURCE[w.object_type], w.state.target_id)
-        return Outcome(w, "delete", "success", w.reason + ("" if existed else "; already gone from the app"),
+        return Outcome(w, "delete", Result.SUCCESS, w.reason + ("" if existed else "; already gone from the app"),
                        w.state.target_id, forget=True, attempted=True)
 
     def _members(self, w: Work) -> Outcome:
         assert w.state is not None and w.state.target_id
         added: list[str] = []
         removed: list[str] = []
-        outcome = Outcome(w, "members", "success", "", w.state.target_id, attempted=True,
+        outcome = Outcome(w, "members", Result.SUCCESS, "", w.state.target_id, attempted=True,
                           added=added, removed=removed)
         try:
             for batch in member_batches(w, self.config.member_batch):
@@ -213,7 +213,7 @@ class Sender:
                 added.extend(batch.added)
                 removed.extend(batch.removed)
         except TargetError as exc:
-            outcome.result = "failure"
+            outcome.result = Result.FAILURE
             outcome.reason = f"{exc.message} (after adding {len(added)}, removing {len(removed)})"
             if exc.status == 404:   # deleted in the app by hand: forgotten here, so the next cycle creates it
                 outcome.reason += "; the group is gone from the app and is created again next cycle"
