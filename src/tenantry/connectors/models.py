@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantry.core.db import Base
 
+
+class ConnectorStatus(StrEnum):
+    DRAFT = "draft"         # made by the wizard, not yet enabled: runs only by hand
+    ENABLED = "enabled"     # runs daily at run_at
+    DISABLED = "disabled"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"     # also what a crash leaves: marked failed at the next start
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 class Connector(Base):
     __tablename__ = "connectors"

@@ -22,7 +22,7 @@ from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
 from tenantry.connectors.convert import index_fields, render_item
 from tenantry.connectors.items import Participant, RunCounts, SkipReason, SourceIssue, SourceItem, Unmapped, printable
 from tenantry.connectors.mapping import MappingRow, Recipient, UserMapper
-from tenantry.connectors.models import Connector, ExportFile, MappingEntry, Run, RunIssue
+from tenantry.connectors.models import Connector, ConnectorStatus, ExportFile, MappingEntry, Run, RunIssue, RunStatus
 from tenantry.connectors.records import get_connector, run_summary
 from tenantry.connectors.registry import Environment, Kinds
 from tenantry.connectors.schedule import next_daily, retry_at
@@ -102,13 +102,14 @@ class ConnectorRunner:
         """Runs left 'running' by a crash are marked failed; their connectors run again at once."""
         now = utcnow()
         with self.db.session() as session:
-            stale = session.scalars(select(Run).where(Run.status == "running")).all()
+            stale = session.scalars(select(Run).where(Run.status == RunStatus.RUNNING)).all()
             for run in stale:
-                run.status = "failed"
+                run.status = RunStatus.FAILED
                 run.finished_at = now
                 run.error = "interrupted (the process stopped during the run); it is run again"
-                session.execute(update(Connector).where(Connector.id == run.connector_id,
-                                                        Connector.status == "enabled").values(next_run_at=now))
+                session.execute(update(Connector).where(
+                    Connector.id == run.connector_id, Connector.status == ConnectorStatus.ENABLED,
+                ).values(next_run_at=now))
             return len(stale)
 
     def run(self, tenant: str, connector_id: str, *, trigger: str = "manual", now: datetime | None = None,
@@ -144,7 +145,7 @@ class ConnectorRunner:
         """Check that the connector may run, fix its window and write the run's row (``running``)."""
         with self.db.session() as session:
             connector = get_connector(session, tenant, connector_id)
-            if connector.status == "draft" and trigger == "schedule":
+            if connector.status == ConnectorStatus.DRAFT and trigger == "schedule":
                 raise Invalid("a draft connector is not scheduled")
             # Seed 000: the import needs the organisation's admin consent — for every kind of connector, not
             # only the feed: an export file carries other people's messages just the same.
@@ -162,7 +163,7 @@ class ConnectorRunner:
             window_start = (as_utc(connector.checkpoint) - timedelta(hours=connector.overlap_hours)
                             if connector.checkpoint else now - timedelta(days=connector.backfill_days))
             run = Run(id=str(uuid.uuid4()), connector_id=connector_id, tenant_id=tenant, trigger=trigger,
-                      status="running", started_at=utcnow(), window_start=window_start, window_end=now)
+                      status=RunStatus.RUNNING, started_at=utcnow(), window_start=window_start, window_end=now)
             session.add(run)
             session.expunge(connector)
         return _Started(run.id, connector, rows, files, window_start)
@@ -234,20 +235,20 @@ class ConnectorRunner:
             assert run is not None and connector is not None
             run.finished_at = finished
             if error is None:
-                run.status = "succeeded"
+                run.status = RunStatus.SUCCEEDED
                 if connector.checkpoint is None or as_utc(connector.checkpoint) < now:
                     connector.checkpoint = now   # never backwards: a run with an earlier window may end later
                 connector.failures_in_a_row = 0
-                if connector.status == "enabled":
+                if connector.status == ConnectorStatus.ENABLED:
                     connector.next_run_at = next_daily(now, connector.run_at)
                 if file_ids:
                     session.execute(update(ExportFile).where(ExportFile.id.in_(file_ids))
                                     .values(imported_by_run=run_id))
             else:
-                run.status = "failed"
+                run.status = RunStatus.FAILED
                 run.error = error
                 connector.failures_in_a_row += 1
-                if connector.status == "enabled":
+                if connector.status == ConnectorStatus.ENABLED:
                     # Retried with back-off; nothing moves the checkpoint.
                     connector.next_run_at = retry_at(finished, connector.failures_in_a_row)
         return self.report(tenant, run_id)

@@ -16,7 +16,7 @@ from typing import Generic, TypeVar, cast
 from sqlalchemy import select
 
 from tenantry.archive.service import ArchiveService
-from tenantry.connectors.models import Connector
+from tenantry.connectors.models import Connector, ConnectorStatus
 from tenantry.connectors.registry import Environment, Kinds, builtin
 from tenantry.connectors.runner import ConnectorRunner
 from tenantry.connectors.uploads import ExportFiles
@@ -92,7 +92,8 @@ class ConnectorService:
         now = now or utcnow()
         with self.db.session() as session:
             rows = session.execute(select(Connector.tenant_id, Connector.id).where(
-                Connector.status == "enabled", Connector.next_run_at.is_not(None), Connector.next_run_at <= now))
+                Connector.status == ConnectorStatus.ENABLED, Connector.next_run_at.is_not(None),
+                Connector.next_run_at <= now))
             return [(t, c) for t, c in rows]
 
     def claim_due(self, now: datetime, lease: timedelta) -> list[tuple[str, str]]:
@@ -100,4 +101,4 @@ class ConnectorService:
         second scheduler process) does not hand the same run out twice. The run itself sets the real next time.
         """
         return claim_due(self.db, Connector, Connector.id, Connector.next_run_at, tenant=Connector.tenant_id,
-                         where=(Connector.status == "enabled",), now=now, lease=lease)
+                         where=(Connector.status == ConnectorStatus.ENABLED,), now=now, lease=lease)

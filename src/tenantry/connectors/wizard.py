@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 
 from tenantry.connectors.mapping import MappingUpload, mapping_notes, parse_mapping_csv
-from tenantry.connectors.models import Connector, ExportFile, MappingEntry, Run
+from tenantry.connectors.models import Connector, ConnectorStatus, ExportFile, MappingEntry, Run
 from tenantry.connectors.records import get_connector, iso, run_summary
 from tenantry.connectors.registry import Environment, Kinds
 from tenantry.connectors.schedule import check_run_at, next_daily
@@ -75,7 +75,8 @@ class ConnectorWizard:
         target = self.kinds.target(target.get("kind")).check(target, self.env.egress)
         now = utcnow()
         connector = Connector(
-            id=str(uuid.uuid4()), tenant_id=tenant, name=name, kind=kind, status="draft", created_by=created_by,
+            id=str(uuid.uuid4()), tenant_id=tenant, name=name, kind=kind, status=ConnectorStatus.DRAFT,
+            created_by=created_by,
             created_at=now, terms_accepted_at=now, source_config=json.dumps(source),
             source_secret=self.env.secrets.seal(source_password) if source_password else None,
             target_config=json.dumps(target),
@@ -138,7 +139,7 @@ class ConnectorWizard:
             blockers = _blockers(connector.terms_accepted_at is not None, connector.consent_by)
             if blockers:
                 raise Invalid("cannot enable: " + "; ".join(blockers))
-            connector.status = "enabled"
+            connector.status = ConnectorStatus.ENABLED
             connector.next_run_at = next_daily(utcnow(), connector.run_at)
         return self.describe(tenant, connector_id)
 
@@ -154,7 +155,7 @@ class ConnectorWizard:
             connector = get_connector(session, tenant, connector_id, lock=True)
             if run_at is not None:
                 connector.run_at = run_at
-                if connector.status == "enabled":
+                if connector.status == ConnectorStatus.ENABLED:
                     connector.next_run_at = next_daily(utcnow(), run_at)
             if overlap_hours is not None:
                 connector.overlap_hours = overlap_hours
@@ -163,7 +164,7 @@ class ConnectorWizard:
     def disable(self, tenant: str, connector_id: str) -> dict[str, Any]:
         with self.db.writing(), self.db.session() as session:
             connector = get_connector(session, tenant, connector_id, lock=True)
-            connector.status = "disabled"
+            connector.status = ConnectorStatus.DISABLED
             connector.next_run_at = None
         return self.describe(tenant, connector_id)
 
