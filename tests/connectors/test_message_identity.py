@@ -238,9 +238,14 @@ def test_the_same_owners_longer_export_after_the_mapping_grew_adds_only_the_new_
         assert bodies(backend, tenant, user) == everything
 
 
+def _legacy_chat_id(owner: str, chat_name: str) -> str:
+    """The chat id an export's messages were stored under before issue #10 item 5: per exporter."""
+    return "wa-export-" + hashlib.sha256(f"{owner}\0{chat_name}".encode()).hexdigest()[:24]
+
+
 def _legacy_message_id(owner: str, chat_name: str, when: datetime, author: str, text: str, n: int) -> str:
     """The Message-ID an export message got before issue #10 item 5: per exporter."""
-    chat_id = "wa-export-" + hashlib.sha256(f"{owner}\0{chat_name}".encode()).hexdigest()[:24]
+    chat_id = _legacy_chat_id(owner, chat_name)
     digest = hashlib.sha256(f"{author}\0{text}".encode()).hexdigest()[:16]
     return message_id_for("whatsapp-export", chat_id, f"{when.isoformat()}|{digest}|{n}")
 
@@ -257,7 +262,8 @@ def test_a_file_imported_before_message_identities_changed_adds_nothing_when_han
         user_id=people.alice, address="alice@contoso.com", folder=WHATSAPP_FOLDER,
         raw=f"Message-ID: <{n}>\r\nSubject: old\r\n\r\n{body}\r\n".encode(),
         message_id=_legacy_message_id(people.alice, "Book club", when, author, body, n), kind="chat",
-        source="whatsapp-export", sent_at=when.replace(tzinfo=UTC)) for when, author, body, n in old])
+        source="whatsapp-export", sent_at=when.replace(tzinfo=UTC),
+        chat_id=_legacy_chat_id(people.alice, "Book club")) for when, author, body, n in old])
     again = run_with(backend, tenant, cid, text, "chat.txt", "alice@contoso.com", chat_name="Book club")
     assert again.counts.imported == 3 and again.as_dict()["already_archived"] == 3 and again.counts.copies == 0
     assert len(messages(backend, tenant, people.alice)) == 3

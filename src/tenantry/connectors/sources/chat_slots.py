@@ -61,12 +61,13 @@ class RunMemory:
     def __init__(self) -> None:
         self.chats: dict[str, _Produced] = {}
 
-    def add(self, chat_id: str, sent_at: datetime, message_id: str) -> None:
+    def add(self, chat_id: str, sent_at: datetime, message_id: str | None = None) -> None:
+        """Remember a message of the chat (its id only where same-named chats are to be told apart)."""
         chat = self.chats.get(chat_id)
         if chat is None:
             chat = self.chats[chat_id] = _Produced(sent_at, sent_at)
         chat.first, chat.last = min(chat.first, sent_at), max(chat.last, sent_at)
-        if len(chat.ids) < SAMPLE * 4:
+        if message_id is not None and len(chat.ids) < SAMPLE * 4:
             chat.ids.append((sent_at, message_id))
 
     def span(self, chat_id: str) -> tuple[datetime, datetime] | None:

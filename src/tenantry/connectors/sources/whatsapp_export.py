@@ -275,6 +275,11 @@ class WhatsAppExportSource:
         chosen = choose_slot(chat.group_key, _chat_id, self.history, self.memory, sample)
         return chat if chosen == chat.id else replace(chat, id=chosen, unresolved_id=chosen)
 
+    def _holds(self, chat_id: str) -> bool:
+        """Whether messages of ``chat_id`` may be archived already (True where the target cannot be asked)."""
+        return (self.history is None or self.memory.span(chat_id) is not None
+                or self.history.chat_span(chat_id) is not None)
+
     def _identity(self, chat: _Chat, message: ExportMessage, resolved: _Ordinals,
                   unresolved: _Ordinals) -> tuple[datetime, datetime, str, str]:
         """The message's sent time, its minute, and its source ids with and without the mapping."""
@@ -293,6 +298,11 @@ class WhatsAppExportSource:
         resolved = _Ordinals()
         unresolved = _Ordinals()
         legacy = _Ordinals()
+        # Other ids a message may be archived under are looked for only where its chat has messages — archived
+        # (the old id: under the exporter's old chat), or produced earlier in this run; an IMAP target cannot be
+        # asked, so there they always are. A new chat's import then costs no look-up of ids that cannot exist.
+        with_legacy = self._holds(chat.legacy_id)
+        with_aliases = self._holds(chat.id) or (chat.unresolved_id != chat.id and self._holds(chat.unresolved_id))
         for entry in stream.entries():
             if isinstance(entry, ExportIssue):
                 if entry.reason not in _NOT_REPEATED:
@@ -304,10 +314,11 @@ class WhatsAppExportSource:
             sent_at, minute, source_id, other_id = self._identity(chat, message, resolved, unresolved)
             # Before issue #10 item 5 an export's messages were its exporter's own: local time, the author as the
             # exporter's phone wrote it. A file archived then and handed in again is found by that id.
-            old_digest = hashlib.sha256(f"{message.author}\0{message.text}".encode()).hexdigest()[:16]
-            old_id = message_id_for(SOURCE, chat.legacy_id,
-                                    f"{message.timestamp.isoformat()}|{old_digest}|"
-                                    f"{legacy.next(message.timestamp, old_digest)}")
+            old_ids: tuple[str, ...] = ()
+            if with_legacy:
+                old_digest = hashlib.sha256(f"{message.author}\0{message.text}".encode()).hexdigest()[:16]
+                old_ids = (message_id_for(SOURCE, chat.legacy_id, f"{message.timestamp.isoformat()}|{old_digest}|"
+                                          f"{legacy.next(message.timestamp, old_digest)}"),)
             if message.oversize:
                 yield SourceIssue(SkipReason.TOO_LARGE,
                                   f"the text has {message.oversize} characters, over the "
@@ -327,10 +338,12 @@ class WhatsAppExportSource:
                     ids = [(c, f"{i}|file") for c, i in ids]
                 else:
                     ids += [(c, f"{i}|file") for c, i in ids]
-            others = dict.fromkeys(ids[1:])
+            others = dict.fromkeys(ids[1:]) if with_aliases else {}
             others.pop(ids[0], None)   # the same with and without the mapping: no alias needed
-            aliases = (*(message_id_for(SOURCE, c, i) for c, i in others), old_id)
-            self.memory.add(chat.id, minute, message_id_for(SOURCE, chat.id, ids[0][1]))
+            aliases = (*(message_id_for(SOURCE, c, i) for c, i in others), *old_ids)
+            # Only a group can be one of several of its name (chat_slots): only its ids are remembered.
+            self.memory.add(chat.id, minute,
+                            message_id_for(SOURCE, chat.id, ids[0][1]) if chat.group_key is not None else None)
             yield self._item(message, upload, chat, participants, ids[0][1], sent_at, aliases, completes)
 
     def _item(self, m: ExportMessage, upload: ExportUpload, chat: _Chat, participants: tuple[Participant, ...],
