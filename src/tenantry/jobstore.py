@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, select, update
@@ -29,7 +30,14 @@ from tenantry.core.errors import NotFound
 log = logging.getLogger(__name__)
 
 _JOB_ID = re.compile(r"\A[0-9a-f-]{36}\Z")
-STATES = ("queued", "running", "succeeded", "failed")
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+
 ProgressFn = Callable[[int, int | None], None]
 
 
@@ -76,7 +84,7 @@ class JobStore:
     def create(self, tenant: str, kind: str, params: dict[str, Any], actor: str, subject: str = "") -> dict[str, Any]:
         now = utcnow()
         job = JobRecord(id=str(uuid.uuid4()), tenant_id=tenant, kind=kind, subject=subject,
-                        params=json.dumps(params), state="queued", done=0, total=None, created_by=actor,
+                        params=json.dumps(params), state=JobState.QUEUED, done=0, total=None, created_by=actor,
                         created_at=now, updated_at=now)
         with self.db.session() as session:
             session.add(job)
@@ -114,9 +122,9 @@ class JobStore:
         now = utcnow()
         with self.db.session() as session:
             job = session.get(JobRecord, job_id, with_for_update=True)
-            if job is None or job.state in ("succeeded", "failed"):
+            if job is None or job.state in (JobState.SUCCEEDED, JobState.FAILED):
                 return None
-            job.state, job.started_at, job.updated_at, job.runner = "running", now, now, _runner()
+            job.state, job.started_at, job.updated_at, job.runner = JobState.RUNNING, now, now, _runner()
             job.done, job.total = 0, None
             return job.tenant_id, job.kind, json.loads(job.params)
 
@@ -131,7 +139,7 @@ class JobStore:
             last[0] = now
             try:
                 with self.db.session() as session:
-                    session.execute(update(JobRecord).where(JobRecord.id == job_id, JobRecord.state == "running")
+                    session.execute(update(JobRecord).where(JobRecord.id == job_id, JobRecord.state == JobState.RUNNING)
                                     .values(done=done, total=total, updated_at=utcnow()))
             except SQLAlchemyError:
                 # Progress is advice: a busy database must not fail the job it describes.
@@ -141,7 +149,7 @@ class JobStore:
 
     def finish(self, job_id: str, result: dict[str, Any], done: int | None = None) -> None:
         now = utcnow()
-        values: dict[str, Any] = {"state": "succeeded", "result": json.dumps(result, default=str),
+        values: dict[str, Any] = {"state": JobState.SUCCEEDED, "result": json.dumps(result, default=str),
                                   "finished_at": now, "updated_at": now, "error": None}
         with self.db.session() as session:
             job = session.get(JobRecord, job_id)
@@ -156,7 +164,7 @@ class JobStore:
         now = utcnow()
         with self.db.session() as session:
             session.execute(update(JobRecord).where(JobRecord.id == job_id).values(
-                state="failed", error=error, finished_at=now, updated_at=now))
+                state=JobState.FAILED, error=error, finished_at=now, updated_at=now))
 
     def fail_orphans(self) -> int:
         """Jobs this host ran in-process whose process is gone (a restart) are failed, not left 'running'."""
@@ -164,7 +172,7 @@ class JobStore:
         gone: list[str] = []
         with self.db.session() as session:
             for job_id, runner in session.execute(select(JobRecord.id, JobRecord.runner).where(
-                    JobRecord.state == "running", JobRecord.runner.like(f"{host}:%"))):
+                    JobRecord.state == JobState.RUNNING, JobRecord.runner.like(f"{host}:%"))):
                 pid = int(str(runner).rpartition(":")[2] or 0)
                 if pid != os.getpid() and not _alive(pid):
                     gone.append(job_id)
