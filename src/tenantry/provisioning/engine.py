@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from tenantry.core.clock import as_utc
@@ -43,11 +44,23 @@ from tenantry.provisioning.sender import Outcome, Sender
 WATERMARK_MARGIN = timedelta(seconds=60)
 
 
+class CycleStatus(StrEnum):
+    """How a cycle ended (kept in ``provisioning_cycles.status``; ``running`` until it does)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    COMPLETED_WITH_FAILURES = "completed_with_failures"   # failed objects are retried next cycle
+    QUARANTINED = "quarantined"
+    THRESHOLD_EXCEEDED = "threshold_exceeded"              # the deletion threshold stopped it before any request
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"                            # its process stopped; found at the next cycle's start
+
+
 @dataclass
 class CycleReport:
     id: str
     kind: str
-    status: str
+    status: CycleStatus
     total: int = 0
     done: int = 0
     stats: dict[str, int] = field(default_factory=dict)
@@ -184,7 +197,7 @@ class Cycle:
                       "it with --allow-deletions (or raise the threshold)")
             recorder.stats["would_remove"] = removals
             recorder.flush()
-            return self.report("threshold_exceeded", reason)
+            return self.report(CycleStatus.THRESHOLD_EXCEEDED, reason)
         # Memberships are settled before users are deleted, so the app's groups never point at a deleted user.
         self.execute([w for w in users if w.kind != WorkKind.DELETE])
         if not stop.is_set() and groups:
@@ -201,14 +214,14 @@ class Cycle:
             recorder.stopped()
         recorder.flush()
         if stop.is_set():
-            return self.report("quarantined", recorder.stop_reason)
+            return self.report(CycleStatus.QUARANTINED, recorder.stop_reason)
         failed = sum(v for k, v in recorder.stats.items() if k.endswith("_failed"))
         if failed:
-            return self.report("completed_with_failures", f"{failed} object(s) failed; they are retried next "
+            return self.report(CycleStatus.COMPLETED_WITH_FAILURES, f"{failed} object(s) failed; they are retried next "
                                                           "cycle")
-        return self.report("succeeded", None)
+        return self.report(CycleStatus.SUCCEEDED, None)
 
-    def report(self, status: str, reason: str | None, *, logs: bool = True) -> CycleReport:
+    def report(self, status: CycleStatus, reason: str | None, *, logs: bool = True) -> CycleReport:
         r = self.recorder
         return CycleReport(self.spec.cycle_id, self.spec.kind, status, r.total, r.done, r.all_stats(), reason,
                            r.logs if logs else [])

@@ -25,7 +25,7 @@ from tenantry.directory.reads import DirectoryReads
 from tenantry.directory.service import DirectoryService
 from tenantry.provisioning.client import ScimTarget, describe, unreachable
 from tenantry.provisioning.config import AppConfig, load_config, merge_config
-from tenantry.provisioning.engine import Cycle, CycleReport, CycleSpec
+from tenantry.provisioning.engine import Cycle, CycleReport, CycleSpec, CycleStatus
 from tenantry.provisioning.mappings import matching_order
 from tenantry.provisioning.models import (
     AppRole,
@@ -468,11 +468,12 @@ class ProvisioningService:
         with self.db.writing(), self.db.session() as session:
             # Holding the lease, any cycle of this app still marked running was cut off (its process died).
             session.execute(update(ProvisioningCycle).where(
-                ProvisioningCycle.app_id == app.id, ProvisioningCycle.status == "running").values(
-                status="interrupted", finished_at=started,
+                ProvisioningCycle.app_id == app.id, ProvisioningCycle.status == CycleStatus.RUNNING).values(
+                status=CycleStatus.INTERRUPTED, finished_at=started,
                 reason="the process running it stopped; this cycle's work is done again by the next one"))
-            session.add(ProvisioningCycle(id=cycle_id, app_id=app.id, kind=kind, trigger=trigger, status="running",
-                                          started_at=started, total=0, done=0, stats="{}"))
+            session.add(ProvisioningCycle(id=cycle_id, app_id=app.id, kind=kind, trigger=trigger,
+                                          status=CycleStatus.RUNNING, started_at=started, total=0, done=0,
+                                          stats="{}"))
             assigned_groups = list(session.scalars(select(Assignment.principal_id).where(
                 Assignment.app_id == app.id, Assignment.principal_type == "Group")))
         target: ScimTarget | None = None
@@ -493,8 +494,8 @@ class ProvisioningService:
         except Exception as exc:  # noqa: BLE001 - recorded on the cycle, logged, and e-mailed (_finish)
             log.exception("provisioning cycle %s of app %s failed", cycle_id, app.id)
             reason = f"{type(exc).__name__}: {exc}"
-            report = (cycle.report("failed", reason, logs=False) if cycle else
-                      CycleReport(cycle_id, kind, "failed", reason=reason))
+            report = (cycle.report(CycleStatus.FAILED, reason, logs=False) if cycle else
+                      CycleReport(cycle_id, kind, CycleStatus.FAILED, reason=reason))
         finally:
             if target is not None:
                 target.close()
@@ -538,7 +539,7 @@ class ProvisioningService:
         values: dict[str, Any] = {}
         notices: list[tuple[str, str]] = []
         interval = timedelta(minutes=config.interval_minutes)
-        if report.status == "quarantined":
+        if report.status == CycleStatus.QUARANTINED:
             level = (app.quarantine_level or 0) + 1
             since = as_utc(app.quarantined_at) if app.quarantined_at else now
             values.update(health="quarantined", health_reason=report.reason, quarantined_at=since,
@@ -554,11 +555,11 @@ class ProvisioningService:
                     notices.append(("in quarantine", f"Provisioning to {app.name} ({redact_url(app.tenant_url)}) is in "
                                     f"quarantine: {report.reason}.\nThe next attempt is at "
                                     f"{now + wait:%Y-%m-%d %H:%M} UTC; attempts continue at growing intervals."))
-        elif report.status == "threshold_exceeded":
+        elif report.status == CycleStatus.THRESHOLD_EXCEEDED:
             values.update(health="threshold", health_reason=report.reason, next_run_at=now + interval)
             if app.health != "threshold":
                 notices.append(("stopped by the deletion threshold", f"{app.name}: {report.reason}"))
-        elif report.status in ("succeeded", "completed_with_failures"):
+        elif report.status in (CycleStatus.SUCCEEDED, CycleStatus.COMPLETED_WITH_FAILURES):
             if app.health in ("quarantined", "failed"):
                 subject = "released from quarantine" if app.health == "quarantined" else "working again"
                 notices.append((subject, f"Provisioning to {app.name} works again: the cycle {report.id} "
