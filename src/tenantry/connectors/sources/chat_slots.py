@@ -112,13 +112,11 @@ def choose_slot(base_key: str, chat_id: Callable[[str], str], history: ChatHisto
     first, last, per_slot = sample([span for _, span in slots])
     scores = [_agreement(cid, span, first, last, found, history, memory)
               for (cid, span), found in zip(slots, per_slot, strict=True)]
-    best = max((s, -i) for i, s in enumerate(scores) if s is not None) if any(
-        s is not None for s in scores) else None
-    if best is None:
+    scored = [(score, cid) for score, (cid, _) in zip(scores, slots, strict=True) if score is not None]
+    if not scored:
         return slots[0][0]          # no stored slot shares any time with the export: nothing to tell apart
-    if best[0] > 0.5:
-        return slots[-best[1]][0]
-    return slot_id(base_key, len(slots), chat_id)
+    score, best = max(scored, key=lambda pair: pair[0])   # the first of equal scores
+    return best if score > 0.5 else slot_id(base_key, len(slots), chat_id)
 
 
 def _merged_span(a: tuple[datetime, datetime] | None,
