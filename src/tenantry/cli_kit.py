@@ -28,6 +28,7 @@ from scim2_models import SCIMException
 from typer.core import TyperGroup
 
 from tenantry.core.errors import TenantryError
+from tenantry.core.results import plain
 from tenantry.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -125,17 +126,19 @@ class Cli:
 
 
 def print_json(value: Any) -> None:
-    console.print_json(json.dumps(value, default=str))
+    """``value`` (dicts, lists, typed results) as JSON on stdout."""
+    console.print_json(json.dumps(plain(value), default=str))
 
 
-def print_rows(rows: Sequence[dict[str, Any]], columns: list[str], as_json: bool = False) -> None:
-    """A table of ``columns``, or the rows as JSON."""
+def print_rows(rows: Sequence[Any], columns: list[str], as_json: bool = False) -> None:
+    """A table of ``columns``, or the rows as JSON; a row is a dict or a typed result (core.results)."""
     if as_json:
         print_json(rows)
         return
     table = Table(*columns)
     for row in rows:
-        table.add_row(*[str(row.get(c, "")) for c in columns])
+        cells = plain(row)
+        table.add_row(*[str(cells.get(c, "")) for c in columns])
     console.print(table)
 
 

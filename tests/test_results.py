@@ -1,0 +1,40 @@
+"""core.results.plain: the one conversion from typed results to JSON-ready data (CLI output)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from datetime import UTC, datetime
+
+from tenantry.core.results import plain
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
+
+
+@dataclasses.dataclass(frozen=True)
+class Inner:
+    when: datetime
+    colour: Colour
+
+
+@dataclasses.dataclass(frozen=True)
+class Outer:
+    name: str
+    inner: Inner
+    many: tuple[Inner, ...]
+    extra: dict[str, Inner]
+
+
+def test_plain_turns_nested_dataclasses_enums_and_datetimes_into_json_ready_data() -> None:
+    inner = Inner(datetime(2026, 11, 30, 3, 30, tzinfo=UTC), Colour.RED)
+    out = plain(Outer("x", inner, (inner,), {"k": inner}))
+    expected_inner = {"when": "2026-11-30T03:30:00+00:00", "colour": "red"}
+    assert out == {"name": "x", "inner": expected_inner, "many": [expected_inner], "extra": {"k": expected_inner}}
+    assert type(out["inner"]["colour"]) is str
+
+
+def test_plain_leaves_plain_data_alone_and_keeps_field_order() -> None:
+    assert plain({"a": [1, "b", None]}) == {"a": [1, "b", None]}
+    assert list(plain(Inner(datetime(2026, 1, 1, tzinfo=UTC), Colour.RED))) == ["when", "colour"]
