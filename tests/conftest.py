@@ -180,7 +180,7 @@ IMPORTERS = "Importers"
 def grant_import_role(services: Services, tenant: str, user_id: str) -> None:
     """Give a user "Mailbox Import Export" the way an administrator must (seed 000: no role group has it by
     default): through a role group of its own, created on first use."""
-    if not any(g["name"] == IMPORTERS for g in services.directory.list_role_groups(tenant)):
+    if not any(g.name == IMPORTERS for g in services.directory.list_role_groups(tenant)):
         services.directory.create_role_group(tenant, IMPORTERS, ["Mailbox Import Export"])
     services.directory.add_role_group_member(tenant, IMPORTERS, user_id)
 

@@ -39,7 +39,7 @@ def test_periodic_work_is_claimed_once_across_schedulers_and_again_after_its_int
     daily = {"retention.apply", "scim_log.purge"}
     assert {name for name, _ in one.submitted} >= daily
     assert not {name for name, _ in two.submitted} & daily
-    tenants = {row["id"] for row in backend.directory.list_tenants()}
+    tenants = {row.id for row in backend.directory.list_tenants()}
     assert {kw["tenant"] for name, kw in one.submitted if name == "retention.apply"} == tenants
     Scheduler(backend, two, interval=1).tick(now + timedelta(hours=23))
     assert not {name for name, _ in two.submitted} & daily

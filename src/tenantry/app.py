@@ -129,7 +129,7 @@ def bootstrap(services: Services) -> dict[str, str]:
         services.jobstore.fail_orphans()
     for tenant in services.directory.list_tenants():
         # Items a crash left out of the search index (delivered, not yet indexed) are indexed now.
-        services.indexer.catch_up(tenant["id"])
+        services.indexer.catch_up(tenant.id)
     return issued
 
 

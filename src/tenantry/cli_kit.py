@@ -103,7 +103,7 @@ class Cli:
     def tenant(self, option: str | None) -> str:
         """The tenant a command works on; one that does not exist is a clear error (not a constraint message)."""
         chosen = option or self.settings.default_tenant
-        if chosen not in {t["id"] for t in self.services.directory.list_tenants()}:
+        if chosen not in {t.id for t in self.services.directory.list_tenants()}:
             hint = ("`tenantry serve` creates it on its first start, or `tenantry tenant create "
                     f"{chosen}`") if chosen == self.settings.default_tenant else f"`tenantry tenant create {chosen}`"
             fail(f"no tenant {chosen!r}: {hint}")

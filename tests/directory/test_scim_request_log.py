@@ -247,9 +247,9 @@ def test_purge_removes_entries_older_than_the_kept_days_and_keeps_younger(backen
     days = backend.settings.scim_log_days
     backend.scim_log.record([_entry(tenant, "old@contoso.com", days + 1), _entry(tenant, "young@contoso.com",
                                                                                  days - 1)], purge=False)
-    assert {r["user_name"] for r in backend.scim_log.entries(tenant)} == {"old@contoso.com", "young@contoso.com"}
+    assert {r.user_name for r in backend.scim_log.entries(tenant)} == {"old@contoso.com", "young@contoso.com"}
     assert backend.scim_log.purge(tenant) == 1
-    assert [r["user_name"] for r in backend.scim_log.entries(tenant)] == ["young@contoso.com"]
+    assert [r.user_name for r in backend.scim_log.entries(tenant)] == ["young@contoso.com"]
     assert backend.scim_log.purge(tenant) == 0   # idempotent
 
 
@@ -267,7 +267,7 @@ def test_the_scheduler_sweeps_expired_entries_of_every_tenant(backend: Services,
     jobs = InlineJobs(backend)
     submitted = Scheduler(backend, jobs, interval=1).tick()
     assert any(jobs.results[j].get("kind") == "scim_log.purge" for j in submitted)
-    assert [r["user_name"] for r in backend.scim_log.entries(tenant)] == ["young@contoso.com"]
+    assert [r.user_name for r in backend.scim_log.entries(tenant)] == ["young@contoso.com"]
 
 
 def test_logging_failure_does_not_fail_the_write(side: Side, backend: Services, monkeypatch: pytest.MonkeyPatch,

@@ -9,14 +9,14 @@ from tests.conftest import user_payload
 
 
 def test_new_tenant_has_the_built_in_role_groups(backend, tenant: str) -> None:
-    groups = {g["name"]: g["roles"] for g in backend.directory.list_role_groups(tenant)}
+    groups = {g.name: g.roles for g in backend.directory.list_role_groups(tenant)}
     assert groups["Organization Management"] == ["Organization Management"]
     assert groups["Compliance Management"] == ["Compliance Administrator"]
 
 
 def test_no_built_in_role_group_grants_mailbox_import_export(backend, tenant: str) -> None:
     """Seed 000: no role group has "Mailbox Import Export" by default; an administrator must add it."""
-    assert all("Mailbox Import Export" not in g["roles"] for g in backend.directory.list_role_groups(tenant))
+    assert all("Mailbox Import Export" not in g.roles for g in backend.directory.list_role_groups(tenant))
     user = backend.scim.create(tenant, "User", user_payload())["id"]
     backend.directory.add_role_group_member(tenant, "Organization Management", user)
     assert not backend.directory.has_role(tenant, user, "Mailbox Import Export")
@@ -57,17 +57,17 @@ def test_bootstrap_token_is_idempotent_and_never_moves_tenant(backend, tenant: s
 
 def test_domains_are_normalised_unique_and_verified_by_txt_record(backend, tenant: str) -> None:
     d = backend.directory.add_domain(tenant, "Contoso.COM.")
-    assert d["name"] == "contoso.com" and d["default"] and not d["verified"]
+    assert d.name == "contoso.com" and d.default and not d.verified
     second = backend.directory.add_domain(tenant, "fabrikam.com")
-    assert not second["default"]
+    assert not second.default
     with pytest.raises(Conflict):
         backend.directory.add_domain(tenant, "contoso.com")
     with pytest.raises(Invalid):
         backend.directory.add_domain(tenant, "not a domain")
     with pytest.raises(Invalid):
         backend.directory.verify_domain(tenant, "contoso.com", ["v=spf1 -all"])
-    verified = backend.directory.verify_domain(tenant, "contoso.com", ['"' + d["verification_txt"] + '"'])
-    assert verified["verified"]
+    verified = backend.directory.verify_domain(tenant, "contoso.com", ['"' + d.verification_txt + '"'])
+    assert verified.verified
 
 
 def test_licences_from_the_catalogue_only(backend, tenant: str) -> None:
@@ -106,5 +106,5 @@ def test_deleting_a_user_over_scim_drops_its_licences_and_role_memberships(backe
     backend.directory.assign_licence(tenant, user["id"], "E5")
     backend.directory.add_role_group_member(tenant, "Organization Management", user["id"])
     backend.scim.delete(tenant, "User", user["id"])
-    groups = {g["name"]: g["members"] for g in backend.directory.list_role_groups(tenant)}
+    groups = {g.name: g.members for g in backend.directory.list_role_groups(tenant)}
     assert groups["Organization Management"] == []

@@ -20,7 +20,7 @@ def _admin(src: Source, who: str, role_group: str | None) -> str:
 
 
 def test_every_new_tenant_has_an_application_management_role_group(src: Source) -> None:
-    groups = {g["name"]: g["roles"] for g in src.services.directory.list_role_groups(src.tenant)}
+    groups = {g.name: g.roles for g in src.services.directory.list_role_groups(src.tenant)}
     assert "Application Administrator" in groups["Application Management"]
 
 

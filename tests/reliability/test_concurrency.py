@@ -343,7 +343,7 @@ def test_concurrent_assignments_of_one_licence_and_role_assign_each_once(backend
 def test_concurrent_first_domains_make_exactly_one_default(backend: Services, tenant: str) -> None:
     names = [f"d{i}-{uuid.uuid4().hex[:6]}.example.com" for i in range(6)]
     at_once(len(names), lambda i: backend.directory.add_domain(tenant, names[i]))
-    assert [d["default"] for d in backend.directory.list_domains(tenant)].count(True) == 1
+    assert [d.default for d in backend.directory.list_domains(tenant)].count(True) == 1
 
 
 def test_concurrent_rotations_of_one_token_issue_one_successor(backend: Services, tenant: str) -> None:

@@ -99,4 +99,4 @@ def test_directory_and_mailbox_routes_refuse_another_tenants_ids(backend: Servic
     _refused(_post(side_b, "/items/delete", {"item_ids": [int(a["item"])], "actor": "b"}))
     assert backend.directory.licences_of(side_a.tenant, a["user"]) == []
     assert backend.archive.count(side_a.tenant, a["user"]) == 1
-    assert all(a["user"] not in g["members"] for g in backend.directory.list_role_groups(side_b.tenant))
+    assert all(a["user"] not in g.members for g in backend.directory.list_role_groups(side_b.tenant))

@@ -474,7 +474,7 @@ def snapshot(w: World) -> dict[str, Any]:
         assert r.status_code == 200, (name, r.status_code, r.text)
         out[name] = r.text if name == "raw" else r.json()
     out["custodians"] = w.backend.ediscovery.custodians(a.tenant, a.case)
-    out["tenant"] = [t for t in w.backend.directory.list_tenants() if t["id"] == a.tenant]
+    out["tenant"] = [t for t in w.backend.directory.list_tenants() if t.id == a.tenant]
     return out
 
 

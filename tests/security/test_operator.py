@@ -34,7 +34,7 @@ def test_tenant_admin_cannot_create_tenants(app_client: TestClient, backend: Ser
     r = app_client.post("/api/v1/tenants", headers=side_b.admin, json={"id": new_id})
     assert r.status_code == 403, r.text
     assert r.json()["error"] == "forbidden" and "operator" in r.json()["message"]
-    assert new_id not in {t["id"] for t in backend.directory.list_tenants()}
+    assert new_id not in {t.id for t in backend.directory.list_tenants()}
 
 
 def test_tenant_admin_lists_only_its_own_tenant(app_client: TestClient, side_a: Side, side_b: Side) -> None:

@@ -23,7 +23,7 @@ def register(registry: Registry) -> None:
     registry.add_tracked("ediscovery.export", _tracked_export)
     # Daily, for every tenant (idempotent: an item past its retention is removed once).
     registry.add_periodic(Periodic("retention.daily", RETENTION_EVERY, lambda services: [
-        ("retention.apply", {"tenant": row["id"]}) for row in services.directory.list_tenants()]))
+        ("retention.apply", {"tenant": row.id}) for row in services.directory.list_tenants()]))
 
 
 def _router(ctx: RouteContext) -> APIRouter:

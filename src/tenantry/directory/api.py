@@ -18,6 +18,16 @@ from pydantic import BaseModel, Field
 from tenantry.core.bounds import Count, Offset, StartIndex
 from tenantry.core.errors import Forbidden, Unauthorized
 from tenantry.directory.catalogue import LICENCES, ROLES
+from tenantry.directory.results import (
+    Catalogue,
+    CreatedTenant,
+    DomainInfo,
+    GroupPage,
+    RoleGroupInfo,
+    ScimLogRow,
+    TenantInfo,
+    UserPage,
+)
 from tenantry.directory.scim_log import ScimLog
 from tenantry.directory.scim_store import ScimStore
 from tenantry.directory.service import DirectoryService
@@ -105,16 +115,16 @@ def build_router(store: ScimStore, directory: DirectoryService, scim_log: ScimLo
     _, tenant_of = admin_guard(directory)
 
     @router.get("/catalogue")
-    def catalogue(request: Request) -> dict[str, Any]:
+    def catalogue(request: Request) -> Catalogue:
         caller(directory, request)  # the same for every tenant: any admin, or the operator
-        return {"licences": LICENCES, "roles": ROLES}
+        return Catalogue(LICENCES, ROLES)
 
     @router.get("/tenants")
-    def tenants(request: Request) -> list[dict[str, Any]]:
+    def tenants(request: Request) -> list[TenantInfo]:
         """The operator sees every tenant; a tenant admin sees its own tenant only."""
         scope, own = caller(directory, request)
         listed = directory.list_tenants()
-        return listed if scope == "operator" else [t for t in listed if t["id"] == own]
+        return listed if scope == "operator" else [t for t in listed if t.id == own]
 
     def operator(request: Request) -> None:
         # A dependency, so it is checked before the body is validated: a tenant admin learns nothing from 422s.
@@ -124,22 +134,22 @@ def build_router(store: ScimStore, directory: DirectoryService, scim_log: ScimLo
                             "a tenant admin token administers its own tenant only")
 
     @router.post("/tenants", status_code=201, dependencies=[Depends(operator)])
-    def create_tenant(body: TenantIn) -> dict[str, Any]:
+    def create_tenant(body: TenantIn) -> CreatedTenant:
         """The new tenant with its first admin and SCIM tokens, shown this once (as the first run prints the
         default tenant's): without them nobody could administer the tenant or provision into it over HTTP."""
         info = directory.create_tenant(body.id, body.name or body.id)
         tokens = {scope: directory.issue_token(body.id, scope, "initial").secret for scope in ("admin", "scim")}
-        return {**info, "tokens": tokens}
+        return CreatedTenant(info.id, info.name, info.created_at, tokens)
 
     @router.get("/tenants/{tenant_id}/users")
     def users(tenant_id: str, request: Request, filter: str | None = None, start: StartIndex = 1,
-              count: Count = 100) -> dict[str, Any]:
+              count: Count = 100) -> UserPage:
         tenant = tenant_of(tenant_id, request)
         page = store.search(tenant, "User", filter_text=filter, start_index=start, count=count)
-        return {"total": page.total, "start": page.start_index, "users": page.resources}
+        return UserPage(page.total, page.start_index, page.resources)
 
     @router.get("/tenants/{tenant_id}/users/{user_id}")
-    def user(tenant_id: str, user_id: str, request: Request) -> dict[str, Any]:
+    def user(tenant_id: str, user_id: str, request: Request) -> dict[str, Any]:  # dict: a SCIM resource
         tenant = tenant_of(tenant_id, request)
         doc = store.get(tenant, "User", user_id)
         doc["licences"] = directory.licences_of(tenant, user_id)
@@ -148,18 +158,18 @@ def build_router(store: ScimStore, directory: DirectoryService, scim_log: ScimLo
 
     @router.get("/tenants/{tenant_id}/groups")
     def groups(tenant_id: str, request: Request, filter: str | None = None, start: StartIndex = 1,
-               count: Count = 100) -> dict[str, Any]:
+               count: Count = 100) -> GroupPage:
         tenant = tenant_of(tenant_id, request)
         page = store.search(tenant, "Group", filter_text=filter, start_index=start, count=count,
                             with_members=False)
-        return {"total": page.total, "start": page.start_index, "groups": page.resources}
+        return GroupPage(page.total, page.start_index, page.resources)
 
     @router.get("/tenants/{tenant_id}/domains")
-    def domains(tenant_id: str, request: Request) -> list[dict[str, Any]]:
+    def domains(tenant_id: str, request: Request) -> list[DomainInfo]:
         return directory.list_domains(tenant_of(tenant_id, request))
 
     @router.post("/tenants/{tenant_id}/domains", status_code=201)
-    def add_domain(tenant_id: str, body: DomainIn, request: Request) -> dict[str, Any]:
+    def add_domain(tenant_id: str, body: DomainIn, request: Request) -> DomainInfo:
         return directory.add_domain(tenant_of(tenant_id, request), body.name, verified=body.verified)
 
     @router.get("/tenants/{tenant_id}/users/{user_id}/licences")
@@ -173,11 +183,11 @@ def build_router(store: ScimStore, directory: DirectoryService, scim_log: ScimLo
         return directory.licences_of(tenant, user_id)
 
     @router.get("/tenants/{tenant_id}/role-groups")
-    def role_groups(tenant_id: str, request: Request) -> list[dict[str, Any]]:
+    def role_groups(tenant_id: str, request: Request) -> list[RoleGroupInfo]:
         return directory.list_role_groups(tenant_of(tenant_id, request))
 
     @router.post("/tenants/{tenant_id}/role-groups", status_code=201)
-    def create_role_group(tenant_id: str, body: RoleGroupIn, request: Request) -> dict[str, Any]:
+    def create_role_group(tenant_id: str, body: RoleGroupIn, request: Request) -> RoleGroupInfo:
         return directory.create_role_group(tenant_of(tenant_id, request), body.name, body.roles, body.description)
 
     @router.post("/tenants/{tenant_id}/role-groups/{name}/members", status_code=204)
@@ -192,7 +202,7 @@ def build_router(store: ScimStore, directory: DirectoryService, scim_log: ScimLo
                          outcome: Annotated[str | None, Query(max_length=16)] = None,
                          status: Annotated[int | None, Query(ge=100, le=599)] = None,
                          token: Annotated[str | None, Query(max_length=128)] = None, name: Text = None,
-                         offset: Offset = 0, limit: Count = 100) -> list[dict[str, Any]]:
+                         offset: Offset = 0, limit: Count = 100) -> list[ScimLogRow]:
         """The tenant's SCIM request log (every inbound SCIM write, failures included), newest first; at most
         1,000 entries a page. ``outcome``: success or failure; ``token``: a SCIM token's id or name; ``name``:
         a userName, displayName or externalId; ``since`` inclusive, ``until`` exclusive (ISO 8601, UTC if no

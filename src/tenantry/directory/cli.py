@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from tenantry.cli_kit import Cli, JsonOpt, TenantOpt, console, fail, print_json, print_rows, sub_app
+from tenantry.directory.results import ScimLogRow
 
 app = sub_app("Users, groups, domains, licences and role groups.")
 scim_app = sub_app("The SCIM endpoint identity providers provision into: its request log.")
@@ -78,7 +79,7 @@ def groups(ctx: typer.Context, tenant: TenantOpt = None,
 def domain_add(ctx: typer.Context, name: str, tenant: TenantOpt = None, verified: bool = False) -> None:
     cli = Cli.of(ctx)
     domain = cli.services.directory.add_domain(cli.tenant(tenant), name, verified=verified)
-    console.print(f"domain {domain['name']} added; to verify, publish TXT {domain['verification_txt']}")
+    console.print(f"domain {domain.name} added; to verify, publish TXT {domain.verification_txt}")
 
 
 @app.command("domain-verify")
@@ -204,21 +205,21 @@ def scim_log(ctx: typer.Context,
     console.print(f"{len(rows)} entries" + (" (more with --offset)" if len(rows) == limit and limit else ""))
 
 
-def _print_scim_log(rows: list[dict[str, Any]]) -> None:
+def _print_scim_log(rows: list[ScimLogRow]) -> None:
     from tenantry.connectors.items import printable
 
     table = Table("token", "request", "result")
     table.columns.insert(0, Column("at (UTC)", no_wrap=True))
     table.add_column("ms", justify="right", no_wrap=True)
     for r in rows:
-        who = r["user_name"] or r["display_name"] or r["external_id"] or r["resource_id"] or ""
-        request = f"{r['method']} {r['resource_type'] or ''} {who}".strip()
-        if r["bulk_index"]:
-            request += f" (bulk #{r['bulk_index']})"
-        result = f"{r['status']} {r['scim_type'] or ''}".strip()
+        who = r.user_name or r.display_name or r.external_id or r.resource_id or ""
+        request = f"{r.method} {r.resource_type or ''} {who}".strip()
+        if r.bulk_index:
+            request += f" (bulk #{r.bulk_index})"
+        result = f"{r.status} {r.scim_type or ''}".strip()
         # The IdP's values are quoted as text: escaped for the terminal (controls) and for rich (brackets).
-        cells = [r["at"][:19].replace("T", " "), escape(printable(r["token_name"] or r["token_id"] or "")),
-                 "\n".join(escape(printable(v)) for v in (request, r["operation"]) if v),
-                 "\n".join(escape(printable(v)) for v in (result, r["detail"]) if v), str(r["duration_ms"])]
-        table.add_row(*cells, style="red" if r["status"] >= 400 else None)
+        cells = [r.at[:19].replace("T", " "), escape(printable(r.token_name or r.token_id or "")),
+                 "\n".join(escape(printable(v)) for v in (request, r.operation) if v),
+                 "\n".join(escape(printable(v)) for v in (result, r.detail) if v), str(r.duration_ms)]
+        table.add_row(*cells, style="red" if r.status >= 400 else None)
     console.print(table)

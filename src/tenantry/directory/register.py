@@ -27,7 +27,7 @@ def _router(ctx: RouteContext) -> APIRouter:
     return api.build_router(ctx.services.scim, ctx.services.directory, ctx.services.scim_log)
 
 
-def _scim_log_purge(services: Any, _kwargs: dict[str, Any]) -> dict[str, Any]:
+def _scim_log_purge(services: Any, _kwargs: dict[str, Any]) -> dict[str, Any]:  # dict: a job result (JSON)
     # Every tenant's SCIM request log past TENANTRY_SCIM_LOG_DAYS: a tenant whose identity provider went quiet
     # is not purged by its own writes (directory.scim_log). Idempotent.
     return {"id": f"scim-log-purge-{utcnow().isoformat()}", "kind": "scim_log.purge",

@@ -25,6 +25,7 @@ from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
 from tenantry.core.errors import Invalid
 from tenantry.directory.models import ScimRequestLog
+from tenantry.directory.results import ScimLogRow
 from tenantry.protocols.scim.summary import names
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,7 @@ class ScimLog:
     def entries(self, tenant: str, *, since: datetime | None = None, until: datetime | None = None,
                 method: str | None = None, resource_type: str | None = None, resource_id: str | None = None,
                 outcome: str | None = None, status: int | None = None, token: str | None = None,
-                name: str | None = None, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+                name: str | None = None, offset: int = 0, limit: int = 100) -> list[ScimLogRow]:
         """The tenant's rows, newest first, filtered; at most ``MAX_PAGE`` a page.
 
         ``outcome``: success (status below 400) or failure; ``token``: a token's id or name; ``name``: equal to
@@ -237,17 +238,17 @@ class ScimLog:
             stmt = stmt.where(or_(t.user_name == name, t.display_name == name, t.external_id == name))
         stmt = stmt.order_by(t.at.desc(), t.id.desc()).offset(max(0, offset)).limit(max(0, min(limit, MAX_PAGE)))
         with self.db.session() as session:
-            return [_entry_dict(r) for r in session.scalars(stmt)]
+            return [_entry(r) for r in session.scalars(stmt)]
 
 
-def _entry_dict(row: ScimRequestLog) -> dict[str, Any]:
-    return {"id": row.id, "at": as_utc(row.at).isoformat(), "request_id": row.request_id,
-            "bulk_index": row.bulk_index, "token_id": row.token_id, "token_name": row.token_name,
-            "client_ip": row.client_ip, "user_agent": row.user_agent, "method": row.method,
-            "resource_type": row.resource_type, "resource_id": row.resource_id, "external_id": row.external_id,
-            "user_name": row.user_name, "display_name": row.display_name, "operation": row.operation,
-            "status": row.status, "outcome": "success" if row.status < 400 else "failure",
-            "scim_type": row.scim_type, "detail": row.detail, "duration_ms": row.duration_ms}
+def _entry(row: ScimRequestLog) -> ScimLogRow:
+    return ScimLogRow(
+        id=row.id, at=as_utc(row.at).isoformat(), request_id=row.request_id, bulk_index=row.bulk_index,
+        token_id=row.token_id, token_name=row.token_name, client_ip=row.client_ip, user_agent=row.user_agent,
+        method=row.method, resource_type=row.resource_type, resource_id=row.resource_id,
+        external_id=row.external_id, user_name=row.user_name, display_name=row.display_name,
+        operation=row.operation, status=row.status, outcome="success" if row.status < 400 else "failure",
+        scim_type=row.scim_type, detail=row.detail, duration_ms=row.duration_ms)
 
 
 __all__ = ["ScimLog", "ScimLogEntry", "ScimRequestRecord", "error_fields"]

@@ -34,6 +34,7 @@ from tenantry.directory.models import (
     User,
     UserValue,
 )
+from tenantry.directory.results import DomainInfo, RoleGroupInfo, TenantInfo
 
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -91,7 +92,7 @@ class DirectoryService:
         self.create_tenant(tenant_id, name or tenant_id)
         return True
 
-    def create_tenant(self, tenant_id: str, name: str) -> dict[str, Any]:
+    def create_tenant(self, tenant_id: str, name: str) -> TenantInfo:
         if not _TENANT_ID.match(tenant_id):
             raise Invalid(f"tenant id {tenant_id!r}: use 1-63 lower-case letters, digits and '-'")
         now = utcnow()
@@ -108,14 +109,12 @@ class DirectoryService:
                         session.add(RoleGroupRole(role_group_id=group_id, role=role))
         except IntegrityError as exc:
             raise Conflict(f"tenant {tenant_id!r} already exists") from exc
-        return {"id": tenant_id, "name": name, "created_at": now.isoformat()}
+        return TenantInfo(tenant_id, name, now.isoformat())
 
-    def list_tenants(self) -> list[dict[str, Any]]:
+    def list_tenants(self) -> list[TenantInfo]:
         with self.db.session() as session:
-            return [
-                {"id": t.id, "name": t.name, "created_at": t.created_at.isoformat()}
-                for t in session.scalars(select(Tenant).order_by(Tenant.id))
-            ]
+            return [TenantInfo(t.id, t.name, t.created_at.isoformat())
+                    for t in session.scalars(select(Tenant).order_by(Tenant.id))]
 
     def require_tenant(self, session: Session, tenant_id: str, *, lock: bool = False) -> Tenant:
         tenant = session.get(Tenant, tenant_id, with_for_update=FOR_WRITE if lock else None)
@@ -227,7 +226,7 @@ class DirectoryService:
 
     # -- domains ------------------------------------------------------------------------
 
-    def add_domain(self, tenant_id: str, name: str, *, verified: bool = False) -> dict[str, Any]:
+    def add_domain(self, tenant_id: str, name: str, *, verified: bool = False) -> DomainInfo:
         name = name.strip().lower().rstrip(".")
         if not _DOMAIN.match(name):
             raise Invalid(f"{name!r} is not a domain name")
@@ -245,9 +244,9 @@ class DirectoryService:
                 session.flush()
             except IntegrityError as exc:
                 raise Conflict(f"domain {name!r} already exists in tenant {tenant_id!r}") from exc
-            return _domain_dict(domain)
+            return _domain_info(domain)
 
-    def verify_domain(self, tenant_id: str, name: str, txt_records: list[str]) -> dict[str, Any]:
+    def verify_domain(self, tenant_id: str, name: str, txt_records: list[str]) -> DomainInfo:
         """Mark a domain verified when one of its TXT records carries the verification code."""
         with self.db.session() as session:
             domain = session.scalar(select(Domain).where(Domain.tenant_id == tenant_id, Domain.name == name.lower()))
@@ -256,11 +255,11 @@ class DirectoryService:
             if domain.verification_code not in [t.strip('"') for t in txt_records]:
                 raise Invalid(f"no TXT record of {name} holds {domain.verification_code}")
             domain.verified = True
-            return _domain_dict(domain)
+            return _domain_info(domain)
 
-    def list_domains(self, tenant_id: str) -> list[dict[str, Any]]:
+    def list_domains(self, tenant_id: str) -> list[DomainInfo]:
         with self.db.session() as session:
-            return [_domain_dict(d) for d in session.scalars(
+            return [_domain_info(d) for d in session.scalars(
                 select(Domain).where(Domain.tenant_id == tenant_id).order_by(Domain.name))]
 
     def remove_domain(self, tenant_id: str, name: str) -> None:
@@ -296,7 +295,7 @@ class DirectoryService:
 
     # -- roles --------------------------------------------------------------------------
 
-    def create_role_group(self, tenant_id: str, name: str, roles: list[str], description: str = "") -> dict[str, Any]:
+    def create_role_group(self, tenant_id: str, name: str, roles: list[str], description: str = "") -> RoleGroupInfo:
         unknown = [r for r in roles if r not in ROLES]
         if unknown:
             raise Invalid(f"unknown role {unknown[0]!r}; known: {', '.join(ROLES)}")
@@ -312,7 +311,7 @@ class DirectoryService:
             for role in dict.fromkeys(roles):
                 session.add(RoleGroupRole(role_group_id=group.id, role=role))
             session.flush()
-            return self._role_group_dict(session, group)
+            return self._role_group_info(session, group)
 
     def add_role_group_member(self, tenant_id: str, group_name: str, user_id: str) -> None:
         with self.db.writing(), self.db.session() as session:
@@ -330,10 +329,10 @@ class DirectoryService:
                 raise NotFound(f"user {user_id} is not in role group {group_name!r}")
             session.delete(row)
 
-    def list_role_groups(self, tenant_id: str) -> list[dict[str, Any]]:
+    def list_role_groups(self, tenant_id: str) -> list[RoleGroupInfo]:
         with self.db.session() as session:
             groups = session.scalars(select(RoleGroup).where(RoleGroup.tenant_id == tenant_id).order_by(RoleGroup.name))
-            return [self._role_group_dict(session, g) for g in groups]
+            return [self._role_group_info(session, g) for g in groups]
 
     def roles_of(self, tenant_id: str, user_id: str) -> set[str]:
         """Every management role a user holds through its role groups."""
@@ -432,12 +431,11 @@ class DirectoryService:
         return group
 
     @staticmethod
-    def _role_group_dict(session: Session, group: RoleGroup) -> dict[str, Any]:
+    def _role_group_info(session: Session, group: RoleGroup) -> RoleGroupInfo:
         roles = sorted(session.scalars(select(RoleGroupRole.role).where(RoleGroupRole.role_group_id == group.id)))
         members = sorted(session.scalars(
             select(RoleGroupMember.user_id).where(RoleGroupMember.role_group_id == group.id)))
-        return {"id": group.id, "name": group.name, "description": group.description, "roles": roles,
-                "members": members}
+        return RoleGroupInfo(group.id, group.name, group.description, roles, members)
 
 
 @dataclass(frozen=True)
@@ -466,6 +464,5 @@ def _add_unique(users: list[DirectoryUser], user: DirectoryUser) -> None:
         users.append(user)
 
 
-def _domain_dict(domain: Domain) -> dict[str, Any]:
-    return {"name": domain.name, "verified": domain.verified, "default": domain.is_default,
-            "verification_txt": domain.verification_code}
+def _domain_info(domain: Domain) -> DomainInfo:
+    return DomainInfo(domain.name, domain.verified, domain.is_default, domain.verification_code)
