@@ -6,9 +6,10 @@ database created for this session and dropped after it; they skip, saying why, w
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,30 @@ def grant_import_role(services: Services, tenant: str, user_id: str) -> None:
     if not any(g.name == IMPORTERS for g in services.directory.list_role_groups(tenant)):
         services.directory.create_role_group(tenant, IMPORTERS, ["Mailbox Import Export"])
     services.directory.add_role_group_member(tenant, IMPORTERS, user_id)
+
+
+def administrator(services: Services, tenant: str, roles: Iterable[str] | None = None) -> str:
+    """The id of a test administrator of the tenant holding exactly ``roles`` (default: every role in the
+    catalogue), created on first use through a role group of its own."""
+    from tenantry.directory.catalogue import ROLES
+
+    wanted = sorted(ROLES if roles is None else set(roles))
+    tag = hashlib.sha256("|".join(wanted).encode()).hexdigest()[:10]
+    user_name = f"admin-{tag}@tenantry.test"
+    found = services.directory.find_users_by_email(tenant, [user_name]).get(user_name)
+    if found:
+        return found[0].id
+    user_id: str = services.scim.create(tenant, "User", user_payload(user_name))["id"]
+    if wanted:
+        services.directory.create_role_group(tenant, f"Test administrators {tag}", wanted)
+        services.directory.add_role_group_member(tenant, f"Test administrators {tag}", user_id)
+    return user_id
+
+
+def admin_secret(services: Services, tenant: str, name: str = "test", roles: Iterable[str] | None = None) -> str:
+    """The secret of a new admin token of the tenant, issued to a test administrator holding ``roles`` (default:
+    every role)."""
+    return services.directory.issue_token(tenant, "admin", name, user_id=administrator(services, tenant, roles)).secret
 
 
 def importing_admin(services: Services, tenant: str = "default") -> str:

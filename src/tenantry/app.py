@@ -36,6 +36,7 @@ from tenantry.core.secrets import SecretBox
 from tenantry.core.settings import Settings
 from tenantry.directory import api as directory_api
 from tenantry.directory import scim_api
+from tenantry.directory.admins import ensure_first_admin
 from tenantry.directory.scim_log import ScimLog
 from tenantry.directory.scim_store import ScimStore
 from tenantry.directory.service import DirectoryService
@@ -105,31 +106,40 @@ def bootstrap(services: Services) -> dict[str, str]:
 
     Returns the secrets it generated (to be printed once); an existing installation gets none.
     """
-    settings = services.settings
-    created = services.directory.ensure_tenant(settings.default_tenant, "Default tenant")
+    settings, directory = services.settings, services.directory
+    tenant = settings.default_tenant
+    created = directory.ensure_tenant(tenant, "Default tenant")
     issued: dict[str, str] = {}
     if created:
         if not settings.bootstrap_scim_token:
-            issued["scim"] = services.directory.issue_token(settings.default_tenant, "scim", "initial").secret
+            issued["scim"] = directory.issue_token(tenant, "scim", "initial").secret
         if not settings.bootstrap_admin_token:
-            issued["admin"] = services.directory.issue_token(settings.default_tenant, "admin", "initial").secret
+            # The first admin token belongs to the tenant's first administrator (directory.admins).
+            first = ensure_first_admin(services.scim, directory, tenant)
+            issued["admin"] = directory.issue_token(tenant, "admin", "initial", user_id=first).secret
         if not settings.bootstrap_operator_token:
             # Installation-wide (lists and creates tenants); its row names the default tenant only because
             # every token row names one.
-            issued["operator"] = services.directory.issue_token(settings.default_tenant, "operator",
-                                                                "initial").secret
+            issued["operator"] = directory.issue_token(tenant, "operator", "initial").secret
     if settings.bootstrap_scim_token:
-        services.directory.ensure_token(settings.default_tenant, "scim", settings.bootstrap_scim_token)
+        directory.ensure_token(tenant, "scim", settings.bootstrap_scim_token)
     if settings.bootstrap_admin_token:
-        services.directory.ensure_token(settings.default_tenant, "admin", settings.bootstrap_admin_token)
+        secret = settings.bootstrap_admin_token
+        owner = None if directory.token_known(secret) else ensure_first_admin(services.scim, directory, tenant)
+        directory.ensure_token(tenant, "admin", secret, user_id=owner)
     if settings.bootstrap_operator_token:
-        services.directory.ensure_token(settings.default_tenant, "operator", settings.bootstrap_operator_token)
+        directory.ensure_token(tenant, "operator", settings.bootstrap_operator_token)
     if not settings.broker_url:
         # In-process jobs of this host whose process stopped can never finish: say so in their rows.
         services.jobstore.fail_orphans()
-    for tenant in services.directory.list_tenants():
+    for each in directory.list_tenants():
+        # Built-in role groups added by a newer version; admin tokens from before administrators had identities
+        # given to the tenant's first administrator (issue #12).
+        directory.ensure_builtin_role_groups(each.id)
+        if directory.has_unowned_admin_tokens(each.id):
+            ensure_first_admin(services.scim, directory, each.id)
         # Items a crash left out of the search index (delivered, not yet indexed) are indexed now.
-        services.indexer.catch_up(tenant.id)
+        services.indexer.catch_up(each.id)
     return issued
 
 

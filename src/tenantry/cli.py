@@ -27,9 +27,13 @@ app.add_typer(db_app, name="db")
 
 
 @app.callback()
-def _context(ctx: typer.Context) -> None:
+def _context(ctx: typer.Context, acting_as: Annotated[str | None, typer.Option(
+        "--as", help="Act as this administrator (e-mail or id) of the command's tenant: their roles are checked "
+                     "and the audit trail names them. Without it you act as the operator.")] = None) -> None:
     # One context a run: its services are built (and the database migrated) only when a command first asks.
-    ctx.ensure_object(Cli)
+    cli = ctx.ensure_object(Cli)
+    if acting_as is not None:
+        cli.acting_as = acting_as
 
 
 @app.command("serve")
@@ -93,8 +97,14 @@ def db_upgrade(ctx: typer.Context) -> None:
 
 @tenant_app.command("create")
 def tenant_create(ctx: typer.Context, tenant_id: str, name: Annotated[str | None, typer.Option()] = None) -> None:
-    Cli.of(ctx).services.directory.create_tenant(tenant_id, name or tenant_id)
-    console.print(f"tenant {tenant_id} created; SCIM at /tenants/{tenant_id}/scim/v2")
+    """Create a tenant, with its built-in role groups and its first administrator (tenantry-admin)."""
+    from tenantry.directory.admins import FIRST_ADMIN, ensure_first_admin
+
+    services = Cli.of(ctx).services
+    services.directory.create_tenant(tenant_id, name or tenant_id)
+    ensure_first_admin(services.scim, services.directory, tenant_id)
+    console.print(f"tenant {tenant_id} created; SCIM at /tenants/{tenant_id}/scim/v2; its first administrator is "
+                  f"{FIRST_ADMIN} (tenantry token create --tenant {tenant_id} --scope admin --for {FIRST_ADMIN})")
 
 
 @tenant_app.command("list")
@@ -109,12 +119,19 @@ def token_create(
     scope: Annotated[str, typer.Option(help="scim (a tenant's SCIM endpoint), admin (a tenant's admin API) or "
                                            "operator (lists and creates tenants; installation-wide)")] = "scim",
     name: Annotated[str, typer.Option(help="A label to recognise it by.")] = "default",
+    for_user: Annotated[str | None, typer.Option(
+        "--for", help="The administrator (e-mail, userName or id) an admin token is issued to; it carries their "
+                      "roles.")] = None,
 ) -> None:
     """Issue a token; the secret is printed once and stored only as a hash."""
     cli = Cli.of(ctx)
     if scope == "operator" and tenant not in (None, cli.settings.default_tenant):
         fail("an operator token is for the installation, not a tenant: leave out --tenant")
-    issued = cli.services.directory.issue_token(cli.tenant(tenant), scope, name)
+    if (scope == "admin") != (for_user is not None):
+        fail("an admin token is issued to an administrator: --scope admin --for <user> (and --for only with it)")
+    chosen = cli.tenant(tenant)
+    owner = cli.user_id(chosen, for_user) if for_user is not None else None
+    issued = cli.services.directory.issue_token(chosen, scope, name, user_id=owner)
     err.print(f"token {issued.id} ({issued.scope}, tenant {issued.tenant_id}); the secret follows, shown once:")
     print(issued.secret)
 
@@ -136,7 +153,7 @@ def token_revoke(ctx: typer.Context, token_id: str) -> None:
 @token_app.command("list")
 def token_list(ctx: typer.Context, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     rows = [t.__dict__ for t in Cli.of(ctx).services.directory.list_tokens(tenant)]
-    print_rows(rows, ["id", "tenant_id", "scope", "name", "created_at", "revoked_at"], as_json)
+    print_rows(rows, ["id", "tenant_id", "scope", "name", "user_id", "created_at", "revoked_at"], as_json)
 
 
 # The parts, each adding its command groups (and top-level commands such as `search`) to the root's.

@@ -28,6 +28,7 @@ from scim2_models import SCIMException
 from typer.core import TyperGroup
 
 from tenantry.core.errors import TenantryError
+from tenantry.core.principals import Principal, operator
 from tenantry.core.results import plain
 from tenantry.core.settings import Settings
 
@@ -76,9 +77,10 @@ class Cli:
     services it built itself.
     """
 
-    def __init__(self, services: Services | None = None) -> None:
+    def __init__(self, services: Services | None = None, *, acting_as: str | None = None) -> None:
         self._services = services
         self._settings = services.settings if services else None
+        self.acting_as = acting_as   # ``tenantry --as <user>``: act as that administrator of the tenant
 
     @classmethod
     def of(cls, ctx: typer.Context) -> Cli:
@@ -114,6 +116,15 @@ class Cli:
         tenant = self.tenant(option)
         return tenant, find(tenant, name)
 
+    def principal(self, tenant: str) -> Principal:
+        """Who this command acts as (issue #12): the operator who runs it on the machine (their OS account named),
+        or with ``--as`` a named administrator of ``tenant``, whose roles are then checked like over HTTP."""
+        account = _os_account()
+        if self.acting_as is None:
+            return operator(account, "cli")
+        return self.services.directory.administrator(tenant, self.user_id(tenant, self.acting_as),
+                                                     f"cli as, by {account}")
+
     def user_id(self, tenant: str, who: str) -> str:
         """A user named by e-mail address or id."""
         directory = self.services.directory
@@ -123,6 +134,19 @@ class Cli:
         if directory.users_by_id(tenant, [who]):
             return who
         fail(f"no user {who!r} in tenant {tenant!r}")
+
+
+def _os_account() -> str:
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):   # no name for this uid (a container's)
+        import os
+
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
 
 
 def print_json(value: Any) -> None:

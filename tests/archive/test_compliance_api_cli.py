@@ -10,10 +10,11 @@ from typer.testing import CliRunner
 from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
 from tenantry.cli import app
 from tests.archive.test_compliance import NOW
+from tests.conftest import admin_secret
 
 
 def test_hold_search_and_audit_over_the_api(app_client, backend, tenant) -> None:  # noqa: ANN001
-    h = {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}"}
+    h = {"Authorization": f"Bearer {admin_secret(backend, tenant, 'a')}"}
     base = f"/api/v1/tenants/{tenant}"
     backend.archive.deliver(tenant, [Delivery("u1", "u1@contoso.com", WHATSAPP_FOLDER,
                                               b"Message-ID: <a@t>\r\nSubject: merger talk\r\n\r\nsecret merger\r\n",

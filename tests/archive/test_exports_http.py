@@ -21,10 +21,11 @@ from tenantry.archive.ediscovery import verify_export
 from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
 from tenantry.cli import app as cli_app
 from tests.archive.test_compliance import NOW
+from tests.conftest import admin_secret
 
 
 def admin(backend: Services, tenant: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}"}
+    return {"Authorization": f"Bearer {admin_secret(backend, tenant, 'a')}"}
 
 
 def deliver(backend: Services, tenant: str, user: str, count: int, words: str = "merger talk",

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from tenantry.archive.service import WHATSAPP_FOLDER, read_mboxrd
 from tenantry.cli import app
-from tests.conftest import SAMPLES, importing_admin, user_payload
+from tests.conftest import SAMPLES, admin_secret, importing_admin, user_payload
 
 
 @pytest.fixture()
@@ -70,7 +70,7 @@ def test_export_wizard_upload_run_and_mbox_export_from_the_cli(cli_env: CliRunne
 
 
 def test_connector_api_wizard_and_raw_item(app_client, backend, tenant, people) -> None:  # noqa: ANN001
-    token = backend.directory.issue_token(tenant, "admin", "a").secret
+    token = admin_secret(backend, tenant, "a")
     h = {"Authorization": f"Bearer {token}"}
     base = f"/api/v1/tenants/{tenant}"
     r = app_client.post(f"{base}/connectors", headers=h, json={
@@ -136,7 +136,7 @@ def test_cli_upload_of_a_file_that_is_no_export_fails_with_the_reason_and_prints
 
 def test_feed_overlap_and_run_time_change_over_the_api_and_a_short_overlap_is_422(
         app_client, backend, tenant, people, standard_feed) -> None:  # noqa: ANN001
-    token = backend.directory.issue_token(tenant, "admin", "a").secret
+    token = admin_secret(backend, tenant, "a")
     h = {"Authorization": f"Bearer {token}"}
     base = f"/api/v1/tenants/{tenant}"
     r = app_client.post(f"{base}/connectors", headers=h, json={

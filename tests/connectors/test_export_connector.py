@@ -12,7 +12,7 @@ import pytest
 
 from tenantry.archive.service import WHATSAPP_FOLDER
 from tenantry.core.errors import Invalid, NotFound
-from tests.conftest import SAMPLES, user_payload
+from tests.conftest import SAMPLES, admin_secret, user_payload
 from tests.connectors.conftest import People
 
 WA = SAMPLES / "whatsapp"
@@ -166,7 +166,7 @@ def test_a_connector_without_csv_or_directory_mobiles_says_so_for_an_unmapped_pa
 
 def test_the_run_report_api_lists_unmapped_participants(app_client, backend, tenant, people,
                                                         export_connector) -> None:
-    h = {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}"}
+    h = {"Authorization": f"Bearer {admin_secret(backend, tenant, 'a')}"}
     backend.connectors.add_export(tenant, export_connector, b"12/01/2024, 09:00 - Dora\x1b[2J: x\n", "c.txt",
                                   "bob@contoso.com")
     run_id = app_client.post(f"/api/v1/tenants/{tenant}/connectors/{export_connector}/runs", headers=h).json()["id"]

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from tenantry.connectors.models import ExportFile
 from tenantry.core.errors import Invalid, PayloadTooLarge
+from tests.conftest import admin_secret
 from tests.connectors.conftest import People
 from tests.zipbombs import deflate_zip
 
@@ -99,7 +100,7 @@ def test_api_upload_over_the_limit_answers_413_with_an_error_body(app_client: Te
                                                                   people, export_connector,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(backend.connectors, "upload_max_bytes", 1000)
-    h = {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}"}
+    h = {"Authorization": f"Bearer {admin_secret(backend, tenant, 'a')}"}
     before = _files(backend.connectors.upload_dir)
     url = f"/api/v1/tenants/{tenant}/connectors/{export_connector}/exports"
     params = {"owner": "bob@contoso.com", "filename": "chat.txt"}
@@ -114,7 +115,7 @@ def test_api_upload_over_the_limit_answers_413_with_an_error_body(app_client: Te
 
 def test_api_mapping_csv_over_the_body_limit_answers_413(app_client: TestClient, backend, tenant,  # noqa: ANN001
                                                          people, export_connector) -> None:
-    h = {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}"}
+    h = {"Authorization": f"Bearer {admin_secret(backend, tenant, 'a')}"}
     body = b"name,email\n" + b"Alice,alice@contoso.com\n" * (backend.settings.admin_body_max_bytes // 24 + 1)
     r = app_client.put(f"/api/v1/tenants/{tenant}/connectors/{export_connector}/mapping", headers=h, content=body)
     assert r.status_code == 413 and r.json()["error"] == "too_large", r.text
@@ -125,7 +126,7 @@ def test_admin_json_body_over_the_limit_answers_413_and_creates_nothing(backend,
     from tenantry.app import create_app
 
     settings = backend.settings.model_copy(update={"admin_body_max_bytes": 2000})
-    h = {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}",
+    h = {"Authorization": f"Bearer {admin_secret(backend, tenant, 'a')}",
          "Content-Type": "application/json"}
     body = b'{"name": "Big", "kind": "whatsapp-export", "created_by": "%s", "accept_terms": true, ' \
            b'"source": {"pad": "%s"}}' % (people.admin.encode(), b"x" * 5000)
@@ -163,7 +164,7 @@ def test_a_file_in_which_no_line_parses_is_refused_on_upload_and_nothing_is_kept
 
 def test_api_upload_of_a_file_that_is_no_export_answers_400_with_the_reason(app_client: TestClient, backend,  # noqa: ANN001
                                                                           tenant, people, export_connector) -> None:
-    h = {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}"}
+    h = {"Authorization": f"Bearer {admin_secret(backend, tenant, 'a')}"}
     url = f"/api/v1/tenants/{tenant}/connectors/{export_connector}/exports"
     r = app_client.post(url, headers=h, params={"owner": "bob@contoso.com", "filename": "x\x1b[2J.txt"},
                         content=_random_bytes(20_000))

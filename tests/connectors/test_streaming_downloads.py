@@ -11,11 +11,12 @@ from fastapi.testclient import TestClient
 
 from tenantry.app import Services
 from tenantry.archive.service import WHATSAPP_FOLDER, Delivery, read_mboxrd
+from tests.conftest import admin_secret
 from tests.connectors.conftest import NOW
 
 
 def admin(backend: Services, tenant: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}"}
+    return {"Authorization": f"Bearer {admin_secret(backend, tenant, 'a')}"}
 
 
 def raw_message(n: int) -> bytes:

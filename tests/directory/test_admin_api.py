@@ -5,11 +5,11 @@ No or an unknown token is 401; a valid token of another scope or tenant is 403 (
 
 from __future__ import annotations
 
-from tests.conftest import user_payload
+from tests.conftest import admin_secret, user_payload
 
 
 def test_admin_api_lists_users_and_assigns_licences(app_client, backend, tenant: str) -> None:
-    token = backend.directory.issue_token(tenant, "admin", "a").secret
+    token = admin_secret(backend, tenant, "a")
     h = {"Authorization": f"Bearer {token}"}
     user = backend.scim.create(tenant, "User", user_payload("ops@contoso.com"))
     r = app_client.get(f"/api/v1/tenants/{tenant}/users", headers=h, params={"filter": 'userName sw "ops"'})
@@ -26,14 +26,14 @@ def test_admin_api_refuses_scim_tokens_and_other_tenants(app_client, backend, te
     scim_token = backend.directory.issue_token(tenant, "scim", "s").secret
     r = app_client.get(f"/api/v1/tenants/{tenant}/users", headers={"Authorization": f"Bearer {scim_token}"})
     assert r.status_code == 403 and r.json()["error"] == "forbidden"
-    admin = backend.directory.issue_token(tenant, "admin", "a").secret
+    admin = admin_secret(backend, tenant, "a")
     r = app_client.get("/api/v1/tenants/default-other/users", headers={"Authorization": f"Bearer {admin}"})
     assert r.status_code == 403
     assert app_client.get(f"/api/v1/tenants/{tenant}/domains").status_code == 401
 
 
 def test_admin_api_domains_and_role_groups(app_client, backend, tenant: str) -> None:
-    h = {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}"}
+    h = {"Authorization": f"Bearer {admin_secret(backend, tenant, 'a')}"}
     r = app_client.post(f"/api/v1/tenants/{tenant}/domains", headers=h, json={"name": "contoso.com"})
     assert r.status_code == 201
     assert app_client.post(f"/api/v1/tenants/{tenant}/domains", headers=h,

@@ -22,7 +22,7 @@ from tenantry.core.clock import utcnow
 from tenantry.core.settings import Settings
 from tenantry.directory.scim_log import ScimLogEntry
 from tenantry.jobs import InlineJobs, Scheduler
-from tests.conftest import ScimClient, group_payload, periodic_work_due, user_payload
+from tests.conftest import ScimClient, admin_secret, group_payload, periodic_work_due, user_payload
 from tests.test_cli import cli, run  # noqa: F401 - the CLI fixture
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -38,7 +38,7 @@ class Side:
         issued = backend.directory.issue_token(self.tenant, "scim", token_name)
         self.token_id, self.token_secret = issued.id, issued.secret
         self.scim = ScimClient(client, self.tenant, issued.secret)
-        self.admin = {"Authorization": f"Bearer {backend.directory.issue_token(self.tenant, 'admin', 'a').secret}"}
+        self.admin = {"Authorization": f"Bearer {admin_secret(backend, self.tenant, 'a')}"}
         self.client = client
 
     def log(self, **query: Any) -> list[dict[str, Any]]:

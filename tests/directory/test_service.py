@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tenantry.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
-from tests.conftest import user_payload
+from tests.conftest import administrator, user_payload
 
 
 def test_new_tenant_has_the_built_in_role_groups(backend, tenant: str) -> None:
@@ -31,7 +31,7 @@ def test_tenant_ids_are_validated_and_unique(backend, tenant: str) -> None:
 
 def test_token_scope_and_tenant_are_enforced(backend, tenant: str) -> None:
     scim = backend.directory.issue_token(tenant, "scim", "s")
-    admin = backend.directory.issue_token(tenant, "admin", "a")
+    admin = backend.directory.issue_token(tenant, "admin", "a", user_id=administrator(backend, tenant))
     assert backend.directory.authenticate(scim.secret, "scim", tenant) == tenant
     assert backend.directory.authenticate(admin.secret, "admin", None) == tenant
     # Each scope opens one door (docs/security.md): admin does not open SCIM, nor SCIM the admin API.

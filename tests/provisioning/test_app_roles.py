@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from tenantry.app import create_app
 from tenantry.core.errors import Conflict, Forbidden, Invalid, NotFound
 from tenantry.provisioning.roles import DEFAULT_ACCESS_ID, USER_ROLE_ID
+from tests.conftest import admin_secret
 from tests.provisioning.conftest import Source
 
 URL = "http://127.0.0.1:9/scim/v2"     # never contacted: these tests change configuration only
@@ -193,7 +194,7 @@ def test_roles_reached_through_groups_count_and_the_user_gets_each(src: Source) 
 def test_the_roles_api_adds_lists_changes_and_refuses_with_a_reason(src: Source) -> None:
     services = src.services
     app = src.app(URL, "t")
-    token = services.directory.issue_token(src.tenant, "admin", "roles").secret
+    token = admin_secret(services, src.tenant, "roles")
     base = f"/api/v1/tenants/{src.tenant}/provisioning/apps/{app}"
     headers = {"Authorization": f"Bearer {token}"}
     with TestClient(create_app(services.settings, services)) as client:

@@ -18,6 +18,7 @@ from tenantry.core.clock import utcnow
 from tenantry.core.settings import Settings
 from tenantry.jobs import CeleryJobs, InlineJobs, Scheduler
 from tenantry.provisioning.models import ProvisioningApp
+from tests.conftest import admin_secret
 from tests.connectors.test_jobs import REDIS, redis_reachable
 from tests.provisioning.conftest import Peer, Source
 
@@ -70,7 +71,7 @@ def test_a_cycle_runs_on_a_celery_worker_over_redis(src: Source, target, peer: P
 
 
 def test_the_admin_api_configures_runs_and_reports(app_client, src: Source, target, peer: Peer) -> None:
-    token = src.services.directory.issue_token(src.tenant, "admin", "a").secret
+    token = admin_secret(src.services, src.tenant, "a")
     h = {"Authorization": f"Bearer {token}"}
     base = f"/api/v1/tenants/{src.tenant}/provisioning/apps"
     r = app_client.post(base, headers=h, json={"name": "GroupTalk", "tenant_url": target.base_url,

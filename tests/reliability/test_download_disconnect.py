@@ -20,6 +20,7 @@ from sqlalchemy import insert
 from tenantry.app import Services
 from tenantry.archive.models import Item
 from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
+from tests.conftest import admin_secret
 from tests.connectors.conftest import NOW
 
 ITEMS = 4000
@@ -108,7 +109,7 @@ def test_client_leaving_a_big_mbox_download_stops_the_servers_work(backend: Serv
                                                                    server: str) -> None:
     big_mailbox(backend, tenant)
     assert backend.archive.count(tenant, "u1") == ITEMS
-    token = backend.directory.issue_token(tenant, "admin", "t").secret
+    token = admin_secret(backend, tenant, "t")
     received = first_bytes_then_hang_up(server, f"/api/v1/tenants/{tenant}/mailboxes/u1/export.mbox", token)
     # The first bytes came before the server had read the mailbox: streamed, not built in memory first.
     assert received.startswith(b"HTTP/1.1 200") and b"\r\n\r\n" in received
@@ -140,7 +141,7 @@ def test_client_leaving_an_export_zip_download_stops_the_servers_work(backend: S
     (folder / "mbox").mkdir(parents=True)
     (folder / "mbox" / "big.mbox").write_bytes(os.urandom(64 << 20))
     (folder / "manifest.sha256").write_text("")
-    token = backend.directory.issue_token(tenant, "admin", "t").secret
+    token = admin_secret(backend, tenant, "t")
     received = first_bytes_then_hang_up(server, f"/api/v1/tenants/{tenant}/cases/M/exports/{job['id']}/download",
                                         token)
     assert received.startswith(b"HTTP/1.1 200") and b"PK\x03\x04" in received

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import _pg_database, importing_admin
+from tests.conftest import _pg_database, admin_secret, importing_admin
 from tests.interop.conftest import free_port
 from tests.zipbombs import deflate_zip
 
@@ -60,7 +60,7 @@ def _prepare(data_dir: Path, database_url: str | None) -> dict[str, str]:
             ids[name] = services.connectors.create("default", name=name, kind="whatsapp-export",
                                                    created_by=admin_id, accept_terms=True)["id"]
             services.connectors.consent("default", ids[name], admin_id)
-        ids["token"] = services.directory.issue_token("default", "admin", "resource tests").secret
+        ids["token"] = admin_secret(services, "default", "resource tests")
         ids["scim"] = services.directory.issue_token("default", "scim", "resource tests").secret
         return ids
     finally:

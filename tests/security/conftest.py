@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tenantry.app import Services
-from tests.conftest import ScimClient
+from tests.conftest import ScimClient, admin_secret
 
 
 @dataclass
@@ -30,7 +30,7 @@ def make_side(client: TestClient, backend: Services, prefix: str) -> Side:
     tenant = f"{prefix}-{uuid.uuid4().hex[:10]}"
     backend.directory.create_tenant(tenant, f"Tenant {prefix}")
     scim_token = backend.directory.issue_token(tenant, "scim", "test").secret
-    admin_token = backend.directory.issue_token(tenant, "admin", "test").secret
+    admin_token = admin_secret(backend, tenant, "test")
     return Side(tenant, ScimClient(client, tenant, scim_token), admin_token, scim_token)
 
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from tenantry.app import Services
 from tenantry.protocols.scim.limits import MAX_FILTER_LENGTH, MAX_FILTER_TERMS, MAX_JSON_DEPTH, MAX_START_INDEX
-from tests.conftest import SCIM_JSON, ScimClient, group_payload, user_payload
+from tests.conftest import SCIM_JSON, ScimClient, admin_secret, group_payload, user_payload
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
@@ -259,7 +259,7 @@ def test_nul_in_filters_and_ids_is_a_4xx(scim: ScimClient, stored: dict[str, Any
 
 @pytest.fixture()
 def admin(app_client: TestClient, backend: Services, tenant: str) -> tuple[TestClient, dict[str, str], str]:
-    token = backend.directory.issue_token(tenant, "admin", "bad-input").secret
+    token = admin_secret(backend, tenant, "bad-input")
     return app_client, {"Authorization": f"Bearer {token}"}, f"/api/v1/tenants/{tenant}"
 
 

@@ -29,6 +29,7 @@ from tenantry.core.settings import Settings
 from tenantry.provisioning.client import ScimTarget
 from tenantry.provisioning.client import TargetError as ScimTargetError
 from tenantry.provisioning.models import ProvisioningApp
+from tests.conftest import admin_secret
 from tests.interop.conftest import free_port
 
 SCIM_EMPTY_LIST = json.dumps({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
@@ -106,7 +107,7 @@ def listen(made: list[Listener], reply: bytes = HTTP_EMPTY_LIST, *, greet: bool 
 
 @pytest.fixture()
 def admin(app_client: TestClient, backend: Services, tenant: str) -> tuple[TestClient, dict[str, str], str]:
-    token = backend.directory.issue_token(tenant, "admin", "egress").secret
+    token = admin_secret(backend, tenant, "egress")
     return app_client, {"Authorization": f"Bearer {token}"}, f"/api/v1/tenants/{tenant}/provisioning/apps"
 
 

@@ -45,7 +45,7 @@ from fastapi.testclient import TestClient
 
 from tenantry.app import Services, create_app
 from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
-from tests.conftest import grant_import_role, group_payload, user_payload
+from tests.conftest import admin_secret, grant_import_role, group_payload, user_payload
 from tests.security.routes import SCIM_PREFIXES, api_routes, fill, scim_suffix
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -375,7 +375,7 @@ def _tenant(backend: Services, prefix: str, names: dict[str, str]) -> Tenant:
     tenant = f"{prefix}-{uuid.uuid4().hex[:10]}"
     d = backend.directory
     d.create_tenant(tenant, f"Tenant {prefix}")
-    admin = {"Authorization": f"Bearer {d.issue_token(tenant, 'admin', 'iso').secret}"}
+    admin = {"Authorization": f"Bearer {admin_secret(backend, tenant, 'iso')}"}
     scim = {"Authorization": f"Bearer {d.issue_token(tenant, 'scim', 'iso').secret}"}
     user = backend.scim.create(tenant, "User", user_payload(names["user"], displayName=names["display"]))["id"]
     group = backend.scim.create(tenant, "Group", group_payload(names["group"], members=[{"value": user}]))["id"]

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from tenantry.app import Services, bootstrap, build_services, create_app
 from tenantry.cli import app as cli_app
 from tenantry.core.settings import Settings
+from tests.conftest import administrator
 from tests.security.conftest import Side
 
 
@@ -88,7 +89,8 @@ def test_credentials_no_or_unknown_401_wrong_scope_or_tenant_403(app_client: Tes
     assert app_client.get(users_a).status_code == 401
     assert app_client.get(users_a, headers=bearer("tnt_admin_" + "x" * 40)).status_code == 401
     assert app_client.get("/api/v1/tenants", headers={"Authorization": "Basic abc"}).status_code == 401
-    revoked = backend.directory.issue_token(side_a.tenant, "admin", "old")
+    revoked = backend.directory.issue_token(side_a.tenant, "admin", "old",
+                                            user_id=administrator(backend, side_a.tenant))
     backend.directory.revoke_token(revoked.id)
     assert app_client.get(users_a, headers=bearer(revoked.secret)).status_code == 401
     for headers in (side_b.admin, bearer(side_a.scim_token)):

@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tenantry.app import Services, create_app
+from tests.conftest import admin_secret, administrator
 from tests.security.routes import api_routes, fill, is_public, scim_suffix
 
 # Routes only the operator may call (a tenant admin gets 403). GET /api/v1/tenants is shared: the operator
@@ -50,12 +51,12 @@ def creds(backend: Services) -> dict[str, Any]:
     backend.directory.ensure_tenant(backend.settings.default_tenant)
     issue = backend.directory.issue_token
     default = backend.settings.default_tenant
-    revoked = issue(tenant, "admin", "revoked")
+    revoked = issue(tenant, "admin", "revoked", user_id=administrator(backend, tenant))
     backend.directory.revoke_token(revoked.id)
     return {
         "tenant": tenant, "default": default,
-        "scim": issue(tenant, "scim", "s").secret, "admin": issue(tenant, "admin", "a").secret,
-        "default_scim": issue(default, "scim", "s").secret, "default_admin": issue(default, "admin", "a").secret,
+        "scim": issue(tenant, "scim", "s").secret, "admin": admin_secret(backend, tenant, "a"),
+        "default_scim": issue(default, "scim", "s").secret, "default_admin": admin_secret(backend, default, "a"),
         "operator": issue(default, "operator", "o").secret, "revoked": revoked.secret,
     }
 

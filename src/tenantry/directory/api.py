@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field
 
 from tenantry.core.bounds import Count, Offset, StartIndex
 from tenantry.core.errors import Forbidden, Unauthorized
+from tenantry.core.principals import Principal, PrincipalKind
+from tenantry.directory.admins import ensure_first_admin
 from tenantry.directory.catalogue import LICENCES, ROLES
 from tenantry.directory.results import (
     Catalogue,
@@ -64,6 +66,17 @@ def _bearer(request: Request) -> str:
     return secret.strip()
 
 
+def principal_of(directory: DirectoryService, request: Request) -> Principal:
+    """Who is asking (issue #12): the administrator an admin token was issued to, or the operator; resolved once
+    a request (``request.state.principal``). 401 without a valid credential, 403 for a SCIM token."""
+    known = getattr(request.state, "principal", None)
+    if isinstance(known, Principal):
+        return known
+    found = directory.principal(directory.credential(_bearer(request)))
+    request.state.principal = found
+    return found
+
+
 def admin_guard(directory: DirectoryService) -> tuple[Callable[[Request], str], Callable[[str, Request], str]]:
     """The admin-token checks every admin router uses: (any tenant's admin, this tenant's admin).
 
@@ -71,7 +84,10 @@ def admin_guard(directory: DirectoryService) -> tuple[Callable[[Request], str], 
     """
 
     def admin(request: Request) -> str:
-        return directory.authenticate(_bearer(request), "admin", None)
+        found = principal_of(directory, request)
+        if found.kind is not PrincipalKind.ADMIN or found.tenant is None:
+            raise Forbidden("this is an operator token; this endpoint needs an admin token")
+        return found.tenant
 
     def tenant_of(tenant_id: str, request: Request) -> str:
         own = admin(request)
@@ -84,10 +100,10 @@ def admin_guard(directory: DirectoryService) -> tuple[Callable[[Request], str], 
 
 def caller(directory: DirectoryService, request: Request) -> tuple[str, str]:
     """(scope, tenant) of an admin or operator token; 401 without a valid token, 403 for a SCIM token."""
-    tenant, scope = directory.identify(_bearer(request))
-    if scope not in ("admin", "operator"):
-        raise Forbidden(f"this is a {scope} token; the admin API needs an admin or the operator token")
-    return scope, tenant
+    found = principal_of(directory, request)
+    if found.kind is PrincipalKind.OPERATOR:
+        return "operator", ""
+    return "admin", found.tenant or ""
 
 
 def api_guard(directory: DirectoryService) -> Callable[[Request], None]:
@@ -136,9 +152,12 @@ def build_router(store: ScimStore, directory: DirectoryService, scim_log: ScimLo
     @router.post("/tenants", status_code=201, dependencies=[Depends(operator)])
     def create_tenant(body: TenantIn) -> CreatedTenant:
         """The new tenant with its first admin and SCIM tokens, shown this once (as the first run prints the
-        default tenant's): without them nobody could administer the tenant or provision into it over HTTP."""
+        default tenant's): without them nobody could administer the tenant or provision into it over HTTP. The
+        admin token is issued to the tenant's first administrator (directory.admins)."""
         info = directory.create_tenant(body.id, body.name or body.id)
-        tokens = {scope: directory.issue_token(body.id, scope, "initial").secret for scope in ("admin", "scim")}
+        first = ensure_first_admin(store, directory, body.id)
+        tokens = {"admin": directory.issue_token(body.id, "admin", "initial", user_id=first).secret,
+                  "scim": directory.issue_token(body.id, "scim", "initial").secret}
         return CreatedTenant(info.id, info.name, info.created_at, tokens)
 
     @router.get("/tenants/{tenant_id}/users")

@@ -19,6 +19,7 @@ ROLES: dict[str, str] = {
     "ArchiveApplication": "Partner applications deposit archived items into mailboxes.",
     "Organization Management": "Administer the whole tenant.",
     "Compliance Administrator": "Content search, holds, retention and eDiscovery.",
+    "eDiscovery Manager": "eDiscovery cases: custodians, searches, holds and exports of the cases.",
     "Voice Administrator": "PSTN sites, gateways, policies and user voice settings.",
     "Application Administrator": "Configure outbound provisioning apps (Entra's Application Administrator).",
 }
@@ -29,4 +30,5 @@ DEFAULT_ROLE_GROUPS: dict[str, list[str]] = {
     "Organization Management": ["Organization Management"],
     "Compliance Management": ["Compliance Administrator"],
     "Application Management": ["Application Administrator"],
+    "eDiscovery Management": ["eDiscovery Manager"],
 }

@@ -35,7 +35,8 @@ class Tenant(Base):
 
 
 class ApiToken(Base):
-    """A bearer secret, stored as its SHA-256. ``scope`` is ``scim`` (per tenant) or ``admin``."""
+    """A bearer secret, stored as its SHA-256. ``scope`` is ``scim`` (per tenant), ``admin`` (a tenant's
+    administrator, ``user_id``) or ``operator`` (the installation)."""
 
     __tablename__ = "api_tokens"
 
@@ -46,6 +47,8 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The administrator an admin token is issued to (issue #12); NULL for SCIM and operator tokens.
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
 
 class User(Base):

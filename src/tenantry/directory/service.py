@@ -20,6 +20,7 @@ from tenantry.core.clock import utcnow
 from tenantry.core.db import FOR_WRITE, Database
 from tenantry.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from tenantry.core.ids import new_id, new_secret, secret_hash
+from tenantry.core.principals import Principal, PrincipalKind, operator
 from tenantry.directory.catalogue import DEFAULT_ROLE_GROUPS, LICENCES, ROLES
 from tenantry.directory.models import (
     ApiToken,
@@ -54,12 +55,14 @@ class IssuedToken:
 
 @dataclass(frozen=True)
 class Credential:
-    """Who a valid bearer secret is: its token's id and name (never the secret), tenant and scope."""
+    """Who a valid bearer secret is: its token's id and name (never the secret), tenant and scope, and for an
+    admin token the administrator it was issued to."""
 
     id: str
     name: str
     tenant_id: str
     scope: str
+    user_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class TokenInfo:
     name: str
     created_at: datetime
     revoked_at: datetime | None
+    user_id: str | None = None
 
 
 # How long a verified token is trusted without asking the database again. A revocation in this process takes
@@ -81,6 +85,7 @@ class DirectoryService:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._token_cache: dict[str, tuple[Credential, float]] = {}
+        self._principal_cache: dict[str, tuple[Principal, float]] = {}
 
     # -- tenants -------------------------------------------------------------------
 
@@ -100,16 +105,30 @@ class DirectoryService:
             with self.db.session() as session:
                 session.add(Tenant(id=tenant_id, name=name, created_at=now))
                 session.flush()
-                for group_name, roles in DEFAULT_ROLE_GROUPS.items():
-                    group_id = new_id()
-                    session.add(RoleGroup(id=group_id, tenant_id=tenant_id, name=group_name,
-                                          description="built-in", created_at=now))
-                    session.flush()
-                    for role in roles:
-                        session.add(RoleGroupRole(role_group_id=group_id, role=role))
+                self._add_builtin_role_groups(session, tenant_id, DEFAULT_ROLE_GROUPS)
         except IntegrityError as exc:
             raise Conflict(f"tenant {tenant_id!r} already exists") from exc
         return TenantInfo(tenant_id, name, now.isoformat())
+
+    def ensure_builtin_role_groups(self, tenant_id: str) -> list[str]:
+        """Add the built-in role groups a tenant created by an older version lacks (eDiscovery Management came
+        with issue #12); the names added. Idempotent; a group an administrator already named so is left alone."""
+        with self.db.writing(), self.db.session() as session:
+            self.require_tenant(session, tenant_id, lock=True)
+            have = set(session.scalars(select(RoleGroup.name).where(RoleGroup.tenant_id == tenant_id)))
+            missing = {name: roles for name, roles in DEFAULT_ROLE_GROUPS.items() if name not in have}
+            self._add_builtin_role_groups(session, tenant_id, missing)
+            return list(missing)
+
+    @staticmethod
+    def _add_builtin_role_groups(session: Session, tenant_id: str, groups: dict[str, list[str]]) -> None:
+        for group_name, roles in groups.items():
+            group_id = new_id()
+            session.add(RoleGroup(id=group_id, tenant_id=tenant_id, name=group_name, description="built-in",
+                                  created_at=utcnow()))
+            session.flush()
+            for role in roles:
+                session.add(RoleGroupRole(role_group_id=group_id, role=role))
 
     def list_tenants(self) -> list[TenantInfo]:
         with self.db.session() as session:
@@ -124,16 +143,25 @@ class DirectoryService:
 
     # -- tokens ----------------------------------------------------------------------
 
-    def issue_token(self, tenant_id: str, scope: str, name: str = "default", secret: str | None = None) -> IssuedToken:
+    def issue_token(self, tenant_id: str, scope: str, name: str = "default", secret: str | None = None, *,
+                    user_id: str | None = None) -> IssuedToken:
+        """A new bearer token; an admin token is issued to ``user_id``, an active directory user of the tenant
+        (it carries that administrator's roles); SCIM and operator tokens to nobody."""
         if scope not in SCOPES:
             raise Invalid(f"scope must be one of {', '.join(SCOPES)}")
+        if (scope == "admin") != (user_id is not None):
+            raise Invalid("an admin token is issued to an administrator (--for <user>), and only an admin token is")
         secret = secret or new_secret(f"tnt_{scope}")
         if len(secret) < 16:
             raise Invalid("a token must be at least 16 characters long")
         with self.db.session() as session:
             self.require_tenant(session, tenant_id)
+            if user_id is not None:
+                user = self._require_user(session, tenant_id, user_id)
+                if not user.active:
+                    raise Invalid(f"user {user.user_name!r} is deactivated; an admin token needs an active user")
             token = ApiToken(id=new_id(), tenant_id=tenant_id, scope=scope, name=name,
-                             token_hash=secret_hash(secret), created_at=utcnow())
+                             token_hash=secret_hash(secret), created_at=utcnow(), user_id=user_id)
             session.add(token)
             try:
                 session.flush()
@@ -141,7 +169,8 @@ class DirectoryService:
                 raise Conflict("that token already exists") from exc
             return IssuedToken(token.id, tenant_id, scope, name, secret)
 
-    def ensure_token(self, tenant_id: str, scope: str, secret: str, name: str = "bootstrap") -> None:
+    def ensure_token(self, tenant_id: str, scope: str, secret: str, name: str = "bootstrap", *,
+                     user_id: str | None = None) -> None:
         """Make ``secret`` a valid token (idempotent): for automation that sets it from the environment."""
         with self.db.session() as session:
             found = session.scalar(select(ApiToken).where(ApiToken.token_hash == secret_hash(secret)))
@@ -149,7 +178,30 @@ class DirectoryService:
                 if found.tenant_id != tenant_id or found.scope != scope or found.revoked_at is not None:
                     raise Conflict("the bootstrap token is already used for another tenant or scope, or revoked")
                 return
-        self.issue_token(tenant_id, scope, name, secret)
+        self.issue_token(tenant_id, scope, name, secret, user_id=user_id)
+
+    def token_known(self, secret: str) -> bool:
+        """Whether a token with this secret exists (active or revoked)."""
+        with self.db.session() as session:
+            return session.scalar(select(ApiToken.id).where(ApiToken.token_hash == secret_hash(secret))) is not None
+
+    def has_unowned_admin_tokens(self, tenant_id: str) -> bool:
+        """Whether the tenant has admin tokens issued before administrators had identities (issue #12)."""
+        with self.db.session() as session:
+            return session.scalar(select(ApiToken.id).where(
+                ApiToken.tenant_id == tenant_id, ApiToken.scope == "admin", ApiToken.user_id.is_(None)).limit(1)
+            ) is not None
+
+    def adopt_admin_tokens(self, tenant_id: str, user_id: str) -> int:
+        """Give the tenant's admin tokens issued before administrators had identities (no user) to ``user_id``
+        (the first administrator); how many. Idempotent."""
+        with self.db.session() as session:
+            tokens = list(session.scalars(select(ApiToken).where(
+                ApiToken.tenant_id == tenant_id, ApiToken.scope == "admin", ApiToken.user_id.is_(None))))
+            for token in tokens:
+                token.user_id = user_id
+        self._forget_credentials()
+        return len(tokens)
 
     def rotate_token(self, token_id: str) -> IssuedToken:
         """Revoke a token and issue its successor with the same tenant, scope and name."""
@@ -159,9 +211,9 @@ class DirectoryService:
             if token is None or token.revoked_at is not None:
                 raise NotFound(f"no active token {token_id!r}")
             token.revoked_at = utcnow()
-            tenant_id, scope, name = token.tenant_id, token.scope, token.name
-        self._token_cache.clear()
-        return self.issue_token(tenant_id, scope, name)
+            tenant_id, scope, name, user_id = token.tenant_id, token.scope, token.name, token.user_id
+        self._forget_credentials()
+        return self.issue_token(tenant_id, scope, name, user_id=user_id)
 
     def revoke_token(self, token_id: str) -> None:
         with self.db.session() as session:
@@ -170,14 +222,14 @@ class DirectoryService:
                 raise NotFound(f"no token {token_id!r}")
             if token.revoked_at is None:
                 token.revoked_at = utcnow()
-        self._token_cache.clear()
+        self._forget_credentials()
 
     def list_tokens(self, tenant_id: str | None = None) -> list[TokenInfo]:
         with self.db.session() as session:
             stmt = select(ApiToken).order_by(ApiToken.created_at)
             if tenant_id:
                 stmt = stmt.where(ApiToken.tenant_id == tenant_id)
-            return [TokenInfo(t.id, t.tenant_id, t.scope, t.name, t.created_at, t.revoked_at)
+            return [TokenInfo(t.id, t.tenant_id, t.scope, t.name, t.created_at, t.revoked_at, t.user_id)
                     for t in session.scalars(stmt)]
 
     def identify(self, secret: str | None) -> tuple[str, str]:
@@ -201,7 +253,7 @@ class DirectoryService:
             raise Unauthorized("the bearer token is not valid (unknown or revoked)")
         if len(self._token_cache) > 10_000:
             self._token_cache.clear()
-        credential = Credential(token.id, token.name, token.tenant_id, token.scope)
+        credential = Credential(token.id, token.name, token.tenant_id, token.scope, token.user_id)
         self._token_cache[digest] = (credential, time.monotonic() + TOKEN_CACHE_SECONDS)
         return credential
 
@@ -223,6 +275,52 @@ class DirectoryService:
         if tenant_id is not None and credential.tenant_id != tenant_id:
             raise Forbidden(f"this {scope} token is not for tenant {tenant_id!r}")
         return credential
+
+    def _forget_credentials(self) -> None:
+        """Drop what this process trusts without asking the database (tokens, and the roles they carry)."""
+        self._token_cache.clear()
+        self._principal_cache.clear()
+
+    def principal(self, credential: Credential) -> Principal:
+        """Who an admin or operator credential is (issue #12): the administrator an admin token was issued to,
+        with the roles their role groups give now, or the operator. Unauthorized when the administrator is gone
+        or deactivated (a deactivated user's tokens stop working), or the token predates identities.
+
+        Cached with the token (``TOKEN_CACHE_SECONDS``): a role change made in this process applies at once, in
+        another within that many seconds.
+        """
+        if credential.scope == "operator":
+            return operator("operator", f"token {credential.id}")
+        if credential.scope != "admin":
+            raise Forbidden(f"this is {_article(credential.scope)} {credential.scope} token; the admin API needs "
+                            "an admin or the operator token")
+        cached = self._principal_cache.get(credential.id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        if credential.user_id is None:
+            raise Unauthorized("this admin token was issued before administrators had identities: the server gives "
+                               "it to the tenant's first administrator when it starts, or issue a new one with "
+                               "`tenantry token create --scope admin --for <user>`")
+        with self.db.session() as session:
+            user = session.get(User, credential.user_id)
+            if user is None or user.tenant_id != credential.tenant_id or not user.active:
+                raise Unauthorized("the administrator this token was issued to is deleted or deactivated")
+            found = Principal(PrincipalKind.ADMIN, user.id, user.user_name, user.tenant_id,
+                              frozenset(self._roles(session, user.tenant_id, user.id)), f"token {credential.id}")
+        if len(self._principal_cache) > 10_000:
+            self._principal_cache.clear()
+        self._principal_cache[credential.id] = (found, time.monotonic() + TOKEN_CACHE_SECONDS)
+        return found
+
+    def administrator(self, tenant_id: str, user_id: str, credential: str) -> Principal:
+        """A directory user of the tenant as an administrator principal (``--as`` on the CLI, a console session):
+        NotFound for no such user, Forbidden when deactivated."""
+        with self.db.session() as session:
+            user = self._require_user(session, tenant_id, user_id)
+            if not user.active:
+                raise Forbidden(f"user {user.user_name!r} is deactivated")
+            return Principal(PrincipalKind.ADMIN, user.id, user.user_name, tenant_id,
+                             frozenset(self._roles(session, tenant_id, user.id)), credential)
 
     # -- domains ------------------------------------------------------------------------
 
@@ -320,6 +418,7 @@ class DirectoryService:
             self._require_user(session, tenant_id, user_id)
             if session.get(RoleGroupMember, (group.id, user_id)) is None:
                 session.add(RoleGroupMember(role_group_id=group.id, user_id=user_id))
+        self._forget_credentials()   # the roles an administrator's credentials carry changed
 
     def remove_role_group_member(self, tenant_id: str, group_name: str, user_id: str) -> None:
         with self.db.session() as session:
@@ -328,6 +427,7 @@ class DirectoryService:
             if row is None:
                 raise NotFound(f"user {user_id} is not in role group {group_name!r}")
             session.delete(row)
+        self._forget_credentials()   # the roles an administrator's credentials carry changed
 
     def list_role_groups(self, tenant_id: str) -> list[RoleGroupInfo]:
         with self.db.session() as session:
@@ -337,13 +437,17 @@ class DirectoryService:
     def roles_of(self, tenant_id: str, user_id: str) -> set[str]:
         """Every management role a user holds through its role groups."""
         with self.db.session() as session:
-            stmt = (
-                select(RoleGroupRole.role)
-                .join(RoleGroupMember, RoleGroupMember.role_group_id == RoleGroupRole.role_group_id)
-                .join(RoleGroup, RoleGroup.id == RoleGroupRole.role_group_id)
-                .where(RoleGroupMember.user_id == user_id, RoleGroup.tenant_id == tenant_id)
-            )
-            return set(session.scalars(stmt))
+            return self._roles(session, tenant_id, user_id)
+
+    @staticmethod
+    def _roles(session: Session, tenant_id: str, user_id: str) -> set[str]:
+        stmt = (
+            select(RoleGroupRole.role)
+            .join(RoleGroupMember, RoleGroupMember.role_group_id == RoleGroupRole.role_group_id)
+            .join(RoleGroup, RoleGroup.id == RoleGroupRole.role_group_id)
+            .where(RoleGroupMember.user_id == user_id, RoleGroup.tenant_id == tenant_id)
+        )
+        return set(session.scalars(stmt))
 
     def has_role(self, tenant_id: str, user_id: str, role: str) -> bool:
         return role in self.roles_of(tenant_id, user_id)
