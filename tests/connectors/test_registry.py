@@ -117,18 +117,18 @@ def test_a_new_source_is_one_kind_registered_and_runs_like_the_builtin_ones(back
                           source={"shelf": "broken"})
     info = connectors.create(tenant, name="Memory", kind="memory", created_by=people.admin, accept_terms=True,
                              source={"shelf": "top"})
-    assert info["source"] == {"shelf": "top", "checked": True} and info["overlap_hours"] == 48
+    assert info.source == {"shelf": "top", "checked": True} and info.overlap_hours == 48
     assert memory.sources[-1].closed == [True]          # the wizard's test closed what it opened
-    connectors.consent(tenant, info["id"], people.admin)
-    report = connectors.run(tenant, info["id"], now=NOW)
+    connectors.consent(tenant, info.id, people.admin)
+    report = connectors.run(tenant, info.id, now=NOW)
     assert report.status == "succeeded", report.error
-    assert (report.counts.seen, report.counts.imported, report.counts.skipped) == (
+    assert (report.seen, report.imported, report.skipped_by_reason) == (
         3, 1, {"no_user": 1, "unparseable": 1})
     assert backend.archive.count(tenant, people.alice, WHATSAPP_FOLDER) == 1
     assert memory.built[-1].settings == {"shelf": "top", "checked": True}
     assert memory.sources[-1].closed == [True]
     with pytest.raises(Invalid, match="export files go to a whatsapp-export connector"):
-        connectors.add_export(tenant, info["id"], b"x", "chat.txt", people.alice)
+        connectors.add_export(tenant, info.id, b"x", "chat.txt", people.alice)
 
 
 def test_retries_back_off_from_five_minutes_to_six_hours_and_never_overflow() -> None:
