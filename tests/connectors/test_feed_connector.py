@@ -112,6 +112,19 @@ def test_converted_messages_carry_kind_participants_and_content(backend, tenant,
     assert chat["References"] == call["References"]  # one thread per chat
 
 
+def test_a_call_with_a_direction_outside_the_protocol_is_reported_not_guessed(backend, tenant, people) -> None:
+    items = [feed_item(1, "call", call={"direction": "sideways", "duration": 5}, text=""),
+             feed_item(2, "call", call={"duration": 5}, text="")]      # no direction: incoming, as before
+    with FeedServer(items, {}) as feed:
+        cid = make_feed_connector(backend, tenant, people.admin, feed)
+        report = backend.connectors.run(tenant, cid, now=NOW)
+    assert report.imported == 1 and report.skipped_by_reason == {"unparseable": 1}
+    (issue,) = report.issues
+    assert issue.source_id == "tm-1" and "unknown call direction 'sideways'" in issue.detail
+    (call,) = parsed(backend, tenant, people.alice)
+    assert call["X-Tenantry-Call"].startswith("incoming;")
+
+
 def test_outsiders_appear_as_number_at_the_outsider_domain(backend, tenant, people) -> None:
     items = [feed_item(1, participants=[{"phone": "+491701111111", "name": "Alice"},
                                         {"phone": "+33 6 12 34 56 78", "name": "Client"}])]

@@ -16,7 +16,8 @@ from tenantry.connectors.registry import builtin
 from tenantry.connectors.schedule import next_daily, retry_at
 from tenantry.connectors.service import ConnectorService
 from tenantry.connectors.sources import SourceSpec, SourceUnavailable
-from tenantry.connectors.targets import store
+from tenantry.connectors.targets import TargetError, store
+from tenantry.connectors.targets.imap import ImapAuth, ImapLogin, ImapSecurity, imap_settings
 from tenantry.core.egress import EgressPolicy
 from tenantry.core.errors import Invalid
 from tests.connectors.conftest import NOW, People
@@ -100,6 +101,27 @@ def test_each_kind_checks_its_own_settings_when_a_connector_is_created() -> None
     with pytest.raises(Invalid, match="needs a host"):
         kinds.target("imap").check({"kind": "imap"}, egress)
     assert kinds.target("store").check({"kind": "store"}, egress) == {"kind": "store"}
+
+
+@pytest.mark.parametrize(("setting", "value"), [("security", "ssl"), ("security", "TLS"), ("auth", "kerberos"),
+                                              ("login_with", "uid"), ("security", ["tls"])])
+def test_an_imap_setting_outside_its_words_is_refused_when_saved_and_when_a_saved_row_is_built(
+        setting: str, value: object) -> None:
+    """A misspelt ``security`` used to fall through to a connection without TLS; now it names its words."""
+    target = builtin().target("imap")
+    settings = {"kind": "imap", "host": "imap.example", setting: value}
+    with pytest.raises(Invalid, match=f"the IMAP {setting} must be "):
+        target.check(settings, EgressPolicy())
+    with pytest.raises(TargetError, match=f"the IMAP {setting} must be "):
+        imap_settings(settings, None)
+
+
+def test_imap_settings_read_the_saved_words_as_their_enums() -> None:
+    saved = imap_settings({"host": "imap.example", "security": "starttls", "auth": "per-user",
+                           "login_with": "local-part"}, {"passwords": {"a@example.com": "pw"}})
+    assert (saved.security, saved.auth, saved.login_with) == (
+        ImapSecurity.STARTTLS, ImapAuth.PER_USER, ImapLogin.LOCAL_PART)
+    assert imap_settings({"host": "imap.example"}, None).security is ImapSecurity.TLS   # the default
 
 
 def test_a_new_source_is_one_kind_registered_and_runs_like_the_builtin_ones(backend, tenant,  # noqa: ANN001
