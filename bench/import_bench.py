@@ -27,7 +27,7 @@ from tenantry.app import build_services
 from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
 from tenantry.connectors.convert import body_for, subject_for, to_mail
 from tenantry.connectors.items import SourceItem
-from tenantry.connectors.mapping import Recipient, UserMapper
+from tenantry.connectors.mapping import MatchedBy, Recipient, UserMapper
 from tenantry.connectors.sources import ExportUpload
 from tenantry.connectors.sources.whatsapp_export import WhatsAppExportSource
 from tenantry.core.settings import Settings
@@ -76,16 +76,15 @@ def setup(services: Any, tenant: str, users: int) -> list[str]:
 def run_tenantry(services: Any, tenant: str, owner: str, files: list[tuple[str, bytes, list[int]]]) -> dict[str, Any]:
     info = services.connectors.create(tenant, name="bench", kind="whatsapp-export", created_by=owner,
                                       accept_terms=True, source={"timezone": "UTC"})
-    services.connectors.consent(tenant, info["id"], owner)
+    services.connectors.consent(tenant, info.id, owner)
     for name, data, _ in files:
-        services.connectors.add_export(tenant, info["id"], data, name, "user0@contoso.com")
+        services.connectors.add_export(tenant, info.id, data, name, "user0@contoso.com")
     started = time.perf_counter()
-    report = services.connectors.run(tenant, info["id"])
+    report = services.connectors.run(tenant, info.id)
     services.indexer.flush()  # end to end: until the last item is searchable
     elapsed = time.perf_counter() - started
     assert report.status == "succeeded", report.error
-    return {"items": report.counts.imported, "copies": report.counts.copies, "seconds": elapsed,
-            "skipped": sum(report.counts.skipped.values())}
+    return {"items": report.imported, "copies": report.copies, "seconds": elapsed, "skipped": report.skipped}
 
 
 def naive_message(item: SourceItem, resolve: Any, domain: str) -> tuple[str, bytes]:
@@ -106,7 +105,7 @@ def naive_message(item: SourceItem, resolve: Any, domain: str) -> tuple[str, byt
 
 def run_naive(services: Any, tenant: str, files: list[tuple[str, bytes, list[int]]]) -> dict[str, Any]:
     owner = services.directory.find_users_by_email(tenant, ["user0@contoso.com"])["user0@contoso.com"][0]
-    owner_recipient = Recipient(owner.id, owner.email, owner.display_name, "owner")
+    owner_recipient = Recipient(owner.id, owner.email, owner.display_name, MatchedBy.OWNER)
     started = time.perf_counter()
     source = WhatsAppExportSource([ExportUpload(d, n, owner.id) for n, d, _ in files], "UTC")
     mapper = UserMapper(services.directory, tenant, [], use_directory_mobiles=True)

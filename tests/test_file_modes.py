@@ -46,7 +46,7 @@ def test_after_a_real_import_through_the_cli_nothing_in_the_data_folder_is_reada
     admin_id = importing_admin(services)
     exports = services.connectors.create("default", name="Exports", kind="whatsapp-export", created_by=admin_id,
                                          accept_terms=True, source={"timezone": "Europe/Berlin"})
-    services.connectors.consent("default", exports["id"], admin_id)
+    services.connectors.consent("default", exports.id, admin_id)
     services.indexer.flush()
     services.db.dispose()
     services.index.close()

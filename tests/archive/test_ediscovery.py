@@ -31,9 +31,9 @@ def imported(backend, tenant, people: People) -> People:
         info = backend.connectors.create(tenant, name="TM", kind="archiver-feed", created_by=people.admin,
                                          accept_terms=True, source={"url": feed.url, "username": feed.username},
                                          source_password=feed.password)
-        backend.connectors.consent(tenant, info["id"], people.admin)
-        report = backend.connectors.run(tenant, info["id"], now=NOW)
-    assert report.counts.imported == 5
+        backend.connectors.consent(tenant, info.id, people.admin)
+        report = backend.connectors.run(tenant, info.id, now=NOW)
+    assert report.imported == 5
     return people
 
 

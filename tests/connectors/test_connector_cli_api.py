@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -10,7 +11,9 @@ from typer.testing import CliRunner
 
 from tenantry.archive.service import WHATSAPP_FOLDER, read_mboxrd
 from tenantry.cli import app
+from tenantry.core.results import plain
 from tests.conftest import SAMPLES, admin_secret, importing_admin, user_payload
+from tests.factories.connectors import make_connector, make_run
 
 
 @pytest.fixture()
@@ -103,6 +106,28 @@ def test_connector_api_wizard_and_raw_item(app_client, backend, tenant, people) 
     raw = app_client.get(f"{base}/items/{items[0]['id']}/raw", headers=h)
     assert raw.headers["content-type"] == "message/rfc822" and b"\r\nMessage-ID: <" in raw.content
     assert app_client.post(f"{base}/connectors/{cid}/enable", headers=h).json()["status"] == "enabled"
+
+
+def test_the_api_answers_the_services_typed_results_field_for_field(app_client, backend, tenant, people) -> None:  # noqa: ANN001
+    """The routes declare the connectors' results as their response models: the JSON is ``plain`` of the
+    service's answer, in the dataclass's field order (the wire of before the results were typed)."""
+    h = {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}"}
+    base = f"/api/v1/tenants/{tenant}"
+    cid = make_connector(backend, tenant, people.admin)
+    report = make_run(backend, tenant, cid, ("chat.txt", b"\x1b junk\n12/01/2024, 09:00 - Dora: hi\n"))
+    for path, expected in [(f"/connectors/{cid}", backend.connectors.describe(tenant, cid)),
+                           (f"/connectors/{cid}/review", backend.connectors.review(tenant, cid)),
+                           ("/connectors", backend.connectors.list_connectors(tenant)),
+                           (f"/connectors/{cid}/runs", backend.connectors.runs(tenant, cid)),
+                           (f"/runs/{report.id}", report)]:
+        answer = app_client.get(base + path, headers=h).json()
+        assert answer == plain(expected), path
+        first = answer[0] if isinstance(answer, list) else answer
+        assert list(first) == [f.name for f in dataclasses.fields(expected[0] if isinstance(expected, list)
+                                                                    else expected)], path
+    assert plain(report)["issues"][0] == {"reason": "unparseable", "detail": "unparsed_line: \\x1b junk",
+                                          "source_id": None, "location": "chat.txt line 1", "kind": None,
+                                          "size": None}
 
 
 def test_cli_upload_of_a_file_that_is_no_export_fails_with_the_reason_and_prints_no_raw_bytes(

@@ -13,7 +13,9 @@ from tenantry.connectors.sources import SourceUnavailable
 from tenantry.connectors.sources.archiver_feed import ArchiverFeedSource
 from tenantry.core.egress import EgressPolicy, EgressRefused
 from tenantry.core.errors import Invalid
+from tenantry.core.results import plain
 from tests.connectors.conftest import NOW, FeedServer, People, feed_item
+from tests.factories.connectors import make_connector, make_feed_connector
 from tests.interop.conftest import free_port
 from tests.security.test_egress import NOT_HTTP, Listener
 
@@ -25,17 +27,14 @@ def test_a_feed_attachment_on_another_host_is_reported_and_never_gets_the_feed_c
         items = [feed_item(1), feed_item(2, "attachment", attachments=[
             {"filename": "x.pdf", "content_type": "application/pdf", "url": f"{thief.url}/steal"}])]
         with FeedServer(items, {}) as feed:
-            info = backend.connectors.create(
-                tenant, name="TM", kind="archiver-feed", created_by=people.admin, accept_terms=True,
-                source={"url": feed.url, "username": feed.username}, source_password=feed.password)
-            backend.connectors.consent(tenant, info["id"], people.admin)
-            report = backend.connectors.run(tenant, info["id"], now=NOW)
+            cid = make_feed_connector(backend, tenant, people.admin, feed, name="TM")
+            report = backend.connectors.run(tenant, cid, now=NOW)
     finally:
         thief.close()
     assert thief.received == []
-    assert report.status == "succeeded" and report.counts.imported == 1
-    issue = next(i for i in report.issues if i["source_id"] == "tm-2")
-    assert "not on the feed's host" in issue["detail"]
+    assert report.status == "succeeded" and report.imported == 1
+    issue = next(i for i in report.issues if i.source_id == "tm-2")
+    assert "not on the feed's host" in issue.detail
 
 
 @pytest.mark.parametrize("url", ["http://[::1/x", "http://exa mple.com/x", "http://\x7f.example/x", "/files/a\x00b",
@@ -45,13 +44,10 @@ def test_a_feed_attachment_url_that_is_no_usable_url_is_reported_and_the_run_goe
     items = [feed_item(1), feed_item(2, "attachment", attachments=[
         {"filename": "x.pdf", "content_type": "application/pdf", "url": url}])]
     with FeedServer(items, {}) as feed:
-        info = backend.connectors.create(
-            tenant, name="TM", kind="archiver-feed", created_by=people.admin, accept_terms=True,
-            source={"url": feed.url, "username": feed.username}, source_password=feed.password)
-        backend.connectors.consent(tenant, info["id"], people.admin)
-        report = backend.connectors.run(tenant, info["id"], now=NOW)
-    assert report.status == "succeeded" and report.counts.imported == 1
-    assert any(i["source_id"] == "tm-2" for i in report.issues)
+        cid = make_feed_connector(backend, tenant, people.admin, feed, name="TM")
+        report = backend.connectors.run(tenant, cid, now=NOW)
+    assert report.status == "succeeded" and report.imported == 1
+    assert any(i.source_id == "tm-2" for i in report.issues)
 
 
 def test_a_feed_url_with_credentials_or_a_password_in_the_settings_is_refused_unrepeated(
@@ -128,12 +124,12 @@ def test_an_unreachable_feed_says_the_same_for_a_closed_and_a_non_http_port() ->
 
 def test_a_feed_url_saved_before_the_rule_is_shown_without_its_credentials(
         backend, tenant: str, people: People) -> None:  # noqa: ANN001
-    info = backend.connectors.create(tenant, name="Old", kind="archiver-feed", created_by=people.admin,
-                                     accept_terms=True, source={"url": "http://127.0.0.1:9/", "username": "u"},
-                                     source_password="p" * 12, test_source=False)
+    cid = make_connector(backend, tenant, people.admin, name="Old", kind="archiver-feed", consent=False,
+                         source={"url": "http://127.0.0.1:9/", "username": "u"}, source_password="p" * 12,
+                         test_source=False)
     legacy = {"url": "http://u:legacy-feed-pw@127.0.0.1:9/?sig=legacy-feed-pw", "username": "u",
               "password": "legacy-feed-pw"}
     with backend.db.session() as session:
-        session.execute(update(Connector).where(Connector.id == info["id"]).values(source_config=json.dumps(legacy)))
-    shown = json.dumps([backend.connectors.describe(tenant, info["id"]), backend.connectors.list_connectors(tenant)])
+        session.execute(update(Connector).where(Connector.id == cid).values(source_config=json.dumps(legacy)))
+    shown = json.dumps(plain([backend.connectors.describe(tenant, cid), backend.connectors.list_connectors(tenant)]))
     assert "legacy-feed-pw" not in shown and "127.0.0.1:9" in shown

@@ -11,22 +11,21 @@ from pathlib import Path
 import pytest
 
 from tenantry.archive.service import WHATSAPP_FOLDER
+from tenantry.connectors.results import ExportAdded
 from tenantry.core.errors import Invalid, NotFound
 from tests.conftest import SAMPLES, admin_secret, user_payload
 from tests.connectors.conftest import People
+from tests.factories.connectors import make_connector, make_run, upload_mapping
 
 WA = SAMPLES / "whatsapp"
 
 
 @pytest.fixture()
 def export_connector(backend, tenant, people: People) -> str:
-    info = backend.connectors.create(tenant, name="Exports", kind="whatsapp-export", created_by=people.admin,
-                                     accept_terms=True, source={"timezone": "Europe/Berlin"})
-    backend.connectors.consent(tenant, info["id"], people.admin)
-    return str(info["id"])
+    return make_connector(backend, tenant, people.admin, source={"timezone": "Europe/Berlin"})
 
 
-def upload(backend, tenant: str, cid: str, name: str, owner: str, **kw) -> dict:  # noqa: ANN001, ANN003
+def upload(backend, tenant: str, cid: str, name: str, owner: str, **kw) -> ExportAdded:  # noqa: ANN001, ANN003
     return backend.connectors.add_export(tenant, cid, (WA / name).read_bytes(), name, owner, **kw)
 
 
@@ -36,15 +35,13 @@ def messages(backend, tenant: str, user: str) -> list[email.message.EmailMessage
 
 
 def test_zip_export_with_media_lands_in_owner_and_mapped_mailboxes(backend, tenant, people, export_connector) -> None:
-    backend.connectors.upload_mapping(tenant, export_connector, "name,email\nAlice,alice@contoso.com\n")
-    upload(backend, tenant, export_connector, "zip-android-media.zip", "bob@contoso.com")
-    report = backend.connectors.run(tenant, export_connector)
+    upload_mapping(backend, tenant, export_connector, {"Alice": "alice@contoso.com"})
+    report = make_run(backend, tenant, export_connector, ("zip-android-media.zip", WA / "zip-android-media.zip"))
     assert report.status == "succeeded", report.error
-    c = report.counts
-    assert c.imported == 7 and c.skipped == {"unreferenced_media": 1}
-    assert c.seen == c.imported + sum(c.skipped.values())
-    assert c.by_kind == {"system": 1, "chat": 2, "attachment": 4}
-    notes = {(i["reason"], i["location"]) for i in report.issues}
+    assert report.imported == 7 and report.skipped_by_reason == {"unreferenced_media": 1}
+    assert report.seen == report.imported + sum(report.skipped_by_reason.values())
+    assert report.imported_by_kind == {"system": 1, "chat": 2, "attachment": 4}
+    notes = {(i.reason, i.location) for i in report.issues}
     assert ("media_missing", "zip-android-media.zip line 7") in notes
     bob = messages(backend, tenant, people.bob)      # the owner: every message
     alice = messages(backend, tenant, people.alice)  # mapped by name through the CSV
@@ -60,20 +57,18 @@ def test_zip_export_with_media_lands_in_owner_and_mapped_mailboxes(backend, tena
 
 
 def test_every_line_of_a_text_export_is_imported_or_reported(backend, tenant, people, export_connector) -> None:
-    upload(backend, tenant, export_connector, "garbage.txt", "bob@contoso.com")
-    report = backend.connectors.run(tenant, export_connector)
-    c = report.counts
-    assert c.imported == 2 and c.skipped == {"unparseable": 4}
-    lines = sorted(i["location"] for i in report.issues if i["reason"] == "unparseable")
+    report = make_run(backend, tenant, export_connector, ("garbage.txt", WA / "garbage.txt"))
+    assert report.imported == 2 and report.skipped_by_reason == {"unparseable": 4}
+    lines = sorted(i.location or "" for i in report.issues if i.reason == "unparseable")
     assert lines == [f"garbage.txt line {n}" for n in (1, 3, 4, 5)]
-    assert any(i["reason"] == "notice" and "undecodable" in i["detail"] for i in report.issues)
+    assert any(i.reason == "notice" and "undecodable" in i.detail for i in report.issues)
 
 
 def test_kinds_deleted_system_and_omitted_media_are_kept(backend, tenant, people, export_connector) -> None:
-    upload(backend, tenant, export_connector, "android-en-24h-dmy.txt", "bob@contoso.com", chat_name="Book club")
-    report = backend.connectors.run(tenant, export_connector)
-    assert report.counts.imported == 12 and not report.counts.skipped
-    assert report.counts.by_kind == {"system": 5, "chat": 4, "attachment": 1, "deleted": 2}
+    report = make_run(backend, tenant, export_connector, ("android-en-24h-dmy.txt", WA / "android-en-24h-dmy.txt"),
+                      chat_name="Book club")
+    assert report.imported == 12 and not report.skipped_by_reason
+    assert report.imported_by_kind == {"system": 5, "chat": 4, "attachment": 1, "deleted": 2}
     kinds = sorted(m["X-Tenantry-Kind"] for m in messages(backend, tenant, people.bob))
     assert kinds.count("deleted") == 2 and kinds.count("system") == 5
     assert {m["X-Tenantry-Chat-Name"] for m in messages(backend, tenant, people.bob)} == {"Book club"}
@@ -97,13 +92,13 @@ def test_the_same_file_twice_is_one_upload_and_a_longer_export_adds_only_new_mes
                                           chat_name="Book club")
     again = backend.connectors.add_export(tenant, export_connector, text.encode(), "chat.txt", "bob@contoso.com",
                                           chat_name="Book club")
-    assert first["new"] and not again["new"]
+    assert first.new and not again.new
     backend.connectors.run(tenant, export_connector)
     longer = text.rstrip("\n") + "\n14/01/2024, 08:00 - Bob: one more thing\n"
     backend.connectors.add_export(tenant, export_connector, longer.encode(), "chat-later.txt", "bob@contoso.com",
                                   chat_name="Book club")
     report = backend.connectors.run(tenant, export_connector)
-    assert report.counts.imported == 13 and report.counts.copies == 1 and report.counts.duplicates == 12
+    assert report.imported == 13 and report.copies == 1 and report.duplicates == 12
     assert backend.archive.count(tenant, people.bob, WHATSAPP_FOLDER) == 13
 
 
@@ -112,7 +107,7 @@ def test_upload_needs_an_owner_who_is_a_user_and_a_non_empty_file(backend, tenan
         upload(backend, tenant, export_connector, "garbage.txt", "nobody@contoso.com")
     with pytest.raises(Invalid, match="empty"):
         backend.connectors.add_export(tenant, export_connector, b"", "x.txt", "bob@contoso.com")
-    assert backend.connectors.describe(tenant, export_connector)["pending_files"] == 0
+    assert backend.connectors.describe(tenant, export_connector).pending_files == 0
 
 
 def test_an_android_notice_under_the_group_name_invents_no_participant(backend, tenant, people,
@@ -121,9 +116,8 @@ def test_an_android_notice_under_the_group_name_invents_no_participant(backend, 
     text = ("12/01/2024, 09:00 - Book club: Messages and calls are end-to-end encrypted. No one outside of this "
             "chat, not even WhatsApp, can read or listen to them. Tap to learn more.\n"
             "12/01/2024, 09:01 - Bob: hello\n12/01/2024, 09:02 - +44 7700 900123: hi\n")
-    backend.connectors.add_export(tenant, export_connector, text.encode(), "chat.txt", "bob@contoso.com")
-    report = backend.connectors.run(tenant, export_connector)
-    assert report.counts.by_kind == {"system": 1, "chat": 2}
+    report = make_run(backend, tenant, export_connector, ("chat.txt", text.encode()))
+    assert report.imported_by_kind == {"system": 1, "chat": 2}
     got = messages(backend, tenant, people.bob)
     assert len(got) == 3
     for m in got:
@@ -143,24 +137,21 @@ def test_every_unmapped_participant_is_reported_with_messages_and_the_rule_that_
     backend.connectors.add_export(tenant, export_connector, text.encode(), "chat.txt", "bob@contoso.com")
     ran = backend.connectors.run(tenant, export_connector)
     for report in (ran, backend.connectors.report(tenant, ran.id)):  # as run, and as read back from storage
-        unmapped = {u["participant"]: (u["messages"], u["rule"]) for u in report.as_dict()["unmapped_participants"]}
+        unmapped = {u.participant: (u.messages, u.rule) for u in report.unmapped_participants}
         assert unmapped == {
             "Dora": (2, "no CSV row; no e-mail; no mobile number (a saved contact's name)"),
             "+44 7700 900123": (1, "no CSV row; no e-mail; no directory user has the mobile +447700900123"),
             "+44 7700 900999": (1, "the CSV row's gone@contoso.com is no directory user; no e-mail; "
                                    "no directory user has the mobile +447700900999"),
         }
-        assert report.as_dict()["unmapped_not_listed"] == 0
+        assert report.unmapped_not_listed == 0
 
 
 def test_a_connector_without_csv_or_directory_mobiles_says_so_for_an_unmapped_participant(
         backend, tenant, people) -> None:
-    info = backend.connectors.create(tenant, name="Plain", kind="whatsapp-export", created_by=people.admin,
-                                     accept_terms=True, use_directory_mobiles=False)
-    backend.connectors.consent(tenant, info["id"], people.admin)
-    backend.connectors.add_export(tenant, info["id"], b"12/01/2024, 09:00 - Eve: x\n", "c.txt", "bob@contoso.com")
-    report = backend.connectors.run(tenant, info["id"]).as_dict()
-    assert [(u["participant"], u["messages"], u["rule"]) for u in report["unmapped_participants"]] == [
+    cid = make_connector(backend, tenant, people.admin, name="Plain", use_directory_mobiles=False)
+    report = make_run(backend, tenant, cid, ("c.txt", b"12/01/2024, 09:00 - Eve: x\n"))
+    assert [(u.participant, u.messages, u.rule) for u in report.unmapped_participants] == [
         ("Eve", 1, "no mapping CSV; no e-mail; directory mobiles are off for this connector")]
 
 
@@ -188,8 +179,8 @@ def test_unmapped_participants_past_the_list_limit_are_counted_not_dropped(monke
 
 def test_export_connector_needs_admin_consent_before_it_runs_or_is_enabled(backend, tenant, people) -> None:
     """Seed 000: the import needs the organisation's admin consent — an export connector as much as a feed."""
-    cid = backend.connectors.create(tenant, name="NoConsent", kind="whatsapp-export", created_by=people.admin,
-                                    accept_terms=True, source={"timezone": "Europe/Berlin"})["id"]
+    cid = make_connector(backend, tenant, people.admin, name="NoConsent", source={"timezone": "Europe/Berlin"},
+                         consent=False)
     upload(backend, tenant, cid, "android-en-24h-dmy.txt", "bob@contoso.com")
     with pytest.raises(Invalid, match="tenantry connector consent"):
         backend.connectors.run(tenant, cid)
@@ -199,7 +190,7 @@ def test_export_connector_needs_admin_consent_before_it_runs_or_is_enabled(backe
     assert backend.connectors.runs(tenant, cid) == []
     backend.connectors.consent(tenant, cid, people.admin)
     assert backend.connectors.run(tenant, cid).status == "succeeded"
-    assert backend.connectors.enable(tenant, cid)["status"] == "enabled"
+    assert backend.connectors.enable(tenant, cid).status == "enabled"
     assert copies(backend, tenant, people.bob) == 12
 
 

@@ -15,6 +15,7 @@ from tenantry.connectors.models import ExportFile
 from tenantry.core.errors import Invalid, PayloadTooLarge
 from tests.conftest import admin_secret
 from tests.connectors.conftest import People
+from tests.factories.connectors import make_connector, make_run
 from tests.zipbombs import deflate_zip
 
 MIB = 1024 * 1024
@@ -23,10 +24,7 @@ CHAT = b"12/01/2024, 09:15 - Bob: IMG-20240112-WA0001.jpg (file attached)\n12/01
 
 @pytest.fixture()
 def export_connector(backend, tenant, people: People) -> str:  # noqa: ANN001
-    info = backend.connectors.create(tenant, name="Exports", kind="whatsapp-export", created_by=people.admin,
-                                     accept_terms=True)
-    backend.connectors.consent(tenant, info["id"], people.admin)
-    return str(info["id"])
+    return make_connector(backend, tenant, people.admin)
 
 
 def _stored(backend, connector_id: str) -> int:  # noqa: ANN001
@@ -77,11 +75,10 @@ def test_upload_over_the_size_limit_is_refused_and_nothing_is_kept(backend, tena
 def test_media_over_the_item_limit_is_skipped_unread_and_named_in_the_report(backend, tenant, people,  # noqa: ANN001
                                                                             export_connector) -> None:
     data = deflate_zip([("_chat.txt", CHAT, 1), ("IMG-20240112-WA0001.jpg", bytes(MIB), 11)])
-    backend.connectors.add_export(tenant, export_connector, data, "media.zip", "bob@contoso.com")
-    report = backend.connectors.run(tenant, export_connector)
+    report = make_run(backend, tenant, export_connector, ("media.zip", data))
     assert report.status == "succeeded", report.error
-    assert report.counts.imported == 1 and report.counts.skipped == {"too_large": 1}
-    issues = {(i["reason"], i["location"]): i["detail"] for i in report.issues}
+    assert report.imported == 1 and report.skipped_by_reason == {"too_large": 1}
+    issues = {(i.reason, i.location): i.detail for i in report.issues}
     assert ("too_large", "media.zip line 1") in issues
     assert f"IMG-20240112-WA0001.jpg: {11 * MIB} bytes" in issues[("notice", "media.zip line 1")]
 
@@ -89,11 +86,10 @@ def test_media_over_the_item_limit_is_skipped_unread_and_named_in_the_report(bac
 def test_media_compressed_like_a_bomb_is_refused_with_its_reason(backend, tenant, people,  # noqa: ANN001
                                                                 export_connector) -> None:
     data = deflate_zip([("_chat.txt", CHAT, 1), ("IMG-20240112-WA0001.jpg", bytes(MIB), 9)])
-    backend.connectors.add_export(tenant, export_connector, data, "media.zip", "bob@contoso.com")
-    report = backend.connectors.run(tenant, export_connector)
-    assert report.counts.skipped == {"refused": 1}
-    [refused] = [i for i in report.issues if i["reason"] == "refused"]
-    assert "ratio" in refused["detail"] and refused["location"] == "media.zip line 1"
+    report = make_run(backend, tenant, export_connector, ("media.zip", data))
+    assert report.skipped_by_reason == {"refused": 1}
+    [refused] = [i for i in report.issues if i.reason == "refused"]
+    assert "ratio" in refused.detail and refused.location == "media.zip line 1"
 
 
 def test_api_upload_over_the_limit_answers_413_with_an_error_body(app_client: TestClient, backend, tenant,  # noqa: ANN001
@@ -119,7 +115,7 @@ def test_api_mapping_csv_over_the_body_limit_answers_413(app_client: TestClient,
     body = b"name,email\n" + b"Alice,alice@contoso.com\n" * (backend.settings.admin_body_max_bytes // 24 + 1)
     r = app_client.put(f"/api/v1/tenants/{tenant}/connectors/{export_connector}/mapping", headers=h, content=body)
     assert r.status_code == 413 and r.json()["error"] == "too_large", r.text
-    assert backend.connectors.describe(tenant, export_connector)["mapping_entries"] == 0
+    assert backend.connectors.describe(tenant, export_connector).mapping_entries == 0
 
 
 def test_admin_json_body_over_the_limit_answers_413_and_creates_nothing(backend, tenant, people) -> None:  # noqa: ANN001
@@ -177,11 +173,10 @@ def test_api_upload_of_a_file_that_is_no_export_answers_400_with_the_reason(app_
 def test_control_bytes_of_a_source_are_escaped_in_the_run_report(backend, tenant, people,  # noqa: ANN001
                                                                export_connector) -> None:
     data = b"\x1b]0;owned\x07\x1b[2J junk \x9b\xe2\x80\xae\n12/01/2024, 09:15 - Bob: fine\n"
-    backend.connectors.add_export(tenant, export_connector, data, "chat\x1b[31m.txt", "bob@contoso.com")
-    report = backend.connectors.run(tenant, export_connector)
-    [line] = [i for i in report.issues if i["reason"] == "unparseable"]
-    assert line["detail"].endswith("\\x1b]0;owned\\x07\\x1b[2J junk \ufffd\\u202e")
-    assert line["location"] == "chat\\x1b[31m.txt line 1"
+    report = make_run(backend, tenant, export_connector, ("chat\x1b[31m.txt", data))
+    [line] = [i for i in report.issues if i.reason == "unparseable"]
+    assert line.detail.endswith("\\x1b]0;owned\\x07\\x1b[2J junk \ufffd\\u202e")
+    assert line.location == "chat\\x1b[31m.txt line 1"
     for issue in report.issues:
-        for value in (issue["detail"], issue["location"] or "", issue["source_id"] or ""):
+        for value in (issue.detail, issue.location or "", issue.source_id or ""):
             assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0x202A <= ord(c) <= 0x202E for c in value)

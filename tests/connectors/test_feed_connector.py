@@ -11,15 +11,9 @@ import pytest
 from tenantry.archive.service import WHATSAPP_FOLDER
 from tenantry.connectors.wizard import Forbidden
 from tenantry.core.errors import Invalid, NotFound
-from tests.connectors.conftest import NOW, FeedServer, People, feed_item
-
-
-def make_connector(backend, tenant: str, people: People, feed: FeedServer, **kw) -> str:  # noqa: ANN001, ANN003
-    info = backend.connectors.create(
-        tenant, name=kw.pop("name", "TeleMessage"), kind="archiver-feed", created_by=people.admin,
-        accept_terms=True, source={"url": feed.url, "username": feed.username}, source_password=feed.password, **kw)
-    backend.connectors.consent(tenant, info["id"], people.admin)
-    return str(info["id"])
+from tenantry.core.results import plain
+from tests.connectors.conftest import NOW, FeedServer, feed_item
+from tests.factories.connectors import make_feed_connector
 
 
 def parsed(backend, tenant: str, user: str) -> list[email.message.EmailMessage]:  # noqa: ANN001
@@ -64,38 +58,35 @@ def test_terms_must_be_accepted_and_credentials_work_before_saving(backend, tena
 
 
 def test_consent_review_and_enable_follow_the_wizard(backend, tenant, people, standard_feed) -> None:
-    info = backend.connectors.create(tenant, name="TM", kind="archiver-feed", created_by=people.admin,
-                                     accept_terms=True, source={"url": standard_feed.url, "username": "archiver"},
-                                     source_password=standard_feed.password)
-    review = backend.connectors.review(tenant, info["id"])
-    assert not review["ready"] and any("consent" in b for b in review["blockers"])
+    cid = make_feed_connector(backend, tenant, people.admin, standard_feed, name="TM", consent=False)
+    review = backend.connectors.review(tenant, cid)
+    assert not review.ready and any("consent" in b for b in review.blockers)
     with pytest.raises(Invalid, match="consent"):
-        backend.connectors.enable(tenant, info["id"])
+        backend.connectors.enable(tenant, cid)
     with pytest.raises(Forbidden):
-        backend.connectors.consent(tenant, info["id"], people.bob)
-    backend.connectors.consent(tenant, info["id"], people.admin)
-    enabled = backend.connectors.enable(tenant, info["id"])
-    assert enabled["status"] == "enabled" and enabled["next_run_at"].endswith("02:00:00+00:00")
+        backend.connectors.consent(tenant, cid, people.bob)
+    backend.connectors.consent(tenant, cid, people.admin)
+    enabled = backend.connectors.enable(tenant, cid)
+    assert enabled.status == "enabled" and (enabled.next_run_at or "").endswith("02:00:00+00:00")
     # The stored password is sealed, never kept in clear.
     from tenantry.connectors.models import Connector
 
     with backend.db.session() as session:
-        assert standard_feed.password not in (session.get(Connector, info["id"]).source_secret or "")
+        assert standard_feed.password not in (session.get(Connector, cid).source_secret or "")
 
 
 def test_run_imports_each_kind_and_reports_the_rest(backend, tenant, people, standard_feed) -> None:
-    cid = make_connector(backend, tenant, people, standard_feed)
+    cid = make_feed_connector(backend, tenant, people.admin, standard_feed)
     report = backend.connectors.run(tenant, cid, now=NOW)
     assert report.status == "succeeded", report.error
-    c = report.counts
     # Every item the feed gave in the window is either imported or in the report (item 9 is outside it).
-    assert c.seen == 8 and c.imported + sum(c.skipped.values()) == c.seen
-    assert c.by_kind == {"chat": 2, "call": 1, "attachment": 1, "deleted": 1}
-    assert c.skipped == {"no_user": 1, "too_large": 1, "unparseable": 1}
-    reasons = {(i["reason"], i["source_id"]) for i in report.issues}
+    assert report.seen == 8 and report.imported + sum(report.skipped_by_reason.values()) == report.seen
+    assert report.imported_by_kind == {"chat": 2, "call": 1, "attachment": 1, "deleted": 1}
+    assert report.skipped_by_reason == {"no_user": 1, "too_large": 1, "unparseable": 1}
+    reasons = {(i.reason, i.source_id) for i in report.issues}
     assert reasons == {("no_user", "tm-5"), ("too_large", "tm-6"), ("unparseable", "tm-7")}
-    too_large = next(i for i in report.issues if i["reason"] == "too_large")
-    assert too_large["size"] == 10 * 1024 * 1024 + 1 + len("message 6")  # attachment + text
+    too_large = next(i for i in report.issues if i.reason == "too_large")
+    assert too_large.size == 10 * 1024 * 1024 + 1 + len("message 6")  # attachment + text
     # Alice and Bob are mapped by their SCIM mobile numbers: each has the four items they took part in.
     for user in (people.alice, people.bob):
         assert backend.archive.count(tenant, user, WHATSAPP_FOLDER) == 4
@@ -103,7 +94,7 @@ def test_run_imports_each_kind_and_reports_the_rest(backend, tenant, people, sta
 
 
 def test_converted_messages_carry_kind_participants_and_content(backend, tenant, people, standard_feed) -> None:
-    cid = make_connector(backend, tenant, people, standard_feed)
+    cid = make_feed_connector(backend, tenant, people.admin, standard_feed)
     backend.connectors.run(tenant, cid, now=NOW)
     messages = {m["X-Tenantry-Source-Id"]: m for m in parsed(backend, tenant, people.bob)}
     chat = messages["tm-1"]
@@ -121,29 +112,42 @@ def test_converted_messages_carry_kind_participants_and_content(backend, tenant,
     assert chat["References"] == call["References"]  # one thread per chat
 
 
+def test_a_call_with_a_direction_outside_the_protocol_is_reported_not_guessed(backend, tenant, people) -> None:
+    items = [feed_item(1, "call", call={"direction": "sideways", "duration": 5}, text=""),
+             feed_item(2, "call", call={"duration": 5}, text="")]      # no direction: incoming, as before
+    with FeedServer(items, {}) as feed:
+        cid = make_feed_connector(backend, tenant, people.admin, feed)
+        report = backend.connectors.run(tenant, cid, now=NOW)
+    assert report.imported == 1 and report.skipped_by_reason == {"unparseable": 1}
+    (issue,) = report.issues
+    assert issue.source_id == "tm-1" and "unknown call direction 'sideways'" in issue.detail
+    (call,) = parsed(backend, tenant, people.alice)
+    assert call["X-Tenantry-Call"].startswith("incoming;")
+
+
 def test_outsiders_appear_as_number_at_the_outsider_domain(backend, tenant, people) -> None:
     items = [feed_item(1, participants=[{"phone": "+491701111111", "name": "Alice"},
                                         {"phone": "+33 6 12 34 56 78", "name": "Client"}])]
     with FeedServer(items, {}) as feed:
-        cid = make_connector(backend, tenant, people, feed, outsider_domain="wa.contoso.com")
+        cid = make_feed_connector(backend, tenant, people.admin, feed, outsider_domain="wa.contoso.com")
         backend.connectors.run(tenant, cid, now=NOW)
     (message,) = parsed(backend, tenant, people.alice)
     assert [a.addr_spec for a in message["To"].addresses] == ["+33612345678@wa.contoso.com"]
 
 
 def test_rerun_imports_nothing_twice_and_checkpoint_moves_on(backend, tenant, people, standard_feed) -> None:
-    cid = make_connector(backend, tenant, people, standard_feed)
+    cid = make_feed_connector(backend, tenant, people.admin, standard_feed)
     first = backend.connectors.run(tenant, cid, now=NOW)
     again = backend.connectors.run(tenant, cid, now=NOW + timedelta(days=1))
-    assert first.counts.copies > 0 and first.counts.already_archived == 0
+    assert first.copies > 0 and first.already_archived == 0
     # The second run re-reads 48 hours behind the first's end (late arrivals): what it reads again is already
     # in every mailbox, so it writes no copy and says so.
-    assert again.window_start == NOW - timedelta(hours=48)
-    assert again.counts.copies == 0 and again.counts.duplicates == first.counts.copies
-    assert again.counts.imported == first.counts.imported == again.counts.already_archived
-    assert again.as_dict()["already_archived"] == first.counts.imported
+    assert again.window_start == (NOW - timedelta(hours=48)).isoformat()
+    assert again.copies == 0 and again.duplicates == first.copies
+    assert again.imported == first.imported == again.already_archived
+    assert plain(again)["already_archived"] == first.imported
     assert backend.archive.count(tenant, people.alice) == 4
-    assert backend.connectors.describe(tenant, cid)["checkpoint"] == (NOW + timedelta(days=1)).isoformat()
+    assert backend.connectors.describe(tenant, cid).checkpoint == (NOW + timedelta(days=1)).isoformat()
 
 
 def test_a_message_reaching_the_feed_after_the_run_that_covered_its_time_is_imported_next_run(
@@ -152,14 +156,14 @@ def test_a_message_reaching_the_feed_after_the_run_that_covered_its_time_is_impo
     02:00 run whose window held 01:00. The next run must still import it."""
     items = [feed_item(1)]
     with FeedServer(items, {}) as feed:
-        cid = make_connector(backend, tenant, people, feed)
+        cid = make_feed_connector(backend, tenant, people.admin, feed)
         first = backend.connectors.run(tenant, cid, now=NOW)
-        assert first.counts.imported == 1
+        assert first.imported == 1
         late = feed_item(2, when=NOW - timedelta(hours=1))   # sent 01:00, reaches the archiver after 02:00
         items.append(late)
         second = backend.connectors.run(tenant, cid, now=NOW + timedelta(days=1))
-    assert second.status == "succeeded" and second.counts.imported == 2 and second.counts.already_archived == 1
-    assert second.counts.copies == 2     # Alice's and Bob's copy of the late message
+    assert second.status == "succeeded" and second.imported == 2 and second.already_archived == 1
+    assert second.copies == 2     # Alice's and Bob's copy of the late message
     texts = sorted(m.get_body(("plain",)).get_content().strip() for m in parsed(backend, tenant, people.alice))
     assert texts == ["message 1", "message 2"]
 
@@ -168,33 +172,33 @@ def test_a_late_message_older_than_the_overlap_is_not_reached_unless_the_overlap
         backend, tenant, people) -> None:
     items = [feed_item(1)]
     with FeedServer(items, {}) as feed:
-        cid = make_connector(backend, tenant, people, feed)
+        cid = make_feed_connector(backend, tenant, people.admin, feed)
         backend.connectors.run(tenant, cid, now=NOW)
         items.append(feed_item(2, when=NOW - timedelta(hours=60)))     # 60 hours late
         short = backend.connectors.run(tenant, cid, now=NOW + timedelta(hours=1))
-        assert short.counts.imported == 1 and short.counts.already_archived == 1
-        assert backend.connectors.configure(tenant, cid, overlap_hours=72)["overlap_hours"] == 72
+        assert short.imported == 1 and short.already_archived == 1
+        assert backend.connectors.configure(tenant, cid, overlap_hours=72).overlap_hours == 72
         wide = backend.connectors.run(tenant, cid, now=NOW + timedelta(hours=2))
-    assert wide.counts.imported == 2 and wide.counts.copies == 2
+    assert wide.imported == 2 and wide.copies == 2
     assert backend.archive.count(tenant, people.alice, WHATSAPP_FOLDER) == 2
 
 
 def test_an_overlap_under_48_hours_is_refused_and_changes_nothing(backend, tenant, people, standard_feed) -> None:
     with pytest.raises(Invalid, match="overlap_hours must be between 48"):
-        make_connector(backend, tenant, people, standard_feed, overlap_hours=24)
+        make_feed_connector(backend, tenant, people.admin, standard_feed, overlap_hours=24)
     assert backend.connectors.list_connectors(tenant) == []
-    cid = make_connector(backend, tenant, people, standard_feed)
-    assert backend.connectors.describe(tenant, cid)["overlap_hours"] == 48
+    cid = make_feed_connector(backend, tenant, people.admin, standard_feed)
+    assert backend.connectors.describe(tenant, cid).overlap_hours == 48
     with pytest.raises(Invalid, match="overlap_hours"):
         backend.connectors.configure(tenant, cid, overlap_hours=12)
     with pytest.raises(Invalid, match="run_at"):
         backend.connectors.configure(tenant, cid, run_at="25:00", overlap_hours=96)
     info = backend.connectors.describe(tenant, cid)
-    assert info["overlap_hours"] == 48 and info["run_at"] == "02:00"
+    assert info.overlap_hours == 48 and info.run_at == "02:00"
 
 
 def test_reimport_of_the_same_window_is_idempotent(backend, tenant, people, standard_feed) -> None:
-    cid = make_connector(backend, tenant, people, standard_feed)
+    cid = make_feed_connector(backend, tenant, people.admin, standard_feed)
     backend.connectors.run(tenant, cid, now=NOW)
     from sqlalchemy import update
 
@@ -203,7 +207,7 @@ def test_reimport_of_the_same_window_is_idempotent(backend, tenant, people, stan
     with backend.db.session() as session:  # as if the first run had crashed before moving the checkpoint
         session.execute(update(Connector).where(Connector.id == cid).values(checkpoint=None))
     again = backend.connectors.run(tenant, cid, now=NOW)
-    assert again.counts.copies == 0 and again.counts.duplicates == first_copies(backend, tenant, people)
+    assert again.copies == 0 and again.duplicates == first_copies(backend, tenant, people)
     assert backend.archive.count(tenant, people.alice) == 4
 
 
@@ -212,37 +216,38 @@ def first_copies(backend, tenant, people) -> int:  # noqa: ANN001
 
 
 def test_unreachable_feed_fails_the_run_and_keeps_the_checkpoint(backend, tenant, people, standard_feed) -> None:
-    cid = make_connector(backend, tenant, people, standard_feed)
+    cid = make_feed_connector(backend, tenant, people.admin, standard_feed)
     backend.connectors.enable(tenant, cid)
     standard_feed.server.should_exit = True
     standard_feed.thread.join(5)
     report = backend.connectors.run(tenant, cid, now=NOW)
     assert report.status == "failed" and "could not reach the target" in (report.error or "")
     info = backend.connectors.describe(tenant, cid)
-    assert info["checkpoint"] is None
+    assert info.checkpoint is None
     # Retried with back-off, well before the next daily run.
-    assert info["next_run_at"] is not None
+    assert info.next_run_at is not None
 
 
 def test_mapping_csv_comes_first_and_a_bad_csv_saves_nothing(backend, tenant, people) -> None:
     items = [feed_item(1, sender={"phone": "+491709999999", "name": "Carol's phone"},
                        participants=[{"phone": "+491709999999"}])]
     with FeedServer(items, {}) as feed:
-        cid = make_connector(backend, tenant, people, feed)
+        cid = make_feed_connector(backend, tenant, people.admin, feed)
         saved = backend.connectors.upload_mapping(tenant, cid, "mobile,email\n+49 170 9999999,carol@contoso.com\n")
         assert saved.entries == 1 and saved.notes == []
         with pytest.raises(Invalid, match="line 3"):
             backend.connectors.upload_mapping(tenant, cid, "mobile,email\n+491701,x@y.z\nnot-a-number,nobody\n")
-        assert backend.connectors.describe(tenant, cid)["mapping_entries"] == 1
+        assert backend.connectors.describe(tenant, cid).mapping_entries == 1
         report = backend.connectors.run(tenant, cid, now=NOW)
-    assert report.counts.imported == 1
+    assert report.imported == 1
     assert backend.archive.count(tenant, people.carol, WHATSAPP_FOLDER) == 1
 
 
 def test_schedule_runs_enabled_connectors_when_due(backend, tenant, people, standard_feed) -> None:
-    cid = make_connector(backend, tenant, people, standard_feed)
+    cid = make_feed_connector(backend, tenant, people.admin, standard_feed)
     backend.connectors.enable(tenant, cid)
-    due_at = backend.connectors.describe(tenant, cid)["next_run_at"]
+    due_at = backend.connectors.describe(tenant, cid).next_run_at
+    assert due_at is not None
     from datetime import datetime
 
     when = datetime.fromisoformat(due_at)
@@ -258,10 +263,10 @@ def test_schedule_runs_enabled_connectors_when_due(backend, tenant, people, stan
 
 def test_a_connector_mapping_by_email_only_can_be_enabled_and_imports(backend, tenant, people, standard_feed) -> None:
     """No CSV and no directory mobiles: the item's e-mail address (seed 000's second rule) is a mapping."""
-    cid = make_connector(backend, tenant, people, standard_feed, use_directory_mobiles=False)
+    cid = make_feed_connector(backend, tenant, people.admin, standard_feed, use_directory_mobiles=False)
     review = backend.connectors.review(tenant, cid)
-    assert review["ready"] is True and review["blockers"] == []
-    assert backend.connectors.enable(tenant, cid)["status"] == "enabled"
+    assert review.ready is True and review.blockers == []
+    assert backend.connectors.enable(tenant, cid).status == "enabled"
     report = backend.connectors.run(tenant, cid, now=NOW)
     assert report.status == "succeeded", report.error
     assert [m["Subject"] for m in parsed(backend, tenant, people.carol)]   # item 8 carries carol's e-mail
@@ -273,10 +278,10 @@ def test_a_csv_row_wins_over_the_items_email(backend, tenant, people) -> None:
     item = feed_item(1, sender={"phone": "+491705555555", "name": "Shared phone", "email": "alice@contoso.com"},
                      participants=[{"phone": "+491705555555", "email": "alice@contoso.com"}])
     with FeedServer([item], {}) as feed:
-        cid = make_connector(backend, tenant, people, feed, use_directory_mobiles=False)
+        cid = make_feed_connector(backend, tenant, people.admin, feed, use_directory_mobiles=False)
         backend.connectors.upload_mapping(tenant, cid, "mobile,email\n+49 170 5555555,bob@contoso.com\n")
         report = backend.connectors.run(tenant, cid, now=NOW)
-    assert report.status == "succeeded" and report.counts.imported == 1, report.error
+    assert report.status == "succeeded" and report.imported == 1, report.error
     assert copies(backend, tenant, people.bob) == 1
     assert copies(backend, tenant, people.alice) == 0
 

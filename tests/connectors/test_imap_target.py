@@ -13,6 +13,7 @@ import pytest
 
 from tenantry.archive.service import WHATSAPP_FOLDER
 from tests.connectors.conftest import NOW, FeedServer, People, feed_item
+from tests.factories.connectors import make_connector, make_feed_connector
 from tests.interop import dovecot
 from tests.interop.conftest import free_port
 
@@ -42,12 +43,8 @@ def imap_connector(backend, tenant: str, people: People, feed: FeedServer, serve
     secret = {"password": dovecot.MASTER_PASSWORD} if config.get("auth", "master") == "master" else {
         "passwords": {"alice@contoso.com": "alice-pw", "bob@contoso.com": "bob-pw"}}
     config.setdefault("master_user", dovecot.MASTER_USER)
-    info = backend.connectors.create(
-        tenant, name="TM to IMAP", kind="archiver-feed", created_by=people.admin, accept_terms=True,
-        source={"url": feed.url, "username": feed.username}, source_password=feed.password,
-        target=config, target_secret=secret)
-    backend.connectors.consent(tenant, info["id"], people.admin)
-    return str(info["id"])
+    return make_feed_connector(backend, tenant, people.admin, feed, name="TM to IMAP", target=config,
+                               target_secret=secret)
 
 
 def test_items_are_appended_to_each_participants_whatsapp_archiver_folder(backend, tenant, people,
@@ -58,7 +55,7 @@ def test_items_are_appended_to_each_participants_whatsapp_archiver_folder(backen
         cid = imap_connector(backend, tenant, people, feed, imap)
         report = backend.connectors.run(tenant, cid, now=NOW)
     assert report.status == "succeeded", report.error
-    assert report.counts.imported == 2 and report.counts.copies == 4
+    assert report.imported == 2 and report.copies == 4
     for user in ("alice@contoso.com", "bob@contoso.com"):
         messages = [email.message_from_bytes(m, policy=email.policy.default)
                     for m in imap.messages(user, WHATSAPP_FOLDER)]
@@ -78,7 +75,7 @@ def test_rerun_over_imap_appends_nothing_twice(backend, tenant, people, imap) ->
         with backend.db.session() as session:
             session.execute(update(Connector).where(Connector.id == cid).values(checkpoint=None))
         again = backend.connectors.run(tenant, cid, now=NOW)
-    assert again.counts.copies == 0 and again.counts.duplicates == 4
+    assert again.copies == 0 and again.duplicates == 4
     assert len(imap.messages("alice@contoso.com", WHATSAPP_FOLDER)) == 2
 
 
@@ -95,28 +92,25 @@ def test_a_refused_imap_login_fails_the_run_with_the_reason(backend, tenant, peo
         cid = imap_connector(backend, tenant, people, feed, imap, master_user="nobody")
         report = backend.connectors.run(tenant, cid, now=NOW)
     assert report.status == "failed" and "IMAP login" in (report.error or "")
-    assert backend.connectors.describe(tenant, cid)["checkpoint"] is None
+    assert backend.connectors.describe(tenant, cid).checkpoint is None
 
 
 def test_a_second_members_export_without_the_media_appends_nothing_over_imap(backend, tenant, people, imap) -> None:
     """Issue #10 item 5 over IMAP: the version without the file is found by its alias (one SEARCH with OR)."""
     from tests.connectors.test_message_identity import CSV, WITH_MEDIA, WITHOUT_MEDIA
 
-    info = backend.connectors.create(
-        tenant, name="Exports to IMAP", kind="whatsapp-export", created_by=people.admin, accept_terms=True,
-        source={"timezone": "Europe/Berlin"}, target={"kind": "imap", "host": "127.0.0.1", "port": imap.port,
-                                                      "security": "none", "master_user": dovecot.MASTER_USER},
-        target_secret={"password": dovecot.MASTER_PASSWORD})
-    cid = str(info["id"])
-    backend.connectors.consent(tenant, cid, people.admin)
+    cid = make_connector(
+        backend, tenant, people.admin, name="Exports to IMAP", source={"timezone": "Europe/Berlin"},
+        target={"kind": "imap", "host": "127.0.0.1", "port": imap.port, "security": "none",
+                "master_user": dovecot.MASTER_USER}, target_secret={"password": dovecot.MASTER_PASSWORD})
     backend.connectors.upload_mapping(tenant, cid, CSV)
     backend.connectors.add_export(tenant, cid, WITH_MEDIA, "WhatsApp Chat with Book club.zip", "alice@contoso.com")
-    assert backend.connectors.run(tenant, cid).counts.copies == 6
+    assert backend.connectors.run(tenant, cid).copies == 6
     backend.connectors.add_export(tenant, cid, WITHOUT_MEDIA.encode(), "chat.txt", "bob@contoso.com",
                                   chat_name="Book club")
     second = backend.connectors.run(tenant, cid)
     assert second.status == "succeeded", second.error
-    assert second.as_dict()["already_archived"] == 3 and second.counts.copies == 0
+    assert second.already_archived == 3 and second.copies == 0
     for user in ("alice@contoso.com", "bob@contoso.com"):
         got = [email.message_from_bytes(m, policy=email.policy.default) for m in imap.messages(user, WHATSAPP_FOLDER)]
         assert len(got) == 3

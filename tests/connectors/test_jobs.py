@@ -31,9 +31,9 @@ def enabled_feed_connector(backend, tenant, people, feed) -> str:  # noqa: ANN00
     info = backend.connectors.create(tenant, name="TM", kind="archiver-feed", created_by=people.admin,
                                      accept_terms=True, source={"url": feed.url, "username": feed.username},
                                      source_password=feed.password)
-    backend.connectors.consent(tenant, info["id"], people.admin)
-    backend.connectors.enable(tenant, info["id"])
-    return str(info["id"])
+    backend.connectors.consent(tenant, info.id, people.admin)
+    backend.connectors.enable(tenant, info.id)
+    return str(info.id)
 
 
 def test_scheduler_submits_each_due_run_once(backend, tenant, people) -> None:

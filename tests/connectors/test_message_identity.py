@@ -16,9 +16,11 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
+from tenantry.connectors.results import RunReport
 from tenantry.protocols.mime import message_id_for
 from tests.conftest import user_payload
 from tests.connectors.conftest import People
+from tests.factories.connectors import make_connector, make_run
 
 # The CSV names every spelling the phones use: Alice's phone calls Bob "Bobby", Bob's calls Alice "Ally", and
 # each phone writes its owner under a profile name of its own. Carol is reached by the CSV only.
@@ -55,9 +57,7 @@ BOB_GROUP = """\
 
 def export_connector(backend, tenant: str, people: People, name: str = "Exports",  # noqa: ANN001
                      timezone: str = "Europe/Berlin") -> str:
-    cid = str(backend.connectors.create(tenant, name=name, kind="whatsapp-export", created_by=people.admin,
-                                        accept_terms=True, source={"timezone": timezone})["id"])
-    backend.connectors.consent(tenant, cid, people.admin)
+    cid = make_connector(backend, tenant, people.admin, name=name, source={"timezone": timezone})
     backend.connectors.upload_mapping(tenant, cid, CSV)
     return cid
 
@@ -74,10 +74,9 @@ def bodies(backend, tenant: str, user: str) -> Counter[tuple[str, str]]:  # noqa
 
 
 def run_with(backend, tenant: str, cid: str, text: str | bytes, filename: str, owner: str,  # noqa: ANN001
-             **kw: str):  # noqa: ANN201
+             **kw: str) -> RunReport:
     data = text.encode() if isinstance(text, str) else text
-    backend.connectors.add_export(tenant, cid, data, filename, owner, **kw)
-    report = backend.connectors.run(tenant, cid)
+    report = make_run(backend, tenant, cid, (filename, data), owner=owner, **kw)
     assert report.status == "succeeded", report.error
     return report
 
@@ -86,13 +85,13 @@ def test_a_second_members_export_of_a_group_adds_only_the_messages_the_first_lac
         backend, tenant, people: People) -> None:
     cid = export_connector(backend, tenant, people)
     first = run_with(backend, tenant, cid, ALICE_GROUP, "WhatsApp Chat with Book club.txt", "alice@contoso.com")
-    assert first.counts.imported == 9 and first.as_dict()["already_archived"] == 0
+    assert first.imported == 9 and first.already_archived == 0
     second = run_with(backend, tenant, cid, BOB_GROUP, "chat.txt", "bob@contoso.com", chat_name="Book club")
     # Bob's nine: seven were archived from Alice's export (the media and the deletion too, written otherwise
     # by his phone); "One more thing" and his second-minute "ok" are new.
-    assert second.counts.imported == 9 and not second.counts.skipped
-    assert second.as_dict()["already_archived"] == 7
-    assert second.counts.copies == 2 * 3 and second.counts.duplicates == 7 * 3  # alice, bob, carol each
+    assert second.imported == 9 and not second.skipped_by_reason
+    assert second.already_archived == 7
+    assert second.copies == 2 * 3 and second.duplicates == 7 * 3  # alice, bob, carol each
     union = Counter({
         ("system", "Messages and calls are end-to-end encrypted. No one outside of this chat, not even WhatsApp, "
                    "can read or listen to them. Tap to learn more."): 1,
@@ -116,7 +115,7 @@ def test_the_exporters_of_a_one_to_one_chat_are_its_two_people_whatever_each_pho
              "WhatsApp Chat with Bobby.txt", "alice@contoso.com")
     second = run_with(backend, tenant, cid, "12/01/2024, 10:00 - Ally: Lunch?\n12/01/2024, 10:01 - Robert: Sure\n"
                       "12/01/2024, 10:02 - Robert: 12:30?\n", "WhatsApp Chat with Ally.txt", "bob@contoso.com")
-    assert second.as_dict()["already_archived"] == 2 and second.counts.copies == 2
+    assert second.already_archived == 2 and second.copies == 2
     expected = Counter({("chat", "Lunch?"): 1, ("chat", "Sure"): 1, ("chat", "12:30?"): 1})
     assert bodies(backend, tenant, people.alice) == expected
     assert bodies(backend, tenant, people.bob) == expected
@@ -144,7 +143,7 @@ def test_the_same_chat_through_connectors_in_each_phones_time_zone_is_stored_onc
     # The same messages as Bob's phone in London wrote them: an hour earlier on the clock.
     london_text = BOB_GROUP.replace("[12/01/2024, 09:", "[12/01/2024, 08:")
     second = run_with(backend, tenant, london, london_text, "WhatsApp Chat - Book club.txt", "bob@contoso.com")
-    assert second.as_dict()["already_archived"] == 7
+    assert second.already_archived == 7
     assert sum(bodies(backend, tenant, people.bob).values()) == 11
 
 
@@ -156,7 +155,7 @@ def test_exact_repeats_stay_separate_messages_across_exports(backend, tenant, pe
     second = run_with(backend, tenant, cid, android, "chat.txt", "alice@contoso.com", chat_name="Book club")
     # iOS wrote two (a third was deleted for Bob only): in Bob's mailbox the Android export's third is the one
     # added; Alice's gets all three.
-    assert second.counts.imported == 3 and second.counts.duplicates == 2 and second.counts.copies == 1 + 3
+    assert second.imported == 3 and second.duplicates == 2 and second.copies == 1 + 3
     assert bodies(backend, tenant, people.alice) == Counter({("chat", "ok"): 3})
     assert bodies(backend, tenant, people.bob) == Counter({("chat", "ok"): 3})
 
@@ -187,7 +186,7 @@ def test_media_left_out_of_a_second_export_adds_nothing(backend, tenant, people:
     cid = export_connector(backend, tenant, people)
     run_with(backend, tenant, cid, WITH_MEDIA, "WhatsApp Chat with Book club.zip", "alice@contoso.com")
     second = run_with(backend, tenant, cid, WITHOUT_MEDIA, "chat.txt", "bob@contoso.com", chat_name="Book club")
-    assert second.as_dict()["already_archived"] == 3 and second.counts.copies == 0
+    assert second.already_archived == 3 and second.copies == 0
     assert len(messages(backend, tenant, people.bob)) == 3
     assert _files(backend, tenant, people.bob) == [b"JPEG:lake"]
 
@@ -198,8 +197,8 @@ def test_two_members_exports_handed_in_together_are_merged_within_one_run(backen
     backend.connectors.add_export(tenant, cid, WITHOUT_MEDIA.encode(), "chat.txt", "bob@contoso.com",
                                   chat_name="Book club")
     report = backend.connectors.run(tenant, cid)   # both files in one delivery batch
-    assert report.counts.imported == 6 and report.as_dict()["already_archived"] == 3
-    assert report.counts.copies == 6 and report.counts.duplicates == 6
+    assert report.imported == 6 and report.already_archived == 3
+    assert report.copies == 6 and report.duplicates == 6
     for user in (people.alice, people.bob):
         assert len(messages(backend, tenant, user)) == 3 and _files(backend, tenant, user) == [b"JPEG:lake"]
 
@@ -211,7 +210,7 @@ def test_the_file_of_a_message_archived_without_it_is_added_and_names_that_messa
     second = run_with(backend, tenant, cid, WITH_MEDIA, "WhatsApp Chat with Book club.zip", "alice@contoso.com")
     # Nothing lost: the archive never rewrites a stored message, so the version with the file is added beside
     # the one without it, and says which message it completes. "look" and "hello" are not doubled.
-    assert second.as_dict()["already_archived"] == 2 and second.counts.copies == 2  # alice's and bob's
+    assert second.already_archived == 2 and second.copies == 2  # alice's and bob's
     got = messages(backend, tenant, people.bob)
     assert len(got) == 4 and _files(backend, tenant, people.bob) == [b"JPEG:lake"]
     (with_file,) = [m for m in got if list(m.iter_attachments())]
@@ -232,7 +231,7 @@ def test_the_same_owners_longer_export_after_the_mapping_grew_adds_only_the_new_
     second = run_with(backend, tenant, cid, text + "12/01/2024, 09:05 - Dora: bye\n", "chat2.txt",
                       "alice@contoso.com", chat_name="Book club")
     # "hi" and "hello" were in Alice's and Bob's mailboxes already; Dora, mapped now, gets all three.
-    assert second.counts.duplicates == 4 and second.counts.copies == 2 + 3
+    assert second.duplicates == 4 and second.copies == 2 + 3
     everything = Counter({("chat", "hi"): 1, ("chat", "hello"): 1, ("chat", "bye"): 1})
     for user in (people.alice, people.bob, dora):
         assert bodies(backend, tenant, user) == everything
@@ -265,7 +264,7 @@ def test_a_file_imported_before_message_identities_changed_adds_nothing_when_han
         source="whatsapp-export", sent_at=when.replace(tzinfo=UTC),
         chat_id=_legacy_chat_id(people.alice, "Book club")) for when, author, body, n in old])
     again = run_with(backend, tenant, cid, text, "chat.txt", "alice@contoso.com", chat_name="Book club")
-    assert again.counts.imported == 3 and again.as_dict()["already_archived"] == 3 and again.counts.copies == 0
+    assert again.imported == 3 and again.already_archived == 3 and again.copies == 0
     assert len(messages(backend, tenant, people.alice)) == 3
 
 
@@ -306,7 +305,7 @@ def test_two_groups_with_one_subject_stay_apart_and_a_message_forwarded_to_both_
     cid = export_connector(backend, tenant, people)
     run_with(backend, tenant, cid, TEAM_A, "chat.txt", "alice@contoso.com", chat_name="Team")
     second = run_with(backend, tenant, cid, TEAM_B, "chat.txt", "bob@contoso.com", chat_name="Team")
-    assert second.counts.imported == 4 and second.counts.already_archived == 0
+    assert second.imported == 4 and second.already_archived == 0
     assert bodies(backend, tenant, people.carol)[("chat", "meeting moved to 10")] == 2
     chats = {m["X-Tenantry-Chat-Id"] for m in messages(backend, tenant, people.carol)}
     assert len(chats) == 2
@@ -314,7 +313,7 @@ def test_two_groups_with_one_subject_stay_apart_and_a_message_forwarded_to_both_
     again = run_with(backend, tenant, cid, TEAM_B.replace("Carol Smith", "Caz").replace("Ally", "Alice Martin")
                      .replace("Bob B.", "Bobby") + "12/01/2024, 09:07 - Bobby: great\n",
                      "chat.txt", "alice@contoso.com", chat_name="Team")
-    assert again.counts.imported == 5 and again.counts.already_archived == 4
+    assert again.imported == 5 and again.already_archived == 4
     assert bodies(backend, tenant, people.carol)[("chat", "meeting moved to 10")] == 2
     assert sum(bodies(backend, tenant, people.bob).values()) == 4 + 4 + 1
 
@@ -326,5 +325,5 @@ def test_a_group_export_with_no_time_in_common_with_a_same_named_group_joins_it(
     run_with(backend, tenant, cid, TEAM_A, "chat.txt", "alice@contoso.com", chat_name="Team")
     later = run_with(backend, tenant, cid, TEAM_B.replace("12/01/2024", "20/01/2024"), "chat.txt",
                      "bob@contoso.com", chat_name="Team")
-    assert later.counts.imported == 4
+    assert later.imported == 4
     assert len({m["X-Tenantry-Chat-Id"] for m in messages(backend, tenant, people.carol)}) == 1

@@ -13,7 +13,7 @@ from tenantry.core.errors import Invalid
 from tenantry.protocols.phones import digit_key, matched_by_digits, phone_key
 from tests.conftest import migrate_to, user_payload
 from tests.connectors.conftest import NOW, FeedServer, People, feed_item
-from tests.connectors.test_feed_connector import make_connector
+from tests.factories.connectors import make_connector, make_feed_connector, make_run
 
 ODD = "+1 123 456 789"          # nine digits after +1: phonenumbers calls it impossible
 
@@ -54,14 +54,14 @@ def test_a_participant_with_a_provisioned_invalid_number_maps_by_directory_mobil
     items = [feed_item(1, sender={"phone": "+11234 56789", "name": "Dana"},
                        participants=[{"phone": "+11234 56789"}, {"phone": "+491701111111"}])]
     with FeedServer(items, {}) as feed:
-        cid = make_connector(backend, tenant, people, feed)
+        cid = make_feed_connector(backend, tenant, people.admin, feed)
         report = backend.connectors.run(tenant, cid, now=NOW)
-    assert report.status == "succeeded" and report.counts.imported == 1 and report.counts.copies == 2
+    assert report.status == "succeeded" and report.imported == 1 and report.copies == 2
     assert backend.archive.count(tenant, dana, WHATSAPP_FOLDER) == 1
-    assert report.counts.unmapped == {}
-    notes = [i for i in report.issues if i["reason"] == "notice"]
-    assert len(notes) == 1 and "by its digits" in notes[0]["detail"] and "dana@contoso.com" in notes[0]["detail"]
-    assert report.counts.skipped == {}
+    assert report.unmapped_participants == []
+    notes = [i for i in report.issues if i.reason == "notice"]
+    assert len(notes) == 1 and "by its digits" in notes[0].detail and "dana@contoso.com" in notes[0].detail
+    assert report.skipped_by_reason == {}
 
 
 def test_a_csv_row_with_a_number_the_directory_accepted_is_kept_with_a_note_and_maps(
@@ -69,29 +69,26 @@ def test_a_csv_row_with_a_number_the_directory_accepted_is_kept_with_a_note_and_
     items = [feed_item(1, sender={"phone": ODD, "name": "Carol's work phone"},
                        participants=[{"phone": ODD}, {"phone": "+491701111111"}])]
     with FeedServer(items, {}) as feed:
-        cid = make_connector(backend, tenant, people, feed)
+        cid = make_feed_connector(backend, tenant, people.admin, feed)
         saved = backend.connectors.upload_mapping(tenant, cid, f"mobile,email\n{ODD},carol@contoso.com\n")
         assert saved.entries == 1 and len(saved.notes) == 1
         assert "line 2" in saved.notes[0] and "+1123456789" in saved.notes[0]
         with pytest.raises(Invalid, match="line 2"):   # what is no number at all is still refused
             backend.connectors.upload_mapping(tenant, cid, "mobile,email\ncall me,carol@contoso.com\n")
-        assert backend.connectors.describe(tenant, cid)["mapping_entries"] == 1
+        assert backend.connectors.describe(tenant, cid).mapping_entries == 1
         report = backend.connectors.run(tenant, cid, now=NOW)
     assert backend.archive.count(tenant, people.carol, WHATSAPP_FOLDER) == 1
-    assert any(i["reason"] == "notice" and "(csv) by its digits" in i["detail"] for i in report.issues)
+    assert any(i.reason == "notice" and "(csv) by its digits" in i.detail for i in report.issues)
 
 
 def test_an_export_author_written_as_an_invalid_number_is_a_phone_participant(
         backend, tenant, people: People) -> None:  # noqa: ANN001
     dana = odd_user(backend, tenant)
-    info = backend.connectors.create(tenant, name="Exports", kind="whatsapp-export", created_by=people.admin,
-                                     accept_terms=True, source={"timezone": "UTC"})
-    backend.connectors.consent(tenant, info["id"], people.admin)
+    cid = make_connector(backend, tenant, people.admin, source={"timezone": "UTC"})
     text = f"12/01/2024, 09:00 - {ODD}: hello from an odd number\n12/01/2024, 09:01 - Bob: hi\n"
-    backend.connectors.add_export(tenant, info["id"], text.encode(), "WhatsApp Chat with Dana.txt", people.bob)
-    report = backend.connectors.run(tenant, info["id"])
-    assert report.counts.imported == 2
-    assert [u.participant.label() for u in report.counts.unmapped.values()] == ["Bob"]   # the owner's name only
+    report = make_run(backend, tenant, cid, ("WhatsApp Chat with Dana.txt", text.encode()), owner=people.bob)
+    assert report.imported == 2
+    assert [u.participant for u in report.unmapped_participants] == ["Bob"]   # the owner's name only
     assert backend.archive.count(tenant, dana, WHATSAPP_FOLDER) == 2
 
 

@@ -16,7 +16,8 @@ from tenantry.connectors.registry import builtin
 from tenantry.connectors.schedule import next_daily, retry_at
 from tenantry.connectors.service import ConnectorService
 from tenantry.connectors.sources import SourceSpec, SourceUnavailable
-from tenantry.connectors.targets import store
+from tenantry.connectors.targets import TargetError, store
+from tenantry.connectors.targets.imap import ImapAuth, ImapLogin, ImapSecurity, imap_settings
 from tenantry.core.egress import EgressPolicy
 from tenantry.core.errors import Invalid
 from tests.connectors.conftest import NOW, People
@@ -102,6 +103,27 @@ def test_each_kind_checks_its_own_settings_when_a_connector_is_created() -> None
     assert kinds.target("store").check({"kind": "store"}, egress) == {"kind": "store"}
 
 
+@pytest.mark.parametrize(("setting", "value"), [("security", "ssl"), ("security", "TLS"), ("auth", "kerberos"),
+                                              ("login_with", "uid"), ("security", ["tls"])])
+def test_an_imap_setting_outside_its_words_is_refused_when_saved_and_when_a_saved_row_is_built(
+        setting: str, value: object) -> None:
+    """A misspelt ``security`` used to fall through to a connection without TLS; now it names its words."""
+    target = builtin().target("imap")
+    settings = {"kind": "imap", "host": "imap.example", setting: value}
+    with pytest.raises(Invalid, match=f"the IMAP {setting} must be "):
+        target.check(settings, EgressPolicy())
+    with pytest.raises(TargetError, match=f"the IMAP {setting} must be "):
+        imap_settings(settings, None)
+
+
+def test_imap_settings_read_the_saved_words_as_their_enums() -> None:
+    saved = imap_settings({"host": "imap.example", "security": "starttls", "auth": "per-user",
+                           "login_with": "local-part"}, {"passwords": {"a@example.com": "pw"}})
+    assert (saved.security, saved.auth, saved.login_with) == (
+        ImapSecurity.STARTTLS, ImapAuth.PER_USER, ImapLogin.LOCAL_PART)
+    assert imap_settings({"host": "imap.example"}, None).security is ImapSecurity.TLS   # the default
+
+
 def test_a_new_source_is_one_kind_registered_and_runs_like_the_builtin_ones(backend, tenant,  # noqa: ANN001
                                                                             people: People) -> None:
     """Mapping, conversion, delivery and the report are the same for any kind: nothing else changes."""
@@ -117,18 +139,18 @@ def test_a_new_source_is_one_kind_registered_and_runs_like_the_builtin_ones(back
                           source={"shelf": "broken"})
     info = connectors.create(tenant, name="Memory", kind="memory", created_by=people.admin, accept_terms=True,
                              source={"shelf": "top"})
-    assert info["source"] == {"shelf": "top", "checked": True} and info["overlap_hours"] == 48
+    assert info.source == {"shelf": "top", "checked": True} and info.overlap_hours == 48
     assert memory.sources[-1].closed == [True]          # the wizard's test closed what it opened
-    connectors.consent(tenant, info["id"], people.admin)
-    report = connectors.run(tenant, info["id"], now=NOW)
+    connectors.consent(tenant, info.id, people.admin)
+    report = connectors.run(tenant, info.id, now=NOW)
     assert report.status == "succeeded", report.error
-    assert (report.counts.seen, report.counts.imported, report.counts.skipped) == (
+    assert (report.seen, report.imported, report.skipped_by_reason) == (
         3, 1, {"no_user": 1, "unparseable": 1})
     assert backend.archive.count(tenant, people.alice, WHATSAPP_FOLDER) == 1
     assert memory.built[-1].settings == {"shelf": "top", "checked": True}
     assert memory.sources[-1].closed == [True]
     with pytest.raises(Invalid, match="export files go to a whatsapp-export connector"):
-        connectors.add_export(tenant, info["id"], b"x", "chat.txt", people.alice)
+        connectors.add_export(tenant, info.id, b"x", "chat.txt", people.alice)
 
 
 def test_retries_back_off_from_five_minutes_to_six_hours_and_never_overflow() -> None:

@@ -315,7 +315,7 @@ def test_concurrent_mapping_uploads_leave_one_whole_csv(backend: Services, tenan
     admin = backend.scim.create(tenant, "User", user_payload())["id"]
     grant_import_role(backend, tenant, admin)
     connector = backend.connectors.create(tenant, name="Exports", kind="whatsapp-export", created_by=admin,
-                                          accept_terms=True, source={"timezone": "UTC"}, test_source=False)["id"]
+                                          accept_terms=True, source={"timezone": "UTC"}, test_source=False).id
     csvs = [{f"p{i}.{k}@contoso.com" for k in range(5)} for i in range(6)]
 
     def work(i: int) -> int:

@@ -25,7 +25,7 @@ def test_kill_9_mid_run_then_rerun_leaves_exactly_the_expected_items(backend, te
         info = backend.connectors.create(
             tenant, name="crashy", kind="archiver-feed", created_by=people.admin, accept_terms=True,
             source={"url": feed.url, "username": feed.username}, source_password=feed.password)
-        backend.connectors.consent(tenant, info["id"], people.admin)
+        backend.connectors.consent(tenant, info.id, people.admin)
         env = {**os.environ, "TENANTRY_DATA_DIR": str(backend.settings.data_dir),
                "TENANTRY_DATABASE_URL": backend.settings.resolved_database_url}
         proc = subprocess.Popen([sys.executable, "-m", "tenantry", "connector", "run", "crashy", "--tenant", tenant],
@@ -46,13 +46,13 @@ def test_kill_9_mid_run_then_rerun_leaves_exactly_the_expected_items(backend, te
 
         assert backend.connectors.recover_interrupted() >= 1
         with backend.db.session() as session:
-            statuses = session.scalars(select(Run.status).where(Run.connector_id == info["id"])).all()
+            statuses = session.scalars(select(Run.status).where(Run.connector_id == info.id)).all()
         assert statuses == ["failed"]
-        report = backend.connectors.run(tenant, info["id"], now=NOW)
+        report = backend.connectors.run(tenant, info.id, now=NOW)
 
     assert report.status == "succeeded", report.error
-    assert report.counts.seen == ITEMS and report.counts.imported == ITEMS
-    assert report.counts.duplicates == at_kill and report.counts.copies == 2 * ITEMS - at_kill
+    assert report.seen == ITEMS and report.imported == ITEMS
+    assert report.duplicates == at_kill and report.copies == 2 * ITEMS - at_kill
     with backend.db.session() as session:
         rows = session.execute(select(Mailbox.user_id, Item.message_id).join(Mailbox, Mailbox.id == Item.mailbox_id)
                                .where(Item.tenant_id == tenant)).all()

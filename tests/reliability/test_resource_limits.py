@@ -58,7 +58,7 @@ def _prepare(data_dir: Path, database_url: str | None) -> dict[str, str]:
         ids = {}
         for name in ("Bombs", "Big"):
             ids[name] = services.connectors.create("default", name=name, kind="whatsapp-export",
-                                                   created_by=admin_id, accept_terms=True)["id"]
+                                                   created_by=admin_id, accept_terms=True).id
             services.connectors.consent("default", ids[name], admin_id)
         ids["token"] = admin_secret(services, "default", "resource tests")
         ids["scim"] = services.directory.issue_token("default", "scim", "resource tests").secret

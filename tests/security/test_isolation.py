@@ -394,7 +394,7 @@ def _tenant(backend: Services, prefix: str, names: dict[str, str]) -> Tenant:
     case = backend.ediscovery.create_case(tenant, names["case"], "counsel")["id"]
     backend.ediscovery.add_custodians(tenant, case, [user], "counsel")
     connector = backend.connectors.create(tenant, name=names["connector"], kind="whatsapp-export", created_by=user,
-                                          accept_terms=True, test_source=False)["id"]
+                                          accept_terms=True, test_source=False).id
     backend.connectors.consent(tenant, connector, user)
     run = backend.connectors.run(tenant, connector).id
     app = backend.provisioning.create_app(tenant, name=names["app"], tenant_url=f"https://{names['url']}/scim/v2",

@@ -11,6 +11,15 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from tenantry.archive.service import ArchiveService
+from tenantry.connectors.models import BuiltinTarget
+from tenantry.connectors.results import (
+    ConnectorInfo,
+    ConnectorReview,
+    ExportAdded,
+    MappingUpload,
+    RunReport,
+    RunSummary,
+)
 from tenantry.connectors.service import ConnectorService
 from tenantry.connectors.wizard import DEFAULT_OVERLAP_HOURS, MAX_OVERLAP_HOURS
 from tenantry.core.bounds import INT32_MAX, MAX_DAYS, Count, ItemId, Offset
@@ -25,7 +34,7 @@ class ConnectorIn(BaseModel):
     accept_terms: bool = False
     source: dict[str, Any] = Field(default_factory=dict)
     source_password: str | None = None
-    target: dict[str, Any] = Field(default_factory=lambda: {"kind": "store"})
+    target: dict[str, Any] = Field(default_factory=lambda: {"kind": BuiltinTarget.STORE})
     target_secret: dict[str, Any] | None = None
     use_directory_mobiles: bool = True
     outsider_domain: str = "whatsapp.invalid"
@@ -61,51 +70,51 @@ def _wizard_routes(router: APIRouter, connectors: ConnectorService, tenant_of: A
     """A connector's lifecycle: create, show, configure, mapping, consent, review, enable, disable."""
 
     @router.get("/tenants/{tenant_id}/connectors")
-    def list_connectors(tenant_id: str, request: Request) -> list[dict[str, Any]]:
+    def list_connectors(tenant_id: str, request: Request) -> list[ConnectorInfo]:
         return connectors.list_connectors(tenant_of(tenant_id, request))
 
     @router.post("/tenants/{tenant_id}/connectors", status_code=201)
-    def create_connector(tenant_id: str, body: ConnectorIn, request: Request) -> dict[str, Any]:
+    def create_connector(tenant_id: str, body: ConnectorIn, request: Request) -> ConnectorInfo:
         return connectors.create(tenant_of(tenant_id, request), **body.model_dump())
 
     @router.get("/tenants/{tenant_id}/connectors/{connector}")
-    def get_connector(tenant_id: str, connector: str, request: Request) -> dict[str, Any]:
+    def get_connector(tenant_id: str, connector: str, request: Request) -> ConnectorInfo:
         tenant = tenant_of(tenant_id, request)
         return connectors.describe(tenant, connectors.find(tenant, connector))
 
     @router.patch("/tenants/{tenant_id}/connectors/{connector}")
     def configure_connector(tenant_id: str, connector: str, body: ConnectorSettingsIn,
-                            request: Request) -> dict[str, Any]:
+                            request: Request) -> ConnectorInfo:
         tenant = tenant_of(tenant_id, request)
         return connectors.configure(tenant, connectors.find(tenant, connector), **body.model_dump())
 
     @router.put("/tenants/{tenant_id}/connectors/{connector}/mapping")
-    async def put_mapping(tenant_id: str, connector: str, request: Request) -> dict[str, Any]:
+    async def put_mapping(tenant_id: str, connector: str, request: Request) -> MappingUpload:
         tenant = tenant_of(tenant_id, request)
         raw = await read_bounded(request, body_max_bytes, _too_large("TENANTRY_ADMIN_BODY_MAX_BYTES"))
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise Invalid("the mapping CSV must be UTF-8") from exc
-        return connectors.upload_mapping(tenant, connectors.find(tenant, connector), text).as_dict()
+        return connectors.upload_mapping(tenant, connectors.find(tenant, connector), text)
 
     @router.post("/tenants/{tenant_id}/connectors/{connector}/consent")
-    def consent(tenant_id: str, connector: str, body: ConsentIn, request: Request) -> dict[str, Any]:
+    def consent(tenant_id: str, connector: str, body: ConsentIn, request: Request) -> ConnectorInfo:
         tenant = tenant_of(tenant_id, request)
         return connectors.consent(tenant, connectors.find(tenant, connector), body.admin_user)
 
     @router.get("/tenants/{tenant_id}/connectors/{connector}/review")
-    def review(tenant_id: str, connector: str, request: Request) -> dict[str, Any]:
+    def review(tenant_id: str, connector: str, request: Request) -> ConnectorReview:
         tenant = tenant_of(tenant_id, request)
         return connectors.review(tenant, connectors.find(tenant, connector))
 
     @router.post("/tenants/{tenant_id}/connectors/{connector}/enable")
-    def enable(tenant_id: str, connector: str, request: Request) -> dict[str, Any]:
+    def enable(tenant_id: str, connector: str, request: Request) -> ConnectorInfo:
         tenant = tenant_of(tenant_id, request)
         return connectors.enable(tenant, connectors.find(tenant, connector))
 
     @router.post("/tenants/{tenant_id}/connectors/{connector}/disable")
-    def disable(tenant_id: str, connector: str, request: Request) -> dict[str, Any]:
+    def disable(tenant_id: str, connector: str, request: Request) -> ConnectorInfo:
         tenant = tenant_of(tenant_id, request)
         return connectors.disable(tenant, connectors.find(tenant, connector))
 
@@ -115,7 +124,7 @@ def _run_routes(router: APIRouter, connectors: ConnectorService, tenant_of: Any)
 
     @router.post("/tenants/{tenant_id}/connectors/{connector}/exports", status_code=201)
     async def upload_export(tenant_id: str, connector: str, request: Request, owner: str, filename: str,
-                            chat_name: str | None = None) -> dict[str, Any]:
+                            chat_name: str | None = None) -> ExportAdded:
         """The body is the export file; it streams to the upload folder (never memory), 413 past the limit."""
         tenant = tenant_of(tenant_id, request)
         connector_id = connectors.find(tenant, connector)
@@ -125,25 +134,25 @@ def _run_routes(router: APIRouter, connectors: ConnectorService, tenant_of: Any)
                 async for chunk in bounded_chunks(request, connectors.upload_max_bytes,
                                                   _too_large("TENANTRY_UPLOAD_MAX_BYTES"), "the upload"):
                     out.write(chunk)
-            result: dict[str, Any] = await run_in_threadpool(
+            result: ExportAdded = await run_in_threadpool(
                 connectors.add_export, tenant, connector_id, path, filename, owner, chat_name, move=True)
             return result
         finally:
             path.unlink(missing_ok=True)  # nothing partial is kept; add_export moved a complete file away
 
     @router.post("/tenants/{tenant_id}/connectors/{connector}/runs", status_code=201)
-    def run_now(tenant_id: str, connector: str, request: Request) -> dict[str, Any]:
+    def run_now(tenant_id: str, connector: str, request: Request) -> RunReport:
         tenant = tenant_of(tenant_id, request)
-        return connectors.run(tenant, connectors.find(tenant, connector)).as_dict()
+        return connectors.run(tenant, connectors.find(tenant, connector))
 
     @router.get("/tenants/{tenant_id}/connectors/{connector}/runs")
-    def runs(tenant_id: str, connector: str, request: Request) -> list[dict[str, Any]]:
+    def runs(tenant_id: str, connector: str, request: Request) -> list[RunSummary]:
         tenant = tenant_of(tenant_id, request)
         return connectors.runs(tenant, connectors.find(tenant, connector))
 
     @router.get("/tenants/{tenant_id}/runs/{run_id}")
-    def run_report(tenant_id: str, run_id: str, request: Request) -> dict[str, Any]:
-        return connectors.report(tenant_of(tenant_id, request), run_id).as_dict()
+    def run_report(tenant_id: str, run_id: str, request: Request) -> RunReport:
+        return connectors.report(tenant_of(tenant_id, request), run_id)
 
 
 def _mailbox_routes(router: APIRouter, archive: ArchiveService, tenant_of: Any) -> None:

@@ -12,6 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from tenantry.cli_kit import ByOpt, Cli, JsonOpt, TenantOpt, console, fail, print_json, progress_bar, sub_app
+from tenantry.connectors.models import BuiltinSource, RunStatus
+from tenantry.connectors.results import RunReport
 
 app = sub_app("Message archive connectors (WhatsApp exports, archiver feeds).")
 
@@ -26,7 +28,7 @@ def connector_create(
     ctx: typer.Context,
     name: str,
     by: Annotated[str, typer.Option("--by", help="The user creating it (needs Mailbox Import Export).")],
-    kind: Annotated[str, typer.Option(help="whatsapp-export or archiver-feed")] = "whatsapp-export",
+    kind: Annotated[str, typer.Option(help="whatsapp-export or archiver-feed")] = BuiltinSource.WHATSAPP_EXPORT.value,
     accept_terms: Annotated[bool, typer.Option("--accept-terms", help="Accept the terms of service.")] = False,
     timezone: Annotated[str, typer.Option(help="Time zone of the exporting phones (exports).")] = "UTC",
     url: Annotated[str | None, typer.Option(help="Archiver feed URL.")] = None,
@@ -44,13 +46,14 @@ def connector_create(
     """Step 1 of the wizard: create a draft connector (the source is tested before it is saved)."""
     cli = Cli.of(ctx)
     t = cli.tenant(tenant)
-    source: dict[str, Any] = {"timezone": timezone} if kind == "whatsapp-export" else {"url": url, "username": username}
+    source: dict[str, Any] = ({"timezone": timezone} if kind == BuiltinSource.WHATSAPP_EXPORT
+                              else {"url": url, "username": username})
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     info = cli.services.connectors.create(
         t, name=name, kind=kind, created_by=cli.user_id(t, by), accept_terms=accept_terms, source=source,
         source_password=password, use_directory_mobiles=not no_directory_mobiles, outsider_domain=outsider_domain,
         run_at=run_at, overlap_hours=overlap_hours)
-    console.print(f"connector {info['name']} ({info['id']}) created as a draft; next: mapping, consent, review, enable")
+    console.print(f"connector {info.name} ({info.id}) created as a draft; next: mapping, consent, review, enable")
 
 
 def _find(cli: Cli, tenant: str | None, name: str) -> tuple[str, str]:
@@ -86,7 +89,7 @@ def connector_review(ctx: typer.Context, name: str, tenant: TenantOpt = None) ->
     cli = Cli.of(ctx)
     info = cli.services.connectors.review(*_find(cli, tenant, name))
     print_json(info)
-    if not info["ready"]:
+    if not info.ready:
         raise typer.Exit(1)
 
 
@@ -94,7 +97,7 @@ def connector_review(ctx: typer.Context, name: str, tenant: TenantOpt = None) ->
 def connector_enable(ctx: typer.Context, name: str, tenant: TenantOpt = None) -> None:
     cli = Cli.of(ctx)
     info = cli.services.connectors.enable(*_find(cli, tenant, name))
-    console.print(f"enabled; next run {info['next_run_at']}")
+    console.print(f"enabled; next run {info.next_run_at}")
 
 
 @app.command("set")
@@ -113,8 +116,8 @@ def connector_set(
         fail("nothing to change: give --run-at or --overlap-hours")
     info = cli.services.connectors.configure(t, cli.services.connectors.find(t, name), run_at=run_at,
                                              overlap_hours=overlap_hours)
-    overlap = f", overlap {info['overlap_hours']} h" if info["overlap_hours"] is not None else ""
-    console.print(f"{info['name']}: runs daily at {info['run_at']} UTC{overlap}")
+    overlap = f", overlap {info.overlap_hours} h" if info.overlap_hours is not None else ""
+    console.print(f"{info.name}: runs daily at {info.run_at} UTC{overlap}")
 
 
 @app.command("disable")
@@ -134,9 +137,9 @@ def connector_list(ctx: typer.Context, tenant: TenantOpt = None, as_json: JsonOp
         return
     table = Table("name", "kind", "status", "last run", "seen", "imported", "skipped", "next run")
     for r in rows:
-        last = r["last_run"] or {}
-        table.add_row(r["name"], r["kind"], r["status"], str(last.get("status", "-")), str(last.get("seen", "")),
-                      str(last.get("imported", "")), str(last.get("skipped", "")), str(r["next_run_at"] or "-"))
+        last = r.last_run
+        table.add_row(r.name, r.kind, str(r.status), str(last.status) if last else "-", str(last.seen) if last else "",
+                      str(last.imported) if last else "", str(last.skipped) if last else "", str(r.next_run_at or "-"))
     console.print(table)
 
 
@@ -157,7 +160,7 @@ def connector_upload(ctx: typer.Context, name: str, export_file: Path,
         added = cli.services.connectors.add_export(t, cid, export_file, export_file.name, owner, chat_name)
     except OSError as exc:
         fail(f"cannot read {export_file}: {exc}")
-    console.print(f"{export_file.name}: {'added' if added['new'] else 'already handed in'} (sha256 {added['sha256']})")
+    console.print(f"{export_file.name}: {'added' if added.new else 'already handed in'} (sha256 {added.sha256})")
     if run_now:
         _run_now(cli, t, cid)
 
@@ -172,41 +175,41 @@ def connector_run(ctx: typer.Context, name: str, tenant: TenantOpt = None) -> No
 def _run_now(cli: Cli, tenant: str, cid: str) -> None:
     with progress_bar("importing", count="items") as progress:
         report = cli.services.connectors.run(tenant, cid, progress=progress)
-    _print_report(report.as_dict())
-    if report.status != "succeeded":
+    _print_report(report)
+    if report.status != RunStatus.SUCCEEDED:
         raise typer.Exit(1)
 
 
-def _print_report(r: dict[str, Any]) -> None:
-    console.print(f"run {r['id']}: {r['status']}  seen {r['seen']}  imported {r['imported']} "
-                  f"({r['already_archived']} of them already archived; {r['copies']} new copies, "
-                  f"{r['duplicates']} already there)  skipped {r['skipped']}  in {r['duration_seconds']} s")
-    for kind, n in sorted(r["imported_by_kind"].items()):
+def _print_report(r: RunReport) -> None:
+    console.print(f"run {r.id}: {r.status}  seen {r.seen}  imported {r.imported} "
+                  f"({r.already_archived} of them already archived; {r.copies} new copies, "
+                  f"{r.duplicates} already there)  skipped {r.skipped}  in {r.duration_seconds} s")
+    for kind, n in sorted(r.imported_by_kind.items()):
         console.print(f"  imported {kind}: {n}")
-    for reason, n in sorted(r["skipped_by_reason"].items()):
+    for reason, n in sorted(r.skipped_by_reason.items()):
         console.print(f"  skipped, {reason}: {n}")
-    for u in r.get("unmapped_participants", []):
+    for u in r.unmapped_participants:
         # Participants who map to no user (issue #10, item 2); names are the source's text, so no markup.
-        console.print(f"  unmapped, {u['participant']}: {u['messages']} messages ({u['rule']})",
+        console.print(f"  unmapped, {u.participant}: {u.messages} messages ({u.rule})",
                       markup=False, highlight=False)
-    if r.get("unmapped_not_listed"):
-        console.print(f"  unmapped, further participants not listed: {r['unmapped_not_listed']} messages")
-    if r["error"]:
-        console.print(f"[red]error:[/red] {escape(r['error'])}")
+    if r.unmapped_not_listed:
+        console.print(f"  unmapped, further participants not listed: {r.unmapped_not_listed} messages")
+    if r.error:
+        console.print(f"[red]error:[/red] {escape(r.error)}")
 
 
 @app.command("report")
 def connector_report(ctx: typer.Context, run_id: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     """A run's report: counts, and every item not imported with its reason."""
     cli = Cli.of(ctx)
-    doc = cli.services.connectors.report(cli.tenant(tenant), run_id, issue_limit=1_000_000).as_dict()
+    report = cli.services.connectors.report(cli.tenant(tenant), run_id, issue_limit=1_000_000)
     if as_json:
-        print_json(doc)
+        print_json(report)
         return
-    _print_report(doc)
-    for issue in doc["issues"]:
+    _print_report(report)
+    for issue in report.issues:
         # The report has escaped control bytes already; the text is still the source's, so no markup either.
-        console.print(f"  {issue['reason']}: {issue['location'] or issue['source_id']}: {issue['detail']}",
+        console.print(f"  {issue.reason}: {issue.location or issue.source_id}: {issue.detail}",
                       markup=False, highlight=False)
 
 

@@ -28,7 +28,7 @@ def create_feed_app(items: list[dict[str, Any]], username: str, password: str,
     app = FastAPI(title="Reference archiver feed")
     # The list is read at each request, so a test (or a demo) can append a message that reaches the archiver
     # late: with a timestamp before a run that has already happened.
-    def ordered() -> list[dict[str, Any]]:
+    def ordered() -> list[dict[str, Any]]:  # dict: feed items, the feed protocol's JSON (docs/connectors.md)
         return sorted(items, key=lambda i: (str(i.get("timestamp")), str(i.get("id"))))
 
     files = attachments or {}
@@ -47,7 +47,7 @@ def create_feed_app(items: list[dict[str, Any]], username: str, password: str,
 
     @app.get("/items")
     def list_items(request: Request, until: str, since: str | None = None, cursor: str | None = None,
-                   limit: int = 500) -> dict[str, Any]:
+                   limit: int = 500) -> dict[str, Any]:  # dict: a feed page, the protocol's JSON
         check(request)
         if page_delay:
             time.sleep(page_delay)
@@ -72,7 +72,7 @@ def create_feed_app(items: list[dict[str, Any]], username: str, password: str,
     return app
 
 
-def load_items(path: Path) -> list[dict[str, Any]]:
+def load_items(path: Path) -> list[dict[str, Any]]:  # dict: feed items, the feed protocol's JSON
     data = json.loads(path.read_text())
     if not isinstance(data, list):
         raise ValueError(f"{path}: a feed file holds a JSON list of items")

@@ -35,6 +35,11 @@ class ItemKind(StrEnum):
     SYSTEM = "system"
 
 
+class CallDirection(StrEnum):
+    INCOMING = "incoming"
+    OUTGOING = "outgoing"
+
+
 class SkipReason(StrEnum):
     NO_USER = "no_user"            # no participant maps to a user (seed 000: "not imported")
     TOO_LARGE = "too_large"        # over the item size limit (seed 000: 10 MB)
@@ -71,7 +76,7 @@ class Attachment:
 
 @dataclass(frozen=True)
 class CallInfo:
-    direction: str             # "incoming" | "outgoing"
+    direction: CallDirection
     duration_seconds: int
     missed: bool
     video: bool
@@ -79,7 +84,7 @@ class CallInfo:
 
 @dataclass(frozen=True)
 class SourceItem:
-    source: str                # "whatsapp-export" | "archiver-feed"
+    source: str                # the source kind's name (models.BuiltinSource, or a registered kind's)
     source_id: str             # stable within the source: the Message-ID is derived from it
     chat_id: str
     chat_name: str | None
@@ -114,7 +119,7 @@ class SourceIssue:
     source_id: str | None = None
     location: str | None = None
     size: int | None = None
-    kind: str | None = None
+    kind: ItemKind | None = None
 
 
 @dataclass
@@ -125,7 +130,7 @@ class Unmapped:
     rule: str
     messages: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:  # dict: written as JSON into the run's saved counts
         p = self.participant
         return {"participant": p.label(), "phone": p.phone, "name": p.name, "email": p.email,
                 "messages": self.messages, "rule": self.rule}

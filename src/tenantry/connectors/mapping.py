@@ -24,6 +24,7 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from tenantry.connectors.items import Participant
 from tenantry.core.errors import Invalid
@@ -46,15 +47,13 @@ class MappingRow:
     by_digits: bool = False    # the number is not a valid one: it matches by its digits only
 
 
-@dataclass(frozen=True)
-class MappingUpload:
-    """What an upload saved, and what its reader should know (numbers that match by their digits only)."""
+class MatchedBy(StrEnum):
+    """Which rule made a participant a recipient (the run report's notes say it)."""
 
-    entries: int
-    notes: list[str]
-
-    def as_dict(self) -> dict[str, object]:
-        return {"entries": self.entries, "notes": self.notes}
+    CSV = "csv"                # the connector's mapping CSV, by number or name
+    EMAIL = "email"            # the item's own e-mail address of the participant
+    DIRECTORY = "directory"    # a mobile number SCIM provisioned into the directory
+    OWNER = "owner"            # an export's owner: a copy whatever the mapping
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class Recipient:
     user_id: str
     address: str
     display_name: str | None
-    via: str  # "csv" | "email" | "directory" | "owner"
+    via: MatchedBy
     by_digits: bool = False   # found through a number phonenumbers calls invalid, by its digits
 
 
@@ -178,19 +177,19 @@ class UserMapper:
         if e164 and e164 in self.by_e164:
             users = self._users_by_email(self.by_e164[e164])
             if users:
-                return [_recipient(u, "csv", digits) for u in users]
+                return [_recipient(u, MatchedBy.CSV, digits) for u in users]
         if name and name_key(name) in self.by_name:
             users = self._users_by_email(self.by_name[name_key(name)])
             if users:
-                return [_recipient(u, "csv") for u in users]
+                return [_recipient(u, MatchedBy.CSV) for u in users]
         if email:
             users = self._users_by_email(email)
             if users:
-                return [_recipient(u, "email") for u in users]
+                return [_recipient(u, MatchedBy.EMAIL) for u in users]
         if e164 and self.use_directory_mobiles:
             users = self._users_by_mobile(e164)
             if users:
-                return [_recipient(u, "directory", digits) for u in users]
+                return [_recipient(u, MatchedBy.DIRECTORY, digits) for u in users]
         return []
 
     def person_keys(self, people: Sequence[Participant]) -> dict[Participant, str]:
@@ -230,5 +229,5 @@ class UserMapper:
         return "; ".join((csv_rule, email_rule, mobile_rule))
 
 
-def _recipient(user: DirectoryUser, via: str, by_digits: bool = False) -> Recipient:
+def _recipient(user: DirectoryUser, via: MatchedBy, by_digits: bool = False) -> Recipient:
     return Recipient(user.id, user.email, user.display_name, via, by_digits)

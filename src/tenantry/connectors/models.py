@@ -22,6 +22,27 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
+
+class RunTrigger(StrEnum):
+    SCHEDULE = "schedule"   # handed out by the scheduler (connectors.register)
+    MANUAL = "manual"       # the API, the CLI, an upload with --run
+
+
+class BuiltinSource(StrEnum):
+    """The source kinds Tenantry ships (``Connector.kind``). The set is open: a registry may add its own kinds
+    (``connectors.registry.Kinds``), so the column and the registry take any name."""
+
+    WHATSAPP_EXPORT = "whatsapp-export"
+    ARCHIVER_FEED = "archiver-feed"
+
+
+class BuiltinTarget(StrEnum):
+    """The target kinds Tenantry ships (``kind`` in ``Connector.target_config``); open like the sources."""
+
+    STORE = "store"         # the default, also for settings saved without a kind
+    IMAP = "imap"
+
+
 class Connector(Base):
     __tablename__ = "connectors"
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
@@ -29,8 +50,8 @@ class Connector(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(256))
-    kind: Mapped[str] = mapped_column(String(32))             # whatsapp-export | archiver-feed
-    status: Mapped[str] = mapped_column(String(16))           # draft | enabled | disabled
+    kind: Mapped[str] = mapped_column(String(32))             # a source kind's name (BuiltinSource, or registered)
+    status: Mapped[str] = mapped_column(String(16))           # ConnectorStatus
     created_by: Mapped[str] = mapped_column(String(36))       # the admin user who ran the wizard
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     terms_accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -76,8 +97,8 @@ class Run(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     connector_id: Mapped[str] = mapped_column(ForeignKey("connectors.id", ondelete="CASCADE"))
     tenant_id: Mapped[str] = mapped_column(String(64))
-    trigger: Mapped[str] = mapped_column(String(16))          # schedule | manual | upload
-    status: Mapped[str] = mapped_column(String(16))           # running | succeeded | failed
+    trigger: Mapped[str] = mapped_column(String(16))          # RunTrigger
+    status: Mapped[str] = mapped_column(String(16))           # RunStatus
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -99,11 +120,11 @@ class RunIssue(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("connector_runs.id", ondelete="CASCADE"))
-    reason: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(32))           # items.SkipReason
     detail: Mapped[str] = mapped_column(Text)
     source_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
     location: Mapped[str | None] = mapped_column(String(512), nullable=True)
-    kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    kind: Mapped[str | None] = mapped_column(String(16), nullable=True)   # items.ItemKind
     size: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 

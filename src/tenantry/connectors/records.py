@@ -4,11 +4,11 @@ locked when the caller is about to change the row."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tenantry.connectors.models import Connector, Run
+from tenantry.connectors.models import Connector, Run, RunStatus, RunTrigger
+from tenantry.connectors.results import RunSummary
 from tenantry.core.clock import as_utc
 from tenantry.core.db import FOR_WRITE
 from tenantry.core.errors import NotFound
@@ -27,7 +27,6 @@ def iso(when: datetime | None) -> str | None:
     return as_utc(when).isoformat() if when else None
 
 
-def run_summary(run: Run) -> dict[str, Any]:
-    return {"id": run.id, "status": run.status, "trigger": run.trigger, "started_at": iso(run.started_at),
-            "finished_at": iso(run.finished_at), "seen": run.seen, "imported": run.imported,
-            "skipped": run.skipped, "error": run.error}
+def run_summary(run: Run) -> RunSummary:
+    return RunSummary(run.id, RunStatus(run.status), RunTrigger(run.trigger), as_utc(run.started_at).isoformat(),
+                      iso(run.finished_at), run.seen, run.imported, run.skipped, run.error)

@@ -9,7 +9,9 @@ from typing import Any
 import typer
 from fastapi import APIRouter
 
+from tenantry.connectors.models import RunTrigger
 from tenantry.core.registry import Registry, RouteContext
+from tenantry.core.results import plain
 
 # A claimed run is leased for an hour: a queued job is not queued again before it had its chance.
 RUN_LEASE = timedelta(hours=1)
@@ -30,13 +32,15 @@ def _router(ctx: RouteContext) -> APIRouter:
                             body_max_bytes=services.settings.admin_body_max_bytes)
 
 
-def _run(services: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    report = services.connectors.run(kwargs["tenant"], kwargs["connector_id"], trigger=kwargs.get("trigger", "manual"))
-    return dict(report.as_dict())
+def _run(services: Any, kwargs: dict[str, Any]) -> dict[str, Any]:  # dict: a job's result, kept as JSON
+    report = services.connectors.run(kwargs["tenant"], kwargs["connector_id"],
+                                     trigger=RunTrigger(kwargs.get("trigger", RunTrigger.MANUAL)))
+    result: dict[str, Any] = plain(report)
+    return result
 
 
 def _due(services: Any, now: datetime) -> list[tuple[str, dict[str, Any]]]:
-    return [("connector.run", {"tenant": tenant, "connector_id": cid, "trigger": "schedule"})
+    return [("connector.run", {"tenant": tenant, "connector_id": cid, "trigger": RunTrigger.SCHEDULE.value})
             for tenant, cid in services.connectors.claim_due(now, RUN_LEASE)]
 
 

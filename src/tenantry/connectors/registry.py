@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from tenantry.archive.service import ArchiveService
-from tenantry.connectors.models import Connector
+from tenantry.connectors.models import BuiltinTarget, Connector
 from tenantry.connectors.sources import (
     ExportUpload,
     PersonKeys,
@@ -90,7 +90,8 @@ class Kinds:
         """The connector's target; the caller closes it. Settings saved without a kind are the store's."""
         settings = json.loads(connector.target_config)
         secret = json.loads(env.secrets.open(connector.target_secret)) if connector.target_secret else None
-        return self.target(settings.get("kind", "store")).build(TargetSpec(settings, secret, env.egress, env.archive))
+        kind = self.target(settings.get("kind", BuiltinTarget.STORE))
+        return kind.build(TargetSpec(settings, secret, env.egress, env.archive))
 
 
 def builtin() -> Kinds:

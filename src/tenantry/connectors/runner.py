@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -20,11 +20,21 @@ from sqlalchemy import insert, select, update
 
 from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
 from tenantry.connectors.convert import index_fields, render_item
-from tenantry.connectors.items import Participant, RunCounts, SkipReason, SourceIssue, SourceItem, Unmapped, printable
-from tenantry.connectors.mapping import MappingRow, Recipient, UserMapper
-from tenantry.connectors.models import Connector, ConnectorStatus, ExportFile, MappingEntry, Run, RunIssue, RunStatus
-from tenantry.connectors.records import get_connector, run_summary
+from tenantry.connectors.items import ItemKind, Participant, RunCounts, SkipReason, SourceIssue, SourceItem, printable
+from tenantry.connectors.mapping import MappingRow, MatchedBy, Recipient, UserMapper
+from tenantry.connectors.models import (
+    Connector,
+    ConnectorStatus,
+    ExportFile,
+    MappingEntry,
+    Run,
+    RunIssue,
+    RunStatus,
+    RunTrigger,
+)
+from tenantry.connectors.records import get_connector, iso, run_summary
 from tenantry.connectors.registry import Environment, Kinds
+from tenantry.connectors.results import ReportedIssue, RunReport, RunSummary, UnmappedParticipant
 from tenantry.connectors.schedule import next_daily, retry_at
 from tenantry.connectors.sources import ExportUpload, SourceUnavailable
 from tenantry.connectors.targets import Target, TargetError
@@ -41,41 +51,6 @@ BATCH = 2000
 BATCH_BYTES = 64 * 1024 * 1024
 
 Progress = Callable[[int, int | None], None]
-
-
-@dataclass
-class RunReport:
-    id: str
-    connector_id: str
-    status: str
-    trigger: str
-    started_at: datetime
-    finished_at: datetime | None
-    window_start: datetime | None
-    window_end: datetime | None
-    counts: RunCounts
-    error: str | None = None
-    issues: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "connector_id": self.connector_id, "status": self.status, "trigger": self.trigger,
-            "started_at": self.started_at.isoformat(),
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "duration_seconds": round((self.finished_at - self.started_at).total_seconds(), 3)
-            if self.finished_at else None,
-            "window_start": self.window_start.isoformat() if self.window_start else None,
-            "window_end": self.window_end.isoformat() if self.window_end else None,
-            "seen": self.counts.seen, "imported": self.counts.imported,
-            "skipped": sum(self.counts.skipped.values()), "copies": self.counts.copies,
-            "duplicates": self.counts.duplicates, "already_archived": self.counts.already_archived,
-            "imported_by_kind": self.counts.by_kind,
-            "skipped_by_reason": self.counts.skipped, "error": self.error, "issues": self.issues,
-            # Names and numbers come from the source: escaped like the issues.
-            "unmapped_participants": [{k: printable(v) if isinstance(v, str) else v for k, v in u.as_dict().items()}
-                                      for u in self.counts.unmapped.values()],
-            "unmapped_not_listed": self.counts.unmapped_not_listed,
-        }
 
 
 @dataclass
@@ -112,8 +87,8 @@ class ConnectorRunner:
                 ).values(next_run_at=now))
             return len(stale)
 
-    def run(self, tenant: str, connector_id: str, *, trigger: str = "manual", now: datetime | None = None,
-            progress: Progress | None = None) -> RunReport:
+    def run(self, tenant: str, connector_id: str, *, trigger: RunTrigger = RunTrigger.MANUAL,
+            now: datetime | None = None, progress: Progress | None = None) -> RunReport:
         now = now or utcnow()
         started = self._start(tenant, connector_id, trigger, now)
         connector, run_id = started.connector, started.run_id
@@ -141,11 +116,11 @@ class ConnectorRunner:
         self._flush_issues(run_id, issues)
         return self._finish(tenant, connector_id, run_id, counts, error, [f.id for f in started.files], now)
 
-    def _start(self, tenant: str, connector_id: str, trigger: str, now: datetime) -> _Started:
+    def _start(self, tenant: str, connector_id: str, trigger: RunTrigger, now: datetime) -> _Started:
         """Check that the connector may run, fix its window and write the run's row (``running``)."""
         with self.db.session() as session:
             connector = get_connector(session, tenant, connector_id)
-            if connector.status == ConnectorStatus.DRAFT and trigger == "schedule":
+            if connector.status == ConnectorStatus.DRAFT and trigger == RunTrigger.SCHEDULE:
                 raise Invalid("a draft connector is not scheduled")
             # Seed 000: the import needs the organisation's admin consent — for every kind of connector, not
             # only the feed: an export file carries other people's messages just the same.
@@ -201,7 +176,7 @@ class ConnectorRunner:
     def _owner_recipients(self, tenant: str, user_ids: set[str]) -> dict[str, Recipient]:
         out: dict[str, Recipient] = {}
         for user in self.directory.users_by_id(tenant, sorted(user_ids)):
-            out[user.id] = Recipient(user.id, user.email, user.display_name, "owner")
+            out[user.id] = Recipient(user.id, user.email, user.display_name, MatchedBy.OWNER)
         return out
 
     def _flush_issues(self, run_id: str, issues: list[SourceIssue]) -> None:
@@ -258,33 +233,46 @@ class ConnectorRunner:
             run = session.get(Run, run_id)
             if run is None or run.tenant_id != tenant:
                 raise NotFound(f"no run {run_id}")
-            counts_doc = json.loads(run.counts or "{}")
-            counts = RunCounts(seen=run.seen, imported=run.imported, copies=run.copies, duplicates=run.duplicates,
-                               skipped=counts_doc.get("skipped", {}), by_kind=counts_doc.get("imported", {}),
-                               unmapped_not_listed=counts_doc.get("unmapped_not_listed", 0),
-                               already_archived=counts_doc.get("already_archived", 0))
-            for u in counts_doc.get("unmapped", []):
-                p = Participant(phone=u["phone"], name=u["name"], email=u["email"])
-                counts.unmapped[p] = Unmapped(p, u["rule"], u["messages"])
-            # Details quote the source (a line of a file anyone could hand in): control bytes are escaped.
-            issues = [
-                {"reason": i.reason, "detail": printable(i.detail), "source_id": _printable(i.source_id),
-                 "location": _printable(i.location), "kind": i.kind, "size": i.size}
-                for i in session.scalars(select(RunIssue).where(RunIssue.run_id == run_id)
-                                         .order_by(RunIssue.id).limit(issue_limit))
-            ]
-            return RunReport(run.id, run.connector_id, run.status, run.trigger, as_utc(run.started_at),
-                             as_utc(run.finished_at) if run.finished_at else None,
-                             as_utc(run.window_start) if run.window_start else None,
-                             as_utc(run.window_end) if run.window_end else None, counts,
-                             _printable(run.error), issues)
+            issues = session.scalars(select(RunIssue).where(RunIssue.run_id == run_id)
+                                     .order_by(RunIssue.id).limit(issue_limit))
+            return _report(run, [_reported(i) for i in issues])
 
-    def runs(self, tenant: str, connector_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    def runs(self, tenant: str, connector_id: str, limit: int = 20) -> list[RunSummary]:
         with self.db.session() as session:
             get_connector(session, tenant, connector_id)
             rows = session.scalars(select(Run).where(Run.connector_id == connector_id)
                                    .order_by(Run.started_at.desc()).limit(limit))
             return [run_summary(r) for r in rows]
+
+
+def _report(run: Run, issues: list[ReportedIssue]) -> RunReport:
+    """The run's report from its row: the counts the runner saved after each batch (``_save_counts``)."""
+    counts = json.loads(run.counts or "{}")
+    skipped: dict[str, int] = counts.get("skipped", {})
+    started, finished = as_utc(run.started_at), as_utc(run.finished_at) if run.finished_at else None
+    return RunReport(
+        id=run.id, connector_id=run.connector_id, status=RunStatus(run.status), trigger=RunTrigger(run.trigger),
+        started_at=started.isoformat(), finished_at=finished.isoformat() if finished else None,
+        duration_seconds=round((finished - started).total_seconds(), 3) if finished else None,
+        window_start=iso(run.window_start), window_end=iso(run.window_end),
+        seen=run.seen, imported=run.imported, skipped=sum(skipped.values()), copies=run.copies,
+        duplicates=run.duplicates, already_archived=counts.get("already_archived", 0),
+        imported_by_kind=counts.get("imported", {}), skipped_by_reason=skipped, error=_printable(run.error),
+        issues=issues, unmapped_participants=[_unmapped(u) for u in counts.get("unmapped", [])],
+        unmapped_not_listed=counts.get("unmapped_not_listed", 0))
+
+
+def _reported(issue: RunIssue) -> ReportedIssue:
+    # Details quote the source (a line of a file anyone could hand in): control bytes are escaped.
+    return ReportedIssue(SkipReason(issue.reason), printable(issue.detail), _printable(issue.source_id),
+                         _printable(issue.location), ItemKind(issue.kind) if issue.kind else None, issue.size)
+
+
+def _unmapped(saved: dict[str, Any]) -> UnmappedParticipant:  # dict: an entry of the run's saved counts (JSON)
+    # Names and numbers come from the source: escaped like the issues.
+    p = Participant(phone=saved["phone"], name=saved["name"], email=saved["email"])
+    return UnmappedParticipant(printable(p.label()), _printable(p.phone), _printable(p.name), _printable(p.email),
+                               saved["messages"], printable(saved["rule"]))
 
 
 def _deliveries(item: SourceItem, connector: Connector, mapper: UserMapper, owners: dict[str, Recipient],
@@ -296,7 +284,7 @@ def _deliveries(item: SourceItem, connector: Connector, mapper: UserMapper, owne
     if size > connector.max_item_bytes:
         counts.skip(SkipReason.TOO_LARGE)
         issues.append(SourceIssue(SkipReason.TOO_LARGE, f"{size} bytes is over the {connector.max_item_bytes}-byte "
-                                  "limit", item.source_id, item.location, size, item.kind.value))
+                                  "limit", item.source_id, item.location, size, item.kind))
         return []
     recipients = _recipients(item, mapper)
     for p, r in recipients.items():
@@ -316,7 +304,7 @@ def _deliveries(item: SourceItem, connector: Connector, mapper: UserMapper, owne
         counts.skip(SkipReason.NO_USER)
         issues.append(SourceIssue(SkipReason.NO_USER, "no participant maps to a user: "
                                   + ", ".join(p.label() for p in item.participants)[:500],
-                                  item.source_id, item.location, size, item.kind.value))
+                                  item.source_id, item.location, size, item.kind))
         return []
 
     def resolve(p: Participant) -> str | None:

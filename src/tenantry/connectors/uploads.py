@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from sqlalchemy import select
 
@@ -18,6 +18,7 @@ from tenantry.connectors.items import printable
 from tenantry.connectors.models import ExportFile
 from tenantry.connectors.records import get_connector
 from tenantry.connectors.registry import Environment, Kinds
+from tenantry.connectors.results import ExportAdded
 from tenantry.core.clock import utcnow
 from tenantry.core.db import Database
 from tenantry.core.errors import Invalid, PayloadTooLarge
@@ -37,7 +38,7 @@ class ExportFiles:
     max_bytes: int                # TENANTRY_UPLOAD_MAX_BYTES: a larger upload is refused (413), nothing kept
 
     def add(self, tenant: str, connector_id: str, data: bytes | Path | IO[bytes], filename: str,
-            owner_user: str, chat_name: str | None = None, *, move: bool = False) -> dict[str, Any]:
+            owner_user: str, chat_name: str | None = None, *, move: bool = False) -> ExportAdded:
         """Hand an export file to a whatsapp-export connector; a file already handed in is not added twice.
 
         ``data`` is the file's bytes, its path, or a binary stream read in chunks: it is copied to the upload
@@ -63,11 +64,11 @@ class ExportFiles:
             existing = session.scalar(select(ExportFile).where(
                 ExportFile.connector_id == connector_id, ExportFile.sha256 == digest))
             if existing is not None:
-                return {"id": existing.id, "sha256": digest, "new": False}
+                return ExportAdded(existing.id, digest, new=False)
             row = ExportFile(id=str(uuid.uuid4()), connector_id=connector_id, sha256=digest, filename=filename,
                              chat_name=chat_name, owner_user_id=owner_id, received_at=utcnow())
             session.add(row)
-            return {"id": row.id, "sha256": digest, "new": True}
+            return ExportAdded(row.id, digest, new=True)
 
     def _owner(self, tenant: str, owner_user: str) -> str:
         """The directory user (by e-mail or id) whose phone exported the chat."""

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import delete, insert, select
 
-from tenantry.connectors.mapping import MappingUpload, mapping_notes, parse_mapping_csv
-from tenantry.connectors.models import Connector, ConnectorStatus, ExportFile, MappingEntry, Run
+from tenantry.connectors.mapping import mapping_notes, parse_mapping_csv
+from tenantry.connectors.models import BuiltinTarget, Connector, ConnectorStatus, ExportFile, MappingEntry, Run
 from tenantry.connectors.records import get_connector, iso, run_summary
 from tenantry.connectors.registry import Environment, Kinds
+from tenantry.connectors.results import ConnectorInfo, ConnectorReview, MappingUpload
 from tenantry.connectors.schedule import check_run_at, next_daily
 from tenantry.connectors.sources import SourceUnavailable
 from tenantry.core.clock import utcnow
@@ -59,7 +60,7 @@ class ConnectorWizard:
                target: dict[str, Any] | None = None, target_secret: dict[str, Any] | None = None,
                use_directory_mobiles: bool = True, outsider_domain: str = "whatsapp.invalid",
                max_item_bytes: int = 10 * 1024 * 1024, run_at: str = "02:00", backfill_days: int = 30,
-               overlap_hours: int = DEFAULT_OVERLAP_HOURS, test_source: bool = True) -> dict[str, Any]:
+               overlap_hours: int = DEFAULT_OVERLAP_HOURS, test_source: bool = True) -> ConnectorInfo:
         source_kind = self.kinds.source(kind)
         if not self.directory.has_role(tenant, created_by, IMPORT_ROLE):
             raise Forbidden(f"creating a connector needs the {IMPORT_ROLE!r} role, which {created_by} lacks; "
@@ -71,7 +72,7 @@ class ConnectorWizard:
             raise Invalid("max_item_bytes must be positive")
         check_overlap(overlap_hours)
         source = source_kind.check(dict(source or {}), source_password, self.env.egress)
-        target = dict(target or {"kind": "store"})
+        target = dict(target or {"kind": BuiltinTarget.STORE})
         target = self.kinds.target(target.get("kind")).check(target, self.env.egress)
         now = utcnow()
         connector = Connector(
@@ -114,7 +115,7 @@ class ConnectorWizard:
                      "line": r.line} for r in rows])
         return MappingUpload(len(rows), mapping_notes(rows))
 
-    def consent(self, tenant: str, connector_id: str, admin_user: str) -> dict[str, Any]:
+    def consent(self, tenant: str, connector_id: str, admin_user: str) -> ConnectorInfo:
         if not self.directory.has_role(tenant, admin_user, CONSENT_ROLE):
             raise Forbidden(f"admin consent must come from a holder of {CONSENT_ROLE!r}")
         with self.db.writing(), self.db.session() as session:
@@ -123,15 +124,14 @@ class ConnectorWizard:
             connector.consent_at = utcnow()
         return self.describe(tenant, connector_id)
 
-    def review(self, tenant: str, connector_id: str) -> dict[str, Any]:
+    def review(self, tenant: str, connector_id: str) -> ConnectorReview:
         """The wizard's review page: the settings and what still blocks enabling."""
         info = self.describe(tenant, connector_id)
-        blockers = _blockers(info["terms_accepted"], info["consent_by"])
-        info["blockers"] = blockers
-        info["ready"] = not blockers
-        return info
+        blockers = _blockers(info.terms_accepted, info.consent_by)
+        return ConnectorReview(**{f.name: getattr(info, f.name) for f in fields(info)}, blockers=blockers,
+                               ready=not blockers)
 
-    def enable(self, tenant: str, connector_id: str) -> dict[str, Any]:
+    def enable(self, tenant: str, connector_id: str) -> ConnectorInfo:
         with self.db.writing(), self.db.session() as session:
             # Checked under the connector's lock, which consent and mapping uploads take too: what is checked
             # is what is enabled.
@@ -144,7 +144,7 @@ class ConnectorWizard:
         return self.describe(tenant, connector_id)
 
     def configure(self, tenant: str, connector_id: str, *, run_at: str | None = None,
-                  overlap_hours: int | None = None) -> dict[str, Any]:
+                  overlap_hours: int | None = None) -> ConnectorInfo:
         """Change a connector's schedule settings: its daily run time, and (feeds) the overlap each run re-reads
         behind the checkpoint. Nothing else moves: the checkpoint and the runs stay as they are."""
         if run_at is not None:
@@ -161,7 +161,7 @@ class ConnectorWizard:
                 connector.overlap_hours = overlap_hours
         return self.describe(tenant, connector_id)
 
-    def disable(self, tenant: str, connector_id: str) -> dict[str, Any]:
+    def disable(self, tenant: str, connector_id: str) -> ConnectorInfo:
         with self.db.writing(), self.db.session() as session:
             connector = get_connector(session, tenant, connector_id, lock=True)
             connector.status = ConnectorStatus.DISABLED
@@ -170,7 +170,7 @@ class ConnectorWizard:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def list_connectors(self, tenant: str) -> list[dict[str, Any]]:
+    def list_connectors(self, tenant: str) -> list[ConnectorInfo]:
         with self.db.session() as session:
             ids = list(session.scalars(select(Connector.id).where(Connector.tenant_id == tenant)
                                        .order_by(Connector.name)))
@@ -184,7 +184,7 @@ class ConnectorWizard:
             raise NotFound(f"no connector {name_or_id!r}")
         return found
 
-    def describe(self, tenant: str, connector_id: str) -> dict[str, Any]:
+    def describe(self, tenant: str, connector_id: str) -> ConnectorInfo:
         with self.db.session() as session:
             c = get_connector(session, tenant, connector_id)
             mappings = len(session.scalars(
@@ -195,17 +195,17 @@ class ConnectorWizard:
                 ExportFile.connector_id == connector_id, ExportFile.imported_by_run.is_(None))).all())
             target = json.loads(c.target_config)
             kind = self.kinds.find_source(c.kind)
-            return {
-                "id": c.id, "name": c.name, "kind": c.kind, "status": c.status, "created_by": c.created_by,
-                "terms_accepted": c.terms_accepted_at is not None, "consent_by": c.consent_by,
-                "consent_at": iso(c.consent_at), "source": _shown_source(json.loads(c.source_config)),
-                "target": target.get("kind"), "mapping_entries": mappings,
-                "use_directory_mobiles": c.use_directory_mobiles, "outsider_domain": c.outsider_domain,
-                "max_item_bytes": c.max_item_bytes, "run_at": c.run_at, "checkpoint": iso(c.checkpoint),
-                "overlap_hours": c.overlap_hours if kind is not None and kind.windowed else None,
-                "next_run_at": iso(c.next_run_at), "pending_files": pending,
-                "last_run": run_summary(last) if last else None,
-            }
+            return ConnectorInfo(
+                id=c.id, name=c.name, kind=c.kind, status=ConnectorStatus(c.status), created_by=c.created_by,
+                terms_accepted=c.terms_accepted_at is not None, consent_by=c.consent_by,
+                consent_at=iso(c.consent_at), source=_shown_source(json.loads(c.source_config)),
+                target=target.get("kind"), mapping_entries=mappings,
+                use_directory_mobiles=c.use_directory_mobiles, outsider_domain=c.outsider_domain,
+                max_item_bytes=c.max_item_bytes, run_at=c.run_at, checkpoint=iso(c.checkpoint),
+                overlap_hours=c.overlap_hours if kind is not None and kind.windowed else None,
+                next_run_at=iso(c.next_run_at), pending_files=pending,
+                last_run=run_summary(last) if last else None,
+            )
 
 
 def _blockers(terms_accepted: bool, consent_by: str | None) -> list[str]:
@@ -226,7 +226,7 @@ def check_overlap(hours: int) -> None:
                       f"overlap would miss messages that reach the archiver late), not {hours}")
 
 
-def _shown_source(source: dict[str, Any]) -> dict[str, Any]:
+def _shown_source(source: dict[str, Any]) -> dict[str, Any]:  # dict: a source kind's own settings
     """A connector's source settings as shown: the feed URL without credentials or query values (rows saved
     before URLs were checked may hold them); secrets are never among them (they are sealed apart)."""
     if isinstance(source.get("url"), str):

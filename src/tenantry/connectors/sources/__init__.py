@@ -72,6 +72,7 @@ class SourceKind(Protocol):
     takes_files: bool     # export files are handed to it (``add_export``)
     windowed: bool        # it is read by time window, so ``overlap_hours`` applies (and is shown)
 
+    # dict: each kind's own settings (a feed's URL, an export's time zone), saved as JSON with the connector
     def check(self, settings: dict[str, Any], password: str | None, egress: EgressPolicy) -> dict[str, Any]:
         """The settings to save, checked when a connector is created; raises ``Invalid`` with what is wrong."""
         ...

@@ -24,6 +24,7 @@ import httpx
 
 from tenantry.connectors.items import (
     Attachment,
+    CallDirection,
     CallInfo,
     ItemKind,
     Participant,
@@ -31,18 +32,20 @@ from tenantry.connectors.items import (
     SourceIssue,
     SourceItem,
 )
+from tenantry.connectors.models import BuiltinSource
 from tenantry.connectors.sources import SourceSpec, SourceUnavailable
 from tenantry.core.clock import as_utc
 from tenantry.core.egress import UNREACHABLE, EgressPolicy, EgressRefused, check_url, origin, redact_url
 from tenantry.core.errors import Invalid
 
 log = logging.getLogger(__name__)
-SOURCE = "archiver-feed"
+SOURCE = BuiltinSource.ARCHIVER_FEED
 _KINDS = {k.value: k for k in ItemKind}
+_DIRECTIONS = {d.value: d for d in CallDirection}
 
 
 class ArchiverFeedSource:
-    kind = SOURCE
+    kind: str = SOURCE
 
     def __init__(self, url: str, username: str, password: str, *, transport: httpx.BaseTransport | None = None,
                  timeout: float = 30.0, page_size: int = 500, egress: EgressPolicy | None = None) -> None:
@@ -138,8 +141,11 @@ class ArchiverFeedSource:
             call = None
             if kind is ItemKind.CALL:
                 c = raw.get("call") or {}
-                call = CallInfo(str(c.get("direction", "incoming")), int(c.get("duration", 0)),
-                                bool(c.get("missed", False)), bool(c.get("video", False)))
+                direction = _DIRECTIONS.get(str(c.get("direction", CallDirection.INCOMING)))
+                if direction is None:   # like an unknown type: reported with the item, not guessed
+                    raise ValueError(f"unknown call direction {c.get('direction')!r}")
+                call = CallInfo(direction, int(c.get("duration", 0)), bool(c.get("missed", False)),
+                                bool(c.get("video", False)))
             deleted = raw.get("deleted") or {}
             attachments = tuple(self._attachment(a) for a in raw.get("attachments") or [])
             return SourceItem(
@@ -178,10 +184,11 @@ def _participant(raw: Any) -> Participant:
 class ArchiverFeedKind:
     """The ``archiver-feed`` kind: a URL, a user name and a password (sealed apart), read by time window."""
 
-    name = SOURCE
+    name: str = SOURCE
     takes_files = False
     windowed = True
 
+    # dict: the kind's settings (url, username), saved as JSON with the connector
     def check(self, settings: dict[str, Any], password: str | None, egress: EgressPolicy) -> dict[str, Any]:
         if not settings.get("url") or not settings.get("username") or not password:
             raise Invalid("an archiver feed needs url, username and password")

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tenantry.connectors.items import (
     Attachment,
+    CallDirection,
     CallInfo,
     ItemKind,
     Participant,
@@ -31,6 +32,7 @@ from tenantry.connectors.items import (
     SourceItem,
 )
 from tenantry.connectors.mapping import name_key, unresolved_person_key
+from tenantry.connectors.models import BuiltinSource
 from tenantry.connectors.sources import ExportUpload, PersonKeys, SourceSpec
 from tenantry.connectors.sources.chat_slots import SAMPLE, ChatHistory, RunMemory, Sampled, choose_slot
 from tenantry.core.egress import EgressPolicy
@@ -47,7 +49,7 @@ from tenantry.protocols.whatsapp import (
     open_export,
 )
 
-SOURCE = "whatsapp-export"
+SOURCE = BuiltinSource.WHATSAPP_EXPORT
 
 # The parser's issues, as the run report counts them: a line in no message, or a file that could not be read
 # at all, is an item not imported; the rest are notes on lines that were kept (docs/connectors.md).
@@ -202,7 +204,7 @@ def _candidate_ids(source_id: str, other_id: str, media: bool) -> Callable[[str]
 
 
 class WhatsAppExportSource:
-    kind = SOURCE
+    kind: str = SOURCE
 
     def __init__(self, uploads: list[ExportUpload], timezone: str = "UTC",
                  limits: ExportLimits | None = None, person_keys: PersonKeys | None = None,
@@ -324,7 +326,7 @@ class WhatsAppExportSource:
                                   f"the text has {message.oversize} characters, over the "
                                   f"{self.limits.max_text_chars}-character limit; not read further",
                                   source_id, f"{upload.filename} line {message.line}", message.oversize,
-                                  ItemKind.CHAT.value)
+                                  ItemKind.CHAT)
                 continue
             # The same message with its file (an export "with media") and without it (a phone that left the
             # media out) are one message: the file's version is the fuller one, so the version without the file
@@ -359,7 +361,7 @@ class WhatsAppExportSource:
             kind = ItemKind.DELETED
         elif m.kind in (MessageKind.MISSED_VOICE_CALL, MessageKind.MISSED_VIDEO_CALL):
             kind = ItemKind.CALL
-            call = CallInfo("incoming", 0, True, m.kind is MessageKind.MISSED_VIDEO_CALL)
+            call = CallInfo(CallDirection.INCOMING, 0, True, m.kind is MessageKind.MISSED_VIDEO_CALL)
         elif m.kind in (MessageKind.ATTACHMENT, MessageKind.MEDIA_OMITTED):
             kind = ItemKind.ATTACHMENT
             name = m.attachment_name or "media-omitted"
@@ -379,10 +381,11 @@ class WhatsAppExportSource:
 class WhatsAppExportKind:
     """The ``whatsapp-export`` kind: files handed in, read whole, in the connector's time zone."""
 
-    name = SOURCE
+    name: str = SOURCE
     takes_files = True
     windowed = False    # a file is imported whole, whatever its messages' times
 
+    # dict: the kind's settings (timezone), saved as JSON with the connector
     def check(self, settings: dict[str, Any], password: str | None, egress: EgressPolicy) -> dict[str, Any]:
         try:
             ZoneInfo(str(settings.get("timezone", "UTC")))

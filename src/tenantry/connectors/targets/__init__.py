@@ -48,7 +48,7 @@ class TargetKind(Protocol):
 
     name: str     # the ``kind`` in the connector's target settings
 
-    def check(self, settings: dict[str, Any], egress: EgressPolicy) -> dict[str, Any]:
+    def check(self, settings: dict[str, Any], egress: EgressPolicy) -> dict[str, Any]:  # dict: the kind's settings
         """The settings to save, checked when a connector is created; raises ``Invalid`` with what is wrong."""
         ...
 

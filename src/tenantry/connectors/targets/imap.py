@@ -16,29 +16,50 @@ import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from tenantry.archive.service import Delivery
+from tenantry.connectors.models import BuiltinTarget
 from tenantry.connectors.sources.chat_slots import ChatHistory
 from tenantry.connectors.targets import TargetError, TargetSpec
 from tenantry.core.egress import UNREACHABLE, EgressPolicy, EgressRefused, check_hostname
 from tenantry.core.errors import Invalid
 
 log = logging.getLogger(__name__)
+_Word = TypeVar("_Word", bound=StrEnum)
 IMAP_TIMEOUT = 30.0   # seconds: a port that accepts and never greets must not hold a run forever
+
+
+class ImapSecurity(StrEnum):
+    TLS = "tls"
+    STARTTLS = "starttls"
+    NONE = "none"                      # loopback tests only
+
+
+class ImapAuth(StrEnum):
+    MASTER = "master"                  # Dovecot master user: logs in as "<user>*<master>"
+    PER_USER = "per-user"              # a password per address, in the target secret
+
+
+class ImapLogin(StrEnum):
+    """What the server calls its users."""
+
+    ADDRESS = "address"
+    LOCAL_PART = "local-part"
 
 
 @dataclass(frozen=True)
 class ImapSettings:
     host: str
     port: int = 993
-    security: str = "tls"              # tls | starttls | none (loopback tests only)
-    auth: str = "master"               # master | per-user
+    security: ImapSecurity = ImapSecurity.TLS
+    auth: ImapAuth = ImapAuth.MASTER
     master_user: str | None = None     # Dovecot master user: logs in as "<user>*<master>"
     master_separator: str = "*"
     password: str = ""                 # the master user's password
     passwords: dict[str, str] | None = None  # per-user: address → password
-    login_with: str = "address"        # address | local-part (what the server calls its users)
+    login_with: ImapLogin = ImapLogin.ADDRESS
 
 
 class _PolicyIMAP4(imaplib.IMAP4):
@@ -76,7 +97,7 @@ class ImapTarget:
         self._folders_ready: set[tuple[str, str]] = set()
 
     def _login_name(self, address: str) -> str:
-        return address.split("@", 1)[0] if self.settings.login_with == "local-part" else address
+        return address.split("@", 1)[0] if self.settings.login_with == ImapLogin.LOCAL_PART else address
 
     def _connect(self, address: str) -> imaplib.IMAP4:
         if address in self._connections:
@@ -84,11 +105,11 @@ class ImapTarget:
         s = self.settings
         try:
             conn: imaplib.IMAP4
-            if s.security == "tls":
+            if s.security == ImapSecurity.TLS:
                 conn = _PolicyIMAP4SSL(s.host, s.port, self.egress, IMAP_TIMEOUT, ssl.create_default_context())
             else:
                 conn = _PolicyIMAP4(s.host, s.port, self.egress, IMAP_TIMEOUT)
-                if s.security == "starttls":
+                if s.security == ImapSecurity.STARTTLS:
                     conn.starttls(ssl.create_default_context())
         except EgressRefused as exc:
             raise TargetError(exc.message) from exc
@@ -98,7 +119,7 @@ class ImapTarget:
                               "greeting (the server log has the cause)") from exc
         try:
             user = self._login_name(address)
-            if s.auth == "master":
+            if s.auth == ImapAuth.MASTER:
                 if not s.master_user:
                     raise TargetError("IMAP master-user login needs master_user")
                 conn.login(f"{user}{s.master_separator}{s.master_user}", s.password)
@@ -178,18 +199,41 @@ def check_imap_config(config: dict[str, Any], egress: EgressPolicy) -> None:
     port = config.get("port", 993)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise Invalid("the IMAP port must be a number from 1 to 65535")
+    try:
+        _choices(config)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
     egress.check_host(host, port)
+
+
+def _choice(config: dict[str, Any], name: str, words: type[_Word], default: _Word) -> _Word:
+    value = config.get(name, default)
+    try:
+        return words(value)
+    except ValueError:
+        raise ValueError(f"the IMAP {name} must be {' or '.join(words)}, not {value!r}") from None
+
+
+def _choices(config: dict[str, Any]) -> tuple[ImapSecurity, ImapAuth, ImapLogin]:
+    """The settings that are one of a few words; ``ValueError`` naming the setting and its words otherwise (a
+    misspelt ``security`` must not become a connection without TLS)."""
+    return (_choice(config, "security", ImapSecurity, ImapSecurity.TLS),
+            _choice(config, "auth", ImapAuth, ImapAuth.MASTER),
+            _choice(config, "login_with", ImapLogin, ImapLogin.ADDRESS))
 
 
 def imap_settings(config: dict[str, Any], secret: dict[str, Any] | None) -> ImapSettings:
     if not config.get("host"):
         raise TargetError("an IMAP target needs a host")
+    try:
+        security, auth, login_with = _choices(config)
+    except ValueError as exc:   # settings saved before they were checked
+        raise TargetError(str(exc)) from None
     secret = secret or {}
     return ImapSettings(
-        host=str(config["host"]), port=int(config.get("port", 993)), security=str(config.get("security", "tls")),
-        auth=str(config.get("auth", "master")), master_user=config.get("master_user"),
-        master_separator=str(config.get("master_separator", "*")), password=str(secret.get("password", "")),
-        passwords=secret.get("passwords"), login_with=str(config.get("login_with", "address")),
+        host=str(config["host"]), port=int(config.get("port", 993)), security=security, auth=auth,
+        master_user=config.get("master_user"), master_separator=str(config.get("master_separator", "*")),
+        password=str(secret.get("password", "")), passwords=secret.get("passwords"), login_with=login_with,
     )
 
 
@@ -197,9 +241,9 @@ def imap_settings(config: dict[str, Any], secret: dict[str, Any] | None) -> Imap
 class ImapKind:
     """The ``imap`` kind: a host the egress policy allows; the passwords in the target secret, sealed."""
 
-    name = "imap"
+    name: str = BuiltinTarget.IMAP
 
-    def check(self, settings: dict[str, Any], egress: EgressPolicy) -> dict[str, Any]:
+    def check(self, settings: dict[str, Any], egress: EgressPolicy) -> dict[str, Any]:  # dict: saved as JSON
         check_imap_config(settings, egress)
         return settings
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from tenantry.archive.service import ArchiveService, Delivery
+from tenantry.connectors.models import BuiltinTarget
 from tenantry.connectors.targets import TargetSpec
 from tenantry.core.egress import EgressPolicy
 
@@ -41,9 +42,9 @@ class TenantChats:
 
 
 class StoreKind:
-    name = "store"
+    name: str = BuiltinTarget.STORE
 
-    def check(self, settings: dict[str, Any], egress: EgressPolicy) -> dict[str, Any]:
+    def check(self, settings: dict[str, Any], egress: EgressPolicy) -> dict[str, Any]:  # dict: saved as JSON
         return settings   # nothing to configure: the archive is this service's own
 
     def build(self, spec: TargetSpec) -> StoreTarget:
