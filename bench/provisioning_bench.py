@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
 
             app = services.provisioning.create_app(TENANT, name="Bench", tenant_url=target.base_url,
                                                    token=target.token, scope="all")
-            app_id = app["id"]
+            app_id = app.id
             services.provisioning.configure(TENANT, app_id, {"concurrency": args.concurrency,
                                                              "provision_groups": False})
 

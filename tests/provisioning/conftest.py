@@ -20,6 +20,7 @@ import pytest
 
 from tenantry.app import Services
 from tests.conftest import group_payload, user_payload
+from tests.factories.provisioning import make_app
 from tests.interop.conftest import RunningServer, free_port, start_server, stop_server
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -142,12 +143,8 @@ class Source:
                                                                    "Operations": list(operations)})
 
     def app(self, base_url: str, token: str, **config: Any) -> str:
-        provisioning = self.services.provisioning
-        app_id = str(provisioning.create_app(self.tenant, name=f"app-{self.tag}", tenant_url=base_url,
-                                             token=token, notification_email=f"admin.{self.tag}@contoso.com")["id"])
-        if config:
-            provisioning.configure(self.tenant, app_id, config)
-        return app_id
+        return make_app(self.services, self.tenant, base_url, token, name=f"app-{self.tag}",
+                        notification_email=f"admin.{self.tag}@contoso.com", **config).id
 
     def run(self, app_id: str, **kwargs: Any) -> Any:
         return self.services.provisioning.run_cycle(self.tenant, app_id, **kwargs)

@@ -10,41 +10,42 @@ from typer.testing import CliRunner
 
 from tenantry.app import create_app
 from tenantry.core.errors import Conflict, Forbidden, Invalid, NotFound
+from tenantry.provisioning.results import RoleInfo
 from tenantry.provisioning.roles import DEFAULT_ACCESS_ID, USER_ROLE_ID
 from tests.conftest import admin_secret
+from tests.factories.provisioning import NOWHERE, assign, make_role
 from tests.provisioning.conftest import Source
 
-URL = "http://127.0.0.1:9/scim/v2"     # never contacted: these tests change configuration only
+URL = NOWHERE     # never contacted: these tests change configuration only
 
 
-def _roles(src: Source, app: str) -> dict[str, dict[str, object]]:
-    return {r["display_name"]: r for r in src.services.provisioning.list_roles(src.tenant, app)}  # type: ignore[misc]
+def _roles(src: Source, app: str) -> dict[str, RoleInfo]:
+    return {r.display_name: r for r in src.services.provisioning.list_roles(src.tenant, app)}
 
 
 def test_every_app_has_the_implicit_default_access_and_user_roles(src: Source) -> None:
     app = src.app(URL, "t")
     roles = src.services.provisioning.list_roles(src.tenant, app)
-    assert [(r["id"], r["display_name"], r["built_in"], r["enabled"]) for r in roles] == [
+    assert [(r.id, r.display_name, r.built_in, r.enabled) for r in roles] == [
         (DEFAULT_ACCESS_ID, "Default Access", True, True), (USER_ROLE_ID, "User", True, True)]
-    assert all(r["allowed_member_types"] == ["User", "Group"] for r in roles)
+    assert all(r.allowed_member_types == ["User", "Group"] for r in roles)
 
 
 def test_roles_are_added_changed_disabled_and_listed_with_how_many_assignments_use_them(src: Source) -> None:
     provisioning = src.services.provisioning
     app = src.app(URL, "t")
-    admin = provisioning.add_role(src.tenant, app, display_name="Administrator", value="admin",
-                                  description="Full access")
-    assert admin["value"] == "admin" and admin["enabled"] is True and admin["built_in"] is False
-    provisioning.assign(src.tenant, app, "User", src.user("ann"), role="admin")      # by value
-    provisioning.assign(src.tenant, app, "User", src.user("ben"), role="Administrator")  # by display name
-    provisioning.assign(src.tenant, app, "User", src.user("cat"), role=admin["id"])   # by id
+    admin = make_role(src.services, src.tenant, app, "Administrator", value="admin", description="Full access")
+    assert admin.value == "admin" and admin.enabled is True and admin.built_in is False
+    assign(src.services, src.tenant, app, src.user("ann"), role="admin")      # by value
+    assign(src.services, src.tenant, app, src.user("ben"), role="Administrator")  # by display name
+    assign(src.services, src.tenant, app, src.user("cat"), role=admin.id)   # by id
     changed = provisioning.update_role(src.tenant, app, "Administrator", description="Everything", enabled=False)
-    assert (changed["description"], changed["enabled"]) == ("Everything", False)
+    assert (changed.description, changed.enabled) == ("Everything", False)
     listed = _roles(src, app)["Administrator"]
-    assert listed["assignments"] == 3 and listed["enabled"] is False and listed["value"] == "admin"
+    assert listed.assignments == 3 and listed.enabled is False and listed.value == "admin"
     # A rename keeps the assignments: they hold the role's id.
     provisioning.update_role(src.tenant, app, "admin", display_name="Admins", value="administrators")
-    assert _roles(src, app)["Admins"]["assignments"] == 3
+    assert _roles(src, app)["Admins"].assignments == 3
 
 
 def test_assigning_a_role_the_app_does_not_have_is_refused_naming_it(src: Source) -> None:
@@ -56,13 +57,13 @@ def test_assigning_a_role_the_app_does_not_have_is_refused_naming_it(src: Source
         provisioning.assign(src.tenant, app, "User", ann, role="Auditor")
     assert "Default Access" in str(refused.value)            # the roles it does have are named
     assert provisioning.scope(src.tenant, app).in_scope == [ann]     # the old assignment is kept
-    assert _roles(src, app)["User"]["assignments"] == 1
+    assert _roles(src, app)["User"].assignments == 1
 
 
 def test_a_disabled_role_is_not_assigned_again_but_its_assignments_keep_working(src: Source) -> None:
     provisioning = src.services.provisioning
     app = src.app(URL, "t")
-    provisioning.add_role(src.tenant, app, display_name="Dispatcher")
+    make_role(src.services, src.tenant, app, "Dispatcher")
     ann, ben = src.user("ann"), src.user("ben")
     provisioning.assign(src.tenant, app, "User", ann, role="Dispatcher")
     provisioning.update_role(src.tenant, app, "Dispatcher", enabled=False)
@@ -77,7 +78,7 @@ def test_a_disabled_role_is_not_assigned_again_but_its_assignments_keep_working(
 def test_a_role_for_users_only_cannot_be_given_to_a_group(src: Source) -> None:
     provisioning = src.services.provisioning
     app = src.app(URL, "t")
-    provisioning.add_role(src.tenant, app, display_name="Owner", allowed_member_types=["User"])
+    make_role(src.services, src.tenant, app, "Owner", allowed_member_types=["User"])
     team = src.group("team", [])
     with pytest.raises(Invalid, match="'Owner' can be assigned to users only"):
         provisioning.assign(src.tenant, app, "Group", team, role="Owner")
@@ -89,7 +90,7 @@ def test_a_role_for_users_only_cannot_be_given_to_a_group(src: Source) -> None:
 def test_a_role_in_use_is_not_deleted_and_an_unused_one_is(src: Source) -> None:
     provisioning = src.services.provisioning
     app = src.app(URL, "t")
-    provisioning.add_role(src.tenant, app, display_name="Dispatcher")
+    make_role(src.services, src.tenant, app, "Dispatcher")
     ann = src.user("ann")
     provisioning.assign(src.tenant, app, "User", ann, role="Dispatcher")
     with pytest.raises(Conflict, match="1 assignment") as refused:
@@ -119,7 +120,7 @@ def test_a_role_in_use_is_not_deleted_and_an_unused_one_is(src: Source) -> None:
 def test_bad_roles_are_refused_and_nothing_is_stored(src: Source, change: dict[str, object], why: str) -> None:
     provisioning = src.services.provisioning
     app = src.app(URL, "t")
-    provisioning.add_role(src.tenant, app, display_name="Dispatcher", value="dispatch")
+    make_role(src.services, src.tenant, app, "Dispatcher", value="dispatch")
     before = provisioning.list_roles(src.tenant, app)
     with pytest.raises((Invalid, Conflict), match=why):
         provisioning.add_role(src.tenant, app, **change)  # type: ignore[arg-type]
@@ -150,10 +151,10 @@ def test_role_edits_need_the_application_administrator_role_and_are_logged(src: 
         provisioning.update_role(src.tenant, app, "Dispatcher", enabled=False, actor=clerk)
     with pytest.raises(Forbidden):
         provisioning.delete_role(src.tenant, app, "Dispatcher", actor=clerk)
-    assert _roles(src, app)["Dispatcher"]["enabled"] is True
+    assert _roles(src, app)["Dispatcher"].enabled is True
     provisioning.update_role(src.tenant, app, "Dispatcher", enabled=False, actor=admin)
     provisioning.delete_role(src.tenant, app, "Dispatcher", actor=admin)
-    entries = [(e["action"], e["reason"]) for e in provisioning.logs(src.tenant, app) if e["object_type"] == "App"]
+    entries = [(e.action, e.reason) for e in provisioning.logs(src.tenant, app) if e.object_type == "App"]
     by = f"(by {src.name('admin')})"
     assert entries == [("role_delete", f"role 'Dispatcher' deleted {by}"),
                        ("role_update", f"role 'Dispatcher' changed: enabled=False {by}"),
@@ -180,7 +181,7 @@ def test_roles_reached_through_groups_count_and_the_user_gets_each(src: Source) 
     provisioning = src.services.provisioning
     app = src.app(URL, "t")
     for name in ("Dispatcher", "Driver"):
-        provisioning.add_role(src.tenant, app, display_name=name, value=name.lower())
+        make_role(src.services, src.tenant, app, name, value=name.lower())
     ann = src.user("ann")
     provisioning.assign(src.tenant, app, "Group", src.group("drivers", [ann]), role="Driver")
     provisioning.assign(src.tenant, app, "User", ann, role="Dispatcher")
@@ -245,7 +246,7 @@ def test_the_roles_cli(src: Source, monkeypatch: pytest.MonkeyPatch) -> None:
     assert in_use.exit_code == 1 and "disable" in in_use.output
     disabled = runner.invoke(cli, ["provisioning", "role-update", app, "Dispatcher", "--disable", *t])
     assert disabled.exit_code == 0, disabled.output
-    assert _roles(src, app)["Dispatcher"]["enabled"] is False
+    assert _roles(src, app)["Dispatcher"].enabled is False
     refused = runner.invoke(cli, ["provisioning", "role-update", app, "Dispatcher", "--enable", "--as",
                                   src.name("clerk"), *t])
     assert refused.exit_code == 1 and "Application Administrator" in refused.output and clerk

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import group_payload, user_payload
+from tests.factories.provisioning import assign, make_app
 from tests.interop.conftest import free_port
 
 
 def test_test_connection_sends_entras_probe_and_reports_success(backend, tenant, target) -> None:
-    app = backend.provisioning.create_app(tenant, name="GroupTalk", tenant_url=target.base_url, token=target.token)
-    result = backend.provisioning.test_connection(tenant, app["id"])
+    app = make_app(backend, tenant, target.base_url, target.token, name="GroupTalk")
+    result = backend.provisioning.test_connection(tenant, app.id)
     assert result.ok and result.status == 200, result.message
 
 
@@ -21,27 +22,24 @@ def test_test_connection_sends_entras_probe_and_reports_success(backend, tenant,
     ("/nothing-here", None, "HTTP 404"),
 ])
 def test_test_connection_explains_what_is_wrong(backend, tenant, target, url_suffix, token, expected) -> None:
-    app = backend.provisioning.create_app(tenant, name="App", tenant_url=target.base_url.replace("/scim/v2", "")
-                                          + url_suffix if url_suffix else target.base_url,
-                                          token=token or target.token)
-    result = backend.provisioning.test_connection(tenant, app["id"])
+    url = target.base_url.replace("/scim/v2", "") + url_suffix if url_suffix else target.base_url
+    app = make_app(backend, tenant, url, token or target.token, name="App")
+    result = backend.provisioning.test_connection(tenant, app.id)
     assert not result.ok and expected in result.message
 
 
 def test_test_connection_to_nothing_says_the_target_could_not_be_reached(backend, tenant, tmp_path: Path) -> None:
-    app = backend.provisioning.create_app(tenant, name="Down", tenant_url=f"http://127.0.0.1:{free_port()}/scim/v2",
-                                          token="t" * 20)
-    result = backend.provisioning.test_connection(tenant, app["id"])
+    app = make_app(backend, tenant, f"http://127.0.0.1:{free_port()}/scim/v2", name="Down")
+    result = backend.provisioning.test_connection(tenant, app.id)
     assert not result.ok and "could not reach the target" in result.message
 
 
 def test_the_token_is_stored_sealed(backend, tenant) -> None:
     from tenantry.provisioning.models import ProvisioningApp
 
-    app = backend.provisioning.create_app(tenant, name="Sealed", tenant_url="https://app.example/scim/v2",
-                                          token="very-secret-token-value")
+    app = make_app(backend, tenant, "https://app.example/scim/v2", "very-secret-token-value", name="Sealed")
     with backend.db.session() as session:
-        assert "very-secret-token-value" not in session.get(ProvisioningApp, app["id"]).token_secret
+        assert "very-secret-token-value" not in session.get(ProvisioningApp, app.id).token_secret
 
 
 def test_scope_assigned_users_and_direct_group_members_without_default_access_only(backend, tenant) -> None:
@@ -50,12 +48,10 @@ def test_scope_assigned_users_and_direct_group_members_without_default_access_on
     inner = backend.scim.create(tenant, "Group", group_payload("Inner", members=[{"value": users["eve"]}]))
     team = backend.scim.create(tenant, "Group", group_payload("Team", members=[
         {"value": users["ben"]}, {"value": users["cat"]}, {"value": inner["id"], "type": "Group"}]))
-    app = backend.provisioning.create_app(tenant, name="Scoped", tenant_url="https://app.example/scim/v2",
-                                          token="t" * 20)
-    backend.provisioning.assign(tenant, app["id"], "User", users["ann"], role="User")
-    backend.provisioning.assign(tenant, app["id"], "Group", team["id"], role="User")
-    backend.provisioning.assign(tenant, app["id"], "User", users["dan"], role="Default Access")
-    decision = backend.provisioning.scope(tenant, app["id"])
+    app = make_app(backend, tenant, "https://app.example/scim/v2", name="Scoped", users=[users["ann"]],
+                   groups=[team["id"]], role="User")
+    assign(backend, tenant, app.id, users["dan"], role="Default Access")
+    decision = backend.provisioning.scope(tenant, app.id)
     # Eve is only in a nested group: not in scope. Dan's only role is Default Access: skipped, and said so.
     assert sorted(decision.in_scope) == sorted([users["ann"], users["ben"], users["cat"]])
     assert decision.skipped == {users["dan"]: "not effectively entitled: the only role is Default Access"}
@@ -63,13 +59,11 @@ def test_scope_assigned_users_and_direct_group_members_without_default_access_on
 
 def test_scope_all_and_the_post_2020_rule(backend, tenant) -> None:
     uid = backend.scim.create(tenant, "User", user_payload())["id"]
-    everyone = backend.provisioning.create_app(tenant, name="All", tenant_url="https://a.example/scim/v2",
-                                               token="t" * 20, scope="all")
-    assert backend.provisioning.scope(tenant, everyone["id"]).in_scope == [uid]
-    modern = backend.provisioning.create_app(tenant, name="Modern", tenant_url="https://b.example/scim/v2",
-                                             token="t" * 20, skip_default_access=False)
-    backend.provisioning.assign(tenant, modern["id"], "User", uid, role="Default Access")
-    assert backend.provisioning.scope(tenant, modern["id"]).in_scope == [uid]
+    everyone = make_app(backend, tenant, "https://a.example/scim/v2", name="All", scope="all")
+    assert backend.provisioning.scope(tenant, everyone.id).in_scope == [uid]
+    modern = make_app(backend, tenant, "https://b.example/scim/v2", name="Modern", skip_default_access=False,
+                      users=[uid], role="Default Access")
+    assert backend.provisioning.scope(tenant, modern.id).in_scope == [uid]
 
 
 def test_cli_adds_an_app_tests_it_and_shows_scope(target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

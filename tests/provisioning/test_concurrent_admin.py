@@ -25,7 +25,7 @@ def test_restart_made_while_a_cycle_runs_makes_the_next_cycle_initial(src: Sourc
     report = provisioning.run_cycle(src.tenant, app, progress=restart_once)
     assert report.kind == "incremental" and report.status == "succeeded" and restarted
     status = provisioning.status(src.tenant, app)
-    assert status["watermark"] is None           # the restart's, not overwritten by the cycle that ran
+    assert status.watermark is None           # the restart's, not overwritten by the cycle that ran
     assert src.run(app).kind == "initial"
 
 
@@ -37,7 +37,7 @@ def test_start_made_while_a_quarantined_cycle_runs_resets_the_quarantine_level(s
                   quarantine_min_attempts=1, backoff_seconds=0.01, timeout_seconds=2)
     provisioning.assign(src.tenant, app, "User", ann)
     assert src.run(app).status == "quarantined"
-    assert provisioning.status(src.tenant, app)["quarantined_at"] is not None
+    assert provisioning.status(src.tenant, app).quarantined_at is not None
     started: list[bool] = []
 
     def start_once(done: int, total: int | None) -> None:

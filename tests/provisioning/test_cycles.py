@@ -6,9 +6,12 @@ import json
 from datetime import timedelta
 
 import pytest
+from pydantic import TypeAdapter
 
 from tenantry.core.errors import Conflict, Invalid
 from tenantry.provisioning.models import ProvisionedObject
+from tenantry.provisioning.results import AppStatus
+from tests.factories.provisioning import assign
 from tests.provisioning.conftest import Peer, Source
 
 FAST = {"backoff_seconds": 0.01}
@@ -39,23 +42,21 @@ def test_initial_cycle_creates_assigned_users_groups_and_memberships(src: Source
 
 def test_every_object_is_logged_with_its_steps(src: Source, target) -> None:
     uid = src.user("ann")
-    app = src.app(target.base_url, target.token, provision_groups=False)
-    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    app = src.app(target.base_url, target.token, provision_groups=False, users=[uid])
     report = src.run(app)
     logs = src.services.provisioning.logs(src.tenant, app, cycle_id=report.id)
     assert len(logs) == 1
     entry = logs[0]
-    assert (entry["source_id"], entry["action"], entry["result"]) == (uid, "create", "success")
-    assert [s["step"] for s in entry["steps"]] == ["import", "scope", "match", "action"]
-    assert "no match on userName" in entry["steps"][2]["detail"]
+    assert (entry.source_id, entry.action, entry.result) == (uid, "create", "success")
+    assert [s.step for s in entry.steps] == ["import", "scope", "match", "action"]
+    assert "no match on userName" in entry.steps[2].detail
 
 
 def test_incremental_cycle_sends_only_the_changed_attribute_of_the_changed_user(src: Source, target,
                                                                                    peer: Peer) -> None:
     ids = [src.user(n) for n in ("ann", "ben", "cat")]
     app = src.app(target.base_url, target.token)
-    for uid in ids:
-        src.services.provisioning.assign(src.tenant, app, "User", uid)
+    assign(src.services, src.tenant, app, *ids)
     assert src.run(app).status == "succeeded"
     src.patch_user(ids[1], {"op": "replace", "path": "name.familyName", "value": "Renamed"})
 
@@ -69,15 +70,14 @@ def test_incremental_cycle_sends_only_the_changed_attribute_of_the_changed_user(
     assert report.total == 1 and "users_unchanged" not in report.stats
     assert peer.user(src.name("ben"))["name"]["familyName"] == "Renamed"  # type: ignore[index]
     entry = src.services.provisioning.logs(src.tenant, app, cycle_id=report.id, action="update")[0]
-    assert entry["source_id"] == ids[1] and entry["reason"] == "changed: name.familyName"
+    assert entry.source_id == ids[1] and entry.reason == "changed: name.familyName"
     # Nothing changed: nothing sent.
     assert src.run(app).stats["requests"] == 0
 
 
 def test_an_attribute_removed_in_the_directory_is_removed_in_the_app(src: Source, target, peer: Peer) -> None:
     uid = src.user("ann", phoneNumbers=[{"type": "mobile", "value": "+4915112345678"}])
-    app = src.app(target.base_url, target.token)
-    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    app = src.app(target.base_url, target.token, users=[uid])
     src.run(app)
     assert peer.user(src.name("ann"))["phoneNumbers"][0]["value"] == "+4915112345678"  # type: ignore[index]
     src.patch_user(uid, {"op": "remove", "path": "phoneNumbers"})
@@ -103,9 +103,9 @@ def test_a_user_leaving_scope_is_deactivated_and_reactivated_when_back(src: Sour
     assert report.stats["users_disabled"] == 1
     assert peer.user(src.name("ann"))["active"] is False  # type: ignore[index]
     entry = provisioning.logs(src.tenant, app, cycle_id=report.id)[0]
-    assert (entry["action"], entry["result"]) == ("disable", "success")
-    assert "no longer assigned" in entry["reason"]
-    assert provisioning.status(src.tenant, app)["users"] == {"disabled": 1}
+    assert (entry.action, entry.result) == ("disable", "success")
+    assert "no longer assigned" in entry.reason
+    assert provisioning.status(src.tenant, app).users == {"disabled": 1}
 
     provisioning.assign(src.tenant, app, "User", uid)
     report = src.run(app)
@@ -115,15 +115,14 @@ def test_a_user_leaving_scope_is_deactivated_and_reactivated_when_back(src: Sour
 
 def test_a_user_deleted_from_the_directory_is_deactivated_in_the_app(src: Source, target, peer: Peer) -> None:
     uid = src.user("ann")
-    app = src.app(target.base_url, target.token)
-    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    app = src.app(target.base_url, target.token, users=[uid])
     src.run(app)
     src.services.scim.delete(src.tenant, "User", uid)
     report = src.run(app)
     assert report.stats["users_disabled"] == 1
     assert peer.user(src.name("ann"))["active"] is False  # type: ignore[index]
-    assert "deleted from the directory" in src.services.provisioning.logs(src.tenant, app, cycle_id=report.id)[0][
-        "reason"]
+    assert "deleted from the directory" in src.services.provisioning.logs(src.tenant, app,
+                                                                          cycle_id=report.id)[0].reason
 
 
 def test_disabled_users_are_deleted_after_the_configured_period(src: Source, target, peer: Peer) -> None:
@@ -142,13 +141,12 @@ def test_disabled_users_are_deleted_after_the_configured_period(src: Source, tar
     report = src.run(app)
     assert report.stats["users_deleted"] == 1
     assert peer.user(src.name("ann")) is None
-    assert provisioning.status(src.tenant, app)["users"] == {}
+    assert provisioning.status(src.tenant, app).users == {}
 
 
 def test_delete_after_zero_days_deletes_instead_of_disabling(src: Source, target, peer: Peer) -> None:
     uid = src.user("ann")
-    app = src.app(target.base_url, target.token, delete_after_days=0)
-    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    app = src.app(target.base_url, target.token, delete_after_days=0, users=[uid])
     src.run(app)
     src.services.provisioning.unassign(src.tenant, app, "User", uid)
     assert src.run(app).stats["users_deleted"] == 1
@@ -161,13 +159,12 @@ def test_scoping_filters_keep_users_out_and_disable_users_who_stop_matching(src:
     ben = src.user("ben", title="Sales")
     app = src.app(target.base_url, target.token, scoping_filters=[
         [{"attribute": "title", "operator": "EQUALS", "value": "Engineer"}]])
-    for uid in (ann, ben):
-        src.services.provisioning.assign(src.tenant, app, "User", uid)
+    assign(src.services, src.tenant, app, ann, ben)
     report = src.run(app)
     assert report.stats["users_created"] == 1 and report.stats["users_excluded"] == 1
     assert peer.user(src.name("ben")) is None
     skipped = src.services.provisioning.logs(src.tenant, app, source_id=ben)[0]
-    assert skipped["result"] == "skipped" and "no scoping filter holds" in skipped["reason"]
+    assert skipped.result == "skipped" and "no scoping filter holds" in skipped.reason
 
     src.patch_user(ann, {"op": "replace", "path": "title", "value": "Manager"})
     report = src.run(app)
@@ -186,21 +183,20 @@ def test_default_access_users_are_not_provisioned_and_the_log_says_why(src: Sour
     assert report.stats["users_skipped"] == 1 and report.stats["requests"] == 0
     assert peer.user(src.name("ann")) is None
     entry = src.services.provisioning.logs(src.tenant, app)[0]
-    assert entry["steps"][-1] == {"step": "scope", "result": "skipped",
-                                  "detail": "not effectively entitled: the only role is Default Access"}
+    assert entry.steps[-1].stored() == {"step": "scope", "result": "skipped",
+                                         "detail": "not effectively entitled: the only role is Default Access"}
 
 
 def test_an_existing_app_user_is_matched_not_duplicated(src: Source, target, peer: Peer) -> None:
     existing = peer.create_user(src.name("ann"), name={"givenName": "Old", "familyName": "Name"})
     uid = src.user("ann")
-    app = src.app(target.base_url, target.token)
-    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    app = src.app(target.base_url, target.token, users=[uid])
     report = src.run(app)
     assert report.stats["users_updated"] == 1 and report.stats.get("users_created") is None
     user = peer.user(src.name("ann"))
     assert user is not None and user["id"] == existing["id"] and user["name"]["givenName"] == "Ann"
     log = src.services.provisioning.logs(src.tenant, app)[0]
-    assert f"matched on userName eq '{src.name('ann')}'" in log["steps"][2]["detail"]
+    assert f"matched on userName eq '{src.name('ann')}'" in log.steps[2].detail
 
 
 def test_matching_falls_back_to_the_next_attribute_in_precedence(src: Source, target, peer: Peer) -> None:
@@ -228,7 +224,7 @@ def test_each_action_kind_can_be_switched_off(src: Source, target, peer: Peer, s
     report = src.run(app)
     if switched_off == "create":
         assert report.stats["users_skipped"] == 1 and peer.user(src.name("ann")) is None
-        assert "create is switched off" in provisioning.logs(src.tenant, app)[0]["reason"]
+        assert "create is switched off" in provisioning.logs(src.tenant, app)[0].reason
         return
     provisioning.configure(src.tenant, app, {"actions": {switched_off: False}})
     if switched_off == "update":
@@ -241,15 +237,14 @@ def test_each_action_kind_can_be_switched_off(src: Source, target, peer: Peer, s
         report = src.run(app)
         assert report.stats["users_skipped"] == 1
         assert peer.user(src.name("ann"))["active"] is True  # type: ignore[index]
-    assert f"{switched_off} is switched off" in provisioning.logs(src.tenant, app, cycle_id=report.id)[0]["reason"]
+    assert f"{switched_off} is switched off" in provisioning.logs(src.tenant, app, cycle_id=report.id)[0].reason
 
 
 def test_the_deletion_threshold_stops_a_cycle_before_anything_is_sent(src: Source, target, peer: Peer) -> None:
     ids = [src.user(n) for n in ("ann", "ben", "cat")]
     app = src.app(target.base_url, target.token, deletion_threshold=1)
     provisioning = src.services.provisioning
-    for uid in ids:
-        provisioning.assign(src.tenant, app, "User", uid)
+    assign(src.services, src.tenant, app, *ids)
     src.run(app)
     provisioning.unassign(src.tenant, app, "User", ids[0])
     provisioning.unassign(src.tenant, app, "User", ids[1])
@@ -259,13 +254,13 @@ def test_the_deletion_threshold_stops_a_cycle_before_anything_is_sent(src: Sourc
     assert report.status == "threshold_exceeded" and report.stats["requests"] == 0
     assert "over the accidental-deletion threshold of 1" in (report.reason or "")
     assert peer.user(src.name("ann"))["active"] is True  # type: ignore[index]
-    assert provisioning.status(src.tenant, app)["health"] == "threshold"
+    assert provisioning.status(src.tenant, app).health == "threshold"
     # Still stopped next time, until an administrator allows it.
     assert src.run(app).status == "threshold_exceeded"
     report = src.run(app, allow_deletions=True)
     assert report.status == "succeeded" and report.stats["users_disabled"] == 2
     assert peer.user(src.name("ann"))["active"] is False  # type: ignore[index]
-    assert provisioning.status(src.tenant, app)["health"] == "healthy"
+    assert provisioning.status(src.tenant, app).health == "healthy"
 
 
 def test_group_members_are_patched_in_batches_and_removed(src: Source, target, peer: Peer) -> None:
@@ -284,7 +279,7 @@ def test_group_members_are_patched_in_batches_and_removed(src: Source, target, p
     assert report.stats["members_removed"] == 1 and report.stats["users_disabled"] == 1
     assert len(peer.member_ids(src.group_name("team"))) == 4
     entry = provisioning.logs(src.tenant, app, cycle_id=report.id, action="members")[0]
-    assert entry["reason"] == "added 0, removed 1 member(s)"
+    assert entry.reason == "added 0, removed 1 member(s)"
 
 
 def test_a_group_renamed_is_patched_and_a_group_unassigned_is_deleted(src: Source, target, peer: Peer) -> None:
@@ -305,12 +300,11 @@ def test_a_group_renamed_is_patched_and_a_group_unassigned_is_deleted(src: Sourc
 def test_on_demand_provisions_one_user_and_returns_each_step(src: Source, target, peer: Peer) -> None:
     ann, ben = src.user("ann"), src.user("ben")
     app = src.app(target.base_url, target.token)
-    for uid in (ann, ben):
-        src.services.provisioning.assign(src.tenant, app, "User", uid)
+    assign(src.services, src.tenant, app, ann, ben)
     report = src.services.provisioning.provision_on_demand(src.tenant, app, ann)
     assert report.kind == "on_demand" and report.status == "succeeded"
-    assert [e["action"] for e in report.logs] == ["create"]
-    assert [s["step"] for s in report.logs[0]["steps"]] == ["import", "scope", "match", "action"]
+    assert [e.action for e in report.logs] == ["create"]
+    assert [s.step for s in report.logs[0].steps] == ["import", "scope", "match", "action"]
     assert peer.user(src.name("ann")) is not None and peer.user(src.name("ben")) is None
     # On-demand does not stand in for the initial cycle: that one still covers everybody.
     report = src.run(app)
@@ -336,8 +330,7 @@ def test_a_second_cycle_of_the_same_app_is_refused_while_one_runs(src: Source, t
 def test_a_changed_mapping_makes_the_next_cycle_compare_everyone(src: Source, target, peer: Peer) -> None:
     ids = [src.user(n) for n in ("ann", "ben")]
     app = src.app(target.base_url, target.token)
-    for uid in ids:
-        src.services.provisioning.assign(src.tenant, app, "User", uid)
+    assign(src.services, src.tenant, app, *ids)
     src.run(app)
     config = src.services.provisioning.config(src.tenant, app).model_dump(mode="json")
     config["user_mappings"].append({"target": "title", "type": "constant", "source": "Staff"})
@@ -349,8 +342,7 @@ def test_a_changed_mapping_makes_the_next_cycle_compare_everyone(src: Source, ta
 
 def test_restart_forgets_the_state_and_rematches_without_duplicates(src: Source, target, peer: Peer) -> None:
     uid = src.user("ann")
-    app = src.app(target.base_url, target.token)
-    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    app = src.app(target.base_url, target.token, users=[uid])
     src.run(app)
     first = peer.user(src.name("ann"))
     src.services.provisioning.restart(src.tenant, app)
@@ -368,19 +360,18 @@ def test_an_object_the_app_refuses_is_logged_and_retried_next_cycle(src: Source,
     config["user_mappings"].append({"target": "nickName2", "type": "expression",
                                     "source": f'Switch([userName], "", "{src.name("ben")}", "x")'})
     src.services.provisioning.configure(src.tenant, app, {"user_mappings": config["user_mappings"]})
-    for uid in (ok_user, bad):
-        src.services.provisioning.assign(src.tenant, app, "User", uid)
+    assign(src.services, src.tenant, app, ok_user, bad)
     report = src.run(app)
     assert report.status == "completed_with_failures" and report.stats["users_failed"] == 1
     failure = src.services.provisioning.logs(src.tenant, app, result="failure")[0]
-    assert failure["source_id"] == bad and "HTTP 400" in failure["reason"]
-    assert src.services.provisioning.status(src.tenant, app)["objects_failing"] == 1
+    assert failure.source_id == bad and "HTTP 400" in failure.reason
+    assert src.services.provisioning.status(src.tenant, app).objects_failing == 1
     # The next incremental cycle retries it (nothing else): fixed mapping → created.
     config["user_mappings"] = config["user_mappings"][:-1]
     src.services.provisioning.configure(src.tenant, app, {"user_mappings": config["user_mappings"]})
     report = src.run(app)
     assert report.stats["users_created"] == 1 and peer.user(src.name("ben")) is not None
-    assert src.services.provisioning.status(src.tenant, app)["objects_failing"] == 0
+    assert src.services.provisioning.status(src.tenant, app).objects_failing == 0
 
 
 def test_bad_configuration_is_refused_and_the_old_one_kept(src: Source, target) -> None:
@@ -406,11 +397,11 @@ def test_status_shows_progress_statistics_and_what_the_app_holds(src: Source, ta
     src.services.provisioning.assign(src.tenant, app, "User", src.user("ann"))
     src.run(app)
     status = src.services.provisioning.status(src.tenant, app)
-    assert status["users"] == {"active": 1} and not status["running"]
-    cycle = status["cycles"][0]
-    assert (cycle["status"], cycle["done"], cycle["total"]) == ("succeeded", 1, 1)
-    assert cycle["stats"]["users_created"] == 1 and cycle["finished_at"]
-    assert json.loads(json.dumps(status))   # all JSON-able for the API
+    assert status.users == {"active": 1} and not status.running
+    cycle = status.cycles[0]
+    assert (cycle.status, cycle.done, cycle.total) == ("succeeded", 1, 1)
+    assert cycle.stats["users_created"] == 1 and cycle.finished_at
+    assert json.loads(TypeAdapter(AppStatus).dump_json(status))   # all JSON-able for the API
 
 
 def test_a_skipped_user_is_logged_once_not_every_cycle(src: Source, target) -> None:
@@ -423,7 +414,7 @@ def test_a_skipped_user_is_logged_once_not_every_cycle(src: Source, target) -> N
     assert len(src.services.provisioning.logs(src.tenant, app, source_id=uid)) == 1
     # On demand says why, every time it is asked.
     report = src.services.provisioning.provision_on_demand(src.tenant, app, uid)
-    assert report.logs[0]["result"] == "skipped" and "Default Access" in report.logs[0]["reason"]
+    assert report.logs[0].result == "skipped" and "Default Access" in report.logs[0].reason
 
 
 def test_a_provisioned_user_left_with_only_default_access_is_deactivated(src: Source, target, peer: Peer) -> None:
@@ -435,7 +426,7 @@ def test_a_provisioned_user_left_with_only_default_access_is_deactivated(src: So
     report = src.run(app)
     assert report.stats["users_disabled"] == 1
     assert peer.user(src.name("ann"))["active"] is False  # type: ignore[index]
-    assert "Default Access" in src.services.provisioning.logs(src.tenant, app, cycle_id=report.id)[0]["reason"]
+    assert "Default Access" in src.services.provisioning.logs(src.tenant, app, cycle_id=report.id)[0].reason
 
 
 def test_a_default_access_user_given_a_real_role_is_provisioned_next_cycle(src: Source, target,
@@ -507,8 +498,7 @@ def test_an_assigned_group_deleted_from_the_directory_is_deleted_in_the_app(src:
 
 def test_with_deleting_switched_off_a_zero_day_period_still_disables(src: Source, target, peer: Peer) -> None:
     uid = src.user("ann")
-    app = src.app(target.base_url, target.token, delete_after_days=0, actions={"delete": False})
-    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    app = src.app(target.base_url, target.token, delete_after_days=0, actions={"delete": False}, users=[uid])
     src.run(app)
     src.services.provisioning.unassign(src.tenant, app, "User", uid)
     assert src.run(app).stats["users_disabled"] == 1
@@ -533,8 +523,7 @@ def test_a_value_removed_from_a_matched_user_is_sent_again_when_it_comes_back(sr
                                                                               peer: Peer) -> None:
     peer.create_user(src.name("ann"), phoneNumbers=[{"type": "mobile", "value": "+4915100"}])
     uid = src.user("ann")
-    app = src.app(target.base_url, target.token)
-    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    app = src.app(target.base_url, target.token, users=[uid])
     src.run(app)                                   # matched; the app's mobile is not ours: removed
     assert not peer.user(src.name("ann")).get("phoneNumbers")  # type: ignore[union-attr]
     src.patch_user(uid, {"op": "add", "path": "phoneNumbers", "value": [{"type": "mobile", "value": "+4915100"}]})
@@ -564,8 +553,8 @@ def test_a_cycle_cut_off_by_a_dead_process_is_marked_interrupted_by_the_next(src
                                       status="running", started_at=datetime.now(UTC), total=10, done=3,
                                       stats="{}"))
     src.run(app)
-    cycles = {c["id"]: c for c in src.services.provisioning.status(src.tenant, app)["cycles"]}
-    assert cycles["dead-cycle"]["status"] == "interrupted" and "process" in cycles["dead-cycle"]["reason"]
+    cycles = {c.id: c for c in src.services.provisioning.status(src.tenant, app).cycles}
+    assert cycles["dead-cycle"].status == "interrupted" and "process" in cycles["dead-cycle"].reason
 
 
 def test_scoping_filters_or_between_filters_and_and_within_one_in_a_cycle(src: Source, target,
@@ -583,8 +572,7 @@ def test_scoping_filters_or_between_filters_and_and_within_one_in_a_cycle(src: S
          {"attribute": "userType", "operator": "IS NULL"},
          {"attribute": 'emails[type eq "work"].value', "operator": "ENDS_WITH", "value": "@contoso.com"}],
         [{"attribute": f"{enterprise}:costCenter", "operator": "Greater_Than", "value": "4000"}]])
-    for uid in users.values():
-        src.services.provisioning.assign(src.tenant, app, "User", uid)
+    assign(src.services, src.tenant, app, *users.values())
     report = src.run(app)
     assert report.stats["users_created"] == 2 and report.stats["users_excluded"] == 2
     assert {n for n in users if peer.user(src.name(n)) is not None} == {"ann", "cat"}
@@ -599,7 +587,7 @@ def test_administrators_changes_are_in_the_apps_log(src: Source, target) -> None
     provisioning.update_app(src.tenant, app, token="rotated-" + src.tag)
     provisioning.set_enabled(src.tenant, app, True)
     provisioning.unassign(src.tenant, app, "User", uid)
-    entries = [(e["action"], e["reason"]) for e in provisioning.logs(src.tenant, app) if e["object_type"] == "App"]
+    entries = [(e.action, e.reason) for e in provisioning.logs(src.tenant, app) if e.object_type == "App"]
     assert entries == [("unassign", f"User {uid} unassigned"), ("start", "provisioning status On"),
                        ("update_app", "changed: token (rotated)"), ("configure", "changed: concurrency"),
                        ("assign", f"User {uid} assigned with role 'User'")]
@@ -645,7 +633,7 @@ def test_group_scoping_filters_keep_groups_out_and_delete_a_group_that_stops_mat
     assert peer.group(src.group_name("sales")) is not None and peer.group(src.group_name("ops")) is None
     assert report.stats["users_created"] == 1       # the filter is on groups: their members are still assigned
     skipped = provisioning.logs(src.tenant, app, source_id=ops)[0]
-    assert skipped["result"] == "skipped" and "no group scoping filter holds" in skipped["reason"]
+    assert skipped.result == "skipped" and "no group scoping filter holds" in skipped.reason
     assert src.run(app).stats.get("groups_excluded") is None     # logged once, not every cycle
 
     src.patch_group(sales, {"op": "replace", "path": "displayName", "value": src.group_name("closed")})
@@ -653,7 +641,7 @@ def test_group_scoping_filters_keep_groups_out_and_delete_a_group_that_stops_mat
     assert report.stats["groups_deleted"] == 1
     assert peer.group(src.group_name("sales")) is None and peer.group(src.group_name("closed")) is None
     assert "no group scoping filter holds" in provisioning.logs(src.tenant, app, source_id=sales,
-                                                                action="delete")[0]["reason"]
+                                                                action="delete")[0].reason
 
     src.patch_group(ops, {"op": "replace", "path": "displayName", "value": src.group_name("sales")})
     report = src.run(app)
@@ -690,7 +678,7 @@ def test_a_users_app_role_reaches_the_app_and_a_role_change_is_one_patch(src: So
     assert report.kind == "incremental" and report.stats["users_updated"] == 1
     assert (report.stats["requests"], report.stats["requests_patch"]) == (1, 1)
     assert peer.user(src.name("ann"))["roles"] == [{"primary": True, "value": "driver"}]  # type: ignore[index]
-    assert provisioning.logs(src.tenant, app, cycle_id=report.id)[0]["reason"] == "changed: roles"
+    assert provisioning.logs(src.tenant, app, cycle_id=report.id)[0].reason == "changed: roles"
     assert src.run(app).stats["requests"] == 0                            # nothing changed: nothing sent
 
     provisioning.update_role(src.tenant, app, "Driver", value="drivers")  # the role's value is what is sent
@@ -738,11 +726,11 @@ def test_a_group_assigned_only_with_default_access_is_not_created(src: Source, t
     assert peer.group(src.group_name("everyone")) is None and peer.group(src.group_name("team")) is not None
     assert peer.user(src.name("ann")) is None              # her only role, through the group, is Default Access
     entry = provisioning.logs(src.tenant, app, source_id=everyone)[0]
-    assert (entry["object_type"], entry["result"], entry["display"]) == ("Group", "skipped",
+    assert (entry.object_type, entry.result, entry.display) == ("Group", "skipped",
                                                                           src.group_name("everyone"))
-    assert entry["reason"] == "not effectively entitled: the only role is Default Access"
+    assert entry.reason == "not effectively entitled: the only role is Default Access"
     assert src.run(app).stats.get("groups_skipped") is None     # logged once, not every cycle
-    assert provisioning.status(src.tenant, app)["groups"] == 1
+    assert provisioning.status(src.tenant, app).groups == 1
 
     provisioning.assign(src.tenant, app, "Group", everyone, role="User")     # a real role: created next cycle
     report = src.run(app)
@@ -754,7 +742,7 @@ def test_a_group_assigned_only_with_default_access_is_not_created(src: Source, t
     report = src.run(app)
     assert report.stats["groups_deleted"] == 1 and report.stats["users_disabled"] == 1
     assert peer.group(src.group_name("everyone")) is None
-    assert "Default Access" in provisioning.logs(src.tenant, app, source_id=everyone, action="delete")[0]["reason"]
+    assert "Default Access" in provisioning.logs(src.tenant, app, source_id=everyone, action="delete")[0].reason
 
 
 def test_of_several_roles_the_directly_assigned_one_is_sent_and_the_log_says_why(src: Source, target,
@@ -769,7 +757,7 @@ def test_of_several_roles_the_directly_assigned_one_is_sent_and_the_log_says_why
 
     report = src.run(app)
     assert peer.user(src.name("ann"))["roles"] == [{"primary": True, "value": "owner"}]  # type: ignore[index]
-    steps = provisioning.logs(src.tenant, app, cycle_id=report.id)[0]["steps"]
+    steps = [s.stored() for s in provisioning.logs(src.tenant, app, cycle_id=report.id)[0].steps]
     assert {"step": "roles", "result": "success", "detail": "2 roles; SingleAppRoleAssignment sends 'owner', "
             "the role assigned to the user directly"} in steps
 

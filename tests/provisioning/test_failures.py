@@ -15,6 +15,7 @@ import pytest
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.provisioning.client import RateLimiter, retry_after_seconds
 from tenantry.provisioning.models import ProvisioningApp
+from tests.factories.provisioning import assign
 from tests.provisioning.conftest import Peer, SmtpSink, Source
 
 FAST = {"backoff_seconds": 0.01}
@@ -90,8 +91,7 @@ def proxy(target) -> Iterator[FaultProxy]:
 def test_429_retry_after_is_honoured_and_the_object_still_provisioned(src: Source, target, peer: Peer,
                                                                       proxy: FaultProxy) -> None:
     uid = src.user("ann")
-    app = src.app(proxy.base_url, target.token, **FAST)
-    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    app = src.app(proxy.base_url, target.token, **FAST, users=[uid])
     proxy.fail_next(2, 429, **{"Retry-After": "0"})
     report = src.run(app)
     assert report.status == "succeeded" and report.stats["users_created"] == 1
@@ -101,19 +101,17 @@ def test_429_retry_after_is_honoured_and_the_object_still_provisioned(src: Sourc
 
 def test_a_429_longer_than_the_limit_fails_the_object_and_says_so(src: Source, target, proxy: FaultProxy) -> None:
     uid = src.user("ann")
-    app = src.app(proxy.base_url, target.token, max_retry_after=60, **FAST)
-    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    app = src.app(proxy.base_url, target.token, max_retry_after=60, **FAST, users=[uid])
     proxy.fail_next(1, 429, **{"Retry-After": "3600"})
     report = src.run(app)
     assert report.stats["users_failed"] == 1
-    reason = src.services.provisioning.logs(src.tenant, app, result="failure")[0]["reason"]
+    reason = src.services.provisioning.logs(src.tenant, app, result="failure")[0].reason
     assert "429 Too Many Requests" in reason and "3600" in reason
 
 
 def test_server_errors_are_retried_with_back_off(src: Source, target, peer: Peer, proxy: FaultProxy) -> None:
     uid = src.user("ann")
-    app = src.app(proxy.base_url, target.token, retries=3, **FAST)
-    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    app = src.app(proxy.base_url, target.token, retries=3, **FAST, users=[uid])
     proxy.fail_next(2, 503)
     report = src.run(app)
     assert report.status == "succeeded" and report.stats["retries"] == 2
@@ -123,12 +121,11 @@ def test_server_errors_are_retried_with_back_off(src: Source, target, peer: Peer
 def test_a_server_error_that_outlasts_the_retries_fails_only_that_object(src: Source, target,
                                                                          proxy: FaultProxy) -> None:
     uid = src.user("ann")
-    app = src.app(proxy.base_url, target.token, retries=1, **FAST)
-    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    app = src.app(proxy.base_url, target.token, retries=1, **FAST, users=[uid])
     proxy.fail_next(2, 502)
     report = src.run(app)
     assert report.status == "completed_with_failures"
-    assert "HTTP 502" in src.services.provisioning.logs(src.tenant, app, result="failure")[0]["reason"]
+    assert "HTTP 502" in src.services.provisioning.logs(src.tenant, app, result="failure")[0].reason
     # Retried by the next cycle, which succeeds.
     assert src.run(app).stats["users_created"] == 1
 
@@ -137,8 +134,7 @@ def _failing_app(src: Source, target, n: int = 4, **config: Any) -> str:
     ids = [src.user(f"u{i}") for i in range(n)]
     app = src.app(target.base_url, "wrong-token-" + src.tag, quarantine_min_attempts=3,
                   quarantine_retry_minutes=10, concurrency=1, **FAST, **config)
-    for uid in ids:
-        src.services.provisioning.assign(src.tenant, app, "User", uid)
+    assign(src.services, src.tenant, app, *ids)
     return app
 
 
@@ -155,25 +151,25 @@ def test_a_target_that_keeps_failing_puts_the_app_in_quarantine_and_mails_the_ad
     assert report.stats["requests"] == 3                     # stopped after 3 of 4: it does not hammer the app
     assert report.stats["not_attempted"] == 1
     stopped = provisioning.logs(src.tenant, app, cycle_id=report.id, result="skipped")[0]
-    assert stopped["object_type"] == "App" and "1 object(s) not attempted, retried next cycle" in stopped["reason"]
+    assert stopped.object_type == "App" and "1 object(s) not attempted, retried next cycle" in stopped.reason
     assert "3 of the last 3 objects attempted failed" in (report.reason or "") and "HTTP 401" in (report.reason or "")
     status = provisioning.status(src.tenant, app)
-    assert status["health"] == "quarantined"
-    next_run = datetime.fromisoformat(status["next_run_at"])
+    assert status.health == "quarantined"
+    next_run = datetime.fromisoformat(status.next_run_at)
     assert before + timedelta(minutes=10) <= next_run <= utcnow() + timedelta(minutes=10)
     mails = smtp.to(f"admin.{src.tag}@contoso.com")
     assert len(mails) == 1 and "in quarantine" in mails[0]["Subject"]
     assert "HTTP 401" in mails[0].get_payload()
     notice = provisioning.logs(src.tenant, app, action="notify")[0]
-    assert notice["result"] == "success" and "sent to admin." in notice["reason"]
+    assert notice.result == "success" and "sent to admin." in notice.reason
     # The watermark did not move: the failed cycle is not counted as done.
-    assert status["watermark"] is None
+    assert status.watermark is None
 
     # Still failing: the retry interval doubles; no second e-mail.
     report = src.run(app)
     status = provisioning.status(src.tenant, app)
     assert report.status == "quarantined"
-    assert datetime.fromisoformat(status["next_run_at"]) >= utcnow() + timedelta(minutes=19)
+    assert datetime.fromisoformat(status.next_run_at) >= utcnow() + timedelta(minutes=19)
     assert len(smtp.to(f"admin.{src.tag}@contoso.com")) == 1
 
 
@@ -187,7 +183,7 @@ def test_quarantine_is_released_when_the_target_recovers(src: Source, target, pe
 
     assert report.status == "succeeded" and report.stats["users_created"] == 4
     status = provisioning.status(src.tenant, app)
-    assert status["health"] == "healthy" and status["quarantined_at"] is None and status["watermark"]
+    assert status.health == "healthy" and status.quarantined_at is None and status.watermark
     subjects = [m["Subject"] for m in smtp.to(f"admin.{src.tag}@contoso.com")]
     assert len(subjects) == 2 and "released from quarantine" in subjects[1]
     assert peer.user(src.name("u3")) is not None
@@ -205,7 +201,7 @@ def test_an_app_in_quarantine_too_long_is_switched_off_and_the_admin_told(src: S
         row.quarantined_at = as_utc(row.quarantined_at) - timedelta(days=29)
     src.run(app)
     status = provisioning.status(src.tenant, app)
-    assert status["enabled"] is False and status["next_run_at"] is None
+    assert status.enabled is False and status.next_run_at is None
     assert "switched off" in smtp.to(f"admin.{src.tag}@contoso.com")[-1]["Subject"]
 
 
@@ -214,15 +210,14 @@ def test_a_notification_that_cannot_be_sent_is_logged_not_lost(src: Source, targ
     src.services.provisioning.mailer.settings.smtp_host = None  # type: ignore[union-attr]
     assert src.run(app).status == "quarantined"
     notice = src.services.provisioning.logs(src.tenant, app, action="notify")[0]
-    assert notice["result"] == "failure" and "no SMTP server configured" in notice["reason"]
+    assert notice.result == "failure" and "no SMTP server configured" in notice.reason
 
 
 def test_a_target_that_dies_mid_cycle_is_quarantined_within_the_window(src: Source, target,
                                                                        proxy: FaultProxy) -> None:
     ids = [src.user(f"u{i}") for i in range(10)]
     app = src.app(proxy.base_url, target.token, quarantine_min_attempts=3, concurrency=1, retries=0, **FAST)
-    for uid in ids:
-        src.services.provisioning.assign(src.tenant, app, "User", uid)
+    assign(src.services, src.tenant, app, *ids)
     proxy.fail_after = (12, 503)          # 6 users go through (a GET and a POST each), then the app is down
     report = src.run(app)
     # Over the whole cycle 2 failures in 8 would be 25 %; over the last 3 attempts it is 67 %.
@@ -237,8 +232,7 @@ def test_a_few_object_failures_do_not_quarantine(src: Source, target) -> None:
     config["user_mappings"].append({"target": "nickName2", "type": "expression",
                                     "source": f'Switch([userName], "", "{src.name("u0")}", "x")'})
     src.services.provisioning.configure(src.tenant, app, {"user_mappings": config["user_mappings"]})
-    for uid in ids:
-        src.services.provisioning.assign(src.tenant, app, "User", uid)
+    assign(src.services, src.tenant, app, *ids)
     report = src.run(app)       # 1 of 6 fails (17 %, under 40 %)
     assert report.status == "completed_with_failures" and report.stats["users_created"] == 5
 

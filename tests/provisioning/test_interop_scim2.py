@@ -3,6 +3,7 @@ cycle works against a server we did not write (PATCH answered 204, HTTP/1.0, its
 
 from __future__ import annotations
 
+from tests.factories.provisioning import make_app, make_role, mapping, user_mappings
 from tests.provisioning.conftest import Peer, Source
 
 
@@ -42,8 +43,7 @@ def test_full_lifecycle_against_scim2_server(src: Source, scim2_server) -> None:
 def test_deactivation_on_leaving_scope_against_scim2_server(src: Source, scim2_server) -> None:
     peer = Peer(scim2_server.base_url, scim2_server.token)
     uid = src.user("ann")
-    app = src.app(scim2_server.base_url, scim2_server.token)
-    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    app = src.app(scim2_server.base_url, scim2_server.token, users=[uid])
     src.run(app)
     src.services.provisioning.unassign(src.tenant, app, "User", uid)
     assert src.run(app).stats["users_disabled"] == 1
@@ -54,8 +54,7 @@ def test_an_existing_scim2_server_user_is_matched(src: Source, scim2_server) -> 
     peer = Peer(scim2_server.base_url, scim2_server.token)
     existing = peer.create_user(src.name("ann"))
     uid = src.user("ann")
-    app = src.app(scim2_server.base_url, scim2_server.token)
-    src.services.provisioning.assign(src.tenant, app, "User", uid)
+    app = src.app(scim2_server.base_url, scim2_server.token, users=[uid])
     report = src.run(app)
     assert report.stats["users_updated"] == 1 and report.stats.get("users_created") is None
     assert peer.user(src.name("ann"))["id"] == existing["id"]  # type: ignore[index]
@@ -63,19 +62,16 @@ def test_an_existing_scim2_server_user_is_matched(src: Source, scim2_server) -> 
 
 def test_app_roles_reach_scim2_server_and_a_role_change_replaces_them(src: Source, scim2_server) -> None:
     """Issue #10 item 13: the roles mappings (one role, all roles) against a server we did not write."""
-    from tenantry.provisioning.config import AppConfig
-
     peer = Peer(scim2_server.base_url, scim2_server.token)
-    mappings = [m.model_dump(mode="json") for m in AppConfig().user_mappings]
-    single = {"target": 'roles[primary eq "True"].value', "type": "expression",
-              "source": "SingleAppRoleAssignment([appRoleAssignments])"}
-    every = {"target": "roles", "type": "expression", "source": "AppRoleAssignmentsComplex([appRoleAssignments])"}
+    single = mapping('roles[primary eq "True"].value', "SingleAppRoleAssignment([appRoleAssignments])",
+                     type="expression")
+    every = mapping("roles", "AppRoleAssignmentsComplex([appRoleAssignments])", type="expression")
     provisioning = src.services.provisioning
     ann, ben = src.user("ann"), src.user("ben")
     one = src.app(scim2_server.base_url, scim2_server.token, provision_groups=False,
-                  user_mappings=[*mappings, single])
+                  user_mappings=user_mappings(single))
     for role in ("admin", "driver"):
-        provisioning.add_role(src.tenant, one, display_name=role.title(), value=role)
+        make_role(src.services, src.tenant, one, role.title(), value=role)
     provisioning.assign(src.tenant, one, "User", ann, role="admin")
     assert src.run(one).status == "succeeded"
     assert [(r["value"], r.get("primary")) for r in peer.user(src.name("ann"))["roles"]] == [("admin", True)]  # type: ignore[index]
@@ -84,12 +80,10 @@ def test_app_roles_reach_scim2_server_and_a_role_change_replaces_them(src: Sourc
     assert (report.status, report.stats["requests_patch"]) == ("succeeded", 1), report
     assert [r["value"] for r in peer.user(src.name("ann"))["roles"]] == ["driver"]  # type: ignore[index]
 
-    every_app = src.services.provisioning.create_app(src.tenant, name=f"all-{src.tag}",
-                                                     tenant_url=scim2_server.base_url, token=scim2_server.token)
-    every_id = every_app["id"]
-    provisioning.configure(src.tenant, every_id, {"provision_groups": False, "user_mappings": [*mappings, every]})
+    every_id = make_app(src.services, src.tenant, scim2_server.base_url, scim2_server.token, name=f"all-{src.tag}",
+                        provision_groups=False, user_mappings=user_mappings(every)).id
     for role in ("dispatch", "night"):
-        provisioning.add_role(src.tenant, every_id, display_name=role.title(), value=role)
+        make_role(src.services, src.tenant, every_id, role.title(), value=role)
     provisioning.assign(src.tenant, every_id, "Group", src.group("night", [ben]), role="night")
     provisioning.assign(src.tenant, every_id, "User", ben, role="dispatch")
     assert src.run(every_id).status == "succeeded"

@@ -31,17 +31,17 @@ def test_the_scheduler_runs_enabled_apps_when_due_and_not_twice(src: Source, tar
     assert app not in str([jobs.results.get(j) for j in scheduler.tick()])   # off: never scheduled
     src.services.provisioning.set_enabled(src.tenant, app, True)
     first = [jobs.results[j] for j in scheduler.tick() if jobs.results[j].get("kind") == "initial"
-             and jobs.results[j]["id"] in str(src.services.provisioning.status(src.tenant, app)["cycles"])]
-    second = [j for j in scheduler.tick() if j in str(src.services.provisioning.status(src.tenant, app)["cycles"])]
+             and jobs.results[j]["id"] in str(src.services.provisioning.status(src.tenant, app).cycles)]
+    second = [j for j in scheduler.tick() if j in str(src.services.provisioning.status(src.tenant, app).cycles)]
     assert len(first) == 1 and first[0]["status"] == "succeeded" and not second
     assert peer.user(src.name("ann")) is not None
     status = src.services.provisioning.status(src.tenant, app)
-    next_run = status["next_run_at"]
+    next_run = status.next_run_at
     assert next_run is not None and next_run > (utcnow()).isoformat()   # in 40 minutes, the default interval
     with src.services.db.session() as session:                          # 40 minutes pass
         session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app).values(next_run_at=utcnow()))
     later = [jobs.results[j] for j in scheduler.tick() if jobs.results[j]["id"] in
-             str(src.services.provisioning.status(src.tenant, app)["cycles"])]
+             str(src.services.provisioning.status(src.tenant, app).cycles)]
     assert [r["kind"] for r in later] == ["incremental"]
 
 

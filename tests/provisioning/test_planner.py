@@ -60,7 +60,7 @@ class TestUsers:
         assert (w.kind, w.display, w.version, w.state) == ("upsert", "u1@contoso.com", 1, None)
         assert w.create is not None and w.create["userName"] == "u1@contoso.com"
         assert w.create["name.givenName"] == "Kim" and w.create["externalId"] == "u1"
-        assert [s["step"] for s in w.steps] == ["import", "scope"]
+        assert [s.step for s in w.steps] == ["import", "scope"]
 
     def test_a_user_the_app_holds_is_compared_with_what_was_sent(self) -> None:
         old = held("t-9", sent={"userName": "u1@contoso.com"})
@@ -140,7 +140,7 @@ class TestDefaultAccessAndScoping:
     def test_a_user_assigned_with_default_access_only_is_logged_once_as_skipped(self) -> None:
         p = planner(skipped={"u1": NOT_ENTITLED})
         [w] = p.plan_users(UserSnapshot({}, []))
-        assert (w.kind, w.reason, w.steps[-1]["result"]) == ("skip", NOT_ENTITLED, "skipped")
+        assert (w.kind, w.reason, w.steps[-1].result) == ("skip", NOT_ENTITLED, "skipped")
         incremental = planner(skipped={"u1": NOT_ENTITLED}, full=False)
         assert incremental.plan_users(UserSnapshot({"u1": held(None, "skipped")}, [])) == []
 
@@ -170,7 +170,7 @@ class TestDefaultAccessAndScoping:
                   "source": "SingleAppRoleAssignment([appRoleAssignments])"}
         p = planner({"u1"}, roles=roles, user_mappings=[*AppConfig().model_dump()["user_mappings"], single])
         [w] = p.plan_users(UserSnapshot({}, [user("u1")]))
-        assert w.steps[-1]["step"] == "roles" and "'owner'" in w.steps[-1]["detail"]
+        assert w.steps[-1].step == "roles" and "'owner'" in w.steps[-1].detail
         assert w.roles == fingerprint(roles["u1"])
 
     def test_a_group_assigned_with_default_access_only_is_not_created(self) -> None:

@@ -47,9 +47,9 @@ def test_a_named_administrator_without_the_role_changes_nothing(src: Source) -> 
         provisioning.configure(src.tenant, app, {"concurrency": 9}, actor="nobody")
     assert provisioning.config(src.tenant, app).concurrency == 4
     assert provisioning.scope(src.tenant, app).in_scope == []
-    assert provisioning.status(src.tenant, app)["enabled"] is False
-    assert [a["name"] for a in provisioning.list_apps(src.tenant)] == [f"app-{src.tag}"]
-    assert not [e for e in provisioning.logs(src.tenant, app) if e["object_type"] == "App"]
+    assert provisioning.status(src.tenant, app).enabled is False
+    assert [a.name for a in provisioning.list_apps(src.tenant)] == [f"app-{src.tag}"]
+    assert not [e for e in provisioning.logs(src.tenant, app) if e.object_type == "App"]
 
 
 @pytest.mark.parametrize("role_group", ["Application Management", "Organization Management"])
@@ -60,10 +60,10 @@ def test_an_application_administrator_configures_and_is_named_in_the_apps_log(sr
     provisioning.configure(src.tenant, app, {"concurrency": 9}, actor=admin)
     provisioning.assign(src.tenant, app, "User", src.user("ann"), actor=admin)
     assert provisioning.config(src.tenant, app).concurrency == 9
-    entries = [e for e in provisioning.logs(src.tenant, app) if e["object_type"] == "App"]
-    assert [e["action"] for e in entries] == ["assign", "configure"]
-    assert all(e["reason"].endswith(f"(by {src.name('admin')})") for e in entries)
-    assert entries[1]["steps"][0]["actor"] == src.name("admin")
+    entries = [e for e in provisioning.logs(src.tenant, app) if e.object_type == "App"]
+    assert [e.action for e in entries] == ["assign", "configure"]
+    assert all(e.reason.endswith(f"(by {src.name('admin')})") for e in entries)
+    assert entries[1].steps[0].actor == src.name("admin")
 
 
 def test_the_cli_acting_as_an_administrator_without_the_role_is_refused(src: Source, monkeypatch) -> None:

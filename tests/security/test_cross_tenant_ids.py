@@ -75,14 +75,14 @@ def test_provisioning_assignments_and_on_demand_of_another_tenants_ids_are_refus
     a = _a_world(backend, side_a)
     app = backend.provisioning.create_app(side_b.tenant, name="B app", tenant_url="https://b.example/scim/v2",
                                           token="t" * 20)
-    base = f"/provisioning/apps/{app['id']}"
+    base = f"/provisioning/apps/{app.id}"
     for kind, principal in (("User", a["user"]), ("Group", a["group"])):
         _refused(_post(side_b, f"{base}/assignments", {"principal_type": kind, "principal_id": principal}))
         r = side_b.scim.client.delete(f"/api/v1/tenants/{side_b.tenant}{base}/assignments/{kind}/{principal}",
                                       headers=side_b.admin)
         assert r.status_code == 404, r.text
-    assert backend.provisioning.scope(side_b.tenant, app["id"]).in_scope == []
-    assert backend.provisioning.scope(side_b.tenant, app["id"]).skipped == {}
+    assert backend.provisioning.scope(side_b.tenant, app.id).in_scope == []
+    assert backend.provisioning.scope(side_b.tenant, app.id).skipped == {}
     _refused(_post(side_b, f"{base}/provision-on-demand", {"user_id": a["user"]}))
 
 

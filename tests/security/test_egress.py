@@ -25,6 +25,7 @@ from tenantry.connectors.targets import TargetError
 from tenantry.connectors.targets.imap import ImapSettings, ImapTarget
 from tenantry.core.egress import EgressPolicy, EgressRefused, parse_networks, redact_url
 from tenantry.core.errors import Invalid
+from tenantry.core.results import plain
 from tenantry.core.settings import Settings
 from tenantry.provisioning.client import ScimTarget
 from tenantry.provisioning.client import TargetError as ScimTargetError
@@ -158,18 +159,18 @@ def test_every_other_origin_counts_as_a_new_host(backend: Services, tenant: str,
     real = listen(listeners)
     app = backend.provisioning.create_app(tenant, name="A", tenant_url=real.url + "/scim/v2", token=OLD_TOKEN)
     with pytest.raises(Invalid, match="needs the token again"):
-        backend.provisioning.update_app(tenant, app["id"], tenant_url=move.format(port=real.port,
-                                                                                   other=free_port()))
-    assert backend.provisioning.status(tenant, app["id"])["tenant_url"] == real.url + "/scim/v2"
+        backend.provisioning.update_app(tenant, app.id, tenant_url=move.format(port=real.port,
+                                                                                other=free_port()))
+    assert backend.provisioning.status(tenant, app.id).tenant_url == real.url + "/scim/v2"
 
 
 def test_a_new_path_on_the_same_origin_keeps_the_token(backend: Services, tenant: str,
                                                        listeners: list[Listener]) -> None:
     real = listen(listeners)
     app = backend.provisioning.create_app(tenant, name="A", tenant_url=real.url + "/scim/v2", token=OLD_TOKEN)
-    info = backend.provisioning.update_app(tenant, app["id"], tenant_url=real.url + "/scim")
-    assert info["tenant_url"].endswith("/scim")
-    assert backend.provisioning.test_connection(tenant, app["id"]).ok
+    info = backend.provisioning.update_app(tenant, app.id, tenant_url=real.url + "/scim")
+    assert info.tenant_url.endswith("/scim")
+    assert backend.provisioning.test_connection(tenant, app.id).ok
     assert real.header_lines("Authorization") == [f"Authorization: Bearer {OLD_TOKEN}"]
 
 
@@ -273,15 +274,15 @@ def test_a_saved_target_the_policy_now_refuses_is_not_contacted_and_the_refusal_
         backend: Services, tenant: str, listeners: list[Listener], monkeypatch: pytest.MonkeyPatch) -> None:
     listener = listen(listeners)
     app = backend.provisioning.create_app(tenant, name="A", tenant_url=listener.url + "/scim/v2", token=OLD_TOKEN)
-    backend.provisioning.assign(tenant, app["id"], "User", backend.scim.create(tenant, "User", {
+    backend.provisioning.assign(tenant, app.id, "User", backend.scim.create(tenant, "User", {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": f"ann.{tenant}@contoso.com"})["id"])
     monkeypatch.setattr(backend.provisioning, "egress", EgressPolicy(), raising=False)   # loopback turned off
-    result = backend.provisioning.test_connection(tenant, app["id"])
+    result = backend.provisioning.test_connection(tenant, app.id)
     assert not result.ok and "the outbound policy does not allow 127.0.0.1" in result.message
-    report = backend.provisioning.run_cycle(tenant, app["id"])
-    failures = backend.provisioning.logs(tenant, app["id"], result="failure")
+    report = backend.provisioning.run_cycle(tenant, app.id)
+    failures = backend.provisioning.logs(tenant, app.id, result="failure")
     assert report.stats.get("users_failed") == 1
-    assert failures and "the outbound policy does not allow 127.0.0.1" in failures[0]["reason"]
+    assert failures and "the outbound policy does not allow 127.0.0.1" in failures[0].reason
     assert listener.received == []
 
 
@@ -330,7 +331,7 @@ def test_test_connection_says_the_same_for_a_closed_port_and_an_open_port_of_ano
     for name, port in (("closed", closed), ("ssh", ssh_like.port), ("junk", junk.port)):
         app = backend.provisioning.create_app(tenant, name=name, tenant_url=f"http://127.0.0.1:{port}/scim/v2",
                                               token=OLD_TOKEN)
-        result = backend.provisioning.test_connection(tenant, app["id"])
+        result = backend.provisioning.test_connection(tenant, app.id)
         assert not result.ok and result.status is None
         messages.add(_same(result.message, port))
     assert len(messages) == 1, messages
@@ -410,7 +411,7 @@ def test_urls_stored_before_the_rule_are_shown_redacted_everywhere(
     shown = [client.get(f"{base}/{app_id}", headers=headers).text, client.get(base, headers=headers).text,
              client.post(f"{base}/{app_id}/test-connection", headers=headers).text]
     backend.provisioning.update_app(tenant, app_id, scope="all")
-    shown.append(json.dumps(backend.provisioning.logs(tenant, app_id)))
+    shown.append(json.dumps(plain(backend.provisioning.logs(tenant, app_id))))
     shown.append(caplog.text)
     assert all("legacy-pw-5678" not in text and "olduser" not in text for text in shown), shown
     assert "access_token=REDACTED" in shown[0]

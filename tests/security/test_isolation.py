@@ -398,8 +398,8 @@ def _tenant(backend: Services, prefix: str, names: dict[str, str]) -> Tenant:
     backend.connectors.consent(tenant, connector, user)
     run = backend.connectors.run(tenant, connector).id
     app = backend.provisioning.create_app(tenant, name=names["app"], tenant_url=f"https://{names['url']}/scim/v2",
-                                          token="t" * 20)["id"]
-    role = backend.provisioning.add_role(tenant, app, display_name=names["role"], value=names["role_value"])["id"]
+                                          token="t" * 20).id
+    role = backend.provisioning.add_role(tenant, app, display_name=names["role"], value=names["role_value"]).id
     backend.provisioning.assign(tenant, app, "User", user, role=role)
     return Tenant(tenant, admin, scim, {"user": user, "group": group, "item": str(item), "hold": hold,
                                         "case": case, "connector": connector, "run": run, "app": app,

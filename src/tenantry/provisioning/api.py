@@ -7,10 +7,24 @@ import threading
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantry.core.bounds import Count
+from tenantry.core.errors import Conflict
+from tenantry.provisioning.config import AppConfig
+from tenantry.provisioning.results import (
+    AppInfo,
+    AppStatus,
+    ConnectionResult,
+    CreatedApp,
+    CycleReport,
+    CycleStarted,
+    CycleTrigger,
+    LogEntry,
+    RoleInfo,
+    ScopeMode,
+    ScopeSummary,
+)
 from tenantry.provisioning.service import ProvisioningService
 
 
@@ -19,7 +33,7 @@ class AppIn(BaseModel):
     tenant_url: str
     token: str
     notification_email: str | None = None
-    scope: str = "assigned"
+    scope: str = ScopeMode.ASSIGNED
     skip_default_access: bool = True
 
 
@@ -81,36 +95,35 @@ def build_router(provisioning: ProvisioningService, tenant_of: Any, submit: Any)
         return tenant, provisioning.find_app(tenant, app)
 
     @router.get(base)
-    def list_apps(tenant_id: str, request: Request) -> list[dict[str, Any]]:
+    def list_apps(tenant_id: str, request: Request) -> list[AppInfo]:
         return provisioning.list_apps(tenant_of(tenant_id, request))
 
     @router.post(base, status_code=201)
-    def create_app(tenant_id: str, body: AppIn, request: Request) -> dict[str, Any]:
+    def create_app(tenant_id: str, body: AppIn, request: Request) -> CreatedApp:
         tenant = tenant_of(tenant_id, request)
         info = provisioning.create_app(tenant, **body.model_dump())
-        result = provisioning.test_connection(tenant, info["id"])
-        return {**info, "test_connection": {"ok": result.ok, "message": result.message}}
+        return CreatedApp.of(info, provisioning.test_connection(tenant, info.id))
 
     @router.get(base + "/{app}")
-    def status(tenant_id: str, app: str, request: Request) -> dict[str, Any]:
+    def status(tenant_id: str, app: str, request: Request) -> AppStatus:
         return provisioning.status(*resolve(tenant_id, app, request))
 
     @router.patch(base + "/{app}")
-    def update_app(tenant_id: str, app: str, body: AppPatch, request: Request) -> dict[str, Any]:
+    def update_app(tenant_id: str, app: str, body: AppPatch, request: Request) -> AppInfo:
         return provisioning.update_app(*resolve(tenant_id, app, request), **body.model_dump())
 
     @router.post(base + "/{app}/test-connection")
-    def test_connection(tenant_id: str, app: str, request: Request) -> dict[str, Any]:
-        result = provisioning.test_connection(*resolve(tenant_id, app, request))
-        return {"ok": result.ok, "message": result.message, "status": result.status}
+    def test_connection(tenant_id: str, app: str, request: Request) -> ConnectionResult:
+        return provisioning.test_connection(*resolve(tenant_id, app, request))
 
     @router.get(base + "/{app}/config")
-    def get_config(tenant_id: str, app: str, request: Request) -> dict[str, Any]:
-        return provisioning.config(*resolve(tenant_id, app, request)).model_dump(mode="json")
+    def get_config(tenant_id: str, app: str, request: Request) -> AppConfig:
+        return provisioning.config(*resolve(tenant_id, app, request))
 
     @router.patch(base + "/{app}/config")
-    def patch_config(tenant_id: str, app: str, body: dict[str, Any], request: Request) -> dict[str, Any]:
-        return provisioning.configure(*resolve(tenant_id, app, request), body).model_dump(mode="json")
+    def patch_config(tenant_id: str, app: str, body: dict[str, Any], request: Request) -> AppConfig:
+        """``body``: the settings to change (any of the configuration's keys; ``actions`` merged key by key)."""
+        return provisioning.configure(*resolve(tenant_id, app, request), body)
 
     @router.post(base + "/{app}/assignments", status_code=204)
     def assign(tenant_id: str, app: str, body: AssignmentIn, request: Request) -> None:
@@ -121,15 +134,15 @@ def build_router(provisioning: ProvisioningService, tenant_of: Any, submit: Any)
         provisioning.unassign(*resolve(tenant_id, app, request), principal_type, principal_id)
 
     @router.get(base + "/{app}/roles")
-    def list_roles(tenant_id: str, app: str, request: Request) -> list[dict[str, Any]]:
+    def list_roles(tenant_id: str, app: str, request: Request) -> list[RoleInfo]:
         return provisioning.list_roles(*resolve(tenant_id, app, request))
 
     @router.post(base + "/{app}/roles", status_code=201)
-    def add_role(tenant_id: str, app: str, body: RoleIn, request: Request) -> dict[str, Any]:
+    def add_role(tenant_id: str, app: str, body: RoleIn, request: Request) -> RoleInfo:
         return provisioning.add_role(*resolve(tenant_id, app, request), **body.model_dump())
 
     @router.patch(base + "/{app}/roles/{role}")
-    def update_role(tenant_id: str, app: str, role: str, body: RolePatch, request: Request) -> dict[str, Any]:
+    def update_role(tenant_id: str, app: str, role: str, body: RolePatch, request: Request) -> RoleInfo:
         """``{role}`` is the role's id, display name or value."""
         return provisioning.update_role(*resolve(tenant_id, app, request), role, **body.model_dump())
 
@@ -138,17 +151,15 @@ def build_router(provisioning: ProvisioningService, tenant_of: Any, submit: Any)
         provisioning.delete_role(*resolve(tenant_id, app, request), role)
 
     @router.get(base + "/{app}/scope")
-    def scope(tenant_id: str, app: str, request: Request) -> dict[str, Any]:
-        decision = provisioning.scope(*resolve(tenant_id, app, request))
-        return {"in_scope": decision.in_scope, "skipped": decision.skipped,
-                "groups_skipped": decision.groups_skipped}
+    def scope(tenant_id: str, app: str, request: Request) -> ScopeSummary:
+        return provisioning.scope(*resolve(tenant_id, app, request)).summary()
 
     @router.post(base + "/{app}/start")
-    def start(tenant_id: str, app: str, request: Request) -> dict[str, Any]:
+    def start(tenant_id: str, app: str, request: Request) -> AppInfo:
         return provisioning.set_enabled(*resolve(tenant_id, app, request), True)
 
     @router.post(base + "/{app}/stop")
-    def stop(tenant_id: str, app: str, request: Request) -> dict[str, Any]:
+    def stop(tenant_id: str, app: str, request: Request) -> AppInfo:
         return provisioning.set_enabled(*resolve(tenant_id, app, request), False)
 
     @router.post(base + "/{app}/restart", status_code=204)
@@ -156,27 +167,27 @@ def build_router(provisioning: ProvisioningService, tenant_of: Any, submit: Any)
         provisioning.restart(*resolve(tenant_id, app, request))
 
     @router.post(base + "/{app}/run", status_code=202)
-    def run(tenant_id: str, app: str, body: RunIn, request: Request) -> JSONResponse:
+    def run(tenant_id: str, app: str, body: RunIn, request: Request) -> CycleStarted:
         """Start a cycle now; it runs in the background (follow it with GET …/{app})."""
         tenant, app_id = resolve(tenant_id, app, request)
-        if provisioning.status(tenant, app_id, cycles=0)["running"]:
-            return JSONResponse({"error": "conflict", "message": "a cycle of this app is running"}, 409)
+        if provisioning.status(tenant, app_id, cycles=0).running:
+            raise Conflict("a cycle of this app is running")
         if body.allow_deletions:   # an admin's one-time approval: run here, in a thread, not via a queue
             threading.Thread(target=provisioning.run_cycle, args=(tenant, app_id),
                              kwargs={"allow_deletions": True}, daemon=True).start()
         else:
             threading.Thread(target=submit, args=("provisioning.run",),
-                             kwargs={"tenant": tenant, "app_id": app_id, "trigger": "manual"}, daemon=True).start()
-        return JSONResponse({"status": "started", "app": app_id}, 202)
+                             kwargs={"tenant": tenant, "app_id": app_id, "trigger": CycleTrigger.MANUAL.value},
+                             daemon=True).start()
+        return CycleStarted("started", app_id)
 
     @router.post(base + "/{app}/provision-on-demand")
-    def on_demand(tenant_id: str, app: str, body: OnDemandIn, request: Request) -> dict[str, Any]:
-        report = provisioning.provision_on_demand(*resolve(tenant_id, app, request), body.user_id)
-        return {**report.as_dict(), "logs": report.logs}
+    def on_demand(tenant_id: str, app: str, body: OnDemandIn, request: Request) -> CycleReport:
+        return provisioning.provision_on_demand(*resolve(tenant_id, app, request), body.user_id)
 
     @router.get(base + "/{app}/logs")
     def logs(tenant_id: str, app: str, request: Request, user: str | None = None, result: str | None = None,
-             cycle: str | None = None, action: str | None = None, limit: Count = 100) -> list[dict[str, Any]]:
+             cycle: str | None = None, action: str | None = None, limit: Count = 100) -> list[LogEntry]:
         return provisioning.logs(*resolve(tenant_id, app, request), source_id=user, result=result,
                                  cycle_id=cycle, action=action, limit=limit)
 

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from tenantry.cli_kit import Cli, JsonOpt, TenantOpt, console, fail, print_json, print_rows, progress_bar, sub_app
+from tenantry.provisioning.results import CycleInfo, CycleReport, CycleStatus, Result, ScopeMode
 from tenantry.provisioning.service import ProvisioningService
 
 app = sub_app("Outbound provisioning into downstream SCIM apps.")
@@ -61,7 +62,7 @@ def _actor(cli: Cli, tenant: str, who: str | None) -> str | None:
 def provisioning_app_add(ctx: typer.Context, name: str, tenant_url: str,
                          token_stdin: Annotated[bool, typer.Option("--token-stdin", help="Read the app's token.")]
                          = False,
-                         scope: Annotated[str, typer.Option(help="assigned or all")] = "assigned",
+                         scope: Annotated[str, typer.Option(help="assigned or all")] = ScopeMode.ASSIGNED,
                          notify: Annotated[str | None, typer.Option(help="E-mail for failures.")] = None,
                          tenant: TenantOpt = None, as_: AsOpt = None) -> None:
     """Add a downstream SCIM app (tenant URL + secret token, stored sealed), then test the connection."""
@@ -72,8 +73,8 @@ def provisioning_app_add(ctx: typer.Context, name: str, tenant_url: str,
     provisioning = cli.services.provisioning
     info = provisioning.create_app(t, name=name, tenant_url=tenant_url, token=token, notification_email=notify,
                                    scope=scope, actor=actor)
-    result = provisioning.test_connection(t, info["id"])
-    console.print(f"app {name} ({info['id']}) added; test connection: {result.message}")
+    result = provisioning.test_connection(t, info.id)
+    console.print(f"app {name} ({info.id}) added; test connection: {result.message}")
     if not result.ok:
         raise typer.Exit(1)
 
@@ -156,7 +157,7 @@ def provisioning_role_add(ctx: typer.Context, app_ref: AppArg, display_name: str
     types = member_types.split(",") if member_types is not None else ["User", "Group"]
     role = on.service.add_role(on.tenant, on.app, display_name=display_name, value=value, description=description,
                                allowed_member_types=types, actor=on.actor)
-    console.print(f"role {role['display_name']} ({role['id']}) added", markup=False, highlight=False)
+    console.print(f"role {role.display_name} ({role.id}) added", markup=False, highlight=False)
 
 
 @app.command("role-update")
@@ -175,8 +176,8 @@ def provisioning_role_update(ctx: typer.Context, app_ref: AppArg, role: RoleArg,
     changed = on.service.update_role(on.tenant, on.app, role, display_name=display_name, value=value,
                                      description=description, allowed_member_types=types, enabled=enabled,
                                      actor=on.actor)
-    console.print(f"role {changed['display_name']}: {'enabled' if changed['enabled'] else 'disabled'}, value "
-                  f"{changed['value'] or '-'}, for {', '.join(changed['allowed_member_types'])}",
+    console.print(f"role {changed.display_name}: {'enabled' if changed.enabled else 'disabled'}, value "
+                  f"{changed.value or '-'}, for {', '.join(changed.allowed_member_types)}",
                   markup=False, highlight=False)
 
 
@@ -205,7 +206,7 @@ def provisioning_config(ctx: typer.Context, app_ref: AppArg,
     console.print_json(config.model_dump_json())
 
 
-def config_changes(file: Path | None, assignments: list[str]) -> dict[str, Any]:
+def config_changes(file: Path | None, assignments: list[str]) -> dict[str, Any]:  # dict: as merge_config takes
     """The changes ``--file`` (a JSON object) and ``--set key=value`` ask for; ``actions.X`` sets one action."""
     changes: dict[str, Any] = {}
     if file is not None:
@@ -267,17 +268,17 @@ def provisioning_run(ctx: typer.Context, app_ref: AppArg,
         # A cycle reports a total of 0 until it has read the directory: shown as not known yet.
         report = on.service.run_cycle(on.tenant, on.app, allow_deletions=allow_deletions,
                                       progress=lambda done, total: progress(done, total or None))
-    _print_cycle(report.as_dict())
-    if report.status != "succeeded":
+    _print_cycle(report)
+    if report.status != CycleStatus.SUCCEEDED:
         raise typer.Exit(1)
 
 
-def _print_cycle(c: dict[str, Any]) -> None:
-    console.print(f"cycle {c['id']} ({c['kind']}): {c['status']}  {c['done']}/{c['total']} objects")
-    for key, value in sorted(c["stats"].items()):
+def _print_cycle(c: CycleReport | CycleInfo) -> None:
+    console.print(f"cycle {c.id} ({c.kind}): {c.status}  {c.done}/{c.total} objects")
+    for key, value in sorted(c.stats.items()):
         console.print(f"  {key}: {value}")
-    if c.get("reason"):
-        console.print(f"  reason: {c['reason']}")
+    if c.reason:
+        console.print(f"  reason: {c.reason}")
 
 
 @app.command("on-demand")
@@ -288,13 +289,13 @@ def provisioning_on_demand(ctx: typer.Context, app_ref: AppArg, user: str, tenan
     user_id = user if directory.users_by_id(on.tenant, [user]) else on.cli.user_id(on.tenant, user)
     report = on.service.provision_on_demand(on.tenant, on.app, user_id)
     for entry in report.logs:
-        console.print(f"{entry['object_type']} {entry['display'] or entry['source_id']}: {entry['action']} "
-                      f"{entry['result']} {entry['reason'] or ''}")
-        for step in entry["steps"]:
-            console.print(f"  {step['step']:<7} {step['result']:<8} {step['detail']}")
+        console.print(f"{entry.object_type} {entry.display or entry.source_id}: {entry.action} "
+                      f"{entry.result} {entry.reason or ''}")
+        for step in entry.steps:
+            console.print(f"  {step.step:<7} {step.result:<8} {step.detail}")
     if not report.logs:
         console.print("nothing to do: the user is not in scope and the app does not hold it")
-    if any(e["result"] == "failure" for e in report.logs):
+    if any(e.result == Result.FAILURE for e in report.logs):
         raise typer.Exit(1)
 
 
@@ -307,12 +308,12 @@ def provisioning_status(ctx: typer.Context, app_ref: AppArg, tenant: TenantOpt =
     if as_json:
         print_json(status)
         return
-    console.print(f"{status['name']}: {'on' if status['enabled'] else 'off'}, {status['health']}"
-                  + (f" ({status['health_reason']})" if status["health_reason"] else "")
-                  + (", a cycle is running" if status["running"] else ""))
-    console.print(f"users held: {status['users'] or 0}; groups: {status['groups']}; "
-                  f"objects failing: {status['objects_failing']}; next cycle: {status['next_run_at'] or '-'}")
-    for c in status["cycles"]:
+    console.print(f"{status.name}: {'on' if status.enabled else 'off'}, {status.health}"
+                  + (f" ({status.health_reason})" if status.health_reason else "")
+                  + (", a cycle is running" if status.running else ""))
+    console.print(f"users held: {status.users or 0}; groups: {status.groups}; "
+                  f"objects failing: {status.objects_failing}; next cycle: {status.next_run_at or '-'}")
+    for c in status.cycles:
         _print_cycle(c)
 
 
@@ -333,11 +334,11 @@ def provisioning_logs(ctx: typer.Context, app_ref: AppArg,
         return
     table = Table("at", "object", "action", "result", "reason")
     for r in rows:
-        table.add_row(r["at"][:19], f"{r['object_type']} {r['display'] or r['source_id'] or ''}", r["action"],
-                      r["result"], r["reason"] or "")
+        table.add_row(r.at[:19], f"{r.object_type} {r.display or r.source_id or ''}", r.action, r.result,
+                      r.reason or "")
         if steps:
-            for step in r["steps"]:
-                table.add_row("", f"  {step['step']}", "", step["result"], step["detail"])
+            for step in r.steps:
+                table.add_row("", f"  {step.step}", "", step.result, step.detail)
     console.print(table)
 
 

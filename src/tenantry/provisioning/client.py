@@ -171,7 +171,7 @@ class ScimTarget:
             raise TargetError(describe(response), response.status_code)
         return response
 
-    def find(self, resource: str, attribute: str, value: Any) -> list[dict[str, Any]]:
+    def find(self, resource: str, attribute: str, value: Any) -> list[dict[str, Any]]:  # dict: SCIM resources
         text = str(value).replace("\\", "\\\\").replace('"', '\\"')
         params = {"filter": f'{attribute} eq "{text}"'}
         if resource == "Groups":
@@ -183,7 +183,7 @@ class ScimTarget:
             raise TargetError("the app's answer to a filter query is not a SCIM list", 200) from exc
         return [r for r in found if isinstance(r, dict)]
 
-    def create(self, resource: str, body: dict[str, Any]) -> dict[str, Any]:
+    def create(self, resource: str, body: dict[str, Any]) -> dict[str, Any]:  # dict: the SCIM resource created
         response = self._expect(self.request("POST", f"/{resource}", body=body), 200, 201)
         try:
             created = response.json()

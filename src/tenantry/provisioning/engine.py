@@ -16,10 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Any
 
 from tenantry.core.clock import as_utc
 from tenantry.core.db import Database
@@ -30,46 +28,18 @@ from tenantry.provisioning.planner import (
     GroupSnapshot,
     MemberSnapshot,
     Planner,
-    Result,
     Scope,
     UserSnapshot,
     Work,
     WorkKind,
 )
 from tenantry.provisioning.recorder import FLUSH_SECONDS, Progress, Recorder
+from tenantry.provisioning.results import CycleKind, CycleReport, CycleStatus, LogAction, Result
 from tenantry.provisioning.sender import Outcome, Sender
 
 # Directory clocks of several machines are not perfectly in step: re-read a minute before the watermark.
 # Re-reading an unchanged user costs a comparison, not a request.
 WATERMARK_MARGIN = timedelta(seconds=60)
-
-
-class CycleStatus(StrEnum):
-    """How a cycle ended (kept in ``provisioning_cycles.status``; ``running`` until it does)."""
-
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    COMPLETED_WITH_FAILURES = "completed_with_failures"   # failed objects are retried next cycle
-    QUARANTINED = "quarantined"
-    THRESHOLD_EXCEEDED = "threshold_exceeded"              # the deletion threshold stopped it before any request
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"                            # its process stopped; found at the next cycle's start
-
-
-@dataclass
-class CycleReport:
-    id: str
-    kind: str
-    status: CycleStatus
-    total: int = 0
-    done: int = 0
-    stats: dict[str, int] = field(default_factory=dict)
-    reason: str | None = None
-    logs: list[dict[str, Any]] = field(default_factory=list)   # on-demand: the object's log entries
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "status": self.status, "total": self.total, "done": self.done,
-                "stats": self.stats, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -79,7 +49,7 @@ class CycleSpec:
     app_id: str
     tenant: str
     cycle_id: str
-    kind: str                           # initial | incremental | on_demand
+    kind: CycleKind
     started: datetime
     watermark: datetime | None
     config_changed: bool
@@ -143,7 +113,9 @@ class Cycle:
 
     def _send(self, w: Work) -> Outcome:
         if self.recorder.stop.is_set():
-            return Outcome(w, w.kind, Result.SKIPPED, f"not attempted: {self.recorder.stop_reason}", not_attempted=True)
+            # Counted, never logged (Recorder.record): no action was taken.
+            return Outcome(w, LogAction.NONE, Result.SKIPPED, f"not attempted: {self.recorder.stop_reason}",
+                           not_attempted=True)
         return self.sender.send(w)
 
     def execute(self, work: Sequence[Work]) -> None:
@@ -217,11 +189,11 @@ class Cycle:
             return self.report(CycleStatus.QUARANTINED, recorder.stop_reason)
         failed = sum(v for k, v in recorder.stats.items() if k.endswith("_failed"))
         if failed:
-            return self.report(CycleStatus.COMPLETED_WITH_FAILURES, f"{failed} object(s) failed; they are retried next "
-                                                          "cycle")
+            return self.report(CycleStatus.COMPLETED_WITH_FAILURES,
+                               f"{failed} object(s) failed; they are retried next cycle")
         return self.report(CycleStatus.SUCCEEDED, None)
 
     def report(self, status: CycleStatus, reason: str | None, *, logs: bool = True) -> CycleReport:
         r = self.recorder
         return CycleReport(self.spec.cycle_id, self.spec.kind, status, r.total, r.done, r.all_stats(), reason,
-                           r.logs if logs else [])
+                           list(r.logs) if logs else [])

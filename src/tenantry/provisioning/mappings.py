@@ -87,7 +87,7 @@ class RoleValue(str):
         return made
 
 
-def _grants(value: Any) -> list[dict[str, Any]]:
+def _grants(value: Any) -> list[dict[str, Any]]:  # dict: [appRoleAssignments] entries
     if value is None:
         return []
     if not isinstance(value, list):
@@ -104,7 +104,7 @@ def _role_order(grant: dict[str, Any]) -> tuple[str, str]:
     return _role_sent(grant).casefold(), _role_sent(grant)
 
 
-def pick_role(grants: list[dict[str, Any]]) -> dict[str, Any] | None:
+def pick_role(grants: list[dict[str, Any]]) -> dict[str, Any] | None:  # dict: an [appRoleAssignments] entry
     """The one role SingleAppRoleAssignment sends. Entra picks one of several unpredictably; ours is a rule
     (docs/provisioning.md): the role assigned to the user directly, else the lowest value (case-insensitive) of
     those reached through groups."""
@@ -120,7 +120,7 @@ def _single_role(args: list[Any]) -> RoleValue | None:
     return RoleValue(_role_sent(chosen), str(chosen.get("displayName") or _role_sent(chosen)))
 
 
-def _all_roles(args: list[Any]) -> list[dict[str, Any]] | None:
+def _all_roles(args: list[Any]) -> list[dict[str, Any]] | None:  # dict: SCIM "roles" entries
     """Every role of the user's in Entra's complex shape, ordered by value (an order that only changes when
     the roles do, so an unchanged set is never sent again)."""
     grants = _grants(args[0])
@@ -208,7 +208,8 @@ def compile_expression(text: str) -> Expression:
         raise Invalid(str(cause)) from exc
 
 
-def map_object(mappings: Sequence[AttributeMapping], read: Read, *, creating: bool) -> dict[str, Any]:
+def map_object(mappings: Sequence[AttributeMapping], read: Read, *,
+               creating: bool) -> dict[str, Any]:  # dict: target path → value, as the admin's mappings say
     """Target attribute → value for one source object (``None`` and empty values are left out)."""
     out: dict[str, Any] = {}
     for m in mappings:

@@ -22,7 +22,7 @@ class ProvisioningApp(Base):
     token_secret: Mapped[str] = mapped_column(Text)            # sealed (core.secrets)
     notification_email: Mapped[str | None] = mapped_column(String(512), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    scope: Mapped[str] = mapped_column(String(16), default="assigned")   # assigned | all
+    scope: Mapped[str] = mapped_column(String(16), default="assigned")   # results.ScopeMode
     skip_default_access: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Mappings, scoping filters, actions, thresholds, rate (provisioning.config.AppConfig as JSON).
@@ -33,7 +33,7 @@ class ProvisioningApp(Base):
     watermark: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     running_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # cycle lease
-    health: Mapped[str] = mapped_column(String(24), server_default="healthy")  # healthy|quarantined|threshold
+    health: Mapped[str] = mapped_column(String(24), server_default="healthy")  # results.AppHealth
     health_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     quarantined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     quarantine_level: Mapped[int] = mapped_column(Integer, server_default="0")
@@ -76,9 +76,7 @@ class ProvisionedObject(Base):
     object_type: Mapped[str] = mapped_column(String(8), primary_key=True)      # User | Group
     source_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     target_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
-    # active: provisioned; disabled: sent active=false (left scope); excluded: out of the scoping filters;
-    # skipped: assigned but not entitled (Default Access); pending: never created (see error).
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))    # results.ObjectStatus
     sent: Mapped[str] = mapped_column(Text, default="{}")                     # target path → value, JSON
     error: Mapped[str | None] = mapped_column(Text, nullable=True)            # last failure: retried next cycle
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -103,9 +101,9 @@ class ProvisioningCycle(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     app_id: Mapped[str] = mapped_column(ForeignKey("provisioning_apps.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))       # initial | incremental | on_demand
-    trigger: Mapped[str] = mapped_column(String(16))    # schedule | manual
-    status: Mapped[str] = mapped_column(String(24))     # running | succeeded | completed_with_failures | …
+    kind: Mapped[str] = mapped_column(String(16))       # results.CycleKind
+    trigger: Mapped[str] = mapped_column(String(16))    # results.CycleTrigger
+    status: Mapped[str] = mapped_column(String(24))     # results.CycleStatus
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     total: Mapped[int] = mapped_column(Integer, default=0)
@@ -132,7 +130,7 @@ class ProvisioningLog(Base):
     source_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     display: Mapped[str | None] = mapped_column(String(512), nullable=True)
     target_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
-    action: Mapped[str] = mapped_column(String(24))     # create | update | disable | delete | members | none | …
-    result: Mapped[str] = mapped_column(String(16))     # success | failure | skipped
+    action: Mapped[str] = mapped_column(String(24))     # results.LogAction
+    result: Mapped[str] = mapped_column(String(16))     # results.Result
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    steps: Mapped[str] = mapped_column(Text, default="[]")
+    steps: Mapped[str] = mapped_column(Text, default="[]")   # results.LogStep.stored(), as a JSON list

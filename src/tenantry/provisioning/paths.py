@@ -57,7 +57,7 @@ def read_path(resource: dict[str, Any], path: str) -> Any:
 
 
 def build_resource(values: dict[str, Any], schema: str = "urn:ietf:params:scim:schemas:core:2.0:User",
-                   ) -> dict[str, Any]:
+                   ) -> dict[str, Any]:  # dict: a SCIM resource, extensible by schema
     """A SCIM resource holding ``values`` (target path → value), with its ``schemas`` list."""
     out: dict[str, Any] = {"schemas": [schema]}
     for path, value in values.items():

@@ -33,10 +33,11 @@ from tenantry.provisioning.mappings import (
     uses_app_roles,
 )
 from tenantry.provisioning.paths import read_path
+from tenantry.provisioning.results import LogStep, ObjectStatus, StepName, StepResult
 from tenantry.provisioning.roles import fingerprint
 from tenantry.provisioning.scoping import in_scope
 
-READ = ("import", "success", "read from the directory")
+READ = (StepName.IMPORT, StepResult.SUCCESS, "read from the directory")
 
 
 @dataclass
@@ -44,7 +45,7 @@ class State:
     """What the app holds of one object, as the last cycle recorded it."""
 
     target_id: str | None
-    status: str
+    status: ObjectStatus
     sent: str
     error: str | None
     disabled_at: datetime | None
@@ -66,12 +67,6 @@ class WorkKind(StrEnum):
     STOPPED = "stopped"     # the cycle's own entry when quarantine stops it
 
 
-class Result(StrEnum):
-    SUCCESS = "success"
-    FAILURE = "failure"
-    SKIPPED = "skipped"
-
-
 @dataclass
 class Work:
     kind: WorkKind
@@ -82,7 +77,7 @@ class Work:
     update: dict[str, Any] | None = None
     state: State | None = None
     reason: str = ""
-    steps: list[dict[str, str]] = field(default_factory=list)
+    steps: list[LogStep] = field(default_factory=list)
     add: list[tuple[str, str]] = field(default_factory=list)      # (user id, its id in the app)
     remove: list[tuple[str, str | None]] = field(default_factory=list)
     version: int | None = None      # the source object's version when it was read
@@ -133,8 +128,8 @@ class MemberBatch:
     removed: list[str]
 
 
-def step(name: str, result: str, detail: str) -> dict[str, str]:
-    return {"step": name, "result": result, "detail": detail}
+def step(name: StepName, result: StepResult, detail: str) -> LogStep:
+    return LogStep(name, result, detail)
 
 
 def display_of(state: State) -> str | None:
@@ -151,7 +146,8 @@ def _reader(doc: dict[str, Any]) -> Callable[[str], Any]:
     return lambda path: read_path(doc, path)
 
 
-def map_both(mappings: Sequence[AttributeMapping], doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def map_both(mappings: Sequence[AttributeMapping], doc: dict[str, Any],
+             ) -> tuple[dict[str, Any], dict[str, Any]]:  # dict: target path → value (map_object)
     """The values to create the object with, and those to keep up to date (``ApplyWhen``)."""
     read = _reader(doc)
     return map_object(mappings, read, creating=True), map_object(mappings, read, creating=False)
@@ -191,7 +187,8 @@ class Planner:
         # Roles changed: the mappings read them, and they are not what they were when last sent.
         return {uid for uid in self.scope.user_ids
                 if (uid in changed and (uid not in state or state[uid].source_version != changed[uid]))
-                or uid not in state or state[uid].status in ("disabled", "skipped") or state[uid].error
+                or uid not in state or state[uid].status in (ObjectStatus.DISABLED, ObjectStatus.SKIPPED)
+                or state[uid].error
                 or (self.uses_roles and state[uid].roles != fingerprint(self.scope.roles.get(uid, [])))}
 
     def users_leaving(self, state: Mapping[str, State]) -> list[str]:
@@ -231,26 +228,27 @@ class Planner:
             if self.only_user and uid != self.only_user:
                 continue
             old = state.get(uid)
-            if old is None or (old.target_id is None and (self.full or old.status != "skipped" or self.only_user)):
+            if old is None or (old.target_id is None
+                               and (self.full or old.status != ObjectStatus.SKIPPED or self.only_user)):
                 work.append(Work(WorkKind.SKIP, "User", uid, state=old, reason=why,
-                                 steps=[step(*READ), step("scope", "skipped", why)]))
+                                 steps=[step(*READ), step(StepName.SCOPE, StepResult.SKIPPED, why)]))
         return work
 
     def _user_filtered_out(self, stored: StoredResource, doc: dict[str, Any], old: State | None) -> Work | None:
-        steps = [step(*READ), step("scope", "skipped", "out of scope: no scoping filter holds")]
+        steps = [step(*READ), step(StepName.SCOPE, StepResult.SKIPPED, "out of scope: no scoping filter holds")]
         display = doc.get("userName")
-        if old and old.target_id and old.status == "active":
+        if old and old.target_id and old.status == ObjectStatus.ACTIVE:
             return Work(WorkKind.DISABLE, "User", stored.id, display, state=old, steps=steps,
                         reason="left scope: no scoping filter holds any more", version=stored.version)
         if old and old.target_id:
             return None   # disabled already; deleted when its time comes (_users_due)
-        if not old or old.status != "excluded" or old.error:
+        if not old or old.status != ObjectStatus.EXCLUDED or old.error:
             return Work(WorkKind.EXCLUDE, "User", stored.id, display, state=old, steps=steps,
                         reason="out of scope: no scoping filter holds", version=stored.version)
         return None
 
     def _user_in_scope(self, stored: StoredResource, doc: dict[str, Any], old: State | None) -> Work:
-        steps = [step(*READ), step("scope", "success", "in scope")]
+        steps = [step(*READ), step(StepName.SCOPE, StepResult.SUCCESS, "in scope")]
         display = doc.get("userName")
         grants = doc[APP_ROLE_ASSIGNMENTS]
         if self.single_role and len(grants) > 1:
@@ -258,7 +256,7 @@ class Planner:
             assert chosen is not None
             why = ("the role assigned to the user directly" if chosen.get("direct") else
                    "the lowest value of the roles it holds through groups")
-            steps.append(step("roles", "success", f"{len(grants)} roles; SingleAppRoleAssignment sends "
+            steps.append(step(StepName.ROLES, StepResult.SUCCESS, f"{len(grants)} roles; SingleAppRoleAssignment sends "
                               f"{chosen.get('value') or chosen.get('displayName')!r}, {why}"))
         try:
             create, upd = map_both(self.user_maps, doc)
@@ -274,16 +272,17 @@ class Planner:
             old = state[uid]
             if uid in self.scope.skipped:
                 why = self.scope.skipped[uid]
-                if old.target_id and old.status == "active":
+                if old.target_id and old.status == ObjectStatus.ACTIVE:
                     work.append(Work(WorkKind.DISABLE, "User", uid, display_of(old), state=old,
-                                     reason=f"left scope: {why}", steps=[step("scope", "skipped", why)]))
+                                     reason=f"left scope: {why}",
+                                     steps=[step(StepName.SCOPE, StepResult.SKIPPED, why)]))
                 continue   # not held by the app: _users_not_entitled logged it
             why = "no longer assigned to the app" if uid in present else "deleted from the directory"
-            if old.status in ("excluded", "skipped") or not old.target_id:
+            if old.status in (ObjectStatus.EXCLUDED, ObjectStatus.SKIPPED) or not old.target_id:
                 work.append(Work(WorkKind.FORGET, "User", uid, state=old, reason=why))
-            elif old.status == "active":
+            elif old.status == ObjectStatus.ACTIVE:
                 work.append(Work(WorkKind.DISABLE, "User", uid, display_of(old), state=old,
-                                 reason=f"left scope: {why}", steps=[step("scope", "skipped", why)]))
+                                 reason=f"left scope: {why}", steps=[step(StepName.SCOPE, StepResult.SKIPPED, why)]))
         return work
 
     def _users_due(self, state: Mapping[str, State], planned: set[str], filtered_out: set[str]) -> list[Work]:
@@ -293,12 +292,12 @@ class Planner:
             return []
         work = []
         for uid, old in state.items():
-            due = (old.status == "disabled" and old.target_id is not None and old.disabled_at is not None
+            due = (old.status == ObjectStatus.DISABLED and old.target_id is not None and old.disabled_at is not None
                    and old.disabled_at + timedelta(days=after) <= self.started)
             if due and uid not in planned and (uid not in self.scope.user_ids or uid in filtered_out):
                 work.append(Work(WorkKind.DELETE, "User", uid, display_of(old), state=old,
                                  reason=f"disabled for {after:g} days and still out of scope",
-                                 steps=[step("scope", "skipped", "out of scope")]))
+                                 steps=[step(StepName.SCOPE, StepResult.SKIPPED, "out of scope")]))
         return work
 
     # -- groups ----------------------------------------------------------------------------------------
@@ -316,7 +315,7 @@ class Planner:
             return set(candidates)
         return {g for g in candidates
                 if (g in changed and (g not in state or state[g].source_version != changed[g]))
-                or g not in state or state[g].status == "skipped" or state[g].error}
+                or g not in state or state[g].status == ObjectStatus.SKIPPED or state[g].error}
 
     def plan_groups(self, snapshot: GroupSnapshot) -> tuple[list[Work], list[Work]]:
         """(groups to create/update, groups to delete)."""
@@ -335,7 +334,7 @@ class Planner:
                 (deletes if planned.kind == WorkKind.DELETE else upserts).append(planned)
         gone = {gid: old for gid, old in state.items() if gid not in snapshot.candidates and gid not in not_entitled}
         deletes += [Work(WorkKind.DELETE, "Group", gid, display_of(old), state=old, reason="left scope",
-                         steps=[step("scope", "skipped", "no longer in scope")])
+                         steps=[step(StepName.SCOPE, StepResult.SKIPPED, "no longer in scope")])
                     for gid, old in gone.items() if old.target_id]
         deletes += [Work(WorkKind.FORGET, "Group", gid, state=old, reason="left scope")
                     for gid, old in gone.items() if not old.target_id]
@@ -347,11 +346,11 @@ class Planner:
         to wait in)."""
         why = self.scope.groups_skipped[stored.id]
         display = stored.resource.get("displayName")
-        steps = [step(*READ), step("scope", "skipped", why)]
+        steps = [step(*READ), step(StepName.SCOPE, StepResult.SKIPPED, why)]
         if old and old.target_id:
             return Work(WorkKind.DELETE, "Group", stored.id, display, state=old, steps=steps,
                         reason=f"left scope: {why}")
-        if old is None or self.full or old.status != "skipped" or old.error:
+        if old is None or self.full or old.status != ObjectStatus.SKIPPED or old.error:
             return Work(WorkKind.SKIP, "Group", stored.id, display, state=old, reason=why, steps=steps)
         return None
 
@@ -360,15 +359,16 @@ class Planner:
         if not in_scope(self.group_filters, _reader(doc)):
             # As a group leaving scope by unassignment: the app's group is deleted; one never provisioned is
             # logged once and remembered.
-            steps = [step(*READ), step("scope", "skipped", "out of scope: no group scoping filter holds")]
+            steps = [step(*READ),
+                     step(StepName.SCOPE, StepResult.SKIPPED, "out of scope: no group scoping filter holds")]
             if old and old.target_id:
                 return Work(WorkKind.DELETE, "Group", stored.id, display, state=old, steps=steps,
                             reason="left scope: no group scoping filter holds any more", version=stored.version)
-            if not old or old.status != "excluded" or old.error:
+            if not old or old.status != ObjectStatus.EXCLUDED or old.error:
                 return Work(WorkKind.EXCLUDE, "Group", stored.id, display, state=old, steps=steps,
                             reason="out of scope: no group scoping filter holds", version=stored.version)
             return None
-        steps = [step(*READ), step("scope", "success", "in scope")]
+        steps = [step(*READ), step(StepName.SCOPE, StepResult.SUCCESS, "in scope")]
         try:
             create, upd = map_both(self.group_maps, doc)
         except Invalid as exc:
@@ -380,7 +380,7 @@ class Planner:
 
     @staticmethod
     def provisioned_groups(groups: Mapping[str, State]) -> list[str]:
-        return [gid for gid, s in groups.items() if s.target_id and s.status == "active"]
+        return [gid for gid, s in groups.items() if s.target_id and s.status == ObjectStatus.ACTIVE]
 
     def plan_members(self, snapshot: MemberSnapshot, deleting: set[str]) -> tuple[list[Work], list[str]]:
         """(member changes, groups whose recorded memberships are to be forgotten). The app's groups should have
@@ -388,7 +388,7 @@ class Planner:
         groups the app no longer holds are forgotten with them."""
         held_ids = {uid: s.target_id for uid, s in snapshot.users.items() if s.target_id}
         users = {uid: s for uid, s in snapshot.users.items()
-                 if s.target_id and s.status == "active" and uid not in deleting}
+                 if s.target_id and s.status == ObjectStatus.ACTIVE and uid not in deleting}
         provisioned = self.provisioned_groups(snapshot.groups)
         work = []
         for gid in provisioned:

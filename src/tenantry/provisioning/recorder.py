@@ -30,7 +30,15 @@ from tenantry.provisioning.models import (
     ProvisioningCycle,
     ProvisioningLog,
 )
-from tenantry.provisioning.planner import Result, State, Work, WorkKind, step
+from tenantry.provisioning.planner import State, Work, WorkKind, step
+from tenantry.provisioning.results import (
+    LogAction,
+    ObjectStatus,
+    OnDemandEntry,
+    Result,
+    StepName,
+    StepResult,
+)
 from tenantry.provisioning.sender import Outcome
 
 FLUSH_EVERY = 500
@@ -48,6 +56,7 @@ class _Writes:
     forget: list[tuple[str, str]] = field(default_factory=list)
     errors: list[tuple[Outcome, str]] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[OnDemandEntry] = field(default_factory=list)   # the logs as returned (on demand only)
     member_adds: list[dict[str, Any]] = field(default_factory=list)
     member_removes: list[tuple[str, str]] = field(default_factory=list)
     # Memberships recorded for an object the app no longer holds under that id (forgotten, or re-created
@@ -71,7 +80,7 @@ class Recorder:
         self.total = 0
         self.done = 0
         self.not_attempted = 0
-        self.logs: list[dict[str, Any]] = []
+        self.logs: list[OnDemandEntry] = []
         self.stop = threading.Event()
         self.stop_reason: str | None = None
         self._recent: deque[bool] = deque(maxlen=config.quarantine_min_attempts)   # True: failed
@@ -92,7 +101,8 @@ class Recorder:
             else:
                 rows = [r for batch in chunks(ids) for r in
                         session.execute(stmt.where(ProvisionedObject.source_id.in_(batch))).all()]
-        return {r[0]: State(r[1], r[2], r[3], r[4], as_utc(r[5]) if r[5] else None, r[6], r[7]) for r in rows}
+        return {r[0]: State(r[1], ObjectStatus(r[2]), r[3], r[4], as_utc(r[5]) if r[5] else None, r[6], r[7])
+                for r in rows}
 
     def memberships(self) -> dict[str, set[str]]:
         """Group id → the user ids the app holds as its members."""
@@ -144,7 +154,7 @@ class Recorder:
     def stopped(self) -> None:
         """One entry in the cycle's log saying it stopped, and how much it left for the next cycle."""
         self._pending.append(Outcome(Work(WorkKind.STOPPED, "App", self.app_id, reason=self.stop_reason or ""),
-                                     "none", Result.SKIPPED, f"the cycle stopped: {self.stop_reason}; "
+                                     LogAction.NONE, Result.SKIPPED, f"the cycle stopped: {self.stop_reason}; "
                                      f"{self.not_attempted} object(s) not attempted, retried next cycle"))
 
     def flush(self) -> None:
@@ -158,9 +168,7 @@ class Recorder:
             # The cycle's lease on the app is renewed while it makes progress; a dead process's lapses.
             session.execute(update(ProvisioningApp).where(ProvisioningApp.id == self.app_id).values(
                 running_until=utcnow() + CYCLE_LEASE))
-        if self.keep_logs:
-            self.logs.extend({**entry, "at": entry["at"].isoformat(), "steps": json.loads(entry["steps"])}
-                             for entry in writes.logs)
+        self.logs.extend(writes.entries)
         if self.progress:
             self.progress(self.done, self.total)
 
@@ -181,12 +189,18 @@ class Recorder:
             out.member_removes += [(w.source_id, u) for u in o.removed]
             if w.kind != WorkKind.FORGET:
                 steps = list(w.steps)
-                if w.kind not in ("skip", "fail"):
-                    steps.append(step("action", o.result, f"{o.action}: {o.reason}" if o.reason else o.action))
+                if w.kind not in (WorkKind.SKIP, WorkKind.FAIL):
+                    steps.append(step(StepName.ACTION, StepResult(o.result),
+                                      f"{o.action}: {o.reason}" if o.reason else o.action.value))
+                reason = o.reason or w.reason or None
                 out.logs.append({"app_id": self.app_id, "cycle_id": self.cycle_id, "at": self.started,
                                  "object_type": w.object_type, "source_id": w.source_id, "display": w.display,
                                  "target_id": o.target_id, "action": o.action, "result": o.result,
-                                 "reason": o.reason or w.reason or None, "steps": json.dumps(steps)})
+                                 "reason": reason, "steps": json.dumps([s.stored() for s in steps])})
+                if self.keep_logs:
+                    out.entries.append(OnDemandEntry(self.app_id, self.cycle_id, self.started.isoformat(),
+                                                     w.object_type, w.source_id, w.display, o.target_id, o.action,
+                                                     o.result, reason, steps))
         return out
 
     def _write(self, session: Session, writes: _Writes) -> None:
@@ -218,7 +232,7 @@ class Recorder:
         if w.state is None:
             session.execute(insert(ProvisionedObject), [{
                 "app_id": self.app_id, "object_type": w.object_type, "source_id": w.source_id,
-                "target_id": None, "status": "pending", "sent": "{}", "error": reason,
+                "target_id": None, "status": ObjectStatus.PENDING, "sent": "{}", "error": reason,
                 "disabled_at": None, "updated_at": self.started, "source_version": None, "roles": None}])
         else:
             session.execute(update(ProvisionedObject).where(
@@ -239,7 +253,11 @@ class Recorder:
 
 def _past(outcome: Outcome) -> str:
     if outcome.result == Result.SKIPPED:
-        return "unchanged" if outcome.action == "none" and outcome.work.kind == WorkKind.UPSERT else (
+        return "unchanged" if outcome.action == LogAction.NONE and outcome.work.kind == WorkKind.UPSERT else (
             "excluded" if outcome.work.kind in (WorkKind.EXCLUDE, WorkKind.FORGET) else "skipped")
-    return {"create": "created", "update": "updated", "disable": "disabled", "delete": "deleted",
-            "members": "members_changed", "none": "matched"}.get(outcome.action, outcome.action)
+    return _PAST.get(outcome.action, outcome.action.value)
+
+
+# The stats key of a successful action: users_created, groups_members_changed, …
+_PAST = {LogAction.CREATE: "created", LogAction.UPDATE: "updated", LogAction.DISABLE: "disabled",
+         LogAction.DELETE: "deleted", LogAction.MEMBERS: "members_changed", LogAction.NONE: "matched"}

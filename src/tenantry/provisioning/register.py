@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from tenantry.core.clock import utcnow
 from tenantry.core.errors import Conflict
 from tenantry.core.registry import Registry, RouteContext
+from tenantry.provisioning.results import CycleTrigger
 
 
 def register(registry: Registry) -> None:
@@ -27,18 +28,18 @@ def _router(ctx: RouteContext) -> APIRouter:
     return api.build_router(ctx.services.provisioning, ctx.tenant_of, ctx.submit)
 
 
-def _run(services: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+def _run(services: Any, kwargs: dict[str, Any]) -> dict[str, Any]:  # dict: a job's result (core.registry.Task)
     try:
         report = services.provisioning.run_cycle(kwargs["tenant"], kwargs["app_id"],
-                                                 trigger=kwargs.get("trigger", "manual"))
+                                                 trigger=kwargs.get("trigger", CycleTrigger.MANUAL))
     except Conflict as exc:   # a cycle of this app is still running: this one is not needed
         return {"id": f"provisioning-{kwargs['app_id']}-{utcnow().isoformat()}", "status": "skipped",
                 "reason": exc.message}
     return dict(report.as_dict())
 
 
-def _due(services: Any, now: datetime) -> list[tuple[str, dict[str, Any]]]:
-    return [("provisioning.run", {"tenant": tenant, "app_id": app_id, "trigger": "schedule"})
+def _due(services: Any, now: datetime) -> list[tuple[str, dict[str, Any]]]:  # dict: the job's keyword arguments
+    return [("provisioning.run", {"tenant": tenant, "app_id": app_id, "trigger": CycleTrigger.SCHEDULE.value})
             for tenant, app_id in services.provisioning.claim_due(now)]
 
 

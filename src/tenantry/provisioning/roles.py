@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tenantry.core.errors import Conflict, Invalid
+from tenantry.provisioning.results import RoleInfo
 
 DEFAULT_ACCESS_ID = "00000000-0000-0000-0000-000000000000"    # Entra's default role id
 USER_ROLE_ID = "18d14569-c3bd-439b-9a66-3a2aee01d14f"         # the "User" role of Entra's app templates
@@ -45,10 +46,9 @@ class Role:
         """What refers to this role, case-folded: its display name and its value."""
         return {n.casefold() for n in (self.display_name, self.value) if n}
 
-    def as_dict(self, assignments: int) -> dict[str, Any]:
-        return {"id": self.id, "display_name": self.display_name, "value": self.value,
-                "description": self.description, "allowed_member_types": list(self.allowed_member_types),
-                "enabled": self.enabled, "built_in": self.built_in, "assignments": assignments}
+    def info(self, assignments: int) -> RoleInfo:
+        return RoleInfo(self.id, self.display_name, self.value, self.description, list(self.allowed_member_types),
+                        self.enabled, self.built_in, assignments)
 
 
 BUILT_IN: tuple[Role, ...] = (
@@ -125,7 +125,7 @@ def check_unique(roles: Sequence[Role], candidate: Role) -> None:
             raise Conflict(f"role {role.display_name!r} already has the name or value {sorted(clash)[0]!r}")
 
 
-def grants(roles: Mapping[str, Role], held: Mapping[str, bool]) -> list[dict[str, Any]]:
+def grants(roles: Mapping[str, Role], held: Mapping[str, bool]) -> list[dict[str, Any]]:  # dict: [appRoleAssignments]
     """One user's roles (role id → assigned directly?) as the mapping functions read them: Default Access left
     out (it is no role to send), the direct role first, then by value."""
     out = []

@@ -7,7 +7,6 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +24,7 @@ from tenantry.directory.reads import DirectoryReads
 from tenantry.directory.service import DirectoryService
 from tenantry.provisioning.client import ScimTarget, describe, unreachable
 from tenantry.provisioning.config import AppConfig, load_config, merge_config
-from tenantry.provisioning.engine import Cycle, CycleReport, CycleSpec, CycleStatus
+from tenantry.provisioning.engine import Cycle, CycleSpec
 from tenantry.provisioning.mappings import matching_order
 from tenantry.provisioning.models import (
     AppRole,
@@ -39,6 +38,26 @@ from tenantry.provisioning.models import (
 from tenantry.provisioning.notify import Mailer
 from tenantry.provisioning.planner import Scope
 from tenantry.provisioning.recorder import CYCLE_LEASE, Progress
+from tenantry.provisioning.results import (
+    AppHealth,
+    AppInfo,
+    AppStatus,
+    ConnectionResult,
+    CycleInfo,
+    CycleKind,
+    CycleReport,
+    CycleStatus,
+    CycleTrigger,
+    LogAction,
+    LogEntry,
+    LogStep,
+    Result,
+    RoleInfo,
+    ScopeDecision,
+    ScopeMode,
+    StepName,
+    StepResult,
+)
 from tenantry.provisioning.roles import (
     BUILT_IN,
     DEFAULT_ACCESS_ID,
@@ -61,22 +80,6 @@ SCHEDULE_LEASE = timedelta(hours=1)
 # Global Administrator, whose counterpart here is Organization Management: the whole tenant).
 PROVISIONING_ROLE = "Application Administrator"
 CONFIGURE_ROLES = (PROVISIONING_ROLE, "Organization Management")
-
-
-@dataclass(frozen=True)
-class ConnectionResult:
-    ok: bool
-    message: str
-    status: int | None = None
-
-
-@dataclass(frozen=True)
-class ScopeDecision:
-    in_scope: list[str]                   # user ids
-    skipped: dict[str, str]               # user id → why not (logged, never silent)
-    groups_skipped: dict[str, str] = field(default_factory=dict)   # assigned group id → why not
-    # user id → the user's app roles (directly or through a group), as the mapping functions read them
-    roles: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 class ProvisioningService:
@@ -111,22 +114,21 @@ class ProvisioningService:
         return found[0].user_name
 
     def create_app(self, tenant: str, *, name: str, tenant_url: str, token: str, notification_email: str | None = None,
-                   scope: str = "assigned", skip_default_access: bool = True,
-                   actor: str | None = None) -> dict[str, Any]:
+                   scope: str = ScopeMode.ASSIGNED, skip_default_access: bool = True,
+                   actor: str | None = None) -> AppInfo:
         self.authorise(tenant, actor)
-        if scope not in ("assigned", "all"):
-            raise Invalid("scope is 'assigned' (assigned users and groups) or 'all'")
+        mode = _scope_mode(scope)
         tenant_url = check_url(tenant_url, "tenant URL", self.egress)
         if not token:
             raise Invalid("a secret token is required")
         app = ProvisioningApp(id=str(uuid.uuid4()), tenant_id=tenant, name=name, tenant_url=tenant_url,
                               token_secret=self.secrets.seal(token), notification_email=notification_email,
-                              enabled=False, scope=scope, skip_default_access=skip_default_access,
+                              enabled=False, scope=mode, skip_default_access=skip_default_access,
                               created_at=utcnow(), config=AppConfig().model_dump_json(), config_version=1,
-                              health="healthy", quarantine_level=0)
+                              health=AppHealth.HEALTHY, quarantine_level=0)
         with self.db.session() as session:
             add_named(session, app, ProvisioningApp.name, ProvisioningApp.tenant_id, "provisioning app")
-            return _app_dict(app)
+            return _app_info(app)
 
     @staticmethod
     def _locked_app(session: Session, tenant: str, app_id: str) -> ProvisioningApp:
@@ -213,7 +215,7 @@ class ProvisioningService:
                                                      Assignment.principal_id == principal_id))
             session.add(Assignment(app_id=app_id, principal_type=principal_type, principal_id=principal_id,
                                    role_id=chosen.id))
-            _audit(session, app_id, "assign", f"{principal_type} {principal_id} assigned with role "
+            _audit(session, app_id, LogAction.ASSIGN, f"{principal_type} {principal_id} assigned with role "
                                               f"{chosen.display_name!r}", by)
 
     # -- app roles ---------------------------------------------------------------------------------------
@@ -233,13 +235,13 @@ class ProvisioningService:
             raise Invalid(f"{role.display_name!r} is built in: it cannot be changed or deleted")
         return role
 
-    def list_roles(self, tenant: str, app_id: str) -> list[dict[str, Any]]:
+    def list_roles(self, tenant: str, app_id: str) -> list[RoleInfo]:
         """The app's roles (the built-in two first), each with how many assignments hold it."""
         self._app(tenant, app_id)
         with self.db.session() as session:
             roles = self._roles(session, app_id)
             used = self._role_use(session, app_id)
-        return [r.as_dict(sum(used.get(r.id, {}).values())) for r in roles]
+        return [r.info(sum(used.get(r.id, {}).values())) for r in roles]
 
     @staticmethod
     def _role_use(session: Session, app_id: str) -> dict[str, dict[str, int]]:
@@ -253,7 +255,7 @@ class ProvisioningService:
 
     def add_role(self, tenant: str, app_id: str, *, display_name: str, value: str | None = None,
                  description: str | None = None, allowed_member_types: Iterable[str] = MEMBER_TYPES,
-                 enabled: bool = True, actor: str | None = None) -> dict[str, Any]:
+                 enabled: bool = True, actor: str | None = None) -> RoleInfo:
         by = self.authorise(tenant, actor)
         name, val, text = checked(display_name, value, description)
         role = Role(str(uuid.uuid4()), name, val, text, member_types(allowed_member_types), enabled)
@@ -266,13 +268,13 @@ class ProvisioningService:
             session.add(AppRole(id=role.id, app_id=app_id, display_name=name, value=val, description=text,
                                 allowed_member_types=",".join(role.allowed_member_types), enabled=enabled,
                                 created_at=utcnow()))
-            _audit(session, app_id, "role_add", f"role {name!r} added", by)
-        return role.as_dict(0)
+            _audit(session, app_id, LogAction.ROLE_ADD, f"role {name!r} added", by)
+        return role.info(0)
 
     def update_role(self, tenant: str, app_id: str, ref: str, *, display_name: str | None = None,
                     value: str | None = None, description: str | None = None,
                     allowed_member_types: Iterable[str] | None = None, enabled: bool | None = None,
-                    actor: str | None = None) -> dict[str, Any]:
+                    actor: str | None = None) -> RoleInfo:
         """Change a role (``ref``: its id, display name or value). ``None`` leaves a field; an empty value or
         description clears it. Assignments hold the role's id: a rename keeps them, and the next cycle sends
         the new value to the users that hold the role."""
@@ -300,9 +302,9 @@ class ProvisioningService:
                 session.execute(update(AppRole).where(AppRole.id == old.id).values(
                     display_name=name, value=val, description=text, allowed_member_types=",".join(types),
                     enabled=new.enabled))
-                _audit(session, app_id, "role_update", f"role {old.display_name!r} changed: "
+                _audit(session, app_id, LogAction.ROLE_UPDATE, f"role {old.display_name!r} changed: "
                        + ", ".join(f"{k}={v!r}" for k, v in changes.items()), by)
-        return new.as_dict(sum(used.values()))
+        return new.info(sum(used.values()))
 
     def delete_role(self, tenant: str, app_id: str, ref: str, *, actor: str | None = None) -> None:
         """Delete a role no assignment holds. One in use is refused, naming who holds it: give them another
@@ -322,13 +324,13 @@ class ProvisioningService:
                                "them another role first, or disable the role instead (it stays with them and is "
                                "not assigned again)")
             session.execute(delete(AppRole).where(AppRole.id == role.id))
-            _audit(session, app_id, "role_delete", f"role {role.display_name!r} deleted", by)
+            _audit(session, app_id, LogAction.ROLE_DELETE, f"role {role.display_name!r} deleted", by)
 
-    def list_apps(self, tenant: str) -> list[dict[str, Any]]:
+    def list_apps(self, tenant: str) -> list[AppInfo]:
         with self.db.session() as session:
             rows = session.scalars(select(ProvisioningApp).where(ProvisioningApp.tenant_id == tenant)
                                    .order_by(ProvisioningApp.name))
-            return [_app_dict(a) for a in rows]
+            return [_app_info(a) for a in rows]
 
     def find_app(self, tenant: str, name_or_id: str) -> str:
         with self.db.session() as session:
@@ -349,11 +351,11 @@ class ProvisioningService:
                                                               Assignment.principal_id == principal_id))
             if not result.rowcount:  # type: ignore[attr-defined]
                 raise NotFound(f"no assignment of {principal_type} {principal_id!r} to this app")
-            _audit(session, app_id, "unassign", f"{principal_type} {principal_id} unassigned", by)
+            _audit(session, app_id, LogAction.UNASSIGN, f"{principal_type} {principal_id} unassigned", by)
 
     def update_app(self, tenant: str, app_id: str, *, tenant_url: str | None = None, token: str | None = None,
                    notification_email: str | None = None, scope: str | None = None,
-                   skip_default_access: bool | None = None, actor: str | None = None) -> dict[str, Any]:
+                   skip_default_access: bool | None = None, actor: str | None = None) -> AppInfo:
         """Change the connection (URL, a rotated token) or the scope rules; the next cycle uses them.
 
         The stored token belongs to the origin (scheme, host, port) it was given for: a URL on another origin
@@ -361,7 +363,7 @@ class ProvisioningService:
         is made only if the URL is still the one this check read (a concurrent URL change makes it a 409)."""
         by = self.authorise(tenant, actor)
         current = self._app(tenant, app_id)
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {}   # column → new value
         if tenant_url is not None:
             tenant_url = check_url(tenant_url, "tenant URL", self.egress)
             if token is None and origin(tenant_url) != origin(current.tenant_url):
@@ -375,9 +377,7 @@ class ProvisioningService:
         if notification_email is not None:
             values["notification_email"] = notification_email or None
         if scope is not None:
-            if scope not in ("assigned", "all"):
-                raise Invalid("scope is 'assigned' (assigned users and groups) or 'all'")
-            values["scope"] = scope
+            values["scope"] = _scope_mode(scope)
         if skip_default_access is not None:
             values["skip_default_access"] = skip_default_access
         if values:
@@ -389,8 +389,8 @@ class ProvisioningService:
                 shown = ", ".join("token (rotated)" if k == "token_secret" else
                                   f"tenant_url={redact_url(v)!r}" if k == "tenant_url" else f"{k}={v!r}"
                                   for k, v in values.items())
-                _audit(session, app_id, "update_app", f"changed: {shown}", by)
-        return _app_dict(self._app(tenant, app_id))
+                _audit(session, app_id, LogAction.UPDATE_APP, f"changed: {shown}", by)
+        return _app_info(self._app(tenant, app_id))
 
     def config(self, tenant: str, app_id: str) -> AppConfig:
         return load_config(self._app(tenant, app_id).config)
@@ -407,22 +407,22 @@ class ProvisioningService:
             config = merge_config(load_config(app.config), changes)
             app.config = config.model_dump_json()
             app.config_version = app.config_version + 1
-            _audit(session, app_id, "configure", "changed: " + ", ".join(sorted(changes)), by)
+            _audit(session, app_id, LogAction.CONFIGURE, "changed: " + ", ".join(sorted(changes)), by)
         return config
 
-    def set_enabled(self, tenant: str, app_id: str, enabled: bool, *, actor: str | None = None) -> dict[str, Any]:
+    def set_enabled(self, tenant: str, app_id: str, enabled: bool, *, actor: str | None = None) -> AppInfo:
         """Provisioning status On (the first cycle is due now) or Off (no more scheduled cycles)."""
         by = self.authorise(tenant, actor)
         self._app(tenant, app_id)
         values: dict[str, Any] = {"enabled": enabled}
         if enabled:
-            values.update(next_run_at=utcnow(), health="healthy", health_reason=None, quarantined_at=None,
+            values.update(next_run_at=utcnow(), health=AppHealth.HEALTHY, health_reason=None, quarantined_at=None,
                           quarantine_level=0)
         with self.db.session() as session:
             session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app_id).values(**values))
-            _audit(session, app_id, "start" if enabled else "stop", "provisioning status "
+            _audit(session, app_id, LogAction.START if enabled else LogAction.STOP, "provisioning status "
                    + ("On" if enabled else "Off"), by)
-        return _app_dict(self._app(tenant, app_id))
+        return _app_info(self._app(tenant, app_id))
 
     def restart(self, tenant: str, app_id: str, *, actor: str | None = None) -> None:
         """Entra's "Restart provisioning": forget what the app holds and the watermark; the next cycle is an
@@ -433,13 +433,14 @@ class ProvisioningService:
             session.execute(delete(ProvisionedObject).where(ProvisionedObject.app_id == app_id))
             session.execute(delete(ProvisionedMember).where(ProvisionedMember.app_id == app_id))
             session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app_id).values(
-                watermark=None, synced_config_version=None, health="healthy", health_reason=None,
+                watermark=None, synced_config_version=None, health=AppHealth.HEALTHY, health_reason=None,
                 quarantined_at=None, quarantine_level=0, next_run_at=utcnow()))
-            _audit(session, app_id, "restart", "state and watermark cleared: the next cycle is an initial one", by)
+            _audit(session, app_id, LogAction.RESTART,
+                   "state and watermark cleared: the next cycle is an initial one", by)
 
     # -- cycles ------------------------------------------------------------------------------------------
 
-    def run_cycle(self, tenant: str, app_id: str, *, trigger: str = "manual", allow_deletions: bool = False,
+    def run_cycle(self, tenant: str, app_id: str, *, trigger: str = CycleTrigger.MANUAL, allow_deletions: bool = False,
                   progress: Progress | None = None, only_user: str | None = None) -> CycleReport:
         """Run one cycle now (initial when the app has no watermark, else incremental). One cycle per app at a
         time: a second one is refused while the first holds the lease."""
@@ -455,15 +456,18 @@ class ProvisioningService:
         try:
             app = self._app(tenant, app_id)     # as it is now that we hold it (a cycle may just have finished)
             config = load_config(app.config)
-            return self._run_leased(tenant, app, config, started, trigger, allow_deletions, progress, only_user)
+            return self._run_leased(tenant, app, config, started, CycleTrigger(trigger), allow_deletions, progress,
+                                    only_user)
         finally:
             with self.db.writing(), self.db.session() as session:
                 session.execute(update(ProvisioningApp).where(ProvisioningApp.id == app_id)
                                 .values(running_until=None))
 
-    def _run_leased(self, tenant: str, app: ProvisioningApp, config: AppConfig, started: datetime, trigger: str,
-                    allow_deletions: bool, progress: Progress | None, only_user: str | None) -> CycleReport:
-        kind = "on_demand" if only_user else ("initial" if app.watermark is None else "incremental")
+    def _run_leased(self, tenant: str, app: ProvisioningApp, config: AppConfig, started: datetime,
+                    trigger: CycleTrigger, allow_deletions: bool, progress: Progress | None,
+                    only_user: str | None) -> CycleReport:
+        kind = (CycleKind.ON_DEMAND if only_user else
+                CycleKind.INITIAL if app.watermark is None else CycleKind.INCREMENTAL)
         cycle_id = str(uuid.uuid4())
         with self.db.writing(), self.db.session() as session:
             # Holding the lease, any cycle of this app still marked running was cut off (its process died).
@@ -487,7 +491,8 @@ class ProvisioningService:
             spec = CycleSpec(app.id, tenant, cycle_id, kind, started, app.watermark,
                              config_changed=app.synced_config_version != app.config_version,
                              allow_deletions=allow_deletions, only_user=only_user)
-            scope = Scope(frozenset(decision.in_scope), decision.skipped, decision.roles, all=app.scope == "all",
+            scope = Scope(frozenset(decision.in_scope), decision.skipped, decision.roles,
+                          all=app.scope == ScopeMode.ALL,
                           assigned_groups=assigned_groups, groups_skipped=decision.groups_skipped)
             cycle = Cycle(self.db, self.reads, config, target, spec, scope, progress)
             report = cycle.run()
@@ -512,10 +517,10 @@ class ProvisioningService:
             # cycle began, so it cannot undo the administrator's change.
             current = session.get(ProvisioningApp, app.id, with_for_update=FOR_WRITE)
             values: dict[str, Any] = {}
-            if current is not None and report.kind != "on_demand":
+            if current is not None and report.kind != CycleKind.ON_DEMAND:
                 values, notices = self._health(current, app, config, report, started, now)
                 if session.scalar(select(ProvisioningLog.id).where(
-                        ProvisioningLog.app_id == app.id, ProvisioningLog.action == "restart",
+                        ProvisioningLog.app_id == app.id, ProvisioningLog.action == LogAction.RESTART,
                         ProvisioningLog.at >= started).limit(1)) is not None:
                     # Restarted while the cycle ran: the administrator asked for an initial cycle, now. Neither
                     # the watermark nor the time of the next cycle is this cycle's to set.
@@ -533,16 +538,16 @@ class ProvisioningService:
 
     @staticmethod
     def _health(app: ProvisioningApp, ran: ProvisioningApp, config: AppConfig, report: CycleReport,
-                started: datetime, now: datetime) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+                started: datetime, now: datetime) -> tuple[dict[str, Any], list[tuple[str, str]]]:  # dict: columns
         """What a finished cycle changes on ``app`` (the row as it is now; ``ran``: as the cycle read it when it
-        began), and the notices to send."""
+        began): column → value, and the notices to send."""
         values: dict[str, Any] = {}
         notices: list[tuple[str, str]] = []
         interval = timedelta(minutes=config.interval_minutes)
         if report.status == CycleStatus.QUARANTINED:
             level = (app.quarantine_level or 0) + 1
             since = as_utc(app.quarantined_at) if app.quarantined_at else now
-            values.update(health="quarantined", health_reason=report.reason, quarantined_at=since,
+            values.update(health=AppHealth.QUARANTINED, health_reason=report.reason, quarantined_at=since,
                           quarantine_level=level)
             if now - since > timedelta(days=config.quarantine_max_days):
                 values.update(enabled=False, next_run_at=None)
@@ -556,21 +561,21 @@ class ProvisioningService:
                                     f"quarantine: {report.reason}.\nThe next attempt is at "
                                     f"{now + wait:%Y-%m-%d %H:%M} UTC; attempts continue at growing intervals."))
         elif report.status == CycleStatus.THRESHOLD_EXCEEDED:
-            values.update(health="threshold", health_reason=report.reason, next_run_at=now + interval)
-            if app.health != "threshold":
+            values.update(health=AppHealth.THRESHOLD, health_reason=report.reason, next_run_at=now + interval)
+            if app.health != AppHealth.THRESHOLD:
                 notices.append(("stopped by the deletion threshold", f"{app.name}: {report.reason}"))
         elif report.status in (CycleStatus.SUCCEEDED, CycleStatus.COMPLETED_WITH_FAILURES):
-            if app.health in ("quarantined", "failed"):
-                subject = "released from quarantine" if app.health == "quarantined" else "working again"
+            if app.health in (AppHealth.QUARANTINED, AppHealth.FAILED):
+                subject = "released from quarantine" if app.health == AppHealth.QUARANTINED else "working again"
                 notices.append((subject, f"Provisioning to {app.name} works again: the cycle {report.id} "
                                 f"ended {report.status}."))
             # synced_config_version: the configuration this cycle ran with (one changed meanwhile is newer).
-            values.update(health="healthy", health_reason=None, quarantined_at=None, quarantine_level=0,
+            values.update(health=AppHealth.HEALTHY, health_reason=None, quarantined_at=None, quarantine_level=0,
                           watermark=started, synced_config_version=ran.config_version,
                           next_run_at=now + interval)
         else:   # failed: an error of ours or of the database, not of the app
-            values.update(health="failed", health_reason=report.reason, next_run_at=now + interval)
-            if app.health != "failed":
+            values.update(health=AppHealth.FAILED, health_reason=report.reason, next_run_at=now + interval)
+            if app.health != AppHealth.FAILED:
                 notices.append(("cycle failed", f"A provisioning cycle of {app.name} failed: {report.reason}. "
                                 "It is tried again at the next interval; the server log has the details."))
         return values, notices
@@ -583,14 +588,15 @@ class ProvisioningService:
             why = "no mailer configured"
         else:
             why = self.mailer.send(app.notification_email, f"[Tenantry] Provisioning {app.name}: {subject}", body)
+        result = Result.SUCCESS if why is None else Result.FAILURE
         with self.db.writing(), self.db.session() as session:
             session.add(ProvisioningLog(app_id=app.id, cycle_id=cycle_id, at=utcnow(), object_type="App",
-                                        source_id=None, display=app.name, target_id=None, action="notify",
-                                        result="success" if why is None else "failure",
+                                        source_id=None, display=app.name, target_id=None, action=LogAction.NOTIFY,
+                                        result=result,
                                         reason=f"{subject}: " + (f"sent to {app.notification_email}" if why is None
                                                                  else f"not sent: {why}"),
-                                        steps=json.dumps([{"step": "notify", "result": "success" if why is None
-                                                           else "failure", "detail": body}])))
+                                        steps=json.dumps([LogStep(StepName.NOTIFY, StepResult(result),
+                                                                  body).stored()])))
         if why is not None:
             log.warning("provisioning notification for %s not sent: %s", app.name, why)
 
@@ -612,7 +618,7 @@ class ProvisioningService:
 
     # -- monitoring --------------------------------------------------------------------------------------
 
-    def status(self, tenant: str, app_id: str, cycles: int = 5) -> dict[str, Any]:
+    def status(self, tenant: str, app_id: str, cycles: int = 5) -> AppStatus:
         app = self._app(tenant, app_id)
         with self.db.session() as session:
             recent = session.scalars(select(ProvisioningCycle).where(ProvisioningCycle.app_id == app_id)
@@ -625,18 +631,14 @@ class ProvisioningService:
                 ProvisionedObject.target_id.is_not(None))) or 0
             failing = session.scalar(select(func.count()).select_from(ProvisionedObject).where(
                 ProvisionedObject.app_id == app_id, ProvisionedObject.error.is_not(None))) or 0
-        out = _app_dict(app)
-        out["running"] = bool(app.running_until and as_utc(app.running_until) > utcnow())
-        out["users"] = {str(k): int(v) for k, v in held.items()}
-        out["groups"] = int(groups)
-        out["objects_failing"] = int(failing)
-        out["cycles"] = [_cycle_dict(c) for c in recent]
-        return out
+        return AppStatus.of(_app_info(app), running=bool(app.running_until and as_utc(app.running_until) > utcnow()),
+                            users={str(k): int(v) for k, v in held.items()}, groups=int(groups),
+                            objects_failing=int(failing), cycles=[_cycle_info(c) for c in recent])
 
     def logs(self, tenant: str, app_id: str, *, source_id: str | None = None, result: str | None = None,
-             cycle_id: str | None = None, action: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+             cycle_id: str | None = None, action: str | None = None, limit: int = 100) -> list[LogEntry]:
         self._app(tenant, app_id)
-        if result and result not in ("success", "failure", "skipped"):
+        if result and result not in set(Result):
             raise Invalid("result is success, failure or skipped")
         stmt = select(ProvisioningLog).where(ProvisioningLog.app_id == app_id)
         if source_id:
@@ -649,7 +651,7 @@ class ProvisioningService:
             stmt = stmt.where(ProvisioningLog.action == action)
         with self.db.session() as session:
             rows = session.scalars(stmt.order_by(ProvisioningLog.id.desc()).limit(max(1, min(limit, 10_000))))
-            return [_log_dict(r) for r in rows]
+            return [_log_entry(r) for r in rows]
 
     def scope(self, tenant: str, app_id: str) -> ScopeDecision:
         """The users this app provisions: all users, or those assigned directly or through a group they are
@@ -667,12 +669,12 @@ class ProvisioningService:
             if kind == "User":
                 held.setdefault(principal_id, {})[role_id] = True
                 continue
-            if app.scope == "assigned" and app.skip_default_access and role_id == DEFAULT_ACCESS_ID:
+            if app.scope == ScopeMode.ASSIGNED and app.skip_default_access and role_id == DEFAULT_ACCESS_ID:
                 groups_skipped[principal_id] = NOT_ENTITLED
             for member in self.directory.direct_user_members(tenant, principal_id):
                 held.setdefault(member, {}).setdefault(role_id, False)
         user_roles = {uid: grants(roles, by_role) for uid, by_role in held.items()}
-        if app.scope == "all":
+        if app.scope == ScopeMode.ALL:
             return ScopeDecision(self.directory.user_ids(tenant), {}, {}, user_roles)
         existing = {u.id for u in self.directory.users_by_id(tenant, list(held))}
         skipped: dict[str, str] = {}
@@ -687,16 +689,14 @@ class ProvisioningService:
         return ScopeDecision(included, skipped, groups_skipped, user_roles)
 
 
-def _audit(session: Session, app_id: str, action: str, detail: str, by: str | None = None) -> None:
+def _audit(session: Session, app_id: str, action: LogAction, detail: str, by: str | None = None) -> None:
     """An administrator's change to the app, in its log (committed with the change itself). ``by`` is the
     named administrator the role was checked for (``None``: no person was named; see ``authorise``)."""
-    step: dict[str, Any] = {"step": "admin", "result": "success", "detail": detail}
-    if by is not None:
-        step["actor"] = by
-        detail = f"{detail} (by {by})"
+    step = LogStep(StepName.ADMIN, StepResult.SUCCESS, detail, by)
     session.add(ProvisioningLog(app_id=app_id, cycle_id=None, at=utcnow(), object_type="App", source_id=None,
-                                display=None, target_id=None, action=action, result="success", reason=detail,
-                                steps=json.dumps([step])))
+                                display=None, target_id=None, action=action, result=Result.SUCCESS,
+                                reason=detail if by is None else f"{detail} (by {by})",
+                                steps=json.dumps([step.stored()])))
 
 
 def _role(row: AppRole) -> Role:
@@ -704,25 +704,30 @@ def _role(row: AppRole) -> Role:
                 tuple(t for t in row.allowed_member_types.split(",") if t), row.enabled)
 
 
+def _scope_mode(scope: str) -> ScopeMode:
+    try:
+        return ScopeMode(scope)
+    except ValueError:
+        raise Invalid("scope is 'assigned' (assigned users and groups) or 'all'") from None
+
+
 def _iso(when: datetime | None) -> str | None:
     return as_utc(when).isoformat() if when else None
 
 
-def _app_dict(app: ProvisioningApp) -> dict[str, Any]:
-    return {"id": app.id, "name": app.name, "tenant_url": redact_url(app.tenant_url), "enabled": app.enabled,
-            "scope": app.scope, "notification_email": app.notification_email,
-            "skip_default_access": app.skip_default_access, "health": app.health or "healthy",
-            "health_reason": app.health_reason, "watermark": _iso(app.watermark),
-            "next_run_at": _iso(app.next_run_at), "quarantined_at": _iso(app.quarantined_at)}
+def _app_info(app: ProvisioningApp) -> AppInfo:
+    return AppInfo(app.id, app.name, redact_url(app.tenant_url), app.enabled, ScopeMode(app.scope),
+                   app.notification_email, app.skip_default_access, AppHealth(app.health or AppHealth.HEALTHY),
+                   app.health_reason, _iso(app.watermark), _iso(app.next_run_at), _iso(app.quarantined_at))
 
 
-def _cycle_dict(c: ProvisioningCycle) -> dict[str, Any]:
-    return {"id": c.id, "kind": c.kind, "trigger": c.trigger, "status": c.status, "started_at": _iso(c.started_at),
-            "finished_at": _iso(c.finished_at), "total": c.total, "done": c.done,
-            "stats": json.loads(c.stats or "{}"), "reason": c.reason}
+def _cycle_info(c: ProvisioningCycle) -> CycleInfo:
+    return CycleInfo(c.id, CycleKind(c.kind), CycleTrigger(c.trigger), CycleStatus(c.status),
+                     as_utc(c.started_at).isoformat(), _iso(c.finished_at), c.total, c.done,
+                     json.loads(c.stats or "{}"), c.reason)
 
 
-def _log_dict(row: ProvisioningLog) -> dict[str, Any]:
-    return {"id": row.id, "cycle_id": row.cycle_id, "at": _iso(row.at), "object_type": row.object_type,
-            "source_id": row.source_id, "display": row.display, "target_id": row.target_id, "action": row.action,
-            "result": row.result, "reason": row.reason, "steps": json.loads(row.steps or "[]")}
+def _log_entry(row: ProvisioningLog) -> LogEntry:
+    return LogEntry(row.id, row.cycle_id, as_utc(row.at).isoformat(), row.object_type, row.source_id, row.display,
+                    row.target_id, LogAction(row.action), Result(row.result), row.reason,
+                    [LogStep.load(step) for step in json.loads(row.steps or "[]")])
