@@ -40,7 +40,9 @@ err = Console(stderr=True)
 
 TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant id (default: the default tenant).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-ByOpt = Annotated[str, typer.Option("--by")]
+# Act as this administrator for this one command (as the root's ``--as``); without either, as the operator.
+ByOpt = Annotated[str | None, typer.Option("--by", "--as", help="Act as this administrator (e-mail or id): their "
+                                           "roles are checked and the audit trail names them.")]
 
 Progress = Callable[[int, int | None], None]
 
@@ -116,14 +118,15 @@ class Cli:
         tenant = self.tenant(option)
         return tenant, find(tenant, name)
 
-    def principal(self, tenant: str) -> Principal:
+    def principal(self, tenant: str, acting_as: str | None = None) -> Principal:
         """Who this command acts as (issue #12): the operator who runs it on the machine (their OS account named),
-        or with ``--as`` a named administrator of ``tenant``, whose roles are then checked like over HTTP."""
+        or with ``--as`` (``acting_as``, or the root option) a named administrator of ``tenant``, whose roles are
+        then checked as over HTTP."""
         account = _os_account()
-        if self.acting_as is None:
+        who = acting_as or self.acting_as
+        if who is None:
             return operator(account, "cli")
-        return self.services.directory.administrator(tenant, self.user_id(tenant, self.acting_as),
-                                                     f"cli as, by {account}")
+        return self.services.directory.administrator(tenant, self.user_id(tenant, who), f"cli, run by {account}")
 
     def user_id(self, tenant: str, who: str) -> str:
         """A user named by e-mail address or id."""

@@ -53,3 +53,27 @@ def fill(template: str, values: dict[str, str]) -> str:
         return quote(values[name], safe="")
 
     return re.sub(r"\{(\w+)(?::\w+)?\}", one, template)
+
+
+# A value for every path parameter of the route table: ids that name nothing (the suites need the door's answer,
+# not the room's).
+PLACEHOLDERS = {"endpoint": "Users", "schema_id": "x", "type_id": "User", "_id": "x", "user_id": "u",
+                "item_id": "1", "connector": "c", "run_id": "r", "hold_id": "h", "case": "c", "name": "n",
+                "app": "a", "principal_type": "User", "principal_id": "p", "resource_id": "r", "export_id": "e",
+                "job_id": "j", "role": "r"}
+
+
+def route_roles_table(app: FastAPI) -> list[tuple[str, str, list[str] | None]]:
+    """(method, path, the roles the route names) for every admin route under ``/api/v1/tenants/{tenant_id}``."""
+    from tenantry.core.access import route_roles
+
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # pragma: no cover - older FastAPI flattens included routes into app.routes
+        pairs: list[tuple[Any, str]] = [(r, getattr(r, "path", "")) for r in app.routes]
+    else:
+        pairs = [(c.original_route, c.path or "") for c in iter_route_contexts(app.routes)]
+    out = {(method, path, tuple(route_roles(route.openapi_extra) or ()) or None)
+           for route, path in pairs if isinstance(route, APIRoute) and path.startswith("/api/v1/tenants/{tenant_id}")
+           for method in route.methods}
+    return sorted(((m, p, list(r) if r else None) for m, p, r in out), key=lambda row: (row[1], row[0]))

@@ -22,6 +22,7 @@ from tenantry.connectors.results import (
 )
 from tenantry.connectors.service import ConnectorService
 from tenantry.connectors.wizard import DEFAULT_OVERLAP_HOURS, MAX_OVERLAP_HOURS
+from tenantry.core.access import COMPLIANCE, EDISCOVERY, IMPORT, ORGANIZATION, needs, principal_in
 from tenantry.core.bounds import INT32_MAX, MAX_DAYS, Count, ItemId, Offset
 from tenantry.core.errors import Invalid, PayloadTooLarge
 from tenantry.core.streaming import bounded_chunks, read_bounded
@@ -30,7 +31,6 @@ from tenantry.core.streaming import bounded_chunks, read_bounded
 class ConnectorIn(BaseModel):
     name: str
     kind: str
-    created_by: str = Field(description="id of the user creating it; needs the Mailbox Import Export role")
     accept_terms: bool = False
     source: dict[str, Any] = Field(default_factory=dict)
     source_password: str | None = None
@@ -49,10 +49,6 @@ class ConnectorSettingsIn(BaseModel):
     overlap_hours: int | None = Field(default=None, ge=DEFAULT_OVERLAP_HOURS, le=MAX_OVERLAP_HOURS)
 
 
-class ConsentIn(BaseModel):
-    admin_user: str
-
-
 def _too_large(setting: str) -> Callable[[str], Exception]:
     return lambda message: PayloadTooLarge(f"{message} ({setting})")
 
@@ -69,26 +65,26 @@ def build_router(connectors: ConnectorService, archive: ArchiveService, tenant_o
 def _wizard_routes(router: APIRouter, connectors: ConnectorService, tenant_of: Any, body_max_bytes: int) -> None:
     """A connector's lifecycle: create, show, configure, mapping, consent, review, enable, disable."""
 
-    @router.get("/tenants/{tenant_id}/connectors")
+    @router.get("/tenants/{tenant_id}/connectors", openapi_extra=needs(IMPORT, ORGANIZATION, COMPLIANCE))
     def list_connectors(tenant_id: str, request: Request) -> list[ConnectorInfo]:
         return connectors.list_connectors(tenant_of(tenant_id, request))
 
-    @router.post("/tenants/{tenant_id}/connectors", status_code=201)
+    @router.post("/tenants/{tenant_id}/connectors", status_code=201, openapi_extra=needs(IMPORT))
     def create_connector(tenant_id: str, body: ConnectorIn, request: Request) -> ConnectorInfo:
-        return connectors.create(tenant_of(tenant_id, request), **body.model_dump())
+        return connectors.create(tenant_of(tenant_id, request), by=principal_in(request), **body.model_dump())
 
-    @router.get("/tenants/{tenant_id}/connectors/{connector}")
+    @router.get("/tenants/{tenant_id}/connectors/{connector}", openapi_extra=needs(IMPORT, ORGANIZATION, COMPLIANCE))
     def get_connector(tenant_id: str, connector: str, request: Request) -> ConnectorInfo:
         tenant = tenant_of(tenant_id, request)
         return connectors.describe(tenant, connectors.find(tenant, connector))
 
-    @router.patch("/tenants/{tenant_id}/connectors/{connector}")
+    @router.patch("/tenants/{tenant_id}/connectors/{connector}", openapi_extra=needs(IMPORT))
     def configure_connector(tenant_id: str, connector: str, body: ConnectorSettingsIn,
                             request: Request) -> ConnectorInfo:
         tenant = tenant_of(tenant_id, request)
         return connectors.configure(tenant, connectors.find(tenant, connector), **body.model_dump())
 
-    @router.put("/tenants/{tenant_id}/connectors/{connector}/mapping")
+    @router.put("/tenants/{tenant_id}/connectors/{connector}/mapping", openapi_extra=needs(IMPORT))
     async def put_mapping(tenant_id: str, connector: str, request: Request) -> MappingUpload:
         tenant = tenant_of(tenant_id, request)
         raw = await read_bounded(request, body_max_bytes, _too_large("TENANTRY_ADMIN_BODY_MAX_BYTES"))
@@ -98,22 +94,24 @@ def _wizard_routes(router: APIRouter, connectors: ConnectorService, tenant_of: A
             raise Invalid("the mapping CSV must be UTF-8") from exc
         return connectors.upload_mapping(tenant, connectors.find(tenant, connector), text)
 
-    @router.post("/tenants/{tenant_id}/connectors/{connector}/consent")
-    def consent(tenant_id: str, connector: str, body: ConsentIn, request: Request) -> ConnectorInfo:
+    @router.post("/tenants/{tenant_id}/connectors/{connector}/consent", openapi_extra=needs(ORGANIZATION))
+    def consent(tenant_id: str, connector: str, request: Request) -> ConnectorInfo:
+        """Admin consent, given by the administrator asking (Organization Management)."""
         tenant = tenant_of(tenant_id, request)
-        return connectors.consent(tenant, connectors.find(tenant, connector), body.admin_user)
+        return connectors.consent(tenant, connectors.find(tenant, connector), principal_in(request))
 
-    @router.get("/tenants/{tenant_id}/connectors/{connector}/review")
+    @router.get("/tenants/{tenant_id}/connectors/{connector}/review",
+                openapi_extra=needs(IMPORT, ORGANIZATION, COMPLIANCE))
     def review(tenant_id: str, connector: str, request: Request) -> ConnectorReview:
         tenant = tenant_of(tenant_id, request)
         return connectors.review(tenant, connectors.find(tenant, connector))
 
-    @router.post("/tenants/{tenant_id}/connectors/{connector}/enable")
+    @router.post("/tenants/{tenant_id}/connectors/{connector}/enable", openapi_extra=needs(IMPORT))
     def enable(tenant_id: str, connector: str, request: Request) -> ConnectorInfo:
         tenant = tenant_of(tenant_id, request)
         return connectors.enable(tenant, connectors.find(tenant, connector))
 
-    @router.post("/tenants/{tenant_id}/connectors/{connector}/disable")
+    @router.post("/tenants/{tenant_id}/connectors/{connector}/disable", openapi_extra=needs(IMPORT, ORGANIZATION))
     def disable(tenant_id: str, connector: str, request: Request) -> ConnectorInfo:
         tenant = tenant_of(tenant_id, request)
         return connectors.disable(tenant, connectors.find(tenant, connector))
@@ -122,7 +120,7 @@ def _wizard_routes(router: APIRouter, connectors: ConnectorService, tenant_of: A
 def _run_routes(router: APIRouter, connectors: ConnectorService, tenant_of: Any) -> None:
     """What a run reads (export files handed in), runs now, and their reports."""
 
-    @router.post("/tenants/{tenant_id}/connectors/{connector}/exports", status_code=201)
+    @router.post("/tenants/{tenant_id}/connectors/{connector}/exports", status_code=201, openapi_extra=needs(IMPORT))
     async def upload_export(tenant_id: str, connector: str, request: Request, owner: str, filename: str,
                             chat_name: str | None = None) -> ExportAdded:
         """The body is the export file; it streams to the upload folder (never memory), 413 past the limit."""
@@ -140,17 +138,18 @@ def _run_routes(router: APIRouter, connectors: ConnectorService, tenant_of: Any)
         finally:
             path.unlink(missing_ok=True)  # nothing partial is kept; add_export moved a complete file away
 
-    @router.post("/tenants/{tenant_id}/connectors/{connector}/runs", status_code=201)
+    @router.post("/tenants/{tenant_id}/connectors/{connector}/runs", status_code=201, openapi_extra=needs(IMPORT))
     def run_now(tenant_id: str, connector: str, request: Request) -> RunReport:
         tenant = tenant_of(tenant_id, request)
         return connectors.run(tenant, connectors.find(tenant, connector))
 
-    @router.get("/tenants/{tenant_id}/connectors/{connector}/runs")
+    @router.get("/tenants/{tenant_id}/connectors/{connector}/runs",
+                openapi_extra=needs(IMPORT, ORGANIZATION, COMPLIANCE))
     def runs(tenant_id: str, connector: str, request: Request) -> list[RunSummary]:
         tenant = tenant_of(tenant_id, request)
         return connectors.runs(tenant, connectors.find(tenant, connector))
 
-    @router.get("/tenants/{tenant_id}/runs/{run_id}")
+    @router.get("/tenants/{tenant_id}/runs/{run_id}", openapi_extra=needs(IMPORT, ORGANIZATION, COMPLIANCE))
     def run_report(tenant_id: str, run_id: str, request: Request) -> RunReport:
         return connectors.report(tenant_of(tenant_id, request), run_id)
 
@@ -158,11 +157,11 @@ def _run_routes(router: APIRouter, connectors: ConnectorService, tenant_of: Any)
 def _mailbox_routes(router: APIRouter, archive: ArchiveService, tenant_of: Any) -> None:
     """Reading what the connectors delivered: mailboxes, their items, an item's bytes, a mailbox as mbox."""
 
-    @router.get("/tenants/{tenant_id}/mailboxes")
+    @router.get("/tenants/{tenant_id}/mailboxes", openapi_extra=needs(COMPLIANCE, EDISCOVERY, IMPORT))
     def mailboxes(tenant_id: str, request: Request) -> list[dict[str, Any]]:
         return archive.mailboxes(tenant_of(tenant_id, request))
 
-    @router.get("/tenants/{tenant_id}/mailboxes/{user_id}/items")
+    @router.get("/tenants/{tenant_id}/mailboxes/{user_id}/items", openapi_extra=needs(COMPLIANCE, EDISCOVERY))
     def items(tenant_id: str, user_id: str, request: Request, folder: str | None = None, start: Offset = 0,
               count: Count = 100) -> list[dict[str, Any]]:
         tenant = tenant_of(tenant_id, request)
@@ -171,7 +170,7 @@ def _mailbox_routes(router: APIRouter, archive: ArchiveService, tenant_of: Any) 
             for i in archive.items(tenant, user_id, folder, start=start, count=min(count, 1000))
         ]
 
-    @router.get("/tenants/{tenant_id}/items/{item_id}/raw")
+    @router.get("/tenants/{tenant_id}/items/{item_id}/raw", openapi_extra=needs(COMPLIANCE, EDISCOVERY))
     def raw_item(tenant_id: str, item_id: ItemId, request: Request) -> Response:
         # One item is bounded by the connector's item-size rule; it is read and verified whole (a digest
         # mismatch is an error before the first byte), then sent in pieces through a response that stops
@@ -182,7 +181,7 @@ def _mailbox_routes(router: APIRouter, archive: ArchiveService, tenant_of: Any) 
         return ClosingStreamingResponse(in_chunks(raw), media_type="message/rfc822",
                                         headers={"Content-Length": str(len(raw))})
 
-    @router.get("/tenants/{tenant_id}/mailboxes/{user_id}/export.mbox")
+    @router.get("/tenants/{tenant_id}/mailboxes/{user_id}/export.mbox", openapi_extra=needs(COMPLIANCE, EDISCOVERY))
     def export_mbox(tenant_id: str, user_id: str, request: Request, folder: str | None = None) -> Response:
         """The mailbox (or one folder) as mboxrd, streamed from the first message: read in batches as the
         client takes them, and stopped — its database work too — when the client disconnects."""

@@ -27,7 +27,7 @@ def register(root: typer.Typer) -> None:
 def connector_create(
     ctx: typer.Context,
     name: str,
-    by: Annotated[str, typer.Option("--by", help="The user creating it (needs Mailbox Import Export).")],
+    by: ByOpt = None,
     kind: Annotated[str, typer.Option(help="whatsapp-export or archiver-feed")] = BuiltinSource.WHATSAPP_EXPORT.value,
     accept_terms: Annotated[bool, typer.Option("--accept-terms", help="Accept the terms of service.")] = False,
     timezone: Annotated[str, typer.Option(help="Time zone of the exporting phones (exports).")] = "UTC",
@@ -50,7 +50,7 @@ def connector_create(
                               else {"url": url, "username": username})
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     info = cli.services.connectors.create(
-        t, name=name, kind=kind, created_by=cli.user_id(t, by), accept_terms=accept_terms, source=source,
+        t, name=name, kind=kind, by=cli.principal(t, by), accept_terms=accept_terms, source=source,
         source_password=password, use_directory_mobiles=not no_directory_mobiles, outsider_domain=outsider_domain,
         run_at=run_at, overlap_hours=overlap_hours)
     console.print(f"connector {info.name} ({info.id}) created as a draft; next: mapping, consent, review, enable")
@@ -76,11 +76,11 @@ def connector_mapping(ctx: typer.Context, name: str, csv_file: Path, tenant: Ten
 
 
 @app.command("consent")
-def connector_consent(ctx: typer.Context, name: str, by: ByOpt, tenant: TenantOpt = None) -> None:
+def connector_consent(ctx: typer.Context, name: str, by: ByOpt = None, tenant: TenantOpt = None) -> None:
     """Record the organisation's admin consent (the consenting user needs Organization Management)."""
     cli = Cli.of(ctx)
     t, cid = _find(cli, tenant, name)
-    cli.services.connectors.consent(t, cid, cli.user_id(t, by))
+    cli.services.connectors.consent(t, cid, cli.principal(t, by))
     console.print("consent recorded")
 
 

@@ -22,29 +22,23 @@ from tenantry.connectors.registry import Environment, Kinds
 from tenantry.connectors.results import ConnectorInfo, ConnectorReview, MappingUpload
 from tenantry.connectors.schedule import check_run_at, next_daily
 from tenantry.connectors.sources import SourceUnavailable
+from tenantry.core import access
 from tenantry.core.clock import utcnow
 from tenantry.core.db import Database, add_named
 from tenantry.core.egress import redact_url
-from tenantry.core.errors import Invalid, NotFound, TenantryError
+from tenantry.core.errors import Invalid, NotFound
+from tenantry.core.principals import Principal
 from tenantry.directory.service import DirectoryService
 
 IMPORT_ROLE = "Mailbox Import Export"
 CONSENT_ROLE = "Organization Management"
 # What the errors tell an administrator to do (seed 000: no role group has the import role by default).
-GRANT_IMPORT_ROLE_HINT = (
-    f'an administrator grants it: tenantry directory role-group-add "Importers" -r "{IMPORT_ROLE}", then '
-    'tenantry directory role-group-member "Importers" <user id>')
-CONSENT_HINT = ("record it with: tenantry connector consent <connector> --by <admin> "
+CONSENT_HINT = ("record it with: tenantry connector consent <connector> [--as <admin>] "
                 f"(a holder of {CONSENT_ROLE!r}; API: POST …/connectors/<connector>/consent)")
 # Archiver feeds re-read this much behind the checkpoint; less is refused (issue #10, item 1: archivers sync
 # once a day, so a message can reach the feed up to a day after its timestamp, and a run can be a day late).
 DEFAULT_OVERLAP_HOURS = 48
 MAX_OVERLAP_HOURS = 24 * 90
-
-
-class Forbidden(TenantryError):
-    status_code = 403
-    code = "forbidden"
 
 
 @dataclass
@@ -55,16 +49,14 @@ class ConnectorWizard:
     env: Environment
     region: str | None = None     # the default phone region of mapping CSVs
 
-    def create(self, tenant: str, *, name: str, kind: str, created_by: str, accept_terms: bool,
+    def create(self, tenant: str, *, name: str, kind: str, by: Principal, accept_terms: bool,
                source: dict[str, Any] | None = None, source_password: str | None = None,
                target: dict[str, Any] | None = None, target_secret: dict[str, Any] | None = None,
                use_directory_mobiles: bool = True, outsider_domain: str = "whatsapp.invalid",
                max_item_bytes: int = 10 * 1024 * 1024, run_at: str = "02:00", backfill_days: int = 30,
                overlap_hours: int = DEFAULT_OVERLAP_HOURS, test_source: bool = True) -> ConnectorInfo:
         source_kind = self.kinds.source(kind)
-        if not self.directory.has_role(tenant, created_by, IMPORT_ROLE):
-            raise Forbidden(f"creating a connector needs the {IMPORT_ROLE!r} role, which {created_by} lacks; "
-                            f"no role group has it by default: {GRANT_IMPORT_ROLE_HINT}")
+        access.require(by, [IMPORT_ROLE], "creating a connector")
         if not accept_terms:
             raise Invalid("the terms of service must be accepted to create a connector")
         check_run_at(run_at)
@@ -77,7 +69,7 @@ class ConnectorWizard:
         now = utcnow()
         connector = Connector(
             id=str(uuid.uuid4()), tenant_id=tenant, name=name, kind=kind, status=ConnectorStatus.DRAFT,
-            created_by=created_by,
+            created_by=by.id,
             created_at=now, terms_accepted_at=now, source_config=json.dumps(source),
             source_secret=self.env.secrets.seal(source_password) if source_password else None,
             target_config=json.dumps(target),
@@ -115,12 +107,13 @@ class ConnectorWizard:
                      "line": r.line} for r in rows])
         return MappingUpload(len(rows), mapping_notes(rows))
 
-    def consent(self, tenant: str, connector_id: str, admin_user: str) -> ConnectorInfo:
-        if not self.directory.has_role(tenant, admin_user, CONSENT_ROLE):
-            raise Forbidden(f"admin consent must come from a holder of {CONSENT_ROLE!r}")
+    def consent(self, tenant: str, connector_id: str, by: Principal) -> ConnectorInfo:
+        """Admin consent (seed 000), given by the principal asking: an administrator holding Organization
+        Management, or the operator."""
+        access.require(by, [CONSENT_ROLE], "admin consent for a connector")
         with self.db.writing(), self.db.session() as session:
             connector = get_connector(session, tenant, connector_id, lock=True)
-            connector.consent_by = admin_user
+            connector.consent_by = by.id
             connector.consent_at = utcnow()
         return self.describe(tenant, connector_id)
 

@@ -15,6 +15,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from tenantry.core import access
+from tenantry.core.access import ADMIN_ROLES, APPLICATIONS, ORGANIZATION, needs, route_roles
 from tenantry.core.bounds import Count, Offset, StartIndex
 from tenantry.core.errors import Forbidden, Unauthorized
 from tenantry.core.principals import Principal, PrincipalKind
@@ -107,16 +109,23 @@ def caller(directory: DirectoryService, request: Request) -> tuple[str, str]:
 
 
 def api_guard(directory: DirectoryService) -> Callable[[Request], None]:
-    """The check every ``/api/v1`` route passes first: under ``/tenants/{tenant_id}`` that tenant's admin token;
+    """The check every ``/api/v1`` route passes first: under ``/tenants/{tenant_id}`` an administrator of that
+    tenant holding one of the roles the route names (``core.access.needs``; a route naming none is closed);
     elsewhere an admin or the operator token (the route narrows it further)."""
     _, tenant_of = admin_guard(directory)
 
     def guard(request: Request) -> None:
         tenant_id = request.path_params.get("tenant_id")
-        if tenant_id is not None:
-            tenant_of(str(tenant_id), request)
-        else:
+        if tenant_id is None:
             caller(directory, request)
+            return
+        tenant_of(str(tenant_id), request)
+        route = request.scope.get("route")
+        roles = route_roles(getattr(route, "openapi_extra", None))
+        what = f"{request.method} /api/v1{getattr(route, 'path', request.url.path)}"
+        if roles is None:
+            raise Forbidden(f"{what} names no role that may call it, so nobody may (closed by default)")
+        access.require(principal_of(directory, request), roles, what)
 
     return guard
 
@@ -160,14 +169,14 @@ def build_router(store: ScimStore, directory: DirectoryService, scim_log: ScimLo
                   "scim": directory.issue_token(body.id, "scim", "initial").secret}
         return CreatedTenant(info.id, info.name, info.created_at, tokens)
 
-    @router.get("/tenants/{tenant_id}/users")
+    @router.get("/tenants/{tenant_id}/users", openapi_extra=needs(*ADMIN_ROLES))
     def users(tenant_id: str, request: Request, filter: str | None = None, start: StartIndex = 1,
               count: Count = 100) -> UserPage:
         tenant = tenant_of(tenant_id, request)
         page = store.search(tenant, "User", filter_text=filter, start_index=start, count=count)
         return UserPage(page.total, page.start_index, page.resources)
 
-    @router.get("/tenants/{tenant_id}/users/{user_id}")
+    @router.get("/tenants/{tenant_id}/users/{user_id}", openapi_extra=needs(*ADMIN_ROLES))
     def user(tenant_id: str, user_id: str, request: Request) -> dict[str, Any]:  # dict: a SCIM resource
         tenant = tenant_of(tenant_id, request)
         doc = store.get(tenant, "User", user_id)
@@ -175,7 +184,7 @@ def build_router(store: ScimStore, directory: DirectoryService, scim_log: ScimLo
         doc["roles"] = sorted(directory.roles_of(tenant, user_id))
         return doc
 
-    @router.get("/tenants/{tenant_id}/groups")
+    @router.get("/tenants/{tenant_id}/groups", openapi_extra=needs(*ADMIN_ROLES))
     def groups(tenant_id: str, request: Request, filter: str | None = None, start: StartIndex = 1,
                count: Count = 100) -> GroupPage:
         tenant = tenant_of(tenant_id, request)
@@ -183,37 +192,39 @@ def build_router(store: ScimStore, directory: DirectoryService, scim_log: ScimLo
                             with_members=False)
         return GroupPage(page.total, page.start_index, page.resources)
 
-    @router.get("/tenants/{tenant_id}/domains")
+    @router.get("/tenants/{tenant_id}/domains", openapi_extra=needs(*ADMIN_ROLES))
     def domains(tenant_id: str, request: Request) -> list[DomainInfo]:
         return directory.list_domains(tenant_of(tenant_id, request))
 
-    @router.post("/tenants/{tenant_id}/domains", status_code=201)
+    @router.post("/tenants/{tenant_id}/domains", status_code=201, openapi_extra=needs(ORGANIZATION))
     def add_domain(tenant_id: str, body: DomainIn, request: Request) -> DomainInfo:
         return directory.add_domain(tenant_of(tenant_id, request), body.name, verified=body.verified)
 
-    @router.get("/tenants/{tenant_id}/users/{user_id}/licences")
+    @router.get("/tenants/{tenant_id}/users/{user_id}/licences", openapi_extra=needs(*ADMIN_ROLES))
     def licences(tenant_id: str, user_id: str, request: Request) -> list[str]:
         return directory.licences_of(tenant_of(tenant_id, request), user_id)
 
-    @router.post("/tenants/{tenant_id}/users/{user_id}/licences", status_code=201)
+    @router.post("/tenants/{tenant_id}/users/{user_id}/licences", status_code=201,
+                 openapi_extra=needs(ORGANIZATION))
     def assign(tenant_id: str, user_id: str, body: LicenceIn, request: Request) -> list[str]:
         tenant = tenant_of(tenant_id, request)
         directory.assign_licence(tenant, user_id, body.sku)
         return directory.licences_of(tenant, user_id)
 
-    @router.get("/tenants/{tenant_id}/role-groups")
+    @router.get("/tenants/{tenant_id}/role-groups", openapi_extra=needs(*ADMIN_ROLES))
     def role_groups(tenant_id: str, request: Request) -> list[RoleGroupInfo]:
         return directory.list_role_groups(tenant_of(tenant_id, request))
 
-    @router.post("/tenants/{tenant_id}/role-groups", status_code=201)
+    @router.post("/tenants/{tenant_id}/role-groups", status_code=201, openapi_extra=needs(ORGANIZATION))
     def create_role_group(tenant_id: str, body: RoleGroupIn, request: Request) -> RoleGroupInfo:
         return directory.create_role_group(tenant_of(tenant_id, request), body.name, body.roles, body.description)
 
-    @router.post("/tenants/{tenant_id}/role-groups/{name}/members", status_code=204)
+    @router.post("/tenants/{tenant_id}/role-groups/{name}/members", status_code=204,
+                 openapi_extra=needs(ORGANIZATION))
     def add_member(tenant_id: str, name: str, body: MemberIn, request: Request) -> None:
         directory.add_role_group_member(tenant_of(tenant_id, request), name, body.user_id)
 
-    @router.get("/tenants/{tenant_id}/scim-log")
+    @router.get("/tenants/{tenant_id}/scim-log", openapi_extra=needs(ORGANIZATION, APPLICATIONS))
     def scim_request_log(tenant_id: str, request: Request, since: datetime | None = None,
                          until: datetime | None = None, method: Annotated[str | None, Query(max_length=16)] = None,
                          resource_type: Annotated[str | None, Query(max_length=64)] = None,

@@ -7,10 +7,13 @@ import threading
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
+from tenantry.core.access import APPLICATIONS, ORGANIZATION, needs, principal_in
 from tenantry.core.bounds import Count
 from tenantry.core.errors import Conflict
+from tenantry.core.principals import PrincipalKind
 from tenantry.provisioning.config import AppConfig
 from tenantry.provisioning.results import (
     AppInfo,
@@ -101,7 +104,7 @@ def build_router(provisioning: ProvisioningService, tenant_of: Any, submit: Any)
     @router.post(base, status_code=201)
     def create_app(tenant_id: str, body: AppIn, request: Request) -> CreatedApp:
         tenant = tenant_of(tenant_id, request)
-        info = provisioning.create_app(tenant, **body.model_dump())
+        info = provisioning.create_app(tenant, **body.model_dump(), actor=admin_id(request))
         return CreatedApp.of(info, provisioning.test_connection(tenant, info.id))
 
     @router.get(base + "/{app}")
@@ -110,7 +113,7 @@ def build_router(provisioning: ProvisioningService, tenant_of: Any, submit: Any)
 
     @router.patch(base + "/{app}")
     def update_app(tenant_id: str, app: str, body: AppPatch, request: Request) -> AppInfo:
-        return provisioning.update_app(*resolve(tenant_id, app, request), **body.model_dump())
+        return provisioning.update_app(*resolve(tenant_id, app, request), **body.model_dump(), actor=admin_id(request))
 
     @router.post(base + "/{app}/test-connection")
     def test_connection(tenant_id: str, app: str, request: Request) -> ConnectionResult:
@@ -123,15 +126,16 @@ def build_router(provisioning: ProvisioningService, tenant_of: Any, submit: Any)
     @router.patch(base + "/{app}/config")
     def patch_config(tenant_id: str, app: str, body: dict[str, Any], request: Request) -> AppConfig:
         """``body``: the settings to change (any of the configuration's keys; ``actions`` merged key by key)."""
-        return provisioning.configure(*resolve(tenant_id, app, request), body)
+        return provisioning.configure(*resolve(tenant_id, app, request), body, actor=admin_id(request))
 
     @router.post(base + "/{app}/assignments", status_code=204)
     def assign(tenant_id: str, app: str, body: AssignmentIn, request: Request) -> None:
-        provisioning.assign(*resolve(tenant_id, app, request), body.principal_type, body.principal_id, body.role)
+        provisioning.assign(*resolve(tenant_id, app, request), body.principal_type, body.principal_id, body.role,
+                            actor=admin_id(request))
 
     @router.delete(base + "/{app}/assignments/{principal_type}/{principal_id}", status_code=204)
     def unassign(tenant_id: str, app: str, principal_type: str, principal_id: str, request: Request) -> None:
-        provisioning.unassign(*resolve(tenant_id, app, request), principal_type, principal_id)
+        provisioning.unassign(*resolve(tenant_id, app, request), principal_type, principal_id, actor=admin_id(request))
 
     @router.get(base + "/{app}/roles")
     def list_roles(tenant_id: str, app: str, request: Request) -> list[RoleInfo]:
@@ -139,16 +143,17 @@ def build_router(provisioning: ProvisioningService, tenant_of: Any, submit: Any)
 
     @router.post(base + "/{app}/roles", status_code=201)
     def add_role(tenant_id: str, app: str, body: RoleIn, request: Request) -> RoleInfo:
-        return provisioning.add_role(*resolve(tenant_id, app, request), **body.model_dump())
+        return provisioning.add_role(*resolve(tenant_id, app, request), **body.model_dump(), actor=admin_id(request))
 
     @router.patch(base + "/{app}/roles/{role}")
     def update_role(tenant_id: str, app: str, role: str, body: RolePatch, request: Request) -> RoleInfo:
         """``{role}`` is the role's id, display name or value."""
-        return provisioning.update_role(*resolve(tenant_id, app, request), role, **body.model_dump())
+        return provisioning.update_role(*resolve(tenant_id, app, request), role, **body.model_dump(),
+                                        actor=admin_id(request))
 
     @router.delete(base + "/{app}/roles/{role}", status_code=204)
     def delete_role(tenant_id: str, app: str, role: str, request: Request) -> None:
-        provisioning.delete_role(*resolve(tenant_id, app, request), role)
+        provisioning.delete_role(*resolve(tenant_id, app, request), role, actor=admin_id(request))
 
     @router.get(base + "/{app}/scope")
     def scope(tenant_id: str, app: str, request: Request) -> ScopeSummary:
@@ -156,15 +161,15 @@ def build_router(provisioning: ProvisioningService, tenant_of: Any, submit: Any)
 
     @router.post(base + "/{app}/start")
     def start(tenant_id: str, app: str, request: Request) -> AppInfo:
-        return provisioning.set_enabled(*resolve(tenant_id, app, request), True)
+        return provisioning.set_enabled(*resolve(tenant_id, app, request), True, actor=admin_id(request))
 
     @router.post(base + "/{app}/stop")
     def stop(tenant_id: str, app: str, request: Request) -> AppInfo:
-        return provisioning.set_enabled(*resolve(tenant_id, app, request), False)
+        return provisioning.set_enabled(*resolve(tenant_id, app, request), False, actor=admin_id(request))
 
     @router.post(base + "/{app}/restart", status_code=204)
     def restart(tenant_id: str, app: str, request: Request) -> None:
-        provisioning.restart(*resolve(tenant_id, app, request))
+        provisioning.restart(*resolve(tenant_id, app, request), actor=admin_id(request))
 
     @router.post(base + "/{app}/run", status_code=202)
     def run(tenant_id: str, app: str, body: RunIn, request: Request) -> CycleStarted:
@@ -191,4 +196,15 @@ def build_router(provisioning: ProvisioningService, tenant_of: Any, submit: Any)
         return provisioning.logs(*resolve(tenant_id, app, request), source_id=user, result=result,
                                  cycle_id=cycle, action=action, limit=limit)
 
+    # Every provisioning route: Application Administrator or Organization Management (Entra's Application
+    # Administrator and Global Administrator configure provisioning; docs/security.md, "Roles").
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            route.openapi_extra = needs(APPLICATIONS, ORGANIZATION)
     return router
+
+
+def admin_id(request: Request) -> str | None:
+    """The acting administrator's user id for the app's change log; None for the operator."""
+    found = principal_in(request)
+    return found.id if found.kind is PrincipalKind.ADMIN else None
