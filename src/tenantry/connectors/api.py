@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from tenantry.archive.service import ArchiveService
+from tenantry.archive.service import ArchiveService, MailboxInfo
 from tenantry.connectors.service import ConnectorService
 from tenantry.connectors.wizard import DEFAULT_OVERLAP_HOURS, MAX_OVERLAP_HOURS
 from tenantry.core.bounds import INT32_MAX, MAX_DAYS, Count, ItemId, Offset
@@ -150,7 +150,7 @@ def _mailbox_routes(router: APIRouter, archive: ArchiveService, tenant_of: Any) 
     """Reading what the connectors delivered: mailboxes, their items, an item's bytes, a mailbox as mbox."""
 
     @router.get("/tenants/{tenant_id}/mailboxes")
-    def mailboxes(tenant_id: str, request: Request) -> list[dict[str, Any]]:
+    def mailboxes(tenant_id: str, request: Request) -> list[MailboxInfo]:
         return archive.mailboxes(tenant_of(tenant_id, request))
 
     @router.get("/tenants/{tenant_id}/mailboxes/{user_id}/items")
