@@ -63,6 +63,7 @@ class InlineJobs:
 
     def __init__(self, services: Services, workers: int = 2) -> None:
         self.services = services
+        # dict: each job's result as its task returned it (core.registry.Task: JSON, shape per task)
         self.results: dict[str, dict[str, Any]] = {}
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._workers = workers
@@ -109,7 +110,7 @@ def make_celery(settings: Settings, build: Callable[[Settings], Services]) -> Ce
     services_holder: dict[str, Services] = {}
 
     @app.task(name="tenantry.job")  # type: ignore[untyped-decorator]
-    def job(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def job(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:   # dict: the task's JSON result (core.registry)
         # Acked late and rejected if the worker dies: a killed worker's job runs again, which is safe
         # because every job is idempotent (connector deliveries are by Message-ID).
         if "services" not in services_holder:

@@ -15,6 +15,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -30,6 +31,8 @@ from tenantry.core.errors import NotFound
 log = logging.getLogger(__name__)
 
 _JOB_ID = re.compile(r"\A[0-9a-f-]{36}\Z")
+
+
 class JobState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -37,6 +40,7 @@ class JobState(StrEnum):
     FAILED = "failed"
 
 
+FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
 
 ProgressFn = Callable[[int, int | None], None]
 
@@ -68,6 +72,30 @@ class JobRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    done: int
+    total: int | None   # None: not known yet
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """A job as any process reports it (``GET …/jobs/{id}``); timestamps are ISO 8601 strings, as on the wire."""
+
+    id: str
+    kind: str
+    subject: str | None
+    state: JobState
+    progress: Progress
+    result: dict[str, Any] | None   # dict: the job function's result, JSON whose shape is the job kind's
+    error: str | None
+    created_by: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    params: dict[str, Any]          # dict: what the job function receives, JSON whose shape is the job kind's
+
+
 def _runner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -81,16 +109,16 @@ class JobStore:
         # more than the work it reports on SQLite's single writer.
         self.progress_every = progress_every
 
-    def create(self, tenant: str, kind: str, params: dict[str, Any], actor: str, subject: str = "") -> dict[str, Any]:
+    def create(self, tenant: str, kind: str, params: dict[str, Any], actor: str, subject: str = "") -> JobInfo:
         now = utcnow()
         job = JobRecord(id=str(uuid.uuid4()), tenant_id=tenant, kind=kind, subject=subject,
                         params=json.dumps(params), state=JobState.QUEUED, done=0, total=None, created_by=actor,
                         created_at=now, updated_at=now)
         with self.db.session() as session:
             session.add(job)
-        return job_dict(job)
+        return job_info(job)
 
-    def get(self, tenant: str, job_id: str, kind: str | None = None, subject: str | None = None) -> dict[str, Any]:
+    def get(self, tenant: str, job_id: str, kind: str | None = None, subject: str | None = None) -> JobInfo:
         """The job, looked up inside ``tenant`` (and of ``kind``/``subject`` when given); NotFound otherwise."""
         if not _JOB_ID.match(job_id):
             # Ids are UUIDs we made: anything else is not looked up (a NUL byte would be a PostgreSQL error).
@@ -100,10 +128,10 @@ class JobStore:
             if (job is None or job.tenant_id != tenant or (kind is not None and job.kind != kind)
                     or (subject is not None and job.subject != subject)):
                 raise NotFound(f"no job {job_id}")
-            return job_dict(job)
+            return job_info(job)
 
     def list(self, tenant: str, *, kind: str | None = None, subject: str | None = None,
-             limit: int = 100) -> list[dict[str, Any]]:
+             limit: int = 100) -> list[JobInfo]:
         with self.db.session() as session:
             stmt = select(JobRecord).where(JobRecord.tenant_id == tenant)
             if kind is not None:
@@ -111,9 +139,9 @@ class JobStore:
             if subject is not None:
                 stmt = stmt.where(JobRecord.subject == subject)
             stmt = stmt.order_by(JobRecord.created_at.desc(), JobRecord.id).limit(max(1, min(limit, 1000)))
-            return [job_dict(j) for j in session.scalars(stmt)]
+            return [job_info(j) for j in session.scalars(stmt)]
 
-    def claim(self, job_id: str) -> tuple[str, str, dict[str, Any]] | None:
+    def claim(self, job_id: str) -> tuple[str, str, dict[str, Any]] | None:   # dict: the job's params
         """Mark the job running here; (tenant, kind, params), or None if it is finished (a redelivered message).
 
         A ``running`` job is claimed again: Celery hands a job whose worker died to another worker, and every
@@ -122,7 +150,7 @@ class JobStore:
         now = utcnow()
         with self.db.session() as session:
             job = session.get(JobRecord, job_id, with_for_update=True)
-            if job is None or job.state in (JobState.SUCCEEDED, JobState.FAILED):
+            if job is None or job.state in FINISHED:
                 return None
             job.state, job.started_at, job.updated_at, job.runner = JobState.RUNNING, now, now, _runner()
             job.done, job.total = 0, None
@@ -191,13 +219,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def job_dict(job: JobRecord) -> dict[str, Any]:
-    return {
-        "id": job.id, "kind": job.kind, "subject": job.subject or None, "state": job.state,
-        "progress": {"done": job.done, "total": job.total},
-        "result": json.loads(job.result) if job.result else None, "error": job.error,
-        "created_by": job.created_by, "created_at": as_utc(job.created_at).isoformat(),
-        "started_at": as_utc(job.started_at).isoformat() if job.started_at else None,
-        "finished_at": as_utc(job.finished_at).isoformat() if job.finished_at else None,
-        "params": json.loads(job.params),
-    }
+def job_info(job: JobRecord) -> JobInfo:
+    return JobInfo(
+        id=job.id, kind=job.kind, subject=job.subject or None, state=JobState(job.state),
+        progress=Progress(job.done, job.total),
+        result=json.loads(job.result) if job.result else None, error=job.error,
+        created_by=job.created_by, created_at=as_utc(job.created_at).isoformat(),
+        started_at=as_utc(job.started_at).isoformat() if job.started_at else None,
+        finished_at=as_utc(job.finished_at).isoformat() if job.finished_at else None,
+        params=json.loads(job.params),
+    )

@@ -29,7 +29,7 @@ def delivery(user: str, n: int, **kw) -> Delivery:  # noqa: ANN003
 def test_first_delivery_creates_mailbox_and_whatsapp_archiver_folder(backend, tenant: str) -> None:
     assert backend.archive.deliver(tenant, [delivery("u1", 1)]) == [True]
     assert backend.archive.folders(tenant, "u1") == [WHATSAPP_FOLDER]
-    assert [m["address"] for m in backend.archive.mailboxes(tenant)] == ["u1@contoso.com"]
+    assert [m.address for m in backend.archive.mailboxes(tenant)] == ["u1@contoso.com"]
 
 
 def test_same_message_id_twice_in_a_mailbox_is_stored_once(backend, tenant: str) -> None:

@@ -18,23 +18,13 @@ from typer.testing import CliRunner
 
 from tenantry.app import Services
 from tenantry.archive.ediscovery import verify_export
-from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
 from tenantry.cli import app as cli_app
-from tests.archive.test_compliance import NOW
 from tests.conftest import admin_secret
+from tests.factories.archive import NOW, deliver_items, make_case
 
 
 def admin(backend: Services, tenant: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {admin_secret(backend, tenant, 'a')}"}
-
-
-def deliver(backend: Services, tenant: str, user: str, count: int, words: str = "merger talk",
-            when: Any = NOW) -> None:
-    backend.archive.deliver(tenant, [
-        Delivery(user, f"{user}@contoso.com", WHATSAPP_FOLDER,
-                 f"Message-ID: <{user}-{n}@t>\r\nSubject: {words} {n}\r\n\r\n{words} number {n}\r\n".encode(),
-                 f"{user}-{n}@t", "chat", "test", when - timedelta(minutes=n))
-        for n in range(count)])
 
 
 def case_with_custodian(client: TestClient, base: str, h: dict[str, str], name: str = "M") -> str:
@@ -47,7 +37,7 @@ def case_with_custodian(client: TestClient, base: str, h: dict[str, str], name: 
 
 def finished_export(client: TestClient, backend: Services, tenant: str, base: str, h: dict[str, str]) -> str:
     """Two items of u1, case M with u1 as custodian, an export of "merger" made as a job and finished."""
-    deliver(backend, tenant, "u1", 2)
+    deliver_items(backend, tenant, "u1", 2)
     case_with_custodian(client, base, h)
     export_id: str = client.post(f"{base}/cases/M/export", headers=h,
                                  json={"query": "merger", "actor": "counsel"}).json()["export_id"]
@@ -70,7 +60,7 @@ def wait_for_job(client: TestClient, base: str, h: dict[str, str], job_id: str) 
 def test_export_body_naming_a_server_destination_is_refused_and_nothing_is_written(
         app_client: TestClient, backend: Services, tenant: str, tmp_path: Path) -> None:
     h, base = admin(backend, tenant), f"/api/v1/tenants/{tenant}"
-    deliver(backend, tenant, "u1", 2)
+    deliver_items(backend, tenant, "u1", 2)
     case_with_custodian(app_client, base, h)
     target = tmp_path / "elsewhere"
     r = app_client.post(f"{base}/cases/M/export", headers=h,
@@ -78,14 +68,14 @@ def test_export_body_naming_a_server_destination_is_refused_and_nothing_is_writt
     assert r.status_code in (400, 422), r.text
     assert not target.exists()
     assert app_client.get(f"{base}/cases/M/exports", headers=h).json() == []
-    assert "export" not in {e["action"] for e in backend.ledger.entries(tenant)}
+    assert "export" not in {e.action for e in backend.ledger.entries(tenant)}
 
 
 def test_export_runs_as_a_job_under_the_data_folder_and_downloads_intact(
         app_client: TestClient, backend: Services, tenant: str, tmp_path: Path) -> None:
     h, base = admin(backend, tenant), f"/api/v1/tenants/{tenant}"
-    deliver(backend, tenant, "u1", 5)
-    deliver(backend, tenant, "u2", 3)  # not a custodian: not in the export
+    deliver_items(backend, tenant, "u1", 5)
+    deliver_items(backend, tenant, "u2", 3)  # not a custodian: not in the export
     case_id = case_with_custodian(app_client, base, h)
     r = app_client.post(f"{base}/cases/M/export", headers=h, json={"query": "merger", "actor": "counsel"})
     assert r.status_code == 202, r.text
@@ -117,7 +107,7 @@ def test_export_runs_as_a_job_under_the_data_folder_and_downloads_intact(
     assert verify_export(root) == []
     assert len(list((root / "items").rglob("*.eml"))) == 5
     audit = backend.ledger.entries(tenant, action="export.download")
-    assert audit[0]["detail"] == {"export_id": export_id, "complete": True}
+    assert audit[0].detail == {"export_id": export_id, "complete": True}
 
 
 def test_another_tenants_export_and_job_ids_are_not_found(
@@ -128,7 +118,7 @@ def test_another_tenants_export_and_job_ids_are_not_found(
     other = f"t-{uuid.uuid4().hex[:12]}"
     backend.directory.create_tenant(other, "Other")
     oh, obase = admin(backend, other), f"/api/v1/tenants/{other}"
-    deliver(backend, other, "u1", 1)
+    deliver_items(backend, other, "u1", 1)
     case_with_custodian(app_client, obase, oh)   # a case of the same name, in the other tenant
     for path in (f"/cases/M/exports/{export_id}", f"/cases/M/exports/{export_id}/download", f"/jobs/{export_id}"):
         r = app_client.get(obase + path, headers=oh)
@@ -146,7 +136,7 @@ def test_another_tenants_export_and_job_ids_are_not_found(
 def test_export_of_an_unknown_case_or_a_bad_query_is_refused_before_a_job_starts(
         app_client: TestClient, backend: Services, tenant: str) -> None:
     h, base = admin(backend, tenant), f"/api/v1/tenants/{tenant}"
-    deliver(backend, tenant, "u1", 1)
+    deliver_items(backend, tenant, "u1", 1)
     case_with_custodian(app_client, base, h)
     assert app_client.post(f"{base}/cases/nope/export", headers=h,
                            json={"query": "merger", "actor": "c"}).status_code == 404
@@ -158,7 +148,7 @@ def test_export_of_an_unknown_case_or_a_bad_query_is_refused_before_a_job_starts
 def test_retention_apply_runs_as_a_job_that_reports_progress_and_its_counts(
         app_client: TestClient, backend: Services, tenant: str) -> None:
     h, base = admin(backend, tenant), f"/api/v1/tenants/{tenant}"
-    deliver(backend, tenant, "u1", 1950, words="old news", when=NOW - timedelta(days=400))
+    deliver_items(backend, tenant, "u1", 1950, words="old news", when=NOW - timedelta(days=400))
     backend.compliance.create_policy(tenant, name="one year", actor="admin", delete_after_days=365)
     r = app_client.post(f"{base}/retention/apply", headers=h)
     assert r.status_code == 202, r.text
@@ -175,18 +165,18 @@ def test_a_job_that_fails_says_why_and_its_export_cannot_be_downloaded(
     from tenantry.jobs import run_tracked
 
     h, base = admin(backend, tenant), f"/api/v1/tenants/{tenant}"
-    deliver(backend, tenant, "u1", 1)
+    deliver_items(backend, tenant, "u1", 1)
     case_id = case_with_custodian(app_client, base, h)
     queued = backend.jobstore.create(tenant, "ediscovery.export", {
         "case_id": "no-such-case", "query": "merger", "actor": "c", "include_purges": True, "deduplicate": False},
         "c", subject=case_id)
-    assert app_client.get(f"{base}/jobs/{queued['id']}", headers=h).json()["state"] == "queued"
-    r = app_client.get(f"{base}/cases/M/exports/{queued['id']}/download", headers=h)
+    assert app_client.get(f"{base}/jobs/{queued.id}", headers=h).json()["state"] == "queued"
+    r = app_client.get(f"{base}/cases/M/exports/{queued.id}/download", headers=h)
     assert r.status_code == 409 and r.json()["error"] == "conflict"
-    run_tracked(backend, queued["id"])
-    job = app_client.get(f"{base}/jobs/{queued['id']}", headers=h).json()
+    run_tracked(backend, queued.id)
+    job = app_client.get(f"{base}/jobs/{queued.id}", headers=h).json()
     assert job["state"] == "failed" and "no-such-case" in job["error"]
-    assert app_client.get(f"{base}/cases/M/exports/{queued['id']}/download", headers=h).status_code == 409
+    assert app_client.get(f"{base}/cases/M/exports/{queued.id}/download", headers=h).status_code == 409
 
 
 def test_deleting_an_export_removes_its_files_only_in_its_own_tenant(
@@ -199,7 +189,7 @@ def test_deleting_an_export_removes_its_files_only_in_its_own_tenant(
     other = f"t-{uuid.uuid4().hex[:12]}"
     backend.directory.create_tenant(other, "Other")
     oh, obase = admin(backend, other), f"/api/v1/tenants/{other}"
-    deliver(backend, other, "u1", 1)
+    deliver_items(backend, other, "u1", 1)
     case_with_custodian(app_client, obase, oh)
     assert app_client.delete(f"{obase}/cases/M/exports/{export_id}", headers=oh).status_code == 404
     assert folder.is_dir()
@@ -210,11 +200,11 @@ def test_deleting_an_export_removes_its_files_only_in_its_own_tenant(
     info = app_client.get(f"{base}/cases/M/exports/{export_id}", headers=h).json()
     assert info["state"] == "succeeded" and info["available"] is False
     assert app_client.get(f"{base}/cases/M/exports/{export_id}/download", headers=h).status_code == 404
-    assert backend.ledger.entries(tenant, action="export.delete")[0]["detail"] == {"export_id": export_id}
+    assert backend.ledger.entries(tenant, action="export.delete")[0].detail == {"export_id": export_id}
     # A queued export is not deleted under its job's feet.
     queued = backend.jobstore.create(tenant, "ediscovery.export", {}, "c",
                                      subject=backend.ediscovery.find_case(tenant, "M"))
-    assert app_client.delete(f"{base}/cases/M/exports/{queued['id']}", headers=h).status_code == 409
+    assert app_client.delete(f"{base}/cases/M/exports/{queued.id}", headers=h).status_code == 409
 
 
 def test_an_in_process_job_whose_process_stopped_is_reported_failed(backend: Services, tenant: str) -> None:
@@ -230,11 +220,11 @@ def test_an_in_process_job_whose_process_stopped_is_reported_failed(backend: Ser
     gone.wait()
     job = backend.jobstore.create(tenant, "retention.apply", {}, "retention")
     with backend.db.session() as session:
-        session.execute(update(JobRecord).where(JobRecord.id == job["id"]).values(
+        session.execute(update(JobRecord).where(JobRecord.id == job.id).values(
             state="running", runner=f"{socket.gethostname()}:{gone.pid}"))
     assert backend.jobstore.fail_orphans() >= 1
-    found = backend.jobstore.get(tenant, job["id"])
-    assert found["state"] == "failed" and "interrupted" in found["error"]
+    found = backend.jobstore.get(tenant, job.id)
+    assert found.state == "failed" and found.error is not None and "interrupted" in found.error
 
 
 # -- the CLI: the operator names the folder ------------------------------------------------------------
@@ -249,9 +239,8 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 
     services = build_services(Settings())
     services.directory.create_tenant("default", "D")
-    deliver(services, "default", "u1", 3)
-    case = services.ediscovery.create_case("default", "M", "counsel")
-    services.ediscovery.add_custodians("default", case["id"], ["u1"], "counsel")
+    deliver_items(services, "default", "u1", 3)
+    make_case(services, "default", "M", custodians=["u1"])
     services.indexer.flush()
     services.db.dispose()
     return CliRunner()
@@ -299,7 +288,7 @@ def test_export_job_runs_on_a_celery_worker_and_any_process_reports_it(
     if why:
         pytest.skip(why)
     h, base = admin(backend, tenant), f"/api/v1/tenants/{tenant}"
-    deliver(backend, tenant, "u1", 4)
+    deliver_items(backend, tenant, "u1", 4)
     case_id = case_with_custodian(app_client, base, h)
     backend.indexer.flush()
     queue = f"tenantry-test-{uuid.uuid4().hex[:8]}"
@@ -311,15 +300,15 @@ def test_export_job_runs_on_a_celery_worker_and_any_process_reports_it(
     try:
         job = backend.ediscovery.start_export(tenant, case_id, "merger", "counsel")
         celery = CeleryJobs(Settings(data_dir=backend.settings.data_dir, broker_url=REDIS, broker_queue=queue))
-        celery.enqueue(job["id"])
+        celery.enqueue(job.id)
         # The API of this process reports the job the worker process runs, from the jobs table.
-        done = wait_for_job(app_client, base, h, job["id"])
+        done = wait_for_job(app_client, base, h, job.id)
     finally:
         worker.terminate()
         worker.wait(20)
     assert done["state"] == "succeeded", (done, (tmp_path / "worker.log").read_text())
     assert done["progress"] == {"done": 4, "total": 4} and done["result"]["exported"] == 4
-    r = app_client.get(f"{base}/cases/M/exports/{job['id']}/download", headers=h)
+    r = app_client.get(f"{base}/cases/M/exports/{job.id}/download", headers=h)
     with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
         archive.extractall(tmp_path / "unzipped")
-    assert verify_export(tmp_path / "unzipped" / f"export-{job['id']}") == []
+    assert verify_export(tmp_path / "unzipped" / f"export-{job.id}") == []

@@ -11,6 +11,7 @@ from tenantry.app import build_services
 from tenantry.archive.models import Blob, Item, LedgerEntry
 from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
 from tenantry.core.settings import Settings
+from tests.factories.archive import make_hold
 
 T = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -24,7 +25,7 @@ def fill(backend, tenant: str) -> list[int]:  # noqa: ANN001
 
 def test_an_untouched_archive_verifies(backend, tenant) -> None:
     ids = fill(backend, tenant)
-    backend.compliance.place_hold(tenant, name="h", actor="a", user_id="u1")
+    make_hold(backend, tenant, name="h", actor="a", user_id="u1")
     backend.compliance.delete_items(tenant, ids[:2], "u1")
     backend.compliance.delete_items(tenant, ids[-1:], "u2")
     report = backend.ledger.verify(tenant)
@@ -54,8 +55,8 @@ def test_a_changed_digest_a_removed_item_and_an_added_item_are_named(backend, te
 
 def test_an_edited_or_dropped_ledger_entry_breaks_the_chain(backend, tenant) -> None:
     fill(backend, tenant)
-    hold = backend.compliance.place_hold(tenant, name="h", actor="a", user_id="u1")
-    backend.compliance.release_hold(tenant, hold["id"], "a")
+    hold = make_hold(backend, tenant, name="h", actor="a", user_id="u1")
+    backend.compliance.release_hold(tenant, hold.id, "a")
     with backend.db.session() as session:
         session.execute(update(LedgerEntry).where(LedgerEntry.tenant_id == tenant, LedgerEntry.number == 1)
                         .values(actor="someone-else"))
@@ -70,10 +71,10 @@ def test_an_edited_or_dropped_ledger_entry_breaks_the_chain(backend, tenant) -> 
 
 def test_every_hold_and_deletion_is_in_the_audit_trail(backend, tenant) -> None:
     ids = fill(backend, tenant)
-    hold = backend.compliance.place_hold(tenant, name="h", actor="alice", user_id="u1")
-    backend.compliance.release_hold(tenant, hold["id"], "bob")
+    hold = make_hold(backend, tenant, name="h", actor="alice", user_id="u1")
+    backend.compliance.release_hold(tenant, hold.id, "bob")
     backend.compliance.delete_items(tenant, ids[:1], "carol")
-    actions = [(e["actor"], e["action"]) for e in backend.ledger.entries(tenant)]
+    actions = [(e.actor, e.action) for e in backend.ledger.entries(tenant)]
     assert ("alice", "hold.place") in actions and ("bob", "hold.release") in actions
     assert ("carol", "purge") in actions
 
@@ -127,7 +128,7 @@ def test_a_ledger_value_of_the_wrong_type_is_named_not_a_crash_on_sqlite(sqlite_
 
 def _wrong_value_is_named(backend, tenant: str, column: str, value: object, says: str) -> None:  # noqa: ANN001
     fill(backend, tenant)
-    backend.compliance.place_hold(tenant, name="h", actor="a", user_id="u1")
+    make_hold(backend, tenant, name="h", actor="a", user_id="u1")
     tamper_entry(backend, tenant, column, value)
     report = backend.ledger.verify(tenant)
     assert not report.ok
@@ -163,4 +164,4 @@ def test_item_digest_that_is_not_hex_is_named(backend, tenant) -> None:
 def test_audit_trail_lists_an_entry_whose_detail_is_not_json_as_text(backend, tenant) -> None:
     fill(backend, tenant)
     tamper_entry(backend, tenant, "detail", "not json")
-    assert [e["detail"] for e in backend.ledger.entries(tenant) if e["number"] == 1] == ["not json"]
+    assert [e.detail for e in backend.ledger.entries(tenant) if e.number == 1] == ["not json"]

@@ -34,7 +34,7 @@ def test_postgres_backend_makes_a_delivery_searchable_from_another_process_view(
                                           datetime(2026, 11, 25, tzinfo=UTC))])
     # A second machine, with its own data folder, finds it: the index is in the shared database.
     result = two.ediscovery.content_search("acme", 'merger AND subject:"quarterly numbers"', "auditor")
-    assert result["count"] == 1 and result["results"][0]["mailbox"] == "u1@acme.example"
+    assert result.count == 1 and result.results[0].mailbox == "u1@acme.example"
     for services in (one, two):
         services.indexer.flush()
         services.db.dispose()

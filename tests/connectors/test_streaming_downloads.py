@@ -46,7 +46,7 @@ def test_mbox_download_streams_every_message_in_order_and_parses_back(
     expected = [d.raw for d in sorted(deliveries, key=lambda d: d.sent_at)]   # sorted() is stable
     assert read_mboxrd(data) == expected
     (entry,) = backend.ledger.entries(tenant, action="mailbox.export")
-    assert entry["target"] == "u1" and entry["detail"]["items"] == 1234 and entry["detail"]["complete"] is True
+    assert entry.target == "u1" and entry.detail["items"] == 1234 and entry.detail["complete"] is True
 
 
 def test_mbox_download_of_one_folder_and_of_an_unknown_mailbox(

@@ -19,6 +19,7 @@ from sqlalchemy import insert
 
 from tenantry.app import Services
 from tenantry.archive.models import Item
+from tenantry.archive.results import AuditEntry
 from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
 from tests.conftest import admin_secret
 from tests.connectors.conftest import NOW
@@ -94,11 +95,11 @@ def first_bytes_then_hang_up(server: str, path: str, token: str, enough: int = 1
     return received
 
 
-def ledger_entries_once_written(backend: Services, tenant: str, action: str) -> list[dict[str, Any]]:
+def ledger_entries_once_written(backend: Services, tenant: str, action: str) -> list[AuditEntry]:
     """The ledger's entries of ``action``, waited for: the server writes one when a download's generator is
     closed."""
     deadline = time.monotonic() + 120
-    entries: list[dict[str, Any]] = []
+    entries: list[AuditEntry] = []
     while not entries and time.monotonic() < deadline:
         entries = backend.ledger.entries(tenant, action=action)
         time.sleep(0.1)
@@ -119,7 +120,7 @@ def test_client_leaving_a_big_mbox_download_stops_the_servers_work(backend: Serv
     # download is written then, saying how many items were read — far from all of them.
     entries = ledger_entries_once_written(backend, tenant, "mailbox.export")
     assert len(entries) == 1, "the download's generator was never closed"
-    detail = entries[0]["detail"]
+    detail = entries[0].detail
     assert detail["complete"] is False
     assert 0 < detail["items"] < ITEMS // 2, detail
     # Nothing more happens for that download afterwards (one entry, the server answers).
@@ -133,18 +134,18 @@ def test_client_leaving_an_export_zip_download_stops_the_servers_work(backend: S
 
     case = backend.ediscovery.create_case(tenant, "M", "counsel")
     jobs = JobStore(backend.db)
-    job = jobs.create(tenant, "ediscovery.export", {"query": "x"}, "counsel", subject=case["id"])
-    jobs.claim(job["id"])
-    jobs.finish(job["id"], {"exported": 0})
+    job = jobs.create(tenant, "ediscovery.export", {"query": "x"}, "counsel", subject=case.id)
+    jobs.claim(job.id)
+    jobs.finish(job.id, {"exported": 0})
     # A finished export whose folder holds 64 MiB that do not compress: the zip is as big as the folder.
-    folder = backend.settings.data_dir / "exports" / tenant / job["id"]
+    folder = backend.settings.data_dir / "exports" / tenant / job.id
     (folder / "mbox").mkdir(parents=True)
     (folder / "mbox" / "big.mbox").write_bytes(os.urandom(64 << 20))
     (folder / "manifest.sha256").write_text("")
     token = admin_secret(backend, tenant, "t")
-    received = first_bytes_then_hang_up(server, f"/api/v1/tenants/{tenant}/cases/M/exports/{job['id']}/download",
+    received = first_bytes_then_hang_up(server, f"/api/v1/tenants/{tenant}/cases/M/exports/{job.id}/download",
                                         token)
     assert received.startswith(b"HTTP/1.1 200") and b"PK\x03\x04" in received
     entries = ledger_entries_once_written(backend, tenant, "export.download")
-    assert [e["detail"] for e in entries] == [{"export_id": job["id"], "complete": False}]
+    assert [e.detail for e in entries] == [{"export_id": job.id, "complete": False}]
     assert httpx.get(server + "/healthz", timeout=10).status_code == 200

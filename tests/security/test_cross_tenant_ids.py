@@ -25,7 +25,7 @@ def _a_world(backend: Services, a: Side) -> dict[str, str]:
                                                 "a1@t", "chat", "test", NOW)])
     case = backend.ediscovery.create_case(a.tenant, "A Matter", "counsel")
     item = backend.archive.items(a.tenant, user["id"])[0].id
-    return {"user": user["id"], "group": group["id"], "case": case["id"], "item": str(item)}
+    return {"user": user["id"], "group": group["id"], "case": case.id, "item": str(item)}
 
 
 def _post(side: Side, path: str, body: dict[str, Any]) -> Any:

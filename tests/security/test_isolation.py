@@ -389,9 +389,9 @@ def _tenant(backend: Services, prefix: str, names: dict[str, str]) -> Tenant:
         f"Message-ID: <{tenant}@t>\r\nSubject: {subject}\r\n\r\nmerger\r\n".encode(), f"{tenant}@t", "chat",
         "test", datetime(2026, 3, 1, tzinfo=UTC))])
     item = backend.archive.items(tenant, user)[0].id
-    hold = backend.compliance.place_hold(tenant, name=names["hold"], actor="a", user_id=user)["id"]
+    hold = backend.compliance.place_hold(tenant, name=names["hold"], actor="a", user_id=user).id
     backend.compliance.create_policy(tenant, name=names["policy"], actor="a", retain_days=365, users=[user])
-    case = backend.ediscovery.create_case(tenant, names["case"], "counsel")["id"]
+    case = backend.ediscovery.create_case(tenant, names["case"], "counsel").id
     backend.ediscovery.add_custodians(tenant, case, [user], "counsel")
     connector = backend.connectors.create(tenant, name=names["connector"], kind="whatsapp-export", created_by=user,
                                           accept_terms=True, test_source=False).id

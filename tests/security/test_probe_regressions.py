@@ -157,7 +157,7 @@ def test_a_search_finding_more_items_than_a_statement_can_bind_leaves_out_purged
 
     delivered = [deliver(backend, tenant, "u1", 1), deliver(backend, tenant, "u1", 2)]
     backend.compliance.place_hold(tenant, name="keep", actor="counsel", user_id="u1")
-    assert backend.compliance.delete_items(tenant, [delivered[0]], "counsel")["moved_to_purges"] == 1
+    assert backend.compliance.delete_items(tenant, [delivered[0]], "counsel").moved_to_purges == 1
     hits = set(range(10_000_000, 10_070_000)) | set(delivered)
     service = EDiscoveryService(backend.db, backend.archive, backend.compliance, _ManyHits(hits), parse_query)
     found = service._hits(tenant, parse_query("x"), None, include_purges=False)

@@ -7,15 +7,28 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantry.archive.compliance import ComplianceService
 from tenantry.archive.ediscovery import EDiscoveryService
 from tenantry.archive.ledger import Ledger
+from tenantry.archive.results import (
+    AuditEntry,
+    CaseInfo,
+    CaseSearchResult,
+    ContentSearchResult,
+    DeletionCounts,
+    ExportAccepted,
+    ExportInfo,
+    HoldInfo,
+    JobAccepted,
+    PolicyInfo,
+    VerifyReport,
+)
 from tenantry.core.bounds import INT32_MAX, MAX_DAYS, Count, Offset
 from tenantry.core.streaming import ClosingStreamingResponse
-from tenantry.jobstore import JobStore
+from tenantry.jobstore import JobInfo, JobStore
 
 
 class HoldIn(BaseModel):
@@ -97,45 +110,47 @@ def build_router(compliance: ComplianceService, ediscovery: EDiscoveryService, l
     router = APIRouter()
     base = "/tenants/{tenant_id}"
 
-    def accepted(tenant: str, job: dict[str, Any], **extra: Any) -> JSONResponse:
-        enqueue(job["id"])
-        location = f"/api/v1/tenants/{tenant}/jobs/{job['id']}"
-        return JSONResponse({"job_id": job["id"], "state": job["state"], "job": location, **extra}, 202,
-                            headers={"Location": location})
+    def accepted(tenant: str, job: JobInfo, response: Response) -> str:
+        """Hand the job to the engine; the address to follow it, also the answer's Location."""
+        enqueue(job.id)
+        location = f"/api/v1/tenants/{tenant}/jobs/{job.id}"
+        response.headers["Location"] = location
+        return location
 
     @router.get(base + "/holds")
-    def holds(tenant_id: str, request: Request, all: bool = False) -> list[dict[str, Any]]:  # noqa: A002
+    def holds(tenant_id: str, request: Request, all: bool = False) -> list[HoldInfo]:  # noqa: A002
         return compliance.holds(tenant_of(tenant_id, request), active_only=not all)
 
     @router.post(base + "/holds", status_code=201)
-    def place_hold(tenant_id: str, body: HoldIn, request: Request) -> dict[str, Any]:
+    def place_hold(tenant_id: str, body: HoldIn, request: Request) -> HoldInfo:
         return compliance.place_hold(tenant_of(tenant_id, request), **body.model_dump())
 
     @router.post(base + "/holds/{hold_id}/release")
-    def release_hold(tenant_id: str, hold_id: str, body: ActorIn, request: Request) -> dict[str, Any]:
+    def release_hold(tenant_id: str, hold_id: str, body: ActorIn, request: Request) -> HoldInfo:
         return compliance.release_hold(tenant_of(tenant_id, request), hold_id, body.actor)
 
     @router.get(base + "/retention-policies")
-    def policies(tenant_id: str, request: Request) -> list[dict[str, Any]]:
+    def policies(tenant_id: str, request: Request) -> list[PolicyInfo]:
         return compliance.policies(tenant_of(tenant_id, request))
 
     @router.post(base + "/retention-policies", status_code=201)
-    def create_policy(tenant_id: str, body: PolicyIn, request: Request) -> dict[str, Any]:
+    def create_policy(tenant_id: str, body: PolicyIn, request: Request) -> PolicyInfo:
         return compliance.create_policy(tenant_of(tenant_id, request), **body.model_dump())
 
     @router.post(base + "/retention/apply", status_code=202)
-    def apply_retention(tenant_id: str, request: Request) -> JSONResponse:
+    def apply_retention(tenant_id: str, request: Request, response: Response) -> JobAccepted:
         """Start the retention job now: 202 and a job id; GET …/jobs/{id} follows its progress and counts."""
         tenant = tenant_of(tenant_id, request)
-        return accepted(tenant, jobs.create(tenant, "retention.apply", {}, "retention"))
+        job = jobs.create(tenant, "retention.apply", {}, "retention")
+        return JobAccepted(job_id=job.id, state=job.state, job=accepted(tenant, job, response))
 
     @router.post(base + "/items/delete")
-    async def delete_items(tenant_id: str, body: DeleteIn, request: Request) -> dict[str, int]:
+    async def delete_items(tenant_id: str, body: DeleteIn, request: Request) -> DeletionCounts:
         return await run_in_threadpool(compliance.delete_items, tenant_of(tenant_id, request), body.item_ids,
                                        body.actor)
 
     @router.post(base + "/cases", status_code=201)
-    def create_case(tenant_id: str, body: CaseIn, request: Request) -> dict[str, Any]:
+    def create_case(tenant_id: str, body: CaseIn, request: Request) -> CaseInfo:
         return ediscovery.create_case(tenant_of(tenant_id, request), body.name, body.actor, body.description)
 
     @router.post(base + "/cases/{case}/custodians")
@@ -144,29 +159,29 @@ def build_router(compliance: ComplianceService, ediscovery: EDiscoveryService, l
         return ediscovery.add_custodians(tenant, ediscovery.find_case(tenant, case), body.users, body.actor)
 
     @router.post(base + "/cases/{case}/search")
-    async def search(tenant_id: str, case: str, body: SearchIn, request: Request) -> dict[str, Any]:
+    async def search(tenant_id: str, case: str, body: SearchIn, request: Request) -> CaseSearchResult:
         tenant = tenant_of(tenant_id, request)
         return await run_in_threadpool(ediscovery.run_search, tenant, ediscovery.find_case(tenant, case), body.query,
                                        body.actor, include_purges=body.include_purges)
 
     @router.post(base + "/cases/{case}/export", status_code=202)
-    def export(tenant_id: str, case: str, body: ExportIn, request: Request) -> JSONResponse:
+    def export(tenant_id: str, case: str, body: ExportIn, request: Request, response: Response) -> ExportAccepted:
         """Start an export: 202 with the export's id (also its job's id). It is written under the server's data
         folder and downloaded from …/exports/{export_id}/download once it succeeded."""
         tenant = tenant_of(tenant_id, request)
         case_id = ediscovery.find_case(tenant, case)
         job = ediscovery.start_export(tenant, case_id, body.query, body.actor, include_purges=body.include_purges,
                                       deduplicate=body.deduplicate)
-        return accepted(tenant, job, export_id=job["id"],
-                        export=f"/api/v1/tenants/{tenant}/cases/{case_id}/exports/{job['id']}")
+        return ExportAccepted(job_id=job.id, state=job.state, job=accepted(tenant, job, response), export_id=job.id,
+                              export=f"/api/v1/tenants/{tenant}/cases/{case_id}/exports/{job.id}")
 
     @router.get(base + "/cases/{case}/exports")
-    def exports(tenant_id: str, case: str, request: Request) -> list[dict[str, Any]]:
+    def exports(tenant_id: str, case: str, request: Request) -> list[ExportInfo]:
         tenant = tenant_of(tenant_id, request)
         return ediscovery.exports(tenant, ediscovery.find_case(tenant, case))
 
     @router.get(base + "/cases/{case}/exports/{export_id}")
-    def export_info(tenant_id: str, case: str, export_id: str, request: Request) -> dict[str, Any]:
+    def export_info(tenant_id: str, case: str, export_id: str, request: Request) -> ExportInfo:
         tenant = tenant_of(tenant_id, request)
         return ediscovery.export_info(tenant, ediscovery.find_case(tenant, case), export_id)
 
@@ -186,20 +201,18 @@ def build_router(compliance: ComplianceService, ediscovery: EDiscoveryService, l
         ediscovery.delete_export(tenant, ediscovery.find_case(tenant, case), export_id, actor)
 
     @router.post(base + "/search")
-    async def content_search(tenant_id: str, body: ContentSearchIn, request: Request) -> dict[str, Any]:
+    async def content_search(tenant_id: str, body: ContentSearchIn, request: Request) -> ContentSearchResult:
         return await run_in_threadpool(ediscovery.content_search, tenant_of(tenant_id, request), body.query,
                                        body.actor, users=body.users or None, include_purges=body.include_purges,
                                        start=body.start, count=body.count)
 
     @router.get(base + "/audit")
     def audit(tenant_id: str, request: Request, action: str | None = None, limit: Count = 100,
-              offset: Offset = 0) -> list[dict[str, Any]]:
+              offset: Offset = 0) -> list[AuditEntry]:
         return ledger.entries(tenant_of(tenant_id, request), action=action, limit=min(limit, 1000), offset=offset)
 
     @router.get(base + "/verify")
-    async def verify(tenant_id: str, request: Request) -> dict[str, Any]:
-        report = await run_in_threadpool(ledger.verify, tenant_of(tenant_id, request))
-        return {"ok": report.ok, "entries": report.entries, "items_checked": report.items_checked,
-                "problems": report.problems}
+    async def verify(tenant_id: str, request: Request) -> VerifyReport:
+        return await run_in_threadpool(ledger.verify, tenant_of(tenant_id, request))
 
     return router

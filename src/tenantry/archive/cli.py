@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -22,6 +22,7 @@ from tenantry.cli_kit import (
     progress_bar,
     sub_app,
 )
+from tenantry.core.results import plain
 
 app = sub_app("Mailboxes and archived items.")
 hold_app = sub_app("Litigation holds.")
@@ -47,7 +48,7 @@ def archive_mailboxes(ctx: typer.Context, tenant: TenantOpt = None, as_json: Jso
     cli = Cli.of(ctx)
     t = cli.tenant(tenant)
     archive = cli.services.archive
-    rows = [{**m, "items": archive.count(t, m["user_id"])} for m in archive.mailboxes(t)]
+    rows = [{**plain(m), "items": archive.count(t, m.user_id)} for m in archive.mailboxes(t)]
     print_rows(rows, ["address", "user_id", "items"], as_json)
 
 
@@ -108,7 +109,7 @@ def archive_delete(ctx: typer.Context, item_ids: list[int], by: ByOpt, tenant: T
     """Delete items (held or retained ones go to Purges and stay searchable by eDiscovery)."""
     cli = Cli.of(ctx)
     counts = cli.services.compliance.delete_items(cli.tenant(tenant), item_ids, by)
-    console.print(f"deleted {counts['deleted']}, kept in Purges {counts['moved_to_purges']}")
+    console.print(f"deleted {counts.deleted}, kept in Purges {counts.moved_to_purges}")
 
 
 @app.command("remove-mailbox")
@@ -116,7 +117,7 @@ def archive_remove_mailbox(ctx: typer.Context, user: str, by: ByOpt, tenant: Ten
     cli = Cli.of(ctx)
     t = cli.tenant(tenant)
     counts = cli.services.compliance.remove_mailbox(t, cli.user_id(t, user), by)
-    console.print(f"deleted {counts['deleted']}, kept (held or retained) {counts['moved_to_purges']}")
+    console.print(f"deleted {counts.deleted}, kept (held or retained) {counts.moved_to_purges}")
 
 
 @app.command("audit")
@@ -128,7 +129,7 @@ def archive_audit(ctx: typer.Context, tenant: TenantOpt = None, action: Annotate
     if as_json:
         print_json(rows)
         return
-    print_rows([{**r, "detail": json.dumps(r["detail"])[:80]} for r in rows],
+    print_rows([{**plain(r), "detail": json.dumps(r.detail)[:80]} for r in rows],
                ["number", "at", "actor", "action", "target", "detail"])
 
 
@@ -148,9 +149,9 @@ def search(ctx: typer.Context, query: str, by: Annotated[str, typer.Option("--by
     if as_json:
         print_json(result)
         return
-    console.print(f"{result['count']} items")
-    _print_counts(result["by_mailbox"], sort=True)
-    print_rows(result["results"], RESULT_COLUMNS)
+    console.print(f"{result.count} items")
+    _print_counts(result.by_mailbox, sort=True)
+    print_rows(result.results, RESULT_COLUMNS)
 
 
 def _print_counts(counts: dict[str, int], *, sort: bool = False) -> None:
@@ -171,7 +172,7 @@ def hold_place(ctx: typer.Context, name: str, by: ByOpt,
     case_id = cli.services.ediscovery.find_case(t, case) if case else None
     hold = cli.services.compliance.place_hold(t, name=name, actor=by, user_id=user_id, case_id=case_id, query=query,
                                               duration_days=days)
-    console.print(f"hold {hold['id']} placed")
+    console.print(f"hold {hold.id} placed")
 
 
 @hold_app.command("release")
@@ -220,7 +221,7 @@ def retention_apply(ctx: typer.Context, tenant: TenantOpt = None) -> None:
     t = cli.tenant(tenant)
     with progress_bar("retention") as progress:
         counts = cli.services.compliance.apply_retention(t, progress=progress)
-    console.print(", ".join(f"{k}: {v}" for k, v in counts.items()))
+    console.print(", ".join(f"{k}: {v}" for k, v in plain(counts).items()))
 
 
 @retention_app.command("disable")
@@ -241,7 +242,7 @@ def _case(cli: Cli, tenant: str | None, case: str) -> tuple[str, str]:
 def case_create(ctx: typer.Context, name: str, by: ByOpt, tenant: TenantOpt = None) -> None:
     cli = Cli.of(ctx)
     case = cli.services.ediscovery.create_case(cli.tenant(tenant), name, by)
-    console.print(f"case {case['name']} ({case['id']}) created")
+    console.print(f"case {case.name} ({case.id}) created")
 
 
 @case_app.command("custodian")
@@ -260,7 +261,7 @@ def case_hold(ctx: typer.Context, case: str, by: ByOpt,
               tenant: TenantOpt = None) -> None:
     cli = Cli.of(ctx)
     hold = cli.services.ediscovery.hold(*_case(cli, tenant, case), by, query=query, duration_days=days)
-    console.print(f"hold {hold['id']} placed on the case's custodians" + (f" for {query!r}" if query else ""))
+    console.print(f"hold {hold.id} placed on the case's custodians" + (f" for {query!r}" if query else ""))
 
 
 @case_app.command("search")
@@ -275,13 +276,13 @@ def case_search(ctx: typer.Context, case: str, query: str, by: ByOpt,
     ediscovery = cli.services.ediscovery
     if save:
         ediscovery.save_search(t, cid, save, query, by, include_purges=not no_purges)
-    result: dict[str, Any] = ediscovery.run_search(t, cid, query, by, include_purges=not no_purges)
+    result = ediscovery.run_search(t, cid, query, by, include_purges=not no_purges)
     if as_json:
         print_json(result)
         return
-    console.print(f"{result['count']} items ({result['total_size']} bytes)")
-    _print_counts(result["by_custodian"])
-    print_rows(result["preview"], RESULT_COLUMNS)
+    console.print(f"{result.count} items ({result.total_size} bytes)")
+    _print_counts(result.by_custodian)
+    print_rows(result.preview, RESULT_COLUMNS)
 
 
 @case_app.command("close")
@@ -301,8 +302,8 @@ def case_export(ctx: typer.Context, case: str, query: str, out: Path, by: ByOpt,
     t, cid = _case(cli, tenant, case)
     with progress_bar("exporting") as progress:
         summary = cli.services.ediscovery.export(t, cid, query, out, by, deduplicate=dedupe, progress=progress)
-    console.print(f"{summary['exported']} items exported to {out} ({len(summary['errors'])} errors)")
-    if summary["errors"]:
+    console.print(f"{summary.exported} items exported to {out} ({len(summary.errors)} errors)")
+    if summary.errors:
         raise typer.Exit(1)
 
 

@@ -24,11 +24,22 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from tenantry.archive import ledger
-from tenantry.archive.models import Case, Folder, Hold, Item, Mailbox, RetentionPolicy
+from tenantry.archive.models import (
+    Case,
+    DeletionReason,
+    Folder,
+    Hold,
+    Item,
+    LedgerAction,
+    Mailbox,
+    RetentionPolicy,
+)
+from tenantry.archive.results import DeletionCounts, HoldInfo, PolicyInfo, RetentionCounts
 from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import FOR_WRITE, Database, add_named
 from tenantry.core.errors import Conflict, Invalid, NotFound
+from tenantry.core.results import plain
 from tenantry.protocols.query.ast import Node
 
 PURGES = "Recoverable Items/Purges"
@@ -125,7 +136,7 @@ class ComplianceService:
 
     def place_hold(self, tenant: str, *, name: str, actor: str, user_id: str | None = None,
                    case_id: str | None = None, query: str | None = None,
-                   duration_days: int | None = None) -> dict[str, Any]:
+                   duration_days: int | None = None) -> HoldInfo:
         if (user_id is None) == (case_id is None):
             raise Invalid("a hold is on one mailbox (user) or in one case")
         if user_id is not None and query:
@@ -147,10 +158,11 @@ class ComplianceService:
                     raise NotFound(f"no case {case_id}")
             session.add(hold)
             session.flush()
-            ledger.append(session, tenant, [(actor, "hold.place", hold.id, _hold_dict(hold))])
-            return _hold_dict(hold)
+            info = _hold_info(hold)
+            ledger.append(session, tenant, [(actor, LedgerAction.HOLD_PLACE, hold.id, plain(info))])
+            return info
 
-    def release_hold(self, tenant: str, hold_id: str, actor: str) -> dict[str, Any]:
+    def release_hold(self, tenant: str, hold_id: str, actor: str) -> HoldInfo:
         with self.db.writing(), self.db.session() as session:
             # Locked: of two releases at once one releases (one ledger entry), the other finds it released.
             hold = session.get(Hold, hold_id, with_for_update=FOR_WRITE)
@@ -160,23 +172,23 @@ class ComplianceService:
                 raise Conflict(f"hold {hold_id} is already released")
             hold.released_at = utcnow()
             hold.released_by = actor
-            ledger.append(session, tenant, [(actor, "hold.release", hold.id, {"name": hold.name})])
-            return _hold_dict(hold)
+            ledger.append(session, tenant, [(actor, LedgerAction.HOLD_RELEASE, hold.id, {"name": hold.name})])
+            return _hold_info(hold)
 
-    def holds(self, tenant: str, *, active_only: bool = True, case_id: str | None = None) -> list[dict[str, Any]]:
+    def holds(self, tenant: str, *, active_only: bool = True, case_id: str | None = None) -> list[HoldInfo]:
         with self.db.session() as session:
             stmt = select(Hold).where(Hold.tenant_id == tenant)
             if active_only:
                 stmt = stmt.where(Hold.released_at.is_(None))
             if case_id is not None:
                 stmt = stmt.where(Hold.case_id == case_id)
-            return [_hold_dict(h) for h in session.scalars(stmt.order_by(Hold.created_at))]
+            return [_hold_info(h) for h in session.scalars(stmt.order_by(Hold.created_at))]
 
     # -- retention policies ---------------------------------------------------------------------
 
     def create_policy(self, tenant: str, *, name: str, actor: str, retain_days: int | None = None,
                       delete_after_days: int | None = None, users: Sequence[str] = (),
-                      folders: Sequence[str] = (), kinds: Sequence[str] = ()) -> dict[str, Any]:
+                      folders: Sequence[str] = (), kinds: Sequence[str] = ()) -> PolicyInfo:
         if retain_days is None and delete_after_days is None:
             raise Invalid("a policy retains (retain_days), deletes (delete_after_days), or both")
         for value in (retain_days, delete_after_days):
@@ -189,12 +201,13 @@ class ComplianceService:
                                  created_at=utcnow())
         with self.db.session() as session:
             add_named(session, policy, RetentionPolicy.name, RetentionPolicy.tenant_id, "retention policy")
-            ledger.append(session, tenant, [(actor, "retention.create", policy.id, _policy_dict(policy))])
-            return _policy_dict(policy)
+            info = _policy_info(policy)
+            ledger.append(session, tenant, [(actor, LedgerAction.RETENTION_CREATE, policy.id, plain(info))])
+            return info
 
-    def policies(self, tenant: str) -> list[dict[str, Any]]:
+    def policies(self, tenant: str) -> list[PolicyInfo]:
         with self.db.session() as session:
-            return [_policy_dict(p) for p in session.scalars(
+            return [_policy_info(p) for p in session.scalars(
                 select(RetentionPolicy).where(RetentionPolicy.tenant_id == tenant).order_by(RetentionPolicy.name))]
 
     def disable_policy(self, tenant: str, name: str, actor: str) -> None:
@@ -205,7 +218,7 @@ class ComplianceService:
             if policy is None:
                 raise NotFound(f"no retention policy {name!r}")
             policy.enabled = False
-            ledger.append(session, tenant, [(actor, "retention.disable", policy.id, {"name": name})])
+            ledger.append(session, tenant, [(actor, LedgerAction.RETENTION_DISABLE, policy.id, {"name": name})])
 
     # -- protection of items --------------------------------------------------------------------
 
@@ -269,7 +282,7 @@ class ComplianceService:
     # -- deletion paths ---------------------------------------------------------------------------
 
     def delete_items(self, tenant: str, item_ids: Sequence[int], actor: str,
-                     now: datetime | None = None) -> dict[str, int]:
+                     now: datetime | None = None) -> DeletionCounts:
         """A user's or admin's delete: protected items go to Purges, the rest are deleted for good."""
         now = now or utcnow()
         changes = _Changes([], [])
@@ -279,11 +292,11 @@ class ComplianceService:
             missing = [i for i in item_ids if i not in known]
             if missing:
                 raise NotFound(f"no item {missing[0]}")
-            counts = self._delete(session, tenant, list(item_ids), actor, now, "delete", changes)
+            counts = self._delete(session, tenant, list(item_ids), actor, now, DeletionReason.DELETE, changes)
         self._sync(tenant, changes)
         return counts
 
-    def remove_mailbox(self, tenant: str, user_id: str, actor: str, now: datetime | None = None) -> dict[str, int]:
+    def remove_mailbox(self, tenant: str, user_id: str, actor: str, now: datetime | None = None) -> DeletionCounts:
         """Remove a user's mailbox: what is held or retained stays (an inactive mailbox); the rest goes."""
         now = now or utcnow()
         changes = _Changes([], [])
@@ -292,25 +305,26 @@ class ComplianceService:
             if mailbox is None:
                 raise NotFound(f"user {user_id} has no mailbox")
             ids = list(session.scalars(select(Item.id).where(Item.mailbox_id == mailbox.id, Item.deleted_at.is_(None))))
-            counts = self._delete(session, tenant, ids, actor, now, "mailbox.remove", changes)
+            counts = self._delete(session, tenant, ids, actor, now, DeletionReason.MAILBOX_REMOVE, changes)
             mailbox.removed_at = now
             remaining = session.scalar(select(func.count()).select_from(Item).where(Item.mailbox_id == mailbox.id))
             if not remaining:
                 session.execute(delete(Folder).where(Folder.mailbox_id == mailbox.id))
                 session.delete(mailbox)
-            ledger.append(session, tenant, [(actor, "mailbox.remove", user_id, {**counts, "kept": remaining or 0})])
+            ledger.append(session, tenant, [(actor, LedgerAction.MAILBOX_REMOVE, user_id,
+                                             {**plain(counts), "kept": remaining or 0})])
         self._sync(tenant, changes)
         return counts
 
     def apply_retention(self, tenant: str, now: datetime | None = None, actor: str = "retention",
-                        progress: Callable[[int, int | None], None] | None = None) -> dict[str, int]:
+                        progress: Callable[[int, int | None], None] | None = None) -> RetentionCounts:
         """The scheduled job: delete what retention says is due, and empty Purges of what nothing protects.
 
         Idempotent: a second run at the same time finds nothing to do. ``progress(done, total)`` counts the
         items examined; it is called while the transaction has only read, so its own write never waits on ours.
         """
         now = now or utcnow()
-        counts = {"deleted": 0, "purged_from_purges": 0, "kept_by_hold": 0}
+        kept_by_hold = 0
         changes = _Changes([], [])
         with self.db.session() as session:
             ids = list(session.scalars(select(Item.id).where(Item.tenant_id == tenant)))
@@ -328,26 +342,26 @@ class ComplianceService:
                     if not p.protected(now) and as_utc(deleted_at[f.id]) + timedelta(days=PURGES_KEEP_DAYS) <= now:
                         purge.append(f.id)
                     elif p.held:
-                        counts["kept_by_hold"] += 1
+                        kept_by_hold += 1
                 elif p.delete_at is not None and p.delete_at <= now:
                     if p.held:
-                        counts["kept_by_hold"] += 1
+                        kept_by_hold += 1
                     else:
                         due.append(f.id)
             if due:
-                self._purge(session, tenant, due, actor, "retention", changes)
-                counts["deleted"] = len(due)
+                self._purge(session, tenant, due, actor, DeletionReason.RETENTION, changes)
             if purge:
-                self._purge(session, tenant, purge, actor, "purges.expire", changes)
-                counts["purged_from_purges"] = len(purge)
-            ledger.append(session, tenant, [(actor, "retention.apply", "", {**counts, "at": now.isoformat()})])
+                self._purge(session, tenant, purge, actor, DeletionReason.PURGES_EXPIRE, changes)
+            counts = RetentionCounts(deleted=len(due), purged_from_purges=len(purge), kept_by_hold=kept_by_hold)
+            ledger.append(session, tenant, [(actor, LedgerAction.RETENTION_APPLY, "",
+                                             {**plain(counts), "at": now.isoformat()})])
         self._sync(tenant, changes)
         if progress is not None:
             progress(len(ids), len(ids))
         return counts
 
     def _delete(self, session: Session, tenant: str, ids: list[int], actor: str, now: datetime,
-                reason: str, changes: _Changes) -> dict[str, int]:
+                reason: DeletionReason, changes: _Changes) -> DeletionCounts:
         facts = self._facts(session, tenant, ids)
         protection = self._protection(session, tenant, facts, now)
         keep = [f.id for f in facts if protection[f.id].protected(now)]
@@ -355,10 +369,11 @@ class ComplianceService:
         if keep:
             self._to_purges(session, tenant, keep, actor, now)
             changes.moved.extend(keep)
-            ledger.append(session, tenant, [(actor, "delete.to_purges", "", {"items": sorted(keep), "reason": reason})])
+            ledger.append(session, tenant, [(actor, LedgerAction.DELETE_TO_PURGES, "",
+                                             {"items": sorted(keep), "reason": reason})])
         if gone:
             self._purge(session, tenant, gone, actor, reason, changes)
-        return {"moved_to_purges": len(keep), "deleted": len(gone)}
+        return DeletionCounts(moved_to_purges=len(keep), deleted=len(gone))
 
     @staticmethod
     def _to_purges(session: Session, tenant: str, ids: list[int], actor: str, now: datetime) -> None:
@@ -379,12 +394,13 @@ class ComplianceService:
                 deleted_at=now, deleted_by=actor, original_folder_id=folder_id, folder_id=purges[mailbox_id]))
 
     @staticmethod
-    def _purge(session: Session, tenant: str, ids: list[int], actor: str, reason: str, changes: _Changes) -> None:
+    def _purge(session: Session, tenant: str, ids: list[int], actor: str, reason: DeletionReason,
+               changes: _Changes) -> None:
         """Delete for good (the bytes stay while another item points to them)."""
         changes.purged.extend(ids)
         for chunk in chunks(ids, 900):
             session.execute(delete(Item).where(Item.id.in_(chunk)))
-        ledger.append(session, tenant, [(actor, "purge", "", {"items": sorted(ids), "reason": reason})])
+        ledger.append(session, tenant, [(actor, LedgerAction.PURGE, "", {"items": sorted(ids), "reason": reason})])
 
 
 def _holds(h: Hold, f: _ItemFacts, custodians: dict[str, set[str]], query_hits: dict[str, set[int]]) -> bool:
@@ -424,14 +440,14 @@ def _retention(f: _ItemFacts, policies: list[RetentionPolicy]) -> tuple[datetime
     return retain_until, delete_at
 
 
-def _hold_dict(h: Hold) -> dict[str, Any]:
-    return {"id": h.id, "name": h.name, "user_id": h.user_id, "case_id": h.case_id, "query": h.query,
-            "duration_days": h.duration_days, "created_by": h.created_by,
-            "created_at": as_utc(h.created_at).isoformat(),
-            "released_at": as_utc(h.released_at).isoformat() if h.released_at else None}
+def _hold_info(h: Hold) -> HoldInfo:
+    return HoldInfo(id=h.id, name=h.name, user_id=h.user_id, case_id=h.case_id, query=h.query,
+                    duration_days=h.duration_days, created_by=h.created_by,
+                    created_at=as_utc(h.created_at).isoformat(),
+                    released_at=as_utc(h.released_at).isoformat() if h.released_at else None)
 
 
-def _policy_dict(p: RetentionPolicy) -> dict[str, Any]:
-    return {"id": p.id, "name": p.name, "retain_days": p.retain_days, "delete_after_days": p.delete_after_days,
-            "users": json.loads(p.users), "folders": json.loads(p.folders), "kinds": json.loads(p.kinds),
-            "enabled": p.enabled}
+def _policy_info(p: RetentionPolicy) -> PolicyInfo:
+    return PolicyInfo(id=p.id, name=p.name, retain_days=p.retain_days, delete_after_days=p.delete_after_days,
+                      users=json.loads(p.users), folders=json.loads(p.folders), kinds=json.loads(p.kinds),
+                      enabled=p.enabled)

@@ -30,13 +30,25 @@ from sqlalchemy.exc import IntegrityError
 from tenantry import __version__
 from tenantry.archive import ledger
 from tenantry.archive.compliance import ComplianceService
-from tenantry.archive.models import Case, CaseCustodian, CaseSearch, Folder, Item, Mailbox
+from tenantry.archive.models import Case, CaseCustodian, CaseSearch, CaseStatus, Folder, Item, LedgerAction, Mailbox
+from tenantry.archive.results import (
+    CaseInfo,
+    CaseSearchResult,
+    ContentSearchResult,
+    ExportInfo,
+    ExportReport,
+    ExportSummary,
+    HoldInfo,
+    SavedSearch,
+    SearchHit,
+)
 from tenantry.archive.service import ArchiveService, write_mboxrd
 from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import FOR_WRITE, Database
 from tenantry.core.errors import Conflict, Invalid, NotFound
-from tenantry.jobstore import JobStore, ProgressFn
+from tenantry.core.results import plain
+from tenantry.jobstore import FINISHED, JobInfo, JobState, JobStore, ProgressFn
 from tenantry.protocols.query.ast import Node
 
 EXPORT_JOB = "ediscovery.export"
@@ -81,19 +93,19 @@ class EDiscoveryService:
 
     # -- cases and custodians ---------------------------------------------------------------
 
-    def create_case(self, tenant: str, name: str, actor: str, description: str = "") -> dict[str, Any]:
+    def create_case(self, tenant: str, name: str, actor: str, description: str = "") -> CaseInfo:
         with self.db.session() as session:
             if session.scalar(select(Case.id).where(Case.tenant_id == tenant, Case.name == name)):
                 raise Conflict(f"a case named {name!r} exists")
             case = Case(id=str(uuid.uuid4()), tenant_id=tenant, name=name, description=description,
-                        status="open", created_by=actor, created_at=utcnow())
+                        status=CaseStatus.OPEN, created_by=actor, created_at=utcnow())
             session.add(case)
             try:
                 session.flush()
             except IntegrityError as exc:  # the unique constraint decides a race the check above lost
                 raise Conflict(f"a case named {name!r} exists") from exc
-            ledger.append(session, tenant, [(actor, "case.create", case.id, {"name": name})])
-            return {"id": case.id, "name": name, "status": "open"}
+            ledger.append(session, tenant, [(actor, LedgerAction.CASE_CREATE, case.id, {"name": name})])
+            return CaseInfo(id=case.id, name=name, status=CaseStatus.OPEN)
 
     def find_case(self, tenant: str, name_or_id: str) -> str:
         with self.db.session() as session:
@@ -114,7 +126,8 @@ class EDiscoveryService:
                 if user_id not in have:
                     session.add(CaseCustodian(case_id=case_id, user_id=user_id))
                     have.add(user_id)
-            ledger.append(session, tenant, [(actor, "case.custodians.add", case_id, {"users": list(user_ids)})])
+            ledger.append(session, tenant, [(actor, LedgerAction.CASE_CUSTODIANS_ADD, case_id,
+                                             {"users": list(user_ids)})])
             return sorted(have)
 
     def custodians(self, tenant: str, case_id: str) -> list[str]:
@@ -125,14 +138,14 @@ class EDiscoveryService:
     def close_case(self, tenant: str, case_id: str, actor: str) -> None:
         """Closing a case releases its holds (the items become subject to retention again)."""
         for hold in self.compliance.holds(tenant, case_id=case_id):
-            self.compliance.release_hold(tenant, hold["id"], actor)
+            self.compliance.release_hold(tenant, hold.id, actor)
         with self.db.writing(), self.db.session() as session:
             case = self._case(session, tenant, case_id, lock=True)
-            case.status = "closed"
-            ledger.append(session, tenant, [(actor, "case.close", case_id, {})])
+            case.status = CaseStatus.CLOSED
+            ledger.append(session, tenant, [(actor, LedgerAction.CASE_CLOSE, case_id, {})])
 
     def hold(self, tenant: str, case_id: str, actor: str, *, query: str | None = None,
-             duration_days: int | None = None, name: str | None = None) -> dict[str, Any]:
+             duration_days: int | None = None, name: str | None = None) -> HoldInfo:
         with self.db.session() as session:
             case = self._case(session, tenant, case_id, open_only=True)
             case_name = case.name
@@ -146,14 +159,14 @@ class EDiscoveryService:
         case: Case | None = session.get(Case, case_id, with_for_update=FOR_WRITE if lock else None)
         if case is None or case.tenant_id != tenant:
             raise NotFound(f"no case {case_id}")
-        if open_only and case.status != "open":
+        if open_only and case.status != CaseStatus.OPEN:
             raise Invalid(f"case {case.name!r} is closed")
         return case
 
     # -- searches and review ------------------------------------------------------------------
 
     def save_search(self, tenant: str, case_id: str, name: str, query: str, actor: str,
-                    include_purges: bool = True) -> dict[str, Any]:
+                    include_purges: bool = True) -> SavedSearch:
         self.parse_query(query)
         with self.db.writing(), self.db.session() as session:
             # Locked: saving the same name twice at once replaces it once (not a unique-key error).
@@ -162,11 +175,12 @@ class EDiscoveryService:
             search = CaseSearch(id=str(uuid.uuid4()), case_id=case_id, name=name, query=query,
                                 include_purges=include_purges)
             session.add(search)
-            ledger.append(session, tenant, [(actor, "case.search.save", case_id, {"name": name, "query": query})])
-            return {"id": search.id, "name": name, "query": query}
+            ledger.append(session, tenant, [(actor, LedgerAction.CASE_SEARCH_SAVE, case_id,
+                                             {"name": name, "query": query})])
+            return SavedSearch(id=search.id, name=name, query=query)
 
     def run_search(self, tenant: str, case_id: str, query: str, actor: str, *, include_purges: bool = True,
-                   preview: int = 10) -> dict[str, Any]:
+                   preview: int = 10) -> CaseSearchResult:
         """Count, per-custodian statistics and a preview of the first results."""
         node = self.parse_query(query)
         users = self.custodians(tenant, case_id)
@@ -181,14 +195,13 @@ class EDiscoveryService:
             for s in session.scalars(select(CaseSearch).where(CaseSearch.case_id == case_id,
                                                               CaseSearch.query == query)):
                 s.last_run_at, s.last_count = utcnow(), len(ids)
-            ledger.append(session, tenant, [(actor, "search", case_id, {"query": query, "count": len(ids)})])
+            ledger.append(session, tenant, [(actor, LedgerAction.SEARCH, case_id, {"query": query, "count": len(ids)})])
         items.sort(key=lambda i: i.sent_at, reverse=True)
-        return {"query": query, "count": len(ids), "by_custodian": per_user,
-                "total_size": sum(i.size for i in items),
-                "preview": [_review_dict(i) for i in items[:preview]]}
+        return CaseSearchResult(query=query, count=len(ids), by_custodian=per_user,
+                                total_size=sum(i.size for i in items), preview=[_hit(i) for i in items[:preview]])
 
     def content_search(self, tenant: str, query: str, actor: str, *, users: Sequence[str] | None = None,
-                       include_purges: bool = False, start: int = 0, count: int = 50) -> dict[str, Any]:
+                       include_purges: bool = False, start: int = 0, count: int = 50) -> ContentSearchResult:
         """Search all mailboxes (or some): the count, per-mailbox statistics, and one page of results, newest
         first. Purges are left out unless asked for (they belong to eDiscovery)."""
         node = self.parse_query(query)
@@ -200,11 +213,11 @@ class EDiscoveryService:
         for item in items:
             per_mailbox[item.address] = per_mailbox.get(item.address, 0) + 1
         with self.db.session() as session:
-            ledger.append(session, tenant, [(actor, "search", "", {
+            ledger.append(session, tenant, [(actor, LedgerAction.SEARCH, "", {
                 "query": query, "count": len(ids), "users": list(users) if users else "all"})])
         page = items[max(0, start) : max(0, start) + max(0, min(count, 1000))]
-        return {"query": query, "count": len(ids), "by_mailbox": per_mailbox, "start": start,
-                "results": [_review_dict(i) for i in page]}
+        return ContentSearchResult(query=query, count=len(ids), by_mailbox=per_mailbox, start=start,
+                                   results=[_hit(i) for i in page])
 
     def _hits(self, tenant: str, node: Node, users: Sequence[str] | None, include_purges: bool) -> set[int]:
         self.flush()  # everything delivered before this search is in it
@@ -236,7 +249,7 @@ class EDiscoveryService:
 
     def export(self, tenant: str, case_id: str, query: str, dest: Path, actor: str, *,
                include_purges: bool = True, deduplicate: bool = False,
-               progress: ProgressFn | None = None) -> dict[str, Any]:
+               progress: ProgressFn | None = None) -> ExportSummary:
         """Write what ``query`` finds in the case's custodians' mailboxes to the new folder ``dest``.
 
         ``dest`` must not exist or be an empty folder: an export is never mixed with other files. The CLI
@@ -296,19 +309,18 @@ class EDiscoveryService:
             finally:
                 for handle in mbox_handles.values():
                     handle.close()
-        summary = {
-            "case_id": case_id, "query": query, "custodians": users, "include_purges": include_purges,
-            "deduplicate": deduplicate, "found": len(items), "exported": exported, "duplicates_skipped": duplicates,
-            "errors": errors, "exported_at": utcnow().isoformat(), "exported_by": actor,
-            "tool": f"tenantry {__version__}",
-        }
-        (dest / "summary.json").write_text(json.dumps(summary, indent=2))
+        summary = ExportSummary(
+            case_id=case_id, query=query, custodians=users, include_purges=include_purges, deduplicate=deduplicate,
+            found=len(items), exported=exported, duplicates_skipped=duplicates, errors=errors,
+            exported_at=utcnow().isoformat(), exported_by=actor, tool=f"tenantry {__version__}",
+        )
+        (dest / "summary.json").write_text(json.dumps(plain(summary), indent=2))
         manifest = []
         for path in sorted(p for p in dest.rglob("*") if p.is_file()):
             manifest.append(f"{_sha256_file(path)}  {path.relative_to(dest).as_posix()}")
         (dest / "manifest.sha256").write_text("\n".join(manifest) + "\n")
         with self.db.session() as session:
-            ledger.append(session, tenant, [(actor, "export", case_id, {
+            ledger.append(session, tenant, [(actor, LedgerAction.EXPORT, case_id, {
                 "query": query, "exported": exported, "errors": len(errors),
                 "manifest_sha256": _sha256_file(dest / "manifest.sha256")})])
         report(len(items), len(items))
@@ -317,7 +329,7 @@ class EDiscoveryService:
     # -- exports over HTTP: jobs, folders under the data folder, streamed downloads ---------------------
 
     def start_export(self, tenant: str, case_id: str, query: str, actor: str, *, include_purges: bool = True,
-                     deduplicate: bool = False) -> dict[str, Any]:
+                     deduplicate: bool = False) -> JobInfo:
         """Check what can be checked now (the query parses, the case has custodians) and queue the export as
         a job; its id is the export's id. The caller hands the id to the job engine."""
         jobs = self._jobs()
@@ -329,7 +341,7 @@ class EDiscoveryService:
                            actor, subject=case_id)
 
     def run_export_job(self, job_id: str, tenant: str, params: dict[str, Any],
-                       progress: ProgressFn) -> dict[str, Any]:
+                       progress: ProgressFn) -> ExportReport:
         """The job: the export written to its own new folder under the data folder."""
         dest = self._export_path(tenant, job_id)
         if dest.exists():
@@ -341,49 +353,51 @@ class EDiscoveryService:
                               include_purges=params["include_purges"], deduplicate=params["deduplicate"],
                               progress=progress)
         files = sorted(p for p in dest.rglob("*") if p.is_file())
-        return {"export_id": job_id, **summary, "files": len(files), "bytes": sum(p.stat().st_size for p in files),
-                "manifest_sha256": _sha256_file(dest / "manifest.sha256")}
+        return ExportReport(export_id=job_id, **plain(summary), files=len(files),
+                            bytes=sum(p.stat().st_size for p in files),
+                            manifest_sha256=_sha256_file(dest / "manifest.sha256"))
 
-    def exports(self, tenant: str, case_id: str) -> list[dict[str, Any]]:
+    def exports(self, tenant: str, case_id: str) -> list[ExportInfo]:
         with self.db.session() as session:
             self._case(session, tenant, case_id)
-        out = [_export_dict(j) for j in self._jobs().list(tenant, kind=EXPORT_JOB, subject=case_id)]
-        for info in out:
-            info["available"] = self._available(tenant, info)
-        return out
+        return [self._export_info(tenant, j) for j in self._jobs().list(tenant, kind=EXPORT_JOB, subject=case_id)]
 
-    def export_info(self, tenant: str, case_id: str, export_id: str) -> dict[str, Any]:
+    def export_info(self, tenant: str, case_id: str, export_id: str) -> ExportInfo:
         """The export, looked up inside the tenant and the case: another tenant's id is NotFound."""
         with self.db.session() as session:
             self._case(session, tenant, case_id)
-        info = _export_dict(self._jobs().get(tenant, export_id, kind=EXPORT_JOB, subject=case_id))
-        info["available"] = self._available(tenant, info)
-        return info
+        return self._export_info(tenant, self._jobs().get(tenant, export_id, kind=EXPORT_JOB, subject=case_id))
 
     def delete_export(self, tenant: str, case_id: str, export_id: str, actor: str) -> None:
         """Remove a finished export's files from the server (its record and the ledger's entries stay)."""
         info = self.export_info(tenant, case_id, export_id)
-        if info["state"] in ("queued", "running"):
-            raise Conflict(f"export {export_id} is {info['state']}: delete it once it finished")
+        if info.state not in FINISHED:
+            raise Conflict(f"export {export_id} is {info.state}: delete it once it finished")
         dest = self._export_path(tenant, export_id)
         if dest.exists():
             shutil.rmtree(dest)
         with self.db.session() as session:
-            ledger.append(session, tenant, [(actor, "export.delete", case_id, {"export_id": export_id})])
+            ledger.append(session, tenant, [(actor, LedgerAction.EXPORT_DELETE, case_id, {"export_id": export_id})])
 
-    def _available(self, tenant: str, info: dict[str, Any]) -> bool:
-        return bool(info["state"] == "succeeded"
-                    and (self._export_path(tenant, info["id"]) / "manifest.sha256").is_file())
+    def _export_info(self, tenant: str, job: JobInfo) -> ExportInfo:
+        """An export job as its export: available while it succeeded and its folder is still on the server."""
+        available = (job.state == JobState.SUCCEEDED
+                     and (self._export_path(tenant, job.id) / "manifest.sha256").is_file())
+        return ExportInfo(id=job.id, case_id=job.subject, state=job.state, progress=job.progress,
+                          query=job.params.get("query"), include_purges=job.params.get("include_purges"),
+                          deduplicate=job.params.get("deduplicate"), created_by=job.created_by,
+                          created_at=job.created_at, finished_at=job.finished_at, error=job.error,
+                          summary=job.result, available=available)
 
     def export_download(self, tenant: str, case_id: str, export_id: str,
                         actor: str = "admin-api") -> tuple[str, Generator[bytes, None, None]]:
         """(file name, zip stream) of a finished export's folder, checked now so errors come before the first
         byte; the bytes are read and zipped as the client takes them."""
         info = self.export_info(tenant, case_id, export_id)
-        if info["state"] != "succeeded":
-            raise Conflict(f"export {export_id} is {info['state']}: it can be downloaded once it succeeded")
+        if info.state != JobState.SUCCEEDED:
+            raise Conflict(f"export {export_id} is {info.state}: it can be downloaded once it succeeded")
         dest = self._export_path(tenant, export_id)
-        if not info["available"]:
+        if not info.available:
             raise NotFound(f"export {export_id} was deleted from the server")
         return f"export-{export_id}.zip", self._zip_chunks(tenant, case_id, export_id, dest, actor)
 
@@ -411,7 +425,7 @@ class EDiscoveryService:
             complete = True
         finally:
             with self.db.session() as session:
-                ledger.append(session, tenant, [(actor, "export.download", case_id, {
+                ledger.append(session, tenant, [(actor, LedgerAction.EXPORT_DOWNLOAD, case_id, {
                     "export_id": export_id, "complete": complete})])
 
     def _export_path(self, tenant: str, export_id: str) -> Path:
@@ -423,15 +437,6 @@ class EDiscoveryService:
         if self.jobs is None:
             raise Invalid("exports over the API need the job store")
         return self.jobs
-
-
-def _export_dict(job: dict[str, Any]) -> dict[str, Any]:
-    params = job["params"]
-    return {"id": job["id"], "case_id": job["subject"], "state": job["state"], "progress": job["progress"],
-            "query": params.get("query"), "include_purges": params.get("include_purges"),
-            "deduplicate": params.get("deduplicate"), "created_by": job["created_by"],
-            "created_at": job["created_at"], "finished_at": job["finished_at"], "error": job["error"],
-            "summary": job["result"]}
 
 
 def verify_export(dest: Path) -> list[str]:
@@ -473,7 +478,7 @@ def _safe(address: str) -> str:
     return "".join(c if c.isalnum() or c in "@.-_+" else "_" for c in address)
 
 
-def _review_dict(i: ReviewItem) -> dict[str, Any]:
-    return {"id": i.id, "custodian": i.custodian, "mailbox": i.address, "folder": i.folder, "kind": i.kind,
-            "sent_at": i.sent_at.isoformat(), "from": i.sender, "subject": i.subject, "size": i.size,
-            "deleted": i.deleted}
+def _hit(i: ReviewItem) -> SearchHit:
+    return SearchHit(id=i.id, custodian=i.custodian, mailbox=i.address, folder=i.folder, kind=i.kind,
+                     sent_at=i.sent_at.isoformat(), sender=i.sender, subject=i.subject, size=i.size,
+                     deleted=i.deleted)

@@ -18,6 +18,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
@@ -98,6 +99,13 @@ WRITER_WAIT_SECONDS = 120.0
 IDLE_RELEASE_SECONDS = 1.0
 
 
+class IndexOp(StrEnum):
+    """What a queued index change does: add (or replace) documents, or delete items' documents."""
+
+    ADD = "add"
+    DELETE = "delete"
+
+
 class Indexer:
     """Feeds the index from a background thread, a batch at a time, holding tantivy's writer lock only for
     the batch.
@@ -113,7 +121,7 @@ class Indexer:
         self.db = db
         self.index = index
         self.background = background
-        self._pending: list[tuple[str, Any]] = []
+        self._pending: list[tuple[IndexOp, Any]] = []
         self._queued = 0      # operations handed over
         self._done = 0        # operations committed (or failed)
         self._error: BaseException | None = None
@@ -136,20 +144,20 @@ class Indexer:
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)
 
-    def _apply(self, ops: list[tuple[str, Any]]) -> None:
+    def _apply(self, ops: list[tuple[IndexOp, Any]]) -> None:
         def change() -> None:
-            for kind, payload in ops:
-                if kind == "add":
+            for op, payload in ops:
+                if op == IndexOp.ADD:
                     self.index.add(payload)
                 else:
                     self.index.delete(payload)
 
         self._write(change)
 
-    def _submit(self, kind: str, payload: Any) -> None:
+    def _submit(self, op: IndexOp, payload: Any) -> None:
         if not self.background:
             try:
-                self._apply([(kind, payload)])
+                self._apply([(op, payload)])
             finally:
                 self.index.close()
             return
@@ -157,7 +165,7 @@ class Indexer:
             if self._error is not None:
                 error, self._error = self._error, None
                 raise SearchIndexUnavailable(f"indexing failed: {error}") from error
-            self._pending.append((kind, payload))
+            self._pending.append((op, payload))
             self._queued += 1
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="tenantry-indexer", daemon=True)
@@ -203,11 +211,11 @@ class Indexer:
 
     def add(self, docs: Sequence[IndexDocument]) -> None:
         if docs:
-            self._submit("add", list(docs))
+            self._submit(IndexOp.ADD, list(docs))
 
     def remove(self, item_ids: Sequence[int]) -> None:
         if item_ids:
-            self._submit("delete", list(item_ids))
+            self._submit(IndexOp.DELETE, list(item_ids))
 
     def reindex(self, tenant: str, item_ids: Sequence[int]) -> int:
         """Index these items again from their stored bytes (after a move to Purges, or to repair)."""

@@ -21,14 +21,15 @@ from sqlalchemy import select, type_coerce, update
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
-from tenantry.archive.models import Blob, Item, LedgerEntry, LedgerHead, Mailbox
+from tenantry.archive.models import Blob, Item, LedgerAction, LedgerEntry, LedgerHead, Mailbox
+from tenantry.archive.results import AuditEntry, VerifyReport
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import Database
 
 GENESIS = "0" * 64
 # Actions that add items to, or remove them from, what must exist.
-ADDS = "deliver"
-REMOVES = ("purge",)
+ADDS = LedgerAction.DELIVER
+REMOVES = (LedgerAction.PURGE,)
 
 
 def entry_hash(prev: str, number: int, at: datetime, actor: str, action: str, target: str, detail: str) -> str:
@@ -36,8 +37,11 @@ def entry_hash(prev: str, number: int, at: datetime, actor: str, action: str, ta
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def append(session: Session, tenant: str, records: Sequence[tuple[str, str, str, dict[str, Any]]]) -> None:
-    """Append (actor, action, target, detail) records to the tenant's chain, inside the caller's transaction."""
+def append(session: Session, tenant: str,
+           records: Sequence[tuple[str, LedgerAction, str, dict[str, Any]]]) -> None:
+    """Append (actor, action, target, detail) records to the tenant's chain, inside the caller's transaction.
+
+    A detail is the JSON object the entry keeps (its shape is the action's), hashed as canonical JSON."""
     if not records:
         return
     if session.get_bind().dialect.name == "sqlite":
@@ -59,8 +63,8 @@ def append(session: Session, tenant: str, records: Sequence[tuple[str, str, str,
     for actor, action, target, detail in records:
         number += 1
         text = json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str)
-        digest = entry_hash(prev, number, now, actor, action, target, text)
-        rows.append({"tenant_id": tenant, "number": number, "at": now, "actor": actor, "action": action,
+        digest = entry_hash(prev, number, now, actor, str(action), target, text)
+        rows.append({"tenant_id": tenant, "number": number, "at": now, "actor": actor, "action": str(action),
                      "target": target, "detail": text, "prev_hash": prev, "hash": digest})
         prev = digest
     from sqlalchemy import insert
@@ -82,34 +86,31 @@ def _insert_ignore(session: Session, model: Any) -> Any:
 
 
 @dataclass
-class VerifyReport:
-    tenant: str
+class _Findings:
+    """What ``verify`` counts and finds as it reads."""
+
     entries: int = 0
     items_checked: int = 0
     problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 class Ledger:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def record(self, tenant: str, actor: str, action: str, target: str = "", **detail: Any) -> None:
+    def record(self, tenant: str, actor: str, action: LedgerAction | str, target: str = "", **detail: Any) -> None:
         with self.db.session() as session:
-            append(session, tenant, [(actor, action, target, detail)])
+            append(session, tenant, [(actor, LedgerAction(action), target, detail)])
 
     def entries(self, tenant: str, *, action: str | None = None, limit: int = 100,
-                offset: int = 0) -> list[dict[str, Any]]:
+                offset: int = 0) -> list[AuditEntry]:
         with self.db.session() as session:
             stmt = select(LedgerEntry).where(LedgerEntry.tenant_id == tenant)
             if action:
                 stmt = stmt.where(LedgerEntry.action == action)
             rows = session.scalars(stmt.order_by(LedgerEntry.number.desc()).offset(offset).limit(limit))
-            return [{"number": e.number, "at": as_utc(e.at).isoformat(), "actor": e.actor, "action": e.action,
-                     "target": e.target, "detail": _detail(e.detail)} for e in rows]
+            return [AuditEntry(number=e.number, at=as_utc(e.at).isoformat(), actor=e.actor, action=e.action,
+                               target=e.target, detail=_detail(e.detail)) for e in rows]
 
     def verify(self, tenant: str) -> VerifyReport:
         """Recompute the chain and compare what it says must exist with the items and their bytes.
@@ -118,7 +119,7 @@ class Ledger:
         string was, a detail that is not the JSON object written, a hash that is not 64 hex digits) was put
         there outside Tenantry, and is named as a problem like any other change — never a crash.
         """
-        report = VerifyReport(tenant)
+        report = _Findings()
         expected: dict[int, str] = {}
         with self.db.session() as session:
             dialect = session.get_bind().dialect
@@ -185,7 +186,8 @@ class Ledger:
                     report.problems.append(f"{where}: its bytes were changed")
             for item_id in sorted(set(expected) - seen):
                 report.problems.append(f"item {item_id} was removed without a ledger entry")
-        return report
+        return VerifyReport(ok=not report.problems, entries=report.entries, items_checked=report.items_checked,
+                            problems=report.problems)
 
 
 def _detail(text: str) -> Any:

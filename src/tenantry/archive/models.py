@@ -3,11 +3,58 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantry.core.db import Base
+
+
+class CaseStatus(StrEnum):
+    """An eDiscovery case's ``status``: closing a case releases its holds."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class LedgerAction(StrEnum):
+    """What a ledger entry records (its ``action``, part of its hash): the archive's audit vocabulary."""
+
+    DELIVER = "deliver"                         # items added (ids and SHA-256): what must exist grows
+    PURGE = "purge"                             # items deleted for good: what must exist shrinks
+    DELETE_TO_PURGES = "delete.to_purges"       # deleted while protected: kept in Recoverable Items/Purges
+    MAILBOX_REMOVE = "mailbox.remove"
+    MAILBOX_EXPORT = "mailbox.export"
+    HOLD_PLACE = "hold.place"
+    HOLD_RELEASE = "hold.release"
+    RETENTION_CREATE = "retention.create"
+    RETENTION_DISABLE = "retention.disable"
+    RETENTION_APPLY = "retention.apply"
+    CASE_CREATE = "case.create"
+    CASE_CUSTODIANS_ADD = "case.custodians.add"
+    CASE_CLOSE = "case.close"
+    CASE_SEARCH_SAVE = "case.search.save"
+    SEARCH = "search"
+    EXPORT = "export"
+    EXPORT_DELETE = "export.delete"
+    EXPORT_DOWNLOAD = "export.download"
+
+
+class DeletionReason(StrEnum):
+    """Why items were deleted (the ``reason`` of ``purge`` and ``delete.to_purges`` entries): the path taken."""
+
+    DELETE = "delete"                   # a user's or an admin's delete
+    MAILBOX_REMOVE = "mailbox.remove"   # the mailbox was removed
+    RETENTION = "retention"             # a retention policy's deletion period ended
+    PURGES_EXPIRE = "purges.expire"     # kept in Purges, and nothing protects it any more
+
+
+class ExportFormat(StrEnum):
+    """How a mailbox (or folder) is written out: one mboxrd file, or a folder of .eml files."""
+
+    MBOX = "mbox"
+    EML = "eml"
 
 
 class Mailbox(Base):
@@ -127,7 +174,7 @@ class Case(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(256))
     description: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.OPEN)   # a CaseStatus
     created_by: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -167,7 +214,7 @@ class LedgerEntry(Base):
     number: Mapped[int] = mapped_column(Integer)   # 1, 2, 3 … within the tenant: part of the hash
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     actor: Mapped[str] = mapped_column(String(256))
-    action: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))   # a LedgerAction, as written (read back as text)
     target: Mapped[str] = mapped_column(String(512), default="")
     detail: Mapped[str] = mapped_column(Text, default="{}")
     prev_hash: Mapped[str] = mapped_column(String(64))

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from tenantry.core.clock import utcnow
 from tenantry.core.registry import Periodic, Registry, RouteContext
+from tenantry.core.results import plain
 
 RETENTION_EVERY = timedelta(days=1)
 
@@ -33,18 +34,23 @@ def _router(ctx: RouteContext) -> APIRouter:
     return api.build_router(s.compliance, s.ediscovery, s.ledger, ctx.tenant_of, jobs=s.jobstore, enqueue=ctx.enqueue)
 
 
-def _retention(services: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+# Jobs answer JSON-ready dicts (core.registry's Task and Tracked): the job engine keeps a result as JSON.
+
+
+def _retention(services: Any, kwargs: dict[str, Any]) -> dict[str, Any]:   # dict: a job's result (JSON)
     counts = services.compliance.apply_retention(kwargs["tenant"])
-    return {"id": f"retention-{kwargs['tenant']}-{utcnow().isoformat()}", "tenant": kwargs["tenant"], **counts}
+    return {"id": f"retention-{kwargs['tenant']}-{utcnow().isoformat()}", "tenant": kwargs["tenant"], **plain(counts)}
 
 
 def _tracked_retention(services: Any, _job_id: str, tenant: str, _params: dict[str, Any],
-                       progress: Any) -> dict[str, Any]:
-    return {"tenant": tenant, **services.compliance.apply_retention(tenant, progress=progress)}
+                       progress: Any) -> dict[str, Any]:   # dict: a job's result (JSON)
+    return {"tenant": tenant, **plain(services.compliance.apply_retention(tenant, progress=progress))}
 
 
-def _tracked_export(services: Any, job_id: str, tenant: str, params: dict[str, Any], progress: Any) -> dict[str, Any]:
-    return dict(services.ediscovery.run_export_job(job_id, tenant, params, progress))
+def _tracked_export(services: Any, job_id: str, tenant: str, params: dict[str, Any],
+                    progress: Any) -> dict[str, Any]:   # dict: a job's result (JSON), an ExportReport's fields
+    report: dict[str, Any] = plain(services.ediscovery.run_export_job(job_id, tenant, params, progress))
+    return report
 
 
 def _commands(root: typer.Typer) -> None:

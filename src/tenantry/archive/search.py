@@ -25,8 +25,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from functools import lru_cache
-from typing import Literal, Protocol
+from typing import Protocol
 
 import phonenumbers
 
@@ -37,7 +38,12 @@ from tenantry.protocols.query.ast import Node
 # the chat's id and name, which a chat item's subject may not carry).
 DEFAULT_FIELDS = ("subject", "body", "participants", "attachmentnames", "chat")
 
-Order = Literal["relevance", "newest"]
+
+class Order(StrEnum):
+    """How a page of hits is ordered: by relevance (BM25 or ts_rank, ties newest first), or newest first."""
+
+    RELEVANCE = "relevance"
+    NEWEST = "newest"
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ class SearchIndex(Protocol):
         """Make everything added or deleted so far searchable (and durable)."""
 
     def search(self, tenant: str, node: Node, *, users: Sequence[str] | None = None, limit: int = 20,
-               offset: int = 0, order: Order = "relevance") -> SearchResult: ...
+               offset: int = 0, order: Order = Order.RELEVANCE) -> SearchResult: ...
 
     def count(self, tenant: str, node: Node, users: Sequence[str] | None = None) -> int: ...
 

@@ -257,10 +257,10 @@ class PostgresSearchIndex:
     # -- searching --------------------------------------------------------------------------------
 
     def search(self, tenant: str, node: Node, *, users: Sequence[str] | None = None, limit: int = 20,
-               offset: int = 0, order: Order = "relevance") -> SearchResult:
+               offset: int = 0, order: Order = Order.RELEVANCE) -> SearchResult:
         if limit < 0 or offset < 0:
             raise UnsupportedQuery("limit and offset must not be negative")
-        if order not in ("relevance", "newest"):
+        if order not in tuple(Order):
             raise UnsupportedQuery(f"unknown order {order!r}: relevance or newest")
         compiled = _Compiled()
         where = self._scoped(tenant, node, users, compiled)
@@ -269,7 +269,7 @@ class PostgresSearchIndex:
                                      compiled.params).scalar_one())
             if limit == 0 or total <= offset:
                 return SearchResult(total, [])
-            if order == "relevance" and compiled.ranked:
+            if order == Order.RELEVANCE and compiled.ranked:
                 score = " + ".join(f"ts_rank({column}, to_tsquery('simple', :{param}), 1)"
                                    for column, param in compiled.ranked)
                 sort = "score DESC, sent_at DESC, item_id DESC"
@@ -279,7 +279,7 @@ class PostgresSearchIndex:
                 text(f"SELECT item_id, ({score})::float8 AS score FROM {self.table} WHERE {where} "
                      f"ORDER BY {sort} LIMIT :lim OFFSET :off"),
                 {**compiled.params, "lim": limit, "off": offset}).all()
-        return SearchResult(total, [Hit(int(r[0]), float(r[1]) if order == "relevance" else 0.0) for r in rows])
+        return SearchResult(total, [Hit(int(r[0]), float(r[1]) if order == Order.RELEVANCE else 0.0) for r in rows])
 
     def count(self, tenant: str, node: Node, users: Sequence[str] | None = None) -> int:
         compiled = _Compiled()

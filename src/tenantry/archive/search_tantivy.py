@@ -280,22 +280,22 @@ class TantivySearchIndex:
     # -- searching ------------------------------------------------------------------------------
 
     def search(self, tenant: str, node: Node, *, users: Sequence[str] | None = None, limit: int = 20,
-               offset: int = 0, order: Order = "relevance") -> SearchResult:
+               offset: int = 0, order: Order = Order.RELEVANCE) -> SearchResult:
         if limit < 0 or offset < 0:
             raise UnsupportedQuery("limit and offset must not be negative")
-        if order not in ("relevance", "newest"):
+        if order not in tuple(Order):
             raise UnsupportedQuery(f"unknown order {order!r}: relevance or newest")
         query = self._scoped(tenant, node, users)
         searcher = self._index.searcher()
         if limit == 0:  # tantivy's top-k collector needs k >= 1
             return SearchResult(self._run(searcher.search, query, 1, count=True).count, [])
-        if order == "newest":
+        if order == Order.NEWEST:
             found = self._run(searcher.search, query, limit, count=True, offset=offset,
                               order_by_field="newest", order=tantivy.Order.Desc)
         else:
             found = self._run(searcher.search, query, limit, count=True, offset=offset)
         ids = searcher.fast_field_values("item_id", [address for _, address in found.hits])
-        scores = [float(score) if order == "relevance" else 0.0 for score, _ in found.hits]
+        scores = [float(score) if order == Order.RELEVANCE else 0.0 for score, _ in found.hits]
         return SearchResult(found.count, [Hit(int(i), s) for i, s in zip(ids, scores, strict=True)
                                           if isinstance(i, int)])
 

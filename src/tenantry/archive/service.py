@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from tenantry.archive import ledger
 from tenantry.archive.indexing import MISSING_MEDIA_NOTE, Indexer, IndexFields, document, fields_from_raw
-from tenantry.archive.models import Blob, Folder, Item, Mailbox
+from tenantry.archive.models import Blob, ExportFormat, Folder, Item, LedgerAction, Mailbox
+from tenantry.archive.results import MailboxInfo
 from tenantry.archive.search import IndexDocument, participant_text
 from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc, utcnow
@@ -34,8 +35,8 @@ from tenantry.core.errors import Invalid, NotFound, TenantryError
 # marks media the source did not include), so those come from here, not from the indexing modules.
 __all__ = [
     "BLOB_BATCH_BYTES", "MISSING_MEDIA_NOTE", "WHATSAPP_FOLDER", "ArchiveService", "BytesSink", "Delivery",
-    "IndexFields", "IntegrityFailure", "StoredItem", "participant_text", "read_mboxrd", "sha256_hex",
-    "write_mboxrd",
+    "IndexFields", "IntegrityFailure", "MailboxInfo", "StoredItem", "participant_text", "read_mboxrd",
+    "sha256_hex", "write_mboxrd",
 ]
 
 WHATSAPP_FOLDER = "WhatsApp Archiver"
@@ -156,7 +157,7 @@ class ArchiveService:
         inserted = {(m, mid) for _, m, mid, _ in written}
         if written:
             # The ledger entry is part of the same transaction: no item exists that the ledger does not know.
-            ledger.append(session, tenant, [(actor, "deliver", "", {
+            ledger.append(session, tenant, [(actor, LedgerAction.DELIVER, "", {
                 "items": sorted([item_id, digest] for item_id, _, _, digest in written)})])
         docs: list[IndexDocument] = []
         if self.indexer is not None and written:
@@ -254,10 +255,10 @@ class ArchiveService:
 
     # -- reading ------------------------------------------------------------------------
 
-    def mailboxes(self, tenant: str) -> list[dict[str, Any]]:
+    def mailboxes(self, tenant: str) -> list[MailboxInfo]:
         with self.db.session() as session:
             rows = session.execute(select(Mailbox).where(Mailbox.tenant_id == tenant).order_by(Mailbox.address))
-            return [{"id": m.id, "user_id": m.user_id, "address": m.address} for (m,) in rows]
+            return [MailboxInfo(id=m.id, user_id=m.user_id, address=m.address) for (m,) in rows]
 
     def folders(self, tenant: str, user_id: str) -> list[str]:
         with self.db.session() as session:
@@ -409,15 +410,15 @@ class ArchiveService:
             complete = True
         finally:
             with self.db.session() as session:
-                ledger.append(session, tenant, [(actor, "mailbox.export", user_id, {
-                    "folder": folder, "format": "mbox", "items": read, "complete": complete})])
+                ledger.append(session, tenant, [(actor, LedgerAction.MAILBOX_EXPORT, user_id, {
+                    "folder": folder, "format": ExportFormat.MBOX, "items": read, "complete": complete})])
 
-    def export(self, tenant: str, user_id: str, folder: str | None, fmt: str, dest: Path) -> int:
+    def export(self, tenant: str, user_id: str, folder: str | None, fmt: ExportFormat | str, dest: Path) -> int:
         """Write a folder (or the whole mailbox) as one MBOX file or a directory of .eml files."""
-        if fmt not in ("mbox", "eml"):
+        if fmt not in tuple(ExportFormat):
             raise Invalid("format must be mbox or eml")
         count = 0
-        if fmt == "eml":
+        if fmt == ExportFormat.EML:
             dest.mkdir(parents=True, exist_ok=True)
             for item, raw in self.iter_messages(tenant, user_id, folder):
                 name = f"{item.sent_at:%Y%m%dT%H%M%SZ}-{item.id}.eml"

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from tenantry.archive.service import ArchiveService
+from tenantry.archive.service import ArchiveService, MailboxInfo
 from tenantry.connectors.models import BuiltinTarget
 from tenantry.connectors.results import (
     ConnectorInfo,
@@ -158,7 +158,7 @@ def _mailbox_routes(router: APIRouter, archive: ArchiveService, tenant_of: Any) 
     """Reading what the connectors delivered: mailboxes, their items, an item's bytes, a mailbox as mbox."""
 
     @router.get("/tenants/{tenant_id}/mailboxes", openapi_extra=needs(COMPLIANCE, EDISCOVERY, IMPORT))
-    def mailboxes(tenant_id: str, request: Request) -> list[dict[str, Any]]:
+    def mailboxes(tenant_id: str, request: Request) -> list[MailboxInfo]:
         return archive.mailboxes(tenant_of(tenant_id, request))
 
     @router.get("/tenants/{tenant_id}/mailboxes/{user_id}/items", openapi_extra=needs(COMPLIANCE, EDISCOVERY))
