@@ -74,9 +74,10 @@ def setup(services: Any, tenant: str, users: int) -> list[str]:
 
 
 def run_tenantry(services: Any, tenant: str, owner: str, files: list[tuple[str, bytes, list[int]]]) -> dict[str, Any]:
-    info = services.connectors.create(tenant, name="bench", kind="whatsapp-export", created_by=owner,
+    info = services.connectors.create(tenant, name="bench", kind="whatsapp-export",
+                                      by=services.directory.administrator(tenant, owner, "bench"),
                                       accept_terms=True, source={"timezone": "UTC"})
-    services.connectors.consent(tenant, info.id, owner)
+    services.connectors.consent(tenant, info.id, services.directory.administrator(tenant, owner, "bench"))
     for name, data, _ in files:
         services.connectors.add_export(tenant, info.id, data, name, "user0@contoso.com")
     started = time.perf_counter()

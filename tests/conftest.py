@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tenantry.app import Services, build_services, create_app
+from tenantry.core.principals import Principal
 from tenantry.core.settings import Settings
 
 # The peers tests provision to, import from and deliver to run on 127.0.0.1 (a second Tenantry, scim2-server,
@@ -208,6 +209,11 @@ def admin_secret(services: Services, tenant: str, name: str = "test", roles: Ite
     """The secret of a new admin token of the tenant, issued to a test administrator holding ``roles`` (default:
     every role)."""
     return services.directory.issue_token(tenant, "admin", name, user_id=administrator(services, tenant, roles)).secret
+
+
+def as_admin(services: Services, tenant: str, user_id: str) -> Principal:
+    """A directory user of the tenant as the administrator principal a service call acts as (with their roles)."""
+    return services.directory.administrator(tenant, user_id, "test")
 
 
 def importing_admin(services: Services, tenant: str = "default") -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from tenantry.app import build_services
 from tenantry.core.settings import Settings
-from tests.conftest import SAMPLES, importing_admin
+from tests.conftest import SAMPLES, as_admin, importing_admin
 
 
 @pytest.fixture()
@@ -44,9 +44,10 @@ def test_after_a_real_import_through_the_cli_nothing_in_the_data_folder_is_reada
     services = build_services(Settings(data_dir=data, database_url=None))
     services.directory.create_tenant("default", "Default")
     admin_id = importing_admin(services)
-    exports = services.connectors.create("default", name="Exports", kind="whatsapp-export", created_by=admin_id,
+    exports = services.connectors.create("default", name="Exports", kind="whatsapp-export",
+                                         by=as_admin(services, "default", admin_id),
                                          accept_terms=True, source={"timezone": "Europe/Berlin"})
-    services.connectors.consent("default", exports.id, admin_id)
+    services.connectors.consent("default", exports.id, as_admin(services, "default", admin_id))
     services.indexer.flush()
     services.db.dispose()
     services.index.close()

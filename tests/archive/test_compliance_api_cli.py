@@ -19,16 +19,16 @@ def test_hold_search_and_audit_over_the_api(app_client, backend, tenant) -> None
     backend.archive.deliver(tenant, [Delivery("u1", "u1@contoso.com", WHATSAPP_FOLDER,
                                               b"Message-ID: <a@t>\r\nSubject: merger talk\r\n\r\nsecret merger\r\n",
                                               "a@t", "chat", "test", NOW)])
-    r = app_client.post(f"{base}/holds", headers=h, json={"name": "h", "actor": "counsel", "user_id": "u1"})
+    r = app_client.post(f"{base}/holds", headers=h, json={"name": "h", "user_id": "u1"})
     assert r.status_code == 201
-    case = app_client.post(f"{base}/cases", headers=h, json={"name": "M", "actor": "counsel"}).json()
-    app_client.post(f"{base}/cases/M/custodians", headers=h, json={"users": ["u1"], "actor": "counsel"})
-    r = app_client.post(f"{base}/cases/{case['id']}/search", headers=h, json={"query": "merger", "actor": "counsel"})
+    case = app_client.post(f"{base}/cases", headers=h, json={"name": "M"}).json()
+    app_client.post(f"{base}/cases/M/custodians", headers=h, json={"users": ["u1"]})
+    r = app_client.post(f"{base}/cases/{case['id']}/search", headers=h, json={"query": "merger"})
     assert r.status_code == 200 and r.json()["count"] == 1
-    r = app_client.post(f"{base}/cases/M/search", headers=h, json={"query": "frm:x", "actor": "counsel"})
+    r = app_client.post(f"{base}/cases/M/search", headers=h, json={"query": "frm:x"})
     assert r.status_code == 400 and "frm" in r.json()["message"]
     item_id = backend.archive.items(tenant, "u1")[0].id
-    r = app_client.post(f"{base}/items/delete", headers=h, json={"item_ids": [item_id], "actor": "u1"})
+    r = app_client.post(f"{base}/items/delete", headers=h, json={"item_ids": [item_id]})
     assert r.json() == {"moved_to_purges": 1, "deleted": 0}
     actions = [e["action"] for e in app_client.get(f"{base}/audit", headers=h).json()]
     assert {"hold.place", "search", "delete.to_purges", "deliver"} <= set(actions)

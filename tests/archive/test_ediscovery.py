@@ -14,6 +14,7 @@ from tenantry.archive.compliance import PURGES
 from tenantry.archive.ediscovery import verify_export
 from tenantry.archive.results import DeletionCounts
 from tenantry.core.errors import Invalid
+from tests.conftest import as_admin
 from tests.connectors.conftest import NOW, FeedServer, People, feed_item
 from tests.connectors.conftest import people as people  # noqa: F401,PLC0414  (fixture)
 from tests.factories.archive import make_case
@@ -30,10 +31,11 @@ def imported(backend, tenant, people: People) -> People:
         feed_item(5, text="quarterly report draft", sender={"phone": "+491702222222", "name": "Bob"}),
     ]
     with FeedServer(items, {}) as feed:
-        info = backend.connectors.create(tenant, name="TM", kind="archiver-feed", created_by=people.admin,
+        info = backend.connectors.create(tenant, name="TM", kind="archiver-feed",
+                                         by=as_admin(backend, tenant, people.admin),
                                          accept_terms=True, source={"url": feed.url, "username": feed.username},
                                          source_password=feed.password)
-        backend.connectors.consent(tenant, info.id, people.admin)
+        backend.connectors.consent(tenant, info.id, as_admin(backend, tenant, people.admin))
         report = backend.connectors.run(tenant, info.id, now=NOW)
     assert report.imported == 5
     return people

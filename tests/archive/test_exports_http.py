@@ -28,9 +28,9 @@ def admin(backend: Services, tenant: str) -> dict[str, str]:
 
 
 def case_with_custodian(client: TestClient, base: str, h: dict[str, str], name: str = "M") -> str:
-    case = client.post(f"{base}/cases", headers=h, json={"name": name, "actor": "counsel"})
+    case = client.post(f"{base}/cases", headers=h, json={"name": name})
     assert case.status_code == 201, case.text
-    r = client.post(f"{base}/cases/{name}/custodians", headers=h, json={"users": ["u1"], "actor": "counsel"})
+    r = client.post(f"{base}/cases/{name}/custodians", headers=h, json={"users": ["u1"]})
     assert r.status_code == 200, r.text
     return str(case.json()["id"])
 
@@ -40,7 +40,7 @@ def finished_export(client: TestClient, backend: Services, tenant: str, base: st
     deliver_items(backend, tenant, "u1", 2)
     case_with_custodian(client, base, h)
     export_id: str = client.post(f"{base}/cases/M/export", headers=h,
-                                 json={"query": "merger", "actor": "counsel"}).json()["export_id"]
+                                 json={"query": "merger"}).json()["export_id"]
     assert wait_for_job(client, base, h, export_id)["state"] == "succeeded"
     return export_id
 
@@ -64,7 +64,7 @@ def test_export_body_naming_a_server_destination_is_refused_and_nothing_is_writt
     case_with_custodian(app_client, base, h)
     target = tmp_path / "elsewhere"
     r = app_client.post(f"{base}/cases/M/export", headers=h,
-                        json={"query": "merger", "actor": "counsel", "destination": str(target)})
+                        json={"query": "merger", "destination": str(target)})
     assert r.status_code in (400, 422), r.text
     assert not target.exists()
     assert app_client.get(f"{base}/cases/M/exports", headers=h).json() == []
@@ -77,7 +77,7 @@ def test_export_runs_as_a_job_under_the_data_folder_and_downloads_intact(
     deliver_items(backend, tenant, "u1", 5)
     deliver_items(backend, tenant, "u2", 3)  # not a custodian: not in the export
     case_id = case_with_custodian(app_client, base, h)
-    r = app_client.post(f"{base}/cases/M/export", headers=h, json={"query": "merger", "actor": "counsel"})
+    r = app_client.post(f"{base}/cases/M/export", headers=h, json={"query": "merger"})
     assert r.status_code == 202, r.text
     export_id = r.json()["export_id"]
     assert r.json()["job_id"] == export_id and r.headers["location"] == f"{base}/jobs/{export_id}"
@@ -139,8 +139,8 @@ def test_export_of_an_unknown_case_or_a_bad_query_is_refused_before_a_job_starts
     deliver_items(backend, tenant, "u1", 1)
     case_with_custodian(app_client, base, h)
     assert app_client.post(f"{base}/cases/nope/export", headers=h,
-                           json={"query": "merger", "actor": "c"}).status_code == 404
-    r = app_client.post(f"{base}/cases/M/export", headers=h, json={"query": "frm:x", "actor": "c"})
+                           json={"query": "merger"}).status_code == 404
+    r = app_client.post(f"{base}/cases/M/export", headers=h, json={"query": "frm:x"})
     assert r.status_code == 400 and "frm" in r.json()["message"]
     assert app_client.get(f"{base}/jobs", headers=h).json() == []
 
@@ -194,8 +194,7 @@ def test_deleting_an_export_removes_its_files_only_in_its_own_tenant(
     assert app_client.delete(f"{obase}/cases/M/exports/{export_id}", headers=oh).status_code == 404
     assert folder.is_dir()
 
-    assert app_client.delete(f"{base}/cases/M/exports/{export_id}", headers=h,
-                             params={"actor": "counsel"}).status_code == 204
+    assert app_client.delete(f"{base}/cases/M/exports/{export_id}", headers=h).status_code == 204
     assert not folder.exists()
     info = app_client.get(f"{base}/cases/M/exports/{export_id}", headers=h).json()
     assert info["state"] == "succeeded" and info["available"] is False
@@ -249,7 +248,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 def test_cli_export_to_an_existing_file_exits_non_zero_with_a_message(cli: CliRunner, tmp_path: Path) -> None:
     target = tmp_path / "a-file"
     target.write_text("keep me")
-    result = cli.invoke(cli_app, ["case", "export", "M", "merger", str(target), "--by", "counsel"])
+    result = cli.invoke(cli_app, ["case", "export", "M", "merger", str(target)])
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     said = " ".join(result.output.split())   # rich wraps long lines
@@ -261,14 +260,14 @@ def test_cli_export_to_a_non_empty_folder_exits_non_zero_with_a_message(cli: Cli
     target = tmp_path / "busy"
     target.mkdir()
     (target / "other.txt").write_text("x")
-    result = cli.invoke(cli_app, ["case", "export", "M", "merger", str(target), "--by", "counsel"])
+    result = cli.invoke(cli_app, ["case", "export", "M", "merger", str(target)])
     assert result.exit_code == 1 and f"{target} is not empty" in " ".join(result.output.split()), result.output
     assert sorted(p.name for p in target.iterdir()) == ["other.txt"]
 
 
 def test_cli_export_writes_the_folder_it_names_and_it_verifies(cli: CliRunner, tmp_path: Path) -> None:
     target = tmp_path / "out"
-    result = cli.invoke(cli_app, ["case", "export", "M", "merger", str(target), "--by", "counsel"])
+    result = cli.invoke(cli_app, ["case", "export", "M", "merger", str(target)])
     assert result.exit_code == 0, result.output
     assert "3 items exported" in result.output
     assert cli.invoke(cli_app, ["case", "verify-export", str(target)]).exit_code == 0

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from tenantry.archive.service import WHATSAPP_FOLDER, read_mboxrd
 from tenantry.cli import app
 from tenantry.core.results import plain
-from tests.conftest import SAMPLES, admin_secret, importing_admin, user_payload
+from tests.conftest import SAMPLES, admin_secret, administrator, importing_admin, user_payload
 from tests.factories.connectors import make_connector, make_run
 
 
@@ -45,7 +45,7 @@ def test_export_wizard_upload_run_and_mbox_export_from_the_cli(cli_env: CliRunne
     # The role comes first; Organization Management does not carry it (seed 000), and the error says how to
     # grant it.
     out = " ".join(run(cli_env, "connector", "create", "Exports", "--by", "admin@contoso.com", ok=False).split())
-    assert "Mailbox Import Export" in out and 'role-group-add "Importers" -r "Mailbox Import Export"' in out
+    assert "Mailbox Import Export" in out and "role-group-add Importers --role 'Mailbox Import Export'" in out
     run(cli_env, "directory", "role-group-add", "Importers", "-r", "Mailbox Import Export")
     run(cli_env, "directory", "role-group-member", "Importers", admin["id"])
     assert "terms" in run(cli_env, "connector", "create", "Exports", "--by", "admin@contoso.com", ok=False)
@@ -76,12 +76,19 @@ def test_connector_api_wizard_and_raw_item(app_client, backend, tenant, people) 
     token = admin_secret(backend, tenant, "a")
     h = {"Authorization": f"Bearer {token}"}
     base = f"/api/v1/tenants/{tenant}"
-    r = app_client.post(f"{base}/connectors", headers=h, json={
-        "name": "Exports", "kind": "whatsapp-export", "created_by": people.bob, "accept_terms": True})
-    assert r.status_code == 403 and r.json()["error"] == "forbidden"
+    # Who creates it is the token's administrator: one without Mailbox Import Export is refused, naming it; a
+    # body that names a creator is refused too (issue #12).
+    org_only = {"Authorization": f"Bearer {admin_secret(backend, tenant, 'o', roles=['Organization Management'])}"}
+    r = app_client.post(f"{base}/connectors", headers=org_only, json={
+        "name": "Exports", "kind": "whatsapp-export", "accept_terms": True})
+    assert r.status_code == 403 and "Mailbox Import Export" in r.json()["message"], r.text
     r = app_client.post(f"{base}/connectors", headers=h, json={
         "name": "Exports", "kind": "whatsapp-export", "created_by": people.admin, "accept_terms": True})
+    assert r.status_code == 422 and "created_by" in r.json()["message"], r.text
+    r = app_client.post(f"{base}/connectors", headers=h, json={
+        "name": "Exports", "kind": "whatsapp-export", "accept_terms": True})
     assert r.status_code == 201, r.text
+    assert r.json()["created_by"] == administrator(backend, tenant)
     cid = r.json()["id"]
     csv_body = b"name,email\nAlice,alice@contoso.com\n"
     r = app_client.put(f"{base}/connectors/Exports/mapping", headers=h, content=csv_body)
@@ -96,7 +103,7 @@ def test_connector_api_wizard_and_raw_item(app_client, backend, tenant, people) 
     r = app_client.post(f"{base}/connectors/{cid}/runs", headers=h)
     assert r.status_code == 400 and "tenantry connector consent" in r.json()["message"]
     assert app_client.get(f"{base}/mailboxes/{people.bob}/items", headers=h).status_code == 404  # none made
-    r = app_client.post(f"{base}/connectors/{cid}/consent", headers=h, json={"admin_user": people.admin})
+    r = app_client.post(f"{base}/connectors/{cid}/consent", headers=h)
     assert r.status_code == 200
     r = app_client.post(f"{base}/connectors/{cid}/runs", headers=h)
     assert r.status_code == 201 and r.json()["imported"] == 12 and r.json()["skipped"] == 0
@@ -111,7 +118,7 @@ def test_connector_api_wizard_and_raw_item(app_client, backend, tenant, people) 
 def test_the_api_answers_the_services_typed_results_field_for_field(app_client, backend, tenant, people) -> None:  # noqa: ANN001
     """The routes declare the connectors' results as their response models: the JSON is ``plain`` of the
     service's answer, in the dataclass's field order (the wire of before the results were typed)."""
-    h = {"Authorization": f"Bearer {backend.directory.issue_token(tenant, 'admin', 'a').secret}"}
+    h = {"Authorization": f"Bearer {admin_secret(backend, tenant, 'a')}"}
     base = f"/api/v1/tenants/{tenant}"
     cid = make_connector(backend, tenant, people.admin)
     report = make_run(backend, tenant, cid, ("chat.txt", b"\x1b junk\n12/01/2024, 09:00 - Dora: hi\n"))
@@ -165,12 +172,12 @@ def test_feed_overlap_and_run_time_change_over_the_api_and_a_short_overlap_is_42
     h = {"Authorization": f"Bearer {token}"}
     base = f"/api/v1/tenants/{tenant}"
     r = app_client.post(f"{base}/connectors", headers=h, json={
-        "name": "TM", "kind": "archiver-feed", "created_by": people.admin, "accept_terms": True,
+        "name": "TM", "kind": "archiver-feed", "accept_terms": True,
         "source": {"url": standard_feed.url, "username": standard_feed.username},
         "source_password": standard_feed.password, "overlap_hours": 24})
     assert r.status_code == 422 and "overlap_hours" in r.text
     r = app_client.post(f"{base}/connectors", headers=h, json={
-        "name": "TM", "kind": "archiver-feed", "created_by": people.admin, "accept_terms": True,
+        "name": "TM", "kind": "archiver-feed", "accept_terms": True,
         "source": {"url": standard_feed.url, "username": standard_feed.username},
         "source_password": standard_feed.password})
     assert r.status_code == 201 and r.json()["overlap_hours"] == 48

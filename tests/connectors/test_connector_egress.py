@@ -14,6 +14,7 @@ from tenantry.connectors.sources.archiver_feed import ArchiverFeedSource
 from tenantry.core.egress import EgressPolicy, EgressRefused
 from tenantry.core.errors import Invalid
 from tenantry.core.results import plain
+from tests.conftest import as_admin
 from tests.connectors.conftest import NOW, FeedServer, People, feed_item
 from tests.factories.connectors import make_connector, make_feed_connector
 from tests.interop.conftest import free_port
@@ -53,7 +54,7 @@ def test_a_feed_attachment_url_that_is_no_usable_url_is_reported_and_the_run_goe
 def test_a_feed_url_with_credentials_or_a_password_in_the_settings_is_refused_unrepeated(
         backend, tenant: str, people: People) -> None:  # noqa: ANN001
     def create(source: dict[str, str]) -> None:
-        backend.connectors.create(tenant, name="x", kind="archiver-feed", created_by=people.admin,
+        backend.connectors.create(tenant, name="x", kind="archiver-feed", by=as_admin(backend, tenant, people.admin),
                                   accept_terms=True, source=source, source_password="feed-pw-2468",
                                   test_source=False)
 
@@ -76,7 +77,7 @@ def test_a_feed_url_with_credentials_or_a_password_in_the_settings_is_refused_un
 def test_an_imap_target_with_a_password_in_its_settings_is_refused_unrepeated(
         backend, tenant: str, people: People, target: dict[str, str], expected: str) -> None:  # noqa: ANN001
     with pytest.raises(Invalid, match=expected) as caught:
-        backend.connectors.create(tenant, name="x", kind="whatsapp-export", created_by=people.admin,
+        backend.connectors.create(tenant, name="x", kind="whatsapp-export", by=as_admin(backend, tenant, people.admin),
                                   accept_terms=True, target={"kind": "imap", **target},
                                   target_secret={"password": "imap-pw-97531"})
     assert "imap-pw-97531" not in caught.value.message
@@ -93,11 +94,13 @@ def test_sources_and_targets_the_default_policy_refuses_are_not_saved(
     monkeypatch.setattr(backend.connectors, "egress", EgressPolicy())
     with pytest.raises(EgressRefused, match="the outbound policy does not allow"):
         if source_url:
-            backend.connectors.create(tenant, name="x", kind="archiver-feed", created_by=people.admin,
+            backend.connectors.create(tenant, name="x", kind="archiver-feed",
+                                      by=as_admin(backend, tenant, people.admin),
                                       accept_terms=True, source={"url": source_url, "username": "u"},
                                       source_password="p" * 12, test_source=False)
         else:
-            backend.connectors.create(tenant, name="x", kind="whatsapp-export", created_by=people.admin,
+            backend.connectors.create(tenant, name="x", kind="whatsapp-export",
+                                      by=as_admin(backend, tenant, people.admin),
                                       accept_terms=True, target={"kind": "imap", "host": imap_host, "port": 993},
                                       target_secret={"password": "p" * 12})
     assert backend.connectors.list_connectors(tenant) == []

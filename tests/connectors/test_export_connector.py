@@ -13,7 +13,7 @@ import pytest
 from tenantry.archive.service import WHATSAPP_FOLDER
 from tenantry.connectors.results import ExportAdded
 from tenantry.core.errors import Invalid, NotFound
-from tests.conftest import SAMPLES, admin_secret, user_payload
+from tests.conftest import SAMPLES, admin_secret, as_admin, user_payload
 from tests.connectors.conftest import People
 from tests.factories.connectors import make_connector, make_run, upload_mapping
 
@@ -188,7 +188,7 @@ def test_export_connector_needs_admin_consent_before_it_runs_or_is_enabled(backe
         backend.connectors.enable(tenant, cid)
     assert copies(backend, tenant, people.bob) == 0
     assert backend.connectors.runs(tenant, cid) == []
-    backend.connectors.consent(tenant, cid, people.admin)
+    backend.connectors.consent(tenant, cid, as_admin(backend, tenant, people.admin))
     assert backend.connectors.run(tenant, cid).status == "succeeded"
     assert backend.connectors.enable(tenant, cid).status == "enabled"
     assert copies(backend, tenant, people.bob) == 12

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 
 from tenantry.archive.service import WHATSAPP_FOLDER
-from tenantry.connectors.wizard import Forbidden
-from tenantry.core.errors import Invalid, NotFound
+from tenantry.core.errors import Forbidden, Invalid, NotFound
 from tenantry.core.results import plain
+from tests.conftest import as_admin
 from tests.connectors.conftest import NOW, FeedServer, feed_item
 from tests.factories.connectors import make_feed_connector
 
@@ -25,7 +25,8 @@ def parsed(backend, tenant: str, user: str) -> list[email.message.EmailMessage]:
 
 def test_creating_a_connector_needs_the_mailbox_import_export_role(backend, tenant, people, standard_feed) -> None:
     with pytest.raises(Forbidden):
-        backend.connectors.create(tenant, name="x", kind="archiver-feed", created_by=people.bob, accept_terms=True,
+        backend.connectors.create(tenant, name="x", kind="archiver-feed",
+                                  by=as_admin(backend, tenant, people.bob), accept_terms=True,
                                   source={"url": standard_feed.url, "username": "archiver"},
                                   source_password=standard_feed.password)
     assert backend.connectors.list_connectors(tenant) == []
@@ -36,22 +37,23 @@ def test_organization_management_alone_cannot_create_a_connector_and_the_error_n
     """Seed 000: no role group has "Mailbox Import Export" by default; the refusal says how to add it."""
     backend.directory.add_role_group_member(tenant, "Organization Management", people.bob)
     with pytest.raises(Forbidden) as refused:
-        backend.connectors.create(tenant, name="x", kind="archiver-feed", created_by=people.bob, accept_terms=True,
+        backend.connectors.create(tenant, name="x", kind="archiver-feed",
+                                  by=as_admin(backend, tenant, people.bob), accept_terms=True,
                                   source={"url": standard_feed.url, "username": "archiver"},
                                   source_password=standard_feed.password)
     message = str(refused.value)
-    assert 'tenantry directory role-group-add "Importers" -r "Mailbox Import Export"' in message
-    assert 'tenantry directory role-group-member "Importers"' in message
+    assert "tenantry directory role-group-add Importers --role 'Mailbox Import Export'" in message
+    assert "tenantry directory role-group-member Importers bob@contoso.com" in message
     assert backend.connectors.list_connectors(tenant) == []
 
 
 def test_terms_must_be_accepted_and_credentials_work_before_saving(backend, tenant, people, standard_feed) -> None:
     with pytest.raises(Invalid, match="terms"):
-        backend.connectors.create(tenant, name="x", kind="archiver-feed", created_by=people.admin,
+        backend.connectors.create(tenant, name="x", kind="archiver-feed", by=as_admin(backend, tenant, people.admin),
                                   accept_terms=False, source={"url": standard_feed.url, "username": "archiver"},
                                   source_password=standard_feed.password)
     with pytest.raises(Invalid, match="did not accept"):
-        backend.connectors.create(tenant, name="x", kind="archiver-feed", created_by=people.admin,
+        backend.connectors.create(tenant, name="x", kind="archiver-feed", by=as_admin(backend, tenant, people.admin),
                                   accept_terms=True, source={"url": standard_feed.url, "username": "archiver"},
                                   source_password="wrong-password")
     assert backend.connectors.list_connectors(tenant) == []
@@ -64,8 +66,8 @@ def test_consent_review_and_enable_follow_the_wizard(backend, tenant, people, st
     with pytest.raises(Invalid, match="consent"):
         backend.connectors.enable(tenant, cid)
     with pytest.raises(Forbidden):
-        backend.connectors.consent(tenant, cid, people.bob)
-    backend.connectors.consent(tenant, cid, people.admin)
+        backend.connectors.consent(tenant, cid, as_admin(backend, tenant, people.bob))
+    backend.connectors.consent(tenant, cid, as_admin(backend, tenant, people.admin))
     enabled = backend.connectors.enable(tenant, cid)
     assert enabled.status == "enabled" and (enabled.next_run_at or "").endswith("02:00:00+00:00")
     # The stored password is sealed, never kept in clear.

@@ -11,7 +11,7 @@ import pytest
 
 from tenantry.core.settings import Settings
 from tenantry.jobs import CeleryJobs, InlineJobs, Scheduler
-from tests.conftest import periodic_work_due
+from tests.conftest import as_admin, periodic_work_due
 from tests.connectors.conftest import NOW, FeedServer, feed_item
 
 REDIS = os.environ.get("TENANTRY_TEST_REDIS", "redis://127.0.0.1:6379/15")
@@ -28,10 +28,11 @@ def redis_reachable() -> str | None:
 
 
 def enabled_feed_connector(backend, tenant, people, feed) -> str:  # noqa: ANN001
-    info = backend.connectors.create(tenant, name="TM", kind="archiver-feed", created_by=people.admin,
+    info = backend.connectors.create(tenant, name="TM", kind="archiver-feed",
+                                     by=as_admin(backend, tenant, people.admin),
                                      accept_terms=True, source={"url": feed.url, "username": feed.username},
                                      source_password=feed.password)
-    backend.connectors.consent(tenant, info.id, people.admin)
+    backend.connectors.consent(tenant, info.id, as_admin(backend, tenant, people.admin))
     backend.connectors.enable(tenant, info.id)
     return str(info.id)
 

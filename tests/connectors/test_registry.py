@@ -20,6 +20,7 @@ from tenantry.connectors.targets import TargetError, store
 from tenantry.connectors.targets.imap import ImapAuth, ImapLogin, ImapSecurity, imap_settings
 from tenantry.core.egress import EgressPolicy
 from tenantry.core.errors import Invalid
+from tests.conftest import as_admin
 from tests.connectors.conftest import NOW, People
 
 
@@ -133,15 +134,18 @@ def test_a_new_source_is_one_kind_registered_and_runs_like_the_builtin_ones(back
     kinds.add_source(memory)
     connectors = ConnectorService(backend.db, backend.directory, backend.archive, backend.secrets, kinds=kinds)
     with pytest.raises(Invalid, match="needs a shelf"):
-        connectors.create(tenant, name="Memory", kind="memory", created_by=people.admin, accept_terms=True)
+        connectors.create(tenant, name="Memory", kind="memory",
+                          by=as_admin(backend, tenant, people.admin), accept_terms=True)
     with pytest.raises(Invalid, match="did not accept the connection: the memory is full"):
-        connectors.create(tenant, name="Memory", kind="memory", created_by=people.admin, accept_terms=True,
+        connectors.create(tenant, name="Memory", kind="memory",
+                          by=as_admin(backend, tenant, people.admin), accept_terms=True,
                           source={"shelf": "broken"})
-    info = connectors.create(tenant, name="Memory", kind="memory", created_by=people.admin, accept_terms=True,
+    info = connectors.create(tenant, name="Memory", kind="memory",
+                             by=as_admin(backend, tenant, people.admin), accept_terms=True,
                              source={"shelf": "top"})
     assert info.source == {"shelf": "top", "checked": True} and info.overlap_hours == 48
     assert memory.sources[-1].closed == [True]          # the wizard's test closed what it opened
-    connectors.consent(tenant, info.id, people.admin)
+    connectors.consent(tenant, info.id, as_admin(backend, tenant, people.admin))
     report = connectors.run(tenant, info.id, now=NOW)
     assert report.status == "succeeded", report.error
     assert (report.seen, report.imported, report.skipped_by_reason) == (

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from tenantry.app import Services
 from tenantry.connectors.models import BuiltinSource
 from tenantry.connectors.results import MappingUpload, RunReport
+from tests.conftest import as_admin
 
 
 class Feed(Protocol):
@@ -27,10 +28,10 @@ def make_connector(services: Services, tenant: str, admin: str, *, name: str = "
     """A draft connector made by ``admin`` (an export connector unless ``kind`` says otherwise), with the
     organisation's consent recorded by ``admin`` unless ``consent`` is false; its id. ``overrides`` go to the
     wizard's ``create`` (``source``, ``target``, ``use_directory_mobiles``, ``overlap_hours``…)."""
-    info = services.connectors.create(tenant, name=name, kind=kind, created_by=admin,
+    info = services.connectors.create(tenant, name=name, kind=kind, by=as_admin(services, tenant, admin),
                                       **{"accept_terms": True, **overrides})
     if consent:
-        services.connectors.consent(tenant, info.id, admin)
+        services.connectors.consent(tenant, info.id, as_admin(services, tenant, admin))
     return info.id
 
 

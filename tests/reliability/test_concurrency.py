@@ -26,7 +26,7 @@ from tenantry.app import Services
 from tenantry.connectors.models import MappingEntry
 from tenantry.core.db import Database
 from tenantry.core.errors import NotFound
-from tests.conftest import SCIM_JSON, _pg_database, grant_import_role, group_payload, user_payload
+from tests.conftest import SCIM_JSON, _pg_database, as_admin, grant_import_role, group_payload, user_payload
 from tests.interop.conftest import RunningServer, start_server, stop_server
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -207,14 +207,14 @@ def admin(root: str, token: str) -> httpx.Client:
 def test_concurrent_releases_of_one_hold_release_it_once(cluster: Cluster, roots: list[str]) -> None:
     user = Scim(roots[0], cluster.scim_token).create("Users", user_payload())
     api = admin(roots[0], cluster.admin_token)
-    hold = api.post("/holds", json={"name": f"hold-{uuid.uuid4().hex[:8]}", "actor": "legal",
+    hold = api.post("/holds", json={"name": f"hold-{uuid.uuid4().hex[:8]}",
                                     "user_id": user["id"]})
     assert hold.status_code == 201, hold.text
     hold_id = hold.json()["id"]
     n = 8
 
     def send(client: httpx.Client, i: int) -> httpx.Response:
-        return client.post(f"/api/v1/tenants/{DEFAULT}/holds/{hold_id}/release", json={"actor": f"officer{i}"})
+        return client.post(f"/api/v1/tenants/{DEFAULT}/holds/{hold_id}/release", json={})
 
     responses = race(n, roots, cluster.admin_token, send)
     assert statuses(responses) == [200] + [409] * (n - 1), [r.text for r in responses if r.status_code != 409]
@@ -228,18 +228,18 @@ def test_concurrent_custodian_additions_are_all_kept(cluster: Cluster, roots: li
     n = 10
     users = [scim.create("Users", user_payload())["id"] for _ in range(n)]
     api = admin(roots[0], cluster.admin_token)
-    case = api.post("/cases", json={"name": f"case-{uuid.uuid4().hex[:8]}", "actor": "legal"})
+    case = api.post("/cases", json={"name": f"case-{uuid.uuid4().hex[:8]}"})
     assert case.status_code == 201, case.text
     case_id = case.json()["id"]
 
     def send(client: httpx.Client, i: int) -> httpx.Response:
         # Every request names the same first custodian and one of its own: no request may fail on the overlap.
         return client.post(f"/api/v1/tenants/{DEFAULT}/cases/{case_id}/custodians",
-                           json={"users": [users[0], users[i]], "actor": "legal"})
+                           json={"users": [users[0], users[i]]})
 
     responses = race(n, roots, cluster.admin_token, send)
     assert statuses(responses) == [200] * n, [r.text for r in responses if r.status_code != 200]
-    final = api.post(f"/cases/{case_id}/custodians", json={"users": [], "actor": "legal"})
+    final = api.post(f"/cases/{case_id}/custodians", json={"users": []})
     assert sorted(final.json()) == sorted(users)
 
 
@@ -275,7 +275,7 @@ def test_concurrent_creations_of_one_case_name_create_it_once(cluster: Cluster, 
     n = 8
 
     def send(client: httpx.Client, i: int) -> httpx.Response:
-        return client.post(f"/api/v1/tenants/{DEFAULT}/cases", json={"name": name, "actor": f"officer{i}"})
+        return client.post(f"/api/v1/tenants/{DEFAULT}/cases", json={"name": name})
 
     responses = race(n, roots, cluster.admin_token, send)
     assert statuses(responses) == [201] + [409] * (n - 1), [r.text for r in responses if r.status_code != 409]
@@ -314,7 +314,8 @@ def test_concurrent_ledger_appends_form_one_unbroken_chain(backend: Services, te
 def test_concurrent_mapping_uploads_leave_one_whole_csv(backend: Services, tenant: str) -> None:
     admin = backend.scim.create(tenant, "User", user_payload())["id"]
     grant_import_role(backend, tenant, admin)
-    connector = backend.connectors.create(tenant, name="Exports", kind="whatsapp-export", created_by=admin,
+    connector = backend.connectors.create(tenant, name="Exports", kind="whatsapp-export",
+                                          by=as_admin(backend, tenant, admin),
                                           accept_terms=True, source={"timezone": "UTC"}, test_source=False).id
     csvs = [{f"p{i}.{k}@contoso.com" for k in range(5)} for i in range(6)]
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from tenantry.archive.models import Item, Mailbox
 from tenantry.connectors.models import Run
+from tests.conftest import as_admin
 from tests.connectors.conftest import NOW, FeedServer, feed_item
 from tests.connectors.conftest import people as people  # noqa: F401,PLC0414  (fixture)
 
@@ -22,10 +23,10 @@ ITEMS = 3000
 def test_kill_9_mid_run_then_rerun_leaves_exactly_the_expected_items(backend, tenant, people) -> None:  # noqa: F811
     items = [feed_item(n, when=NOW - timedelta(hours=2, seconds=n)) for n in range(ITEMS)]
     with FeedServer(items, {}, page_delay=0.4) as feed:
-        info = backend.connectors.create(
-            tenant, name="crashy", kind="archiver-feed", created_by=people.admin, accept_terms=True,
+        info = backend.connectors.create(tenant, name="crashy", kind="archiver-feed",
+                                         by=as_admin(backend, tenant, people.admin), accept_terms=True,
             source={"url": feed.url, "username": feed.username}, source_password=feed.password)
-        backend.connectors.consent(tenant, info.id, people.admin)
+        backend.connectors.consent(tenant, info.id, as_admin(backend, tenant, people.admin))
         env = {**os.environ, "TENANTRY_DATA_DIR": str(backend.settings.data_dir),
                "TENANTRY_DATABASE_URL": backend.settings.resolved_database_url}
         proc = subprocess.Popen([sys.executable, "-m", "tenantry", "connector", "run", "crashy", "--tenant", tenant],

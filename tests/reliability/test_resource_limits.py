@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import _pg_database, admin_secret, importing_admin
+from tests.conftest import _pg_database, admin_secret, as_admin, importing_admin
 from tests.interop.conftest import free_port
 from tests.zipbombs import deflate_zip
 
@@ -58,8 +58,8 @@ def _prepare(data_dir: Path, database_url: str | None) -> dict[str, str]:
         ids = {}
         for name in ("Bombs", "Big"):
             ids[name] = services.connectors.create("default", name=name, kind="whatsapp-export",
-                                                   created_by=admin_id, accept_terms=True).id
-            services.connectors.consent("default", ids[name], admin_id)
+                                                   by=as_admin(services, "default", admin_id), accept_terms=True).id
+            services.connectors.consent("default", ids[name], as_admin(services, "default", admin_id))
         ids["token"] = admin_secret(services, "default", "resource tests")
         ids["scim"] = services.directory.issue_token("default", "scim", "resource tests").secret
         return ids

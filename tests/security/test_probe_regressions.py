@@ -91,7 +91,7 @@ def test_item_delete_with_more_ids_than_a_statement_can_bind_is_4xx_on_both_back
                                                                                     side_b: Any) -> None:
     """70,000 ids (past PostgreSQL's 65,535 bind parameters) were a 500 on PostgreSQL, a 404 on SQLite."""
     r = app_client.post(f"/api/v1/tenants/{side_b.tenant}/items/delete", headers=side_b.admin,
-                        json={"item_ids": list(range(1, 70_001)), "actor": "a"})
+                        json={"item_ids": list(range(1, 70_001))})
     assert r.status_code == 422, r.text
     assert r.json()["error"] == "invalid" and "item_ids" in r.json()["message"]
 
@@ -102,7 +102,7 @@ def test_item_delete_counts_an_id_sent_twice_once(app_client: Any, backend: Any,
     item = deliver(backend, side_b.tenant, "u1", 1)
     backend.compliance.place_hold(side_b.tenant, name="keep", actor="admin", user_id="u1")
     r = app_client.post(f"/api/v1/tenants/{side_b.tenant}/items/delete", headers=side_b.admin,
-                        json={"item_ids": [item] * 2000, "actor": "a"})
+                        json={"item_ids": [item] * 2000})
     assert r.status_code == 200, r.text
     assert r.json() == {"moved_to_purges": 1, "deleted": 0}
     entry = app_client.get(f"/api/v1/tenants/{side_b.tenant}/audit", headers=side_b.admin,
@@ -122,14 +122,14 @@ def test_user_lists_longer_than_a_statement_can_bind_are_404_not_500(app_client:
     base = f"/api/v1/tenants/{side_b.tenant}"
     users = [str(uuid.uuid4()) for _ in range(70_000)]
     if route == "search":
-        r = app_client.post(f"{base}/search", headers=side_b.admin, json={"query": "x", "actor": "a", "users": users})
+        r = app_client.post(f"{base}/search", headers=side_b.admin, json={"query": "x", "users": users})
     elif route == "custodians":
-        case = app_client.post(f"{base}/cases", headers=side_b.admin, json={"name": "c", "actor": "a"}).json()
+        case = app_client.post(f"{base}/cases", headers=side_b.admin, json={"name": "c"}).json()
         r = app_client.post(f"{base}/cases/{case['id']}/custodians", headers=side_b.admin,
-                            json={"users": users, "actor": "a"})
+                            json={"users": users})
     else:
         r = app_client.post(f"{base}/retention-policies", headers=side_b.admin,
-                            json={"name": "p", "actor": "a", "retain_days": 1, "users": users})
+                            json={"name": "p", "retain_days": 1, "users": users})
     assert r.status_code == 404, r.text
     assert r.json()["error"] == "not_found"
     assert app_client.get(f"{base}/retention-policies", headers=side_b.admin).json() == []

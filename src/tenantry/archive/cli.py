@@ -22,6 +22,8 @@ from tenantry.cli_kit import (
     progress_bar,
     sub_app,
 )
+from tenantry.core import access
+from tenantry.core.access import COMPLIANCE, EDISCOVERY
 from tenantry.core.results import plain
 
 app = sub_app("Mailboxes and archived items.")
@@ -105,18 +107,18 @@ def archive_reindex(ctx: typer.Context, tenant: TenantOpt = None,
 
 
 @app.command("delete")
-def archive_delete(ctx: typer.Context, item_ids: list[int], by: ByOpt, tenant: TenantOpt = None) -> None:
+def archive_delete(ctx: typer.Context, item_ids: list[int], by: ByOpt = None, tenant: TenantOpt = None) -> None:
     """Delete items (held or retained ones go to Purges and stay searchable by eDiscovery)."""
     cli = Cli.of(ctx)
-    counts = cli.services.compliance.delete_items(cli.tenant(tenant), item_ids, by)
+    counts = cli.services.compliance.delete_items(cli.tenant(tenant), item_ids, _compliance_as(cli, tenant, by))
     console.print(f"deleted {counts.deleted}, kept in Purges {counts.moved_to_purges}")
 
 
 @app.command("remove-mailbox")
-def archive_remove_mailbox(ctx: typer.Context, user: str, by: ByOpt, tenant: TenantOpt = None) -> None:
+def archive_remove_mailbox(ctx: typer.Context, user: str, by: ByOpt = None, tenant: TenantOpt = None) -> None:
     cli = Cli.of(ctx)
     t = cli.tenant(tenant)
-    counts = cli.services.compliance.remove_mailbox(t, cli.user_id(t, user), by)
+    counts = cli.services.compliance.remove_mailbox(t, cli.user_id(t, user), _compliance_as(cli, tenant, by))
     console.print(f"deleted {counts.deleted}, kept (held or retained) {counts.moved_to_purges}")
 
 
@@ -136,7 +138,7 @@ def archive_audit(ctx: typer.Context, tenant: TenantOpt = None, action: Annotate
 # -- search, holds, retention ---------------------------------------------------------------------------
 
 
-def search(ctx: typer.Context, query: str, by: Annotated[str, typer.Option("--by", help="Who searches (audited).")],
+def search(ctx: typer.Context, query: str, by: ByOpt = None,
            user: Annotated[list[str] | None, typer.Option(help="Only these mailboxes.")] = None,
            purges: Annotated[bool, typer.Option("--purges", help="Include Recoverable Items/Purges.")] = False,
            start: int = 0, count: int = 20, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
@@ -144,8 +146,8 @@ def search(ctx: typer.Context, query: str, by: Annotated[str, typer.Option("--by
     cli = Cli.of(ctx)
     t = cli.tenant(tenant)
     users = [cli.user_id(t, u) for u in user or []] or None
-    result = cli.services.ediscovery.content_search(t, query, by, users=users, include_purges=purges, start=start,
-                                                    count=count)
+    result = cli.services.ediscovery.content_search(t, query, _cases_as(cli, tenant, by), users=users,
+                                                    include_purges=purges, start=start, count=count)
     if as_json:
         print_json(result)
         return
@@ -160,7 +162,7 @@ def _print_counts(counts: dict[str, int], *, sort: bool = False) -> None:
 
 
 @hold_app.command("place")
-def hold_place(ctx: typer.Context, name: str, by: ByOpt,
+def hold_place(ctx: typer.Context, name: str, by: ByOpt = None,
                user: Annotated[str | None, typer.Option(help="Hold this user's whole mailbox.")] = None,
                case: Annotated[str | None, typer.Option(help="Hold in this case (its custodians).")] = None,
                query: Annotated[str | None, typer.Option(help="Only what this query finds (case holds).")] = None,
@@ -170,15 +172,15 @@ def hold_place(ctx: typer.Context, name: str, by: ByOpt,
     t = cli.tenant(tenant)
     user_id = cli.user_id(t, user) if user else None
     case_id = cli.services.ediscovery.find_case(t, case) if case else None
-    hold = cli.services.compliance.place_hold(t, name=name, actor=by, user_id=user_id, case_id=case_id, query=query,
-                                              duration_days=days)
+    hold = cli.services.compliance.place_hold(t, name=name, actor=_compliance_as(cli, tenant, by), user_id=user_id,
+                                              case_id=case_id, query=query, duration_days=days)
     console.print(f"hold {hold.id} placed")
 
 
 @hold_app.command("release")
-def hold_release(ctx: typer.Context, hold_id: str, by: ByOpt, tenant: TenantOpt = None) -> None:
+def hold_release(ctx: typer.Context, hold_id: str, by: ByOpt = None, tenant: TenantOpt = None) -> None:
     cli = Cli.of(ctx)
-    cli.services.compliance.release_hold(cli.tenant(tenant), hold_id, by)
+    cli.services.compliance.release_hold(cli.tenant(tenant), hold_id, _compliance_as(cli, tenant, by))
     console.print(f"hold {hold_id} released")
 
 
@@ -191,7 +193,7 @@ def hold_list(ctx: typer.Context, tenant: TenantOpt = None,
 
 
 @retention_app.command("create")
-def retention_create(ctx: typer.Context, name: str, by: ByOpt,
+def retention_create(ctx: typer.Context, name: str, by: ByOpt = None,
                      retain_days: Annotated[int | None, typer.Option()] = None,
                      delete_after_days: Annotated[int | None, typer.Option()] = None,
                      user: Annotated[list[str] | None, typer.Option(help="Limit to these users.")] = None,
@@ -201,7 +203,7 @@ def retention_create(ctx: typer.Context, name: str, by: ByOpt,
     cli = Cli.of(ctx)
     t = cli.tenant(tenant)
     users = [cli.user_id(t, u) for u in user or []]
-    cli.services.compliance.create_policy(t, name=name, actor=by, retain_days=retain_days,
+    cli.services.compliance.create_policy(t, name=name, actor=_compliance_as(cli, tenant, by), retain_days=retain_days,
                                           delete_after_days=delete_after_days, users=users, folders=folder or [],
                                           kinds=kind or [])
     console.print(f"retention policy {name} created")
@@ -225,9 +227,9 @@ def retention_apply(ctx: typer.Context, tenant: TenantOpt = None) -> None:
 
 
 @retention_app.command("disable")
-def retention_disable(ctx: typer.Context, name: str, by: ByOpt, tenant: TenantOpt = None) -> None:
+def retention_disable(ctx: typer.Context, name: str, by: ByOpt = None, tenant: TenantOpt = None) -> None:
     cli = Cli.of(ctx)
-    cli.services.compliance.disable_policy(cli.tenant(tenant), name, by)
+    cli.services.compliance.disable_policy(cli.tenant(tenant), name, _compliance_as(cli, tenant, by))
     console.print(f"retention policy {name} disabled")
 
 
@@ -239,33 +241,34 @@ def _case(cli: Cli, tenant: str | None, case: str) -> tuple[str, str]:
 
 
 @case_app.command("create")
-def case_create(ctx: typer.Context, name: str, by: ByOpt, tenant: TenantOpt = None) -> None:
+def case_create(ctx: typer.Context, name: str, by: ByOpt = None, tenant: TenantOpt = None) -> None:
     cli = Cli.of(ctx)
-    case = cli.services.ediscovery.create_case(cli.tenant(tenant), name, by)
+    case = cli.services.ediscovery.create_case(cli.tenant(tenant), name, _cases_as(cli, tenant, by))
     console.print(f"case {case.name} ({case.id}) created")
 
 
 @case_app.command("custodian")
-def case_custodian(ctx: typer.Context, case: str, users: list[str], by: ByOpt, tenant: TenantOpt = None) -> None:
+def case_custodian(ctx: typer.Context, case: str, users: list[str], by: ByOpt = None, tenant: TenantOpt = None) -> None:
     cli = Cli.of(ctx)
     t = cli.tenant(tenant)
     ids = [cli.user_id(t, u) for u in users]
     ediscovery = cli.services.ediscovery
-    custodians = ediscovery.add_custodians(t, ediscovery.find_case(t, case), ids, by)
+    custodians = ediscovery.add_custodians(t, ediscovery.find_case(t, case), ids, _cases_as(cli, tenant, by))
     console.print(f"{len(custodians)} custodian(s)")
 
 
 @case_app.command("hold")
-def case_hold(ctx: typer.Context, case: str, by: ByOpt,
+def case_hold(ctx: typer.Context, case: str, by: ByOpt = None,
               query: Annotated[str | None, typer.Option()] = None, days: Annotated[int | None, typer.Option()] = None,
               tenant: TenantOpt = None) -> None:
     cli = Cli.of(ctx)
-    hold = cli.services.ediscovery.hold(*_case(cli, tenant, case), by, query=query, duration_days=days)
+    hold = cli.services.ediscovery.hold(*_case(cli, tenant, case), _cases_as(cli, tenant, by), query=query,
+                                        duration_days=days)
     console.print(f"hold {hold.id} placed on the case's custodians" + (f" for {query!r}" if query else ""))
 
 
 @case_app.command("search")
-def case_search(ctx: typer.Context, case: str, query: str, by: ByOpt,
+def case_search(ctx: typer.Context, case: str, query: str, by: ByOpt = None,
                 no_purges: Annotated[bool, typer.Option("--no-purges")] = False,
                 save: Annotated[str | None, typer.Option("--save", help="Keep the search in the case as NAME.")]
                 = None,
@@ -275,8 +278,8 @@ def case_search(ctx: typer.Context, case: str, query: str, by: ByOpt,
     t, cid = _case(cli, tenant, case)
     ediscovery = cli.services.ediscovery
     if save:
-        ediscovery.save_search(t, cid, save, query, by, include_purges=not no_purges)
-    result = ediscovery.run_search(t, cid, query, by, include_purges=not no_purges)
+        ediscovery.save_search(t, cid, save, query, _cases_as(cli, tenant, by), include_purges=not no_purges)
+    result = ediscovery.run_search(t, cid, query, _cases_as(cli, tenant, by), include_purges=not no_purges)
     if as_json:
         print_json(result)
         return
@@ -286,22 +289,23 @@ def case_search(ctx: typer.Context, case: str, query: str, by: ByOpt,
 
 
 @case_app.command("close")
-def case_close(ctx: typer.Context, case: str, by: ByOpt, tenant: TenantOpt = None) -> None:
+def case_close(ctx: typer.Context, case: str, by: ByOpt = None, tenant: TenantOpt = None) -> None:
     """Close a case: its holds are released (their items fall under retention again)."""
     cli = Cli.of(ctx)
-    cli.services.ediscovery.close_case(*_case(cli, tenant, case), by)
+    cli.services.ediscovery.close_case(*_case(cli, tenant, case), _cases_as(cli, tenant, by))
     console.print(f"case {case} closed; its holds are released")
 
 
 @case_app.command("export")
-def case_export(ctx: typer.Context, case: str, query: str, out: Path, by: ByOpt,
+def case_export(ctx: typer.Context, case: str, query: str, out: Path, by: ByOpt = None,
                 dedupe: Annotated[bool, typer.Option("--dedupe")] = False, tenant: TenantOpt = None) -> None:
     """Export what a query finds into the new folder OUT (run by the operator, on this machine): EML per item,
     MBOX per custodian, load file, summary, manifest. OUT must not exist, or be an empty folder."""
     cli = Cli.of(ctx)
     t, cid = _case(cli, tenant, case)
     with progress_bar("exporting") as progress:
-        summary = cli.services.ediscovery.export(t, cid, query, out, by, deduplicate=dedupe, progress=progress)
+        summary = cli.services.ediscovery.export(t, cid, query, out, _cases_as(cli, tenant, by), deduplicate=dedupe,
+                                                  progress=progress)
     console.print(f"{summary.exported} items exported to {out} ({len(summary.errors)} errors)")
     if summary.errors:
         raise typer.Exit(1)
@@ -318,3 +322,19 @@ def case_verify_export(folder: Path) -> None:
     console.print("export intact" if not problems else f"{len(problems)} problem(s)")
     if problems:
         raise typer.Exit(1)
+
+
+def _compliance_as(cli: Cli, tenant: str | None, by: str | None) -> str:
+    return _actor(cli, tenant, by, COMPLIANCE)
+
+
+def _cases_as(cli: Cli, tenant: str | None, by: str | None) -> str:
+    return _actor(cli, tenant, by, COMPLIANCE, EDISCOVERY)
+
+
+def _actor(cli: Cli, tenant: str | None, by: str | None, *roles: str) -> str:
+    """Who the audit trail names for this command: the operator, or ``--as``/``--by`` an administrator of the
+    tenant holding one of ``roles`` (checked as over HTTP)."""
+    principal = cli.principal(cli.tenant(tenant), by)
+    access.require(principal, roles, "this command")
+    return principal.actor

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from tenantry.archive.service import ArchiveService, MailboxInfo
@@ -22,13 +22,13 @@ from tenantry.connectors.results import (
 )
 from tenantry.connectors.service import ConnectorService
 from tenantry.connectors.wizard import DEFAULT_OVERLAP_HOURS, MAX_OVERLAP_HOURS
-from tenantry.core.access import COMPLIANCE, EDISCOVERY, IMPORT, ORGANIZATION, needs, principal_in
+from tenantry.core.access import COMPLIANCE, EDISCOVERY, IMPORT, ORGANIZATION, Body, needs, principal_in
 from tenantry.core.bounds import INT32_MAX, MAX_DAYS, Count, ItemId, Offset
 from tenantry.core.errors import Invalid, PayloadTooLarge
 from tenantry.core.streaming import bounded_chunks, read_bounded
 
 
-class ConnectorIn(BaseModel):
+class ConnectorIn(Body):
     name: str
     kind: str
     accept_terms: bool = False
@@ -44,7 +44,7 @@ class ConnectorIn(BaseModel):
     overlap_hours: int = Field(default=DEFAULT_OVERLAP_HOURS, ge=DEFAULT_OVERLAP_HOURS, le=MAX_OVERLAP_HOURS)
 
 
-class ConnectorSettingsIn(BaseModel):
+class ConnectorSettingsIn(Body):
     run_at: str | None = None
     overlap_hours: int | None = Field(default=None, ge=DEFAULT_OVERLAP_HOURS, le=MAX_OVERLAP_HOURS)
 

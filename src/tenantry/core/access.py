@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic import BaseModel, model_validator
 from starlette.requests import Request
 
 from tenantry.core.errors import Forbidden
@@ -77,3 +78,21 @@ def principal_in(request: Request) -> Principal:
     if not isinstance(found, Principal):
         raise Forbidden("no authenticated principal for this request")
     return found
+
+
+class Body(BaseModel):
+    """An admin API body. Who acts is the authenticated caller (issue #12): a body that still names one
+    (``actor``, ``created_by``, ``admin_user``, ``by``) is refused, so a client never believes it was recorded."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_claimed_actor(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            claimed = sorted(CLAIMED_ACTOR_FIELDS & data.keys())
+            if claimed:
+                raise ValueError(f"{', '.join(claimed)}: who acts is the authenticated caller (the token's "
+                                 "administrator), not a field of the body; remove it")
+        return data
+
+
+CLAIMED_ACTOR_FIELDS = frozenset({"actor", "created_by", "admin_user", "by"})

@@ -149,12 +149,14 @@ def role_group_add(ctx: typer.Context, name: str, role: Annotated[list[str], typ
 
 
 @app.command("role-group-member")
-def role_group_member(ctx: typer.Context, name: str, user_id: str, tenant: TenantOpt = None,
+def role_group_member(ctx: typer.Context, name: str, user: str, tenant: TenantOpt = None,
                       remove: Annotated[bool, typer.Option("--remove")] = False) -> None:
+    """Add a user (e-mail, userName or id) to a role group, or ``--remove`` them."""
     cli = Cli.of(ctx)
     directory = cli.services.directory
     change = directory.remove_role_group_member if remove else directory.add_role_group_member
-    change(cli.tenant(tenant), name, user_id)
+    t = cli.tenant(tenant)
+    change(t, name, cli.user_id(t, user))
     console.print("done")
 
 
