@@ -150,7 +150,8 @@ class _AdminBodyLimit:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if not path.startswith("/api/v1/") or (scope.get("method") == "POST" and path.endswith("/exports")):
+        # The sign-in pages' forms (/auth/…) are read whole by the framework too.
+        if not path.startswith(("/api/v1/", "/auth/")) or (scope.get("method") == "POST" and path.endswith("/exports")):
             await self.app(scope, receive, send)
             return
         limit = self.limit

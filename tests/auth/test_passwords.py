@@ -109,3 +109,15 @@ class TestLockout:
         console.signin.set_password(console.tenant, ADMIN, "a brand new passphrase")
         assert console.client.get("/auth/session").status_code == 401
         assert sign_in(console.client, console.tenant, ADMIN, "a brand new passphrase").status_code == 303
+
+    def test_parallel_guesses_are_counted_one_by_one_and_lock_the_account(self, console: Console) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        console.signin.set_password(console.tenant, ADMIN, PASSWORD)
+        guess = console.signin.passwords.check
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda i: guess(console.tenant, console.admin, f"guess number {i:04}"),
+                                    range(12)))
+        assert not any(answers)
+        assert console.signin.passwords.locked_until(console.tenant, console.admin) is not None
+        assert guess(console.tenant, console.admin, PASSWORD) is False

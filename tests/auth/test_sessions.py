@@ -211,6 +211,13 @@ class TestLoginForm:
         r = console.client.get("/auth/login", params={"tenant": '"><script>alert(1)</script>'})
         assert "<script>" not in r.text and "&lt;script&gt;" in r.text
 
+    def test_a_login_post_over_the_body_limit_is_refused_unread(self, console: Console) -> None:
+        settings = console.services.settings.model_copy(update={"admin_body_max_bytes": 4096})
+        with TestClient(create_app(settings, console.services)) as client:
+            r = client.post("/auth/login", content=b"password=" + b"x" * 5000,
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+            assert r.status_code == 413
+
     def test_next_only_leads_to_a_path_of_this_site(self) -> None:
         home = "/auth/session"
         assert safe_next("/console/holds?x=1", home) == "/console/holds?x=1"

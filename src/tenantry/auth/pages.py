@@ -57,7 +57,7 @@ def safe_next(value: str | None, default: str) -> str:
 
 
 # Long by design: a router factory is its routes (issue #11), each a few lines over the SignIn service.
-def build_pages(signin: SignIn) -> APIRouter:  # noqa: C901
+def build_pages(signin: SignIn) -> APIRouter:
     router = APIRouter(prefix="/auth", include_in_schema=False)
     templates = Environment(loader=PackageLoader("tenantry.auth", "templates"),
                             autoescape=select_autoescape(["html"]))
