@@ -146,6 +146,8 @@ class SignIn:
 
     def sign_out(self, session: SessionUser) -> None:
         self.sessions.revoke(session.session_id)
+        log.info("console sign-out: tenant %s, user %s (session %s…)", session.tenant, session.user_id,
+                 session.session_id[:12])
 
     def login_token(self, request: HTTPConnection) -> tuple[str, bool]:
         """The sign-in form's double-submit token: this browser's (if its cookie is one of ours), or a new one;
