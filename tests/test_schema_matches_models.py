@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import tenantry.archive.models
+import tenantry.auth.models
 import tenantry.connectors.models
 import tenantry.core.schedule
 import tenantry.directory.models

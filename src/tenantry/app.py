@@ -26,6 +26,7 @@ from tenantry.archive.ledger import Ledger
 from tenantry.archive.search import SearchIndex
 from tenantry.archive.search_tantivy import TantivySearchIndex
 from tenantry.archive.service import ArchiveService
+from tenantry.auth.service import SignIn, SignInSettings
 from tenantry.connectors.service import ConnectorService
 from tenantry.core.db import Database
 from tenantry.core.egress import EgressPolicy
@@ -78,9 +79,10 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
                                    exports_dir=settings.data_dir / "exports", jobs=jobstore)
     provisioning = ProvisioningService(db, secrets, directory, mailer=Mailer(settings),
                                        log_days=settings.provisioning_log_days, egress=egress)
+    signin = SignIn(db, directory, store, secrets, egress=egress, settings=SignInSettings.from_settings(settings))
     secure_data_dir(settings.data_dir)
     return Services(settings, db, directory, store, secrets, archive, connectors, Ledger(db), compliance, index,
-                    indexer, ediscovery, provisioning, jobstore, ScimLog(db, keep_days=settings.scim_log_days))
+                    indexer, ediscovery, provisioning, jobstore, ScimLog(db, keep_days=settings.scim_log_days), signin)
 
 
 def _search_index(settings: Settings, db: Database) -> SearchIndex:
@@ -158,7 +160,8 @@ class _AdminBodyLimit:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if not path.startswith("/api/v1/") or (scope.get("method") == "POST" and path.endswith("/exports")):
+        # The sign-in pages' forms (/auth/…) are read whole by the framework too.
+        if not path.startswith(("/api/v1/", "/auth/")) or (scope.get("method") == "POST" and path.endswith("/exports")):
             await self.app(scope, receive, send)
             return
         limit = self.limit
@@ -248,6 +251,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for build in registry().routers:
         app.include_router(build(context), prefix="/api/v1", dependencies=api_guard)
     app.include_router(jobs_api.build_router(services.jobstore, tenant_of), prefix="/api/v1", dependencies=api_guard)
+    for build in registry().pages:   # browser pages (sign-in): their own credential, the session cookie
+        app.include_router(build(context))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -14,6 +14,7 @@ DOMAINS = (
     "tenantry.connectors.register",
     "tenantry.archive.register",
     "tenantry.provisioning.register",
+    "tenantry.auth.register",
 )
 
 

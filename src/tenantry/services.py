@@ -12,6 +12,7 @@ from tenantry.archive.indexing import Indexer
 from tenantry.archive.ledger import Ledger
 from tenantry.archive.search import SearchIndex
 from tenantry.archive.service import ArchiveService
+from tenantry.auth.service import SignIn
 from tenantry.connectors.service import ConnectorService
 from tenantry.core.db import Database
 from tenantry.core.secrets import SecretBox
@@ -40,3 +41,4 @@ class Services:
     provisioning: ProvisioningService
     jobstore: JobStore
     scim_log: ScimLog
+    signin: SignIn

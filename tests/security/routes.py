@@ -13,6 +13,8 @@ SCIM_PREFIXES = ("/tenants/{tenant_id}/scim/v2", "/scim/v2")
 # Read by anyone, the same for every tenant: RFC 7644 §4 discovery (and the refusal of writes to it, 405),
 # the health check. The OpenAPI document and docs pages are Starlette routes, not APIRoutes.
 SCIM_DISCOVERY = ("/ServiceProviderConfig", "/Schemas", "/ResourceTypes")
+# The browser's sign-in pages (auth/pages.py): their credential is the console session cookie, never a bearer token.
+BROWSER_PREFIX = "/auth/"
 
 
 def api_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -33,6 +35,10 @@ def scim_suffix(path: str) -> str | None:
         if path.startswith(prefix + "/") or path == prefix:
             return path[len(prefix):]
     return None
+
+
+def is_browser(path: str) -> bool:
+    return path.startswith(BROWSER_PREFIX)
 
 
 def is_public(method: str, path: str) -> bool:

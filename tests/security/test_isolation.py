@@ -359,6 +359,21 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", _ADMIN + "/provisioning/apps/{app}/logs"): lambda w: [
         across(w, app=w.a.app), inside(w, 404, app=w.a.app),
         inside(w, 200, app=w.b.app, query={"user": w.a.user}, check=lambda r: r.json() == [])],
+    # -- console sign-in ----------------------------------------------------------------------------------------
+    ("GET", _ADMIN + "/sign-in/oidc"): lambda w: [across(w), inside(w, 404)],
+    ("PUT", _ADMIN + "/sign-in/oidc"): lambda w: [
+        across(w, json={"issuer": "https://idp.b-probe.invalid", "client_id": "b", "client_secret": "b" * 20})],
+    ("DELETE", _ADMIN + "/sign-in/oidc"): lambda w: [across(w), inside(w, 404)],
+    # The browser's pages: their credential is the session cookie, and B's admin token is nobody there. Starting
+    # A's single sign-on is open to anyone by design (it is A's users' way in); A's provider cannot be reached
+    # from the tests (502), and nothing of A's configuration is in the answer.
+    ("GET", "/auth/login"): lambda w: [Probe(None, {}, frozenset({200}))],
+    ("POST", "/auth/login"): lambda w: [Probe(None, {}, frozenset({403}))],
+    ("POST", "/auth/logout"): lambda w: [Probe(None, {}, frozenset({200}))],   # to the sign-in form: nobody to end
+    ("GET", "/auth/session"): lambda w: [Probe(None, {}, frozenset({401}))],
+    ("GET", "/auth/oidc/{tenant_id}/start"): lambda w: [public(w, 502), inside(w, 404)],
+    ("GET", "/auth/oidc/{tenant_id}/callback"): lambda w: [
+        public(w, 400), Probe(w.a.tenant, {}, frozenset({400}), query={"state": "guess", "code": "guess"})],
 }
 
 
@@ -400,6 +415,9 @@ def _tenant(backend: Services, prefix: str, names: dict[str, str]) -> Tenant:
                                           token="t" * 20).id
     role = backend.provisioning.add_role(tenant, app, display_name=names["role"], value=names["role_value"]).id
     backend.provisioning.assign(tenant, app, "User", user, role=role)
+    if "idp" in names:   # A's single sign-on (B has none: its own reads answer 404)
+        backend.signin.oidc.configure(tenant, issuer=f"https://{names['idp']}", client_id=names["app"],
+                                      client_secret="s" * 20, display_name=names["app"])
     return Tenant(tenant, admin, scim, {"user": user, "group": group, "item": str(item), "hold": hold,
                                         "case": case, "connector": connector, "run": run, "app": app,
                                         "role": role})
@@ -412,7 +430,7 @@ def world(backend: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "domain": "a-isolation-secret.example", "subject": "A-ISOLATION-SUBJECT", "hold": "A Isolation Hold",
         "policy": "A Isolation Policy", "case": "A Isolation Matter", "connector": "A Isolation Export",
         "app": "A Isolation App", "url": "a-iso.invalid", "role": "A Isolation Role",
-        "role_value": "a-isolation-role"})
+        "role_value": "a-isolation-role", "idp": "idp.a-iso.invalid"})
     b = _tenant(backend, "b", {
         "user": "bob@b.example", "display": "Bob B", "group": "B Group", "domain": "b.example", "subject": "B mail",
         "hold": "B Hold", "policy": "B Policy", "case": "B Matter", "connector": "B Export", "app": "B App",
@@ -465,7 +483,7 @@ def snapshot(w: World) -> dict[str, Any]:
         "roles": (api + f"/provisioning/apps/{a.app}/roles", a.admin),
         "exports": (api + f"/cases/{a.case}/exports", a.admin), "job": (api + f"/jobs/{a.job}", a.admin),
         "app log": (api + f"/provisioning/apps/{a.app}/logs", a.admin), "audit": (api + "/audit?limit=1000", a.admin),
-        "scim log": (api + "/scim-log?limit=1000", a.admin),
+        "scim log": (api + "/scim-log?limit=1000", a.admin), "sign-in": (api + "/sign-in/oidc", a.admin),
     }
     out: dict[str, Any] = {}
     for name, (path, headers) in reads.items():

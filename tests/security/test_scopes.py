@@ -6,7 +6,9 @@ For each APIRoute (the admin API under /api/v1 and both SCIM prefixes), on both 
 - on admin routes: the tenant's own SCIM token → 403, the operator token → 403 on /tenants/{id}/…;
 - on operator routes (OPERATOR_ONLY): the tenant's own admin token → 403;
 - on SCIM routes: the tenant's own admin token and the operator token → 401 (a SCIM endpoint answers 401 to
-  everything but its tenant's SCIM token).
+  everything but its tenant's SCIM token);
+- on the browser's sign-in pages (/auth/…, whose credential is the session cookie): no bearer token of any scope
+  changes the answer, and none is a session.
 The credential is always of the tenant named in the path, so the scope alone is what refuses it. A route
 that fits none of the kinds below fails ``test_every_route_has_a_credential_kind``: say what it needs here.
 """
@@ -21,7 +23,7 @@ from fastapi.testclient import TestClient
 
 from tenantry.app import Services, create_app
 from tests.conftest import admin_secret, administrator
-from tests.security.routes import api_routes, fill, is_public, scim_suffix
+from tests.security.routes import api_routes, fill, is_browser, is_public, scim_suffix
 
 # Routes only the operator may call (a tenant admin gets 403). GET /api/v1/tenants is shared: the operator
 # sees every tenant, a tenant admin its own.
@@ -33,6 +35,8 @@ INSTALLATION = {("GET", "/api/v1/tenants"), ("GET", "/api/v1/catalogue")} | OPER
 def kind(method: str, path: str) -> str | None:
     if is_public(method, path):
         return "public"
+    if is_browser(path):
+        return "browser"
     if (method, path) in OPERATOR_ONLY:
         return "operator"
     if (method, path) in INSTALLATION:
@@ -87,7 +91,7 @@ def test_every_route_has_a_credential_kind(client: TestClient) -> None:
 def test_no_unknown_or_revoked_token_is_401_except_public_routes(client: TestClient, creds: dict[str, Any]) -> None:
     wrong = []
     for method, path in api_routes(client.app):  # type: ignore[arg-type]
-        if kind(method, path) == "public":
+        if kind(method, path) in ("public", "browser"):
             continue
         tenant = creds["tenant"] if "{tenant_id}" in path else creds["default"]
         for label, token in (("none", None), ("unknown", "tnt_admin_" + "z" * 40), ("revoked", creds["revoked"])):
@@ -136,6 +140,22 @@ def test_admin_and_operator_tokens_on_scim_routes_are_401(client: TestClient, cr
             if r.status_code != 401 or r.json().get("status") != "401":
                 wrong.append(f"{method} {path} ({label} token): {r.status_code} {r.text[:120]}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_bearer_tokens_change_nothing_on_the_browser_pages(client: TestClient, creds: dict[str, Any]) -> None:
+    wrong = []
+    for method, path in api_routes(client.app):  # type: ignore[arg-type]
+        if kind(method, path) != "browser":
+            continue
+        anonymous = _call(client, method, path, None, creds["tenant"]).status_code
+        for label in ("admin", "operator", "scim", "default_admin"):
+            r = _call(client, method, path, creds[label], creds["tenant"])
+            if r.status_code != anonymous:
+                wrong.append(f"{method} {path} ({label} token): {r.status_code}, without a token {anonymous}")
+    assert not wrong, "\n".join(wrong)
+    for label in ("admin", "operator", "scim"):
+        r = client.get("/auth/session", headers={"Authorization": f"Bearer {creds[label]}"})
+        assert r.status_code == 401, (label, r.text)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # duplicate operation ids: the OpenAPI document's own issue

@@ -52,6 +52,7 @@ class RouteContext:
 @dataclass
 class Registry:
     routers: list[Callable[[RouteContext], APIRouter]] = field(default_factory=list)
+    pages: list[Callable[[RouteContext], APIRouter]] = field(default_factory=list)
     cli: list[Callable[[typer.Typer], None]] = field(default_factory=list)
     tasks: dict[str, Task] = field(default_factory=dict)
     tracked: dict[str, Tracked] = field(default_factory=dict)
@@ -61,6 +62,11 @@ class Registry:
     def add_router(self, build: Callable[[RouteContext], APIRouter]) -> None:
         """A router of ``/api/v1``, included behind the credential guard."""
         self.routers.append(build)
+
+    def add_pages(self, build: Callable[[RouteContext], APIRouter]) -> None:
+        """A router of browser pages (``/auth/…``), included as it is: no ``/api/v1`` prefix and no bearer-token
+        guard, its routes answering to a session cookie (or to nobody: the sign-in form) themselves."""
+        self.pages.append(build)
 
     def add_cli(self, add_commands: Callable[[typer.Typer], None]) -> None:
         """A function that adds the part's typer sub-apps and commands to the root ``tenantry`` command."""

@@ -2,7 +2,8 @@
 
 Fernet (AES-128-CBC + HMAC-SHA256, from ``cryptography``) under one key: ``TENANTRY_SECRET_KEY`` if set,
 else ``<data_dir>/secret.key``, created with mode 0600 on first use. Losing the key loses those credentials
-(they must be entered again), never archived data.
+(they must be entered again), never archived data. The same key is the root of the installation's other keys
+(``derive``: the console's session-cookie signatures), so that there is one secret to keep.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from tenantry.core.errors import Invalid
 
@@ -18,6 +21,13 @@ from tenantry.core.errors import Invalid
 class SecretBox:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
+
+    def derive(self, purpose: str) -> bytes:
+        """A 256-bit key for one purpose (``"console-session"``), derived from this key with HKDF-SHA256
+        (RFC 5869): keys of different purposes are independent, and none reveals the sealing key."""
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                    info=f"tenantry:{purpose}".encode()).derive(self._key)
 
     @classmethod
     def from_settings(cls, secret_key: str | None, data_dir: Path) -> SecretBox:

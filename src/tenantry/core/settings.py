@@ -94,6 +94,17 @@ class Settings(BaseSettings):
     zip_max_ratio: int = Field(
         default=100, ge=1, description="Highest compression ratio of one zip member over 1 MiB (zip bombs: ~1000)."
     )
+    # Console sign-in (auth/, docs/sign-in.md): local administrator passwords and their lockout, browser sessions.
+    signin_max_failures: int = Field(
+        default=5, ge=1, le=100, description="Consecutive wrong passwords that lock a console account.")
+    signin_lockout_minutes: int = Field(
+        default=15, ge=1, le=7 * 24 * 60, description="How long a locked console account stays locked.")
+    session_idle_minutes: int = Field(
+        default=30, ge=1, le=24 * 60, description="A console session unused this long is signed out.")
+    session_absolute_hours: int = Field(
+        default=12, ge=1, le=30 * 24, description="A console session ends this long after sign-in, used or not.")
+    cookie_secure: bool = Field(
+        default=True, description="Mark the console's cookies Secure (HTTPS only); false for plain http on one box.")
     bootstrap_scim_token: str | None = Field(
         default=None, description="Create this SCIM token for the default tenant on start (tests, automation)."
     )

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 import tenantry.archive.models  # noqa: F401  (registers the tables)
+import tenantry.auth.models  # noqa: F401
 import tenantry.connectors.models  # noqa: F401
 import tenantry.core.schedule  # noqa: F401
 import tenantry.directory.models  # noqa: F401
