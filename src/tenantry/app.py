@@ -26,7 +26,8 @@ from tenantry.archive.ledger import Ledger
 from tenantry.archive.search import SearchIndex
 from tenantry.archive.search_tantivy import TantivySearchIndex
 from tenantry.archive.service import ArchiveService
-from tenantry.auth.service import SignIn, SignInSettings
+from tenantry.audit import AuditMiddleware
+from tenantry.auth.service import SignIn, SignInSettings, session_principal
 from tenantry.connectors.service import ConnectorService
 from tenantry.core.db import Database
 from tenantry.core.egress import EgressPolicy
@@ -215,6 +216,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                   redoc_url=None, swagger_ui_oauth2_redirect_url=None, lifespan=lifespan)
     app.state.services = services
     app.add_middleware(_AdminBodyLimit, limit=settings.admin_body_max_bytes)
+    # Every change through /api/v1, with who made it, in the tenant's ledger before the answer leaves (issue #12).
+    app.add_middleware(AuditMiddleware, ledger=services.ledger, default_tenant=settings.default_tenant)
     # Each SCIM write, with its answer, in the tenant's SCIM request log (after the answer is sent).
     app.add_middleware(scim_api.ScimLogMiddleware, scim_log=services.scim_log, reads=settings.scim_log_reads)
 
@@ -227,7 +230,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(scim_router, prefix="/tenants/{tenant_id}/scim/v2", include_in_schema=False)
     # Every /api/v1 router is included with this guard: the credential is checked before the body is read or
     # validated, and a route that forgets its own check is still closed (tests/security/test_scopes.py).
-    api_guard = [Depends(directory_api.api_guard(services.directory))]
+    # A console session (cookie, CSRF on writes) or a bearer token: either names the principal the guard checks.
+    api_guard = [Depends(session_principal(services.signin, services.directory)),
+                 Depends(directory_api.api_guard(services.directory))]
     _, tenant_of = directory_api.admin_guard(services.directory)
 
     jobs_holder: dict[str, Any] = {}

@@ -12,12 +12,11 @@ from typing import Annotated
 
 import typer
 
-from tenantry.cli_kit import Cli, CliGroup, JsonOpt, TenantOpt, console, err, fail, print_rows, sub_app
+from tenantry.cli_kit import Cli, JsonOpt, TenantOpt, console, err, fail, print_rows, root_app, sub_app
 from tenantry.core.private import restrict_process_umask
 from tenantry.domains import registry
 
-app = typer.Typer(cls=CliGroup, help="Tenantry: directory, SCIM provisioning, archive and compliance.",
-                  no_args_is_help=True)
+app = root_app("Tenantry: directory, SCIM provisioning, archive and compliance.")
 token_app = sub_app("Bearer tokens for the SCIM endpoint, the admin API and the operator.")
 tenant_app = sub_app("Tenants.")
 db_app = sub_app("Database schema.")

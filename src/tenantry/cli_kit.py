@@ -16,8 +16,10 @@ module can be imported by whatever registers the domain without an import circle
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -25,7 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from scim2_models import SCIMException
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from tenantry.core.errors import TenantryError
 from tenantry.core.principals import Principal, operator
@@ -67,9 +69,72 @@ class CliGroup(TyperGroup):
             fail(f"{exc.scim_type or exc.status}: {exc.detail}")
 
 
+# Commands that change nothing (or whose service records what they read, as searches and exports do): the rest
+# leave an ``admin.change`` entry in the tenant's ledger when they succeed (issue #12). A command missing here is
+# recorded, never the other way round.
+READS = frozenset({
+    "admin sessions", "archive audit", "archive export", "archive items", "archive mailboxes", "archive show",
+    "archive verify", "audit", "case search", "case verify-export", "connector list", "connector report",
+    "connector review", "connector schedule", "db upgrade", "directory domains", "directory groups",
+    "directory licences", "directory role-groups", "directory users", "feed-server", "hold list",
+    "provisioning apps", "provisioning logs", "provisioning roles", "provisioning scope", "provisioning status",
+    "retention list", "scim log", "search", "serve", "sign-in oidc show", "tenant list", "token list", "worker"})
+# Parameters never written to the ledger.
+_UNRECORDED = ("password", "secret", "token_stdin")
+
+
+class AuditedCommand(TyperCommand):
+    """A command that, when it succeeds and changes something, leaves an ``admin.change`` entry naming who ran it
+    (the operator's OS account, or the administrator ``--as``/``--by`` names) in the tenant's ledger."""
+
+    def invoke(self, ctx: Any) -> Any:
+        result = super().invoke(ctx)
+        _record_change(ctx)
+        return result
+
+
+def _command_path(ctx: Any) -> str:
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(reversed(names))
+
+
+def _record_change(ctx: Any) -> None:
+    path = _command_path(ctx)
+    cli = ctx.find_object(Cli)
+    if path in READS or cli is None or cli._services is None:
+        return   # nothing of the database was opened: nothing in it changed
+    params = {k: str(v) for k, v in ctx.params.items()
+              if v is not None and not any(word in k for word in _UNRECORDED)}
+    tenant = str(ctx.params.get("tenant_id") if path == "tenant create" else
+                 ctx.params.get("tenant") or cli.settings.default_tenant)
+    try:
+        from tenantry.archive.models import LedgerAction
+
+        principal = cli.principal(tenant, ctx.params.get("by") or ctx.params.get("as_"))
+        cli.services.ledger.record(tenant, principal.actor, LedgerAction.ADMIN_CHANGE, "", via="cli",
+                                   operation=path, params=params)
+    except Exception as exc:  # noqa: BLE001 - the change is made; say that its record is not, and fail
+        fail(f"{path}: the change was made, but its audit entry could not be written ({exc}); check it")
+
+
+class _Typer(typer.Typer):
+    """A typer app whose commands are ``AuditedCommand``s unless they say otherwise."""
+
+    def command(self, *args: Any, cls: Any = None, **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or AuditedCommand, **kwargs)
+
+
+def root_app(help: str) -> typer.Typer:
+    """The ``tenantry`` command itself."""
+    return _Typer(cls=CliGroup, help=help, no_args_is_help=True)
+
+
 def sub_app(help: str) -> typer.Typer:
     """A part's command group (``tenantry directory …``): errors translated, its help shown when called bare."""
-    return typer.Typer(cls=CliGroup, help=help, no_args_is_help=True)
+    return _Typer(cls=CliGroup, help=help, no_args_is_help=True)
 
 
 class Cli:
@@ -150,6 +215,25 @@ def _os_account() -> str:
 
         user = f"uid {os.getuid()}"
     return f"{user}@{socket.gethostname()}"
+
+
+_RELATIVE = re.compile(r"^(\d{1,6})\s*([mhd])$")
+
+
+def when(option: str, text: str | None) -> datetime | None:
+    """An ISO 8601 date or time (UTC unless it names a zone), or an age: 30m, 24h, 7d."""
+    if text is None:
+        return None
+    relative = _RELATIVE.match(text.strip().lower())
+    if relative:
+        amount, unit = int(relative.group(1)), relative.group(2)
+        return datetime.now(UTC) - timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        fail(f"{option} {text!r}: give an ISO date or time (2026-03-01, 2026-03-01T09:00+01:00) or an age "
+             "(30m, 24h, 7d)")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def print_json(value: Any) -> None:

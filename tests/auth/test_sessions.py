@@ -238,3 +238,27 @@ def test_the_session_endpoint_is_401_without_a_session_and_ignores_bearer_tokens
     r = console.client.get("/auth/session", headers={"Authorization": f"Bearer {admin_token}"})
     assert r.status_code == 401 and r.json()["error"] == "unauthorized"
 
+
+
+def test_a_console_session_calls_the_admin_api_as_its_administrator_with_their_roles_and_csrf(
+        console: Console) -> None:
+    """Issue #12: the admin API takes a console session as well as a bearer token; the session's administrator
+    is the principal (their roles are checked), and a write without the session's CSRF token is refused."""
+    console.signin.set_password(console.tenant, ADMIN, PASSWORD)
+    assert sign_in(console.client, console.tenant, ADMIN, PASSWORD).status_code == 303
+    base = f"/api/v1/tenants/{console.tenant}"
+    # No role yet: the directory is closed to them, and the refusal names the roles.
+    r = console.client.get(f"{base}/users")
+    assert r.status_code == 403 and "needs the role" in r.json()["message"], r.text
+    console.services.directory.add_role_group_member(console.tenant, "Organization Management", console.admin)
+    assert console.client.get(f"{base}/users").status_code == 200
+    assert console.client.get(f"/api/v1/tenants/{console.tenant}-other/users").status_code == 403
+    csrf = console.client.get("/auth/session").json()["csrf_token"]
+    r = console.client.post(f"{base}/domains", json={"name": "fabrikam.com"})
+    assert r.status_code == 403 and "CSRF" in r.json()["message"]
+    assert console.services.directory.list_domains(console.tenant) == []
+    r = console.client.post(f"{base}/domains", json={"name": "fabrikam.com"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 201, r.text
+    # Signed out: the cookie opens nothing.
+    console.client.post("/auth/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert console.client.get(f"{base}/users").status_code == 401

@@ -21,6 +21,7 @@ from tenantry.cli_kit import (
     print_rows,
     progress_bar,
     sub_app,
+    when,
 )
 from tenantry.core import access
 from tenantry.core.access import COMPLIANCE, EDISCOVERY
@@ -36,6 +37,7 @@ RESULT_COLUMNS = ["id", "sent_at", "mailbox", "kind", "from", "subject"]
 
 def register(root: typer.Typer) -> None:
     root.command("search")(search)
+    root.command("audit")(archive_audit)
     root.add_typer(app, name="archive")
     root.add_typer(hold_app, name="hold")
     root.add_typer(retention_app, name="retention")
@@ -123,11 +125,21 @@ def archive_remove_mailbox(ctx: typer.Context, user: str, by: ByOpt = None, tena
 
 
 @app.command("audit")
-def archive_audit(ctx: typer.Context, tenant: TenantOpt = None, action: Annotated[str | None, typer.Option()] = None,
-                  limit: int = 50, as_json: JsonOpt = False) -> None:
-    """The audit trail (newest first): every delivery batch, hold, release, search, export and deletion."""
+def archive_audit(
+        ctx: typer.Context, tenant: TenantOpt = None,
+        action: Annotated[str | None, typer.Option(help="Only this action (admin.change, hold.place, export…).")]
+        = None,
+        actor: Annotated[str | None, typer.Option(help="Only entries whose actor contains this: a user name, a "
+                                                       "user, token or session id, 'operator'.")] = None,
+        since: Annotated[str | None, typer.Option(help="From this time (ISO 8601) or age (30m, 24h, 7d).")] = None,
+        until: Annotated[str | None, typer.Option(help="Before this time (ISO 8601) or age.")] = None,
+        target: Annotated[str | None, typer.Option(help="Only this target (an id).")] = None,
+        limit: Annotated[int, typer.Option(min=1, max=1000)] = 50, as_json: JsonOpt = False) -> None:
+    """The audit trail (newest first): every change made through the API or the CLI (admin.change, with who made
+    it), every delivery batch, hold, release, search, export and deletion."""
     cli = Cli.of(ctx)
-    rows = cli.services.ledger.entries(cli.tenant(tenant), action=action, limit=limit)
+    rows = cli.services.ledger.entries(cli.tenant(tenant), action=action, limit=limit, actor=actor,
+                                       since=when("--since", since), until=when("--until", until), target=target)
     if as_json:
         print_json(rows)
         return

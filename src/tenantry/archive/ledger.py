@@ -102,12 +102,23 @@ class Ledger:
         with self.db.session() as session:
             append(session, tenant, [(actor, LedgerAction(action), target, detail)])
 
-    def entries(self, tenant: str, *, action: str | None = None, limit: int = 100,
-                offset: int = 0) -> list[AuditEntry]:
+    def entries(self, tenant: str, *, action: str | None = None, limit: int = 100, offset: int = 0,
+                actor: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                target: str | None = None) -> list[AuditEntry]:
+        """The tenant's entries, newest first. ``actor``: a part of the actor (a user name, a user, token or
+        session id); ``since`` inclusive, ``until`` exclusive; ``target`` exact."""
         with self.db.session() as session:
             stmt = select(LedgerEntry).where(LedgerEntry.tenant_id == tenant)
             if action:
                 stmt = stmt.where(LedgerEntry.action == action)
+            if actor:
+                stmt = stmt.where(LedgerEntry.actor.contains(actor, autoescape=True))
+            if since is not None:
+                stmt = stmt.where(LedgerEntry.at >= as_utc(since))
+            if until is not None:
+                stmt = stmt.where(LedgerEntry.at < as_utc(until))
+            if target:
+                stmt = stmt.where(LedgerEntry.target == target)
             rows = session.scalars(stmt.order_by(LedgerEntry.number.desc()).offset(offset).limit(limit))
             return [AuditEntry(number=e.number, at=as_utc(e.at).isoformat(), actor=e.actor, action=e.action,
                                target=e.target, detail=_detail(e.detail)) for e in rows]

@@ -39,6 +39,7 @@ class LedgerAction(StrEnum):
     EXPORT = "export"
     EXPORT_DELETE = "export.delete"
     EXPORT_DOWNLOAD = "export.download"
+    ADMIN_CHANGE = "admin.change"               # a change made through the admin API or the CLI (issue #12)
 
 
 class DeletionReason(StrEnum):

@@ -198,3 +198,22 @@ class SignIn:
     def sweep(self) -> dict[str, int]:
         """Ended sessions and stale pending sign-ins, deleted (the periodic ``signin.sweep``). Idempotent."""
         return {"sessions": self.sessions.sweep(), "pending_oidc": self.oidc.sweep()}
+
+
+def session_principal(signin: SignIn, directory: DirectoryService) -> Callable[[Request], Any]:
+    """The admin API's first dependency (issue #12): a request without an ``Authorization`` header that carries
+    a live console session acts as that session's administrator (with their roles now), and an unsafe one must
+    send the session's CSRF token. The bearer guard that follows uses the principal found here."""
+    from starlette.concurrency import run_in_threadpool
+
+    async def resolve(request: Request) -> None:
+        if request.headers.get("authorization") or SESSION_COOKIE not in request.cookies:
+            return
+        session = await run_in_threadpool(signin.session_user, request)
+        if session is None:
+            raise Unauthorized("the console session has ended (signed out, idle or expired): sign in again")
+        await require_csrf(request, session)
+        request.state.principal = await run_in_threadpool(
+            directory.administrator, session.tenant, session.user_id, f"session {session.session_id[:16]}")
+
+    return resolve

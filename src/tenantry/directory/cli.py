@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from tenantry.cli_kit import Cli, JsonOpt, TenantOpt, console, fail, print_json, print_rows, sub_app
+from tenantry.cli_kit import Cli, JsonOpt, TenantOpt, console, fail, print_json, print_rows, sub_app, when
 from tenantry.directory.results import ScimLogRow
 
 app = sub_app("Users, groups, domains, licences and role groups.")
@@ -158,25 +156,6 @@ def role_group_member(ctx: typer.Context, name: str, user: str, tenant: TenantOp
     t = cli.tenant(tenant)
     change(t, name, cli.user_id(t, user))
     console.print("done")
-
-
-_RELATIVE = re.compile(r"^(\d{1,6})\s*([mhd])$")
-
-
-def when(option: str, text: str | None) -> datetime | None:
-    """An ISO 8601 date or time (UTC unless it names a zone), or an age: 30m, 24h, 7d."""
-    if text is None:
-        return None
-    relative = _RELATIVE.match(text.strip().lower())
-    if relative:
-        amount, unit = int(relative.group(1)), relative.group(2)
-        return datetime.now(UTC) - timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        fail(f"{option} {text!r}: give an ISO date or time (2026-03-01, 2026-03-01T09:00+01:00) or an age "
-             "(30m, 24h, 7d)")
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @scim_app.command("log")
