@@ -7,7 +7,7 @@ never holds a success whose record is missing: if the entry cannot be written, t
 the change was made and its record was not (and the server log has why). A refused or failed request changes
 nothing, so it is not a change; the parts' own entries (``hold.place``, ``export``…) say what a change did.
 A change outside any tenant (creating a tenant) is recorded in the default tenant's ledger.
-The CLI records its changes the same way (``cli_kit.CliGroup``).
+The CLI records its changes the same way (``cli_kit.AuditedCommand``).
 """
 
 from __future__ import annotations

@@ -58,7 +58,8 @@ class Settings(BaseSettings):
         default=None, description="Celery broker (redis://… or amqp://…); unset runs jobs in-process."
     )
     broker_queue: str = Field(default="tenantry", description="The Celery queue Tenantry's jobs go to.")
-    scheduler_interval: int = Field(default=60, description="Seconds between checks for due connector runs.")
+    scheduler_interval: int = Field(default=60, description="Seconds between the scheduler's checks for due work: "
+                                    "connector runs, provisioning cycles, periodic sweeps.")
     provisioning_log_days: int = Field(default=30, ge=1, description="Days provisioning logs are kept.")
     scim_log_days: int = Field(default=30, ge=1, le=36_500,
                                description="Days the SCIM request log (inbound SCIM writes) is kept.")
