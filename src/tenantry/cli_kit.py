@@ -83,14 +83,55 @@ READS = frozenset({
 _UNRECORDED = ("password", "secret", "token_stdin")
 
 
+# The installation's own commands: the operator's on the machine, never an administrator's (``--as`` is refused).
+OPERATOR_ONLY = frozenset({
+    "serve", "worker", "db upgrade", "tenant create", "tenant list", "token create", "token rotate", "token revoke",
+    "token list", "admin password set", "admin unlock", "admin sessions", "connector schedule", "feed-server"})
+
+
 class AuditedCommand(TyperCommand):
-    """A command that, when it succeeds and changes something, leaves an ``admin.change`` entry naming who ran it
-    (the operator's OS account, or the administrator ``--as``/``--by`` names) in the tenant's ledger."""
+    """A command run as a principal: ``--as``/``--by`` an administrator is refused unless they hold one of the
+    roles the command's part gives it (``Registry.add_cli(roles=…)``), as its route would; when it succeeds and
+    changes something, it leaves an ``admin.change`` entry naming who ran it in the tenant's ledger."""
 
     def invoke(self, ctx: Any) -> Any:
+        _check_acting(ctx)
         result = super().invoke(ctx)
         _record_change(ctx)
         return result
+
+
+def _acting_as(ctx: Any) -> str | None:
+    cli = ctx.find_object(Cli)
+    named = ctx.params.get("by") or ctx.params.get("as_") or (cli.acting_as if cli is not None else None)
+    return str(named) if named else None
+
+
+def _check_acting(ctx: Any) -> None:
+    who = _acting_as(ctx)
+    if who is None:
+        return   # the operator, who owns the machine
+    path = _command_path(ctx)
+    if path in OPERATOR_ONLY:
+        fail(f"`tenantry {path}` is the operator's (run it without --as)")
+    cli = Cli.of(ctx)
+    tenant = str(ctx.params.get("tenant") or cli.settings.default_tenant)
+    require_command_roles(path, cli.principal(cli.tenant(tenant), who))
+
+
+def require_command_roles(path: str, principal: Principal) -> None:
+    """Forbidden unless ``principal`` may run ``tenantry <path>``: an operator-only command or one whose part
+    names no roles is refused to every administrator."""
+    from tenantry.core import access
+    from tenantry.core.errors import Forbidden
+    from tenantry.domains import registry
+
+    if principal.unrestricted:
+        return
+    roles = registry().command_roles.get(path)
+    if path in OPERATOR_ONLY or roles is None:
+        raise Forbidden(f"`tenantry {path}` is the operator's (run it without --as)")
+    access.require(principal, roles, f"`tenantry {path}`")
 
 
 def _command_path(ctx: Any) -> str:

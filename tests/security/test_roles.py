@@ -94,3 +94,85 @@ def test_a_role_passes_the_role_check_where_the_route_names_it(world: dict[str, 
         if r.status_code == 403 and any(word in r.text for word in ROLE_WORDS):
             wrong.append(f"{method} {path}: {r.text[:160]}")
     assert not wrong, "\n".join(wrong)
+
+
+# -- the CLI, run --as an administrator ------------------------------------------------------------------------
+
+
+def _command_paths() -> list[str]:
+    import typer.main
+
+    from tenantry.cli import app
+
+    paths: list[str] = []
+
+    def walk(command: Any, prefix: list[str]) -> None:
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, [*prefix, name])
+        else:
+            paths.append(" ".join(prefix))
+
+    walk(typer.main.get_command(app), [])
+    return sorted(paths)
+
+
+def _principal(roles: list[str]) -> Any:
+    from tenantry.core.principals import Principal, PrincipalKind
+
+    return Principal(PrincipalKind.ADMIN, "u", "ann@contoso.com", "t", frozenset(roles), "cli")
+
+
+def test_every_command_names_its_roles_or_is_the_operators() -> None:
+    from tenantry.cli_kit import OPERATOR_ONLY
+    from tenantry.domains import registry
+
+    declared = registry().command_roles
+    paths = _command_paths()
+    silent = [p for p in paths if p not in declared and p not in OPERATOR_ONLY]
+    assert not silent, "name the roles of these commands (Registry.add_cli(roles=…)) or make them the " \
+                       "operator's: " + ", ".join(silent)
+    assert not set(declared) & OPERATOR_ONLY
+    assert not set(declared) - set(paths), "roles named for commands that do not exist"
+
+
+@pytest.mark.parametrize("role", ADMIN_ROLES)
+def test_a_command_run_as_an_administrator_needs_one_of_its_roles(role: str) -> None:
+    from tenantry.cli_kit import OPERATOR_ONLY, require_command_roles
+    from tenantry.core.errors import Forbidden
+    from tenantry.domains import registry
+
+    holder = _principal([role])
+    for path in _command_paths():
+        allowed = role in registry().command_roles.get(path, ())
+        if allowed:
+            require_command_roles(path, holder)
+            continue
+        with pytest.raises(Forbidden) as refused:
+            require_command_roles(path, holder)
+        if path not in OPERATOR_ONLY:
+            assert "needs the role" in refused.value.message and "tenantry directory role-group" in \
+                refused.value.message, path
+    for path in OPERATOR_ONLY:
+        with pytest.raises(Forbidden, match="operator's"):
+            require_command_roles(path, _principal(list(ADMIN_ROLES)))
+
+
+def test_a_command_run_as_an_administrator_without_the_role_is_refused_and_changes_nothing(
+        backend: Services, tenant: str) -> None:
+    from typer.testing import CliRunner
+
+    from tenantry.cli import app as cli_app
+    from tenantry.cli_kit import Cli
+    from tests.conftest import user_payload
+
+    user = backend.scim.create(tenant, "User", user_payload("carl@contoso.com"))["id"]
+    backend.directory.add_role_group_member(tenant, "Compliance Management", user)
+    runner = CliRunner()
+    refused = runner.invoke(cli_app, ["--as", "carl@contoso.com", "directory", "domain-add", "contoso.com",
+                                      "--tenant", tenant], obj=Cli(backend))
+    assert refused.exit_code == 1 and "Organization Management" in refused.output
+    assert backend.directory.list_domains(tenant) == []
+    assert backend.ledger.entries(tenant, action="admin.change") == []
+    operator_only = runner.invoke(cli_app, ["--as", "carl@contoso.com", "token", "list"], obj=Cli(backend))
+    assert operator_only.exit_code == 1 and "operator's" in operator_only.output

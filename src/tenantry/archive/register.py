@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from fastapi import APIRouter
 
+from tenantry.core.access import COMPLIANCE, EDISCOVERY, IMPORT, ORGANIZATION
 from tenantry.core.clock import utcnow
 from tenantry.core.registry import Periodic, Registry, RouteContext
 from tenantry.core.results import plain
@@ -16,8 +17,21 @@ from tenantry.core.results import plain
 RETENTION_EVERY = timedelta(days=1)
 
 
+# What an administrator running a command --as needs (docs/security.md, "Roles"); the routes name theirs.
+_CASES = (COMPLIANCE, EDISCOVERY)
+COMMAND_ROLES: dict[str, tuple[str, ...]] = {
+    "archive mailboxes": (COMPLIANCE, EDISCOVERY, IMPORT),
+    **dict.fromkeys(("archive items", "archive show", "archive export", "search", "hold list", "case create",
+                     "case custodian", "case hold", "case search", "case close", "case export",
+                     "case verify-export"), _CASES),
+    **dict.fromkeys(("archive delete", "archive remove-mailbox", "hold place", "hold release", "retention list",
+                     "retention create", "retention disable", "retention apply"), (COMPLIANCE,)),
+    **dict.fromkeys(("archive audit", "audit", "archive verify", "archive reindex"), (COMPLIANCE, ORGANIZATION)),
+}
+
+
 def register(registry: Registry) -> None:
-    registry.add_cli(_commands)
+    registry.add_cli(_commands, roles=COMMAND_ROLES)
     registry.add_router(_router)
     registry.add_task("retention.apply", _retention)
     registry.add_tracked("retention.apply", _tracked_retention)

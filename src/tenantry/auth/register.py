@@ -10,12 +10,17 @@ from typing import Any
 import typer
 from fastapi import APIRouter
 
+from tenantry.core.access import ORGANIZATION
 from tenantry.core.clock import utcnow
 from tenantry.core.registry import Periodic, Registry, RouteContext
 
+# What an administrator running a command --as needs (docs/security.md, "Roles"); the routes name theirs.
+COMMAND_ROLES: dict[str, tuple[str, ...]] = dict.fromkeys(
+    ("sign-in oidc set", "sign-in oidc show", "sign-in oidc remove"), (ORGANIZATION,))
+
 
 def register(registry: Registry) -> None:
-    registry.add_cli(_commands)
+    registry.add_cli(_commands, roles=COMMAND_ROLES)
     registry.add_router(_router)
     registry.add_pages(_pages)
     registry.add_task("signin.sweep", _sweep)

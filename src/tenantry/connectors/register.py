@@ -10,6 +10,7 @@ import typer
 from fastapi import APIRouter
 
 from tenantry.connectors.models import RunTrigger
+from tenantry.core.access import COMPLIANCE, IMPORT, ORGANIZATION
 from tenantry.core.registry import Registry, RouteContext
 from tenantry.core.results import plain
 
@@ -17,8 +18,18 @@ from tenantry.core.results import plain
 RUN_LEASE = timedelta(hours=1)
 
 
+# What an administrator running a command --as needs (docs/security.md, "Roles"); the routes name theirs.
+COMMAND_ROLES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("connector list", "connector review", "connector report"), (IMPORT, ORGANIZATION, COMPLIANCE)),
+    **dict.fromkeys(("connector create", "connector mapping", "connector set", "connector enable",
+                     "connector upload", "connector run"), (IMPORT,)),
+    "connector disable": (IMPORT, ORGANIZATION),
+    "connector consent": (ORGANIZATION,),
+}
+
+
 def register(registry: Registry) -> None:
-    registry.add_cli(_commands)
+    registry.add_cli(_commands, roles=COMMAND_ROLES)
     registry.add_router(_router)
     registry.add_task("connector.run", _run)
     registry.add_due(_due)

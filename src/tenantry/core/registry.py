@@ -54,6 +54,8 @@ class Registry:
     routers: list[Callable[[RouteContext], APIRouter]] = field(default_factory=list)
     pages: list[Callable[[RouteContext], APIRouter]] = field(default_factory=list)
     cli: list[Callable[[typer.Typer], None]] = field(default_factory=list)
+    # Command path ("hold place") → the roles an administrator acting with --as needs (issue #12).
+    command_roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
     tasks: dict[str, Task] = field(default_factory=dict)
     tracked: dict[str, Tracked] = field(default_factory=dict)
     due: list[DueWork] = field(default_factory=list)
@@ -68,9 +70,15 @@ class Registry:
         guard, its routes answering to a session cookie (or to nobody: the sign-in form) themselves."""
         self.pages.append(build)
 
-    def add_cli(self, add_commands: Callable[[typer.Typer], None]) -> None:
-        """A function that adds the part's typer sub-apps and commands to the root ``tenantry`` command."""
+    def add_cli(self, add_commands: Callable[[typer.Typer], None],
+                roles: dict[str, tuple[str, ...]] | None = None) -> None:
+        """A function that adds the part's typer sub-apps and commands to the root ``tenantry`` command, and the
+        roles each of those commands needs when run ``--as`` an administrator (as its routes name theirs)."""
         self.cli.append(add_commands)
+        for path, needed in (roles or {}).items():
+            if path in self.command_roles:
+                raise ValueError(f"two parts give the roles of `tenantry {path}`")
+            self.command_roles[path] = needed
 
     def add_task(self, name: str, task: Task) -> None:
         if name in self.tasks:

@@ -10,12 +10,24 @@ from typing import Any
 import typer
 from fastapi import APIRouter
 
+from tenantry.core.access import ADMIN_ROLES, APPLICATIONS, ORGANIZATION
 from tenantry.core.clock import utcnow
 from tenantry.core.registry import Periodic, Registry, RouteContext
 
+# What an administrator running a command --as needs (docs/security.md, "Roles"); the routes name theirs.
+_READ = ADMIN_ROLES
+COMMAND_ROLES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("directory users", "directory groups", "directory domains", "directory licences",
+                     "directory role-groups"), _READ),
+    **dict.fromkeys(("directory user-add", "directory domain-add", "directory domain-verify",
+                     "directory domain-remove", "directory licence-assign", "directory licence-remove",
+                     "directory role-group-add", "directory role-group-member"), (ORGANIZATION,)),
+    "scim log": (ORGANIZATION, APPLICATIONS),
+}
+
 
 def register(registry: Registry) -> None:
-    registry.add_cli(_commands)
+    registry.add_cli(_commands, roles=COMMAND_ROLES)
     registry.add_router(_router)
     registry.add_task("scim_log.purge", _scim_log_purge)
     registry.add_periodic(Periodic("scim_log.purge", timedelta(days=1), lambda _services: [("scim_log.purge", {})]))

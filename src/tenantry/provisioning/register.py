@@ -9,14 +9,22 @@ from typing import Any
 import typer
 from fastapi import APIRouter
 
+from tenantry.core.access import APPLICATIONS, ORGANIZATION
 from tenantry.core.clock import utcnow
 from tenantry.core.errors import Conflict
 from tenantry.core.registry import Registry, RouteContext
 from tenantry.provisioning.results import CycleTrigger
 
+# What an administrator running a command --as needs (docs/security.md, "Roles"); the routes name theirs.
+COMMAND_ROLES: dict[str, tuple[str, ...]] = dict.fromkeys(
+    (f"provisioning {name}" for name in (
+        "apps", "app-add", "app-update", "status", "config", "assign", "unassign", "roles", "role-add",
+        "role-update", "role-delete", "scope", "start", "stop", "restart", "run", "on-demand", "logs")),
+    (APPLICATIONS, ORGANIZATION))
+
 
 def register(registry: Registry) -> None:
-    registry.add_cli(_commands)
+    registry.add_cli(_commands, roles=COMMAND_ROLES)
     registry.add_router(_router)
     registry.add_task("provisioning.run", _run)
     registry.add_due(_due)
