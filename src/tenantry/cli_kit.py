@@ -52,7 +52,7 @@ Progress = Callable[[int, int | None], None]
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
     # Messages quote names and files the user handed in: their brackets are text, not rich markup.
-    err.print(f"[red]error:[/red] {escape(message)}")
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)   # one line: logs and scripts grep it
     raise typer.Exit(code)
 
 
