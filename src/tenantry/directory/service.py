@@ -9,6 +9,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -39,9 +40,15 @@ from tenantry.directory.results import DomainInfo, RoleGroupInfo, TenantInfo
 
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-# scim: one tenant's SCIM endpoint (what an identity provider holds); admin: one tenant's admin API;
-# operator: the installation (listing and creating tenants), bound to the default tenant's row but for no tenant.
-SCOPES = ("scim", "admin", "operator")
+class TokenScope(StrEnum):
+    """What a bearer token opens (docs/security.md, "Credentials and scopes")."""
+
+    SCIM = "scim"            # one tenant's SCIM endpoint (what an identity provider holds)
+    ADMIN = "admin"          # one tenant's admin API, as the administrator it is issued to
+    OPERATOR = "operator"    # the installation (listing and creating tenants), bound to the default tenant's row
+
+
+SCOPES = tuple(scope.value for scope in TokenScope)
 
 
 @dataclass(frozen=True)
@@ -149,7 +156,7 @@ class DirectoryService:
         (it carries that administrator's roles); SCIM and operator tokens to nobody."""
         if scope not in SCOPES:
             raise Invalid(f"scope must be one of {', '.join(SCOPES)}")
-        if (scope == "admin") != (user_id is not None):
+        if (scope == TokenScope.ADMIN) != (user_id is not None):
             raise Invalid("an admin token is issued to an administrator (--for <user>), and only an admin token is")
         secret = secret or new_secret(f"tnt_{scope}")
         if len(secret) < 16:
@@ -188,16 +195,16 @@ class DirectoryService:
     def has_unowned_admin_tokens(self, tenant_id: str) -> bool:
         """Whether the tenant has admin tokens issued before administrators had identities (issue #12)."""
         with self.db.session() as session:
-            return session.scalar(select(ApiToken.id).where(
-                ApiToken.tenant_id == tenant_id, ApiToken.scope == "admin", ApiToken.user_id.is_(None)).limit(1)
-            ) is not None
+            unowned = select(ApiToken.id).where(ApiToken.tenant_id == tenant_id, ApiToken.scope == TokenScope.ADMIN,
+                                                ApiToken.user_id.is_(None))
+            return session.scalar(unowned.limit(1)) is not None
 
     def adopt_admin_tokens(self, tenant_id: str, user_id: str) -> int:
         """Give the tenant's admin tokens issued before administrators had identities (no user) to ``user_id``
         (the first administrator); how many. Idempotent."""
         with self.db.session() as session:
             tokens = list(session.scalars(select(ApiToken).where(
-                ApiToken.tenant_id == tenant_id, ApiToken.scope == "admin", ApiToken.user_id.is_(None))))
+                ApiToken.tenant_id == tenant_id, ApiToken.scope == TokenScope.ADMIN, ApiToken.user_id.is_(None))))
             for token in tokens:
                 token.user_id = user_id
         self._forget_credentials()
@@ -289,9 +296,9 @@ class DirectoryService:
         Cached with the token (``TOKEN_CACHE_SECONDS``): a role change made in this process applies at once, in
         another within that many seconds.
         """
-        if credential.scope == "operator":
+        if credential.scope == TokenScope.OPERATOR:
             return operator("operator", f"token {credential.id}")
-        if credential.scope != "admin":
+        if credential.scope != TokenScope.ADMIN:
             raise Forbidden(f"this is {_article(credential.scope)} {credential.scope} token; the admin API needs "
                             "an admin or the operator token")
         cached = self._principal_cache.get(credential.id)
