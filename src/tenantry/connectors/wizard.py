@@ -30,8 +30,8 @@ from tenantry.core.errors import Invalid, NotFound
 from tenantry.core.principals import Principal
 from tenantry.directory.service import DirectoryService
 
-IMPORT_ROLE = "Mailbox Import Export"
-CONSENT_ROLE = "Organization Management"
+IMPORT_ROLE = access.IMPORT
+CONSENT_ROLE = access.ORGANIZATION
 # What the errors tell an administrator to do (seed 000: no role group has the import role by default).
 CONSENT_HINT = ("record it with: tenantry connector consent <connector> [--as <admin>] "
                 f"(a holder of {CONSENT_ROLE!r}; API: POST …/connectors/<connector>/consent)")
