@@ -11,6 +11,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from joserfc import jws, jwt
 from joserfc.jwk import RSAKey
@@ -229,6 +231,36 @@ def test_claims_that_are_not_a_json_object_are_refused() -> None:
                                   RSAKey.import_key(signing.private_key), algorithms=["RS256"])
     with pytest.raises(errors.MalformedToken):
         _validate(token)
+
+
+def test_signature_with_base64_padding_or_standard_alphabet_is_refused() -> None:
+    token = _mint()
+    with pytest.raises(errors.MalformedToken):
+        _validate(token + "==")
+    header, payload, signature = token.split(".")
+    with pytest.raises(errors.MalformedToken):
+        _validate(f"{header}.{payload}.{signature.replace('-', '+').replace('_', '/')}x+")
+
+
+def test_header_with_critical_extensions_is_refused() -> None:
+    # RFC 7515 §4.1.11: a recipient that does not understand a listed extension MUST reject the JWS.
+    # joserfc will not make one, so it is signed here with cryptography directly.
+    header = {"typ": "JWT", "alg": "RS256", "x5t": _partner().descriptor.x5t, "crit": ["urn:x-ext"], "urn:x-ext": 1}
+    signing_input = f"{_b64url_json(header)}.{_b64url_json(_seed_claims())}"
+    private_key = _partner().private_key
+    assert private_key is not None
+    signature = private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    with pytest.raises(errors.MalformedToken, match="critical"):
+        _validate(f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}")
+
+
+def test_second_token_with_an_already_seen_header_still_has_its_signature_checked() -> None:
+    good = _mint()
+    assert _validate(good).partner_app_id == PARTNER_APP_ID
+    header, payload, _ = good.split(".")
+    other_signature = _mint(now=NOW + 1).split(".")[2]
+    with pytest.raises(errors.BadSignature):
+        _validate(f"{header}.{payload}.{other_signature}")
 
 
 @pytest.mark.parametrize("claim", ["iss", "aud", "nameid", "exp", "nbf"])

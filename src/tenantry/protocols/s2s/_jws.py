@@ -7,12 +7,13 @@ token as ``invalid_token`` through the same code.
 
 from __future__ import annotations
 
-import json
+import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from joserfc import jws
+import orjson
 from joserfc.errors import JoseError
 from joserfc.jws import JWSRegistry
 
@@ -49,16 +50,51 @@ ASSERTION = Refusals(errors.MalformedAssertion, errors.AssertionAlgorithmNotAllo
                      errors.AssertionNotYetValid, errors.AssertionExpired)
 
 
-def _matches(key: KeyDescriptor, header: dict[str, Any]) -> bool:
-    # x5t#S256 first (collision-resistant), then x5t (what the seed's partners send), then kid (RFC 7523 clients
-    # and our own access tokens put the x5t there).
+def _matching(candidates: Sequence[KeyDescriptor], header: dict[str, Any]) -> list[KeyDescriptor] | None:
+    """The candidates the header names, or None if it names none. ``x5t#S256`` first (collision-resistant), then
+    ``x5t`` (what the seed's partners send), then ``kid`` (RFC 7523 clients and our access tokens put x5t there)."""
     s256 = header.get("x5t#S256")
     if s256 is not None:
-        return bool(key.x5t_s256 == s256)
+        return [k for k in candidates if k.x5t_s256 == s256]
     sha1 = header.get("x5t")
     if sha1 is not None:
-        return bool(key.x5t == sha1)
-    return header.get("kid") == key.x5t
+        return [k for k in candidates if k.x5t == sha1]
+    kid = header.get("kid")
+    if kid is not None:
+        return [k for k in candidates if k.x5t == kid]
+    return None
+
+
+def _b64url_decode(segment: str) -> bytes:
+    """Base64url without padding (RFC 7515 §2), strictly: no ``+``, ``/`` or ``=`` (so one value has one form)."""
+    if "+" in segment or "/" in segment or "=" in segment:
+        raise ValueError("not base64url")
+    return binascii.a2b_base64(segment.replace("-", "+").replace("_", "/") + "=" * (-len(segment) % 4),
+                               strict_mode=True)
+
+
+@lru_cache(maxsize=256)
+def _header(segment: str) -> tuple[dict[str, Any] | None, str]:
+    """The protected header of a compact JWS, checked by joserfc's registry (parameter types, RFC 7515 §4.1.11
+    ``crit``: we understand no extension, so any ``crit`` is refused); ``(None, why)`` when unreadable.
+
+    Cached: a partner signs every token with the same header, byte for byte, so the segment recurs; the cache
+    holds headers only (never claims or signatures) and a header still has to come with a valid signature."""
+    try:
+        header = orjson.loads(_b64url_decode(segment))
+    except (ValueError, UnicodeError):
+        return None, "the token's header cannot be read as base64url JSON"
+    if not isinstance(header, dict) or not isinstance(header.get("alg"), str):
+        return None, "the token's header is not a JSON object with an 'alg'"
+    if "crit" in header:
+        return None, "the token's header lists critical extensions this server does not understand"
+    alg = header["alg"]
+    if alg in _REGISTRIES:
+        try:
+            _REGISTRIES[alg].check_header(header)
+        except JoseError:
+            return None, "the token's header has a parameter of the wrong type"
+    return header, ""
 
 
 def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusals: Refusals = TOKEN,
@@ -66,45 +102,51 @@ def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusal
            ) -> tuple[dict[str, Any], dict[str, Any], KeyDescriptor]:
     """The header, the claims and the key of a compact JWS whose signature verifies with a candidate key valid at
     ``now`` (epoch seconds). ``any_key_without_id``: a header naming no key (no x5t, x5t#S256 or kid) is tried
-    against every candidate in its window — RFC 7523 clients need not send a ``kid``."""
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
+    against every candidate in its window — RFC 7523 clients need not send a ``kid``.
+
+    The signature check is joserfc's algorithm (``JWSRegistry.get_alg(alg).verify``) over the signing input of
+    RFC 7515 §5.2; the header is parsed once per distinct segment (``_header``)."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
         raise refusals.malformed("the token is not a compact JWS (three dot-separated parts) of a sensible size")
-    try:
-        obj = jws.extract_compact(token.encode("ascii"))
-    except (JoseError, ValueError, UnicodeError):
-        raise refusals.malformed("the token's header cannot be read as JSON") from None
-    header = obj.protected
-    alg = header.get("alg")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise refusals.malformed("the token is not a compact JWS (three dot-separated parts) of a sensible size")
+    header_segment, payload_segment, signature_segment = parts
+    header, why = _header(header_segment)
+    if header is None:
+        raise refusals.malformed(why)
+    alg = header["alg"]
     if alg not in algorithms or alg not in _REGISTRIES:
         raise refusals.algorithm(f"the algorithm {str(alg)[:20]!r} is not accepted; use one of "
                                  f"{', '.join(a for a in algorithms if a in _REGISTRIES)}")
     if len(candidates) > MAX_CANDIDATE_KEYS:
         candidates = candidates[:MAX_CANDIDATE_KEYS]
-    names_key = any(name in header for name in ("x5t#S256", "x5t", "kid"))
-    if names_key:
-        matching = [k for k in candidates if _matches(k, header)]
-    elif any_key_without_id:
+    matching = _matching(candidates, header)
+    if matching is None:
+        if not any_key_without_id:
+            raise refusals.unknown_key("the token's header names no key (no x5t, x5t#S256 or kid)")
         matching = list(candidates)
-    else:
-        raise refusals.unknown_key("the token's header names no key (no x5t, x5t#S256 or kid)")
     if not matching:
         raise refusals.unknown_key("no registered key has the thumbprint in the token's header")
-    in_window = [k for k in matching if k.start.timestamp() <= now <= k.end.timestamp()]
+    in_window = [k for k in matching if k.not_before <= now <= k.not_after]
     if not in_window:
         raise refusals.key_dates("the key that signed the token is outside its start and end dates")
-    registry = _REGISTRIES[alg]
+    try:
+        signing_input = token[:len(header_segment) + 1 + len(payload_segment)].encode("ascii")
+        signature = _b64url_decode(signature_segment)
+    except (ValueError, UnicodeError):
+        raise refusals.malformed("the token's signature is not base64url") from None
+    algorithm = _REGISTRIES[alg].get_alg(alg)
     for key in in_window:
-        try:
-            if jws.validate_compact(obj, key.jwk, registry=registry):
-                break
-        except JoseError:
-            raise refusals.malformed("the token's header is not acceptable") from None
+        if algorithm.verify(signing_input, signature, key.jwk):
+            break
     else:
         raise refusals.signature("the token's signature does not verify")
     try:
-        claims = json.loads(obj.payload)
-    except ValueError:
-        raise refusals.malformed("the token's claims are not JSON") from None
+        # After the signature: the payload segment is part of the signing input as sent, so it is now trusted.
+        claims = orjson.loads(_b64url_decode(payload_segment))
+    except (ValueError, UnicodeError):
+        raise refusals.malformed("the token's claims are not base64url JSON") from None
     if not isinstance(claims, dict):
         raise refusals.malformed("the token's claims are not a JSON object")
     return header, claims, key

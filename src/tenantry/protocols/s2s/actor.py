@@ -20,6 +20,7 @@ import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from joserfc import jws
@@ -46,8 +47,9 @@ class Recipient:
     host: str
     realm: str
 
-    @property
+    @cached_property
     def audience(self) -> str:
+        """The ``aud`` of a token for us: ``<app id>/<host>@<realm>``."""
         return f"{self.app_id}/{self.host}@{self.realm}"
 
 
@@ -146,12 +148,18 @@ def validate_actor_token(token: str, keys: Sequence[KeyDescriptor], recipient: R
     thumbprint, each within its dates) and its issuer, audience, realm, ``nbf`` and ``exp`` hold."""
     _, claims, key = _jws.verify(token, keys, now=now)
     nbf, exp = _jws.check_times(claims, now=now, leeway=leeway)
-    _check_issuer(_jws.string_claim(claims, "iss"), partner_app_id=partner_app_id, realm=recipient.realm)
-    _check_audience(_jws.string_claim(claims, "aud"), recipient)
+    # The exact strings first (what a partner sends); the parsing below says which part differs, or accepts a
+    # difference of case only.
+    issuer = f"{partner_app_id}@{recipient.realm}"
+    if claims.get("iss") != issuer:
+        _check_issuer(_jws.string_claim(claims, "iss"), partner_app_id=partner_app_id, realm=recipient.realm)
+    if claims.get("aud") != recipient.audience:
+        _check_audience(_jws.string_claim(claims, "aud"), recipient)
     nameid = _jws.string_claim(claims, "nameid")
-    nameid_parts = _split_at_realm(nameid)
-    if nameid_parts is not None and nameid_parts[1].lower() != recipient.realm.lower():
-        raise errors.RealmMismatch("the token's nameid is in another realm")
+    if nameid != issuer:
+        nameid_parts = _split_at_realm(nameid)
+        if nameid_parts is not None and nameid_parts[1].lower() != recipient.realm.lower():
+            raise errors.RealmMismatch("the token's nameid is in another realm")
     trusted = claims.get("trustedfordelegation")
     delegates = trusted is True or (isinstance(trusted, str) and trusted.lower() == "true")
     return ActorToken(partner_app_id=partner_app_id, realm=recipient.realm, nameid=nameid,

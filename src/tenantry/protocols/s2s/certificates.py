@@ -182,6 +182,15 @@ class KeyDescriptor:
     def sha1_hex(self) -> str:
         return base64.urlsafe_b64decode(self.x5t + "=" * (-len(self.x5t) % 4)).hex().upper()
 
+    @cached_property
+    def not_before(self) -> float:
+        """``start`` in epoch seconds, computed once: validation compares it on every token."""
+        return self.start.timestamp()
+
+    @cached_property
+    def not_after(self) -> float:
+        return self.end.timestamp()
+
     def valid_at(self, now: datetime) -> bool:
         return self.start <= now <= self.end
 
