@@ -8,9 +8,10 @@ token as ``invalid_token`` through the same code.
 from __future__ import annotations
 
 import binascii
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -50,7 +51,7 @@ ASSERTION = Refusals(errors.MalformedAssertion, errors.AssertionAlgorithmNotAllo
                      errors.AssertionNotYetValid, errors.AssertionExpired)
 
 
-def _matching(candidates: Sequence[KeyDescriptor], header: dict[str, Any]) -> list[KeyDescriptor] | None:
+def _matching(candidates: Sequence[KeyDescriptor], header: Mapping[str, Any]) -> list[KeyDescriptor] | None:
     """The candidates the header names, or None if it names none. ``x5t#S256`` first (collision-resistant), then
     ``x5t`` (what the seed's partners send), then ``kid`` (RFC 7523 clients and our access tokens put x5t there)."""
     s256 = header.get("x5t#S256")
@@ -74,7 +75,7 @@ def _b64url_decode(segment: str) -> bytes:
 
 
 @lru_cache(maxsize=256)
-def _header(segment: str) -> tuple[dict[str, Any] | None, str]:
+def _header(segment: str) -> tuple[Mapping[str, Any] | None, str]:
     """The protected header of a compact JWS, checked by joserfc's registry (parameter types, RFC 7515 §4.1.11
     ``crit``: we understand no extension, so any ``crit`` is refused); ``(None, why)`` when unreadable.
 
@@ -94,12 +95,12 @@ def _header(segment: str) -> tuple[dict[str, Any] | None, str]:
             _REGISTRIES[alg].check_header(header)
         except JoseError:
             return None, "the token's header has a parameter of the wrong type"
-    return header, ""
+    return MappingProxyType(header), ""  # shared by every caller: read-only
 
 
 def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusals: Refusals = TOKEN,
            algorithms: Sequence[str] = ALGORITHMS, any_key_without_id: bool = False,
-           ) -> tuple[dict[str, Any], dict[str, Any], KeyDescriptor]:
+           ) -> tuple[Mapping[str, Any], dict[str, Any], KeyDescriptor]:
     """The header, the claims and the key of a compact JWS whose signature verifies with a candidate key valid at
     ``now`` (epoch seconds). ``any_key_without_id``: a header naming no key (no x5t, x5t#S256 or kid) is tried
     against every candidate in its window — RFC 7523 clients need not send a ``kid``.
