@@ -242,6 +242,14 @@ def test_signature_with_base64_padding_or_standard_alphabet_is_refused() -> None
         _validate(f"{header}.{payload}.{signature.replace('-', '+').replace('_', '/')}x+")
 
 
+def test_signature_spelled_with_stray_bits_in_its_last_character_is_refused() -> None:
+    # 256 signature bytes take 342 base64url characters; the last holds 2 data bits and 4 that must be zero.
+    token = _mint()
+    stray = {"A": "B", "Q": "R", "g": "h", "w": "x"}[token[-1]]
+    with pytest.raises(errors.MalformedToken):
+        _validate(token[:-1] + stray)
+
+
 def test_header_with_critical_extensions_is_refused() -> None:
     # RFC 7515 §4.1.11: a recipient that does not understand a listed extension MUST reject the JWS.
     # joserfc will not make one, so it is signed here with cryptography directly.

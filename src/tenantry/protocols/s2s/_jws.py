@@ -66,10 +66,19 @@ def _matching(candidates: Sequence[KeyDescriptor], header: Mapping[str, Any]) ->
     return None
 
 
+# The last character of a segment of length 4n+2 (4n+3) carries 2 (4) bits of data and 4 (2) bits that must be
+# zero; any other character decodes to the same bytes, which would give one token several spellings.
+_CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+
+
 def _b64url_decode(segment: str) -> bytes:
-    """Base64url without padding (RFC 7515 §2), strictly: no ``+``, ``/`` or ``=`` (so one value has one form)."""
+    """Base64url without padding (RFC 7515 §2), strictly: no ``+``, ``/`` or ``=``, no stray bits in the last
+    character, so that one value has one spelling."""
     if "+" in segment or "/" in segment or "=" in segment:
         raise ValueError("not base64url")
+    rem = len(segment) % 4
+    if rem == 1 or (rem and segment[-1] not in _CANONICAL_LAST[rem]):
+        raise ValueError("not canonical base64url")
     return binascii.a2b_base64(segment.replace("-", "+").replace("_", "/") + "=" * (-len(segment) % 4),
                                strict_mode=True)
 
