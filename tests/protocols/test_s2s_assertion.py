@@ -187,7 +187,11 @@ def test_assertion_not_yet_valid_is_refused() -> None:
 
 def test_assertion_living_longer_than_an_hour_is_refused() -> None:
     with pytest.raises(errors.AssertionLifetimeTooLong):
-        _validate(_assertion({"exp": NOW + 2 * 3600}))
+        _validate(_assertion({"exp": NOW + 3600 + 121}))
+
+
+def test_one_hour_assertion_from_a_client_whose_clock_runs_a_minute_ahead_is_accepted() -> None:
+    assert _validate(_assertion({"iat": NOW + 60, "exp": NOW + 60 + 3600})).expires == NOW + 3660
 
 
 def test_assertion_signed_by_an_unregistered_key_named_by_kid_is_refused() -> None:

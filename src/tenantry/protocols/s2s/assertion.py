@@ -105,7 +105,8 @@ def validate_client_assertion(assertion: str, keys: Sequence[KeyDescriptor], *, 
     if not any(isinstance(a, str) and a in audiences for a in aud_values):
         raise errors.AssertionAudienceMismatch("the client assertion is not addressed to this token endpoint")
     _, exp = _jws.check_times(claims, now=now, leeway=leeway, refusals=refusals, require_nbf=False)
-    if exp > now + max_lifetime:
+    # Authlib and others default to one hour; the leeway keeps a client whose clock runs ahead from being refused.
+    if exp > now + max_lifetime + leeway:
         raise errors.AssertionLifetimeTooLong(f"the client assertion expires more than {max_lifetime} s from now")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
