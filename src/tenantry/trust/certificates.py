@@ -76,15 +76,17 @@ def load_pem(text: str) -> x509.Certificate:
 
 def read(data: bytes) -> x509.Certificate:
     """A certificate from DER, PEM or base64 DER bytes; ``Invalid`` for anything else (a key, text, garbage)."""
-    raw = data.strip()
-    if raw.startswith(b"-----BEGIN"):
-        try:
-            return x509.load_pem_x509_certificate(raw)
-        except ValueError as exc:
-            raise Invalid("the PEM value is not an X.509 certificate") from exc
-    if not raw.startswith(b"\x30"):   # DER is a SEQUENCE; anything else may be its base64
-        try:
-            raw = base64.b64decode(b"".join(raw.split()), validate=True)
+    # DER first, as it is: stripping "whitespace" off binary would cut a signature that ends in 0x20 or 0x0a.
+    raw = data
+    if not raw.startswith(b"\x30"):
+        text = raw.strip()
+        if text.startswith(b"-----BEGIN"):
+            try:
+                return x509.load_pem_x509_certificate(text)
+            except ValueError as exc:
+                raise Invalid("the PEM value is not an X.509 certificate") from exc
+        try:   # anything else may be its base64
+            raw = base64.b64decode(b"".join(text.split()), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise Invalid("the value is neither a DER certificate nor its base64 (the seed's $credValue)") from exc
     try:
