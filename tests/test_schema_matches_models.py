@@ -13,7 +13,8 @@ import tenantry.connectors.models
 import tenantry.core.schedule
 import tenantry.directory.models
 import tenantry.jobstore
-import tenantry.provisioning.models  # noqa: F401  (the imports register every table)
+import tenantry.provisioning.models
+import tenantry.trust.models  # noqa: F401  (the imports register every table)
 from tenantry.core.db import Base, migrate
 
 

@@ -50,6 +50,7 @@ from tenantry.protocols.whatsapp import ExportLimits
 from tenantry.provisioning.notify import Mailer
 from tenantry.provisioning.service import ProvisioningService
 from tenantry.services import Services as Services  # re-exported: callers name it from here
+from tenantry.trust.service import TrustService
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
@@ -83,7 +84,8 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     signin = SignIn(db, directory, store, secrets, egress=egress, settings=SignInSettings.from_settings(settings))
     secure_data_dir(settings.data_dir)
     return Services(settings, db, directory, store, secrets, archive, connectors, Ledger(db), compliance, index,
-                    indexer, ediscovery, provisioning, jobstore, ScimLog(db, keep_days=settings.scim_log_days), signin)
+                    indexer, ediscovery, provisioning, jobstore, ScimLog(db, keep_days=settings.scim_log_days), signin,
+                    TrustService(db, secrets, directory))
 
 
 def _search_index(settings: Settings, db: Database) -> SearchIndex:

@@ -77,8 +77,9 @@ READS = frozenset({
     "archive verify", "audit", "case search", "case verify-export", "connector list", "connector report",
     "connector review", "connector schedule", "db upgrade", "directory domains", "directory groups",
     "directory licences", "directory role-groups", "directory users", "feed-server", "hold list",
-    "provisioning apps", "provisioning logs", "provisioning roles", "provisioning scope", "provisioning status",
-    "retention list", "scim log", "search", "serve", "sign-in oidc show", "tenant list", "token list", "worker"})
+    "partner-app list", "provisioning apps", "provisioning logs", "provisioning roles", "provisioning scope",
+    "provisioning status", "retention list", "scim log", "search", "serve", "service-principal show",
+    "sign-in oidc show", "tenant list", "token list", "worker"})
 # Parameters never written to the ledger.
 _UNRECORDED = ("password", "secret", "token_stdin")
 

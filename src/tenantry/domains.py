@@ -15,6 +15,7 @@ DOMAINS = (
     "tenantry.archive.register",
     "tenantry.provisioning.register",
     "tenantry.auth.register",
+    "tenantry.trust.register",
 )
 
 

@@ -22,6 +22,7 @@ from tenantry.directory.scim_store import ScimStore
 from tenantry.directory.service import DirectoryService
 from tenantry.jobstore import JobStore
 from tenantry.provisioning.service import ProvisioningService
+from tenantry.trust.service import TrustService
 
 
 @dataclass
@@ -42,3 +43,4 @@ class Services:
     jobstore: JobStore
     scim_log: ScimLog
     signin: SignIn
+    trust: TrustService

@@ -57,7 +57,7 @@ BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 A_SECRETS = ("alice.isolation@a-secret.example", "Alice Isolation Secret", "A Isolation Group",
              "A-ISOLATION-SUBJECT", "A Isolation Matter", "A Isolation Export", "A Isolation App",
              "a-isolation-secret.example", "A Isolation Hold", "A Isolation Policy", "a-iso.invalid",
-             "A Isolation Role", "a-isolation-role")
+             "A Isolation Role", "a-isolation-role", "A Isolation Partner")
 
 
 @dataclasses.dataclass
@@ -359,6 +359,32 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", _ADMIN + "/provisioning/apps/{app}/logs"): lambda w: [
         across(w, app=w.a.app), inside(w, 404, app=w.a.app),
         inside(w, 200, app=w.b.app, query={"user": w.a.user}, check=lambda r: r.json() == [])],
+    # -- trust (partner applications, authorisation certificates, service principals) ---------------------------
+    ("GET", _ADMIN + "/trust/partner-apps"): lambda w: [
+        across(w), inside(w, 200, check=lambda r: all(p["id"] != w.a.partner for p in r.json()))],
+    ("POST", _ADMIN + "/trust/partner-apps"): lambda w: [
+        across(w, json={"name": "B probe", "application_id": "33333333-3333-3333-3333-333333333333"}),
+        inside(w, 404, json={"name": "B linked", "application_id": "44444444-4444-4444-4444-444444444444",
+                             "linked_account": w.a.user})],      # A's user is no account of B's
+    **{(m, _ADMIN + "/trust/partner-apps/{partner}" + s): (lambda w, b=body: [
+        across(w, partner=w.a.partner, json=b), inside(w, 404, partner=w.a.partner, json=b),
+        inside(w, 404, partner="A Isolation Partner", json=b)])
+       for m, s, body in (("GET", "", None), ("DELETE", "", None), ("POST", "/enable", None),
+                          ("POST", "/disable", None), ("GET", "/service-principal", None),
+                          ("POST", "/service-principal/keys", {"value": "AAAA"}))},
+    ("DELETE", _ADMIN + "/trust/partner-apps/{partner}/service-principal/keys/{key_id}"): lambda w: [
+        across(w, partner=w.a.partner, key_id=w.a.sp_key),
+        inside(w, 404, partner=w.a.partner, key_id=w.a.sp_key),
+        inside(w, 404, partner=w.b.partner, key_id=w.a.sp_key)],     # A's key is no key of B's partner
+    ("GET", _ADMIN + "/trust/auth-config"): lambda w: [
+        across(w), inside(w, 200, check=lambda r: r.json()["realm"] != w.a.realm)],
+    ("GET", _ADMIN + "/trust/auth-config/certificate"): lambda w: [across(w)],
+    ("POST", _ADMIN + "/trust/auth-config/publish-next"): lambda w: [across(w, json={})],
+    ("POST", _ADMIN + "/trust/auth-config/switch"): lambda w: [across(w, json={"force": True})],
+    ("POST", _ADMIN + "/trust/auth-config/retire-previous"): lambda w: [across(w)],
+    ("GET", _ADMIN + "/trust/check"): lambda w: [
+        across(w), inside(w, 200, check=lambda r: all(p["partner"] != "A Isolation Partner"
+                                                       for p in r.json()["partners"]))],
     # -- console sign-in ----------------------------------------------------------------------------------------
     ("GET", _ADMIN + "/sign-in/oidc"): lambda w: [across(w), inside(w, 404)],
     ("PUT", _ADMIN + "/sign-in/oidc"): lambda w: [
@@ -415,12 +441,15 @@ def _tenant(backend: Services, prefix: str, names: dict[str, str]) -> Tenant:
                                           token="t" * 20).id
     role = backend.provisioning.add_role(tenant, app, display_name=names["role"], value=names["role_value"]).id
     backend.provisioning.assign(tenant, app, "User", user, role=role)
+    partner = backend.trust.create_partner(tenant, name=names["partner"], application_id=str(uuid.uuid4())).id
+    sp_key = backend.trust.add_service_principal_key(tenant, partner, backend.trust.export_certificate(tenant)).key_id
+    realm = backend.trust.auth_config(tenant).realm
     if "idp" in names:   # A's single sign-on (B has none: its own reads answer 404)
         backend.signin.oidc.configure(tenant, issuer=f"https://{names['idp']}", client_id=names["app"],
                                       client_secret="s" * 20, display_name=names["app"])
     return Tenant(tenant, admin, scim, {"user": user, "group": group, "item": str(item), "hold": hold,
                                         "case": case, "connector": connector, "run": run, "app": app,
-                                        "role": role})
+                                        "role": role, "partner": partner, "sp_key": sp_key, "realm": realm})
 
 
 @pytest.fixture(scope="module")
@@ -430,11 +459,11 @@ def world(backend: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "domain": "a-isolation-secret.example", "subject": "A-ISOLATION-SUBJECT", "hold": "A Isolation Hold",
         "policy": "A Isolation Policy", "case": "A Isolation Matter", "connector": "A Isolation Export",
         "app": "A Isolation App", "url": "a-iso.invalid", "role": "A Isolation Role",
-        "role_value": "a-isolation-role", "idp": "idp.a-iso.invalid"})
+        "role_value": "a-isolation-role", "idp": "idp.a-iso.invalid", "partner": "A Isolation Partner"})
     b = _tenant(backend, "b", {
         "user": "bob@b.example", "display": "Bob B", "group": "B Group", "domain": "b.example", "subject": "B mail",
         "hold": "B Hold", "policy": "B Policy", "case": "B Matter", "connector": "B Export", "app": "B App",
-        "url": "b.invalid", "role": "B Role", "role_value": "b-role"})
+        "url": "b.invalid", "role": "B Role", "role_value": "b-role", "partner": "B Partner"})
     with TestClient(create_app(backend.settings, backend)) as client:
         a.ids["export"] = a.ids["job"] = _finished_export(client, a)
         # One SCIM write of A's IdP over HTTP: A's SCIM request log holds a row naming A's user.
@@ -484,6 +513,8 @@ def snapshot(w: World) -> dict[str, Any]:
         "exports": (api + f"/cases/{a.case}/exports", a.admin), "job": (api + f"/jobs/{a.job}", a.admin),
         "app log": (api + f"/provisioning/apps/{a.app}/logs", a.admin), "audit": (api + "/audit?limit=1000", a.admin),
         "scim log": (api + "/scim-log?limit=1000", a.admin), "sign-in": (api + "/sign-in/oidc", a.admin),
+        "partners": (api + "/trust/partner-apps", a.admin), "auth config": (api + "/trust/auth-config", a.admin),
+        "service principal": (api + f"/trust/partner-apps/{a.partner}/service-principal", a.admin),
     }
     out: dict[str, Any] = {}
     for name, (path, headers) in reads.items():
