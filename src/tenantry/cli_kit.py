@@ -190,6 +190,7 @@ class Cli:
         self._services = services
         self._settings = services.settings if services else None
         self.acting_as = acting_as   # ``tenantry --as <user>``: act as that administrator of the tenant
+        self._principals: dict[tuple[str, str | None], Principal] = {}
 
     @classmethod
     def of(cls, ctx: typer.Context) -> Cli:
@@ -229,11 +230,14 @@ class Cli:
         """Who this command acts as (issue #12): the operator who runs it on the machine (their OS account named),
         or with ``--as`` (``acting_as``, or the root option) a named administrator of ``tenant``, whose roles are
         then checked as over HTTP."""
-        account = _os_account()
         who = acting_as or self.acting_as
-        if who is None:
-            return operator(account, "cli")
-        return self.services.directory.administrator(tenant, self.user_id(tenant, who), f"cli, run by {account}")
+        known = self._principals.get((tenant, who))
+        if known is None:   # looked up once a run: the role check, the service and the audit entry ask again
+            account = _os_account()
+            known = operator(account, "cli") if who is None else self.services.directory.administrator(
+                tenant, self.user_id(tenant, who), f"cli, run by {account}")
+            self._principals[(tenant, who)] = known
+        return known
 
     def user_id(self, tenant: str, who: str) -> str:
         """A user named by e-mail address or id."""

@@ -1,6 +1,7 @@
 """The X.509 work of trust, with ``cryptography``: a self-signed RSA-2048 signing certificate, its DER form
 and thumbprints, and reading a certificate an administrator hands us (DER, PEM, or base64 DER as the seed's
-``[Convert]::ToBase64String($cer.GetRawCertData())`` gives). To move to ``protocols/s2s`` later."""
+``[Convert]::ToBase64String($cer.GetRawCertData())`` gives). Generation, DER and thumbprints are
+``protocols.s2s.certificates``; what is here is the service's reading and its error messages."""
 
 from __future__ import annotations
 
@@ -10,13 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from tenantry.core.errors import Invalid
-
-KEY_BITS = 2048
+from tenantry.protocols.s2s import certificates as s2s
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,38 +26,23 @@ class Generated:
 
 
 def generate(common_name: str, not_before: datetime, days: int) -> Generated:
-    """A self-signed RSA-2048 certificate valid ``days`` from ``not_before`` (whole seconds: X.509 times are)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+    """A self-signed RSA-2048 certificate valid ``days`` from ``not_before`` (whole seconds: X.509 times are),
+    made by ``protocols.s2s`` (the certificate tokens are signed and checked with)."""
     start = not_before.astimezone(UTC).replace(microsecond=0)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(start)
-            .not_valid_after(start + timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .sign(key, hashes.SHA256()))
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    return Generated(cert, pem)
+    made = s2s.generate_signing_certificate(common_name, start, start + timedelta(days=days))
+    assert made.private_key is not None   # generated here, so it has its key
+    pem = made.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()).decode()
+    return Generated(made.certificate, pem)
 
 
-def der(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.DER)
+der = s2s.certificate_der
+sha1_thumbprint = s2s.sha1_thumbprint       # upper-case hex, as Get-AuthConfig's CurrentCertificateThumbprint
+sha256_thumbprint = s2s.sha256_thumbprint
 
 
 def pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def sha1_thumbprint(cert: x509.Certificate) -> str:
-    """Upper-case hex SHA-1 of the DER, as Windows (and ``Get-AuthConfig``'s CurrentCertificateThumbprint) shows."""
-    return cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - a thumbprint names a certificate, it signs nothing
-
-
-def sha256_thumbprint(cert: x509.Certificate) -> str:
-    return cert.fingerprint(hashes.SHA256()).hex().upper()
 
 
 def not_before(cert: x509.Certificate) -> datetime:
