@@ -50,7 +50,9 @@ from tenantry.protocols.whatsapp import ExportLimits
 from tenantry.provisioning.notify import Mailer
 from tenantry.provisioning.service import ProvisioningService
 from tenantry.services import Services as Services  # re-exported: callers name it from here
+from tenantry.trust.gate import PartnerGate
 from tenantry.trust.service import TrustService
+from tenantry.trust.unlocks import PartnerActions
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
@@ -83,9 +85,12 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
                                        log_days=settings.provisioning_log_days, egress=egress)
     signin = SignIn(db, directory, store, secrets, egress=egress, settings=SignInSettings.from_settings(settings))
     secure_data_dir(settings.data_dir)
-    return Services(settings, db, directory, store, secrets, archive, connectors, Ledger(db), compliance, index,
+    ledger = Ledger(db)
+    return Services(settings, db, directory, store, secrets, archive, connectors, ledger, compliance, index,
                     indexer, ediscovery, provisioning, jobstore, ScimLog(db, keep_days=settings.scim_log_days), signin,
-                    TrustService(db, secrets, directory))
+                    TrustService(db, secrets, directory),
+                    PartnerGate(db, secrets, directory, public_url=settings.public_url),
+                    PartnerActions(db, directory, archive, ledger))
 
 
 def _search_index(settings: Settings, db: Database) -> SearchIndex:

@@ -22,7 +22,9 @@ from tenantry.directory.scim_store import ScimStore
 from tenantry.directory.service import DirectoryService
 from tenantry.jobstore import JobStore
 from tenantry.provisioning.service import ProvisioningService
+from tenantry.trust.gate import PartnerGate
 from tenantry.trust.service import TrustService
+from tenantry.trust.unlocks import PartnerActions
 
 
 @dataclass
@@ -44,3 +46,5 @@ class Services:
     scim_log: ScimLog
     signin: SignIn
     trust: TrustService
+    partner_gate: PartnerGate           # who a partner is (its token), over /trust/{realm}/…
+    partner_actions: PartnerActions     # what trust unlocks in mailboxes

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tenantry import __version__
 from tenantry.archive import ledger
-from tenantry.archive.compliance import ComplianceService
+from tenantry.archive.compliance import PURGES, ComplianceService
 from tenantry.archive.models import Case, CaseCustodian, CaseSearch, CaseStatus, Folder, Item, LedgerAction, Mailbox
 from tenantry.archive.results import (
     CaseInfo,
@@ -226,9 +226,12 @@ class EDiscoveryService:
             return ids
         # In chunks: a search may find more items than one statement can bind (65,535 on PostgreSQL).
         deleted: set[int] = set()
+        purges = select(Folder.id).where(Folder.name == PURGES)
         with self.db.session() as session:
             for batch in chunks(sorted(ids), 5000):
-                deleted.update(session.scalars(select(Item.id).where(Item.id.in_(batch), Item.deleted_at.is_not(None))))
+                # Deleted items, and what a partner deposited straight into Purges (trust.unlocks).
+                deleted.update(session.scalars(select(Item.id).where(Item.id.in_(batch), Item.deleted_at.is_not(None)
+                                                                     | Item.folder_id.in_(purges))))
         return ids - deleted
 
     def review_items(self, tenant: str, item_ids: Sequence[int]) -> list[ReviewItem]:

@@ -40,6 +40,7 @@ class LedgerAction(StrEnum):
     EXPORT_DELETE = "export.delete"
     EXPORT_DOWNLOAD = "export.download"
     ADMIN_CHANGE = "admin.change"               # a change made through the admin API or the CLI (issue #12)
+    PARTNER_CALL = "partner.call"               # a partner application's call, done or refused (issue #13)
 
 
 class DeletionReason(StrEnum):

@@ -66,8 +66,9 @@ class Registry:
         self.routers.append(build)
 
     def add_pages(self, build: Callable[[RouteContext], APIRouter]) -> None:
-        """A router of browser pages (``/auth/…``), included as it is: no ``/api/v1`` prefix and no bearer-token
-        guard, its routes answering to a session cookie (or to nobody: the sign-in form) themselves."""
+        """A router outside the admin API, included as it is: no ``/api/v1`` prefix and no admin guard, its
+        routes answering to their own credential — browser pages (``/auth/…``) to a session cookie or to nobody
+        (the sign-in form), partner endpoints (``/trust/{realm}/…``) to a partner's token."""
         self.pages.append(build)
 
     def add_cli(self, add_commands: Callable[[typer.Typer], None],

@@ -18,6 +18,7 @@ COMMAND_ROLES: dict[str, tuple[str, ...]] = dict.fromkeys((
 def register(registry: Registry) -> None:
     registry.add_cli(_commands, roles=COMMAND_ROLES)
     registry.add_router(_router)
+    registry.add_pages(_partner_router)   # /trust/{realm}/…: a partner's token, not the admin guard
 
 
 def _router(ctx: RouteContext) -> APIRouter:
@@ -30,3 +31,9 @@ def _commands(root: typer.Typer) -> None:
     from tenantry.trust import cli
 
     cli.register(root)
+
+
+def _partner_router(ctx: RouteContext) -> APIRouter:
+    from tenantry.trust import partner_api
+
+    return partner_api.build_router(ctx.services.partner_gate, ctx.services.partner_actions)
