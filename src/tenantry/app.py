@@ -62,9 +62,9 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     db = Database(settings.resolved_database_url)
     if migrate:
         db.migrate()
-    directory = DirectoryService(db)
     store = ScimStore(db, default_phone_region=settings.default_phone_region,
                       max_results=settings.scim_max_results)
+    directory = DirectoryService(db, store)
     secrets = SecretBox.from_settings(settings.secret_key, settings.data_dir)
     index = _search_index(settings, db)
     # On PostgreSQL full-text the index rows are written before deliver() returns, so every machine sees

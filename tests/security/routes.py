@@ -66,7 +66,8 @@ def fill(template: str, values: dict[str, str]) -> str:
 PLACEHOLDERS = {"endpoint": "Users", "schema_id": "x", "type_id": "User", "_id": "x", "user_id": "u",
                 "item_id": "1", "connector": "c", "run_id": "r", "hold_id": "h", "case": "c", "name": "n",
                 "app": "a", "principal_type": "User", "principal_id": "p", "resource_id": "r", "export_id": "e",
-                "job_id": "j", "role": "r", "partner": "p", "key_id": "k"}
+                "job_id": "j", "role": "r", "partner": "p", "key_id": "k",
+                "assignment_id": "a"}
 
 
 def route_roles_table(app: FastAPI) -> list[tuple[str, str, list[str] | None]]:

@@ -241,6 +241,21 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", _ADMIN + "/role-groups/{name}/members"): lambda w: [
         across(w, name="Compliance Management", json={"user_id": w.a.user}),
         inside(w, 404, name="Compliance Management", json={"user_id": w.a.user})],
+    # -- application accounts (mail users, roles assigned directly) -------------------------------------------
+    ("POST", _ADMIN + "/mail-users"): lambda w: [
+        across(w, json={"name": "B probe", "address": "probe@a-isolation-secret.example"}),
+        inside(w, 400, json={"name": "B probe", "address": "probe@a-isolation-secret.example"}),  # A's domain
+        inside(w, 400, json={"name": "B probe", "address": "alice.isolation@a-secret.example"})],
+    ("PATCH", _ADMIN + "/users/{user_id}/hidden"): lambda w: [
+        across(w, user_id=w.a.user, json={"hidden": True}), inside(w, 404, user_id=w.a.user, json={"hidden": True})],
+    ("GET", _ADMIN + "/role-assignments"): lambda w: [
+        across(w), across(w, query={"user_id": w.a.user}), inside(w, 404, query={"user_id": w.a.user}),
+        inside(w, 200, check=lambda r: all(x["id"] != w.a.assignment for x in r.json()))],
+    ("POST", _ADMIN + "/role-assignments"): lambda w: [
+        across(w, json={"user_id": w.a.user, "role": "ArchiveApplication"}),
+        inside(w, 404, json={"user_id": w.a.user, "role": "ArchiveApplication"})],
+    ("DELETE", _ADMIN + "/role-assignments/{assignment_id}"): lambda w: [
+        across(w, assignment_id=w.a.assignment), inside(w, 404, assignment_id=w.a.assignment)],
     # -- connectors and mailboxes ---------------------------------------------------------------------------------
     ("GET", _ADMIN + "/connectors"): lambda w: [across(w)],
     ("POST", _ADMIN + "/connectors"): lambda w: [
@@ -444,12 +459,14 @@ def _tenant(backend: Services, prefix: str, names: dict[str, str]) -> Tenant:
     partner = backend.trust.create_partner(tenant, name=names["partner"], application_id=str(uuid.uuid4())).id
     sp_key = backend.trust.add_service_principal_key(tenant, partner, backend.trust.export_certificate(tenant)).key_id
     realm = backend.trust.auth_config(tenant).realm
+    assignment = d.assign_role(tenant, user, "UserApplication").id
     if "idp" in names:   # A's single sign-on (B has none: its own reads answer 404)
         backend.signin.oidc.configure(tenant, issuer=f"https://{names['idp']}", client_id=names["app"],
                                       client_secret="s" * 20, display_name=names["app"])
     return Tenant(tenant, admin, scim, {"user": user, "group": group, "item": str(item), "hold": hold,
                                         "case": case, "connector": connector, "run": run, "app": app,
-                                        "role": role, "partner": partner, "sp_key": sp_key, "realm": realm})
+                                        "role": role, "partner": partner, "sp_key": sp_key, "realm": realm,
+                                        "assignment": assignment})
 
 
 @pytest.fixture(scope="module")
@@ -515,6 +532,7 @@ def snapshot(w: World) -> dict[str, Any]:
         "scim log": (api + "/scim-log?limit=1000", a.admin), "sign-in": (api + "/sign-in/oidc", a.admin),
         "partners": (api + "/trust/partner-apps", a.admin), "auth config": (api + "/trust/auth-config", a.admin),
         "service principal": (api + f"/trust/partner-apps/{a.partner}/service-principal", a.admin),
+        "role assignments": (api + "/role-assignments", a.admin),
     }
     out: dict[str, Any] = {}
     for name, (path, headers) in reads.items():

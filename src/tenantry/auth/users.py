@@ -57,7 +57,7 @@ class DirectoryUsers:
         for attribute in ATTRIBUTES.values():
             try:
                 page = self.scim.search(tenant, "User", filter_text=f"{attribute} eq {json.dumps(who.strip())}",
-                                        count=2, with_members=False)
+                                        count=2, with_members=False, include_hidden=True)
             except (SCIMException, TenantryError):
                 return None
             if page.total == 1 and page.resources:

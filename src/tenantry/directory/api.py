@@ -27,6 +27,8 @@ from tenantry.directory.results import (
     CreatedTenant,
     DomainInfo,
     GroupPage,
+    MailUserInfo,
+    RoleAssignmentInfo,
     RoleGroupInfo,
     ScimLogRow,
     TenantInfo,
@@ -59,6 +61,23 @@ class RoleGroupIn(BaseModel):
 
 class MemberIn(BaseModel):
     user_id: str
+
+
+class MailUserIn(BaseModel):
+    """``New-MailUser``: hidden from address lists unless ``hidden`` is false (an application account is)."""
+
+    name: str = Field(max_length=256)
+    address: str = Field(max_length=320)
+    hidden: bool = True
+
+
+class HiddenIn(BaseModel):
+    hidden: bool
+
+
+class RoleAssignmentIn(BaseModel):
+    user_id: str = Field(max_length=64)
+    role: str = Field(max_length=128)
 
 
 def _bearer(request: Request) -> str:
@@ -171,9 +190,12 @@ def build_router(store: ScimStore, directory: DirectoryService, scim_log: ScimLo
 
     @router.get("/tenants/{tenant_id}/users", openapi_extra=needs(*ADMIN_ROLES))
     def users(tenant_id: str, request: Request, filter: str | None = None, start: StartIndex = 1,
-              count: Count = 100) -> UserPage:
+              count: Count = 100, include_hidden: bool = False) -> UserPage:
+        """Users hidden from address lists (application accounts) are listed with ``include_hidden``, or when the
+        filter names one (``id``, ``userName`` or ``externalId`` ``eq``)."""
         tenant = tenant_of(tenant_id, request)
-        page = store.search(tenant, "User", filter_text=filter, start_index=start, count=count)
+        page = store.search(tenant, "User", filter_text=filter, start_index=start, count=count,
+                            include_hidden=include_hidden)
         return UserPage(page.total, page.start_index, page.resources)
 
     @router.get("/tenants/{tenant_id}/users/{user_id}", openapi_extra=needs(*ADMIN_ROLES))
@@ -182,7 +204,37 @@ def build_router(store: ScimStore, directory: DirectoryService, scim_log: ScimLo
         doc = store.get(tenant, "User", user_id)
         doc["licences"] = directory.licences_of(tenant, user_id)
         doc["roles"] = sorted(directory.roles_of(tenant, user_id))
+        doc["direct_roles"] = sorted(directory.direct_roles(tenant, user_id))
+        doc["hidden_from_address_lists"] = any(u.hidden for u in directory.users_by_id(tenant, [user_id]))
         return doc
+
+    @router.post("/tenants/{tenant_id}/mail-users", status_code=201, openapi_extra=needs(ORGANIZATION))
+    def create_mail_user(tenant_id: str, body: MailUserIn, request: Request) -> MailUserInfo:
+        """``New-MailUser`` (and ``Set-MailUser -HiddenFromAddressListsEnabled``): an application account on a
+        verified domain of the tenant."""
+        return directory.create_mail_user(tenant_of(tenant_id, request), body.name, body.address,
+                                          hidden=body.hidden)
+
+    @router.patch("/tenants/{tenant_id}/users/{user_id}/hidden", openapi_extra=needs(ORGANIZATION))
+    def set_hidden(tenant_id: str, user_id: str, body: HiddenIn, request: Request) -> MailUserInfo:
+        """``Set-MailUser -HiddenFromAddressListsEnabled``."""
+        return directory.set_hidden(tenant_of(tenant_id, request), user_id, body.hidden)
+
+    @router.get("/tenants/{tenant_id}/role-assignments", openapi_extra=needs(ORGANIZATION))
+    def role_assignments(tenant_id: str, request: Request,
+                         user_id: Annotated[str | None, Query(max_length=64)] = None) -> list[RoleAssignmentInfo]:
+        """Management roles held directly (UserApplication, ArchiveApplication), of one user with ``user_id``."""
+        return directory.role_assignments(tenant_of(tenant_id, request), user_id)
+
+    @router.post("/tenants/{tenant_id}/role-assignments", status_code=201, openapi_extra=needs(ORGANIZATION))
+    def assign_role(tenant_id: str, body: RoleAssignmentIn, request: Request) -> RoleAssignmentInfo:
+        """``New-ManagementRoleAssignment``: 400 for an administrator role (those come from role groups)."""
+        return directory.assign_role(tenant_of(tenant_id, request), body.user_id, body.role)
+
+    @router.delete("/tenants/{tenant_id}/role-assignments/{assignment_id}", status_code=204,
+                   openapi_extra=needs(ORGANIZATION))
+    def remove_role_assignment(tenant_id: str, assignment_id: str, request: Request) -> None:
+        directory.remove_role_assignment_by_id(tenant_of(tenant_id, request), assignment_id)
 
     @router.get("/tenants/{tenant_id}/groups", openapi_extra=needs(*ADMIN_ROLES))
     def groups(tenant_id: str, request: Request, filter: str | None = None, start: StartIndex = 1,

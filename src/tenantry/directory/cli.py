@@ -14,9 +14,16 @@ from tenantry.directory.results import ScimLogRow
 
 app = sub_app("Users, groups, domains, licences and role groups.")
 scim_app = sub_app("The SCIM endpoint identity providers provision into: its request log.")
+mail_user_app = sub_app("Mail users (New-MailUser, Set-MailUser): application accounts of partner applications.")
+role_assignment_app = sub_app("Management roles assigned directly (New-ManagementRoleAssignment): UserApplication "
+                              "and ArchiveApplication, for an application account.")
+
+UserOpt = Annotated[str, typer.Option("--user", help="The user: e-mail address, userName or id.")]
 
 
 def register(root: typer.Typer) -> None:
+    app.add_typer(mail_user_app, name="mail-user")
+    app.add_typer(role_assignment_app, name="role-assignment")
     root.add_typer(app, name="directory")
     root.add_typer(scim_app, name="scim")
 
@@ -27,17 +34,22 @@ def users(
     tenant: TenantOpt = None,
     filter: Annotated[str | None, typer.Option("--filter", "-f", help='SCIM filter, e.g. userName sw "a"')] = None,
     count: int = 100,
+    include_hidden: Annotated[bool, typer.Option(
+        "--include-hidden", help="Also users hidden from address lists (application accounts).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List users (SCIM filter syntax)."""
+    """List users (SCIM filter syntax). Users hidden from address lists are left out unless --include-hidden
+    or the filter names one (id, userName or externalId eq)."""
     cli = Cli.of(ctx)
-    page = cli.services.scim.search(cli.tenant(tenant), "User", filter_text=filter, count=count)
+    t = cli.tenant(tenant)
+    page = cli.services.scim.search(t, "User", filter_text=filter, count=count, include_hidden=include_hidden)
     if as_json:
         print_json(page.resources)
         return
+    hidden = {u.id for u in cli.services.directory.users_by_id(t, [d["id"] for d in page.resources]) if u.hidden}
     rows = [{"id": d["id"], "userName": d.get("userName"), "active": d.get("active", True),
-             "displayName": d.get("displayName", "")} for d in page.resources]
-    print_rows(rows, ["id", "userName", "displayName", "active"])
+             "displayName": d.get("displayName", ""), "hidden": d["id"] in hidden} for d in page.resources]
+    print_rows(rows, ["id", "userName", "displayName", "active", *(["hidden"] if hidden else [])])
     console.print(f"{len(rows)} of {page.total}")
 
 
@@ -156,6 +168,73 @@ def role_group_member(ctx: typer.Context, name: str, user: str, tenant: TenantOp
     t = cli.tenant(tenant)
     change(t, name, cli.user_id(t, user))
     console.print("done")
+
+
+@mail_user_app.command("new")
+def mail_user_new(ctx: typer.Context, name: str,
+                  address: Annotated[str, typer.Option("--address", help="Its e-mail address (and userName), on a "
+                                                        "verified domain of the tenant (-ExternalEmailAddress).")],
+                  hidden: Annotated[bool, typer.Option("--hidden/--visible", help="Hide it from address lists now "
+                                                        "(the seed does it in a second step: mail-user set).")]
+                  = False,
+                  tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """New-MailUser -Name NAME -ExternalEmailAddress ADDRESS."""
+    cli = Cli.of(ctx)
+    made = cli.services.directory.create_mail_user(cli.tenant(tenant), name, address, hidden=hidden)
+    if as_json:
+        print_json(made)
+    else:
+        shown = "hidden from address lists" if made.hidden_from_address_lists else "shown in address lists"
+        console.print(f"mail user {made.address} created, {shown}; id {made.id}")
+
+
+@mail_user_app.command("set")
+def mail_user_set(ctx: typer.Context,
+                  user: Annotated[str, typer.Argument(metavar="USER", help="E-mail address, userName or id.")],
+                  hidden: Annotated[bool, typer.Option("--hidden/--visible", help="-HiddenFromAddressListsEnabled "
+                                                        "$True / $False.")],
+                  tenant: TenantOpt = None) -> None:
+    """Set-MailUser -HiddenFromAddressListsEnabled: hidden users are absent from listings and searches, found by
+    id, userName or externalId."""
+    cli = Cli.of(ctx)
+    t = cli.tenant(tenant)
+    changed = cli.services.directory.set_hidden(t, cli.user_id(t, user), hidden)
+    console.print(f"{changed.address} is {'hidden from' if hidden else 'shown in'} address lists")
+
+
+@role_assignment_app.command("new")
+def role_assignment_new(ctx: typer.Context,
+                        role: Annotated[str, typer.Option("--role", help="UserApplication or ArchiveApplication.")],
+                        user: UserOpt, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """New-ManagementRoleAssignment -Role ROLE -User USER (administrator roles come from role groups)."""
+    cli = Cli.of(ctx)
+    t = cli.tenant(tenant)
+    made = cli.services.directory.assign_role(t, cli.user_id(t, user), role)
+    if as_json:
+        print_json(made)
+    else:
+        console.print(f"{made.role} assigned to {made.user_name}; id {made.id}")
+
+
+@role_assignment_app.command("list")
+def role_assignment_list(ctx: typer.Context,
+                         user: Annotated[str | None, typer.Option("--user", help="Only this user's.")] = None,
+                         tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """Get-ManagementRoleAssignment: roles held directly (not through role groups)."""
+    cli = Cli.of(ctx)
+    t = cli.tenant(tenant)
+    rows = cli.services.directory.role_assignments(t, cli.user_id(t, user) if user else None)
+    print_rows(rows, ["user_name", "role", "created_at", "id"], as_json)
+
+
+@role_assignment_app.command("remove")
+def role_assignment_remove(ctx: typer.Context, role: Annotated[str, typer.Option("--role")], user: UserOpt,
+                           tenant: TenantOpt = None) -> None:
+    """Remove-ManagementRoleAssignment."""
+    cli = Cli.of(ctx)
+    t = cli.tenant(tenant)
+    cli.services.directory.remove_role_assignment(t, cli.user_id(t, user), role)
+    console.print(f"{role} removed from {user}")
 
 
 @scim_app.command("log")

@@ -73,6 +73,9 @@ class User(Base):
     last_modified: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, default=1)
     resource: Mapped[str] = mapped_column(Text)
+    # Set-MailUser -HiddenFromAddressListsEnabled (seed 002): left out of listings and searches, found when
+    # asked for by id, userName or externalId. Not part of the SCIM resource: an IdP's PUT does not reset it.
+    hidden_from_address_lists: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class UserValue(Base):
@@ -184,6 +187,21 @@ class RoleGroupMember(Base):
         ForeignKey("role_groups.id", ondelete="CASCADE"), primary_key=True
     )
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+
+
+class ManagementRoleAssignment(Base):
+    """A management role held by a user directly, not through a role group (``New-ManagementRoleAssignment
+    -Role UserApplication -User …``): only the partner roles (an application account's), never an admin role."""
+
+    __tablename__ = "management_role_assignments"
+    __table_args__ = (UniqueConstraint("tenant_id", "user_id", "role"),
+                      Index("ix_management_role_assignments_user_id", "user_id"))
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ScimRequestLog(Base):

@@ -22,6 +22,9 @@ COMMAND_ROLES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("directory user-add", "directory domain-add", "directory domain-verify",
                      "directory domain-remove", "directory licence-assign", "directory licence-remove",
                      "directory role-group-add", "directory role-group-member"), (ORGANIZATION,)),
+    # Seed 002 step 2: application accounts and their directly assigned roles.
+    **dict.fromkeys(("directory mail-user new", "directory mail-user set", "directory role-assignment new",
+                     "directory role-assignment list", "directory role-assignment remove"), (ORGANIZATION,)),
     "scim log": (ORGANIZATION, APPLICATIONS),
 }
 

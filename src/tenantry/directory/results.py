@@ -44,6 +44,27 @@ class RoleGroupInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class RoleAssignmentInfo:
+    """A management role a user holds directly (``New-ManagementRoleAssignment -Role … -User …``)."""
+
+    id: str
+    user_id: str
+    user_name: str
+    role: str
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class MailUserInfo:
+    """A mail user (``New-MailUser``): a directory user whose address is on a verified domain of the tenant."""
+
+    id: str
+    name: str                 # displayName
+    address: str              # userName and primary e-mail
+    hidden_from_address_lists: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Catalogue:
     licences: dict[str, str]   # SKU → what it gives
     roles: dict[str, str]      # role → what it allows

@@ -95,6 +95,23 @@ def with_user_name_keys(node: FilterNode) -> FilterNode:
     return node
 
 
+# The attributes that name one user: a filter that asks for one of them by ``eq`` asks for that user
+# explicitly, and finds it even when it is hidden from address lists.
+NAMING_ATTRIBUTES = frozenset({"id", "username", "externalid"})
+
+
+def names_one(node: FilterNode) -> bool:
+    """Whether the filter asks for a resource by name: ``id``, ``userName`` or ``externalId`` ``eq`` a value,
+    alone or as a term of an ``and`` (which can only narrow it). Such a query is a look-up, not a listing, so
+    users hidden from address lists are found by it."""
+    if isinstance(node, Comparison):
+        return (node.op is CompareOperator.eq and isinstance(node.value, str)
+                and attr_key(node.attr_path) in NAMING_ATTRIBUTES)
+    if isinstance(node, LogicalExpr) and node.op is LogicalOperator.and_:
+        return any(names_one(term) for term in node.terms)
+    return False
+
+
 def attr_key(path: AttrPath, sub_attr: str | None = None) -> str:
     """The lower-case storage key of an attribute path: ``name.givenname``, ``urn:…:user:costcenter``."""
     key = path.attr.lower()

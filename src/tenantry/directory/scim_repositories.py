@@ -90,6 +90,8 @@ class Repository(Generic[RowT]):
     has_members: ClassVar[bool] = False
     # ``sortBy`` attribute key → the column that sorts like it (the rest is sorted in Python).
     sort_columns: ClassVar[dict[str, Any]]
+    # What a listing shows (None: every row): users hidden from address lists are left out of listings.
+    listed: ClassVar[Any] = None
 
     def __init__(self, region: str | None) -> None:
         self.region = region
@@ -191,6 +193,7 @@ class UserRepository(Repository[User]):
     resource_type = "User"
     table = User
     reads_inline = True
+    listed = User.hidden_from_address_lists.is_(False)
     sort_columns = _sort_columns(User, username=User.user_name_key, displayname=func.lower(User.display_name),
                                  **{"name.givenname": func.lower(User.given_name),
                                     "name.familyname": func.lower(User.family_name)})

@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 
 from tenantry.core.clock import utcnow
 from tenantry.core.db import Database
-from tenantry.directory.scim_filter import FilterCompiler, attr_key, fold, with_user_name_keys
+from tenantry.directory.scim_filter import FilterCompiler, attr_key, fold, names_one, with_user_name_keys
 from tenantry.directory.scim_repositories import GroupRepository, Page, Repository, UserRepository, flush_and
 from tenantry.protocols.scim.conditions import check_if_match
 from tenantry.protocols.scim.errors import validation_error_to_scim
@@ -113,12 +113,18 @@ class ScimStore:
 
     # -- the operations ----------------------------------------------------------------------------
 
-    def create(self, tenant: str, resource_type: str, payload: Any) -> dict[str, Any]:
+    def create(self, tenant: str, resource_type: str, payload: Any, *, hidden: bool = False) -> dict[str, Any]:
+        """A new resource; a user made ``hidden`` from address lists is so from its first commit (an
+        application account never shows in a listing, not even for a moment)."""
         repo = self._repo(resource_type)
+        if hidden and repo.listed is None:
+            raise ValueError(f"a {resource_type} cannot be hidden from address lists")
         model = self._validate(resource_type, payload, Context.RESOURCE_CREATION_REQUEST)
         members = repo.members_in(payload)
         with self.db.writing(), self.db.session() as session:
             row = repo.new(tenant, str(uuid.uuid4()), utcnow())
+            if hidden:
+                row.hidden_from_address_lists = True
             repo.write(session, tenant, row, model)
             repo.set_members(session, tenant, row.id, members, replace=False)
             return flush_and(session, lambda: repo.created(session, row))
@@ -195,7 +201,11 @@ class ScimStore:
         start_index: int = 1,
         count: int | None = None,
         with_members: bool = True,
+        include_hidden: bool = False,
     ) -> Page:
+        """One page of the resources the filter selects. Users hidden from address lists are listed only when
+        ``include_hidden`` or when the filter names one (``id``/``userName``/``externalId`` ``eq``): a listing
+        leaves them out, a look-up finds them (``totalResults`` counts what is listed)."""
         repo = self._repo(resource_type)
         start_index = max(1, start_index)
         count = self.max_results if count is None else max(0, min(count, self.max_results))
@@ -206,10 +216,10 @@ class ScimStore:
             with self.db.engine.connect() as conn:
                 return repo.quick_search(conn, tenant, simple, start_index, count)
         return self._search(tenant, repo, filter_text, sort_by, (sort_order or "ascending").lower() == "descending",
-                            start_index, count, with_members)
+                            start_index, count, with_members, include_hidden)
 
     def _search(self, tenant: str, repo: Repository[Any], filter_text: str | None, sort_by: str | None,
-                descending: bool, start_index: int, count: int, with_members: bool) -> Page:
+                descending: bool, start_index: int, count: int, with_members: bool, include_hidden: bool) -> Page:
         """The general path: the filter compiled to SQL, sorted on a column where one sorts alike."""
         table = repo.table
         where = [table.tenant_id == tenant]
@@ -220,6 +230,8 @@ class ScimStore:
             compiled = FilterCompiler(repo.resource_type, self.region).compile(parsed.ast)
             where.append(compiled.condition)
             exact = compiled.exact
+        if repo.listed is not None and not include_hidden and (parsed is None or not names_one(parsed.ast)):
+            where.append(repo.listed)
         sort_column = self._sort_column(repo, sort_by) if sort_by else table.id
         with self.db.session() as session:
             if exact and sort_column is not None:

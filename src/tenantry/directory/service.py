@@ -1,4 +1,5 @@
-"""Directory logic beyond SCIM: tenants, bearer tokens, verified domains, licences and admin role groups."""
+"""Directory logic beyond SCIM: tenants, bearer tokens, verified domains, licences, admin role groups, and the
+application accounts of server-to-server trust (mail users hidden from address lists, roles assigned directly)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from scim2_models import UniquenessException
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tenantry.core.access import ADMIN_ROLES
 from tenantry.core.batches import chunks
 from tenantry.core.clock import utcnow
 from tenantry.core.db import FOR_WRITE, Database
@@ -29,6 +32,7 @@ from tenantry.directory.models import (
     Group,
     GroupMember,
     LicenceAssignment,
+    ManagementRoleAssignment,
     RoleGroup,
     RoleGroupMember,
     RoleGroupRole,
@@ -36,10 +40,20 @@ from tenantry.directory.models import (
     User,
     UserValue,
 )
-from tenantry.directory.results import DomainInfo, RoleGroupInfo, TenantInfo
+from tenantry.directory.results import DomainInfo, MailUserInfo, RoleAssignmentInfo, RoleGroupInfo, TenantInfo
+from tenantry.directory.scim_store import ScimStore
 
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# The local part of a mail user's address: RFC 5322's dot-atom, printable ASCII without specials.
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+# The roles a user may hold directly (not through a role group): those of the catalogue no administrator
+# needs — the partner roles of seed 002 (UserApplication, ArchiveApplication). An administrator role comes from a
+# role group, so that who administers the tenant is always read from one place (``tenantry directory
+# role-groups``) and an application account never administers anything.
+DIRECT_ROLES = tuple(role for role in ROLES if role not in ADMIN_ROLES)
+
+
 class TokenScope(StrEnum):
     """What a bearer token opens (docs/security.md, "Credentials and scopes")."""
 
@@ -89,8 +103,11 @@ TOKEN_CACHE_SECONDS = 5.0
 
 
 class DirectoryService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, scim: ScimStore | None = None) -> None:
         self.db = db
+        # Mail users are created through the SCIM store, so that they are the same well-formed resources an
+        # identity provider's users are.
+        self.scim = scim or ScimStore(db)
         self._token_cache: dict[str, tuple[Credential, float]] = {}
         self._principal_cache: dict[str, tuple[Principal, float]] = {}
 
@@ -459,6 +476,112 @@ class DirectoryService:
     def has_role(self, tenant_id: str, user_id: str, role: str) -> bool:
         return role in self.roles_of(tenant_id, user_id)
 
+    # -- application accounts (seed 002 step 2) -------------------------------------------
+
+    def create_mail_user(self, tenant_id: str, name: str, address: str, *, hidden: bool = True) -> MailUserInfo:
+        """``New-MailUser -Name NAME -ExternalEmailAddress ADDRESS``: a user whose userName and primary e-mail is
+        ``address`` and whose displayName is ``name``, made through the SCIM store; hidden from address lists
+        unless ``hidden`` is False (an application account is). The address's domain must be a verified domain of
+        the tenant (Invalid, naming the commands that verify it); Conflict when a user already has the address
+        as userName or e-mail."""
+        name = name.strip()
+        if not name:
+            raise Invalid("a mail user needs a name")
+        address = address.strip()
+        local, at, domain = address.rpartition("@")
+        domain = domain.lower().rstrip(".")
+        if not at or not _LOCAL_PART.match(local) or not _DOMAIN.match(domain):
+            raise Invalid(f"{address!r} is not an e-mail address")
+        address = f"{local}@{domain}"
+        with self.db.session() as session:
+            self.require_tenant(session, tenant_id)
+            verified = session.scalar(select(Domain.verified).where(Domain.tenant_id == tenant_id,
+                                                                    Domain.name == domain))
+        if not verified:
+            state = "is not verified" if verified is not None else "is not a domain of the tenant"
+            raise Invalid(f"domain {domain!r} {state}: a mail user's address must be on a verified domain "
+                          f"(`tenantry directory domain-add {domain}`, then `tenantry directory domain-verify "
+                          f"{domain}`)")
+        if self.find_users_by_email(tenant_id, [address]):
+            raise Conflict(f"a user with the address {address!r} already exists")
+        payload = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": address,
+                   "displayName": name, "emails": [{"type": "work", "value": address, "primary": True}]}
+        try:
+            doc = self.scim.create(tenant_id, "User", payload, hidden=hidden)
+        except UniquenessException as exc:   # taken between the check and the write
+            raise Conflict(f"a user with the address {address!r} already exists") from exc
+        return MailUserInfo(doc["id"], name, address, hidden)
+
+    def set_hidden(self, tenant_id: str, user_id: str, hidden: bool) -> MailUserInfo:
+        """``Set-MailUser -HiddenFromAddressListsEnabled``: leave the user out of listings and searches (or put it
+        back). Not a change of the SCIM resource: its ETag and lastModified stay, and an identity provider's PUT
+        does not undo it."""
+        with self.db.writing(), self.db.session() as session:
+            user = self._require_user(session, tenant_id, user_id, lock=True)
+            user.hidden_from_address_lists = hidden
+            found = _directory_user(user)
+            return MailUserInfo(user.id, user.display_name or user.user_name, found.email, hidden)
+
+    def assign_role(self, tenant_id: str, user_id: str, role: str) -> RoleAssignmentInfo:
+        """``New-ManagementRoleAssignment -Role ROLE -User USER``: the user holds ``role`` directly. Only the
+        partner roles (``DIRECT_ROLES``) may be held so; an administrator role is refused (it comes from a role
+        group). Idempotent: assigning a role the user holds returns the assignment there is."""
+        if role not in ROLES:
+            raise Invalid(f"unknown role {role!r}; roles assigned directly: {', '.join(DIRECT_ROLES)}")
+        if role not in DIRECT_ROLES:
+            raise Invalid(f"{role!r} is an administrator role: administrator roles come from role groups "
+                          f"(`tenantry directory role-group-member`); only {', '.join(DIRECT_ROLES)} are "
+                          "assigned directly")
+        with self.db.writing(), self.db.session() as session:
+            # Locked: the same role assigned twice at once is assigned once (not a unique-key error).
+            user = self._require_user(session, tenant_id, user_id, lock=True)
+            row = session.scalar(select(ManagementRoleAssignment).where(
+                ManagementRoleAssignment.tenant_id == tenant_id, ManagementRoleAssignment.user_id == user_id,
+                ManagementRoleAssignment.role == role))
+            if row is None:
+                row = ManagementRoleAssignment(id=new_id(), tenant_id=tenant_id, user_id=user_id, role=role,
+                                               created_at=utcnow())
+                session.add(row)
+                session.flush()
+            return _assignment_info(row, user.user_name)
+
+    def remove_role_assignment(self, tenant_id: str, user_id: str, role: str) -> None:
+        """``Remove-ManagementRoleAssignment``: NotFound when the user does not hold ``role`` directly."""
+        with self.db.session() as session:
+            self._require_user(session, tenant_id, user_id)
+            result = session.execute(delete(ManagementRoleAssignment).where(
+                ManagementRoleAssignment.tenant_id == tenant_id, ManagementRoleAssignment.user_id == user_id,
+                ManagementRoleAssignment.role == role))
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise NotFound(f"user {user_id} holds no role {role!r} directly")
+
+    def remove_role_assignment_by_id(self, tenant_id: str, assignment_id: str) -> None:
+        with self.db.session() as session:
+            result = session.execute(delete(ManagementRoleAssignment).where(
+                ManagementRoleAssignment.tenant_id == tenant_id, ManagementRoleAssignment.id == assignment_id))
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise NotFound(f"no role assignment {assignment_id!r}")
+
+    def role_assignments(self, tenant_id: str, user_id: str | None = None) -> list[RoleAssignmentInfo]:
+        """The tenant's direct role assignments (of one user), by userName then role."""
+        with self.db.session() as session:
+            if user_id is not None:
+                self._require_user(session, tenant_id, user_id)
+            stmt = (select(ManagementRoleAssignment, User.user_name)
+                    .join(User, User.id == ManagementRoleAssignment.user_id)
+                    .where(ManagementRoleAssignment.tenant_id == tenant_id, User.tenant_id == tenant_id)
+                    .order_by(User.user_name_key, ManagementRoleAssignment.role))
+            if user_id is not None:
+                stmt = stmt.where(ManagementRoleAssignment.user_id == user_id)
+            return [_assignment_info(row, user_name) for row, user_name in session.execute(stmt)]
+
+    def direct_roles(self, tenant_id: str, user_id: str) -> frozenset[str]:
+        """The roles a user holds directly: what a partner application whose linked account this user is may do
+        (trust). Empty for an unknown user, or one of another tenant."""
+        with self.db.session() as session:
+            return frozenset(session.scalars(select(ManagementRoleAssignment.role).where(
+                ManagementRoleAssignment.tenant_id == tenant_id, ManagementRoleAssignment.user_id == user_id)))
+
     # -- look-ups for other parts -------------------------------------------------------
 
     def find_users_by_email(self, tenant_id: str, emails: list[str]) -> dict[str, list[DirectoryUser]]:
@@ -556,6 +679,7 @@ class DirectoryUser:
     email: str          # the address mail is delivered to: the primary (else work, else first) e-mail, or userName
     active: bool
     display_name: str | None
+    hidden: bool = False   # from address lists (an application account)
 
 
 def _directory_user(user: User) -> DirectoryUser:
@@ -563,7 +687,12 @@ def _directory_user(user: User) -> DirectoryUser:
     emails = [e for e in resource.get("emails") or [] if isinstance(e, dict) and e.get("value")]
     emails.sort(key=lambda e: (not e.get("primary"), e.get("type") != "work"))
     address = emails[0]["value"] if emails else user.user_name
-    return DirectoryUser(user.id, user.user_name, address, user.active, user.display_name)
+    return DirectoryUser(user.id, user.user_name, address, user.active, user.display_name,
+                         bool(user.hidden_from_address_lists))
+
+
+def _assignment_info(row: ManagementRoleAssignment, user_name: str) -> RoleAssignmentInfo:
+    return RoleAssignmentInfo(row.id, row.user_id, user_name, row.role, row.created_at.isoformat())
 
 
 def _article(word: str) -> str:
