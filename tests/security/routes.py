@@ -15,6 +15,10 @@ SCIM_PREFIXES = ("/tenants/{tenant_id}/scim/v2", "/scim/v2")
 SCIM_DISCOVERY = ("/ServiceProviderConfig", "/Schemas", "/ResourceTypes")
 # The browser's sign-in pages (auth/pages.py): their credential is the console session cookie, never a bearer token.
 BROWSER_PREFIX = "/auth/"
+# The partner endpoints (trust/partner_api.py): their credential is a partner's token (or, at the token endpoint,
+# its client assertion), never an admin, SCIM or operator token. The documents partners fetch first are public.
+PARTNER_PREFIX = "/trust/{realm}/"
+PARTNER_DOCUMENTS = ("/metadata/json/1", "/.well-known/oauth-authorization-server", "/jwks")
 
 
 def api_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -41,9 +45,16 @@ def is_browser(path: str) -> bool:
     return path.startswith(BROWSER_PREFIX)
 
 
+def is_partner(path: str) -> bool:
+    return path.startswith(PARTNER_PREFIX)
+
+
 def is_public(method: str, path: str) -> bool:
-    """Routes that answer without a credential (docs/security.md): nothing of any tenant is behind them."""
+    """Routes that answer without a credential (docs/security.md): nothing of any tenant is behind them (a
+    realm's signing keys and endpoints are published for partners by design: public keys, no secret)."""
     if path == "/healthz":
+        return True
+    if is_partner(path) and method == "GET" and path.removeprefix(PARTNER_PREFIX[:-1]) in PARTNER_DOCUMENTS:
         return True
     suffix = scim_suffix(path)
     return suffix is not None and suffix.split("/")[1] in {d.strip("/") for d in SCIM_DISCOVERY}
@@ -67,7 +78,7 @@ PLACEHOLDERS = {"endpoint": "Users", "schema_id": "x", "type_id": "User", "_id":
                 "item_id": "1", "connector": "c", "run_id": "r", "hold_id": "h", "case": "c", "name": "n",
                 "app": "a", "principal_type": "User", "principal_id": "p", "resource_id": "r", "export_id": "e",
                 "job_id": "j", "role": "r", "partner": "p", "key_id": "k",
-                "assignment_id": "a"}
+                "assignment_id": "a", "realm": "00000000-0000-0000-0000-000000000000", "user": "u"}
 
 
 def route_roles_table(app: FastAPI) -> list[tuple[str, str, list[str] | None]]:

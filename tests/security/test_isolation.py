@@ -38,14 +38,21 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 import pytest
 from fastapi.testclient import TestClient
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 from tenantry.app import Services, create_app
 from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
+from tenantry.protocols.s2s.actor import Recipient, mint_actor_token
+from tenantry.protocols.s2s.assertion import CLIENT_ASSERTION_TYPE
+from tenantry.protocols.s2s.certificates import certificate_der
+from tenantry.trust.service import SERVICE_NAME
 from tests.conftest import admin_secret, as_admin, grant_import_role, group_payload, user_payload
+from tests.protocols.s2s_support import certificate_now
 from tests.security.routes import SCIM_PREFIXES, api_routes, fill, scim_suffix
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -95,6 +102,7 @@ class Probe:
     query: Mapping[str, str] | None = None
     content: bytes | None = None
     check: Callable[[Any], bool] | None = None  # what must hold of a 2xx answer (it lists B's own data)
+    headers: Mapping[str, str] | None = None   # instead of B's admin token: B's partner's credential
 
 
 def across(w: World, *, json: Any = None, query: Mapping[str, str] | None = None, content: bytes | None = None,
@@ -112,6 +120,10 @@ def inside(w: World, *status: int, json: Any = None, query: Mapping[str, str] | 
 def public(w: World, *status: int, **params: str) -> Probe:
     """A route without a credential of any tenant: B reads it on A's path; nothing of A may be in it."""
     return Probe(w.a.tenant, params, frozenset(status or (200,)))
+
+
+_PARTNER_MESSAGE = (b"From: b@b.example\r\nSubject: B probe\r\nDate: Mon, 30 Nov 2026 09:00:00 +0000\r\n"
+                    b"Message-ID: <b-probe@b.example>\r\n\r\nprobe\r\n")
 
 
 def _patch(value: str) -> dict[str, Any]:
@@ -400,6 +412,26 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", _ADMIN + "/trust/check"): lambda w: [
         across(w), inside(w, 200, check=lambda r: all(p["partner"] != "A Isolation Partner"
                                                        for p in r.json()["partners"]))],
+    # -- the partner endpoints: B's partner's tokens at A's realm are nobody's; in B's realm A's users are unknown
+    **{(m, "/trust/{realm}" + doc): (lambda w: [public(w, 200, realm=w.a.realm)])
+       for m, doc in (("GET", "/metadata/json/1"), ("GET", "/.well-known/oauth-authorization-server"),
+                      ("GET", "/jwks"))},
+    ("POST", "/trust/{realm}/token"): lambda w: [Probe(
+        None, {"realm": w.a.realm}, frozenset({401}), content=urlencode({
+            "grant_type": "client_credentials", "client_assertion_type": CLIENT_ASSERTION_TYPE,
+            "client_assertion": w.b.assertion_for_a}).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"})],
+    **{(m, "/trust/{realm}/mailboxes/{user}/" + s): (lambda w, m=m, body=body, own=own: [
+        *(Probe(None, {"realm": w.a.realm, "user": w.a.user}, frozenset({401}), content=body,
+                headers={"Authorization": f"Bearer {t}", "Content-Type": kind})
+          for t, kind in ((w.b.partner_access, "message/rfc822" if body else "audio/wav"),
+                          (w.b.partner_actor, "audio/wav"))),
+        Probe(None, {"realm": w.b.realm, "user": w.a.user}, frozenset({own}), content=body,
+              headers={"Authorization": f"Bearer {w.b.partner_access}",
+                       "Content-Type": "message/rfc822" if m == "POST" else "audio/wav"})])
+       for m, s, body, own in (
+           ("POST", "purges", _PARTNER_MESSAGE, 404), ("POST", "conversation-history", _PARTNER_MESSAGE, 404),
+           ("PUT", "voicemail-greeting", b"RIFF0000WAVE", 404), ("GET", "voicemail-greeting", None, 404))},
     # -- console sign-in ----------------------------------------------------------------------------------------
     ("GET", _ADMIN + "/sign-in/oidc"): lambda w: [across(w), inside(w, 404)],
     ("PUT", _ADMIN + "/sign-in/oidc"): lambda w: [
@@ -456,10 +488,15 @@ def _tenant(backend: Services, prefix: str, names: dict[str, str]) -> Tenant:
                                           token="t" * 20).id
     role = backend.provisioning.add_role(tenant, app, display_name=names["role"], value=names["role_value"]).id
     backend.provisioning.assign(tenant, app, "User", user, role=role)
-    partner = backend.trust.create_partner(tenant, name=names["partner"], application_id=str(uuid.uuid4())).id
+    partner = backend.trust.create_partner(tenant, name=names["partner"], application_id=str(uuid.uuid4()),
+                                           linked_account=user).id
     sp_key = backend.trust.add_service_principal_key(tenant, partner, backend.trust.export_certificate(tenant)).key_id
+    # The partner's own signing certificate: with it, its tokens are valid in its own realm.
+    own_key = certificate_der(certificate_now(f"iso-{prefix}").certificate)
+    backend.trust.add_service_principal_key(tenant, partner, own_key)
     realm = backend.trust.auth_config(tenant).realm
     assignment = d.assign_role(tenant, user, "UserApplication").id
+    d.assign_role(tenant, user, "ArchiveApplication")
     if "idp" in names:   # A's single sign-on (B has none: its own reads answer 404)
         backend.signin.oidc.configure(tenant, issuer=f"https://{names['idp']}", client_id=names["app"],
                                       client_secret="s" * 20, display_name=names["app"])
@@ -487,9 +524,33 @@ def world(backend: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         r = client.patch(f"/tenants/{a.tenant}/scim/v2/Users/{a.user}", json=_patch("Alice Isolation Secret"),
                          headers={**a.scim, "Content-Type": "application/scim+json"})
         assert r.status_code == 200, r.text
+        _partner_credentials(client, backend, b, a)
         w = World(client, backend, a, b, tmp_path_factory.mktemp("isolation"))
         w.baseline = snapshot(w)
         yield w
+
+
+def _partner_credentials(client: TestClient, backend: Services, b: Tenant, a: Tenant) -> None:
+    """B's partner's credentials, each good in B's realm: an access token from B's token endpoint, an actor token
+    naming A's realm (what a partner of B would forge to reach A), and a client assertion for A's token endpoint."""
+    signing = certificate_now("iso-b")
+    app_id = backend.trust.partner(b.tenant, b.partner).application_id
+    now = int(time.time())
+
+    def assertion(realm: str) -> str:
+        claims = {"iss": app_id, "sub": app_id, "aud": f"http://testserver/trust/{realm}/token", "iat": now,
+                  "exp": now + 300, "jti": str(uuid.uuid4())}
+        return jwt.encode({"alg": "RS256", "kid": signing.descriptor.x5t}, claims,
+                          RSAKey.import_key(signing.private_key))
+
+    r = client.post(f"/trust/{b.realm}/token", data={
+        "grant_type": "client_credentials", "client_assertion_type": CLIENT_ASSERTION_TYPE,
+        "client_assertion": assertion(b.realm)})
+    assert r.status_code == 200, r.text
+    b.ids["partner_access"] = r.json()["access_token"]
+    b.ids["partner_actor"] = mint_actor_token(signing, Recipient(SERVICE_NAME, "testserver", a.realm),
+                                              partner_app_id=app_id, now=now)
+    b.ids["assertion_for_a"] = assertion(a.realm)
 
 
 def _finished_export(client: TestClient, a: Tenant) -> str:
@@ -570,8 +631,8 @@ def test_tenant_b_never_reaches_tenant_a(world: World, route: tuple[str, str]) -
         values = {"tenant_id": probe.tenant or "", **probe.params}
         url = fill(path, values)
         expect = probe.expect or frozenset({401} if is_scim else {403})
-        headers = dict(token)
-        if probe.content is not None:
+        headers = dict(token if probe.headers is None else probe.headers)
+        if probe.content is not None and "Content-Type" not in headers:
             headers["Content-Type"] = "application/octet-stream"
         r = world.client.request(method, url, headers=headers, json=probe.json, params=probe.query,
                                  content=probe.content)

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 
 from tenantry.app import Services, create_app
 from tests.conftest import admin_secret, administrator
-from tests.security.routes import api_routes, fill, is_browser, is_public, scim_suffix
+from tests.security.routes import api_routes, fill, is_browser, is_partner, is_public, scim_suffix
 
 # Routes only the operator may call (a tenant admin gets 403). GET /api/v1/tenants is shared: the operator
 # sees every tenant, a tenant admin its own.
@@ -37,6 +37,8 @@ def kind(method: str, path: str) -> str | None:
         return "public"
     if is_browser(path):
         return "browser"
+    if is_partner(path):
+        return "partner"
     if (method, path) in OPERATOR_ONLY:
         return "operator"
     if (method, path) in INSTALLATION:
@@ -62,6 +64,7 @@ def creds(backend: Services) -> dict[str, Any]:
         "scim": issue(tenant, "scim", "s").secret, "admin": admin_secret(backend, tenant, "a"),
         "default_scim": issue(default, "scim", "s").secret, "default_admin": admin_secret(backend, default, "a"),
         "operator": issue(default, "operator", "o").secret, "revoked": revoked.secret,
+        "realm": backend.trust.auth_config(tenant).realm,
     }
 
 
@@ -71,8 +74,9 @@ def client(backend: Services) -> Any:
         yield c
 
 
-def _call(client: TestClient, method: str, path: str, token: str | None, tenant: str) -> Any:
-    url = fill(path, {"tenant_id": tenant, "endpoint": "Users", "schema_id": "x", "type_id": "User", "_id": "x",
+def _call(client: TestClient, method: str, path: str, token: str | None, tenant: str, realm: str = "") -> Any:
+    url = fill(path, {"tenant_id": tenant, "realm": realm, "user": "u",
+                      "endpoint": "Users", "schema_id": "x", "type_id": "User", "_id": "x",
                       "user_id": "u", "item_id": "1", "connector": "c", "run_id": "r", "hold_id": "h",
                       "case": "c", "name": "n", "app": "a", "principal_type": "User", "principal_id": "p",
                       "resource_id": "r", "export_id": "e", "job_id": "j",
@@ -91,11 +95,11 @@ def test_every_route_has_a_credential_kind(client: TestClient) -> None:
 def test_no_unknown_or_revoked_token_is_401_except_public_routes(client: TestClient, creds: dict[str, Any]) -> None:
     wrong = []
     for method, path in api_routes(client.app):  # type: ignore[arg-type]
-        if kind(method, path) in ("public", "browser"):
-            continue
+        if kind(method, path) in ("public", "browser") or (method, path) == ("POST", "/trust/{realm}/token"):
+            continue   # the token endpoint's credential is its body (test_no_admin_scim_or_operator_token_is_…)
         tenant = creds["tenant"] if "{tenant_id}" in path else creds["default"]
         for label, token in (("none", None), ("unknown", "tnt_admin_" + "z" * 40), ("revoked", creds["revoked"])):
-            r = _call(client, method, path, token, tenant)
+            r = _call(client, method, path, token, tenant, creds["realm"])
             if r.status_code != 401:
                 wrong.append(f"{method} {path} with {label} token: {r.status_code} {r.text[:120]}")
     assert not wrong, "\n".join(wrong)
@@ -158,11 +162,29 @@ def test_bearer_tokens_change_nothing_on_the_browser_pages(client: TestClient, c
         assert r.status_code == 401, (label, r.text)
 
 
+def test_no_admin_scim_or_operator_token_is_a_partners_token(client: TestClient, creds: dict[str, Any]) -> None:
+    """The partner routes answer to a partner's token: every other credential of the installation is refused,
+    401 with a Bearer challenge at a resource, invalid_client at the token endpoint (its credential is the body)."""
+    wrong = []
+    for method, path in api_routes(client.app):  # type: ignore[arg-type]
+        if kind(method, path) != "partner":
+            continue
+        for label in ("admin", "scim", "operator", "default_admin"):
+            r = _call(client, method, path, creds[label], creds["tenant"], creds["realm"])
+            refused = r.status_code == 401 and "Bearer" in r.headers.get("www-authenticate", "")
+            if path.endswith("/token"):
+                refused = r.status_code in (400, 401) and r.json().get("error") in ("invalid_request",
+                                                                                  "invalid_client")
+            if not refused:
+                wrong.append(f"{method} {path} ({label} token): {r.status_code} {r.text[:120]}")
+    assert not wrong, "\n".join(wrong)
+
+
 @pytest.mark.filterwarnings("ignore::UserWarning")  # duplicate operation ids: the OpenAPI document's own issue
 def test_public_routes_answer_without_a_token(client: TestClient, creds: dict[str, Any]) -> None:
     for method, path in api_routes(client.app):  # type: ignore[arg-type]
         if kind(method, path) == "public":
-            r = _call(client, method, path, None, creds["tenant"])
+            r = _call(client, method, path, None, creds["tenant"], creds["realm"])
             # Discovery reads answer; writes to discovery are 405 for everyone; schema ids that exist nowhere 404.
             assert r.status_code in ((200, 404) if method == "GET" else (405,)), (method, path, r.text)
     for path in ("/api/openapi.json", "/api/docs"):

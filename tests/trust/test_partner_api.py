@@ -9,12 +9,13 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from joserfc import jws, jwt
-from joserfc.jwk import RSAKey
+from joserfc.jwk import OctKey, RSAKey
 
 from tenantry.app import Services
 from tenantry.archive.compliance import PURGES
@@ -316,7 +317,7 @@ def test_refused_tokens_are_401_with_a_bearer_challenge(app_client: TestClient, 
     p = _partner(backend, tenant)
     stranger = certificate_now("stranger")
     for token in ("", "not-a-jwt", _actor_token(p, signing=stranger),
-                  jwt.encode({"alg": "HS256"}, {"iss": f"{SFB}@{p.realm}"}, "secret-secret-secret-secret!")):
+                  jwt.encode({"alg": "HS256"}, {"iss": f"{SFB}@{p.realm}"}, OctKey.import_key(b"k" * 32))):
         r = _deposit(app_client, p, token)
         assert r.status_code == 401, (token, r.text)
         assert r.headers["www-authenticate"].startswith(f'Bearer realm="{p.realm}"')
@@ -329,8 +330,8 @@ def test_a_partner_key_outside_its_dates_verifies_nothing(app_client: TestClient
     for key in backend.trust.service_principal(tenant, p.id).keys:
         backend.trust.remove_service_principal_key(tenant, p.id, key.key_id)
     expired = certificate_der(p.signing.certificate)
-    backend.trust.add_service_principal_key(tenant, p.id, expired, start=p.signing.certificate.not_valid_before_utc,
-                                            end=p.signing.certificate.not_valid_before_utc.replace(year=2000))
+    yesterday = datetime.now(UTC) - timedelta(days=1)   # the registration ended yesterday, the certificate did not
+    backend.trust.add_service_principal_key(tenant, p.id, expired, start=yesterday - timedelta(days=10), end=yesterday)
     r = _deposit(app_client, p, _actor_token(p))
     assert r.status_code == 401 and r.json()["error"] == "invalid_token"
 

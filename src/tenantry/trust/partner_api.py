@@ -41,8 +41,9 @@ def oauth_error(exc: errors.S2SError, realm: str | None = None) -> JSONResponse:
     headers = {"Cache-Control": "no-store"}
     if exc.status_code == 401:
         challenge = f'Bearer realm="{realm}", ' if realm else "Bearer "
-        # The description is ours and plain text; quotes in it would break the header's quoted-string.
-        description = exc.description.replace('"', "'").replace("\\", "/")
+        # The description is ours and plain text; a quote would end the header's quoted-string, and a header
+        # carries ASCII only (RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E).
+        description = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in exc.description)
         headers["WWW-Authenticate"] = f'{challenge}error="{exc.error}", error_description="{description}"'
     return JSONResponse(exc.as_dict(), exc.status_code, headers=headers)
 
