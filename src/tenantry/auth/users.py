@@ -34,8 +34,9 @@ class DirectoryUsers:
             return None
         try:
             # A SCIM string literal is a JSON string: json.dumps quotes and escapes it.
+            # A look-up, not a listing: a user hidden from address lists is found too.
             page = self.scim.search(tenant, "User", filter_text=f"{path} eq {json.dumps(value)}", count=2,
-                                    with_members=False)
+                                    with_members=False, include_hidden=True)
         except (SCIMException, TenantryError):
             return None
         if page.total > 1:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from tenantry.core.access import ADMIN_ROLES
 from tenantry.core.batches import chunks
-from tenantry.core.clock import utcnow
+from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import FOR_WRITE, Database
 from tenantry.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from tenantry.core.ids import new_id, new_secret, secret_hash
@@ -692,7 +692,8 @@ def _directory_user(user: User) -> DirectoryUser:
 
 
 def _assignment_info(row: ManagementRoleAssignment, user_name: str) -> RoleAssignmentInfo:
-    return RoleAssignmentInfo(row.id, row.user_id, user_name, row.role, row.created_at.isoformat())
+    # as_utc: SQLite hands the time back without its zone.
+    return RoleAssignmentInfo(row.id, row.user_id, user_name, row.role, as_utc(row.created_at).isoformat())
 
 
 def _article(word: str) -> str:
