@@ -58,12 +58,13 @@ def archive_mailboxes(ctx: typer.Context, tenant: TenantOpt = None, as_json: Jso
 
 @app.command("items")
 def archive_items(ctx: typer.Context, user: str, folder: Annotated[str | None, typer.Option()] = None,
-                  count: int = 50, tenant: TenantOpt = None) -> None:
+                  count: int = 50, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     cli = Cli.of(ctx)
     t = cli.tenant(tenant)
     items = cli.services.archive.items(t, cli.user_id(t, user), folder, count=count)
-    print_rows([{"id": i.id, "sent": i.sent_at.isoformat(), "kind": i.kind, "from": i.sender, "subject": i.subject}
-                for i in items], ["id", "sent", "kind", "from", "subject"])
+    print_rows([{"id": i.id, "sent": i.sent_at.isoformat(), "kind": i.kind, "folder": i.folder, "source": i.source,
+                 "from": i.sender, "subject": i.subject} for i in items], ["id", "sent", "kind", "from", "subject"],
+               as_json)
 
 
 @app.command("show")
