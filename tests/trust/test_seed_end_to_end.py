@@ -70,7 +70,8 @@ def _seed_steps(backend: Services, tenant: str, tmp: Path, partner_signing: Sign
     run(backend, "service-principal", "credential", "add", "SfBOnline", "--value-file", str(partner_cer), *t)
     # 6. Get-MgServicePrincipal: the keys and their dates; the check passes.
     shown = json.loads(run(backend, "service-principal", "show", "SfBOnline", "--json", *t).stdout)
-    assert config["current_certificate_thumbprint"] in [k["thumbprint"] for k in shown["keys"]]
+    assert [(k["holder"], k["thumbprint"]) for k in shown["keys"]] == [
+        ("ours", config["current_certificate_thumbprint"]), ("partner", partner_signing.descriptor.sha1_hex)]
     assert json.loads(run(backend, "trust", "check", "--json", *t).stdout)["ok"] is True
     user = f"alice@{domain}"
     user_id = backend.scim.create(tenant, "User", user_payload(user, emails=[

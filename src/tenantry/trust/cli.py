@@ -191,7 +191,7 @@ def service_principal_show(ctx: typer.Context, partner: PartnerArg, tenant: Tena
         print_json(principal)
         return
     console.print(f"{principal.partner} ({principal.application_id})")
-    print_rows(principal.keys, ["key_id", "type", "usage", "thumbprint", "start_date", "end_date"])
+    print_rows(principal.keys, ["key_id", "holder", "type", "usage", "thumbprint", "start_date", "end_date"])
 
 
 @trust_app.command("check")

@@ -68,6 +68,9 @@ class SpKey:
     end_date: datetime
     added_at: datetime
     value: str
+    # "ours" (one of our certificates: the partner verifies us with it) or "partner" (the partner's own signing
+    # certificate: we verify its tokens with it); docs/trust.md, "Whose key verifies what".
+    holder: str
 
 
 @dataclass(frozen=True, slots=True)

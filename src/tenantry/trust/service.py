@@ -217,7 +217,7 @@ class TrustService:
                 thumbprint_sha256=certificates.sha256_thumbprint(cert), start_at=start_at, end_at=end_at,
                 added_at=utcnow())
             session.add(row)
-            return _key(row)
+            return _key(row, _our_thumbprints(session, tenant))
 
     def remove_service_principal_key(self, tenant: str, partner_id: str, key_id: str) -> None:
         with self.db.writing(), self.db.session() as session:
@@ -317,10 +317,15 @@ def _role(session: Session, tenant: str, role: CertificateRole) -> AuthCertifica
 
 
 def _keys(session: Session, tenant: str, partner_id: str) -> list[SpKey]:
+    ours = _our_thumbprints(session, tenant)
     rows = session.scalars(select(ServicePrincipalKey).where(
         ServicePrincipalKey.tenant_id == tenant, ServicePrincipalKey.partner_id == partner_id)
         .order_by(ServicePrincipalKey.added_at, ServicePrincipalKey.id))
-    return [_key(r) for r in rows]
+    return [_key(r, ours) for r in rows]
+
+
+def _our_thumbprints(session: Session, tenant: str) -> set[str]:
+    return set(session.scalars(select(AuthCertificate.thumbprint).where(AuthCertificate.tenant_id == tenant)))
 
 
 def _partner(row: PartnerApplication) -> PartnerApp:
@@ -335,6 +340,7 @@ def _certificate(row: AuthCertificate) -> CertificateInfo:
                            as_utc(row.effective_at) if row.effective_at else None)
 
 
-def _key(row: ServicePrincipalKey) -> SpKey:
+def _key(row: ServicePrincipalKey, ours: set[str]) -> SpKey:
     return SpKey(row.id, row.usage, row.type, row.thumbprint, row.thumbprint_sha256, as_utc(row.start_at),
-                 as_utc(row.end_at), as_utc(row.added_at), row.value)
+                 as_utc(row.end_at), as_utc(row.added_at), row.value,
+                 "ours" if row.thumbprint in ours else "partner")
