@@ -29,6 +29,7 @@ MAX_CANDIDATE_KEYS = 50
 LEEWAY_SECONDS = 120
 
 _REGISTRIES = {alg: JWSRegistry(algorithms=[alg]) for alg in ALGORITHMS}
+_ALGS = {alg: registry.get_alg(alg) for alg, registry in _REGISTRIES.items()}  # joserfc's RS256 and PS256
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,9 @@ def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusal
     ``now`` (epoch seconds). ``any_key_without_id``: a header naming no key (no x5t, x5t#S256 or kid) is tried
     against every candidate in its window — RFC 7523 clients need not send a ``kid``.
 
-    The signature check is joserfc's algorithm (``JWSRegistry.get_alg(alg).verify``) over the signing input of
-    RFC 7515 §5.2; the header is parsed once per distinct segment (``_header``)."""
+    The signature check is joserfc's algorithm (``JWSRegistry.get_alg(alg).verify``, looked up once per
+    algorithm: ``_ALGS``) over the signing input of RFC 7515 §5.2; the header is parsed once per distinct segment
+    (``_header``)."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
         raise refusals.malformed("the token is not a compact JWS (three dot-separated parts) of a sensible size")
     parts = token.split(".")
@@ -126,9 +128,9 @@ def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusal
     if header is None:
         raise refusals.malformed(why)
     alg = header["alg"]
-    if alg not in algorithms or alg not in _REGISTRIES:
+    if alg not in algorithms or alg not in _ALGS:
         raise refusals.algorithm(f"the algorithm {str(alg)[:20]!r} is not accepted; use one of "
-                                 f"{', '.join(a for a in algorithms if a in _REGISTRIES)}")
+                                 f"{', '.join(a for a in algorithms if a in _ALGS)}")
     if len(candidates) > MAX_CANDIDATE_KEYS:
         candidates = candidates[:MAX_CANDIDATE_KEYS]
     matching = _matching(candidates, header)
@@ -146,7 +148,7 @@ def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusal
         signature = _b64url_decode(signature_segment)
     except (ValueError, UnicodeError):
         raise refusals.malformed("the token's signature is not base64url") from None
-    algorithm = _REGISTRIES[alg].get_alg(alg)
+    algorithm = _ALGS[alg]
     for key in in_window:
         if algorithm.verify(signing_input, signature, key.jwk):
             break
@@ -157,7 +159,7 @@ def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusal
         claims = orjson.loads(_b64url_decode(payload_segment))
     except (ValueError, UnicodeError):
         raise refusals.malformed("the token's claims are not base64url JSON") from None
-    if not isinstance(claims, dict):
+    if type(claims) is not dict:
         raise refusals.malformed("the token's claims are not a JSON object")
     return header, claims, key
 
@@ -169,10 +171,13 @@ def string_claim(claims: dict[str, Any], name: str, refusals: Refusals = TOKEN) 
     return value
 
 
+_NUMBERS = (int, float)  # a tuple, not ``int | float``: that builds a union object on every call
+
+
 def int_claim(claims: dict[str, Any], name: str, refusals: Refusals = TOKEN) -> int:
     value = claims.get(name)
     # RFC 7519 §2 NumericDate: a number of seconds; bool is an int in Python and is not one.
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, _NUMBERS)):
         raise refusals.missing(f"the token has no {name!r} claim (a NumericDate)")
     return int(value)
 
