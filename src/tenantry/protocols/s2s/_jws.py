@@ -2,7 +2,8 @@
 size and shape, the algorithm allow-list, the key chosen by thumbprint among candidates that each carry a
 validity window, the signature (joserfc's), the claims object, and times with a leeway. Each step raises the
 error class of the caller's family (``Refusals``), so a client assertion fails as ``invalid_client`` and an actor
-token as ``invalid_token`` through the same code.
+token as ``invalid_token`` through the same code. A signature that verified is remembered for the exact token
+(``_verified``): only the RSA operation is skipped when the same token comes back, never a check.
 """
 
 from __future__ import annotations
