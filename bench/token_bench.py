@@ -14,8 +14,12 @@ What it does, in order:
    signature check, issuer, audience, realm, times) against ``public_key.verify(signature, signing_input)``.
    Each pass lasts at least ``--seconds``; the best of ``--repeat`` counts.
    Validation and raw verification cycle over ``--tokens`` distinct tokens (issued a second apart).
-4. Prints tokens/s for each, and ours as a share of raw (the goal: at least 80 % for both); the exit status is 2
-   when a share is under the goal, 1 when a check fails.
+   Validation is timed twice: *first time* (the verified-signature cache of ``_jws`` is cleared before every
+   call, so every call verifies the RSA signature; the clearing is counted against us) and *repeated token*
+   (the cache kept: after the first round every call is a hit, which skips the signature check only).
+4. Prints tokens/s for each, and ours as a share of raw. The goal (at least 80 % for both) is judged on minting
+   and on *first-time* validation only: the repeated-token figure measures the cache, not validation. The exit
+   status is 2 when a judged share is under the goal, 1 when a check fails.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from tenantry.protocols.s2s._jws import clear_verified_cache
 from tenantry.protocols.s2s.actor import Recipient, mint_actor_token, validate_actor_token
 from tenantry.protocols.s2s.certificates import generate_signing_certificate
 
@@ -100,7 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     def raw_sign() -> bytes:
         return private_key.sign(signing_input, pkcs1, sha256)
 
-    def validate() -> object:
+    def validate_first_time() -> object:
+        clear_verified_cache()
+        return validate_actor_token(next_token(), keys, US, partner_app_id=PARTNER_APP_ID, now=now)
+
+    def validate_repeated() -> object:
         return validate_actor_token(next_token(), keys, US, partner_app_id=PARTNER_APP_ID, now=now)
 
     def raw_verify() -> None:
@@ -118,7 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     token = tokens[0]
 
     mint_rate, sign_rate = best_alternating(mint, raw_sign, seconds=args.seconds, repeat=args.repeat)
-    validate_rate, verify_rate = best_alternating(validate, raw_verify, seconds=args.seconds, repeat=args.repeat)
+    validate_rate, verify_rate = best_alternating(validate_first_time, raw_verify, seconds=args.seconds,
+                                                  repeat=args.repeat)
+    cached_rate, cached_verify_rate = best_alternating(validate_repeated, raw_verify, seconds=args.seconds,
+                                                       repeat=args.repeat)
     result = {
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -130,6 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate_per_s": round(validate_rate),
         "raw_verify_per_s": round(verify_rate),
         "validate_share": round(validate_rate / verify_rate, 3),
+        "validate_cached_per_s": round(cached_rate),
+        "raw_verify_cached_run_per_s": round(cached_verify_rate),
+        "validate_cached_share": round(cached_rate / cached_verify_rate, 3),
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -139,9 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  mint_actor_token        {mint_rate:>10,.0f} tokens/s")
         print(f"  raw sign                {sign_rate:>10,.0f} signatures/s")
         print(f"  share                   {mint_rate / sign_rate:>10.1%}  (goal {GOAL:.0%})")
-        print(f"  validate_actor_token    {validate_rate:>10,.0f} tokens/s")
+        print(f"  validate_actor_token    {validate_rate:>10,.0f} tokens/s  first time (signature verified)")
         print(f"  raw verify              {verify_rate:>10,.0f} verifications/s")
         print(f"  share                   {validate_rate / verify_rate:>10.1%}  (goal {GOAL:.0%})")
+        print(f"  validate_actor_token    {cached_rate:>10,.0f} tokens/s  repeated token (verified-signature "
+              "cache hit)")
+        print(f"  raw verify              {cached_verify_rate:>10,.0f} verifications/s")
+        print(f"  share                   {cached_rate / cached_verify_rate:>10.1%}  (the cache: not judged against "
+              "the goal)")
     met = mint_rate >= GOAL * sign_rate and validate_rate >= GOAL * verify_rate
     return 0 if met else 2
 

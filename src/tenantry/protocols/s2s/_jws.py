@@ -2,12 +2,15 @@
 size and shape, the algorithm allow-list, the key chosen by thumbprint among candidates that each carry a
 validity window, the signature (joserfc's), the claims object, and times with a leeway. Each step raises the
 error class of the caller's family (``Refusals``), so a client assertion fails as ``invalid_client`` and an actor
-token as ``invalid_token`` through the same code.
+token as ``invalid_token`` through the same code. A signature that verified is remembered for the exact token
+(``_verified``): only the RSA operation is skipped when the same token comes back, never a check.
 """
 
 from __future__ import annotations
 
 import binascii
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,8 +30,10 @@ ALGORITHMS: tuple[str, ...] = ("RS256", "PS256")
 MAX_TOKEN_BYTES = 16 * 1024
 MAX_CANDIDATE_KEYS = 50
 LEEWAY_SECONDS = 120
+VERIFIED_CACHE_SIZE = 1024
 
 _REGISTRIES = {alg: JWSRegistry(algorithms=[alg]) for alg in ALGORITHMS}
+_ALGS = {alg: registry.get_alg(alg) for alg, registry in _REGISTRIES.items()}  # joserfc's RS256 and PS256
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,54 @@ def _header(segment: str) -> tuple[Mapping[str, Any] | None, str]:
     return MappingProxyType(header), ""  # shared by every caller: read-only
 
 
+# Signatures already verified, by the exact token string: a partner sends the same actor token on every call for
+# its whole life (12 hours), and the RSA verification is most of the cost of validating it (docs/BENCHMARKS.md).
+# Only the signature check and the claims' base64url are skipped on a hit: the header, the algorithm allow-list,
+# the key choice by thumbprint and the key's window at ``now`` are checked on every call before the cache is
+# consulted, and the claims (times, issuer, audience, ...) are checked by the caller every time. An entry is used
+# only while the key that verified it is still among the candidates (the same object, or an equal descriptor over
+# the same public key: a removed or replaced key is a miss) and only before the token's ``exp``. Bounded LRU;
+# only tokens with a valid signature from a registered key get in, so strangers cannot fill it.
+# An entry is (the key that verified the signature, the decoded claims — bytes, parsed afresh on each hit so that no
+# two callers share a claims dict —, the token's exp): a plain tuple, since a frozen dataclass costs 0.5 µs to build,
+# 2 % of a first-time validation.
+_verified: OrderedDict[str, tuple[KeyDescriptor, bytes, int | float]] = OrderedDict()
+_verified_lock = threading.Lock()
+
+
+def clear_verified_cache() -> None:
+    """Forget every verified signature (tests, and the benchmark's first-time figure)."""
+    with _verified_lock:
+        _verified.clear()
+
+
+def _remember(token: str, key: KeyDescriptor, payload: bytes, claims: dict[str, Any], now: int) -> None:
+    """Keeps a token just verified by ``key`` — unless it has no numeric ``exp`` or is past it (the caller refuses
+    those, or accepts them within its leeway: either way there is nothing to gain)."""
+    exp = claims.get("exp")
+    if (type(exp) is int or type(exp) is float) and exp > now:
+        with _verified_lock:
+            _verified[token] = (key, payload, exp)  # a miss got us here: the token goes in at the recent end
+            if len(_verified) > VERIFIED_CACHE_SIZE:
+                _verified.popitem(last=False)
+
+
+def _recall(token: str, entry: tuple[KeyDescriptor, bytes, int | float], in_window: list[KeyDescriptor],
+            now: int) -> tuple[KeyDescriptor, bytes] | None:
+    """The candidate key and the claims of ``token`` if its signature was verified by that same key (see above)."""
+    cached, payload, expires = entry
+    if now < expires:
+        for key in in_window:
+            if key is cached or (key == cached and key.public_key == cached.public_key):
+                with _verified_lock:
+                    if token in _verified:
+                        _verified.move_to_end(token)
+                return key, payload
+    with _verified_lock:
+        _verified.pop(token, None)
+    return None
+
+
 def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusals: Refusals = TOKEN,
            algorithms: Sequence[str] = ALGORITHMS, any_key_without_id: bool = False,
            ) -> tuple[Mapping[str, Any], dict[str, Any], KeyDescriptor]:
@@ -114,8 +167,10 @@ def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusal
     ``now`` (epoch seconds). ``any_key_without_id``: a header naming no key (no x5t, x5t#S256 or kid) is tried
     against every candidate in its window — RFC 7523 clients need not send a ``kid``.
 
-    The signature check is joserfc's algorithm (``JWSRegistry.get_alg(alg).verify``) over the signing input of
-    RFC 7515 §5.2; the header is parsed once per distinct segment (``_header``)."""
+    The signature check is joserfc's algorithm (``JWSRegistry.get_alg(alg).verify``, looked up once per
+    algorithm: ``_ALGS``) over the signing input of RFC 7515 §5.2; the header is parsed once per distinct segment
+    (``_header``). A token whose signature already verified with the same key, before its ``exp``, is not verified
+    again (``_verified``, above); every check before the signature runs on every call all the same."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
         raise refusals.malformed("the token is not a compact JWS (three dot-separated parts) of a sensible size")
     parts = token.split(".")
@@ -126,9 +181,9 @@ def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusal
     if header is None:
         raise refusals.malformed(why)
     alg = header["alg"]
-    if alg not in algorithms or alg not in _REGISTRIES:
+    if alg not in algorithms or alg not in _ALGS:
         raise refusals.algorithm(f"the algorithm {str(alg)[:20]!r} is not accepted; use one of "
-                                 f"{', '.join(a for a in algorithms if a in _REGISTRIES)}")
+                                 f"{', '.join(a for a in algorithms if a in _ALGS)}")
     if len(candidates) > MAX_CANDIDATE_KEYS:
         candidates = candidates[:MAX_CANDIDATE_KEYS]
     matching = _matching(candidates, header)
@@ -141,12 +196,18 @@ def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusal
     in_window = [k for k in matching if k.not_before <= now <= k.not_after]
     if not in_window:
         raise refusals.key_dates("the key that signed the token is outside its start and end dates")
+    entry = _verified.get(token)
+    if entry is not None:
+        recalled = _recall(token, entry, in_window, now)
+        if recalled is not None:
+            key, payload = recalled
+            return header, orjson.loads(payload), key
     try:
         signing_input = token[:len(header_segment) + 1 + len(payload_segment)].encode("ascii")
         signature = _b64url_decode(signature_segment)
     except (ValueError, UnicodeError):
         raise refusals.malformed("the token's signature is not base64url") from None
-    algorithm = _REGISTRIES[alg].get_alg(alg)
+    algorithm = _ALGS[alg]
     for key in in_window:
         if algorithm.verify(signing_input, signature, key.jwk):
             break
@@ -154,11 +215,13 @@ def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusal
         raise refusals.signature("the token's signature does not verify")
     try:
         # After the signature: the payload segment is part of the signing input as sent, so it is now trusted.
-        claims = orjson.loads(_b64url_decode(payload_segment))
+        payload = _b64url_decode(payload_segment)
+        claims = orjson.loads(payload)
     except (ValueError, UnicodeError):
         raise refusals.malformed("the token's claims are not base64url JSON") from None
-    if not isinstance(claims, dict):
+    if type(claims) is not dict:
         raise refusals.malformed("the token's claims are not a JSON object")
+    _remember(token, key, payload, claims, now)
     return header, claims, key
 
 
@@ -169,10 +232,13 @@ def string_claim(claims: dict[str, Any], name: str, refusals: Refusals = TOKEN) 
     return value
 
 
+_NUMBERS = (int, float)  # a tuple, not ``int | float``: that builds a union object on every call
+
+
 def int_claim(claims: dict[str, Any], name: str, refusals: Refusals = TOKEN) -> int:
     value = claims.get(name)
     # RFC 7519 §2 NumericDate: a number of seconds; bool is an int in Python and is not one.
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, _NUMBERS)):
         raise refusals.missing(f"the token has no {name!r} claim (a NumericDate)")
     return int(value)
 
