@@ -107,21 +107,23 @@ def build_router(gate: PartnerGate, actions: PartnerActions) -> APIRouter:
                                                "expires_in": issued.expires_in, "scope": issued.scope}.items()
                              if v is not None}, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
+    async def message(realm: str, user: str, request: Request, authorization: str | None,
+                      write: Callable[[PartnerCall, str, bytes], Deposited]) -> Deposited | Response:
+        where = await run_in_threadpool(realm_of, realm, request)
+        raw = await read_bounded(request, MAX_MESSAGE_BYTES)
+        return await as_partner(where, authorization, lambda call: write(call, user, raw))
+
     @router.post("/mailboxes/{user}/purges", status_code=201, response_model=None)
     async def deposit(realm: RealmPath, user: UserPath, request: Request,
                       authorization: Annotated[str | None, Header()] = None) -> Deposited | Response:
         """ArchiveApplication: an archived conversation (``message/rfc822``) into Recoverable Items/Purges."""
-        where = await run_in_threadpool(realm_of, realm, request)
-        raw = await read_bounded(request, MAX_MESSAGE_BYTES)
-        return await as_partner(where, authorization, lambda call: actions.deposit(call, user, raw))
+        return await message(realm, user, request, authorization, actions.deposit)
 
     @router.post("/mailboxes/{user}/conversation-history", status_code=201, response_model=None)
     async def conversation_history(realm: RealmPath, user: UserPath, request: Request,
                                    authorization: Annotated[str | None, Header()] = None) -> Deposited | Response:
         """UserApplication: a conversation (``message/rfc822``) into the user's Conversation History."""
-        where = await run_in_threadpool(realm_of, realm, request)
-        raw = await read_bounded(request, MAX_MESSAGE_BYTES)
-        return await as_partner(where, authorization, lambda call: actions.conversation_history(call, user, raw))
+        return await message(realm, user, request, authorization, actions.conversation_history)
 
     @router.put("/mailboxes/{user}/voicemail-greeting", response_model=None)
     async def set_greeting(realm: RealmPath, user: UserPath, request: Request,
