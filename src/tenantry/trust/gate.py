@@ -244,6 +244,7 @@ class PartnerGate:
         checked = assertion.validate_client_assertion(
             token, self._partner_keys(realm.tenant, partner.id), client_id=client_id,
             audiences={realm.token_endpoint, realm.issuer}, now=now, claim_jti=self._claimer(realm.tenant))
+        _enabled(partner, for_client=True)
         scope = _scope(form.get("scope"))
         lifetime = assertion.ACCESS_TOKEN_LIFETIME
         issued = assertion.mint_access_token(
@@ -298,6 +299,7 @@ class PartnerGate:
             actor = validate_actor_token(token, self._partner_keys(realm.tenant, partner.id), recipient,
                                          partner_app_id=partner.application_id, now=now)
             kind, thumbprint = TokenKind.ACTOR, actor.thumbprint
+        _enabled(partner)   # after the token verified: a stranger learns nothing of the partner from the answer
         roles = self.directory.direct_roles(realm.tenant, partner.linked_account) if partner.linked_account \
             else frozenset()
         if scope is not None:
@@ -315,9 +317,6 @@ class PartnerGate:
         if row is None:
             raise (UnknownClient if for_client else UnknownPartner)(
                 "no partner application with that ApplicationIdentifier in this realm")
-        if not row.enabled:
-            raise (ClientDisabled if for_client else PartnerDisabled)(
-                f"the partner application {row.name!r} is disabled")
         return row
 
     def _partner_keys(self, tenant: str, partner_id: str) -> list[KeyDescriptor]:
@@ -329,6 +328,12 @@ class PartnerGate:
                 ServicePrincipalKey.tenant_id == tenant, ServicePrincipalKey.partner_id == partner_id)).all()
         return [_partner_descriptor(value, as_utc(start), as_utc(end))
                 for value, thumbprint, start, end in rows if thumbprint not in ours]
+
+
+def _enabled(partner: PartnerApplication, *, for_client: bool = False) -> None:
+    if not partner.enabled:
+        raise (ClientDisabled if for_client else PartnerDisabled)(
+            f"the partner application {partner.name!r} is disabled")
 
 
 def _scope(requested: str | None) -> str | None:
