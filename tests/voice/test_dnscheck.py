@@ -173,8 +173,7 @@ def test_srv_records_on_the_wrong_ports_fail_each_naming_the_port(nsd: dns_suppo
     assert lines[CHECK_SRV_SIP_TLS].detail.endswith("port 5061 is not 443")
     assert not lines[CHECK_SRV_FEDERATION].ok
     assert lines[CHECK_SRV_FEDERATION].detail.endswith("port 443 is not 5061")
-    assert lines[CHECK_SRV_FEDERATION].fix is not None
-    assert "IN SRV 100 1 5061 ap.wrong-port.test." in lines[CHECK_SRV_FEDERATION].fix
+    assert "IN SRV 100 1 5061 ap.wrong-port.test." in (lines[CHECK_SRV_FEDERATION].fix or "")
 
 
 def test_missing_srv_records_fail_as_nxdomain_or_no_answer_with_the_record_to_create(nsd: dns_support.Nsd) -> None:
