@@ -21,7 +21,8 @@ from tenantry.voice.dnscheck import (
 from tenantry.voice.results import CheckLine
 from tests.voice import dns_support
 
-pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)
+against_nsd = pytest.mark.interop          # the tests that need the real server; the quick lane leaves them out
 
 EDGE_IP = "203.0.113.10"
 
@@ -96,6 +97,7 @@ def run(nsd: dns_support.Nsd, domain: str, expected_ips: list[str] | None = None
     return {line.check: line for line in lines}
 
 
+@against_nsd
 def test_a_correct_zone_passes_every_check_with_no_fix(nsd: dns_support.Nsd) -> None:
     lines = run(nsd, "contoso.test", [EDGE_IP])
     assert all(line.ok and line.fix is None for line in lines.values()), lines
@@ -105,18 +107,21 @@ def test_a_correct_zone_passes_every_check_with_no_fix(nsd: dns_support.Nsd) -> 
     assert "100 1 5061 ap.contoso.test." in lines[CHECK_SRV_FEDERATION].detail
 
 
+@against_nsd
 def test_names_compare_without_case_or_trailing_dot(nsd: dns_support.Nsd) -> None:
     lines = check_dns(access_edge_fqdn="AP.Contoso.Test.", sip_domain="CONTOSO.test", expected_ips=None,
                       resolver=resolver_for("127.0.0.1", nsd.port))
     assert all(line.ok for line in lines), lines
 
 
+@against_nsd
 def test_without_expected_ips_any_address_passes_and_is_shown(nsd: dns_support.Nsd) -> None:
     line = run(nsd, "two-ips.test")[CHECK_EDGE_A]
     assert line.ok
     assert line.detail == f"ap.two-ips.test resolves to {EDGE_IP}, 203.0.113.11"
 
 
+@against_nsd
 def test_a_missing_a_record_fails_saying_no_record_and_gives_the_record_to_create(nsd: dns_support.Nsd) -> None:
     lines = run(nsd, "missing-a.test", [EDGE_IP])
     line = lines[CHECK_EDGE_A]
@@ -126,6 +131,7 @@ def test_a_missing_a_record_fails_saying_no_record_and_gives_the_record_to_creat
     assert lines[CHECK_SRV_SIP_TLS].ok and lines[CHECK_SRV_FEDERATION].ok
 
 
+@against_nsd
 def test_an_edge_name_that_does_not_exist_is_nxdomain(nsd: dns_support.Nsd) -> None:
     line = check_dns(access_edge_fqdn="edge.contoso.test", sip_domain="contoso.test", expected_ips=None,
                      resolver=resolver_for("127.0.0.1", nsd.port))[0]
@@ -134,6 +140,7 @@ def test_an_edge_name_that_does_not_exist_is_nxdomain(nsd: dns_support.Nsd) -> N
     assert line.fix == "create `edge.contoso.test. 3600 IN A <public IP of the access edge>`"
 
 
+@against_nsd
 def test_an_a_record_with_other_addresses_than_expected_fails_naming_both(nsd: dns_support.Nsd) -> None:
     line = run(nsd, "contoso.test", ["198.51.100.7"])[CHECK_EDGE_A]
     assert not line.ok
@@ -141,12 +148,14 @@ def test_an_a_record_with_other_addresses_than_expected_fails_naming_both(nsd: d
     assert line.fix == f"remove the A record(s) for {EDGE_IP}; add `ap.contoso.test. 3600 IN A 198.51.100.7`"
 
 
+@against_nsd
 def test_an_extra_address_beyond_the_expected_ones_fails(nsd: dns_support.Nsd) -> None:
     line = run(nsd, "two-ips.test", [EDGE_IP])[CHECK_EDGE_A]
     assert not line.ok
     assert line.fix == "remove the A record(s) for 203.0.113.11"
 
 
+@against_nsd
 def test_several_expected_addresses_pass_in_any_order(nsd: dns_support.Nsd) -> None:
     assert run(nsd, "two-ips.test", ["203.0.113.11", EDGE_IP])[CHECK_EDGE_A].ok
 
@@ -156,6 +165,7 @@ def test_expected_ips_that_are_not_ipv4_addresses_fail_without_raising(nsd: dns_
     assert "is IPv6" in run(nsd, "contoso.test", ["2001:db8::1"])[CHECK_EDGE_A].detail
 
 
+@against_nsd
 def test_an_srv_record_to_another_host_fails_with_what_was_found_and_the_record(nsd: dns_support.Nsd) -> None:
     lines = run(nsd, "wrong-target.test", [EDGE_IP])
     line = lines[CHECK_SRV_SIP_TLS]
@@ -167,6 +177,7 @@ def test_an_srv_record_to_another_host_fails_with_what_was_found_and_the_record(
     assert lines[CHECK_SRV_FEDERATION].ok and lines[CHECK_EDGE_A].ok
 
 
+@against_nsd
 def test_srv_records_on_the_wrong_ports_fail_each_naming_the_port(nsd: dns_support.Nsd) -> None:
     lines = run(nsd, "wrong-port.test")
     assert not lines[CHECK_SRV_SIP_TLS].ok
@@ -176,6 +187,7 @@ def test_srv_records_on_the_wrong_ports_fail_each_naming_the_port(nsd: dns_suppo
     assert "IN SRV 100 1 5061 ap.wrong-port.test." in (lines[CHECK_SRV_FEDERATION].fix or "")
 
 
+@against_nsd
 def test_missing_srv_records_fail_as_nxdomain_or_no_answer_with_the_record_to_create(nsd: dns_support.Nsd) -> None:
     lines = run(nsd, "missing-srv.test")
     assert lines[CHECK_SRV_SIP_TLS].detail == "_sip._tls.missing-srv.test does not exist (NXDOMAIN)"
@@ -186,6 +198,7 @@ def test_missing_srv_records_fail_as_nxdomain_or_no_answer_with_the_record_to_cr
     assert lines[CHECK_EDGE_A].ok
 
 
+@against_nsd
 def test_a_stray_record_in_the_srv_set_fails_even_beside_a_right_one(nsd: dns_support.Nsd) -> None:
     line = run(nsd, "extra-srv.test")[CHECK_SRV_SIP_TLS]
     assert not line.ok
@@ -193,6 +206,7 @@ def test_a_stray_record_in_the_srv_set_fails_even_beside_a_right_one(nsd: dns_su
     assert "target old.extra-srv.test is not the access edge" in line.detail
 
 
+@against_nsd
 def test_a_server_that_does_not_serve_the_zone_is_reported_as_refused(nsd: dns_support.Nsd) -> None:
     lines = run(nsd, "fabrikam.test")
     assert not any(line.ok for line in lines.values())
@@ -258,6 +272,7 @@ def test_resolver_for_asks_only_the_given_server_and_defaults_to_the_system() ->
         assert resolver_for().port == 53
 
 
+@against_nsd
 def test_the_server_answers_over_tcp_too(nsd: dns_support.Nsd) -> None:
     import dns.message
     import dns.query
