@@ -157,8 +157,8 @@ class VoiceService:
                 raise Conflict(f"a mediation server {server_fqdn!r} exists")
             site_id, edge = site_row.id, site_row.edge_fqdn
         domain = self._first_sip_domain(tenant)
-        label = server_fqdn.split(".")[0]
-        display = _name(account_name, "a mediation server account") if account_name else f"MediationServer-{label}"
+        display = _name(account_name, "a mediation server account") if account_name else \
+            self._account_name(tenant, server_fqdn, domain)
         local = _ACCOUNT_LOCAL.sub("-", display.lower()).strip("-") or "mediationserver"
         account = self.directory.create_mail_user(tenant, display, f"{local}@{domain}", hidden=True,
                                                   department=MEDIATION_DEPARTMENT)
@@ -177,6 +177,17 @@ class VoiceService:
                                   priority=priority or 0, created_at=utcnow()))
             session.flush()
             return self._server(session, row)
+
+    def _account_name(self, tenant: str, server_fqdn: str, domain: str) -> str:
+        """MediationServer-<host>, with as many of the FQDN's labels as make it a new account: ms1.sea and ms1.ber
+        are MediationServer-ms1 and MediationServer-ms1-ber."""
+        labels = server_fqdn.split(".")
+        for count in range(1, len(labels) + 1):
+            name = "MediationServer-" + "-".join(labels[:count])
+            address = f"{_ACCOUNT_LOCAL.sub('-', name.lower())}@{domain}"
+            if not self.directory.find_users_by_email(tenant, [address]):
+                return name
+        raise Conflict(f"every default account name of {server_fqdn} is taken: give one (account_name)")
 
     def mediation_servers(self, tenant: str, *, site: str | None = None) -> list[ServerInfo]:
         with self.db.session() as session:
@@ -286,13 +297,16 @@ class VoiceService:
             raise Invalid(f"priority {priority} is not 0 to 65535")
         with self.db.writing(), self.db.session() as session:
             row = _own_gateway(session, tenant, gateway)
+            taken = Conflict(f"gateway {row.name} has a trunk to {target_host}")
+            if session.scalar(select(Trunk.id).where(Trunk.gateway_id == row.id, Trunk.target == target_host)):
+                raise taken
             trunk = Trunk(id=str(uuid.uuid4()), tenant_id=tenant, gateway_id=row.id, target=target_host,
                           priority=priority, created_at=utcnow())
             session.add(trunk)
             try:
                 session.flush()
-            except IntegrityError as exc:
-                raise Conflict(f"gateway {row.name} has a trunk to {target_host}") from exc
+            except IntegrityError as exc:   # the same trunk added at once: one wins
+                raise taken from exc
             return TrunkInfo(trunk.id, row.name, trunk.target, trunk.priority)
 
     def trunks(self, tenant: str, *, gateway: str | None = None) -> list[TrunkInfo]:
@@ -546,7 +560,8 @@ def _own_gateway(session: Session, tenant: str, ref: str) -> Gateway:
 
 
 def _site_names(session: Session, tenant: str) -> dict[str, str]:
-    return dict(session.execute(select(PstnSite.id, PstnSite.name).where(PstnSite.tenant_id == tenant)).tuples())
+    return {site_id: name for site_id, name in session.execute(
+        select(PstnSite.id, PstnSite.name).where(PstnSite.tenant_id == tenant))}
 
 
 def _site(row: PstnSite) -> Site:
