@@ -165,6 +165,15 @@ class VoiceService:
         row = MediationServer(id=str(uuid.uuid4()), tenant_id=tenant, site_id=site_id, fqdn=server_fqdn,
                               ip=server_ip, account_id=account.id, hybrid_fqdn=server_fqdn,
                               access_proxy_fqdn=edge, created_at=utcnow())
+        try:
+            return self._add_server(tenant, row)
+        except Exception:
+            # The account was made for this server only: a server that was not added leaves no account behind.
+            self.directory.scim.delete(tenant, "User", account.id)
+            raise
+
+    def _add_server(self, tenant: str, row: MediationServer) -> ServerInfo:
+        server_fqdn, site_id = row.fqdn, row.site_id
         with self.db.writing(), self.db.session() as session:
             session.add(row)
             try:
