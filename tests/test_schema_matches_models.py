@@ -15,6 +15,7 @@ import tenantry.directory.models
 import tenantry.jobstore
 import tenantry.provisioning.models
 import tenantry.trust.models  # noqa: F401  (the imports register every table)
+import tenantry.voice.models  # noqa: F401
 from tenantry.core.db import Base, migrate
 
 

@@ -53,6 +53,7 @@ from tenantry.services import Services as Services  # re-exported: callers name 
 from tenantry.trust.gate import PartnerGate
 from tenantry.trust.service import TrustService
 from tenantry.trust.unlocks import PartnerActions
+from tenantry.voice.service import VoiceService
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
@@ -90,7 +91,8 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
                     indexer, ediscovery, provisioning, jobstore, ScimLog(db, keep_days=settings.scim_log_days), signin,
                     TrustService(db, secrets, directory),
                     PartnerGate(db, secrets, directory, public_url=settings.public_url),
-                    PartnerActions(db, directory, archive, ledger))
+                    PartnerActions(db, directory, archive, ledger),
+                    VoiceService(db, directory, default_region=settings.default_phone_region))
 
 
 def _search_index(settings: Settings, db: Database) -> SearchIndex:

@@ -79,7 +79,11 @@ READS = frozenset({
     "directory licences", "directory role-groups", "directory users", "feed-server", "hold list",
     "partner-app list", "provisioning apps", "provisioning logs", "provisioning roles", "provisioning scope",
     "provisioning status", "retention list", "scim log", "search", "serve", "service-principal show",
-    "sign-in oidc show", "tenant list", "token list", "worker"})
+    "sign-in oidc show", "tenant list", "token list", "worker",
+    # voicecore: voice's reads
+    "voice check", "voice federation show", "voice gateway list", "voice hybrid-config show",
+    "voice mediation-server list", "voice site list", "voice trunk list", "voice user list",
+    "voice user pstn-site show", "voice user show"})
 # Parameters never written to the ledger.
 _UNRECORDED = ("password", "secret", "token_stdin")
 

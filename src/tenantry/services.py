@@ -25,6 +25,7 @@ from tenantry.provisioning.service import ProvisioningService
 from tenantry.trust.gate import PartnerGate
 from tenantry.trust.service import TrustService
 from tenantry.trust.unlocks import PartnerActions
+from tenantry.voice.service import VoiceService
 
 
 @dataclass
@@ -48,3 +49,4 @@ class Services:
     trust: TrustService
     partner_gate: PartnerGate           # who a partner is (its token), over /trust/{realm}/…
     partner_actions: PartnerActions     # what trust unlocks in mailboxes
+    voice: VoiceService                 # hybrid voice: sites, gateways, users' voice settings, checks

@@ -78,7 +78,8 @@ PLACEHOLDERS = {"endpoint": "Users", "schema_id": "x", "type_id": "User", "_id":
                 "item_id": "1", "connector": "c", "run_id": "r", "hold_id": "h", "case": "c", "name": "n",
                 "app": "a", "principal_type": "User", "principal_id": "p", "resource_id": "r", "export_id": "e",
                 "job_id": "j", "role": "r", "partner": "p", "key_id": "k",
-                "assignment_id": "a", "realm": "00000000-0000-0000-0000-000000000000", "user": "u"}
+                "assignment_id": "a", "realm": "00000000-0000-0000-0000-000000000000", "user": "u",
+                "server": "s", "gateway": "g", "target": "t", "identity": "i"}
 
 
 def route_roles_table(app: FastAPI) -> list[tuple[str, str, list[str] | None]]:

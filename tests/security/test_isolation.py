@@ -64,7 +64,7 @@ BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 A_SECRETS = ("alice.isolation@a-secret.example", "Alice Isolation Secret", "A Isolation Group",
              "A-ISOLATION-SUBJECT", "A Isolation Matter", "A Isolation Export", "A Isolation App",
              "a-isolation-secret.example", "A Isolation Hold", "A Isolation Policy", "a-iso.invalid",
-             "A Isolation Role", "a-isolation-role", "A Isolation Partner")
+             "A Isolation Role", "a-isolation-role", "A Isolation Partner", "A Isolation Site", "+14255550199")
 
 
 @dataclasses.dataclass
@@ -432,6 +432,58 @@ CASES: dict[tuple[str, str], Case] = {
        for m, s, body, own in (
            ("POST", "purges", _PARTNER_MESSAGE, 404), ("POST", "conversation-history", _PARTNER_MESSAGE, 404),
            ("PUT", "voicemail-greeting", b"RIFF0000WAVE", 404), ("GET", "voicemail-greeting", None, 404))},
+    # -- voice (sites, mediation servers, gateways, trunks, tenant configuration, users' voice settings) ---------
+    ("GET", _ADMIN + "/voice/sites"): lambda w: [
+        across(w), inside(w, 200, check=lambda r: all(s["id"] != w.a.site for s in r.json()))],
+    ("POST", _ADMIN + "/voice/sites"): lambda w: [across(w, json={"name": "B probe", "edge_fqdn": "ap.b.example"})],
+    ("GET", _ADMIN + "/voice/mediation-servers"): lambda w: [
+        across(w), inside(w, 404, query={"site": w.a.site}), inside(w, 404, query={"site": "A Isolation Site"})],
+    ("POST", _ADMIN + "/voice/mediation-servers"): lambda w: [
+        across(w, json={"fqdn": "ms9.b.example", "site": w.a.site}),
+        inside(w, 404, json={"fqdn": "ms9.b.example", "site": w.a.site})],     # A's site is no site of B's
+    ("PATCH", _ADMIN + "/voice/mediation-servers/{server}"): lambda w: [
+        across(w, server=w.a.server, json={"fqdn": "ms9.b.example"}),
+        inside(w, 404, server=w.a.server, json={"fqdn": "ms9.b.example"}),
+        inside(w, 404, server=w.a.server_account, json={"access_proxy_external_fqdn": "ap.b.example"})],
+    ("GET", _ADMIN + "/voice/gateways"): lambda w: [
+        across(w), inside(w, 200, check=lambda r: r.json() == []), inside(w, 404, query={"site": w.a.site})],
+    ("POST", _ADMIN + "/voice/gateways"): lambda w: [
+        across(w, json={"name": "gw9.b.example", "site": w.a.site}),
+        inside(w, 404, json={"name": "gw9.b.example", "site": w.a.site})],
+    ("GET", _ADMIN + "/voice/trunks"): lambda w: [
+        across(w), inside(w, 404, query={"gateway": w.a.gateway}), inside(w, 404, query={"gateway": w.a.gateway_id})],
+    ("POST", _ADMIN + "/voice/trunks"): lambda w: [
+        across(w, json={"gateway": w.a.gateway, "target": "ms9.b.example"}),
+        inside(w, 404, json={"gateway": w.a.gateway_id, "target": "ms9.b.example"})],
+    ("DELETE", _ADMIN + "/voice/gateways/{gateway}/trunks/{target}"): lambda w: [
+        across(w, gateway=w.a.gateway, target=w.a.server),
+        inside(w, 404, gateway=w.a.gateway, target=w.a.server),
+        inside(w, 404, gateway=w.a.gateway_id, target=w.a.trunk)],
+    ("GET", _ADMIN + "/voice/hybrid-config"): lambda w: [
+        across(w), inside(w, 200, check=lambda r: r.json()["peer_destination"] is None)],
+    ("PUT", _ADMIN + "/voice/hybrid-config"): lambda w: [across(w, json={"peer_destination": "ap.b.example"})],
+    ("GET", _ADMIN + "/voice/federation"): lambda w: [
+        across(w), inside(w, 200, check=lambda r: r.json()["shared_sip_address_space"] is False)],
+    ("PUT", _ADMIN + "/voice/federation"): lambda w: [across(w, json={"shared_sip_address_space": False})],
+    ("GET", _ADMIN + "/voice/users"): lambda w: [
+        across(w), inside(w, 200, check=lambda r: all(u["user_id"] != w.a.user for u in r.json())),
+        inside(w, 404, query={"identity": w.a.user}), inside(w, 404, query={"identity": "*Isolation Secret"})],
+    ("GET", _ADMIN + "/voice/users/{identity}"): lambda w: [
+        across(w, identity=w.a.user), inside(w, 404, identity=w.a.user),
+        inside(w, 404, identity="sip:alice.isolation@a-secret.example"), inside(w, 404, identity="Alice*")],
+    ("PATCH", _ADMIN + "/voice/users/{identity}"): lambda w: [
+        across(w, identity=w.a.user, json={"enterprise_voice_enabled": False}),
+        inside(w, 404, identity=w.a.user, json={"enterprise_voice_enabled": False})],
+    ("PUT", _ADMIN + "/voice/users/{identity}/routing-policy"): lambda w: [
+        across(w, identity=w.a.user, json={"policy_name": "InternationalCallsDisallowed"}),
+        inside(w, 404, identity=w.a.user, json={"policy_name": "InternationalCallsDisallowed"})],
+    ("PUT", _ADMIN + "/voice/users/{identity}/pstn-site"): lambda w: [
+        across(w, identity=w.a.user, json={"hybrid_pstn_site": None}),
+        inside(w, 404, identity=w.a.user, json={"hybrid_pstn_site": None}),
+        inside(w, 404, identity=w.b.user, json={"hybrid_pstn_site": w.a.site})],    # A's site for B's user
+    ("GET", _ADMIN + "/voice/check"): lambda w: [
+        across(w), inside(w, 200, check=lambda r: all(w.a.server not in line["subject"]
+                                                       for line in r.json()["lines"]))],
     # -- console sign-in ----------------------------------------------------------------------------------------
     ("GET", _ADMIN + "/sign-in/oidc"): lambda w: [across(w), inside(w, 404)],
     ("PUT", _ADMIN + "/sign-in/oidc"): lambda w: [
@@ -497,13 +549,31 @@ def _tenant(backend: Services, prefix: str, names: dict[str, str]) -> Tenant:
     realm = backend.trust.auth_config(tenant).realm
     assignment = d.assign_role(tenant, user, "UserApplication").id
     d.assign_role(tenant, user, "ArchiveApplication")
+    voice = _voice(backend, tenant, names) if "site" in names else {}   # A's voice configuration (B has none)
     if "idp" in names:   # A's single sign-on (B has none: its own reads answer 404)
         backend.signin.oidc.configure(tenant, issuer=f"https://{names['idp']}", client_id=names["app"],
                                       client_secret="s" * 20, display_name=names["app"])
     return Tenant(tenant, admin, scim, {"user": user, "group": group, "item": str(item), "hold": hold,
                                         "case": case, "connector": connector, "run": run, "app": app,
                                         "role": role, "partner": partner, "sp_key": sp_key, "realm": realm,
-                                        "assignment": assignment})
+                                        "assignment": assignment, **voice})
+
+
+def _voice(backend: Services, tenant: str, names: dict[str, str]) -> dict[str, str]:
+    """A site with a mediation server (and its account, in a verified SIP domain), a gateway trunked to it, a
+    PeerDestination, and the user enabled for voice with a line URI and the site."""
+    backend.directory.add_domain(tenant, f"voice.{names['domain']}", verified=True)
+    voice = backend.voice
+    site = voice.create_site(tenant, name=names["site"], edge_fqdn=f"ap.{names['domain']}")
+    server = voice.create_mediation_server(tenant, fqdn=f"ms1.{names['domain']}", site=site.name)
+    gateway = voice.create_gateway(tenant, name=f"gw1.{names['domain']}", site=site.name)
+    voice.set_hybrid_config(tenant, peer_destination=f"ap.{names['domain']}")
+    voice.set_federation(tenant, shared_sip_address_space=True)
+    voice.set_user(tenant, names["user"], enterprise_voice=True, line_uri=names["line_uri"],
+                   voice_policy="HybridVoice")
+    voice.set_pstn_site(tenant, names["user"], site.name)
+    return {"site": site.id, "server": server.fqdn, "server_account": server.account_name or "",
+            "gateway": gateway.name, "gateway_id": gateway.id, "trunk": gateway.trunks[0].id}
 
 
 @pytest.fixture(scope="module")
@@ -513,7 +583,8 @@ def world(backend: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "domain": "a-isolation-secret.example", "subject": "A-ISOLATION-SUBJECT", "hold": "A Isolation Hold",
         "policy": "A Isolation Policy", "case": "A Isolation Matter", "connector": "A Isolation Export",
         "app": "A Isolation App", "url": "a-iso.invalid", "role": "A Isolation Role",
-        "role_value": "a-isolation-role", "idp": "idp.a-iso.invalid", "partner": "A Isolation Partner"})
+        "role_value": "a-isolation-role", "idp": "idp.a-iso.invalid", "partner": "A Isolation Partner",
+        "site": "A Isolation Site", "line_uri": "tel:+14255550199"})
     b = _tenant(backend, "b", {
         "user": "bob@b.example", "display": "Bob B", "group": "B Group", "domain": "b.example", "subject": "B mail",
         "hold": "B Hold", "policy": "B Policy", "case": "B Matter", "connector": "B Export", "app": "B App",
@@ -594,6 +665,10 @@ def snapshot(w: World) -> dict[str, Any]:
         "partners": (api + "/trust/partner-apps", a.admin), "auth config": (api + "/trust/auth-config", a.admin),
         "service principal": (api + f"/trust/partner-apps/{a.partner}/service-principal", a.admin),
         "role assignments": (api + "/role-assignments", a.admin),
+        "voice sites": (api + "/voice/sites", a.admin), "voice servers": (api + "/voice/mediation-servers", a.admin),
+        "voice gateways": (api + "/voice/gateways", a.admin), "voice users": (api + "/voice/users", a.admin),
+        "voice hybrid": (api + "/voice/hybrid-config", a.admin),
+        "voice federation": (api + "/voice/federation", a.admin),
     }
     out: dict[str, Any] = {}
     for name, (path, headers) in reads.items():

@@ -80,7 +80,8 @@ def _call(client: TestClient, method: str, path: str, token: str | None, tenant:
                       "user_id": "u", "item_id": "1", "connector": "c", "run_id": "r", "hold_id": "h",
                       "case": "c", "name": "n", "app": "a", "principal_type": "User", "principal_id": "p",
                       "resource_id": "r", "export_id": "e", "job_id": "j",
-                      "role": "r", "partner": "p", "key_id": "k", "assignment_id": "a"})
+                      "role": "r", "partner": "p", "key_id": "k", "assignment_id": "a",
+                      "server": "s", "gateway": "g", "target": "t", "identity": "i"})
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     body = {} if method in ("POST", "PUT", "PATCH") else None
     return client.request(method, url, headers=headers, json=body)

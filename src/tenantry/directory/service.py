@@ -42,6 +42,7 @@ from tenantry.directory.models import (
 )
 from tenantry.directory.results import DomainInfo, MailUserInfo, RoleAssignmentInfo, RoleGroupInfo, TenantInfo
 from tenantry.directory.scim_store import ScimStore
+from tenantry.protocols.scim.resources import ENTERPRISE_USER
 
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -478,10 +479,12 @@ class DirectoryService:
 
     # -- application accounts (seed 002 step 2) -------------------------------------------
 
-    def create_mail_user(self, tenant_id: str, name: str, address: str, *, hidden: bool = True) -> MailUserInfo:
+    def create_mail_user(self, tenant_id: str, name: str, address: str, *, hidden: bool = True,
+                         department: str | None = None) -> MailUserInfo:
         """``New-MailUser -Name NAME -ExternalEmailAddress ADDRESS``: a user whose userName and primary e-mail is
         ``address`` and whose displayName is ``name``, made through the SCIM store; hidden from address lists
-        unless ``hidden`` is False (an application account is). The address's domain must be a verified domain of
+        unless ``hidden`` is False (an application account is); ``department`` is the enterprise extension's (a
+        hybrid mediation server's account is "HybridMediationServer"). The address's domain must be a verified domain of
         the tenant (Invalid, naming the commands that verify it); Conflict when a user already has the address
         as userName or e-mail."""
         name = name.strip()
@@ -504,8 +507,12 @@ class DirectoryService:
                           f"{domain}`)")
         if self.find_users_by_email(tenant_id, [address]):
             raise Conflict(f"a user with the address {address!r} already exists")
-        payload = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": address,
-                   "displayName": name, "emails": [{"type": "work", "value": address, "primary": True}]}
+        payload: dict[str, Any] = {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": address,
+            "displayName": name, "emails": [{"type": "work", "value": address, "primary": True}]}
+        if department:
+            payload["schemas"].append(ENTERPRISE_USER)
+            payload[ENTERPRISE_USER] = {"department": department}
         try:
             doc = self.scim.create(tenant_id, "User", payload, hidden=hidden)
         except UniquenessException as exc:   # taken between the check and the write

@@ -13,6 +13,7 @@ import tenantry.directory.models  # noqa: F401
 import tenantry.jobstore  # noqa: F401
 import tenantry.provisioning.models  # noqa: F401
 import tenantry.trust.models  # noqa: F401
+import tenantry.voice.models  # noqa: F401
 from tenantry.core.db import Base
 
 config = context.config
