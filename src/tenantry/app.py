@@ -53,6 +53,7 @@ from tenantry.services import Services as Services  # re-exported: callers name 
 from tenantry.trust.gate import PartnerGate
 from tenantry.trust.service import TrustService
 from tenantry.trust.unlocks import PartnerActions
+from tenantry.voice.certificates import VoiceCertificates
 from tenantry.voice.service import VoiceService
 
 
@@ -92,7 +93,8 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
                     TrustService(db, secrets, directory),
                     PartnerGate(db, secrets, directory, public_url=settings.public_url),
                     PartnerActions(db, directory, archive, ledger),
-                    VoiceService(db, directory, default_region=settings.default_phone_region))
+                    VoiceService(db, directory, default_region=settings.default_phone_region),
+                    VoiceCertificates(db, secrets))
 
 
 def _search_index(settings: Settings, db: Database) -> SearchIndex:

@@ -83,7 +83,7 @@ READS = frozenset({
     # voicecore: voice's reads
     "voice check", "voice federation show", "voice gateway list", "voice hybrid-config show",
     "voice mediation-server list", "voice site list", "voice trunk list", "voice user list",
-    "voice user pstn-site show", "voice user show"})
+    "voice user pstn-site show", "voice user show", "voice ca show"})
 # Parameters never written to the ledger.
 _UNRECORDED = ("password", "secret", "token_stdin")
 

@@ -25,6 +25,7 @@ from tenantry.provisioning.service import ProvisioningService
 from tenantry.trust.gate import PartnerGate
 from tenantry.trust.service import TrustService
 from tenantry.trust.unlocks import PartnerActions
+from tenantry.voice.certificates import VoiceCertificates
 from tenantry.voice.service import VoiceService
 
 
@@ -50,3 +51,4 @@ class Services:
     partner_gate: PartnerGate           # who a partner is (its token), over /trust/{realm}/…
     partner_actions: PartnerActions     # what trust unlocks in mailboxes
     voice: VoiceService                 # hybrid voice: sites, gateways, users' voice settings, checks
+    voice_certificates: VoiceCertificates   # the tenant root CA and gateways' certificates

@@ -51,6 +51,7 @@ from tenantry.protocols.s2s.actor import Recipient, mint_actor_token
 from tenantry.protocols.s2s.assertion import CLIENT_ASSERTION_TYPE
 from tenantry.protocols.s2s.certificates import certificate_der
 from tenantry.trust.service import SERVICE_NAME
+from tenantry.voice import tlscheck
 from tests.conftest import admin_secret, as_admin, grant_import_role, group_payload, user_payload
 from tests.protocols.s2s_support import certificate_now
 from tests.security.routes import SCIM_PREFIXES, api_routes, fill, scim_suffix
@@ -122,6 +123,7 @@ def public(w: World, *status: int, **params: str) -> Probe:
     return Probe(w.a.tenant, params, frozenset(status or (200,)))
 
 
+_PROBE_CERTIFICATE = tlscheck.new_root_ca("B probe", days=1)[0].decode()
 _PARTNER_MESSAGE = (b"From: b@b.example\r\nSubject: B probe\r\nDate: Mon, 30 Nov 2026 09:00:00 +0000\r\n"
                     b"Message-ID: <b-probe@b.example>\r\n\r\nprobe\r\n")
 
@@ -481,6 +483,16 @@ CASES: dict[tuple[str, str], Case] = {
         across(w, identity=w.a.user, json={"hybrid_pstn_site": None}),
         inside(w, 404, identity=w.a.user, json={"hybrid_pstn_site": None}),
         inside(w, 404, identity=w.b.user, json={"hybrid_pstn_site": w.a.site})],    # A's site for B's user
+    ("GET", _ADMIN + "/voice/root-ca"): lambda w: [
+        across(w), inside(w, 200, check=lambda r: r.json()["thumbprint"] != w.a.root_ca)],
+    ("POST", _ADMIN + "/voice/root-ca"): lambda w: [across(w, json={"replace": True})],
+    ("POST", _ADMIN + "/voice/gateways/{gateway}/certificate"): lambda w: [
+        across(w, gateway=w.a.gateway, json={}), inside(w, 404, gateway=w.a.gateway, json={}),
+        inside(w, 404, gateway=w.a.gateway_id, json={})],
+    ("PUT", _ADMIN + "/voice/gateways/{gateway}/certificate"): lambda w: [
+        across(w, gateway=w.a.gateway, json={"certificate_pem": _PROBE_CERTIFICATE}),
+        inside(w, 404, gateway=w.a.gateway, json={"certificate_pem": _PROBE_CERTIFICATE}),
+        inside(w, 404, gateway=w.a.gateway_id, json={"certificate_pem": _PROBE_CERTIFICATE})],
     ("GET", _ADMIN + "/voice/check"): lambda w: [
         across(w), inside(w, 200, check=lambda r: all(w.a.server not in line["subject"]
                                                        for line in r.json()["lines"]))],
@@ -549,6 +561,7 @@ def _tenant(backend: Services, prefix: str, names: dict[str, str]) -> Tenant:
     realm = backend.trust.auth_config(tenant).realm
     assignment = d.assign_role(tenant, user, "UserApplication").id
     d.assign_role(tenant, user, "ArchiveApplication")
+    root_ca = backend.voice_certificates.new_root_ca(tenant).thumbprint
     voice = _voice(backend, tenant, names) if "site" in names else {}   # A's voice configuration (B has none)
     if "idp" in names:   # A's single sign-on (B has none: its own reads answer 404)
         backend.signin.oidc.configure(tenant, issuer=f"https://{names['idp']}", client_id=names["app"],
@@ -556,7 +569,7 @@ def _tenant(backend: Services, prefix: str, names: dict[str, str]) -> Tenant:
     return Tenant(tenant, admin, scim, {"user": user, "group": group, "item": str(item), "hold": hold,
                                         "case": case, "connector": connector, "run": run, "app": app,
                                         "role": role, "partner": partner, "sp_key": sp_key, "realm": realm,
-                                        "assignment": assignment, **voice})
+                                        "assignment": assignment, "root_ca": root_ca, **voice})
 
 
 def _voice(backend: Services, tenant: str, names: dict[str, str]) -> dict[str, str]:
@@ -572,6 +585,7 @@ def _voice(backend: Services, tenant: str, names: dict[str, str]) -> dict[str, s
     voice.set_user(tenant, names["user"], enterprise_voice=True, line_uri=names["line_uri"],
                    voice_policy="HybridVoice")
     voice.set_pstn_site(tenant, names["user"], site.name)
+    backend.voice_certificates.issue(tenant, gateway.name)   # the tenant's root CA is made in _tenant
     return {"site": site.id, "server": server.fqdn, "server_account": server.account_name or "",
             "gateway": gateway.name, "gateway_id": gateway.id, "trunk": gateway.trunks[0].id}
 
@@ -668,7 +682,7 @@ def snapshot(w: World) -> dict[str, Any]:
         "voice sites": (api + "/voice/sites", a.admin), "voice servers": (api + "/voice/mediation-servers", a.admin),
         "voice gateways": (api + "/voice/gateways", a.admin), "voice users": (api + "/voice/users", a.admin),
         "voice hybrid": (api + "/voice/hybrid-config", a.admin),
-        "voice federation": (api + "/voice/federation", a.admin),
+        "voice federation": (api + "/voice/federation", a.admin), "voice root ca": (api + "/voice/root-ca", a.admin),
     }
     out: dict[str, Any] = {}
     for name, (path, headers) in reads.items():

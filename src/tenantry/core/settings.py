@@ -106,6 +106,17 @@ class Settings(BaseSettings):
         default=12, ge=1, le=30 * 24, description="A console session ends this long after sign-in, used or not.")
     cookie_secure: bool = Field(
         default=True, description="Mark the console's cookies Secure (HTTPS only); false for plain http on one box.")
+    # Hybrid voice (voice/, docs/voice.md): the SIP redirect service and the DNS checks.
+    voice_sip_enabled: bool = Field(
+        default=False, description="Run the SIP redirect service beside the web server (tenantry serve).")
+    voice_sip_host: str = Field(default="127.0.0.1", description="Address the SIP redirect service listens on.")
+    voice_sip_port: int = Field(default=5060, ge=0, le=65535, description="Its port (UDP and TCP).")
+    voice_sip_tenant: str | None = Field(
+        default=None, description="The tenant whose calls the SIP service routes (default: the default tenant).")
+    voice_snapshot_seconds: float = Field(
+        default=5.0, gt=0, le=3600, description="How often the SIP service re-reads the voice configuration.")
+    voice_dns_server: str | None = Field(
+        default=None, description="host[:port] the voice DNS checks ask (default: the system's resolver).")
     bootstrap_scim_token: str | None = Field(
         default=None, description="Create this SCIM token for the default tenant on start (tests, automation)."
     )

@@ -4,12 +4,23 @@ route needs Voice Administrator or Organization Management."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from tenantry.core.access import ORGANIZATION, VOICE, Body, needs
+from tenantry.core.egress import EgressPolicy
+from tenantry.core.settings import Settings
+from tenantry.voice.certificates import (
+    GATEWAY_CERTIFICATE_DAYS,
+    MAX_PEM_BYTES,
+    ROOT_CA_DAYS,
+    IssuedCertificate,
+    RootCaInfo,
+    VoiceCertificates,
+    run_checks,
+)
 from tenantry.voice.identities import MAX_IDENTITY
 from tenantry.voice.results import (
     FederationConfig,
@@ -24,6 +35,7 @@ from tenantry.voice.results import (
 )
 from tenantry.voice.service import UNSET, VoiceService
 from tenantry.voice.snapshot import Transport
+from tenantry.voice.tlscheck import KeyType
 
 ROLES = needs(VOICE, ORGANIZATION)
 
@@ -91,7 +103,32 @@ class PstnSiteIn(Body):
     hybrid_pstn_site: str | None = Field(max_length=128, description="The site's name or id; null: none.")
 
 
-def build_router(voice: VoiceService, tenant_of: Any) -> APIRouter:
+class RootCaIn(Body):
+    common_name: str | None = Field(default=None, max_length=200, description="Default: Tenantry Voice Root CA …")
+    days: int = Field(default=ROOT_CA_DAYS, ge=1, le=36500)
+    key_type: KeyType = KeyType.RSA2048
+    replace: bool = Field(default=False, description="Replace the existing root CA (its gateway certificates stop "
+                          "chaining).")
+
+
+class IssueIn(Body):
+    days: int = Field(default=GATEWAY_CERTIFICATE_DAYS, ge=1, le=3650)
+    ip: str | None = Field(default=None, max_length=45, description="Also name this IP address.")
+    key_type: KeyType = KeyType.RSA2048
+
+
+class CertificateIn(Body):
+    certificate_pem: str = Field(max_length=MAX_PEM_BYTES, description="What the gateway presents (PEM; "
+                                 "intermediates after it).")
+
+
+class RecordedCertificate(BaseModel):
+    gateway: str
+
+
+# Long by design (issue #11): a router factory is its routes, each a few lines over the service.
+def build_router(voice: VoiceService, certificates: VoiceCertificates, tenant_of: Any,
+                 settings: Settings) -> APIRouter:
     router = APIRouter()
     base = "/tenants/{tenant_id}/voice"
 
@@ -186,7 +223,35 @@ def build_router(voice: VoiceService, tenant_of: Any) -> APIRouter:
         return voice.set_pstn_site(tenant_of(tenant_id, request), identity, body.hybrid_pstn_site)
 
     @router.get(base + "/check", openapi_extra=ROLES)
-    def check(tenant_id: str, request: Request) -> VoiceCheck:
-        return voice.check(tenant_of(tenant_id, request))
+    def check(tenant_id: str, request: Request,
+              dns: Annotated[bool, Query(description="Check the edge's DNS records (TENANTRY_VOICE_DNS_SERVER, else "
+                                         "the system's resolver).")] = False,
+              tls: Annotated[bool, Query(description="Check TLS gateways' recorded certificates.")] = False,
+              tls_live: Annotated[bool, Query(description="Check what each TLS gateway presents now.")] = False,
+              ) -> VoiceCheck:
+        return run_checks(voice, certificates, tenant_of(tenant_id, request), dns=dns,
+                          dns_server=settings.voice_dns_server, tls=tls, tls_live=tls_live,
+                          egress=EgressPolicy.from_settings(settings))
+
+    @router.get(base + "/root-ca", openapi_extra=ROLES)
+    def root_ca(tenant_id: str, request: Request) -> RootCaInfo:
+        return certificates.root_ca(tenant_of(tenant_id, request))
+
+    @router.post(base + "/root-ca", status_code=201, openapi_extra=ROLES)
+    def new_root_ca(tenant_id: str, body: RootCaIn, request: Request) -> RootCaInfo:
+        return certificates.new_root_ca(tenant_of(tenant_id, request), common_name=body.common_name,
+                                        days=body.days, key_type=body.key_type, replace=body.replace)
+
+    @router.post(base + "/gateways/{gateway}/certificate", status_code=201, openapi_extra=ROLES)
+    def issue_certificate(tenant_id: str, gateway: str, body: IssueIn, request: Request) -> IssuedCertificate:
+        """A certificate from the tenant root CA, recorded on the gateway; its private key is in this answer only."""
+        return certificates.issue(tenant_of(tenant_id, request), gateway, days=body.days, ip=body.ip,
+                                  key_type=body.key_type)
+
+    @router.put(base + "/gateways/{gateway}/certificate", openapi_extra=ROLES)
+    def record_certificate(tenant_id: str, gateway: str, body: CertificateIn, request: Request
+                           ) -> RecordedCertificate:
+        recorded = certificates.record(tenant_of(tenant_id, request), gateway, body.certificate_pem.encode())
+        return RecordedCertificate(gateway=recorded)
 
     return router

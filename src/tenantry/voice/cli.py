@@ -6,14 +6,18 @@ Cloud Connector deployment), ``hybrid-config`` (Set-CsTenantHybridConfiguration)
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tenantry.cli_kit import Cli, JsonOpt, TenantOpt, console, print_json, print_rows, sub_app
+from tenantry.cli_kit import Cli, JsonOpt, TenantOpt, console, fail, print_json, print_rows, sub_app
+from tenantry.core.egress import EgressPolicy
+from tenantry.voice.certificates import MAX_PEM_BYTES, run_checks
 from tenantry.voice.results import RoutingPolicy, VoiceUser
 from tenantry.voice.service import UNSET, Unset, VoiceService
 from tenantry.voice.snapshot import Transport
+from tenantry.voice.tlscheck import KeyType
 
 voice_app = sub_app("Hybrid PSTN voice (seed 001): sites, mediation servers, gateways, users' voice settings, checks.")
 site_app = sub_app("PSTN sites and their edge (access proxy external FQDN).")
@@ -24,6 +28,7 @@ hybrid_app = sub_app("The tenant's hybrid configuration (Set-CsTenantHybridConfi
 federation_app = sub_app("The tenant's federation configuration (Set-CsTenantFederationConfiguration).")
 user_app = sub_app("Users' voice settings (Set-CsUser, Grant-CsVoiceRoutingPolicy, Get-CsOnlineUser).")
 pstn_app = sub_app("Users' PSTN sites (Set-/Get-CsUserPstnSettings).")
+ca_app = sub_app("The tenant root CA gateways trust, and the gateway certificates it issues (seed steps 3–4).")
 
 IdentityArg = Annotated[str, typer.Argument(metavar="IDENTITY", help=(
     "A SIP address (sip:alice@contoso.com), UPN, display name (\"Bob Kelly\") or wildcard (\"*Smith\")."))]
@@ -39,6 +44,7 @@ def register(root: typer.Typer) -> None:
     voice_app.add_typer(federation_app, name="federation")
     user_app.add_typer(pstn_app, name="pstn-site")
     voice_app.add_typer(user_app, name="user")
+    voice_app.add_typer(ca_app, name="ca")
     root.add_typer(voice_app, name="voice")
 
 
@@ -327,11 +333,23 @@ def _show_users(users: list[VoiceUser], as_json: bool) -> None:
 
 
 @voice_app.command("check")
-def check(ctx: typer.Context, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+def check(ctx: typer.Context,
+          dns: Annotated[bool, typer.Option("--dns", help="Check the edge's DNS records (the system's resolver).")]
+          = False,
+          dns_server: Annotated[str | None, typer.Option("--dns-server", help=(
+              "Check the DNS records asking this server (host[:port]), e.g. the zone's own before delegation."))]
+          = None,
+          tls: Annotated[bool, typer.Option("--tls", help="Check TLS gateways' recorded certificates.")] = False,
+          tls_live: Annotated[bool, typer.Option("--tls-live", help=(
+              "Check the certificate each TLS gateway presents now (connects to it)."))] = False,
+          tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     """Every check of the voice configuration (trunks, sites' edges, federation, users' licences, numbers,
-    sites and policies), each with the fix; exit 1 when any fails."""
+    sites and policies), each with the fix; with --dns / --dns-server the edge's DNS records, with --tls /
+    --tls-live the gateways' certificates against the tenant root CA; exit 1 when any fails."""
     voice, t = _voice(ctx, tenant)
-    result = voice.check(t)
+    services = Cli.of(ctx).services
+    result = run_checks(voice, services.voice_certificates, t, dns=dns, dns_server=dns_server, tls=tls,
+                        tls_live=tls_live, egress=EgressPolicy.from_settings(services.settings))
     if as_json:
         print_json(result)
     else:
@@ -344,3 +362,110 @@ def check(ctx: typer.Context, tenant: TenantOpt = None, as_json: JsonOpt = False
         console.print(f"{len(result.lines)} checks, {failed} failed" if result.lines else "nothing to check")
     if not result.ok:
         raise typer.Exit(1)
+
+
+# -- the tenant root CA and gateway certificates ----------------------------------------------------------------
+
+
+def _read_pem(path: Path, what: str) -> bytes:
+    try:
+        if path.stat().st_size > MAX_PEM_BYTES:
+            fail(f"{path} is larger than {MAX_PEM_BYTES} bytes: it is no {what}")
+        return path.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+
+
+def _write_new(path: Path, data: str, *, secret: bool = False) -> None:
+    """A new file (never over an existing one); a private key readable by its owner only."""
+    try:
+        with path.open("x", encoding="ascii") as out:
+            if secret:
+                path.chmod(0o600)
+            out.write(data)
+    except FileExistsError:
+        fail(f"{path} exists: name a new file")
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror}")
+
+
+@ca_app.command("new")
+def ca_new(ctx: typer.Context,
+           common_name: Annotated[str | None, typer.Option("--cn", help="Default: Tenantry Voice Root CA <tenant>.")]
+           = None,
+           days: Annotated[int, typer.Option(help="Validity in days.")] = 3650,
+           key_type: Annotated[KeyType, typer.Option("--key-type")] = KeyType.RSA2048,
+           replace: Annotated[bool, typer.Option("--replace", help=(
+               "Replace the existing root CA (every gateway certificate it issued stops chaining)."))] = False,
+           tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """A new root CA for the tenant's gateways (its key kept sealed here, to issue gateway certificates)."""
+    cli = Cli.of(ctx)
+    made = cli.services.voice_certificates.new_root_ca(cli.tenant(tenant), common_name=common_name, days=days,
+                                                       key_type=key_type, replace=replace)
+    if as_json:
+        print_json(made)
+    else:
+        console.print(f"root CA {made.subject} ({made.thumbprint}) valid until {made.not_after.isoformat()}")
+
+
+@ca_app.command("import")
+def ca_import(ctx: typer.Context, cert: Annotated[Path, typer.Option("--cert", help="The CA certificate (PEM).")],
+              key: Annotated[Path | None, typer.Option("--key", help="Its private key (PEM), to issue here.")]
+              = None,
+              replace: Annotated[bool, typer.Option("--replace")] = False,
+              tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """The organisation's own CA as the tenant root CA (with its key only if Tenantry is to issue)."""
+    cli = Cli.of(ctx)
+    made = cli.services.voice_certificates.import_root_ca(
+        cli.tenant(tenant), _read_pem(cert, "certificate"), _read_pem(key, "key") if key else None,
+        replace=replace)
+    if as_json:
+        print_json(made)
+    else:
+        console.print(f"root CA {made.subject} ({made.thumbprint}) imported; can issue: {made.can_issue}")
+
+
+@ca_app.command("show")
+def ca_show(ctx: typer.Context, pem: Annotated[bool, typer.Option("--pem", help="Print the certificate (PEM).")]
+            = False, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """The root CA: what gateways import as their trusted root (seed step 3: --pem)."""
+    cli = Cli.of(ctx)
+    info = cli.services.voice_certificates.root_ca(cli.tenant(tenant))
+    if pem:
+        typer.echo(info.certificate_pem, nl=False)
+    elif as_json:
+        print_json(info)
+    else:
+        console.print(f"{info.subject}  thumbprint {info.thumbprint}  {info.not_before.isoformat()} – "
+                      f"{info.not_after.isoformat()}  can issue: {info.can_issue}", highlight=False, soft_wrap=True)
+
+
+@ca_app.command("issue")
+def ca_issue(ctx: typer.Context, gateway: Annotated[str, typer.Argument(help="The gateway's name (FQDN or IP).")],
+             cert_out: Annotated[Path, typer.Option("--cert-out", help="New file for the certificate (PEM).")],
+             key_out: Annotated[Path, typer.Option("--key-out", help="New file for its private key (PEM, 0600).")],
+             days: Annotated[int, typer.Option(help="Validity in days.")] = 730,
+             ip: Annotated[str | None, typer.Option("--ip", help="Also name this IP address.")] = None,
+             key_type: Annotated[KeyType, typer.Option("--key-type")] = KeyType.RSA2048,
+             tenant: TenantOpt = None) -> None:
+    """A certificate for the gateway from the tenant root CA (seed step 4), recorded on the gateway; its key is
+    written to --key-out and not kept here."""
+    cli = Cli.of(ctx)
+    for path in (cert_out, key_out):
+        if path.exists():
+            fail(f"{path} exists: name a new file")
+    issued = cli.services.voice_certificates.issue(cli.tenant(tenant), gateway, days=days, ip=ip, key_type=key_type)
+    _write_new(cert_out, issued.certificate_pem)
+    _write_new(key_out, issued.private_key_pem, secret=True)
+    console.print(f"certificate for {issued.gateway} until {issued.not_after.isoformat()}: {cert_out}, key {key_out}")
+
+
+@gateway_app.command("certificate")
+def gateway_certificate(ctx: typer.Context, gateway: Annotated[str, typer.Argument(help="The gateway's name.")],
+                        file: Annotated[Path, typer.Option("--file", help=(
+                            "The certificate it presents (PEM; intermediates after it)."))],
+                        tenant: TenantOpt = None) -> None:
+    """Record the certificate a gateway presents, for voice check --tls."""
+    cli = Cli.of(ctx)
+    name = cli.services.voice_certificates.record(cli.tenant(tenant), gateway, _read_pem(file, "certificate"))
+    console.print(f"certificate recorded for gateway {name}")

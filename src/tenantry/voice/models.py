@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantry.core.db import Base
@@ -60,6 +60,9 @@ class Gateway(Base):
     transport: Mapped[str] = mapped_column(String(8))       # snapshot.Transport
     port: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The certificate the gateway presents (PEM, with any intermediates after it), as issued by the tenant root CA
+    # or recorded by an administrator; what `voice check --tls` checks when it does not fetch the live one.
+    certificate_pem: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Trunk(Base):
@@ -107,3 +110,16 @@ class VoiceUserSettings(Base):
     site_id: Mapped[str | None] = mapped_column(ForeignKey("voice_sites.id", ondelete="SET NULL"), nullable=True,
                                                 index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VoiceRootCA(Base):
+    """The tenant root CA gateways trust and their certificates chain to (seed 001, steps 3–4): generated here (its
+    key sealed by ``core.secrets``, so it can issue gateway certificates) or imported (certificate only, or with
+    its key)."""
+
+    __tablename__ = "voice_root_cas"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    private_key: Mapped[str | None] = mapped_column(Text, nullable=True)   # PKCS#8 PEM, sealed; None: imported
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

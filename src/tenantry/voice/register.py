@@ -16,7 +16,9 @@ COMMAND_ROLES: dict[str, tuple[str, ...]] = dict.fromkeys((
     "voice trunk new", "voice trunk list", "voice trunk remove",
     "voice hybrid-config set", "voice hybrid-config show", "voice federation set", "voice federation show",
     "voice user set", "voice user show", "voice user list", "voice user grant-policy",
-    "voice user pstn-site set", "voice user pstn-site show", "voice check"), (VOICE, ORGANIZATION))
+    "voice user pstn-site set", "voice user pstn-site show", "voice check",
+    "voice ca new", "voice ca import", "voice ca show", "voice ca issue", "voice gateway certificate"),
+    (VOICE, ORGANIZATION))
 
 
 def register(registry: Registry) -> None:
@@ -27,7 +29,8 @@ def register(registry: Registry) -> None:
 def _router(ctx: RouteContext) -> APIRouter:
     from tenantry.voice import api
 
-    return api.build_router(ctx.services.voice, ctx.tenant_of)
+    return api.build_router(ctx.services.voice, ctx.services.voice_certificates, ctx.tenant_of,
+                            ctx.services.settings)
 
 
 def _commands(root: typer.Typer) -> None:
