@@ -118,7 +118,7 @@ def normalise(dialled: str, region: str) -> tuple[str, int] | None:
     if not phonenumbers.is_valid_number(number):
         return None
     e164 = str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
-    return e164, int(number.country_code)
+    return e164, int(number.country_code or 0)
 
 
 @lru_cache(maxsize=1024)
@@ -184,10 +184,11 @@ def _destinations(
         return Decision(Outcome.NO_ROUTE, (), f"site {site.name!r} has no gateway", e164)
     # Not a security use: spreading calls over equal gateways needs no unpredictability, only speed.
     shuffle = rng.shuffle if rng is not None else random.shuffle
+    healthy: list[GatewayRoute] = []
+    demoted: list[GatewayRoute] = []
     if health is None:
-        healthy, demoted = list(site.gateways), []
+        healthy.extend(site.gateways)
     else:
-        healthy, demoted = [], []
         for gateway in site.gateways:
             (healthy if health.healthy(gateway.name) else demoted).append(gateway)
     shuffle(healthy)
