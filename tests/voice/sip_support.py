@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from tenantry.voice.routing import HealthView
+from tenantry.voice.sip_server import SipService, Timers, serve
 from tenantry.voice.snapshot import GatewayRoute, RoutingSnapshot, SiteRoute, Transport, VoiceUserRoute
+
+T = TypeVar("T")
 
 GW1 = GatewayRoute("gw1.contoso.com", "gw1.contoso.com", 5068, Transport.TLS, "seattle")
 GW2 = GatewayRoute("gw2.contoso.com", "gw2.contoso.com", 5068, Transport.TLS, "seattle")
@@ -53,3 +62,43 @@ def snapshot(peer: str | None = "peer.contoso.com") -> RoutingSnapshot:
     return RoutingSnapshot(
         tenant="contoso", users=users, sites=sites, peer_destination=peer, sip_domains=("contoso.com",)
     )
+
+
+class ServerThread:
+    """The redirect service on 127.0.0.1 (UDP and TCP, a free port) in a thread of its own, for sipp to call."""
+
+    def __init__(self, source: Callable[[], RoutingSnapshot] | None = None, *, health: HealthView | None = None,
+                 timers: Timers | None = None) -> None:
+        self.source = source or _fixed(snapshot())
+        self.health = health
+        self.timers = timers
+        self.port = 0
+        self.service: SipService | None = None
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(
+            serve("127.0.0.1", 0, self.source, health=self.health, timers=self.timers), self.loop
+        )
+        self.service = future.result(10)
+        self.port = self.service.port
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.service is not None
+        asyncio.run_coroutine_threadsafe(self.service.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the server's loop (to read its state without racing it)."""
+        async def wrapped() -> T:
+            return fn()
+        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(10)
+
+
+def _fixed(value: RoutingSnapshot) -> Callable[[], RoutingSnapshot]:
+    return lambda: value
