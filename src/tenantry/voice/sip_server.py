@@ -1,0 +1,396 @@
+"""The SIP redirect service: gateways and SBCs send an INVITE, we answer where the call goes (RFC 3261 subset).
+
+asyncio over UDP and TCP on one host/port. Every INVITE is routed by the pure ``voice.routing.route`` over the
+snapshot ``snapshot_source()`` returns (the integrator's source is the database, refreshed periodically; tests hand
+one in), and answered at once with a final response, so no 100 Trying is sent (§17.2.1 allows that when the final
+response comes within 200 ms):
+
+    302 Moved Temporarily   Contact list in the order to try          Outcome.REDIRECT
+    403 Forbidden           voice disabled, international disallowed   Outcome.FORBIDDEN
+    404 Not Found           the caller is not a voice user             Outcome.NOT_FOUND
+    484 Address Incomplete  the dialled number is not a valid number   Outcome.INVALID
+    480 Temporarily Unavail no gateway / PeerDestination configured    Outcome.NO_ROUTE
+    400 Bad Request         malformed, when it can still be answered   (never for ACK)
+    513 Message Too Large   over the size bound, when answerable
+
+OPTIONS → 200 (gateways ping us as we ping them). CANCEL → 200 when it matches an INVITE transaction (the INVITE
+already has its final response, so "the CANCEL has no effect", §9.2: no 487), 481 when it matches none. Other
+methods → 405 with Allow. Requests inside a dialog (a To tag on an INVITE) → 481: a redirect server has no dialogs.
+
+Transactions (§17.2): the INVITE server transaction keeps its final response; over UDP it is retransmitted on Timer
+G (T1 doubling up to T2) until the ACK arrives or Timer H (64·T1) fires; the ACK moves it to Confirmed for Timer I
+(T4) to absorb ACK retransmissions. A retransmitted request (same transaction key) gets the last response again and
+is not routed again. Non-INVITE transactions absorb retransmissions for Timer J (64·T1 over UDP). Over TCP no timer
+retransmits, and Timers I and J are zero. The number of live transactions is bounded: beyond it, 503 + Retry-After.
+
+A malformed datagram never stops the service: every message is handled inside one ``try``, and a failure drops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from tenantry.protocols.sip import (
+    DEFAULT_LIMITS,
+    Limits,
+    MessageTooLarge,
+    SipError,
+    SipRequest,
+    StreamFramer,
+    parse_request,
+    response,
+)
+from tenantry.voice.routing import HealthView, Outcome, route
+from tenantry.voice.snapshot import RoutingSnapshot
+
+__all__ = ["RedirectCore", "SipService", "Timers", "run", "serve"]
+
+log = logging.getLogger(__name__)
+
+SnapshotSource = Callable[[], RoutingSnapshot]
+Send = Callable[[bytes], None]
+
+_STATUS: dict[Outcome, tuple[int, str]] = {
+    Outcome.REDIRECT: (302, "Moved Temporarily"),
+    Outcome.FORBIDDEN: (403, "Forbidden"),
+    Outcome.NOT_FOUND: (404, "Not Found"),
+    Outcome.INVALID: (484, "Address Incomplete"),
+    Outcome.NO_ROUTE: (480, "Temporarily Unavailable"),
+}
+_ALLOW = ("Allow", "INVITE, ACK, CANCEL, OPTIONS")
+
+
+@dataclass(frozen=True, slots=True)
+class Timers:
+    """RFC 3261 §17.1.1.1 / Table 4 values; tests shrink them."""
+
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+
+    @property
+    def h(self) -> float:
+        return 64 * self.t1
+
+
+@dataclass(slots=True)
+class _Transaction:
+    key: tuple[str, ...]
+    method: str
+    last: bytes
+    send: Send
+    reliable: bool
+    final: bool = True
+    confirmed: bool = False
+    interval: float = 0.0
+    timer: asyncio.TimerHandle | None = None        # Timer G (retransmit) while Completed over UDP
+    expiry: asyncio.TimerHandle | None = None       # Timer H / I / J
+    retransmissions: int = 0
+
+
+@dataclass
+class RedirectCore:
+    """Transport-free logic: a message in, responses out through ``send``, transactions and their timers.
+
+    ``max_transactions`` bounds memory under a flood; past it new requests get 503 and are not kept.
+    """
+
+    snapshot_source: SnapshotSource
+    health: HealthView | None = None
+    limits: Limits = DEFAULT_LIMITS
+    timers: Timers = field(default_factory=Timers)
+    max_transactions: int = 200_000
+    transactions: dict[tuple[str, ...], _Transaction] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=lambda: {"received": 0, "dropped": 0, "retransmitted": 0})
+    _tags: Any = field(default_factory=lambda: (f"{os.urandom(3).hex()}{n:x}" for n in itertools.count()))
+
+    def handle(self, data: bytes, source: tuple[str, int], send: Send, *, reliable: bool) -> None:
+        """One message from ``source``; never raises (a failure drops the message and is logged)."""
+        self.stats["received"] += 1
+        try:
+            self._handle(data, source, send, reliable)
+        except Exception:
+            self.stats["dropped"] += 1
+            log.debug("dropped a message from %s", source, exc_info=True)
+
+    def close(self) -> None:
+        for tx in self.transactions.values():
+            _cancel(tx)
+        self.transactions.clear()
+
+    # --- the transaction layer -------------------------------------------------------------------------
+
+    def _handle(self, data: bytes, source: tuple[str, int], send: Send, reliable: bool) -> None:
+        if not data.strip(b"\r\n"):
+            return                                     # a CRLF keep-alive (RFC 5626 §3.5.1)
+        try:
+            request = parse_request(data, self.limits)
+        except SipError as exc:
+            self.stats["dropped"] += 1
+            self._refuse_malformed(data, exc, source, send)
+            return
+        key = request.transaction_key()
+        tx = self.transactions.get(key)
+        if request.method == "ACK":
+            if tx is not None and tx.method == "INVITE" and not tx.confirmed:
+                self._confirm(tx)
+            return                                     # an ACK matching nothing is for a 2xx: not ours
+        if tx is not None and tx.method == request.method:
+            # A retransmission (§17.2.1, §17.2.2): the last response again, no new routing.
+            send(tx.last)
+            return
+        if len(self.transactions) >= self.max_transactions:
+            send(response(request, 503, "Service Unavailable", source=source, extra=(("Retry-After", "5"),)))
+            return
+        status, phrase, contacts, extra = self._answer(request)
+        payload = response(
+            request, status, phrase, to_tag=next(self._tags), contacts=contacts, source=source, extra=extra
+        )
+        send(payload)
+        self._remember(key, request.method, payload, send, reliable)
+
+    def _answer(self, request: SipRequest) -> tuple[int, str, tuple[str, ...], tuple[tuple[str, str], ...]]:
+        method = request.method
+        if method == "INVITE":
+            if request.to_tag is not None:
+                return 481, "Call/Transaction Does Not Exist", (), ()
+            return self._route(request)
+        if method == "OPTIONS":
+            return 200, "OK", (), (_ALLOW,)
+        if method == "CANCEL":
+            invite = self.transactions.get((*request.transaction_key()[:-1], "INVITE"))
+            if invite is None:
+                return 481, "Call/Transaction Does Not Exist", (), ()
+            return 200, "OK", (), ()
+        return 405, "Method Not Allowed", (), (_ALLOW,)
+
+    def _route(self, request: SipRequest) -> tuple[int, str, tuple[str, ...], tuple[tuple[str, str], ...]]:
+        caller_uri = request.from_address.uri
+        caller = f"{caller_uri.scheme}:{caller_uri.user}@{caller_uri.host}" if caller_uri.user else ""
+        dialled = request.uri.user or ""
+        conference = "conference" in request.uri.parameters
+        decision = route(self.snapshot_source(), caller, dialled, health=self.health, conference=conference)
+        status, phrase = _STATUS[decision.outcome]
+        return status, phrase, decision.contacts, ()
+
+    def _remember(self, key: tuple[str, ...], method: str, payload: bytes, send: Send, reliable: bool) -> None:
+        loop = asyncio.get_running_loop()
+        tx = _Transaction(key=key, method=method, last=payload, send=send, reliable=reliable)
+        self.transactions[key] = tx
+        t = self.timers
+        if method == "INVITE":
+            if not reliable:
+                tx.interval = t.t1
+                tx.timer = loop.call_later(t.t1, self._timer_g, tx)
+            tx.expiry = loop.call_later(t.h, self._forget, tx)          # Timer H: no ACK came
+        elif not reliable:
+            tx.expiry = loop.call_later(t.h, self._forget, tx)          # Timer J = 64·T1 over UDP
+        else:
+            del self.transactions[key]                                  # Timer J = 0 over TCP
+
+    def _timer_g(self, tx: _Transaction) -> None:
+        # §17.2.1: "If timer G fires, the response is passed to the transport layer once more for
+        # retransmission, and timer G is set to fire in MIN(2*T1, T2) seconds."
+        if tx.confirmed or self.transactions.get(tx.key) is not tx:
+            return
+        self.stats["retransmitted"] += 1
+        tx.retransmissions += 1
+        with contextlib.suppress(Exception):
+            tx.send(tx.last)
+        tx.interval = min(2 * tx.interval, self.timers.t2)
+        tx.timer = asyncio.get_running_loop().call_later(tx.interval, self._timer_g, tx)
+
+    def _confirm(self, tx: _Transaction) -> None:
+        tx.confirmed = True
+        _cancel(tx)
+        if tx.reliable:
+            self.transactions.pop(tx.key, None)                         # Timer I = 0 over TCP
+        else:
+            tx.expiry = asyncio.get_running_loop().call_later(self.timers.t4, self._forget, tx)  # Timer I = T4
+
+    def _forget(self, tx: _Transaction) -> None:
+        _cancel(tx)
+        if self.transactions.get(tx.key) is tx:
+            del self.transactions[tx.key]
+
+    def _refuse_malformed(self, data: bytes, exc: SipError, source: tuple[str, int], send: Send) -> None:
+        """Answer 400 / 513 when the headers a response copies can be read; drop otherwise (and never
+        answer an ACK). Size-refused messages are parsed with a raised bound only to read those headers."""
+        if isinstance(exc, MessageTooLarge) and len(data) > 4 * self.limits.max_message:
+            return
+        try:
+            relaxed = Limits(max_message=4 * self.limits.max_message, max_headers=4 * self.limits.max_headers)
+            request = _answerable(data, relaxed)
+        except Exception:
+            return
+        if request is None or request.method == "ACK":
+            return
+        send(response(request, exc.status, exc.phrase, to_tag=next(self._tags), source=source))
+
+
+def _answerable(data: bytes, limits: Limits) -> SipRequest | None:
+    """The request as far as a response can be built from it, or None."""
+    try:
+        return parse_request(data, limits)
+    except SipError:
+        return None
+
+
+def _cancel(tx: _Transaction) -> None:
+    for handle in (tx.timer, tx.expiry):
+        if handle is not None:
+            handle.cancel()
+    tx.timer = tx.expiry = None
+
+
+# --- transports --------------------------------------------------------------------------------------------
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, core: RedirectCore) -> None:
+        self.core = core
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)   # selector transports are not subclasses
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        source = (addr[0], addr[1])
+
+        def send(payload: bytes) -> None:
+            # §18.2.2 with RFC 3581: answer the address the request came from.
+            transport.sendto(payload, source)
+
+        self.core.handle(data, source, send, reliable=False)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP error: %s", exc)       # e.g. ICMP port unreachable for a retransmission: keep serving
+
+
+class _Tcp(asyncio.Protocol):
+    def __init__(self, core: RedirectCore, service: SipService) -> None:
+        self.core = core
+        self.service = service
+        self.framer = StreamFramer(core.limits)
+        self.transport: asyncio.Transport | None = None
+        self.source: tuple[str, int] = ("", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)
+        if len(self.service.connections) >= self.service.max_connections:
+            transport.abort()
+            return
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.source = (str(peer[0]), int(peer[1])) if peer else ("", 0)
+        self.service.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        try:
+            messages = self.framer.feed(data)
+        except SipError:
+            transport.close()                  # a stream that lost its framing cannot be resynchronised
+            return
+        for message in messages:
+            self.core.handle(message, self.source, self._send, reliable=True)
+
+    def _send(self, payload: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(payload)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.service.connections.discard(self)
+        self.transport = None
+
+
+@dataclass
+class SipService:
+    """A running redirect service: its UDP endpoint and TCP server on one host/port. ``close()`` stops both."""
+
+    core: RedirectCore
+    host: str
+    port: int
+    max_connections: int = 1024
+    udp: asyncio.DatagramTransport | None = None
+    tcp: asyncio.Server | None = None
+    connections: set[_Tcp] = field(default_factory=set)
+
+    async def close(self) -> None:
+        if self.udp is not None:
+            self.udp.close()
+        if self.tcp is not None:
+            self.tcp.close()
+            for connection in list(self.connections):
+                if connection.transport is not None:
+                    connection.transport.abort()
+            await self.tcp.wait_closed()
+        self.core.close()
+
+
+async def serve(
+    host: str,
+    port: int,
+    snapshot_source: SnapshotSource,
+    *,
+    health: HealthView | None = None,
+    timers: Timers | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    udp: bool = True,
+    tcp: bool = True,
+) -> SipService:
+    """Start the service on ``host``:``port`` (UDP and TCP; port 0 picks a free one, the same for both where the
+    system allows) and return it running; ``await service.close()`` stops it."""
+    loop = asyncio.get_running_loop()
+    core = RedirectCore(snapshot_source, health=health, limits=limits, timers=timers or Timers())
+    service = SipService(core=core, host=host, port=port)
+    if udp:
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(core), local_addr=(host, port))
+        service.udp = transport
+        service.port = port = int(transport.get_extra_info("sockname")[1])
+    if tcp:
+        service.tcp = await loop.create_server(lambda: _Tcp(core, service), host, port, reuse_address=True)
+        service.port = int(service.tcp.sockets[0].getsockname()[1])
+    return service
+
+
+def run(
+    host: str,
+    port: int,
+    snapshot_source: SnapshotSource,
+    *,
+    ping_gateways: bool = True,
+) -> None:
+    """What ``tenantry voice serve`` calls: serve until interrupted, pinging the snapshot's gateways with OPTIONS
+    (``voice.health``) so routing demotes the silent ones. Runs on uvloop (a dependency already) for throughput."""
+    import uvloop
+
+    from tenantry.voice.health import Health, OptionsPinger
+
+    async def main() -> None:
+        health = Health()
+        service = await serve(host, port, snapshot_source, health=health)
+        pinger = OptionsPinger(health, snapshot_source, local_host=host) if ping_gateways else None
+        task = asyncio.create_task(pinger.run()) if pinger is not None else None
+        log.info("SIP redirect service on %s:%d (UDP and TCP)", host, service.port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            if task is not None:
+                task.cancel()
+            await service.close()
+
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
