@@ -63,6 +63,14 @@ def serve(
     background = Scheduler(services, make_jobs(services), settings.scheduler_interval) if scheduler else None
     if background:
         background.start()
+    if settings.voice_sip_enabled:
+        from tenantry.voice.live import serve_in_thread
+
+        voice_tenant = settings.voice_sip_tenant or settings.default_tenant
+        serve_in_thread(services.voice, voice_tenant, host=settings.voice_sip_host, port=settings.voice_sip_port,
+                        every=settings.voice_snapshot_seconds)
+        console.print(f"SIP redirect service for tenant {voice_tenant} on {settings.voice_sip_host}:"
+                      f"{settings.voice_sip_port} (UDP and TCP)")
     try:
         uvicorn.run(create_app(settings, services), host=bind_host, port=bind_port, log_level="warning")
     finally:

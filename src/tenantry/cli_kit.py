@@ -83,7 +83,7 @@ READS = frozenset({
     # voicecore: voice's reads
     "voice check", "voice federation show", "voice gateway list", "voice hybrid-config show",
     "voice mediation-server list", "voice site list", "voice trunk list", "voice user list",
-    "voice user pstn-site show", "voice user show", "voice ca show"})
+    "voice user pstn-site show", "voice user show", "voice ca show", "voice route", "voice serve"})
 # Parameters never written to the ledger.
 _UNRECORDED = ("password", "secret", "token_stdin")
 
@@ -91,7 +91,8 @@ _UNRECORDED = ("password", "secret", "token_stdin")
 # The installation's own commands: the operator's on the machine, never an administrator's (``--as`` is refused).
 OPERATOR_ONLY = frozenset({
     "serve", "worker", "db upgrade", "tenant create", "tenant list", "token create", "token rotate", "token revoke",
-    "token list", "admin password set", "admin unlock", "admin sessions", "connector schedule", "feed-server"})
+    "token list", "admin password set", "admin unlock", "admin sessions", "connector schedule", "feed-server",
+    "voice serve"})
 
 
 class AuditedCommand(TyperCommand):

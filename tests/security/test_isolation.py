@@ -483,6 +483,10 @@ CASES: dict[tuple[str, str], Case] = {
         across(w, identity=w.a.user, json={"hybrid_pstn_site": None}),
         inside(w, 404, identity=w.a.user, json={"hybrid_pstn_site": None}),
         inside(w, 404, identity=w.b.user, json={"hybrid_pstn_site": w.a.site})],    # A's site for B's user
+    ("GET", _ADMIN + "/voice/route"): lambda w: [
+        across(w, query={"caller": "alice.isolation@a-secret.example", "number": "+14255550123"}),
+        inside(w, 200, query={"caller": "alice.isolation@a-secret.example", "number": "+14255550123"},
+               check=lambda r: r.json()["status"] == 404 and r.json()["contacts"] == [])],
     ("GET", _ADMIN + "/voice/root-ca"): lambda w: [
         across(w), inside(w, 200, check=lambda r: r.json()["thumbprint"] != w.a.root_ca)],
     ("POST", _ADMIN + "/voice/root-ca"): lambda w: [across(w, json={"replace": True})],

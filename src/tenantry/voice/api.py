@@ -27,13 +27,16 @@ from tenantry.voice.results import (
     Gateway,
     HybridConfig,
     MediationServer,
+    RouteAnswer,
     RoutingPolicy,
     Site,
     Trunk,
     VoiceCheck,
     VoiceUser,
 )
+from tenantry.voice.routing import route
 from tenantry.voice.service import UNSET, VoiceService
+from tenantry.voice.sip_server import status_of
 from tenantry.voice.snapshot import Transport
 from tenantry.voice.tlscheck import KeyType
 
@@ -124,6 +127,7 @@ class CertificateIn(Body):
 
 class RecordedCertificate(BaseModel):
     gateway: str
+
 
 
 # Long by design (issue #11): a router factory is its routes, each a few lines over the service.
@@ -232,6 +236,18 @@ def build_router(voice: VoiceService, certificates: VoiceCertificates, tenant_of
         return run_checks(voice, certificates, tenant_of(tenant_id, request), dns=dns,
                           dns_server=settings.voice_dns_server, tls=tls, tls_live=tls_live,
                           egress=EgressPolicy.from_settings(settings))
+
+    @router.get(base + "/route", openapi_extra=ROLES)
+    def route_call(tenant_id: str, request: Request,
+                   caller: Annotated[str, Query(max_length=MAX_IDENTITY, description="SIP address, UPN or tel: "
+                                                "number of the caller.")],
+                   number: Annotated[str, Query(max_length=64, description="The number dialled.")],
+                   conference: bool = False) -> RouteAnswer:
+        """Where this call goes, as the SIP redirect service would answer it (every gateway taken as healthy)."""
+        decision = route(voice.routing_snapshot(tenant_of(tenant_id, request)), caller, number, conference=conference)
+        status, reason_phrase = status_of(decision.outcome)
+        return RouteAnswer(status, reason_phrase, decision.outcome, list(decision.contacts), decision.reason,
+                           decision.number)
 
     @router.get(base + "/root-ca", openapi_extra=ROLES)
     def root_ca(tenant_id: str, request: Request) -> RootCaInfo:

@@ -13,6 +13,7 @@ import typer
 
 from tenantry.cli_kit import Cli, JsonOpt, TenantOpt, console, fail, print_json, print_rows, sub_app
 from tenantry.core.egress import EgressPolicy
+from tenantry.core.results import plain
 from tenantry.voice.certificates import MAX_PEM_BYTES, run_checks
 from tenantry.voice.results import RoutingPolicy, VoiceUser
 from tenantry.voice.service import UNSET, Unset, VoiceService
@@ -469,3 +470,56 @@ def gateway_certificate(ctx: typer.Context, gateway: Annotated[str, typer.Argume
     cli = Cli.of(ctx)
     name = cli.services.voice_certificates.record(cli.tenant(tenant), gateway, _read_pem(file, "certificate"))
     console.print(f"certificate recorded for gateway {name}")
+
+
+# -- routing: the tester and the SIP redirect service -----------------------------------------------------------
+
+
+@voice_app.command("route")
+def route_call(ctx: typer.Context,
+               caller: Annotated[str, typer.Argument(help="The caller: SIP address, UPN or tel:+E.164 number.")],
+               number: Annotated[str, typer.Argument(help="The number dialled, as the caller dialled it.")],
+               conference: Annotated[bool, typer.Option("--conference", help=(
+                   "A call escalated to a PSTN conference (goes to the site's mediation servers)."))] = False,
+               tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """Where this call goes, as the SIP redirect service would answer it (all gateways taken as healthy); exit 1
+    when the call would be refused."""
+    from tenantry.voice.routing import Outcome, route
+    from tenantry.voice.sip_server import status_of
+
+    voice, t = _voice(ctx, tenant)
+    decision = route(voice.routing_snapshot(t), caller, number, conference=conference)
+    code, text = status_of(decision.outcome)
+    if as_json:
+        print_json({"status": code, **plain(decision)})
+    else:
+        console.print(f"{code} {text}: {decision.reason}", highlight=False, soft_wrap=True)
+        for contact in decision.contacts:
+            console.print(f"  Contact: <{contact}>", highlight=False, soft_wrap=True)
+    if decision.outcome is not Outcome.REDIRECT:
+        raise typer.Exit(1)
+
+
+@voice_app.command("serve")
+def serve(ctx: typer.Context,
+          host: Annotated[str | None, typer.Option(help="Address to listen on (TENANTRY_VOICE_SIP_HOST).")] = None,
+          port: Annotated[int | None, typer.Option(help="UDP and TCP port (TENANTRY_VOICE_SIP_PORT).")] = None,
+          ping: Annotated[bool, typer.Option("--ping/--no-ping", help="Ping gateways with OPTIONS (health).")]
+          = True,
+          tenant: TenantOpt = None) -> None:
+    """The SIP redirect service: answers each INVITE with 302 and the gateways to try, or 403/404/484/480
+    (docs/voice.md); the voice configuration is re-read every TENANTRY_VOICE_SNAPSHOT_SECONDS."""
+    from tenantry.voice import sip_server
+    from tenantry.voice.live import LiveSnapshot
+
+    cli = Cli.of(ctx)
+    settings = cli.settings
+    t = cli.tenant(tenant or settings.voice_sip_tenant)
+    bind_host = host or settings.voice_sip_host
+    bind_port = settings.voice_sip_port if port is None else port
+    source = LiveSnapshot(cli.services.voice, t, every=settings.voice_snapshot_seconds).start()
+    console.print(f"SIP redirect service for tenant {t} on {bind_host}:{bind_port} (UDP and TCP)")
+    try:
+        sip_server.run(bind_host, bind_port, source, ping_gateways=ping)
+    finally:
+        source.stop()

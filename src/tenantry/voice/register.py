@@ -17,7 +17,8 @@ COMMAND_ROLES: dict[str, tuple[str, ...]] = dict.fromkeys((
     "voice hybrid-config set", "voice hybrid-config show", "voice federation set", "voice federation show",
     "voice user set", "voice user show", "voice user list", "voice user grant-policy",
     "voice user pstn-site set", "voice user pstn-site show", "voice check",
-    "voice ca new", "voice ca import", "voice ca show", "voice ca issue", "voice gateway certificate"),
+    "voice ca new", "voice ca import", "voice ca show", "voice ca issue", "voice gateway certificate",
+    "voice route"),
     (VOICE, ORGANIZATION))
 
 

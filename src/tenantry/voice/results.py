@@ -120,3 +120,15 @@ class VoiceCheck:
 
     ok: bool
     lines: list[CheckLine]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteAnswer:
+    """``voice route`` / ``GET …/voice/route``: the SIP answer a call would get (``voice.routing.Decision``)."""
+
+    status: int
+    reason_phrase: str
+    outcome: str                      # voice.routing.Outcome
+    contacts: list[str]
+    reason: str
+    number: str | None

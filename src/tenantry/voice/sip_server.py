@@ -67,6 +67,11 @@ _STATUS: dict[Outcome, tuple[int, str]] = {
 _ALLOW = ("Allow", "INVITE, ACK, CANCEL, OPTIONS")
 
 
+def status_of(outcome: Outcome) -> tuple[int, str]:
+    """The SIP status and reason phrase a routing outcome is answered with (``voice route`` prints it too)."""
+    return _STATUS[outcome]
+
+
 @dataclass(frozen=True, slots=True)
 class Timers:
     """RFC 3261 §17.1.1.1 / Table 4 values; tests shrink them."""
