@@ -161,7 +161,7 @@ step_run() {
   cps=$(awk -F'|' '/Call Rate/ {gsub(/ |cps/,"",$3); v=$3} END {print v+0}' "$out")
   ok=$(awk -F'|' '/Successful call/ {gsub(/ /,"",$3); v=$3} END {print v+0}' "$out")
   failed=$(awk -F'|' '/Failed call/ {gsub(/ /,"",$3); v=$3} END {print v+0}' "$out")
-  retrans=$(awk -F'|' '/Retransmissions/ {gsub(/ /,"",$3); v=$3} END {print v+0}' "$out")
+  retrans=$(awk '$1 == "INVITE" && $2 ~ /^-+>$/ {v=$4} END {print v+0}' "$out")   # INVITEs sipp sent again
   echo "$ok $failed $retrans $cps $(echo "$t1 - $t0" | bc)"
 }
 

@@ -33,6 +33,7 @@ import contextlib
 import itertools
 import logging
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -44,6 +45,7 @@ from tenantry.protocols.sip import (
     SipError,
     SipRequest,
     StreamFramer,
+    ack_transaction_key,
     parse_request,
     response,
 )
@@ -65,6 +67,7 @@ _STATUS: dict[Outcome, tuple[int, str]] = {
     Outcome.NO_ROUTE: (480, "Temporarily Unavailable"),
 }
 _ALLOW = ("Allow", "INVITE, ACK, CANCEL, OPTIONS")
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 def status_of(outcome: Outcome) -> tuple[int, str]:
@@ -135,6 +138,12 @@ class RedirectCore:
     def _handle(self, data: bytes, source: tuple[str, int], send: Send, reliable: bool) -> None:
         if not data.strip(b"\r\n"):
             return                                     # a CRLF keep-alive (RFC 5626 §3.5.1)
+        ack_key = ack_transaction_key(data)
+        if ack_key is not None:
+            tx = self.transactions.get(ack_key)
+            if tx is not None and tx.method == "INVITE" and not tx.confirmed:
+                self._confirm(tx)
+            return
         try:
             request = parse_request(data, self.limits)
         except SipError as exc:
@@ -243,7 +252,7 @@ class RedirectCore:
 def _answerable(data: bytes, limits: Limits) -> SipRequest | None:
     """The request as far as a response can be built from it, or None."""
     try:
-        return parse_request(data, limits)
+        return parse_request(data, limits, strict=False)
     except SipError:
         return None
 
@@ -363,6 +372,11 @@ async def serve(
     service = SipService(core=core, host=host, port=port)
     if udp:
         transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(core), local_addr=(host, port))
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # A burst of INVITEs must wait in the kernel, not be dropped (the kernel caps this at rmem_max).
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         service.udp = transport
         service.port = port = int(transport.get_extra_info("sockname")[1])
     if tcp:

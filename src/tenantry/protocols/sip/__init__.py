@@ -8,6 +8,7 @@ from tenantry.protocols.sip.message import (
     Limits,
     SipRequest,
     StreamFramer,
+    ack_transaction_key,
     parse_request,
     response,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "SipError",
     "SipRequest",
     "StreamFramer",
+    "ack_transaction_key",
     "parse_request",
     "response",
 ]
