@@ -316,7 +316,10 @@ def test_refused_tokens_are_401_with_a_bearer_challenge(app_client: TestClient, 
                                                         tenant: str) -> None:
     p = _partner(backend, tenant)
     stranger = certificate_now("stranger")
-    for token in ("", "not-a-jwt", _actor_token(p, signing=stranger),
+    signed = _actor_token(p).split(".")
+    unsigned = ".".join((base64.urlsafe_b64encode(b'{"typ":"JWT","alg":"none"}').rstrip(b"=").decode(), signed[1],
+                         ""))                      # the partner's own claims, alg none, no signature
+    for token in ("", "not-a-jwt", _actor_token(p, signing=stranger), unsigned,
                   jwt.encode({"alg": "HS256"}, {"iss": f"{SFB}@{p.realm}"}, OctKey.import_key(b"k" * 32))):
         r = _deposit(app_client, p, token)
         assert r.status_code == 401, (token, r.text)
