@@ -16,6 +16,7 @@ DOMAINS = (
     "tenantry.provisioning.register",
     "tenantry.auth.register",
     "tenantry.trust.register",
+    "tenantry.console.register",
 )
 
 
