@@ -165,6 +165,11 @@ def test_the_scim_log_page_filters(console: Console) -> None:
     assert page.status_code == 200 and "logged@contoso.com" in page.text and "uniqueness" in page.text
     assert "logged@contoso.com" not in console.client.get("/console/scim-log", params={"outcome": "success"}).text
     assert console.client.get("/console/scim-log", params={"method": "BREW"}).status_code == 400
+    # The filter form sends its empty fields too: an empty status is "any", a wrong one a 400 page.
+    every = console.client.get("/console/scim-log", params={"method": "", "outcome": "", "status": "", "name": ""})
+    assert every.status_code == 200 and "logged@contoso.com" in every.text
+    assert "logged@contoso.com" in console.client.get("/console/scim-log", params={"status": "409"}).text
+    assert console.client.get("/console/scim-log", params={"status": "abc"}).status_code == 400
 
 
 def test_static_files_are_served_from_the_package(console: Console) -> None:

@@ -40,7 +40,7 @@ from tenantry.console.service import (
     Viewer,
 )
 from tenantry.core.access import require
-from tenantry.core.errors import Forbidden, NotFound, TenantryError
+from tenantry.core.errors import Forbidden, Invalid, NotFound, TenantryError
 from tenantry.directory.scim_log import METHODS
 from tenantry.services import Services
 
@@ -203,15 +203,19 @@ def build_pages(services: Services) -> APIRouter:
                  outcome: Annotated[str, Query(max_length=16)] = "",
                  resource_type: Annotated[str, Query(max_length=16)] = "",
                  name: Annotated[str, Query(max_length=256)] = "",
-                 status: Annotated[int | None, Query(ge=100, le=599)] = None, start: Start = 1) -> Response:
+                 status: Annotated[str, Query(max_length=3)] = "", start: Start = 1) -> Response:
+        # The form sends every field, empty ones too: an empty status is "any".
         def show(viewer: Viewer) -> Response:
+            if status and not (status.isdigit() and 100 <= int(status) <= 599):
+                raise Invalid(f"status is an HTTP status (100 to 599), not {status!r}")
             rows = services.scim_log.entries(viewer.tenant, method=method or None, outcome=outcome or None,
                                              resource_type=resource_type or None, name=name or None,
-                                             status=status, offset=start - 1, limit=LOG_PAGE + 1)
+                                             status=int(status) if status else None, offset=start - 1,
+                                             limit=LOG_PAGE + 1)
             more = len(rows) > LOG_PAGE
             return render("scim_log.html", 200, viewer, request, title="SCIM request log", rows=rows[:LOG_PAGE],
                           methods=METHODS, f={"method": method, "outcome": outcome, "resource_type": resource_type,
-                                              "name": name, "status": "" if status is None else str(status)},
+                                              "name": name, "status": status},
                           pager=pager(request, None, start, LOG_PAGE, more=more))
 
         return guarded(request, READ_SCIM_LOG, "reading the SCIM request log", show)
