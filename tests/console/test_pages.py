@@ -89,6 +89,8 @@ def test_users_are_found_by_prefix_and_paged(console: Console) -> None:
         assert "zoe@contoso.com" in found.text and "page00" not in found.text, query
     odd = console.client.get("/console/users", params={"q": 'x" or userName pr or "'})
     assert odd.status_code == 200 and "No user matches" in odd.text      # the text is a value, not a filter
+    for wildcard in ("%", "_age", "page0%"):                              # nor a LIKE pattern
+        assert "No user matches" in console.client.get("/console/users", params={"q": wildcard}).text, wildcard
     fragment = console.client.get("/console/users", params={"q": "zoe"}, headers={"HX-Request": "true"})
     assert fragment.text.lstrip().startswith('<div id="results"') and "<html" not in fragment.text
 

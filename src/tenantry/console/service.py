@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, select, union
 
 from tenantry.archive.models import Case
 from tenantry.auth.sessions import SessionUser
@@ -20,7 +20,10 @@ from tenantry.connectors.models import RunStatus
 from tenantry.core.access import ADMIN_ROLES, APPLICATIONS, COMPLIANCE, EDISCOVERY, IMPORT, ORGANIZATION
 from tenantry.core.errors import Invalid, NotFound, TenantryError
 from tenantry.core.principals import Principal
+from tenantry.directory.models import User, UserValue
+from tenantry.directory.scim_filter import fold
 from tenantry.directory.scim_repositories import Page
+from tenantry.directory.service import DirectoryUser
 from tenantry.provisioning.results import AppHealth
 from tenantry.services import Services
 
@@ -54,6 +57,15 @@ class Viewer:
 
 
 @dataclass(frozen=True, slots=True)
+class UserPage:
+    """One page of the users list: ``total`` users match, these are from ``start`` (1-based) on."""
+
+    total: int
+    start: int
+    users: list[DirectoryUser]
+
+
+@dataclass(frozen=True, slots=True)
 class Fact:
     label: str
     value: str
@@ -68,19 +80,19 @@ class PartSummary:
     problem: str | None = None      # the part could not be read (its message)
 
 
-def search_filter(resource_type: str, query: str) -> str | None:
-    """The SCIM filter of the console's search box: a prefix of userName, displayName or an e-mail address
-    (users), or of displayName (groups). The text is a JSON string in the filter, so quotes and backslashes in
-    it are the user's text, never filter syntax."""
+def checked(query: str) -> str:
+    """The search box's text, stripped; ``Invalid`` when too long or with control characters."""
     text = query.strip()
-    if not text:
-        return None
     if len(text) > MAX_QUERY or any(ord(ch) < 0x20 for ch in text):
         raise Invalid(f"a search is at most {MAX_QUERY} characters, without control characters")
-    literal = json.dumps(text)
-    if resource_type == "Group":
-        return f"displayName sw {literal}"
-    return f"userName sw {literal} or displayName sw {literal} or emails.value sw {literal}"
+    return text
+
+
+def group_filter(query: str) -> str | None:
+    """The SCIM filter of the groups page's search box: displayName starts with the text. The text is a JSON
+    string in the filter, so quotes and backslashes in it are the user's text, never filter syntax."""
+    text = checked(query)
+    return f"displayName sw {json.dumps(text)}" if text else None
 
 
 class ConsoleService:
@@ -150,14 +162,45 @@ class ConsoleService:
 
     # -- directory ----------------------------------------------------------------------------------------
 
-    def users(self, tenant: str, query: str, start: int, *, include_hidden: bool = False) -> Page:
-        """One page of users by userName, ``PAGE_SIZE`` long, from ``start`` (1-based, as SCIM's startIndex)."""
-        return self.services.scim.search(tenant, "User", filter_text=search_filter("User", query),
-                                         sort_by="userName", start_index=start, count=PAGE_SIZE,
-                                         include_hidden=include_hidden, with_members=False)
+    def users(self, tenant: str, query: str, start: int, *, include_hidden: bool = False) -> UserPage:
+        """One page of users by userName, ``PAGE_SIZE`` long, from ``start`` (1-based, as SCIM's startIndex),
+        those whose userName, displayName or an e-mail address starts with ``query`` (case-insensitive, compared
+        as SCIM's ``sw`` compares them: on the directory's folded keys).
+
+        Not ``ScimStore.search`` with the OR of three ``sw``: that filter is evaluated row by row (an EXISTS per
+        attribute on every user), 1.7 s over 100,000 users. Here each attribute is one index range
+        (``users``' unique (tenant, user_name_key), ``user_values``' (tenant, attr, value_key)), their UNION the
+        matching ids; the page is then read as ``DirectoryUser``s (what the list shows), not whole resources."""
+        text = checked(query)
+        where: list[ColumnElement[bool]] = [User.tenant_id == tenant]
+        if not include_hidden:
+            where.append(User.hidden_from_address_lists.is_(False))
+        if text:
+            matching = union(
+                select(User.id).where(User.tenant_id == tenant,
+                                      self._prefix(User.user_name_key, fold("username", text))),
+                *(select(UserValue.user_id).where(UserValue.tenant_id == tenant, UserValue.attr == attr,
+                                                  self._prefix(UserValue.value_key, fold(attr, text)))
+                  for attr in ("displayname", "emails.value")))
+            where.append(User.id.in_(select(matching.subquery().c[0])))
+        with self.services.db.session() as session:
+            total = session.scalar(select(func.count()).select_from(User).where(*where)) or 0
+            ids = list(session.scalars(select(User.id).where(*where).order_by(User.user_name_key, User.id)
+                                       .offset(max(0, start - 1)).limit(PAGE_SIZE)))
+        found = {u.id: u for u in self.services.directory.users_by_id(tenant, ids)}
+        return UserPage(total, start, [found[i] for i in ids if i in found])
+
+    def _prefix(self, column: Any, text: str) -> ColumnElement[bool]:
+        """``column`` starts with ``text``. On SQLite also as a range, which its B-tree index answers (its LIKE
+        uses no index on a column without NOCASE); the keys are folded already, so the two agree. PostgreSQL
+        gets the LIKE only: under a linguistic collation a range is not the same set."""
+        condition: ColumnElement[bool] = column.startswith(text, autoescape=True)
+        if self.services.db.is_sqlite:
+            condition = and_(column >= text, column < text + "\U0010ffff", condition)
+        return condition
 
     def groups(self, tenant: str, query: str, start: int) -> Page:
-        return self.services.scim.search(tenant, "Group", filter_text=search_filter("Group", query),
+        return self.services.scim.search(tenant, "Group", filter_text=group_filter(query),
                                          sort_by="displayName", start_index=start, count=PAGE_SIZE,
                                          with_members=False)
 
