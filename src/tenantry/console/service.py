@@ -172,7 +172,10 @@ class ConsoleService:
         (``users``' unique (tenant, user_name_key), ``user_values``' (tenant, attr, value_key)), their UNION the
         matching ids; the page is then read as ``DirectoryUser``s (what the list shows), not whole resources."""
         text = checked(query)
-        where: list[ColumnElement[bool]] = [User.tenant_id == tenant]
+        # The tenant's users; with a search, the tenant is compared as an expression (``tenant_id || ''``), not
+        # the indexed column, or SQLite walks the tenant's index over all its users instead of looking the
+        # matching ids up by primary key (107 ms → a few over 100,000 users).
+        where: list[ColumnElement[bool]] = [(User.tenant_id.concat("") if text else User.tenant_id) == tenant]
         if not include_hidden:
             where.append(User.hidden_from_address_lists.is_(False))
         if text:
