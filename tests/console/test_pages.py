@@ -37,6 +37,7 @@ def test_the_root_opens_the_sign_in_form_without_a_session_and_home_with_one(con
 
 
 def test_a_page_without_a_session_leads_to_the_sign_in_form_and_back(console: Console) -> None:
+    assert console.client.get("/console", follow_redirects=False).headers["location"] == "/console/"
     r = console.client.get("/console/users?q=ada", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/auth/login?next=%2Fconsole%2Fusers%3Fq%3Dada"
     r = console.client.get("/console/users", headers={"HX-Request": "true"}, follow_redirects=False)

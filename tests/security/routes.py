@@ -44,7 +44,7 @@ def scim_suffix(path: str) -> str | None:
 
 
 def is_browser(path: str) -> bool:
-    return path == "/" or path.startswith((BROWSER_PREFIX, CONSOLE_PREFIX))
+    return path in ("/", CONSOLE_PREFIX.rstrip("/")) or path.startswith((BROWSER_PREFIX, CONSOLE_PREFIX))
 
 
 def is_partner(path: str) -> bool:

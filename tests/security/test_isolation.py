@@ -449,6 +449,7 @@ CASES: dict[tuple[str, str], Case] = {
     # sign-in form (followed: 200) and A's user is neither shown nor changed. B's *session* on A's ids is
     # tests/console/test_pages.py (404).
     ("GET", "/"): lambda w: [Probe(None, {}, frozenset({200}))],
+    ("GET", "/console"): lambda w: [Probe(None, {}, frozenset({200}))],
     ("GET", "/console/"): lambda w: [Probe(None, {}, frozenset({200}))],
     ("GET", "/console/users"): lambda w: [Probe(None, {}, frozenset({200}), query={"q": "alice"})],
     ("GET", "/console/users/{user_id}"): lambda w: [Probe(None, {"user_id": w.a.user}, frozenset({200}))],

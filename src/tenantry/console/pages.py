@@ -127,6 +127,10 @@ def build_pages(services: Services) -> APIRouter:
             return RedirectResponse(f"{LOGIN}?" + urlencode({"next": HOME}), 303, headers={"Cache-Control": "no-store"})
         return RedirectResponse(HOME, 303, headers={"Cache-Control": "no-store"})
 
+    @router.get("/console")
+    def console_root() -> Response:
+        return RedirectResponse(HOME, 308)
+
     @router.get("/console/static/{name:path}")
     async def static_file(name: Annotated[str, Path(max_length=128)], request: Request) -> Response:
         response = await static.get_response(name, request.scope)
