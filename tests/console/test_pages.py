@@ -181,3 +181,23 @@ def test_static_files_are_served_from_the_package(console: Console) -> None:
     assert console.client.get("/console/static/console.css").status_code == 200
     assert console.client.get("/console/static/../service.py").status_code == 404
     assert console.client.get("/console/static/%2e%2e/service.py").status_code == 404
+
+
+def test_home_shows_each_parts_state(console: Console) -> None:
+    from tests.conftest import administrator, as_admin
+
+    services, tenant = console.services, console.tenant
+    boss = administrator(services, tenant)
+    services.connectors.create(tenant, name="Sales phones", kind="whatsapp-export", by=as_admin(services, tenant, boss),
+                               accept_terms=True)
+    services.compliance.place_hold(tenant, name="Litigation", actor="test", user_id=console.admin)
+    services.provisioning.create_app(tenant, name="Slack", tenant_url="http://127.0.0.1:9/scim/v2", token="t",
+                                     actor=boss)
+    services.trust.create_partner(tenant, name="Teams", application_id=str(uuid.uuid4()))
+    signed_in_as(services, console.client, tenant, "all@contoso.com", [ORGANIZATION, COMPLIANCE])
+    home = console.client.get("/console/")
+    assert home.status_code == 200
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", home.text))
+    for fact in ("Sales phones", "never run", "active holds 1", "Slack", "healthy", "partner applications 1",
+                 "certificate and key dates"):
+        assert fact in text, (fact, text)
