@@ -172,8 +172,9 @@ class _AdminBodyLimit:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        # The sign-in pages' forms (/auth/…) are read whole by the framework too.
-        if not path.startswith(("/api/v1/", "/auth/")) or (scope.get("method") == "POST" and path.endswith("/exports")):
+        # The sign-in pages' and the console's forms (/auth/…, /console/…) are read whole by the framework too.
+        if (not path.startswith(("/api/v1/", "/auth/", "/console/"))
+                or (scope.get("method") == "POST" and path.endswith("/exports"))):
             await self.app(scope, receive, send)
             return
         limit = self.limit
@@ -267,7 +268,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for build in registry().routers:
         app.include_router(build(context), prefix="/api/v1", dependencies=api_guard)
     app.include_router(jobs_api.build_router(services.jobstore, tenant_of), prefix="/api/v1", dependencies=api_guard)
-    for build in registry().pages:   # browser pages (sign-in): their own credential, the session cookie
+    for build in registry().pages:   # browser pages (sign-in, console): their own credential, the session cookie
         app.include_router(build(context))
 
     @app.get("/healthz")

@@ -17,6 +17,7 @@ DOMAINS = (
     "tenantry.auth.register",
     "tenantry.trust.register",
     "tenantry.voice.register",
+    "tenantry.console.register",
 )
 
 

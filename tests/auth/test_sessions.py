@@ -229,7 +229,7 @@ class TestLoginForm:
     def test_a_sign_in_with_an_offsite_next_lands_home(self, console: Console) -> None:
         console.signin.set_password(console.tenant, ADMIN, PASSWORD)
         r = sign_in(console.client, console.tenant, ADMIN, PASSWORD, next_path="https://evil.example/phish")
-        assert r.status_code == 303 and r.headers["location"] == "/auth/session"
+        assert r.status_code == 303 and r.headers["location"] == "/console/"
 
 
 def test_the_session_endpoint_is_401_without_a_session_and_ignores_bearer_tokens(console: Console) -> None:

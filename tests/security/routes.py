@@ -13,8 +13,10 @@ SCIM_PREFIXES = ("/tenants/{tenant_id}/scim/v2", "/scim/v2")
 # Read by anyone, the same for every tenant: RFC 7644 §4 discovery (and the refusal of writes to it, 405),
 # the health check. The OpenAPI document and docs pages are Starlette routes, not APIRoutes.
 SCIM_DISCOVERY = ("/ServiceProviderConfig", "/Schemas", "/ResourceTypes")
-# The browser's sign-in pages (auth/pages.py): their credential is the console session cookie, never a bearer token.
+# The browser's pages — sign-in (auth/pages.py) and the console (console/pages.py, ``/`` and ``/console/…``): their
+# credential is the console session cookie, never a bearer token.
 BROWSER_PREFIX = "/auth/"
+CONSOLE_PREFIX = "/console/"
 # The partner endpoints (trust/partner_api.py): their credential is a partner's token (or, at the token endpoint,
 # its client assertion), never an admin, SCIM or operator token. The documents partners fetch first are public.
 PARTNER_PREFIX = "/trust/{realm}/"
@@ -42,7 +44,7 @@ def scim_suffix(path: str) -> str | None:
 
 
 def is_browser(path: str) -> bool:
-    return path.startswith(BROWSER_PREFIX)
+    return path in ("/", CONSOLE_PREFIX.rstrip("/")) or path.startswith((BROWSER_PREFIX, CONSOLE_PREFIX))
 
 
 def is_partner(path: str) -> bool:

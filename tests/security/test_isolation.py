@@ -513,6 +513,18 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/auth/logout"): lambda w: [Probe(None, {}, frozenset({200}))],   # to the sign-in form: nobody to end
     ("GET", "/auth/session"): lambda w: [Probe(None, {}, frozenset({401}))],
     ("GET", "/auth/oidc/{tenant_id}/start"): lambda w: [public(w, 502), inside(w, 404)],
+    # The console's pages (console/pages.py): B's admin token is nobody there either, every page leads to the
+    # sign-in form (followed: 200) and A's user is neither shown nor changed. B's *session* on A's ids is
+    # tests/console/test_pages.py (404).
+    ("GET", "/"): lambda w: [Probe(None, {}, frozenset({200}))],
+    ("GET", "/console"): lambda w: [Probe(None, {}, frozenset({200}))],
+    ("GET", "/console/"): lambda w: [Probe(None, {}, frozenset({200}))],
+    ("GET", "/console/users"): lambda w: [Probe(None, {}, frozenset({200}), query={"q": "alice"})],
+    ("GET", "/console/users/{user_id}"): lambda w: [Probe(None, {"user_id": w.a.user}, frozenset({200}))],
+    ("POST", "/console/users/{user_id}/hidden"): lambda w: [Probe(None, {"user_id": w.a.user}, frozenset({200}))],
+    ("GET", "/console/groups"): lambda w: [Probe(None, {}, frozenset({200}))],
+    ("GET", "/console/scim-log"): lambda w: [Probe(None, {}, frozenset({200}))],
+    ("GET", "/console/static/{name:path}"): lambda w: [Probe(None, {"name": "console.css"}, frozenset({200}))],
     ("GET", "/auth/oidc/{tenant_id}/callback"): lambda w: [
         public(w, 400), Probe(w.a.tenant, {}, frozenset({400}), query={"state": "guess", "code": "guess"})],
 }

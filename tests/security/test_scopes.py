@@ -7,8 +7,8 @@ For each APIRoute (the admin API under /api/v1 and both SCIM prefixes), on both 
 - on operator routes (OPERATOR_ONLY): the tenant's own admin token → 403;
 - on SCIM routes: the tenant's own admin token and the operator token → 401 (a SCIM endpoint answers 401 to
   everything but its tenant's SCIM token);
-- on the browser's sign-in pages (/auth/…, whose credential is the session cookie): no bearer token of any scope
-  changes the answer, and none is a session.
+- on the browser's pages (sign-in /auth/…, the console / and /console/…, whose credential is the session cookie):
+  no bearer token of any scope changes the answer, and none is a session.
 The credential is always of the tenant named in the path, so the scope alone is what refuses it. A route
 that fits none of the kinds below fails ``test_every_route_has_a_credential_kind``: say what it needs here.
 """
@@ -161,6 +161,8 @@ def test_bearer_tokens_change_nothing_on_the_browser_pages(client: TestClient, c
     for label in ("admin", "operator", "scim"):
         r = client.get("/auth/session", headers={"Authorization": f"Bearer {creds[label]}"})
         assert r.status_code == 401, (label, r.text)
+        r = client.get("/console/", headers={"Authorization": f"Bearer {creds[label]}"}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/auth/login?"), (label, r.text)
 
 
 def test_no_admin_scim_or_operator_token_is_a_partners_token(client: TestClient, creds: dict[str, Any]) -> None:

@@ -82,7 +82,7 @@ class SignInSettings:
     cookie_secure: bool = True
     public_url: str | None = None
     default_tenant: str = "default"
-    landing: str = "/auth/session"    # where a sign-in without ``next`` lands (the console's home, once it exists)
+    landing: str = "/console/"    # where a sign-in without ``next`` lands: the console's home
 
     @classmethod
     def from_settings(cls, settings: Any) -> SignInSettings:

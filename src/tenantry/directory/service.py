@@ -649,9 +649,11 @@ class DirectoryService:
         user_ids = list(dict.fromkeys(user_ids))   # one row per user, as the single IN (…) gave
         with self.db.session() as session:
             # In chunks: a list past PostgreSQL's 65,535 bind parameters was a 500 (a client's input, issue #9).
+            # By primary key alone, the tenant checked on the rows: with ``tenant_id = ?`` in the WHERE, SQLite
+            # (no ANALYZE statistics) walked the tenant's index over all its users — 66 ms for 50 ids of 100,000.
             for batch in chunks(user_ids):
-                rows = session.scalars(select(User).where(User.tenant_id == tenant_id, User.id.in_(batch)))
-                found.extend(_directory_user(u) for u in rows)
+                rows = session.scalars(select(User).where(User.id.in_(batch)))
+                found.extend(_directory_user(u) for u in rows if u.tenant_id == tenant_id)
         return found
 
     # -- helpers ------------------------------------------------------------------------
