@@ -34,6 +34,7 @@ import itertools
 import logging
 import os
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -327,7 +328,8 @@ class _Tcp(asyncio.Protocol):
 
 @dataclass
 class SipService:
-    """A running redirect service: its UDP endpoint and TCP server on one host/port. ``close()`` stops both."""
+    """A running redirect service: its UDP endpoint and TCP server on one host/port, and a TLS server on
+    ``tls_port`` when it was given a certificate. ``close()`` stops them all."""
 
     core: RedirectCore
     host: str
@@ -335,17 +337,21 @@ class SipService:
     max_connections: int = 1024
     udp: asyncio.DatagramTransport | None = None
     tcp: asyncio.Server | None = None
+    tls: asyncio.Server | None = None
+    tls_port: int | None = None
     connections: set[_Tcp] = field(default_factory=set)
 
     async def close(self) -> None:
         if self.udp is not None:
             self.udp.close()
-        if self.tcp is not None:
-            self.tcp.close()
-            for connection in list(self.connections):
-                if connection.transport is not None:
-                    connection.transport.abort()
-            await self.tcp.wait_closed()
+        servers = [server for server in (self.tcp, self.tls) if server is not None]
+        for server in servers:
+            server.close()
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.abort()
+        for server in servers:
+            await server.wait_closed()
         self.core.close()
 
 
@@ -359,9 +365,15 @@ async def serve(
     limits: Limits = DEFAULT_LIMITS,
     udp: bool = True,
     tcp: bool = True,
+    tls_context: ssl.SSLContext | None = None,
+    tls_port: int = 5061,
 ) -> SipService:
     """Start the service on ``host``:``port`` (UDP and TCP; port 0 picks a free one, the same for both where the
-    system allows) and return it running; ``await service.close()`` stops it."""
+    system allows) and return it running; ``await service.close()`` stops it.
+
+    With ``tls_context`` (a server context holding the service's certificate, e.g. one the tenant root CA of
+    ``voice.tlscheck`` issued) it also listens for SIP over TLS on ``tls_port`` (RFC 3261 §26.2: gateways of the
+    seed's hybrid setup talk TLS). TLS framing is TCP's; responses go back on the connection."""
     loop = asyncio.get_running_loop()
     core = RedirectCore(snapshot_source, health=health, limits=limits, timers=timers or Timers())
     service = SipService(core=core, host=host, port=port)
@@ -377,6 +389,11 @@ async def serve(
     if tcp:
         service.tcp = await loop.create_server(lambda: _Tcp(core, service), host, port, reuse_address=True)
         service.port = int(service.tcp.sockets[0].getsockname()[1])
+    if tls_context is not None:
+        service.tls = await loop.create_server(
+            lambda: _Tcp(core, service), host, tls_port, reuse_address=True, ssl=tls_context
+        )
+        service.tls_port = int(service.tls.sockets[0].getsockname()[1])
     return service
 
 
@@ -386,6 +403,8 @@ def run(
     snapshot_source: SnapshotSource,
     *,
     ping_gateways: bool = True,
+    tls_context: ssl.SSLContext | None = None,
+    tls_port: int = 5061,
 ) -> None:
     """What ``tenantry voice serve`` calls: serve until interrupted, pinging the snapshot's gateways with OPTIONS
     (``voice.health``) so routing demotes the silent ones. Runs on uvloop (a dependency already) for throughput."""
@@ -395,7 +414,7 @@ def run(
 
     async def main() -> None:
         health = Health()
-        service = await serve(host, port, snapshot_source, health=health)
+        service = await serve(host, port, snapshot_source, health=health, tls_context=tls_context, tls_port=tls_port)
         pinger = OptionsPinger(health, snapshot_source, local_host=host) if ping_gateways else None
         task = asyncio.create_task(pinger.run()) if pinger is not None else None
         log.info("SIP redirect service on %s:%d (UDP and TCP)", host, service.port)
