@@ -315,3 +315,43 @@ def test_tls_listener_answers_an_invite_over_tls(tmp_path: Path) -> None:
             await service.close()
 
     assert asyncio.run(scenario()).startswith(b"SIP/2.0 302 Moved Temporarily\r\n")
+
+
+def test_run_entry_serves_until_interrupted(tmp_path: Path) -> None:
+    """``run`` is what ``tenantry voice serve`` calls: it serves UDP and TCP, and a SIGINT stops it cleanly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = tmp_path / "serve.py"
+    script.write_text(
+        "import sys\n"
+        "from tenantry.voice.sip_server import run\n"
+        "from tests.voice.sip_support import snapshot\n"
+        "value = snapshot()\n"
+        f"run('127.0.0.1', {port}, lambda: value, ping_gateways=True)\n"
+    )
+    root = Path(__file__).parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
+    process = subprocess.Popen([sys.executable, str(script)], env=env, stderr=subprocess.PIPE)
+    try:
+        client = Udp(port)
+        answer = None
+        for _ in range(50):
+            client.send(invite(method="OPTIONS"))
+            answer = client.recv(timeout=0.2)
+            if answer:
+                break
+        assert answer is not None and status(answer) == 200
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as conn:
+            conn.sendall(invite())
+            assert conn.recv(65536).startswith(b"SIP/2.0 302 ")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0, process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
