@@ -118,11 +118,13 @@ async def ping(
         done: asyncio.Future[int] = loop.create_future()
         protocol = _UdpPing(done)
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: protocol, local_addr=(local_host, 0), remote_addr=(gateway.host, gateway.port)
+            lambda: protocol, local_addr=(local_host, 0) if local_host not in ("0.0.0.0", "::") else None,
+            remote_addr=(gateway.host, gateway.port),
         )
         try:
-            port = int(transport.get_extra_info("sockname")[1])
-            payload, protocol.call_id = options_request(gateway, local_host, port)
+            # The connected socket's own address: the one the gateway sees (not 0.0.0.0 when serving on any).
+            own_host, port = transport.get_extra_info("sockname")[:2]
+            payload, protocol.call_id = options_request(gateway, str(own_host), int(port))
             deadline = loop.time() + timeout
             interval = t1
             while not done.done() and loop.time() < deadline:
@@ -142,8 +144,8 @@ async def ping(
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(gateway.host, gateway.port, ssl=context)
             try:
-                port = int(writer.get_extra_info("sockname")[1])
-                payload, call_id = options_request(gateway, local_host, port)
+                own_host, port = writer.get_extra_info("sockname")[:2]
+                payload, call_id = options_request(gateway, str(own_host), int(port))
                 writer.write(payload)
                 await writer.drain()
                 while True:
