@@ -35,6 +35,7 @@ import logging
 import os
 import socket
 import ssl
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -91,11 +92,13 @@ class _Transaction:
     last: bytes
     send: Send
     reliable: bool
-    final: bool = True
+    created: float = 0.0
     confirmed: bool = False
+    confirmed_at: float = 0.0
+    swept: bool = False                             # past its first T1: in the sweeper's hands no more
     interval: float = 0.0
-    timer: asyncio.TimerHandle | None = None        # Timer G (retransmit) while Completed over UDP
-    expiry: asyncio.TimerHandle | None = None       # Timer H / I / J
+    timer: asyncio.TimerHandle | None = None        # Timer G (retransmit) once the first T1 passed without ACK
+    expiry: asyncio.TimerHandle | None = None       # Timer H while Timer G runs
     retransmissions: int = 0
 
 
@@ -114,6 +117,15 @@ class RedirectCore:
     transactions: dict[tuple[str, ...], _Transaction] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=lambda: {"received": 0, "dropped": 0, "retransmitted": 0})
     _tags: Any = field(default_factory=lambda: (f"{os.urandom(3).hex()}{n:x}" for n in itertools.count()))
+    # Most INVITEs are ACKed within milliseconds, so no per-call timer is armed: transactions wait in creation
+    # order (``_young``) and a sweeper every T1/5 looks at those whose first T1 has passed — ACKed ones move to
+    # the Timer I queue, the others get Timer G and H handles of their own (the rare path). Expiries wait in
+    # two queues, each in deadline order: T4-long (Timer I) and 64·T1-long (Timers H over TCP, J over UDP).
+    # Three timer handles per call were a sixth of a call's cost.
+    _young: deque[_Transaction] = field(default_factory=deque)
+    _short: deque[tuple[float, _Transaction]] = field(default_factory=deque)
+    _long: deque[tuple[float, _Transaction]] = field(default_factory=deque)
+    _sweeper: asyncio.TimerHandle | None = None
 
     def handle(self, data: bytes, source: tuple[str, int], send: Send, *, reliable: bool) -> None:
         """One message from ``source``; never raises (a failure drops the message and is logged)."""
@@ -125,9 +137,15 @@ class RedirectCore:
             log.debug("dropped a message from %s", source, exc_info=True)
 
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for tx in self.transactions.values():
             _cancel(tx)
         self.transactions.clear()
+        self._young.clear()
+        self._short.clear()
+        self._long.clear()
 
     # --- the transaction layer -------------------------------------------------------------------------
 
@@ -191,19 +209,50 @@ class RedirectCore:
         return status, phrase, decision.contacts, ()
 
     def _remember(self, key: tuple[str, ...], method: str, payload: bytes, send: Send, reliable: bool) -> None:
+        if method != "INVITE" and reliable:
+            return                                                      # Timer J = 0 over TCP: nothing kept
         loop = asyncio.get_running_loop()
-        tx = _Transaction(key=key, method=method, last=payload, send=send, reliable=reliable)
+        now = loop.time()
+        tx = _Transaction(key=key, method=method, last=payload, send=send, reliable=reliable, created=now)
         self.transactions[key] = tx
-        t = self.timers
         if method == "INVITE":
-            if not reliable:
-                tx.interval = t.t1
-                tx.timer = loop.call_later(t.t1, self._timer_g, tx)
-            tx.expiry = loop.call_later(t.h, self._forget, tx)          # Timer H: no ACK came
-        elif not reliable:
-            tx.expiry = loop.call_later(t.h, self._forget, tx)          # Timer J = 64·T1 over UDP
+            self._young.append(tx)                                      # Timers G and H, lazily (the sweeper)
         else:
-            del self.transactions[key]                                  # Timer J = 0 over TCP
+            self._long.append((now + self.timers.h, tx))                # Timer J = 64·T1 over UDP
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._tick, self._sweep)
+
+    @property
+    def _tick(self) -> float:
+        return min(self.timers.t1 / 5, 0.1)
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        t = self.timers
+        young = self._young
+        while young and young[0].created + t.t1 <= now:
+            tx = young.popleft()
+            tx.swept = True
+            if self.transactions.get(tx.key) is not tx:
+                continue
+            if tx.confirmed:
+                self._short.append((tx.confirmed_at + t.t4, tx))        # Timer I = T4 (UDP only: TCP popped)
+            elif tx.reliable:
+                self._long.append((tx.created + t.h, tx))               # Timer H over TCP: no retransmission
+            else:
+                # Timer G fires for the first time: from here this transaction has handles of its own.
+                tx.interval = t.t1
+                self._timer_g(tx)
+                tx.expiry = loop.call_at(tx.created + t.h, self._forget, tx)   # Timer H
+        for queue in (self._short, self._long):
+            while queue and queue[0][0] <= now:
+                _, tx = queue.popleft()
+                self._forget(tx)
+        if young or self._short or self._long:
+            self._sweeper = loop.call_later(self._tick, self._sweep)
+        else:
+            self._sweeper = None
 
     def _timer_g(self, tx: _Transaction) -> None:
         # §17.2.1: "If timer G fires, the response is passed to the transport layer once more for
@@ -219,11 +268,18 @@ class RedirectCore:
 
     def _confirm(self, tx: _Transaction) -> None:
         tx.confirmed = True
-        _cancel(tx)
         if tx.reliable:
+            _cancel(tx)
             self.transactions.pop(tx.key, None)                         # Timer I = 0 over TCP
-        else:
-            tx.expiry = asyncio.get_running_loop().call_later(self.timers.t4, self._forget, tx)  # Timer I = T4
+            return
+        now = asyncio.get_running_loop().time()
+        tx.confirmed_at = now
+        if tx.swept:                                                    # Timer G was running: stop it
+            _cancel(tx)
+            self._short.append((now + self.timers.t4, tx))              # Timer I = T4
+            if self._sweeper is None:
+                self._sweeper = asyncio.get_running_loop().call_later(self._tick, self._sweep)
+        # else the sweeper moves it to the Timer I queue when its first T1 is over
 
     def _forget(self, tx: _Transaction) -> None:
         _cancel(tx)
