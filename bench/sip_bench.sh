@@ -90,7 +90,8 @@ loadmodule "corex.so"
 request_route {
   if (is_method("ACK")) { t_check_trans(); exit; }
   if (is_method("INVITE")) {
-    if (!t_newtran()) { sl_reply_error(); exit; }      # absorbs retransmissions, like ours
+    if (t_check_trans()) { exit; }                     # a retransmission: tm resends the 302, like ours
+    if (!t_newtran()) { sl_reply_error(); exit; }
     # Kamailio's own redirect idiom: the reply's Contacts are the destination set (R-URI first, then branches).
     \$ru = "sip:" + \$rU + "@gw1.contoso.com:5068;transport=tls;user=phone";
     append_branch("sip:\$rU@gw2.contoso.com:5068;transport=tls;user=phone");
