@@ -355,3 +355,18 @@ def test_run_entry_serves_until_interrupted(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_idle_tcp_connection_is_closed_after_the_idle_timeout(server: ServerThread) -> None:
+    assert server.service is not None
+    server.service.idle_timeout = 0.3
+    with socket.create_connection(("127.0.0.1", server.port), timeout=3) as busy, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=3) as idle:
+        started = time.monotonic()
+        for _ in range(4):                      # the busy one keeps talking past the timeout
+            busy.sendall(b"\r\n\r\n")
+            time.sleep(0.15)
+        assert idle.recv(100) == b""            # closed by the server
+        assert 0.25 < time.monotonic() - started < 2
+        busy.sendall(invite())
+        assert busy.recv(65536).startswith(b"SIP/2.0 302 ")

@@ -350,6 +350,8 @@ class _Tcp(asyncio.Protocol):
         self.framer = StreamFramer(core.limits)
         self.transport: asyncio.Transport | None = None
         self.source: tuple[str, int] = ("", 0)
+        self.last_activity = 0.0
+        self.idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)
@@ -360,11 +362,27 @@ class _Tcp(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.source = (str(peer[0]), int(peer[1])) if peer else ("", 0)
         self.service.connections.add(self)
+        loop = asyncio.get_running_loop()
+        self.last_activity = loop.time()
+        self.idle = loop.call_later(self.service.idle_timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        # One handle per connection, re-armed for the remainder rather than on every segment: a connection that
+        # sent nothing for ``idle_timeout`` is closed, so idle or trickling peers cannot hold every slot.
+        if self.transport is None:
+            return
+        loop = asyncio.get_running_loop()
+        left = self.last_activity + self.service.idle_timeout - loop.time()
+        if left <= 0:
+            self.transport.close()
+        else:
+            self.idle = loop.call_later(left, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
         transport = self.transport
         if transport is None:
             return
+        self.last_activity = asyncio.get_running_loop().time()
         try:
             messages = self.framer.feed(data)
         except SipError:
@@ -380,6 +398,8 @@ class _Tcp(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.service.connections.discard(self)
         self.transport = None
+        if self.idle is not None:
+            self.idle.cancel()
 
 
 @dataclass
@@ -391,6 +411,7 @@ class SipService:
     host: str
     port: int
     max_connections: int = 1024
+    idle_timeout: float = 300.0        # seconds without a byte before a TCP/TLS connection is closed
     udp: asyncio.DatagramTransport | None = None
     tcp: asyncio.Server | None = None
     tls: asyncio.Server | None = None
