@@ -90,7 +90,8 @@ loadmodule "corex.so"
 request_route {
   if (is_method("ACK")) { t_check_trans(); exit; }
   if (is_method("INVITE")) {
-    if (!t_newtran()) { sl_reply_error(); exit; }      # absorbs retransmissions, like ours
+    if (t_check_trans()) { exit; }                     # a retransmission: tm resends the 302, like ours
+    if (!t_newtran()) { sl_reply_error(); exit; }
     # Kamailio's own redirect idiom: the reply's Contacts are the destination set (R-URI first, then branches).
     \$ru = "sip:" + \$rU + "@gw1.contoso.com:5068;transport=tls;user=phone";
     append_branch("sip:\$rU@gw2.contoso.com:5068;transport=tls;user=phone");
@@ -165,7 +166,11 @@ step_run() {
   echo "$ok $failed $retrans $cps $(echo "$t1 - $t0" | bc)"
 }
 
+# Two verdicts per step. "0 failed": every call completed (the brief's measure) — but sipp retransmits an INVITE
+# until it is answered, so an overloaded server still "completes" its calls, late. "Clean": 0 failed, sipp reached
+# at least 95 % of the asked rate, and fewer than 1 % of INVITEs had to be sent again. The ratio uses "clean".
 declare -A best=([ours]=0 [kamailio]=0)
+declare -A clean=([ours]=0 [kamailio]=0)
 printf "%-9s %7s %9s %7s %8s %8s %10s\n" target rate calls ok failed retrans "calls/s"
 for rate in "${rates[@]}"; do
   for target in ours kamailio; do
@@ -175,11 +180,17 @@ for rate in "${rates[@]}"; do
     printf "%-9s %7s %9s %7s %8s %8s %10s\n" "$target" "$rate" "$calls" "$ok" "$failed" "$retrans" "$achieved"
     if [ "$failed" -eq 0 ] && [ "$ok" -eq "$calls" ] && [ "$rate" -gt "${best[$target]}" ]; then
       best[$target]=$rate
+      if [ "$(echo "$achieved >= 0.95 * $rate && $retrans * 100 < $calls" | bc)" = 1 ] \
+         && [ "$rate" -gt "${clean[$target]}" ]; then
+        clean[$target]=$rate
+      fi
     fi
   done
 done
 echo
-echo "highest rate with 0 failed calls: ours ${best[ours]}/s, kamailio ${best[kamailio]}/s"
-if [ "${best[kamailio]}" -gt 0 ]; then
-  echo "ratio ours/kamailio: $(echo "scale=2; ${best[ours]} / ${best[kamailio]}" | bc)"
+echo "highest rate with 0 failed calls:  ours ${best[ours]}/s, kamailio ${best[kamailio]}/s"
+echo "highest clean rate (0 failed, >= 95 % of the rate reached, < 1 % INVITEs resent): ours ${clean[ours]}/s, kamailio ${clean[kamailio]}/s"
+if [ "${clean[kamailio]}" -gt 0 ]; then
+  echo "ratio ours/kamailio (clean): $(echo "scale=2; ${clean[ours]} / ${clean[kamailio]}" | bc)"
 fi
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (sipp, the server and anything else share them)"

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tenantry.voice.sip_server import RedirectCore, Timers
+from tenantry.voice.sip_server import RedirectCore, Timers, serve
 from tenantry.voice.snapshot import RoutingSnapshot
 from tests.voice.sip_support import ServerThread, snapshot
 
@@ -270,3 +272,101 @@ def test_malformed_datagrams_never_stop_the_service(server: ServerThread, data: 
     client.send(data)
     client.recv(timeout=0.01)          # whatever it answered, if anything
     assert status(client.ask(invite())) == 302
+
+
+def test_tls_listener_answers_an_invite_over_tls(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sip.contoso.com")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("sip.contoso.com")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_file, key_file)
+
+    async def scenario() -> bytes:
+        service = await serve("127.0.0.1", 0, lambda: snapshot(), tls_context=server_context, tls_port=0)
+        try:
+            client_context = ssl.create_default_context(cafile=str(cert_file))
+            assert service.tls_port is not None
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", service.tls_port, ssl=client_context, server_hostname="sip.contoso.com"
+            )
+            writer.write(invite())
+            answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            writer.close()
+            return answer
+        finally:
+            await service.close()
+
+    assert asyncio.run(scenario()).startswith(b"SIP/2.0 302 Moved Temporarily\r\n")
+
+
+def test_run_entry_serves_until_interrupted(tmp_path: Path) -> None:
+    """``run`` is what ``tenantry voice serve`` calls: it serves UDP and TCP, and a SIGINT stops it cleanly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = tmp_path / "serve.py"
+    script.write_text(
+        "import sys\n"
+        "from tenantry.voice.sip_server import run\n"
+        "from tests.voice.sip_support import snapshot\n"
+        "value = snapshot()\n"
+        f"run('127.0.0.1', {port}, lambda: value, ping_gateways=True)\n"
+    )
+    root = Path(__file__).parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
+    process = subprocess.Popen([sys.executable, str(script)], env=env, stderr=subprocess.PIPE)
+    try:
+        client = Udp(port)
+        answer = None
+        for _ in range(50):
+            client.send(invite(method="OPTIONS"))
+            answer = client.recv(timeout=0.2)
+            if answer:
+                break
+        assert answer is not None and status(answer) == 200
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as conn:
+            conn.sendall(invite())
+            assert conn.recv(65536).startswith(b"SIP/2.0 302 ")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0, process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_idle_tcp_connection_is_closed_after_the_idle_timeout(server: ServerThread) -> None:
+    assert server.service is not None
+    server.service.idle_timeout = 0.3
+    with socket.create_connection(("127.0.0.1", server.port), timeout=3) as busy, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=3) as idle:
+        started = time.monotonic()
+        for _ in range(4):                      # the busy one keeps talking past the timeout
+            busy.sendall(b"\r\n\r\n")
+            time.sleep(0.15)
+        assert idle.recv(100) == b""            # closed by the server
+        assert 0.25 < time.monotonic() - started < 2
+        busy.sendall(invite())
+        assert busy.recv(65536).startswith(b"SIP/2.0 302 ")

@@ -91,8 +91,8 @@ def _status_if_answer(data: bytes, call_id: str) -> int | None:
 
 
 class _UdpPing(asyncio.DatagramProtocol):
-    def __init__(self, call_id: str, done: asyncio.Future[int]) -> None:
-        self.call_id = call_id
+    def __init__(self, done: asyncio.Future[int]) -> None:
+        self.call_id = ""            # set once the local port is known and the request built
         self.done = done
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -116,12 +116,15 @@ async def ping(
     loop = asyncio.get_running_loop()
     if gateway.transport is Transport.UDP:
         done: asyncio.Future[int] = loop.create_future()
+        protocol = _UdpPing(done)
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpPing(call_id, done), local_addr=(local_host, 0), remote_addr=(gateway.host, gateway.port)
+            lambda: protocol, local_addr=(local_host, 0) if local_host not in ("0.0.0.0", "::") else None,
+            remote_addr=(gateway.host, gateway.port),
         )
         try:
-            port = int(transport.get_extra_info("sockname")[1])
-            payload, call_id = options_request(gateway, local_host, port)
+            # The connected socket's own address: the one the gateway sees (not 0.0.0.0 when serving on any).
+            own_host, port = transport.get_extra_info("sockname")[:2]
+            payload, protocol.call_id = options_request(gateway, str(own_host), int(port))
             deadline = loop.time() + timeout
             interval = t1
             while not done.done() and loop.time() < deadline:
@@ -130,6 +133,8 @@ async def ping(
                     await asyncio.wait_for(asyncio.shield(done), min(interval, deadline - loop.time()))
                 interval = min(2 * interval, 4.0)
             return done.result() if done.done() else None
+        except OSError:
+            return None
         finally:
             transport.close()
     context = None
@@ -139,8 +144,8 @@ async def ping(
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(gateway.host, gateway.port, ssl=context)
             try:
-                port = int(writer.get_extra_info("sockname")[1])
-                payload, call_id = options_request(gateway, local_host, port)
+                own_host, port = writer.get_extra_info("sockname")[:2]
+                payload, call_id = options_request(gateway, str(own_host), int(port))
                 writer.write(payload)
                 await writer.drain()
                 while True:

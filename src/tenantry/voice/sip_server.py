@@ -34,6 +34,8 @@ import itertools
 import logging
 import os
 import socket
+import ssl
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -95,11 +97,13 @@ class _Transaction:
     last: bytes
     send: Send
     reliable: bool
-    final: bool = True
+    created: float = 0.0
     confirmed: bool = False
+    confirmed_at: float = 0.0
+    swept: bool = False                             # past its first T1: in the sweeper's hands no more
     interval: float = 0.0
-    timer: asyncio.TimerHandle | None = None        # Timer G (retransmit) while Completed over UDP
-    expiry: asyncio.TimerHandle | None = None       # Timer H / I / J
+    timer: asyncio.TimerHandle | None = None        # Timer G (retransmit) once the first T1 passed without ACK
+    expiry: asyncio.TimerHandle | None = None       # Timer H while Timer G runs
     retransmissions: int = 0
 
 
@@ -118,6 +122,15 @@ class RedirectCore:
     transactions: dict[tuple[str, ...], _Transaction] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=lambda: {"received": 0, "dropped": 0, "retransmitted": 0})
     _tags: Any = field(default_factory=lambda: (f"{os.urandom(3).hex()}{n:x}" for n in itertools.count()))
+    # Most INVITEs are ACKed within milliseconds, so no per-call timer is armed: transactions wait in creation
+    # order (``_young``) and a sweeper every T1/5 looks at those whose first T1 has passed — ACKed ones move to
+    # the Timer I queue, the others get Timer G and H handles of their own (the rare path). Expiries wait in
+    # two queues, each in deadline order: T4-long (Timer I) and 64·T1-long (Timers H over TCP, J over UDP).
+    # Three timer handles per call were a sixth of a call's cost.
+    _young: deque[_Transaction] = field(default_factory=deque)
+    _short: deque[tuple[float, _Transaction]] = field(default_factory=deque)
+    _long: deque[tuple[float, _Transaction]] = field(default_factory=deque)
+    _sweeper: asyncio.TimerHandle | None = None
 
     def handle(self, data: bytes, source: tuple[str, int], send: Send, *, reliable: bool) -> None:
         """One message from ``source``; never raises (a failure drops the message and is logged)."""
@@ -129,9 +142,15 @@ class RedirectCore:
             log.debug("dropped a message from %s", source, exc_info=True)
 
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for tx in self.transactions.values():
             _cancel(tx)
         self.transactions.clear()
+        self._young.clear()
+        self._short.clear()
+        self._long.clear()
 
     # --- the transaction layer -------------------------------------------------------------------------
 
@@ -195,19 +214,50 @@ class RedirectCore:
         return status, phrase, decision.contacts, ()
 
     def _remember(self, key: tuple[str, ...], method: str, payload: bytes, send: Send, reliable: bool) -> None:
+        if method != "INVITE" and reliable:
+            return                                                      # Timer J = 0 over TCP: nothing kept
         loop = asyncio.get_running_loop()
-        tx = _Transaction(key=key, method=method, last=payload, send=send, reliable=reliable)
+        now = loop.time()
+        tx = _Transaction(key=key, method=method, last=payload, send=send, reliable=reliable, created=now)
         self.transactions[key] = tx
-        t = self.timers
         if method == "INVITE":
-            if not reliable:
-                tx.interval = t.t1
-                tx.timer = loop.call_later(t.t1, self._timer_g, tx)
-            tx.expiry = loop.call_later(t.h, self._forget, tx)          # Timer H: no ACK came
-        elif not reliable:
-            tx.expiry = loop.call_later(t.h, self._forget, tx)          # Timer J = 64·T1 over UDP
+            self._young.append(tx)                                      # Timers G and H, lazily (the sweeper)
         else:
-            del self.transactions[key]                                  # Timer J = 0 over TCP
+            self._long.append((now + self.timers.h, tx))                # Timer J = 64·T1 over UDP
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._tick, self._sweep)
+
+    @property
+    def _tick(self) -> float:
+        return min(self.timers.t1 / 5, 0.1)
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        t = self.timers
+        young = self._young
+        while young and young[0].created + t.t1 <= now:
+            tx = young.popleft()
+            tx.swept = True
+            if self.transactions.get(tx.key) is not tx:
+                continue
+            if tx.confirmed:
+                self._short.append((tx.confirmed_at + t.t4, tx))        # Timer I = T4 (UDP only: TCP popped)
+            elif tx.reliable:
+                self._long.append((tx.created + t.h, tx))               # Timer H over TCP: no retransmission
+            else:
+                # Timer G fires for the first time: from here this transaction has handles of its own.
+                tx.interval = t.t1
+                self._timer_g(tx)
+                tx.expiry = loop.call_at(tx.created + t.h, self._forget, tx)   # Timer H
+        for queue in (self._short, self._long):
+            while queue and queue[0][0] <= now:
+                _, tx = queue.popleft()
+                self._forget(tx)
+        if young or self._short or self._long:
+            self._sweeper = loop.call_later(self._tick, self._sweep)
+        else:
+            self._sweeper = None
 
     def _timer_g(self, tx: _Transaction) -> None:
         # §17.2.1: "If timer G fires, the response is passed to the transport layer once more for
@@ -223,11 +273,18 @@ class RedirectCore:
 
     def _confirm(self, tx: _Transaction) -> None:
         tx.confirmed = True
-        _cancel(tx)
         if tx.reliable:
+            _cancel(tx)
             self.transactions.pop(tx.key, None)                         # Timer I = 0 over TCP
-        else:
-            tx.expiry = asyncio.get_running_loop().call_later(self.timers.t4, self._forget, tx)  # Timer I = T4
+            return
+        now = asyncio.get_running_loop().time()
+        tx.confirmed_at = now
+        if tx.swept:                                                    # Timer G was running: stop it
+            _cancel(tx)
+            self._short.append((now + self.timers.t4, tx))              # Timer I = T4
+            if self._sweeper is None:
+                self._sweeper = asyncio.get_running_loop().call_later(self._tick, self._sweep)
+        # else the sweeper moves it to the Timer I queue when its first T1 is over
 
     def _forget(self, tx: _Transaction) -> None:
         _cancel(tx)
@@ -298,6 +355,8 @@ class _Tcp(asyncio.Protocol):
         self.framer = StreamFramer(core.limits)
         self.transport: asyncio.Transport | None = None
         self.source: tuple[str, int] = ("", 0)
+        self.last_activity = 0.0
+        self.idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)
@@ -308,11 +367,27 @@ class _Tcp(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.source = (str(peer[0]), int(peer[1])) if peer else ("", 0)
         self.service.connections.add(self)
+        loop = asyncio.get_running_loop()
+        self.last_activity = loop.time()
+        self.idle = loop.call_later(self.service.idle_timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        # One handle per connection, re-armed for the remainder rather than on every segment: a connection that
+        # sent nothing for ``idle_timeout`` is closed, so idle or trickling peers cannot hold every slot.
+        if self.transport is None:
+            return
+        loop = asyncio.get_running_loop()
+        left = self.last_activity + self.service.idle_timeout - loop.time()
+        if left <= 0:
+            self.transport.close()
+        else:
+            self.idle = loop.call_later(left, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
         transport = self.transport
         if transport is None:
             return
+        self.last_activity = asyncio.get_running_loop().time()
         try:
             messages = self.framer.feed(data)
         except SipError:
@@ -328,29 +403,37 @@ class _Tcp(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.service.connections.discard(self)
         self.transport = None
+        if self.idle is not None:
+            self.idle.cancel()
 
 
 @dataclass
 class SipService:
-    """A running redirect service: its UDP endpoint and TCP server on one host/port. ``close()`` stops both."""
+    """A running redirect service: its UDP endpoint and TCP server on one host/port, and a TLS server on
+    ``tls_port`` when it was given a certificate. ``close()`` stops them all."""
 
     core: RedirectCore
     host: str
     port: int
     max_connections: int = 1024
+    idle_timeout: float = 300.0        # seconds without a byte before a TCP/TLS connection is closed
     udp: asyncio.DatagramTransport | None = None
     tcp: asyncio.Server | None = None
+    tls: asyncio.Server | None = None
+    tls_port: int | None = None
     connections: set[_Tcp] = field(default_factory=set)
 
     async def close(self) -> None:
         if self.udp is not None:
             self.udp.close()
-        if self.tcp is not None:
-            self.tcp.close()
-            for connection in list(self.connections):
-                if connection.transport is not None:
-                    connection.transport.abort()
-            await self.tcp.wait_closed()
+        servers = [server for server in (self.tcp, self.tls) if server is not None]
+        for server in servers:
+            server.close()
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.abort()
+        for server in servers:
+            await server.wait_closed()
         self.core.close()
 
 
@@ -364,9 +447,15 @@ async def serve(
     limits: Limits = DEFAULT_LIMITS,
     udp: bool = True,
     tcp: bool = True,
+    tls_context: ssl.SSLContext | None = None,
+    tls_port: int = 5061,
 ) -> SipService:
     """Start the service on ``host``:``port`` (UDP and TCP; port 0 picks a free one, the same for both where the
-    system allows) and return it running; ``await service.close()`` stops it."""
+    system allows) and return it running; ``await service.close()`` stops it.
+
+    With ``tls_context`` (a server context holding the service's certificate, e.g. one the tenant root CA of
+    ``voice.tlscheck`` issued) it also listens for SIP over TLS on ``tls_port`` (RFC 3261 §26.2: gateways of the
+    seed's hybrid setup talk TLS). TLS framing is TCP's; responses go back on the connection."""
     loop = asyncio.get_running_loop()
     core = RedirectCore(snapshot_source, health=health, limits=limits, timers=timers or Timers())
     service = SipService(core=core, host=host, port=port)
@@ -382,6 +471,11 @@ async def serve(
     if tcp:
         service.tcp = await loop.create_server(lambda: _Tcp(core, service), host, port, reuse_address=True)
         service.port = int(service.tcp.sockets[0].getsockname()[1])
+    if tls_context is not None:
+        service.tls = await loop.create_server(
+            lambda: _Tcp(core, service), host, tls_port, reuse_address=True, ssl=tls_context
+        )
+        service.tls_port = int(service.tls.sockets[0].getsockname()[1])
     return service
 
 
@@ -391,6 +485,8 @@ def run(
     snapshot_source: SnapshotSource,
     *,
     ping_gateways: bool = True,
+    tls_context: ssl.SSLContext | None = None,
+    tls_port: int = 5061,
 ) -> None:
     """What ``tenantry voice serve`` calls: serve until interrupted, pinging the snapshot's gateways with OPTIONS
     (``voice.health``) so routing demotes the silent ones. Runs on uvloop (a dependency already) for throughput."""
@@ -400,7 +496,7 @@ def run(
 
     async def main() -> None:
         health = Health()
-        service = await serve(host, port, snapshot_source, health=health)
+        service = await serve(host, port, snapshot_source, health=health, tls_context=tls_context, tls_port=tls_port)
         pinger = OptionsPinger(health, snapshot_source, local_host=host) if ping_gateways else None
         task = asyncio.create_task(pinger.run()) if pinger is not None else None
         log.info("SIP redirect service on %s:%d (UDP and TCP)", host, service.port)
