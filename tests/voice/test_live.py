@@ -114,3 +114,8 @@ def test_the_sip_service_routes_from_the_database_and_sees_changes(backend: Serv
             assert _answer(server.port, "mallory@contoso.example", "4255550123")[0] == 404
     finally:
         live.stop()
+
+
+def test_voice_serve_refuses_half_a_tls_configuration(backend: Services, tenant: str, tmp_path: object) -> None:
+    result = run(backend, "voice", "serve", "--tls-cert", "/nonexistent.pem", "--tenant", tenant, code=1)
+    assert "needs both --tls-cert and --tls-key" in result.output

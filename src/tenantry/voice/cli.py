@@ -6,6 +6,7 @@ Cloud Connector deployment), ``hybrid-config`` (Set-CsTenantHybridConfiguration)
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Annotated
 
@@ -506,6 +507,11 @@ def serve(ctx: typer.Context,
           port: Annotated[int | None, typer.Option(help="UDP and TCP port (TENANTRY_VOICE_SIP_PORT).")] = None,
           ping: Annotated[bool, typer.Option("--ping/--no-ping", help="Ping gateways with OPTIONS (health).")]
           = True,
+          tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help=(
+              "Also listen on TLS with this certificate (PEM, chain after it), e.g. from voice ca issue."))] = None,
+          tls_key: Annotated[Path | None, typer.Option("--tls-key", help="The certificate's private key (PEM).")]
+          = None,
+          tls_port: Annotated[int, typer.Option("--tls-port", help="The TLS port.")] = 5061,
           tenant: TenantOpt = None) -> None:
     """The SIP redirect service: answers each INVITE with 302 and the gateways to try, or 403/404/484/480
     (docs/voice.md); the voice configuration is re-read every TENANTRY_VOICE_SNAPSHOT_SECONDS."""
@@ -517,9 +523,19 @@ def serve(ctx: typer.Context,
     t = cli.tenant(tenant or settings.voice_sip_tenant)
     bind_host = host or settings.voice_sip_host
     bind_port = settings.voice_sip_port if port is None else port
+    context = None
+    if tls_cert or tls_key:
+        if not (tls_cert and tls_key):
+            fail("TLS needs both --tls-cert and --tls-key")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(tls_cert, tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            fail(f"cannot use {tls_cert} / {tls_key} for TLS: {exc}")
     source = LiveSnapshot(cli.services.voice, t, every=settings.voice_snapshot_seconds).start()
-    console.print(f"SIP redirect service for tenant {t} on {bind_host}:{bind_port} (UDP and TCP)")
+    also = f", TLS on {tls_port}" if context else ""
+    console.print(f"SIP redirect service for tenant {t} on {bind_host}:{bind_port} (UDP and TCP{also})")
     try:
-        sip_server.run(bind_host, bind_port, source, ping_gateways=ping)
+        sip_server.run(bind_host, bind_port, source, ping_gateways=ping, tls_context=context, tls_port=tls_port)
     finally:
         source.stop()
