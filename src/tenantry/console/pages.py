@@ -6,6 +6,7 @@ credential (``auth.service.SignIn.session_user``), the viewer's roles decide wha
 - ``GET /console/users`` (search, paging, hidden users on request), ``GET /console/users/{id}``,
   ``POST /console/users/{id}/hidden`` (Organization Management, the session's CSRF token), ``GET /console/groups``,
   ``GET /console/scim-log`` (filters): the directory;
+- ``GET /console/trust``, ``GET /console/voice`` (with its route tester): trust and voice (``console.trust_voice``);
 - ``GET /console/static/{file}``: the stylesheet and htmx, from the package (no front-end build step).
 
 A page the viewer's roles may not read answers a 403 page, and an action they may not take is not offered (and is
@@ -36,9 +37,12 @@ from tenantry.console.service import (
     PAGE_SIZE,
     READ_DIRECTORY,
     READ_SCIM_LOG,
+    READ_TRUST,
+    READ_VOICE,
     ConsoleService,
     Viewer,
 )
+from tenantry.console.trust_voice import add_trust_and_voice
 from tenantry.core.access import require
 from tenantry.core.errors import Forbidden, Invalid, NotFound, TenantryError
 from tenantry.directory.scim_log import METHODS
@@ -70,6 +74,13 @@ def nav_of(viewer: Viewer) -> list[tuple[str, list[tuple[str, str]]]]:
     parts = [("Overview", [("Home", HOME)])]
     if directory:
         parts.append(("Directory", directory))
+    hybrid = []
+    if viewer.may(READ_TRUST):
+        hybrid.append(("Trust", "/console/trust"))
+    if viewer.may(READ_VOICE):
+        hybrid.append(("Voice", "/console/voice"))
+    if hybrid:
+        parts.append(("Hybrid", hybrid))
     return parts
 
 
@@ -224,6 +235,7 @@ def build_pages(services: Services) -> APIRouter:
 
         return guarded(request, READ_SCIM_LOG, "reading the SCIM request log", show)
 
+    add_trust_and_voice(router, console, guarded, render)
     return router
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, func, select, union
 from tenantry.archive.models import Case
 from tenantry.auth.sessions import SessionUser
 from tenantry.connectors.models import RunStatus
-from tenantry.core.access import ADMIN_ROLES, APPLICATIONS, COMPLIANCE, EDISCOVERY, IMPORT, ORGANIZATION
+from tenantry.core.access import ADMIN_ROLES, APPLICATIONS, COMPLIANCE, EDISCOVERY, IMPORT, ORGANIZATION, VOICE
 from tenantry.core.errors import Invalid, NotFound, TenantryError
 from tenantry.core.principals import Principal
 from tenantry.directory.models import User, UserValue
@@ -26,6 +26,10 @@ from tenantry.directory.scim_repositories import Page
 from tenantry.directory.service import DirectoryUser
 from tenantry.provisioning.results import AppHealth
 from tenantry.services import Services
+from tenantry.trust.results import AuthConfigInfo, PartnerApp, TrustCheck
+from tenantry.voice.results import Gateway, MediationServer, RouteAnswer, Site, VoiceCheck, VoiceUser
+from tenantry.voice.routing import route
+from tenantry.voice.sip_server import status_of
 
 # Who may read what: the roles the admin API's routes name for the same reads (docs/security.md, "Roles").
 READ_DIRECTORY = ADMIN_ROLES
@@ -35,8 +39,10 @@ READ_CONNECTORS = (IMPORT, ORGANIZATION, COMPLIANCE)
 READ_HOLDS = (COMPLIANCE, EDISCOVERY)
 READ_PROVISIONING = (APPLICATIONS, ORGANIZATION)
 READ_TRUST = (ORGANIZATION,)
+READ_VOICE = (VOICE, ORGANIZATION)
 
 PAGE_SIZE = 50
+VOICE_USERS_SHOWN = 200   # the voice page's users table; narrow it with the identity box beyond that
 MAX_QUERY = 100
 
 
@@ -80,6 +86,28 @@ class PartSummary:
     problem: str | None = None      # the part could not be read (its message)
 
 
+@dataclass(frozen=True, slots=True)
+class TrustView:
+    """The trust page: the partner applications, our authorisation configuration, and the seed's check."""
+
+    partners: list[PartnerApp]
+    config: AuthConfigInfo
+    check: TrustCheck
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceView:
+    """The voice page: the configuration, the users' voice settings (at most ``VOICE_USERS_SHOWN`` of
+    ``users_total``) and the configuration checks (no DNS or TLS: those reach the network, the CLI runs them)."""
+
+    sites: list[Site]
+    gateways: list[Gateway]
+    mediation_servers: list[MediationServer]
+    users: list[VoiceUser]
+    users_total: int
+    check: VoiceCheck
+
+
 def checked(query: str) -> str:
     """The search box's text, stripped; ``Invalid`` when too long or with control characters."""
     text = query.strip()
@@ -113,7 +141,7 @@ class ConsoleService:
                  (READ_CONNECTORS, "Data connectors", None, self._connectors),
                  (READ_HOLDS, "Holds and cases", None, self._holds),
                  (READ_PROVISIONING, "Provisioning", None, self._provisioning),
-                 (READ_TRUST, "Trust", None, self._trust))
+                 (READ_TRUST, "Trust", "/console/trust", self._trust))
         out = []
         for roles, name, href, read in parts:
             if not viewer.may(roles):
@@ -220,3 +248,29 @@ class ConsoleService:
         doc["direct_roles"] = sorted(directory.direct_roles(tenant, user_id))
         doc["hidden_from_address_lists"] = found[0].hidden
         return doc
+
+    # -- trust and voice ----------------------------------------------------------------------------------
+
+    def trust(self, tenant: str) -> TrustView:
+        """What ``trust partner list``, ``auth-config show`` and ``trust check`` show. Reading the configuration
+        makes it (with a current certificate) on first use, as ``Get-AuthConfig`` through the API does."""
+        trust = self.services.trust
+        return TrustView(trust.partners(tenant), trust.auth_config(tenant), trust.check(tenant))
+
+    def voice(self, tenant: str, identity: str = "") -> VoiceView:
+        """The voice configuration and checks; the users ``identity`` names (``voice.identities``: a SIP address,
+        UPN, display name or ``*wildcard``), or every user, the first ``VOICE_USERS_SHOWN`` by userName."""
+        voice = self.services.voice
+        text = checked(identity)
+        users = voice.users(tenant, text or None)
+        return VoiceView(voice.sites(tenant), voice.gateways(tenant), voice.mediation_servers(tenant),
+                         users[:VOICE_USERS_SHOWN], len(users), voice.check(tenant))
+
+    def route_call(self, tenant: str, caller: str, number: str, *, conference: bool = False) -> RouteAnswer:
+        """Where this call goes, as ``GET …/voice/route`` answers it: the SIP status the redirect service would
+        send (every gateway taken as healthy), its reason and Contacts."""
+        decision = route(self.services.voice.routing_snapshot(tenant), checked(caller), checked(number),
+                         conference=conference)
+        status, phrase = status_of(decision.outcome)
+        return RouteAnswer(status, phrase, decision.outcome, list(decision.contacts), decision.reason,
+                           decision.number)
