@@ -525,6 +525,11 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/console/groups"): lambda w: [Probe(None, {}, frozenset({200}))],
     ("GET", "/console/scim-log"): lambda w: [Probe(None, {}, frozenset({200}))],
     ("GET", "/console/static/{name:path}"): lambda w: [Probe(None, {"name": "console.css"}, frozenset({200}))],
+    ("GET", "/console/trust"): lambda w: [Probe(None, {}, frozenset({200}),
+                                                check=lambda r: "A Isolation Partner" not in r.text)],
+    ("GET", "/console/voice"): lambda w: [Probe(None, {}, frozenset({200}), query={
+        "identity": w.a.user, "caller": w.a.user, "number": "+14255550123"},
+        check=lambda r: w.a.gateway not in r.text and w.a.server not in r.text)],
     ("GET", "/auth/oidc/{tenant_id}/callback"): lambda w: [
         public(w, 400), Probe(w.a.tenant, {}, frozenset({400}), query={"state": "guess", "code": "guess"})],
 }
