@@ -525,6 +525,10 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/console/groups"): lambda w: [Probe(None, {}, frozenset({200}))],
     ("GET", "/console/scim-log"): lambda w: [Probe(None, {}, frozenset({200}))],
     ("GET", "/console/static/{name:path}"): lambda w: [Probe(None, {"name": "console.css"}, frozenset({200}))],
+    ("GET", "/console/search"): lambda w: [Probe(None, {}, frozenset({200}), query={"q": "merger"})],
+    ("GET", "/console/search/items/{item_id}"): lambda w: [Probe(None, {"item_id": w.a.item}, frozenset({200}))],
+    ("GET", "/console/cases"): lambda w: [Probe(None, {}, frozenset({200}))],
+    ("GET", "/console/cases/{case}"): lambda w: [Probe(None, {"case": w.a.case}, frozenset({200}))],
     ("GET", "/auth/oidc/{tenant_id}/callback"): lambda w: [
         public(w, 400), Probe(w.a.tenant, {}, frozenset({400}), query={"state": "guess", "code": "guess"})],
 }

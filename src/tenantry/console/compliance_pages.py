@@ -4,7 +4,7 @@
 - ``GET /console/search?q=…&start=…``: the query box; the query language's error in place (message, column and
   a caret under it), else the count, per-mailbox counts and a page of hits, newest first;
 - ``GET /console/search/items/{item_id}``: a safe preview of one message (``console.compliance.preview_of``);
-- ``GET /console/cases``, ``GET /console/cases/{case_id}``: the cases, and one with its custodians, holds and
+- ``GET /console/cases``, ``GET /console/cases/{case}`` (its id): the cases, and one with its custodians, holds and
   saved searches (read-only).
 
 The roles are the admin API's for the same data: Compliance Administrator or eDiscovery Manager.
@@ -61,10 +61,10 @@ def add_compliance_pages(router: APIRouter, services: Services, render: Render, 
                        lambda v: render("cases.html", 200, v, request, title="eDiscovery cases",
                                         cases=reads.cases(v.tenant)))
 
-    @router.get("/console/cases/{case_id}")
-    def case(request: Request, case_id: CaseId) -> Response:
+    @router.get("/console/cases/{case}")
+    def case_page(request: Request, case: CaseId) -> Response:
         def show(viewer: Viewer) -> Response:
-            detail = reads.case(viewer.tenant, case_id)
+            detail = reads.case(viewer.tenant, case)
             return render("case.html", 200, viewer, request, title=f"Case {detail.case.name}", detail=detail)
 
         return guarded(request, READ_CASES, "reading an eDiscovery case", show)

@@ -6,7 +6,7 @@ credential (``auth.service.SignIn.session_user``), the viewer's roles decide wha
 - ``GET /console/users`` (search, paging, hidden users on request), ``GET /console/users/{id}``,
   ``POST /console/users/{id}/hidden`` (Organization Management, the session's CSRF token), ``GET /console/groups``,
   ``GET /console/scim-log`` (filters): the directory;
-- ``GET /console/search``, ``GET /console/search/items/{id}``, ``GET /console/cases``, ``GET /console/cases/{id}``:
+- ``GET /console/search``, ``GET /console/search/items/{id}``, ``GET /console/cases``, ``GET /console/cases/{case}``:
   content search with a safe message preview, and the eDiscovery cases (``console.compliance_pages``);
 - ``GET /console/static/{file}``: the stylesheet and htmx, from the package (no front-end build step).
 
