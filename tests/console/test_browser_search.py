@@ -13,13 +13,15 @@ import pytest
 from tenantry.app import create_app
 from tenantry.core.access import EDISCOVERY, GRANTED_BY
 from tests.auth.conftest import AppServer
+from tests.console import test_browser as walk
 from tests.console.conftest import PASSWORD, Console
-from tests.console.test_browser import VIEWPORTS, Watched, browser  # noqa: F401 - the module's fixture
+from tests.console.test_browser import VIEWPORTS, Watched
 from tests.console.test_search_pages import deliver, hostile_message
 
 pytestmark = pytest.mark.interop
 
 NAME = "ed.browser@contoso.com"
+browser = walk.browser      # the walk's fixture: one Chromium for this module (skips, saying why, without)
 
 
 @pytest.mark.parametrize("viewport", sorted(VIEWPORTS))
