@@ -150,6 +150,8 @@ class _TextOf(HTMLParser):
             self.hidden = max(0, self.hidden - 1)
         elif tag in _BLOCKS:
             self.out.append("\n")
+        elif tag in ("a", "td", "th", "img"):   # words of neighbouring links or cells stay apart
+            self.out.append(" ")
 
     def handle_data(self, data: str) -> None:
         if not self.hidden:
