@@ -56,6 +56,19 @@ def test_html_text_keeps_the_words_and_drops_every_element_script_and_link() -> 
     assert parts[1].source is not None and "<script>" in parts[1].source       # the source, to be shown escaped
 
 
+def test_a_malformed_message_is_previewed_as_written_not_refused(console: Console) -> None:
+    raw = (b"From: \"unterminated <a@b\r\nTo: ,,,@@@\r\nMessage-ID: <<<>>>\r\n"
+           b"Subject: \xff\xfe bytes =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n"
+           b"Content-Type: text/plain; charset=x-no-such-charset\r\n\r\nhello \xff world\r\n")
+    headers, parts, _ = preview_of(raw)
+    assert dict(headers)["To"] == ",,,@@@" and dict(headers)["Message-ID"] == "<<<>>>"   # not re-parsed into "<>"
+    assert dict(headers)["Subject"] == "\ufffd\ufffd bytes Grüße" and parts[0].text.startswith("hello \ufffd world")
+    item = deliver(console, "u1", "u1@contoso.com", raw, "malformed@t", subject="malformed")
+    signed_in_as(console.services, console.client, console.tenant, "ed@contoso.com", [EDISCOVERY])
+    page = console.client.get(f"/console/search/items/{item}")
+    assert page.status_code == 200 and ",,,@@@" in page.text and "hello" in page.text
+
+
 def test_a_bad_query_shows_the_parsers_message_and_column_in_place(console: Console) -> None:
     signed_in_as(console.services, console.client, console.tenant, "ed@contoso.com", [EDISCOVERY])
     r = console.client.get("/console/search", params={"q": "frm:alice"})

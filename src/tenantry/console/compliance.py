@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from email import message_from_bytes
-from email.message import Message
+from email.headerregistry import HeaderRegistry
+from email.message import EmailMessage, Message
 from email.policy import default as default_policy
 from html.parser import HTMLParser
 from typing import Any
@@ -181,39 +182,63 @@ def _content(part: Message) -> str:
         return payload.decode("utf-8", "replace")
 
 
+_AS_WRITTEN = HeaderRegistry(use_default_map=False)     # every header unstructured: encoded words decoded only
+
+
 def _header(msg: Message, name: str) -> str | None:
+    """A header's value for display as it was written, encoded words decoded — not the parsed address or
+    message-id object, which turns a malformed value into something else (``,,,@@@`` into ``<>``); undecodable
+    bytes become U+FFFD. Should the decoder fail on a hostile value, the raw text is shown."""
+    raw = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None) \
+        if isinstance(msg, EmailMessage) else msg.get(name)
+    if raw is None:
+        return None
     try:
-        value = msg.get(name)
-    except (ValueError, IndexError, AttributeError):        # a header the parser cannot make sense of
-        raw = msg.get_all(name, failobj=None) if hasattr(msg, "get_all") else None
-        value = raw[0] if raw else None
-    return None if value is None else " ".join(str(value).split())
+        text = str(_AS_WRITTEN(name, str(raw)))
+    except Exception:   # noqa: BLE001 - the stdlib's header parser's failures are not a closed set
+        text = str(raw)
+    return " ".join(_clean(text).split())
+
+
+def _clean(text: str) -> str:
+    """``text`` without lone surrogates (the email package's way of carrying undecodable bytes), which would not
+    encode as the page's UTF-8."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _part(part: Message) -> Part | Attachment:
+    ctype = part.get_content_type()
+    if ctype in ("text/plain", "text/html") and part.get_content_disposition() != "attachment":
+        content = _content(part)
+        truncated = len(content) > MAX_PART_CHARS
+        content = content[:MAX_PART_CHARS]
+        if ctype == "text/plain":
+            return Part(ctype, content, truncated=truncated)
+        text, links = html_text(content)
+        return Part(ctype, text, source=content, links=links, truncated=truncated)
+    payload = part.get_payload(decode=True)
+    size = len(payload) if isinstance(payload, bytes) else 0
+    return Attachment(_clean(part.get_filename() or "(no name)"), ctype, size)
 
 
 def preview_of(raw: bytes) -> tuple[list[tuple[str, str]], list[Part], list[Attachment]]:
-    """A message's headers worth showing, its text and HTML parts made safe, and its attachments (named only)."""
+    """A message's headers worth showing, its text and HTML parts made safe, and its attachments (named only).
+    A part the email package cannot read is listed as unreadable rather than failing the page."""
     msg = message_from_bytes(raw, policy=default_policy)
     headers = [(name, value) for name in HEADERS_SHOWN if (value := _header(msg, name)) is not None]
     parts: list[Part] = []
     attachments: list[Attachment] = []
     for part in msg.walk():
-        if part.is_multipart():
-            continue
-        ctype = part.get_content_type()
-        disposition = part.get_content_disposition()
-        if ctype in ("text/plain", "text/html") and disposition != "attachment":
-            content = _content(part)
-            truncated = len(content) > MAX_PART_CHARS
-            content = content[:MAX_PART_CHARS]
-            if ctype == "text/plain":
-                parts.append(Part(ctype, content, truncated=truncated))
-            else:
-                text, links = html_text(content)
-                parts.append(Part(ctype, text, source=content, links=links, truncated=truncated))
+        try:
+            if part.is_multipart():
+                continue
+            shown = _part(part)
+        except Exception:   # noqa: BLE001 - as in _header: hostile MIME headers break the stdlib's parser
+            shown = Attachment("(a part that cannot be read)", "application/octet-stream", 0)
+        if isinstance(shown, Part):
+            parts.append(shown)
         else:
-            payload = part.get_payload(decode=True)
-            attachments.append(Attachment(part.get_filename() or "(no name)", ctype,
-                                          len(payload) if isinstance(payload, bytes) else 0))
+            attachments.append(shown)
     return headers, parts, attachments
 
 
