@@ -161,3 +161,18 @@ def test_another_tenants_session_cannot_read_an_item_or_a_case_by_id(console: Co
     assert "Secret Matter" not in console.client.get("/console/cases").text
     found = console.client.get("/console/search", params={"q": "merger"})
     assert found.status_code == 200 and "Nothing matches" in found.text
+
+
+def test_hits_are_paged_newest_first(console: Console) -> None:
+    now = datetime.now(UTC)
+    for n in range(30):
+        deliver(console, "u1", "u1@contoso.com", f"Message-ID: <b{n}@t>\r\nSubject: budget talk {n}\r\n\r\n"
+                f"budget\r\n".encode(), f"b{n}@t", subject=f"budget talk {n}", sent_at=now - timedelta(minutes=n))
+    signed_in_as(console.services, console.client, console.tenant, "ed@contoso.com", [EDISCOVERY])
+    first = console.client.get("/console/search", params={"q": "budget"})
+    text = _text(first.text)
+    assert "30 items found in 1 mailbox" in text and "1–25 of 30" in text
+    assert "budget talk 0 " in text and "budget talk 24 " in text and "budget talk 25 " not in text   # newest first
+    assert "start=26" in first.text
+    second = _text(console.client.get("/console/search", params={"q": "budget", "start": "26"}).text)
+    assert "26–30 of 30" in second and "budget talk 29 " in second and "budget talk 0 " not in second
