@@ -530,6 +530,10 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/console/voice"): lambda w: [Probe(None, {}, frozenset({200}), query={
         "identity": w.a.user, "caller": w.a.user, "number": "+14255550123"},
         check=lambda r: w.a.gateway not in r.text and w.a.server not in r.text)],
+    ("GET", "/console/search"): lambda w: [Probe(None, {}, frozenset({200}), query={"q": "merger"})],
+    ("GET", "/console/search/items/{item_id}"): lambda w: [Probe(None, {"item_id": w.a.item}, frozenset({200}))],
+    ("GET", "/console/cases"): lambda w: [Probe(None, {}, frozenset({200}))],
+    ("GET", "/console/cases/{case}"): lambda w: [Probe(None, {"case": w.a.case}, frozenset({200}))],
     ("GET", "/auth/oidc/{tenant_id}/callback"): lambda w: [
         public(w, 400), Probe(w.a.tenant, {}, frozenset({400}), query={"state": "guess", "code": "guess"})],
 }

@@ -7,6 +7,8 @@ credential (``auth.service.SignIn.session_user``), the viewer's roles decide wha
   ``POST /console/users/{id}/hidden`` (Organization Management, the session's CSRF token), ``GET /console/groups``,
   ``GET /console/scim-log`` (filters): the directory;
 - ``GET /console/trust``, ``GET /console/voice`` (with its route tester): trust and voice (``console.trust_voice``);
+- ``GET /console/search``, ``GET /console/search/items/{id}``, ``GET /console/cases``, ``GET /console/cases/{case}``:
+  content search with a safe message preview, and the eDiscovery cases (``console.compliance_pages``);
 - ``GET /console/static/{file}``: the stylesheet and htmx, from the package (no front-end build step).
 
 A page the viewer's roles may not read answers a 403 page, and an action they may not take is not offered (and is
@@ -32,6 +34,8 @@ from starlette.staticfiles import StaticFiles
 from tenantry import __version__
 from tenantry.archive.models import LedgerAction
 from tenantry.auth.service import require_csrf
+from tenantry.console.compliance import READ_CASES, READ_SEARCH
+from tenantry.console.compliance_pages import add_compliance_pages
 from tenantry.console.service import (
     CHANGE_DIRECTORY,
     PAGE_SIZE,
@@ -81,6 +85,13 @@ def nav_of(viewer: Viewer) -> list[tuple[str, list[tuple[str, str]]]]:
         hybrid.append(("Voice", "/console/voice"))
     if hybrid:
         parts.append(("Hybrid", hybrid))
+    compliance = []
+    if viewer.may(READ_SEARCH):
+        compliance.append(("Content search", "/console/search"))
+    if viewer.may(READ_CASES):
+        compliance.append(("eDiscovery cases", "/console/cases"))
+    if compliance:
+        parts.append(("Compliance", compliance))
     return parts
 
 
@@ -236,6 +247,7 @@ def build_pages(services: Services) -> APIRouter:
         return guarded(request, READ_SCIM_LOG, "reading the SCIM request log", show)
 
     add_trust_and_voice(router, console, guarded, render)
+    add_compliance_pages(router, services, render, guarded, pager)
     return router
 
 
