@@ -268,7 +268,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for build in registry().routers:
         app.include_router(build(context), prefix="/api/v1", dependencies=api_guard)
     app.include_router(jobs_api.build_router(services.jobstore, tenant_of), prefix="/api/v1", dependencies=api_guard)
-    for build in registry().pages:   # browser pages (sign-in, console): their own credential, the session cookie
+    for build in registry().pages:   # their own credential: the session cookie (sign-in, console), a partner token
         app.include_router(build(context))
 
     @app.get("/healthz")
