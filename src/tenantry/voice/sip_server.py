@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import itertools
 import logging
 import os
@@ -69,6 +70,7 @@ _STATUS: dict[Outcome, tuple[int, str]] = {
     Outcome.NO_ROUTE: (480, "Temporarily Unavailable"),
 }
 _ALLOW = ("Allow", "INVITE, ACK, CANCEL, OPTIONS")
+PORT_ATTEMPTS = 20
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
@@ -459,18 +461,33 @@ async def serve(
     loop = asyncio.get_running_loop()
     core = RedirectCore(snapshot_source, health=health, limits=limits, timers=timers or Timers())
     service = SipService(core=core, host=host, port=port)
-    if udp:
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(core), local_addr=(host, port))
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            # A burst of INVITEs must wait in the kernel, not be dropped (the kernel caps this at rmem_max).
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
-        service.udp = transport
-        service.port = port = int(transport.get_extra_info("sockname")[1])
-    if tcp:
-        service.tcp = await loop.create_server(lambda: _Tcp(core, service), host, port, reuse_address=True)
-        service.port = int(service.tcp.sockets[0].getsockname()[1])
+    # Port 0: the UDP port the system picks may already be some TCP socket's; then pick again (a few times).
+    for attempt in range(PORT_ATTEMPTS if port == 0 and udp and tcp else 1):
+        if udp:
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(core), local_addr=(host, port))
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # A burst of INVITEs must wait in the kernel, not be dropped (the kernel caps this at rmem_max).
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+            service.udp = transport
+            service.port = int(transport.get_extra_info("sockname")[1])
+        if tcp:
+            try:
+                service.tcp = await loop.create_server(lambda: _Tcp(core, service), host, service.port,
+                                                       reuse_address=True)
+            except OSError as exc:
+                if port != 0 or exc.errno != errno.EADDRINUSE or attempt == PORT_ATTEMPTS - 1:
+                    if service.udp is not None:
+                        service.udp.close()
+                    raise
+                if service.udp is not None:
+                    service.udp.close()
+                    service.udp = None
+                service.port = 0
+                continue
+            service.port = int(service.tcp.sockets[0].getsockname()[1])
+        break
     if tls_context is not None:
         service.tls = await loop.create_server(
             lambda: _Tcp(core, service), host, tls_port, reuse_address=True, ssl=tls_context
