@@ -179,6 +179,9 @@ def test_static_files_are_served_from_the_package(console: Console) -> None:
     js = console.client.get("/console/static/htmx.min.js")
     assert js.status_code == 200 and "javascript" in js.headers["content-type"] and "htmx 2.0." in js.text[:200]
     assert console.client.get("/console/static/console.css").status_code == 200
+    chart = console.client.get("/console/static/chart.umd.min.js")
+    assert chart.status_code == 200 and b"Chart.js v4.6.1" in chart.content
+    assert b"figure.chart" in console.client.get("/console/static/charts.js").content
     assert console.client.get("/console/static/../service.py").status_code == 404
     assert console.client.get("/console/static/%2e%2e/service.py").status_code == 404
 
