@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 import orjson
+from cryptography.exceptions import InvalidSignature
 from joserfc.errors import JoseError
 from joserfc.jws import JWSRegistry
 
@@ -34,6 +35,11 @@ VERIFIED_CACHE_SIZE = 1024
 
 _REGISTRIES = {alg: JWSRegistry(algorithms=[alg]) for alg in ALGORITHMS}
 _ALGS = {alg: registry.get_alg(alg) for alg, registry in _REGISTRIES.items()}  # joserfc's RS256 and PS256
+# What joserfc's RSA algorithm passes to ``cryptography`` on every verify — its padding (PKCS1v15; PSS with MGF1 and
+# a salt of the digest's length) and its hash —, built once: ``RSAAlgModel.verify`` builds a new hash object and
+# re-checks the JWK's key_ops on each call, 0.9 µs of a first-time validation (docs/BENCHMARKS.md). Our keys are
+# always verification keys (``KeyDescriptor``), so that check has nothing to find.
+_VERIFY_ARGS = {alg: (model.padding, model.hash_alg()) for alg, model in _ALGS.items()}  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,16 @@ def _recall(token: str, entry: tuple[KeyDescriptor, bytes, int | float], in_wind
     return None
 
 
+def _signature_verifies(alg: str, key: KeyDescriptor, signing_input: bytes, signature: bytes) -> bool:
+    """The RSA check of ``alg`` (RS256 or PS256) with joserfc's padding and hash (``_VERIFY_ARGS``)."""
+    pad, digest = _VERIFY_ARGS[alg]
+    try:
+        key.public_key.verify(signature, signing_input, pad, digest)
+    except InvalidSignature:
+        return False
+    return True
+
+
 def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusals: Refusals = TOKEN,
            algorithms: Sequence[str] = ALGORITHMS, any_key_without_id: bool = False,
            ) -> tuple[Mapping[str, Any], dict[str, Any], KeyDescriptor]:
@@ -167,10 +183,11 @@ def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusal
     ``now`` (epoch seconds). ``any_key_without_id``: a header naming no key (no x5t, x5t#S256 or kid) is tried
     against every candidate in its window — RFC 7523 clients need not send a ``kid``.
 
-    The signature check is joserfc's algorithm (``JWSRegistry.get_alg(alg).verify``, looked up once per
-    algorithm: ``_ALGS``) over the signing input of RFC 7515 §5.2; the header is parsed once per distinct segment
-    (``_header``). A token whose signature already verified with the same key, before its ``exp``, is not verified
-    again (``_verified``, above); every check before the signature runs on every call all the same."""
+    The signature check is joserfc's algorithm's (its padding and hash handed to ``cryptography`` as
+    ``RSAAlgModel.verify`` does: ``_signature_verifies``) over the signing input of RFC 7515 §5.2; the header is
+    parsed once per distinct segment (``_header``). A token whose signature already verified with the same key,
+    before its ``exp``, is not verified again (``_verified``, above); every check before the signature runs on
+    every call all the same."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
         raise refusals.malformed("the token is not a compact JWS (three dot-separated parts) of a sensible size")
     parts = token.split(".")
@@ -207,9 +224,8 @@ def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusal
         signature = _b64url_decode(signature_segment)
     except (ValueError, UnicodeError):
         raise refusals.malformed("the token's signature is not base64url") from None
-    algorithm = _ALGS[alg]
     for key in in_window:
-        if algorithm.verify(signing_input, signature, key.jwk):
+        if _signature_verifies(alg, key, signing_input, signature):
             break
     else:
         raise refusals.signature("the token's signature does not verify")

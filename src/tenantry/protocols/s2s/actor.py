@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
@@ -53,9 +53,11 @@ class Recipient:
         return f"{self.app_id}/{self.host}@{self.realm}"
 
 
-@dataclass(frozen=True)
-class ActorToken:
-    """A validated actor token: the partner (``partner_app_id`` in ``realm``), the key that signed it and its claims."""
+class ActorToken(NamedTuple):
+    """A validated actor token: the partner (``partner_app_id`` in ``realm``), the key that signed it and its claims.
+
+    A NamedTuple, not a frozen dataclass: as immutable, and built in 0.4 µs instead of 1.8 µs (a frozen dataclass
+    sets each field through ``object.__setattr__``), 5 % of a first-time validation (docs/BENCHMARKS.md)."""
 
     partner_app_id: str
     realm: str
@@ -67,8 +69,7 @@ class ActorToken:
     claims: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class AppUserToken:
+class AppUserToken(NamedTuple):
     """A validated app+user token: the partner acting (``actor``) for the user ``nameid`` named by ``nii``."""
 
     nameid: str
@@ -162,10 +163,9 @@ def validate_actor_token(token: str, keys: Sequence[KeyDescriptor], recipient: R
             raise errors.RealmMismatch("the token's nameid is in another realm")
     trusted = claims.get("trustedfordelegation")
     delegates = trusted is True or (isinstance(trusted, str) and trusted.lower() == "true")
-    return ActorToken(partner_app_id=partner_app_id, realm=recipient.realm, nameid=nameid,
-                      not_before=nbf if nbf is not None else now, expires=exp,
-                      trusted_for_delegation=delegates,
-                      thumbprint=key.x5t, claims=claims)
+    # Positional (the fields' order): keywords cost a NamedTuple 0.5 µs more.
+    return ActorToken(partner_app_id, recipient.realm, nameid, nbf if nbf is not None else now, exp, delegates,
+                      key.x5t, claims)
 
 
 def validate_app_user_token(token: str, keys: Sequence[KeyDescriptor], recipient: Recipient, *,
