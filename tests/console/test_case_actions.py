@@ -68,7 +68,7 @@ def _new_case(client: TestClient, name: str = "Smith v. Contoso") -> str:
 def _finished_export(client: TestClient, case: str, query: str) -> str:
     """Start an export from the case page and follow it on the case page until it is listed as succeeded (the
     bound is generous: a stuck export fails the test, it is no timing)."""
-    r = _post(client, f"/console/cases/{case}/exports", client.get(f"/console/cases/{case}").text, query=query,
+    r = _post(client, f"/console/cases/{case}/export", client.get(f"/console/cases/{case}").text, query=query,
               include_purges="on")
     assert r.status_code == 303 and r.headers["location"].endswith("?done=export#exports"), r.text
     deadline = time.monotonic() + 120
@@ -144,7 +144,7 @@ def test_a_case_is_created_given_custodians_held_searched_and_exported_from_the_
     console_changes = {e.detail["operation"] for e in changes if e.detail.get("via") == "console"}
     assert console_changes == {"POST /console/cases", "POST /console/cases/{case}/custodians",
                                "POST /console/cases/{case}/holds", "POST /console/cases/{case}/search",
-                               "POST /console/cases/{case}/exports", "POST /console/holds/{hold_id}/release"}
+                               "POST /console/cases/{case}/export", "POST /console/holds/{hold_id}/release"}
     downloads = console.services.ledger.entries(console.tenant, action="export.download")
     assert downloads[0].actor.startswith("counsel@contoso.com") and downloads[0].detail["complete"] is True
 
@@ -184,7 +184,7 @@ def test_a_refused_query_or_an_empty_case_is_said_at_its_form(console: Console) 
     r = _post(console.client, f"/console/cases/{case}/search", page, query="frm:carol")
     assert r.status_code == 200 and "unknown property" in r.text       # the form doing its job, in place
     assert re.search(r'<pre class="pointer"[^>]*>frm:carol\n\^</pre>', r.text) and 'aria-invalid="true"' in r.text
-    r = _post(console.client, f"/console/cases/{case}/exports", page, query="merger AND (")
+    r = _post(console.client, f"/console/cases/{case}/export", page, query="merger AND (")
     assert r.status_code == 200 and 'id="export-error"' in r.text
     assert console.services.ediscovery.exports(console.tenant, case) == []
     r = _post(console.client, f"/console/cases/{case}/custodians", page, users="nobody@contoso.com")
@@ -267,7 +267,7 @@ def test_another_tenants_case_hold_and_export_are_not_found(console: Console) ->
         for url, fields in ((f"/console/cases/{case}/custodians", {"users": "bob@b.example"}),
                             (f"/console/cases/{case}/holds", {"query": "merger"}),
                             (f"/console/cases/{case}/search", {"query": "merger"}),
-                            (f"/console/cases/{case}/exports", {"query": "merger"}),
+                            (f"/console/cases/{case}/export", {"query": "merger"}),
                             (f"/console/holds/{hold.id}/release", {})):
             r = _post(b, url, home, **fields)
             assert r.status_code == 404 and "A Secret" not in r.text, (url, r.text[:300])
@@ -309,3 +309,14 @@ def test_a_bad_query_parameter_on_a_console_page_is_an_html_page_not_json(consol
         assert r.status_code == 400 and r.headers["content-type"].startswith("text/html"), (url, r.text[:200])
         assert "Cannot show this" in r.text and "org@contoso.com" in r.text        # the console's page, signed in
         assert r.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+def test_an_export_form_over_the_body_limit_is_refused_before_it_is_read(console: Console) -> None:
+    """Starting an export is ``…/export``: the body limit's exemption is for uploads (``POST …/exports``)."""
+    case = console.services.ediscovery.create_case(console.tenant, "Acme", "counsel").id
+    signed_in_as(console.services, console.client, console.tenant, "counsel@contoso.com", [COMPLIANCE])
+    page = console.client.get(f"/console/cases/{case}").text
+    limit = console.services.settings.admin_body_max_bytes
+    r = _post(console.client, f"/console/cases/{case}/export", page, query="x" * (limit + 1))
+    assert r.status_code == 413
+    assert console.services.ediscovery.exports(console.tenant, case) == []

@@ -539,7 +539,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/console/cases"): lambda w: [Probe(None, {}, frozenset({200}), json={"name": "B probe"})],
     **{("POST", "/console/cases/{case}/" + action): (lambda w: [
         Probe(None, {"case": w.a.case}, frozenset({200}), json={"query": "merger", "users": w.b.user})])
-       for action in ("custodians", "holds", "search", "exports")},
+       for action in ("custodians", "holds", "search", "export")},
     ("GET", "/console/cases/{case}/exports/{export_id}"): lambda w: [
         Probe(None, {"case": w.a.case, "export_id": w.a.export}, frozenset({200}))],
     ("GET", "/console/cases/{case}/exports/{export_id}/download"): lambda w: [

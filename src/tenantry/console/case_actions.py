@@ -285,7 +285,7 @@ def add_case_actions(router: APIRouter, services: Services, console: ConsoleServ
 
     # -- exports ------------------------------------------------------------------------------------------------
 
-    @router.post("/console/cases/{case}/exports")
+    @router.post("/console/cases/{case}/export")
     async def start_export(request: Request, case: CaseId) -> Response:
         def change(viewer: Viewer, form: FormData) -> Response:
             query = field(form, "query", MAX_QUERY, required=True, label="Query")
@@ -295,7 +295,7 @@ def add_case_actions(router: APIRouter, services: Services, console: ConsoleServ
             def act() -> Response:
                 export_id = actions.start_export(viewer.tenant, case, query, viewer.principal.actor,
                                                  include_purges=include_purges, deduplicate=deduplicate)
-                audit(viewer, "POST /console/cases/{case}/exports", export_id, case=case, query=query)
+                audit(viewer, "POST /console/cases/{case}/export", export_id, case=case, query=query)
                 return done(f"/console/cases/{case}?done=export#exports")
 
             return on_case(request, case, "export", asked, act)(viewer)
