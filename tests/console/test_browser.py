@@ -5,11 +5,13 @@ At 1280×800 and at 390×844: sign in with a local account, open home, find a us
 detail, open the SCIM request log. On every page: no JavaScript console error (a Content-Security-Policy violation
 is one), zero serious or critical accessibility violations by axe-core (npm ``axe-core``, from the folder
 ``scripts/test`` installs it to, injected into the page by the test), and a screenshot under
-tests/console/screenshots/ (git-ignored). Skips, saying why, where Playwright, Chromium or axe-core is missing.
+tests/console/screenshots/ (git-ignored), named by page, viewport and database backend. Skips, saying why, where
+Playwright, Chromium or axe-core is missing.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,7 +82,15 @@ class Watched:
         bad = [v for v in violations if v["impact"] in ("serious", "critical")]
         assert not bad, f"{name} ({self.label}): accessibility violations {bad}"
         SHOTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(SHOTS / f"{name}-{self.label}.png"), full_page=True)
+        self.page.screenshot(path=str(SHOTS / f"{name}-{self.label}-{backend_of_test()}.png"), full_page=True)
+
+
+def backend_of_test() -> str:
+    """The database backend the running test was given (its ``backend`` parameter's id, ``sqlite`` or
+    ``postgresql``): the same walk on both backends must not overwrite each other's screenshots."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "")
+    ids = test.partition("[")[2].partition("]")[0].split("-")
+    return next((i for i in ids if i in ("sqlite", "postgresql")), "any")
 
 
 @pytest.mark.parametrize("viewport", sorted(VIEWPORTS))

@@ -534,6 +534,21 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/console/search/items/{item_id}"): lambda w: [Probe(None, {"item_id": w.a.item}, frozenset({200}))],
     ("GET", "/console/cases"): lambda w: [Probe(None, {}, frozenset({200}))],
     ("GET", "/console/cases/{case}"): lambda w: [Probe(None, {"case": w.a.case}, frozenset({200}))],
+    # The eDiscovery actions (console/case_actions.py): B's token is nobody there, A's case, hold and export stay as
+    # they were (snapshot). B's session on A's ids is tests/console/test_case_actions.py (404).
+    ("POST", "/console/cases"): lambda w: [Probe(None, {}, frozenset({200}), json={"name": "B probe"})],
+    **{("POST", "/console/cases/{case}/" + action): (lambda w: [
+        Probe(None, {"case": w.a.case}, frozenset({200}), json={"query": "merger", "users": w.b.user})])
+       for action in ("custodians", "holds", "search", "export")},
+    ("GET", "/console/cases/{case}/exports/{export_id}"): lambda w: [
+        Probe(None, {"case": w.a.case, "export_id": w.a.export}, frozenset({200}))],
+    ("GET", "/console/cases/{case}/exports/{export_id}/download"): lambda w: [
+        Probe(None, {"case": w.a.case, "export_id": w.a.export}, frozenset({200}),
+              check=lambda r: r.headers["content-type"].startswith("text/html"))],
+    ("GET", "/console/holds"): lambda w: [Probe(None, {}, frozenset({200}), query={"released": "true"})],
+    ("POST", "/console/holds"): lambda w: [Probe(None, {}, frozenset({200}), json={"user": w.a.user})],
+    ("POST", "/console/holds/{hold_id}/release"): lambda w: [Probe(None, {"hold_id": w.a.hold}, frozenset({200}))],
+    ("GET", "/console/verify"): lambda w: [Probe(None, {}, frozenset({200}), query={"run": "true"})],
     ("GET", "/auth/oidc/{tenant_id}/callback"): lambda w: [
         public(w, 400), Probe(w.a.tenant, {}, frozenset({400}), query={"state": "guess", "code": "guess"})],
 }

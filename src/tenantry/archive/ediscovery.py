@@ -404,6 +404,25 @@ class EDiscoveryService:
             raise NotFound(f"export {export_id} was deleted from the server")
         return f"export-{export_id}.zip", self._zip_chunks(tenant, case_id, export_id, dest, actor)
 
+    def export_manifest(self, tenant: str, case_id: str, export_id: str,
+                        limit: int = 1000) -> tuple[list[tuple[str, str]], int]:
+        """(the first ``limit`` (file, SHA-256) lines of a finished export's ``manifest.sha256``, how many lines
+        it has): what the console shows beside the download, for a reader to check the zip's files against."""
+        info = self.export_info(tenant, case_id, export_id)
+        if not info.available:
+            raise NotFound(f"export {export_id} has no files on the server")
+        lines: list[tuple[str, str]] = []
+        total = 0
+        with (self._export_path(tenant, export_id) / "manifest.sha256").open(encoding="utf-8") as manifest:
+            for line in manifest:
+                digest, _, name = line.rstrip("\n").partition("  ")
+                if not name:
+                    continue
+                total += 1
+                if len(lines) < limit:
+                    lines.append((name, digest))
+        return lines, total
+
     def _zip_chunks(self, tenant: str, case_id: str, export_id: str, dest: Path,
                     actor: str) -> Generator[bytes, None, None]:
         from tenantry.core.streaming import CHUNK, ChunkBuffer

@@ -4,8 +4,8 @@
 - ``GET /console/search?q=…&start=…``: the query box; the query language's error in place (message, column and
   a caret under it), else the count, per-mailbox counts and a page of hits, newest first;
 - ``GET /console/search/items/{item_id}``: a safe preview of one message (``console.compliance.preview_of``);
-- ``GET /console/cases``, ``GET /console/cases/{case}`` (its id): the cases, and one with its custodians, holds and
-  saved searches (read-only).
+- ``GET /console/cases``: the cases (and, to the roles that may, the form creating one). A case's page and the
+  actions on it are ``console.case_actions``.
 
 The roles are the admin API's for the same data: Compliance Administrator or eDiscovery Manager.
 """
@@ -18,12 +18,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from tenantry.console.case_actions import CHANGE_CASES, most_hits
 from tenantry.console.compliance import READ_CASES, READ_SEARCH, SEARCH_PAGE, ComplianceConsole
 from tenantry.console.service import Viewer
 from tenantry.services import Services
 
 ItemId = Annotated[int, Path(ge=1, le=2**62)]
-CaseId = Annotated[str, Path(min_length=1, max_length=64)]
 QueryText = Annotated[str, Query(max_length=4000)]
 Start = Annotated[int, Query(ge=1, le=10_000_000)]
 Render = Callable[..., HTMLResponse]
@@ -42,7 +42,8 @@ def add_compliance_pages(router: APIRouter, services: Services, render: Render, 
             total = outcome.result.count if outcome.result else 0
             # 200 with the error in the form, not 400: the page is the form doing its job, and a browser logs a
             # 4xx page load as a console error.
-            return render("search.html", 200, viewer, request, title="Content search",
+            hits = most_hits(outcome.result.by_mailbox, {}) if outcome.result else []
+            return render("search.html", 200, viewer, request, title="Content search", hits=hits,
                           outcome=outcome, pager=pager(request, total, start, SEARCH_PAGE))
 
         return guarded(request, READ_SEARCH, "searching the mailboxes' content", show)
@@ -61,12 +62,4 @@ def add_compliance_pages(router: APIRouter, services: Services, render: Render, 
     def cases(request: Request) -> Response:
         return guarded(request, READ_CASES, "reading the eDiscovery cases",
                        lambda v: render("cases.html", 200, v, request, title="eDiscovery cases",
-                                        cases=reads.cases(v.tenant)))
-
-    @router.get("/console/cases/{case}")
-    def case_page(request: Request, case: CaseId) -> Response:
-        def show(viewer: Viewer) -> Response:
-            detail = reads.case(viewer.tenant, case)
-            return render("case.html", 200, viewer, request, title=f"Case {detail.case.name}", detail=detail)
-
-        return guarded(request, READ_CASES, "reading an eDiscovery case", show)
+                                        cases=reads.cases(v.tenant), may_create=v.may(CHANGE_CASES)))

@@ -7,11 +7,13 @@ credential (``auth.service.SignIn.session_user``), the viewer's roles decide wha
   ``POST /console/users/{id}/hidden`` (Organization Management, the session's CSRF token), ``GET /console/groups``,
   ``GET /console/scim-log`` (filters): the directory;
 - ``GET /console/trust``, ``GET /console/voice`` (with its route tester): trust and voice (``console.trust_voice``);
-- ``GET /console/search``, ``GET /console/search/items/{id}``, ``GET /console/cases``, ``GET /console/cases/{case}``:
-  content search with a safe message preview, and the eDiscovery cases (``console.compliance_pages``);
+- ``GET /console/search``, ``GET /console/search/items/{id}``, ``GET /console/cases``: content search with a safe
+  message preview, and the eDiscovery cases (``console.compliance_pages``); a case, its actions (custodians, holds,
+  search, exports and their download), ``/console/holds`` and ``/console/verify`` (``console.case_actions``);
 - ``GET /console/static/{file}``: the stylesheet and htmx, from the package (no front-end build step).
 
-A page the viewer's roles may not read answers a 403 page, and an action they may not take is not offered (and is
+A page the viewer's roles may not read answers a 403 page, a parameter out of its bounds a 400 page (not the admin
+API's JSON 422), and an action they may not take is not offered (and is
 refused if sent). htmx asks for the listings' result part only (``HX-Request``); every page also works without
 script. Pages are answered ``no-store`` with a Content-Security-Policy that allows this site's scripts and styles
 only (no inline script, no eval: htmx's inline indicator style and eval are switched off in the page's
@@ -25,7 +27,9 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
 from scim2_models import SCIMException
 from starlette.concurrency import run_in_threadpool
@@ -34,6 +38,7 @@ from starlette.staticfiles import StaticFiles
 from tenantry import __version__
 from tenantry.archive.models import LedgerAction
 from tenantry.auth.service import require_csrf
+from tenantry.console.case_actions import READ_VERIFY, add_case_actions
 from tenantry.console.compliance import READ_CASES, READ_SEARCH
 from tenantry.console.compliance_pages import add_compliance_pages
 from tenantry.console.service import (
@@ -90,14 +95,33 @@ def nav_of(viewer: Viewer) -> list[tuple[str, list[tuple[str, str]]]]:
         compliance.append(("Content search", "/console/search"))
     if viewer.may(READ_CASES):
         compliance.append(("eDiscovery cases", "/console/cases"))
+        compliance.append(("Holds", "/console/holds"))
+    if viewer.may(READ_VERIFY):
+        compliance.append(("Archive verification", "/console/verify"))
     if compliance:
         parts.append(("Compliance", compliance))
     return parts
 
 
 # Long by design: a router factory is its routes (issue #11), each a few lines over the ConsoleService.
-def build_pages(services: Services) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+def build_pages(services: Services, enqueue: Callable[[str], None] | None = None) -> APIRouter:
+    """``enqueue(job_id)`` hands a job (an export) to the job engine, as for the admin API."""
+
+    class PageRoute(APIRoute):
+        """A console route: a parameter out of its bounds is a 400 page, not the admin API's JSON 422."""
+
+        def get_route_handler(self) -> Callable[[Request], Any]:
+            handle = super().get_route_handler()
+
+            async def page(request: Request) -> Response:
+                try:
+                    return await handle(request)
+                except RequestValidationError as exc:
+                    return await run_in_threadpool(bad_parameter, request, exc)
+
+            return page
+
+    router = APIRouter(include_in_schema=False, route_class=PageRoute)
     console = ConsoleService(services)
     signin = services.signin
     templates = Environment(loader=PackageLoader("tenantry.console", "templates"),
@@ -142,6 +166,15 @@ def build_pages(services: Services) -> APIRouter:
             status = exc.status if exc.status in (400, 404) else 400
             return refused(request, viewer, status, "Not found" if status == 404 else "Cannot show this",
                            exc.detail or "invalid request")
+
+    def bad_parameter(request: Request, exc: RequestValidationError) -> Response:
+        session = signin.session_user(request)
+        if session is None:
+            return to_sign_in(request)
+        wrong = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg', 'invalid')}"
+                          for e in exc.errors()[:5])
+        return refused(request, console.viewer(session), 400, "Cannot show this",
+                       f"This page's address has a value it cannot take ({wrong}).")
 
     @router.get("/")
     def root(request: Request) -> Response:
@@ -248,6 +281,7 @@ def build_pages(services: Services) -> APIRouter:
 
     add_trust_and_voice(router, console, guarded, render)
     add_compliance_pages(router, services, render, guarded, pager)
+    add_case_actions(router, services, console, enqueue, render, guarded, refused, to_sign_in)
     return router
 
 
