@@ -15,6 +15,7 @@ import typer
 from tenantry.cli_kit import Cli, JsonOpt, TenantOpt, console, err, fail, print_rows, root_app, sub_app
 from tenantry.core.private import restrict_process_umask
 from tenantry.domains import registry
+from tenantry.serving import MAX_WORKERS, WORKER_APP, several_processes_refused
 
 app = root_app("Tenantry: directory, SCIM provisioning, archive and compliance.")
 token_app = sub_app("Bearer tokens for the SCIM endpoint, the admin API and the operator.")
@@ -42,6 +43,10 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     scheduler: Annotated[bool, typer.Option("--scheduler/--no-scheduler",
                                             help="Run due connectors from this process.")] = True,
+    workers: Annotated[int, typer.Option(
+        min=1, max=MAX_WORKERS,
+        help="Web processes answering requests (PostgreSQL database and search backend only). The scheduler and "
+             "the SIP service run once, in the process that starts them.")] = 1,
 ) -> None:
     """Run the server (SCIM at /scim/v2, admin API at /api/v1) on the configured database."""
     import uvicorn
@@ -50,7 +55,11 @@ def serve(
     from tenantry.jobs import Scheduler, make_jobs
 
     cli = Cli.of(ctx)
-    settings, services = cli.settings, cli.services
+    settings = cli.settings
+    refused = several_processes_refused(settings, workers)
+    if refused:   # before the database is touched: nothing is migrated or created for a refused start
+        fail(refused)
+    services = cli.services   # built and migrated here, once, before any worker starts
     issued = bootstrap(services)
     if issued:
         console.print("[bold]First run: these tokens are shown once. Keep them now.[/bold]")
@@ -72,7 +81,14 @@ def serve(
         console.print(f"SIP redirect service for tenant {voice_tenant} on {settings.voice_sip_host}:"
                       f"{settings.voice_sip_port} (UDP and TCP)")
     try:
-        uvicorn.run(create_app(settings, services), host=bind_host, port=bind_port, log_level="warning")
+        if workers > 1:
+            # Each worker builds its own services (serving.worker_app); this process keeps the socket, restarts a
+            # worker that dies, and runs the scheduler and the SIP service above once for all of them.
+            console.print(f"{workers} web worker processes")
+            uvicorn.run(WORKER_APP, factory=True, workers=workers, host=bind_host, port=bind_port,
+                        log_level="warning")
+        else:
+            uvicorn.run(create_app(settings, services), host=bind_host, port=bind_port, log_level="warning")
     finally:
         if background:
             background.stop()
