@@ -98,15 +98,17 @@ def serve(
 def worker(ctx: typer.Context,
            concurrency: Annotated[int, typer.Option(help="Jobs run at once by this worker.")] = 1) -> None:
     """Run a Celery worker for Tenantry's jobs (needs TENANTRY_BROKER_URL, e.g. redis://127.0.0.1:6379/0)."""
-    from tenantry.app import bootstrap, build_services
+    from tenantry.app import bootstrap
     from tenantry.jobs import make_celery
 
     cli = Cli.of(ctx)
     settings = cli.settings
     if not settings.broker_url:
         fail("set TENANTRY_BROKER_URL to the broker (redis://… or amqp://…) first")
-    bootstrap(cli.services)  # migrate and repair the index before taking jobs
-    celery_app = make_celery(settings, build_services)
+    services = cli.services
+    bootstrap(services)  # migrate and repair the index before taking jobs
+    # The jobs use the services just built (migrated once): every task thread of this worker shares them.
+    celery_app = make_celery(settings, lambda _settings: services)
     celery_app.worker_main(["worker", "--loglevel=WARNING", f"--concurrency={concurrency}", "--pool=threads",
                             "-Q", settings.broker_queue, "--without-gossip", "--without-mingle"])
 
