@@ -133,10 +133,14 @@ class Processes:
         self.started.append((process, log))
         return process
 
-    def serve(self, env: dict[str, str], log: Path, *extra: str) -> str:
+    def serve(self, env: dict[str, str], log: Path, *extra: str) -> Callable[[], str]:
+        """Start a server; the callable returned waits until it answers and gives its root URL."""
         port = free_port()
         process = self.start(["serve", "--host", "127.0.0.1", "--port", str(port), *extra], env, log)
-        root = f"http://127.0.0.1:{port}"
+        return lambda: self._ready(process, f"http://127.0.0.1:{port}", log)
+
+    @staticmethod
+    def _ready(process: subprocess.Popen[bytes], root: str, log: Path) -> str:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             assert process.poll() is None, f"server exited with {process.returncode}:\n{log.read_text()}"
@@ -212,11 +216,13 @@ def _race(processes: Processes, tmp_path: Path, url: str, expected: dict[str, in
     logs = {name: tmp_path / name / f"{name}.log" for name in ("serve-a", "serve-b", "worker-1", "worker-2")}
     for log in logs.values():
         log.parent.mkdir()
-    # The first server migrates the fresh database before the others start (they find the schema done).
-    root_a = processes.serve(env, logs["serve-a"], "--workers", "2")
-    root_b = processes.serve(env, logs["serve-b"])
+    # The first server migrates the fresh database and makes the default tenant before the others start (they
+    # find both done); they start together.
+    root_a = processes.serve(env, logs["serve-a"], "--workers", "2")()
+    server_b = processes.serve(env, logs["serve-b"])
     for name in ("worker-1", "worker-2"):
         processes.start(["worker", "--concurrency", "2"], env, logs[name])
+    root_b = server_b()
     assert logs["serve-a"].read_text().count("operator token:") == 1
     assert "First run" not in logs["serve-b"].read_text()
 
