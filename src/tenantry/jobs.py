@@ -122,12 +122,21 @@ def make_celery(settings: Settings, build: Callable[[Settings], Services]) -> Ce
     def job(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:   # dict: the task's JSON result (core.registry)
         # Acked late and rejected if the worker dies: a killed worker's job runs again, which is safe
         # because every job is idempotent (connector deliveries are by Message-ID).
-        return tasks()[name](services(), kwargs)
+        built = services()
+        result = tasks()[name](built, kwargs)
+        built.indexer.flush()   # see below
+        return result
 
     @app.task(name="tenantry.tracked")  # type: ignore[untyped-decorator]
     def tracked(job_id: str) -> None:
-        run_tracked(services(), job_id)
+        built = services()
+        run_tracked(built, job_id)
+        built.indexer.flush()
 
+    # With the embedded tantivy index a worker's index writes are committed by its own background thread, and a
+    # search in the server flushes only the server's. Waiting here means a task whose Celery result is in has its
+    # items committed in the index, where every process's next search sees them (TantivySearchIndex._searcher).
+    # An indexing failure fails the task loudly; the items are in the store and the next catch-up indexes them.
     return app
 
 
