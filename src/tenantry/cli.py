@@ -15,7 +15,7 @@ import typer
 from tenantry.cli_kit import Cli, JsonOpt, TenantOpt, console, err, fail, print_rows, root_app, sub_app
 from tenantry.core.private import restrict_process_umask
 from tenantry.domains import registry
-from tenantry.serving import MAX_WORKERS, WORKER_APP, several_processes_refused
+from tenantry.serving import MAX_WORKERS, WORKER_APP, WORKER_HEALTHCHECK_SECONDS, several_processes_refused
 
 app = root_app("Tenantry: directory, SCIM provisioning, archive and compliance.")
 token_app = sub_app("Bearer tokens for the SCIM endpoint, the admin API and the operator.")
@@ -86,7 +86,7 @@ def serve(
             # worker that dies, and runs the scheduler and the SIP service above once for all of them.
             console.print(f"{workers} web worker processes")
             uvicorn.run(WORKER_APP, factory=True, workers=workers, host=bind_host, port=bind_port,
-                        log_level="warning")
+                        log_level="warning", timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
         else:
             uvicorn.run(create_app(settings, services), host=bind_host, port=bind_port, log_level="warning")
     finally:

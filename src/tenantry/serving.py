@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 # What uvicorn imports in every worker process (``factory=True``: it calls it there).
 WORKER_APP = "tenantry.serving:worker_app"
 MAX_WORKERS = 64
+# How long uvicorn's supervisor waits for a worker to answer its health ping before killing it as hung and
+# starting another. A spawned worker answers only once it has imported the application (~3.5 s of CPU); uvicorn's
+# default of 5 s killed every worker, again and again, on a loaded 2-core machine, and the server never answered.
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def several_processes_refused(settings: Settings, workers: int) -> str | None:
