@@ -320,3 +320,41 @@ def _race(processes: Processes, tmp_path: Path, url: str, expected: dict[str, in
             client.close()
     finally:
         services.db.dispose()
+
+
+# -- several first starts at once --------------------------------------------------------------------------------
+
+FIRST_START = """
+from tenantry.app import bootstrap, build_services
+from tenantry.core.settings import Settings
+print(sorted(bootstrap(build_services(Settings()))))
+"""
+
+
+def test_processes_starting_at_once_on_a_fresh_database_migrate_it_and_make_the_tenant_once(tmp_path: Path) -> None:
+    pg = _pg_database()
+    url = next(pg)
+    try:
+        shared = tmp_path / "shared"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_BOOTSTRAP_")}
+        env.update(TENANTRY_DATA_DIR=str(shared), TENANTRY_DATABASE_URL=url, TENANTRY_SEARCH_BACKEND="postgres")
+        starts = [subprocess.Popen([sys.executable, "-c", FIRST_START], env=env, cwd=tmp_path,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(3)]
+        outputs = [p.communicate(timeout=240)[0].decode(errors="replace") for p in starts]
+        assert [p.returncode for p in starts] == [0, 0, 0], outputs
+        # One start made the tenant and printed its first tokens; the others found it made.
+        printed = sorted(out.strip().splitlines()[-1] for out in outputs)
+        assert printed == ["['admin', 'operator', 'scim']", "[]", "[]"], outputs
+        # One credential key, written whole; no draft left behind.
+        assert len((shared / "secret.key").read_bytes().strip()) == 44
+        assert [p.name for p in shared.iterdir() if p.name.startswith(".secret.key")] == []
+    finally:
+        for _ in pg:
+            pass
+
+
+def test_concurrent_ensures_of_one_tenant_create_it_once(backend: Services) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    created = at_once([lambda: backend.directory.ensure_tenant(tenant, "Raced") for _ in range(6)])
+    assert sorted(created) == [False] * 5 + [True]
+    assert [t.id for t in backend.directory.list_tenants()].count(tenant) == 1
