@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         print(f"loading {args.users} users", file=sys.stderr, flush=True)
         with serve(url, 1, token, workdir) as server:
-            bodies = sb.bulk_batches(users, server.max_ops, server.max_bytes)
+            bodies = sb.bulk_batches(users, min(server.max_ops, 200), server.max_bytes)
             first = [0]
             for body in bodies:
                 first.append(first[-1] + body.count(b'"method":"POST"'))

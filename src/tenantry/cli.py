@@ -36,6 +36,13 @@ def _context(ctx: typer.Context, acting_as: Annotated[str | None, typer.Option(
         cli.acting_as = acting_as
 
 
+def _show_first_tokens(issued: dict[str, str]) -> None:
+    if issued:
+        console.print("[bold]First run: these tokens are shown once. Keep them now.[/bold]")
+        for scope, secret in issued.items():
+            console.print(f"  {scope} token: {secret}")
+
+
 @app.command("serve")
 def serve(
     ctx: typer.Context,
@@ -60,11 +67,7 @@ def serve(
     if refused:   # before the database is touched: nothing is migrated or created for a refused start
         fail(refused)
     services = cli.services   # built and migrated here, once, before any worker starts
-    issued = bootstrap(services)
-    if issued:
-        console.print("[bold]First run: these tokens are shown once. Keep them now.[/bold]")
-        for scope, secret in issued.items():
-            console.print(f"  {scope} token: {secret}")
+    _show_first_tokens(bootstrap(services))
     bind_host = host or settings.host
     bind_port = port or settings.port
     console.print(f"Tenantry on http://{bind_host}:{bind_port}  (SCIM: /scim/v2, database: "
@@ -106,7 +109,9 @@ def worker(ctx: typer.Context,
     if not settings.broker_url:
         fail("set TENANTRY_BROKER_URL to the broker (redis://… or amqp://…) first")
     services = cli.services
-    bootstrap(services)  # migrate and repair the index before taking jobs
+    # Migrate and repair the index before taking jobs; a worker started first on a fresh database makes the
+    # tenant, so it shows the first tokens (no other process will).
+    _show_first_tokens(bootstrap(services))
     # The jobs use the services just built (migrated once): every task thread of this worker shares them.
     celery_app = make_celery(settings, lambda _settings: services)
     celery_app.worker_main(["worker", "--loglevel=WARNING", f"--concurrency={concurrency}", "--pool=threads",
