@@ -15,6 +15,7 @@ import typer
 from tenantry.cli_kit import Cli, JsonOpt, TenantOpt, console, err, fail, print_rows, root_app, sub_app
 from tenantry.core.private import restrict_process_umask
 from tenantry.domains import registry
+from tenantry.serving import MAX_WORKERS, WORKER_APP, WORKER_HEALTHCHECK_SECONDS, several_processes_refused
 
 app = root_app("Tenantry: directory, SCIM provisioning, archive and compliance.")
 token_app = sub_app("Bearer tokens for the SCIM endpoint, the admin API and the operator.")
@@ -35,6 +36,13 @@ def _context(ctx: typer.Context, acting_as: Annotated[str | None, typer.Option(
         cli.acting_as = acting_as
 
 
+def _show_first_tokens(issued: dict[str, str]) -> None:
+    if issued:
+        console.print("[bold]First run: these tokens are shown once. Keep them now.[/bold]")
+        for scope, secret in issued.items():
+            console.print(f"  {scope} token: {secret}")
+
+
 @app.command("serve")
 def serve(
     ctx: typer.Context,
@@ -42,6 +50,10 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     scheduler: Annotated[bool, typer.Option("--scheduler/--no-scheduler",
                                             help="Run due connectors from this process.")] = True,
+    workers: Annotated[int, typer.Option(
+        min=1, max=MAX_WORKERS,
+        help="Web processes answering requests (PostgreSQL database and search backend only). The scheduler and "
+             "the SIP service run once, in the process that starts them.")] = 1,
 ) -> None:
     """Run the server (SCIM at /scim/v2, admin API at /api/v1) on the configured database."""
     import uvicorn
@@ -50,12 +62,12 @@ def serve(
     from tenantry.jobs import Scheduler, make_jobs
 
     cli = Cli.of(ctx)
-    settings, services = cli.settings, cli.services
-    issued = bootstrap(services)
-    if issued:
-        console.print("[bold]First run: these tokens are shown once. Keep them now.[/bold]")
-        for scope, secret in issued.items():
-            console.print(f"  {scope} token: {secret}")
+    settings = cli.settings
+    refused = several_processes_refused(settings, workers)
+    if refused:   # before the database is touched: nothing is migrated or created for a refused start
+        fail(refused)
+    services = cli.services   # built and migrated here, once, before any worker starts
+    _show_first_tokens(bootstrap(services))
     bind_host = host or settings.host
     bind_port = port or settings.port
     console.print(f"Tenantry on http://{bind_host}:{bind_port}  (SCIM: /scim/v2, database: "
@@ -72,7 +84,14 @@ def serve(
         console.print(f"SIP redirect service for tenant {voice_tenant} on {settings.voice_sip_host}:"
                       f"{settings.voice_sip_port} (UDP and TCP)")
     try:
-        uvicorn.run(create_app(settings, services), host=bind_host, port=bind_port, log_level="warning")
+        if workers > 1:
+            # Each worker builds its own services (serving.worker_app); this process keeps the socket, restarts a
+            # worker that dies, and runs the scheduler and the SIP service above once for all of them.
+            console.print(f"{workers} web worker processes")
+            uvicorn.run(WORKER_APP, factory=True, workers=workers, host=bind_host, port=bind_port,
+                        log_level="warning", timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
+        else:
+            uvicorn.run(create_app(settings, services), host=bind_host, port=bind_port, log_level="warning")
     finally:
         if background:
             background.stop()
@@ -82,15 +101,19 @@ def serve(
 def worker(ctx: typer.Context,
            concurrency: Annotated[int, typer.Option(help="Jobs run at once by this worker.")] = 1) -> None:
     """Run a Celery worker for Tenantry's jobs (needs TENANTRY_BROKER_URL, e.g. redis://127.0.0.1:6379/0)."""
-    from tenantry.app import bootstrap, build_services
+    from tenantry.app import bootstrap
     from tenantry.jobs import make_celery
 
     cli = Cli.of(ctx)
     settings = cli.settings
     if not settings.broker_url:
         fail("set TENANTRY_BROKER_URL to the broker (redis://… or amqp://…) first")
-    bootstrap(cli.services)  # migrate and repair the index before taking jobs
-    celery_app = make_celery(settings, build_services)
+    services = cli.services
+    # Migrate and repair the index before taking jobs; a worker started first on a fresh database makes the
+    # tenant, so it shows the first tokens (no other process will).
+    _show_first_tokens(bootstrap(services))
+    # The jobs use the services just built (migrated once): every task thread of this worker shares them.
+    celery_app = make_celery(settings, lambda _settings: services)
     celery_app.worker_main(["worker", "--loglevel=WARNING", f"--concurrency={concurrency}", "--pool=threads",
                             "-Q", settings.broker_queue, "--without-gossip", "--without-mingle"])
 

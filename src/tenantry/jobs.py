@@ -108,21 +108,35 @@ def make_celery(settings: Settings, build: Callable[[Settings], Services]) -> Ce
                     worker_prefetch_multiplier=1, broker_connection_retry_on_startup=True,
                     result_expires=7 * 24 * 3600)
     services_holder: dict[str, Services] = {}
+    building = threading.Lock()
+
+    def services() -> Services:
+        # Built once for the worker's threads (--concurrency N): two first tasks at once used to build twice,
+        # running two alembic upgrades in one process at once, which alembic's module-level context cannot do.
+        with building:
+            if "services" not in services_holder:
+                services_holder["services"] = build(settings)
+            return services_holder["services"]
 
     @app.task(name="tenantry.job")  # type: ignore[untyped-decorator]
     def job(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:   # dict: the task's JSON result (core.registry)
         # Acked late and rejected if the worker dies: a killed worker's job runs again, which is safe
         # because every job is idempotent (connector deliveries are by Message-ID).
-        if "services" not in services_holder:
-            services_holder["services"] = build(settings)
-        return tasks()[name](services_holder["services"], kwargs)
+        built = services()
+        result = tasks()[name](built, kwargs)
+        built.indexer.flush()   # see below
+        return result
 
     @app.task(name="tenantry.tracked")  # type: ignore[untyped-decorator]
     def tracked(job_id: str) -> None:
-        if "services" not in services_holder:
-            services_holder["services"] = build(settings)
-        run_tracked(services_holder["services"], job_id)
+        built = services()
+        run_tracked(built, job_id)
+        built.indexer.flush()
 
+    # With the embedded tantivy index a worker's index writes are committed by its own background thread, and a
+    # search in the server flushes only the server's. Waiting here means a task whose Celery result is in has its
+    # items committed in the index, where every process's next search sees them (TantivySearchIndex._searcher).
+    # An indexing failure fails the task loudly; the items are in the store and the next catch-up indexes them.
     return app
 
 

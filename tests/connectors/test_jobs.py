@@ -11,6 +11,7 @@ import pytest
 
 from tenantry.core.settings import Settings
 from tenantry.jobs import CeleryJobs, InlineJobs, Scheduler
+from tenantry.protocols.query.ast import MatchAll
 from tests.conftest import as_admin, periodic_work_due
 from tests.connectors.conftest import NOW, FeedServer, feed_item
 
@@ -78,6 +79,9 @@ def test_connector_run_on_a_celery_worker_over_redis(backend, tenant, people, tm
     assert result["status"] == "succeeded" and result["imported"] == 2, (tmp_path / "worker.log").read_text()
     assert backend.archive.count(tenant, people.alice) == 2
     assert backend.archive.count(tenant, people.bob) == 2
+    # The worker indexed them (this process did not) and committed before its result came: this process's next
+    # search sees them, without waiting for tantivy's reload timer.
+    assert backend.index.count(tenant, MatchAll()) == 4
 
 
 def test_scheduler_applies_retention_once_a_day(backend, tenant) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, MetaData, create_engine, event, select
+from sqlalchemy import Engine, MetaData, create_engine, event, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
 
@@ -36,6 +36,8 @@ class Base(DeclarativeBase):
 
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# The PostgreSQL advisory lock migrations hold (any constant the installation's other code does not use).
+MIGRATION_LOCK = 0x54454E414E545259   # "TENANTRY"
 
 
 def make_engine(url: str) -> Engine:
@@ -114,6 +116,11 @@ def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Several processes starting at once on one database (servers, workers, machines): one migrates, the
+            # others wait here for its transaction and then find the schema at head. Without it the second's
+            # CREATE TABLE failed on the first's. (SQLite: the first DDL takes the file's write lock.)
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

@@ -8,6 +8,7 @@ else ``<data_dir>/secret.key``, created with mode 0600 on first use. Losing the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -36,9 +37,19 @@ class SecretBox:
         path = data_dir / "secret.key"
         if not path.exists():
             data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(Fernet.generate_key())
+            # Written whole under another name, then linked into place (a link never replaces a file): of several
+            # processes starting at once on a fresh data folder, one key wins and none reads a half-written file.
+            draft = data_dir / f".secret.key.{os.getpid()}.{os.urandom(4).hex()}"
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(Fernet.generate_key())
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                with contextlib.suppress(FileExistsError):
+                    os.link(draft, path)
+            finally:
+                draft.unlink()
         return cls(path.read_bytes().strip())
 
     def seal(self, plaintext: str) -> str:

@@ -119,7 +119,10 @@ class DirectoryService:
         with self.db.session() as session:
             if session.get(Tenant, tenant_id) is not None:
                 return False
-        self.create_tenant(tenant_id, name or tenant_id)
+        try:
+            self.create_tenant(tenant_id, name or tenant_id)
+        except Conflict:   # another process's first start (several servers started at once) made it just now
+            return False
         return True
 
     def create_tenant(self, tenant_id: str, name: str) -> TenantInfo:
