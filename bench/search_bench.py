@@ -418,7 +418,11 @@ def main() -> None:
         parser.error(f"--engines: distinct names among {', '.join(ENGINES)}")
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="search-bench-"))
-    shutil.rmtree(work / "tantivy", ignore_errors=True)
+    # With --keep, a tantivy index a run finished there (its build figures beside it) is reused, not rebuilt.
+    tantivy_built = work / "tantivy-build.json"
+    if not (args.keep and tantivy_built.exists()):
+        tantivy_built.unlink(missing_ok=True)
+        shutil.rmtree(work / "tantivy", ignore_errors=True)
     shutil.rmtree(work / "fts5", ignore_errors=True)
     cleanups: list[Callable[[], None]] = []
     try:
@@ -433,7 +437,13 @@ def main() -> None:
         postgres: PostgresSearchIndex | None = None
         for name in engines:
             if name == "tantivy":
-                tantivy, b = build_tantivy(corpus, work / "tantivy", args.writer_threads)
+                if tantivy_built.exists():
+                    tantivy, b = TantivySearchIndex(work / "tantivy"), json.loads(tantivy_built.read_text())
+                    _say(args, f"tantivy : reusing {work / 'tantivy'}")
+                else:
+                    tantivy, b = build_tantivy(corpus, work / "tantivy", args.writer_threads)
+                    if args.keep:
+                        tantivy_built.write_text(json.dumps(b))
                 runners[name] = functools.partial(tantivy_runner, tantivy)
                 _say(args, f"tantivy : {b['items_per_s']:,.0f} items/s; commit per {BATCH:,} p50 "
                            f"{b['commit_p50_ms']:.0f} ms p95 {b['commit_p95_ms']:.0f} ms; merges after "
