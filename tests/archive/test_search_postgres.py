@@ -192,3 +192,18 @@ def test_a_table_made_before_issue_16_gains_all_tsv_and_drops_the_indexes_it_rep
         idx.close()
         with pg_engine.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+
+
+def test_the_default_fields_together_are_cut_to_one_tsvector_body_last(fresh) -> None:
+    rng = random.Random(8)
+
+    def noise(n: int) -> str:
+        return " ".join(f"w{rng.getrandbits(40):x}" for _ in range(n))
+
+    # each alone fits in a tsvector; together (all_tsv) they would not, and the batch would fail
+    fresh.add([doc(1, "u1", participants="firstname " + noise(35_000) + " lastname",
+                   body="opening " + noise(35_000) + " closing"), doc(2, "u1", body="small")])
+    assert fresh.item_ids("contoso", Term("lastname")) == {1}
+    assert fresh.item_ids("contoso", Term("opening")) == {1}
+    assert fresh.item_ids("contoso", Term("closing")) == set()         # the body is cut, not the participants
+    assert fresh.item_ids("contoso", Term("small")) == {2}

@@ -87,6 +87,7 @@ MAX_WORD_BYTES = 255
 # PostgreSQL refuses a tsvector over 1 MB (1,048,575 bytes); stay a little under it.
 MAX_TSVECTOR_BYTES = 1_040_000
 MAX_POSITION = 16_383
+_BYTES_PER_CHARACTER = 24
 # NEAR(n) is 2(n+1) phrase operators: refuse distances that would make the tsquery absurd.
 MAX_NEAR = 1000
 _WORD = re.compile(r"[^\W_]+")
@@ -107,6 +108,7 @@ _TENANT_MARK = "_t:"
 _USER_MARK = "_u:"
 # Fields outside the default ones keep a GIN index of their own; the default ones are searched through all_tsv.
 _OWN_INDEX_FIELDS = tuple(f for f in _TEXT_COLUMNS if f not in DEFAULT_FIELDS)
+_FIT_ORDER = tuple(sorted(DEFAULT_FIELDS, key=lambda f: f == "body"))
 _WORK_MEM = "64MB"
 # An advisory lock key for the DDL (any constant; "tsearch" in ASCII).
 _DDL_LOCK = 0x7473656172636800
@@ -117,29 +119,37 @@ def words(value: str) -> list[str]:
     return [w for w in _WORD.findall(prepare(value).lower()) if len(w.encode()) <= MAX_WORD_BYTES]
 
 
-def indexed_text(value: str) -> str:
+def indexed_text(value: str, budget: int = MAX_TSVECTOR_BYTES) -> str:
     """What ``to_tsvector('simple', ...)`` is given: the words, one space between, cut where the tsvector would
-    outgrow PostgreSQL's 1 MB limit (which would otherwise fail the whole batch)."""
+    outgrow ``budget`` bytes (PostgreSQL refuses one over 1 MB, which would fail the whole batch)."""
+    return fitted(value, budget)[0]
+
+
+def fitted(value: str, budget: int) -> tuple[str, int]:
+    """``indexed_text`` and at most how many bytes its tsvector takes (an upper bound when far from ``budget``)."""
     found = words(value)
-    if len(value) < MAX_TSVECTOR_BYTES // 40:
+    bound = 8 + _BYTES_PER_CHARACTER * len(value)
+    if bound <= budget:
         # Far from the limit, as nearly every text is: a character gives at most one word of at most 11 bytes
         # ("emoji10ffff"), and a word at most 10 bytes more (entry, alignment, position count, a position).
-        return " ".join(found)
+        return " ".join(found), bound
     size = 8                                # the tsvector's header
     seen: dict[str, tuple[int, int]] = {}   # lexeme -> (positions kept, the last one)
     for i, word in enumerate(found):
         position = min(i + 1, MAX_POSITION)  # PostgreSQL puts every word past 16,383 at 16,383
         kept = seen.get(word)
+        grown = size
         if kept is None:                    # an entry, the lexeme (2-byte aligned), its position count, a position
             length = len(word.encode())
-            size += 4 + length + (length & 1) + 2 + 2
+            grown += 4 + length + (length & 1) + 2 + 2
             seen[word] = (1, position)
         elif kept[0] < 256 and kept[1] != position:     # at most 256 distinct positions per lexeme
-            size += 2
+            grown += 2
             seen[word] = (kept[0] + 1, position)
-        if size > MAX_TSVECTOR_BYTES:
-            return " ".join(found[:i])
-    return " ".join(found)
+        if grown > budget:
+            return " ".join(found[:i]), size
+        size = grown
+    return " ".join(found), size
 
 
 def _lexeme(word: str, prefix: bool) -> str:
@@ -267,8 +277,15 @@ class PostgresSearchIndex:
                 "size": doc.size, "has_attachment": bool(doc.has_attachment),
                 "has_missing_media": bool(doc.has_missing_media),
             }
-            for (attribute, _column), param in zip(_TEXT_COLUMNS.values(), text_params, strict=True):
-                row[param] = indexed_text(str(getattr(doc, attribute)))
+            for name in _OWN_INDEX_FIELDS:
+                row[f"t_{_TEXT_COLUMNS[name][1]}"] = indexed_text(str(getattr(doc, _TEXT_COLUMNS[name][0])))
+            # all_tsv holds the default fields together, so together they must fit in one tsvector: each takes
+            # from what the ones before left, the body last (the field that runs long, and is cut first).
+            budget = MAX_TSVECTOR_BYTES - 32 - len(_TENANT_MARK + doc.tenant + _USER_MARK + doc.user_id) * 4
+            for name in _FIT_ORDER:
+                attribute, column = _TEXT_COLUMNS[name]
+                row[f"t_{column}"], used = fitted(str(getattr(doc, attribute)), budget)
+                budget -= used
             rows.append(row)
         with self.engine.begin() as conn:
             conn.execute(statement, rows)
