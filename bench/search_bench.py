@@ -310,7 +310,8 @@ def create_database(admin_url: str, keep: str | None) -> tuple[Engine, Callable[
         if keep is None or not exists:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
             conn.execute(text(f"CREATE DATABASE {name}"))
-    engine = create_engine(make_url(admin_url).set(database=name))
+    # One connection, so that every search runs in the backend whose CPU time backend_cpu reads.
+    engine = create_engine(make_url(admin_url).set(database=name), pool_size=1, max_overflow=0)
     if keep is not None:
         return engine, engine.dispose, bool(exists)
 
@@ -371,17 +372,35 @@ def fts5_runner(db: sqlite3.Connection, case: Case) -> Callable[[], int]:
     return run
 
 
-def timed(run: Callable[[], int], runs: int, budget_s: float) -> tuple[int, list[float]]:
+def timed(run: Callable[[], int], runs: int, budget_s: float,
+          cpu: Callable[[], float] = time.process_time) -> tuple[int, list[float], float]:
+    """The total, each run's wall-clock ms, and the CPU ms a run took on average (``cpu``: this process's, plus
+    the PostgreSQL backend's for postgres) — the figure a loaded machine moves least."""
     total = run()                                      # warm-up, and the total to compare
     times: list[float] = []
     deadline = time.perf_counter() + budget_s
+    cpu_started = cpu()
     for _ in range(runs):
         started = time.perf_counter()
         run()
         times.append(1000 * (time.perf_counter() - started))
         if time.perf_counter() > deadline and len(times) >= 5:
             break
-    return total, times
+    return total, times, 1000 * (cpu() - cpu_started) / len(times)
+
+
+def backend_cpu(engine: Engine) -> Callable[[], float]:
+    """CPU seconds of this process and of the one PostgreSQL backend behind ``engine`` (a pool of one connection),
+    read from /proc: the server runs on this machine. Ticks of 10 ms, so only a sum over runs means anything."""
+    with engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    stat = Path(f"/proc/{pid}/stat")
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> float:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return time.process_time() + (int(fields[11]) + int(fields[12])) / ticks   # utime, stime
+    return cpu
 
 
 def _p95(values: list[float]) -> float:
@@ -433,6 +452,7 @@ def main() -> None:
         load = [os.getloadavg()[0]]
         builds: dict[str, dict[str, float]] = {}
         runners: dict[str, Callable[[Case], Callable[[], int]]] = {}
+        cpus: dict[str, Callable[[], float]] = {name: time.process_time for name in engines}
         tantivy: TantivySearchIndex | None = None
         postgres: PostgresSearchIndex | None = None
         for name in engines:
@@ -465,6 +485,7 @@ def main() -> None:
                     if args.keep_database:
                         Path(args.keep_database_build).write_text(json.dumps(b))
                 runners[name] = functools.partial(postgres_runner, postgres)
+                cpus[name] = backend_cpu(engine)
                 _say(args, f"postgres: {b['items_per_s']:,.0f} items/s; add per {BATCH:,} p50 "
                            f"{b['batch_p50_ms']:.0f} ms p95 {b['batch_p95_ms']:.0f} ms; VACUUM ANALYZE "
                            f"{b['vacuum_analyze_s']:.1f} s; {b['disk_mb']:,.0f} MB")
@@ -475,9 +496,9 @@ def main() -> None:
         for case in query_set(corpus):
             row: dict[str, Any] = {"query": case.name}
             for name in engines:
-                total, times = timed(runners[name](case), args.runs, 30)
+                total, times, cpu_ms = timed(runners[name](case), args.runs, 30, cpus[name])
                 row.update({f"{name}_total": total, f"{name}_p50": statistics.median(times),
-                            f"{name}_p95": _p95(times), f"{name}_runs": len(times)})
+                            f"{name}_p95": _p95(times), f"{name}_runs": len(times), f"{name}_cpu_ms": cpu_ms})
             rows.append(row)
         extra: dict[str, dict[str, dict[str, float]]] = {}
         for engine_name, index in (("tantivy", tantivy), ("postgres", postgres)):
@@ -487,8 +508,9 @@ def main() -> None:
             for name, call in (("count_by_user, 2-word AND", functools.partial(
                                     _count_by_user, index, And((Term("meeting"), Term("tomorrow"))))),
                                ("item_ids, common word", functools.partial(_item_ids, index, Term("ok")))):
-                total, times = timed(call, min(args.runs, 10), 30)
-                extra[engine_name][name] = {"result": total, "p50": statistics.median(times), "p95": _p95(times)}
+                total, times, cpu_ms = timed(call, min(args.runs, 10), 30, cpus[engine_name])
+                extra[engine_name][name] = {"result": total, "p50": statistics.median(times), "p95": _p95(times),
+                                            "cpu_ms": cpu_ms}
         result = {"items": next(iter(builds.values()))["items"], "engines": engines,
                   **{f"{name}_build": b for name, b in builds.items()}, "queries": rows, "extra": extra,
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -516,17 +538,19 @@ def _item_ids(index: TantivySearchIndex | PostgresSearchIndex, node: Node) -> in
 def _report(engines: list[str], builds: dict[str, dict[str, float]], rows: list[dict[str, Any]],
             extra: dict[str, dict[str, dict[str, float]]], result: dict[str, Any]) -> None:
     anchor = engines[0]
-    header = f"\n{'query':<24}{'total':>9}" + "".join(f"{e + ' p50':>14}{'p95':>9}" for e in engines)
-    print(header + "".join(f"{e + ' ÷ ' + anchor:>18}" for e in engines[1:]))
+    header = f"\n{'query':<24}{'total':>9}" + "".join(f"{e + ' p50':>14}{'p95':>9}{'CPU':>9}" for e in engines)
+    print(header + "".join(f"{'p95, CPU ÷ ' + anchor:>20}" for e in engines[1:]))
     for r in rows:
         line = f"{r['query']:<24}{r[anchor + '_total']:>9,}"
-        line += "".join(f"{r[e + '_p50']:>12.1f}ms{r[e + '_p95']:>7.1f}ms" for e in engines)
-        line += "".join(f"{r[e + '_p95'] / r[anchor + '_p95']:>17.1f}x" for e in engines[1:])
+        line += "".join(f"{r[e + '_p50']:>12.1f}ms{r[e + '_p95']:>7.1f}ms{r[e + '_cpu_ms']:>7.1f}ms" for e in engines)
+        line += "".join(f"{r[e + '_p95'] / r[anchor + '_p95']:>12.1f}x"
+                        f"{r[e + '_cpu_ms'] / max(r[anchor + '_cpu_ms'], 0.01):>7.1f}x" for e in engines[1:])
         differ = [f"{e} total {r[e + '_total']:,}" for e in engines[1:] if r[e + "_total"] != r[anchor + "_total"]]
         print(line + (f"  (TOTALS DIFFER: {', '.join(differ)})" if differ else ""))
     for engine_name, calls in extra.items():
         for name, e in calls.items():
-            print(f"{engine_name} {name}: {e['result']:,} -> p50 {e['p50']:.1f} ms, p95 {e['p95']:.1f} ms")
+            print(f"{engine_name} {name}: {e['result']:,} -> p50 {e['p50']:.1f} ms, p95 {e['p95']:.1f} ms, "
+                  f"CPU {e['cpu_ms']:.1f} ms")
     goals = {"tantivy": 50.0, "fts5": 50.0, "postgres": 100.0}
     print()
     for e in engines:
