@@ -121,7 +121,7 @@ def test_a_tenant_whose_name_begins_another_tenants_name_sees_only_its_own_items
 
 
 def test_a_phrase_or_near_does_not_join_the_end_of_one_field_to_the_start_of_the_next(fresh) -> None:
-    # all_tsv puts the default fields one after the other: the row is checked field by field for order
+    # ALL_WORDS puts the default fields one after the other: the row is checked field by field for order
     fresh.add([doc(1, "u1", subject="the quarterly", body="report follows"),
                doc(2, "u1", body="the quarterly report follows")])
     assert fresh.item_ids("contoso", Phrase("quarterly report")) == {2}
@@ -146,21 +146,21 @@ def test_a_word_in_a_default_field_is_found_in_that_field_only_when_asked_for_it
     assert fresh.item_ids("contoso", And((Term("東"), Not(Term("京"))))) == set()
 
 
-def test_a_word_is_counted_through_the_all_tsv_index_alone(pg_engine, fresh) -> None:
+def test_a_word_is_counted_through_the_one_words_index_alone(pg_engine, fresh) -> None:
     fresh.add([doc(i, "u1", body="common" if i % 2 else "other") for i in range(1, 201)])
     compiled = _Compiled()
     where = fresh._scoped("contoso", Term("common"), None, compiled)
     with fresh._connect() as conn:
         plan = "\n".join(conn.execute(sa.text(f"EXPLAIN SELECT count(*) FROM search_fresh WHERE {where}"),
                                       compiled.params).scalars())
-    assert "search_fresh_all_tsv" in plan and "Filter" not in plan, plan
+    assert "search_fresh_words" in plan and "Filter" not in plan, plan
     assert fresh.count("contoso", Term("common")) == 100
 
 
-def test_a_table_made_before_issue_16_gains_all_tsv_and_drops_the_indexes_it_replaces(pg_engine) -> None:
+def test_a_table_made_before_issue_16_gains_the_words_index_and_drops_the_indexes_it_replaces(pg_engine) -> None:
     from tenantry.archive.search_postgres import _TEXT_COLUMNS
 
-    table = "search_before_all_tsv"
+    table = "search_before_words"
     vectors = ", ".join(f"{column} tsvector NOT NULL" for _, column in _TEXT_COLUMNS.values())
     with pg_engine.begin() as conn:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
@@ -186,7 +186,7 @@ def test_a_table_made_before_issue_16_gains_all_tsv_and_drops_the_indexes_it_rep
         with pg_engine.connect() as conn:
             indexes = set(conn.execute(sa.text("SELECT indexname FROM pg_indexes WHERE tablename = :t"),
                                        {"t": table}).scalars())
-        assert indexes == {f"{table}_pkey", f"{table}_all_tsv", f"{table}_sent_item", f"{table}_tenant_user",
+        assert indexes == {f"{table}_pkey", f"{table}_words", f"{table}_sent_item", f"{table}_tenant_user",
                            f"{table}_from_tsv", f"{table}_to_tsv", f"{table}_cc_tsv"}
     finally:
         idx.close()
@@ -200,7 +200,7 @@ def test_the_default_fields_together_are_cut_to_one_tsvector_body_last(fresh) ->
     def noise(n: int) -> str:
         return " ".join(f"w{rng.getrandbits(40):x}" for _ in range(n))
 
-    # each alone fits in a tsvector; together (all_tsv) they would not, and the batch would fail
+    # each alone fits in a tsvector; together (ALL_WORDS) they would not, and the batch would fail
     fresh.add([doc(1, "u1", participants="firstname " + noise(35_000) + " lastname",
                    body="opening " + noise(35_000) + " closing"), doc(2, "u1", body="small")])
     assert fresh.item_ids("contoso", Term("lastname")) == {1}
