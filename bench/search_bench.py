@@ -539,11 +539,11 @@ def _report(engines: list[str], builds: dict[str, dict[str, float]], rows: list[
             extra: dict[str, dict[str, dict[str, float]]], result: dict[str, Any]) -> None:
     anchor = engines[0]
     header = f"\n{'query':<24}{'total':>9}" + "".join(f"{e + ' p50':>14}{'p95':>9}{'CPU':>9}" for e in engines)
-    print(header + "".join(f"{'p95, CPU ÷ ' + anchor:>20}" for e in engines[1:]))
+    print(header + "".join(f"{e + ' p95, CPU ÷ ' + anchor:>{max(20, len(e + anchor) + 13)}}" for e in engines[1:]))
     for r in rows:
         line = f"{r['query']:<24}{r[anchor + '_total']:>9,}"
         line += "".join(f"{r[e + '_p50']:>12.1f}ms{r[e + '_p95']:>7.1f}ms{r[e + '_cpu_ms']:>7.1f}ms" for e in engines)
-        line += "".join(f"{r[e + '_p95'] / r[anchor + '_p95']:>12.1f}x"
+        line += "".join(f"{r[e + '_p95'] / r[anchor + '_p95']:>{max(20, len(e + anchor) + 13) - 8}.1f}x"
                         f"{r[e + '_cpu_ms'] / max(r[anchor + '_cpu_ms'], 0.01):>7.1f}x" for e in engines[1:])
         differ = [f"{e} total {r[e + '_total']:,}" for e in engines[1:] if r[e + "_total"] != r[anchor + "_total"]]
         print(line + (f"  (TOTALS DIFFER: {', '.join(differ)})" if differ else ""))
