@@ -405,8 +405,8 @@ class PostgresSearchIndex:
     # -- the query tree to SQL --------------------------------------------------------------------
 
     def _scoped(self, tenant: str, node: Node, users: Sequence[str] | None, compiled: _Compiled) -> str:
-        """The WHERE clause: the tenant (and mailboxes) and the query, as index conditions on ``ALL_WORDS``
-        where they can be, so that a count of a word's matches reads the index only (see the module doc)."""
+        """The WHERE clause: the tenant (and mailboxes) and the query, as one index condition on ``ALL_WORDS``
+        where they can be, so that one GIN scan finds a word's matches in the tenant (see the module doc)."""
         scope = _lexeme(_TENANT_MARK + tenant, False)
         if users is not None:
             if isinstance(users, str):
