@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from tenantry.archive.search import UnsupportedQuery
-from tenantry.archive.search_postgres import PostgresSearchIndex, indexed_text, words
+from tenantry.archive.search_postgres import PostgresSearchIndex, _Compiled, indexed_text, words
 from tenantry.archive.search_tantivy import analyse
-from tenantry.protocols.query.ast import Near, Term
+from tenantry.protocols.query.ast import And, MatchAll, Near, Not, Or, Phrase, Term
 from tests.archive.test_search_index import CORPUS, doc
 
 
@@ -102,3 +102,108 @@ def test_a_table_made_before_hasmissingmedia_gains_the_column_and_keeps_its_rows
         idx.close()
         with pg_engine.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+
+
+# -- issue #16: the default fields in one vector, the tenant and mailbox as lexemes ---------------------------
+
+
+def test_a_tenant_whose_name_begins_another_tenants_name_sees_only_its_own_items(fresh) -> None:
+    odd = "o'brien \\ co:x"
+    fresh.add([doc(1, "u1", body="word"), doc(2, "u1", tenant="contoso2", body="word"),
+               doc(3, "u'1 x", tenant=odd, body="word"), doc(4, "u1", tenant="contos", body="word")])
+    for tenant, expected in (("contoso", {1}), ("contoso2", {2}), (odd, {3}), ("contos", {4}), ("cont", set())):
+        assert fresh.item_ids(tenant, Term("word")) == expected, tenant
+        assert fresh.item_ids(tenant, MatchAll()) == expected, tenant
+        assert fresh.count(tenant, Not(Term("word"))) == 0
+    assert fresh.item_ids(odd, Term("word"), users=["u'1 x"]) == {3}
+    assert fresh.item_ids(odd, Term("word"), users=["u'1"]) == set()
+    assert fresh.item_ids("contoso", Term("word"), users=[]) == set()
+
+
+def test_a_phrase_or_near_does_not_join_the_end_of_one_field_to_the_start_of_the_next(fresh) -> None:
+    # ALL_WORDS puts the default fields one after the other: the row is checked field by field for order
+    fresh.add([doc(1, "u1", subject="the quarterly", body="report follows"),
+               doc(2, "u1", body="the quarterly report follows")])
+    assert fresh.item_ids("contoso", Phrase("quarterly report")) == {2}
+    assert fresh.item_ids("contoso", Term("quarterly report")) == {2}
+    assert fresh.item_ids("contoso", Near(Term("quarterly"), Term("report"), 0)) == {2}
+    assert fresh.item_ids("contoso", And((Term("quarterly"), Term("report")))) == {1, 2}
+    assert fresh.item_ids("contoso", Not(Phrase("quarterly report"))) == {1}
+    assert fresh.item_ids("contoso", Or((Phrase("quarterly report"), Term("nothing")))) == {2}
+
+
+def test_a_word_in_a_default_field_is_found_in_that_field_only_when_asked_for_it(fresh) -> None:
+    fresh.add([doc(1, "u1", subject="budget"), doc(2, "u1", body="budget"), doc(3, "u1", sender="budget")])
+    assert fresh.item_ids("contoso", Term("budget")) == {1, 2}          # from: is not a default field
+    assert fresh.item_ids("contoso", Term("budget", field="subject")) == {1}
+    assert fresh.item_ids("contoso", Term("budget", field="from")) == {3}
+    assert fresh.item_ids("contoso", Not(Term("budget", field="body"))) == {1, 3}
+    assert fresh.item_ids("contoso", Term("straße")) == set()
+    fresh.add([doc(4, "u1", chat="Straße 東京")])
+    assert fresh.item_ids("contoso", Term("STRASSE")) == set()           # no folding, as in tantivy
+    assert fresh.item_ids("contoso", Term("straße")) == {4}
+    assert fresh.item_ids("contoso", Or((Term("straße"), Term("budget", field="subject")))) == {1, 4}
+    assert fresh.item_ids("contoso", And((Term("東"), Not(Term("京"))))) == set()
+
+
+def test_a_word_is_counted_through_the_one_words_index_alone(pg_engine, fresh) -> None:
+    fresh.add([doc(i, "u1", body="common" if i % 2 else "other") for i in range(1, 201)])
+    compiled = _Compiled()
+    where = fresh._scoped("contoso", Term("common"), None, compiled)
+    with fresh._connect() as conn:
+        plan = "\n".join(conn.execute(sa.text(f"EXPLAIN SELECT count(*) FROM search_fresh WHERE {where}"),
+                                      compiled.params).scalars())
+    assert "search_fresh_words" in plan and "Filter" not in plan, plan
+    assert fresh.count("contoso", Term("common")) == 100
+
+
+def test_a_table_made_before_issue_16_gains_the_words_index_and_drops_the_indexes_it_replaces(pg_engine) -> None:
+    from tenantry.archive.search_postgres import _TEXT_COLUMNS
+
+    table = "search_before_words"
+    vectors = ", ".join(f"{column} tsvector NOT NULL" for _, column in _TEXT_COLUMNS.values())
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+        conn.execute(sa.text(
+            f"CREATE TABLE {table} (item_id bigint PRIMARY KEY, tenant text NOT NULL, user_id text NOT NULL, "
+            "folder text NOT NULL, kind text NOT NULL, source text NOT NULL, sent_at timestamptz NOT NULL, "
+            f"size bigint NOT NULL, has_attachment boolean NOT NULL, {vectors}, "
+            "has_missing_media boolean NOT NULL DEFAULT false)"))
+        conn.execute(sa.text(f"CREATE INDEX {table}_tenant_sent ON {table} (tenant, sent_at)"))
+        for _, column in _TEXT_COLUMNS.values():
+            conn.execute(sa.text(f"CREATE INDEX {table}_{column} ON {table} USING gin ({column})"))
+        conn.execute(sa.text(
+            f"INSERT INTO {table} VALUES (1, 'contoso', 'u1', 'f', 'chat', 's', now(), 10, true, "
+            + ", ".join(f"to_tsvector('simple', '{column} old')" for _, column in _TEXT_COLUMNS.values())
+            + ", false)"))
+    idx = PostgresSearchIndex(pg_engine, table=table)
+    try:
+        assert idx.item_ids("contoso", Term("old")) == {1}
+        assert idx.item_ids("contoso", Term("body_tsv")) == {1}
+        assert idx.item_ids("contoso", Term("from_tsv")) == set()          # from: is not a default field
+        assert idx.item_ids("contoso", Term("old"), users=["u1"]) == {1}
+        assert idx.item_ids("fabrikam", Term("old")) == set()
+        with pg_engine.connect() as conn:
+            indexes = set(conn.execute(sa.text("SELECT indexname FROM pg_indexes WHERE tablename = :t"),
+                                       {"t": table}).scalars())
+        assert indexes == {f"{table}_pkey", f"{table}_words", f"{table}_sent_item", f"{table}_tenant_user",
+                           f"{table}_from_tsv", f"{table}_to_tsv", f"{table}_cc_tsv"}
+    finally:
+        idx.close()
+        with pg_engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+
+
+def test_the_default_fields_together_are_cut_to_one_tsvector_body_last(fresh) -> None:
+    rng = random.Random(8)
+
+    def noise(n: int) -> str:
+        return " ".join(f"w{rng.getrandbits(40):x}" for _ in range(n))
+
+    # each alone fits in a tsvector; together (ALL_WORDS) they would not, and the batch would fail
+    fresh.add([doc(1, "u1", participants="firstname " + noise(35_000) + " lastname",
+                   body="opening " + noise(35_000) + " closing"), doc(2, "u1", body="small")])
+    assert fresh.item_ids("contoso", Term("lastname")) == {1}
+    assert fresh.item_ids("contoso", Term("opening")) == {1}
+    assert fresh.item_ids("contoso", Term("closing")) == set()         # the body is cut, not the participants
+    assert fresh.item_ids("contoso", Term("small")) == {2}
