@@ -36,9 +36,11 @@ from tenantry.archive.models import LedgerAction
 from tenantry.auth.service import require_csrf
 from tenantry.console.compliance import READ_CASES, READ_SEARCH
 from tenantry.console.compliance_pages import add_compliance_pages
+from tenantry.console.connector_pages import Kit, add_connector_pages
 from tenantry.console.service import (
     CHANGE_DIRECTORY,
     PAGE_SIZE,
+    READ_CONNECTORS,
     READ_DIRECTORY,
     READ_SCIM_LOG,
     READ_TRUST,
@@ -92,11 +94,13 @@ def nav_of(viewer: Viewer) -> list[tuple[str, list[tuple[str, str]]]]:
         compliance.append(("eDiscovery cases", "/console/cases"))
     if compliance:
         parts.append(("Compliance", compliance))
+    if viewer.may(READ_CONNECTORS):
+        parts.append(("Data connectors", [("Connectors", "/console/connectors")]))
     return parts
 
 
 # Long by design: a router factory is its routes (issue #11), each a few lines over the ConsoleService.
-def build_pages(services: Services) -> APIRouter:
+def build_pages(services: Services, enqueue: Callable[[str], None] | None = None) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     console = ConsoleService(services)
     signin = services.signin
@@ -248,6 +252,7 @@ def build_pages(services: Services) -> APIRouter:
 
     add_trust_and_voice(router, console, guarded, render)
     add_compliance_pages(router, services, render, guarded, pager)
+    add_connector_pages(router, services, Kit(render, guarded, to_sign_in, console.viewer, enqueue))
     return router
 
 

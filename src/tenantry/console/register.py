@@ -16,4 +16,4 @@ def register(registry: Registry) -> None:
 def _pages(ctx: RouteContext) -> APIRouter:
     from tenantry.console import pages
 
-    return pages.build_pages(ctx.services)
+    return pages.build_pages(ctx.services, ctx.enqueue)
