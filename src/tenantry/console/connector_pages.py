@@ -217,24 +217,24 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
         review = connectors.review(viewer.tenant, connector_id)
         return wizard(viewer, request, step, status, connector=review, **context)
 
-    @router.get("/console/connectors/new/{connector_id}/{step}")
-    def new_step(request: Request, connector_id: ConnectorId, step: str) -> Response:
-        if step not in STEPS[2:]:
-            return guarded(request, READ_CONNECTORS, "the connector wizard",
-                           lambda v: render("message.html", 404, v, request, title="Not found",
-                                            message=f"the wizard has no step {step[:32]!r}"))
-        roles = CHANGE_CONNECTORS if step == "mapping" else READ_CONNECTORS
-        return guarded(request, roles, "the connector wizard",
-                       lambda v: draft_step(v, request, connector_id, step))
+    def steps_of_a_draft(step: str, roles: tuple[str, ...]) -> None:
+        @router.get(f"/console/connectors/new/{{connector}}/{step}", name=f"connector_wizard_{step}")
+        def new_step(request: Request, connector: ConnectorId) -> Response:
+            return guarded(request, roles, "the connector wizard", lambda v: draft_step(v, request, connector, step))
 
-    @router.post("/console/connectors/new/{connector_id}/mapping")
-    async def mapping(request: Request, connector_id: ConnectorId) -> Response:
+    steps_of_a_draft("mapping", CHANGE_CONNECTORS)
+    steps_of_a_draft("consent", READ_CONNECTORS)
+    steps_of_a_draft("review", READ_CONNECTORS)
+
+    @router.post("/console/connectors/new/{connector}/mapping")
+    async def mapping(request: Request, connector: ConnectorId) -> Response:
+        connector_id = connector
         limit = services.settings.admin_body_max_bytes
         buffer = BytesIO()
 
         def change(viewer: Viewer, fields: dict[str, str], filename: str | None) -> Response:
             if fields.get("action") == "skip":
-                return _see_other(f"/console/connectors/new/{connector_id}/consent")
+                return _see_other(f"/console/connectors/new/{connector}/consent")
             if filename is None:
                 return draft_step(viewer, request, connector_id, "mapping", errors=["Choose a CSV file to upload."])
             try:
@@ -248,38 +248,41 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
                 lines = exc.message.split("\n")
                 return draft_step(viewer, request, connector_id, "mapping", errors=lines[1:] or lines,
                                   error_title=lines[0] if len(lines) > 1 else None)
-            audit(viewer, connector_id, "POST /console/connectors/new/{connector_id}/mapping",
+            audit(viewer, connector_id, "POST /console/connectors/new/{connector}/mapping",
                   entries=saved.entries, filename=filename[:256])
             return draft_step(viewer, request, connector_id, "mapping", saved=saved)
 
         return await with_file(request, CHANGE_CONNECTORS, "uploading a user mapping", connector_id, "csv", limit,
                                buffer, change)
 
-    @router.post("/console/connectors/new/{connector_id}/consent")
-    async def consent(request: Request, connector_id: ConnectorId) -> Response:
+    @router.post("/console/connectors/new/{connector}/consent")
+    async def consent(request: Request, connector: ConnectorId) -> Response:
+        connector_id = connector
         def change(viewer: Viewer, _form: dict[str, str]) -> Response:
             connectors.consent(viewer.tenant, connector_id, viewer.principal)
-            audit(viewer, connector_id, "POST /console/connectors/new/{connector_id}/consent", consent=True)
-            return _see_other(f"/console/connectors/new/{connector_id}/review")
+            audit(viewer, connector_id, "POST /console/connectors/new/{connector}/consent", consent=True)
+            return _see_other(f"/console/connectors/new/{connector}/review")
 
         return await posted(request, CONSENT, "admin consent for a connector", change)
 
-    @router.post("/console/connectors/new/{connector_id}/finish")
-    async def finish(request: Request, connector_id: ConnectorId) -> Response:
+    @router.post("/console/connectors/new/{connector}/finish")
+    async def finish(request: Request, connector: ConnectorId) -> Response:
+        connector_id = connector
         def change(viewer: Viewer, _form: dict[str, str]) -> Response:
             try:
                 connectors.enable(viewer.tenant, connector_id)
             except Invalid as exc:
                 return draft_step(viewer, request, connector_id, "review", 400, errors=[exc.message])
-            audit(viewer, connector_id, "POST /console/connectors/new/{connector_id}/finish", enabled=True)
+            audit(viewer, connector_id, "POST /console/connectors/new/{connector}/finish", enabled=True)
             return _see_other(f"/console/connectors/{connector_id}?done=created")
 
         return await posted(request, CHANGE_CONNECTORS, "enabling a connector", change)
 
     # -- one connector --------------------------------------------------------------------------------------
 
-    @router.get("/console/connectors/{connector_id}")
-    def connector(request: Request, connector_id: ConnectorId) -> Response:
+    @router.get("/console/connectors/{connector}")
+    def connector_page(request: Request, connector: ConnectorId) -> Response:
+        connector_id = connector
         def show(viewer: Viewer) -> Response:
             detail = reads.detail(viewer.tenant, connector_id)
             columns, rows = reads.chart(viewer.tenant, connector_id)
@@ -289,18 +292,20 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
 
         return guarded(request, READ_CONNECTORS, "reading a data connector", show)
 
-    @router.get("/console/connectors/{connector_id}/progress")
-    def progress(request: Request, connector_id: ConnectorId) -> Response:
+    @router.get("/console/connectors/{connector}/progress")
+    def progress(request: Request, connector: ConnectorId) -> Response:
+        connector_id = connector
         def show(viewer: Viewer) -> Response:
             info = connectors.describe(viewer.tenant, connector_id)
             return page(viewer, request, "_connector_progress.html", info=info, live=reads.live(viewer.tenant, info))
 
         return guarded(request, READ_CONNECTORS, "reading a data connector", show)
 
-    @router.post("/console/connectors/{connector_id}/runs")
-    async def run_now(request: Request, connector_id: ConnectorId) -> Response:
+    @router.post("/console/connectors/{connector}/runs")
+    async def run_now(request: Request, connector: ConnectorId) -> Response:
+        connector_id = connector
         def change(viewer: Viewer, _form: dict[str, str]) -> Response:
-            start(viewer, connector_id, "POST /console/connectors/{connector_id}/runs")
+            start(viewer, connector_id, "POST /console/connectors/{connector}/runs")
             return _see_other(f"/console/connectors/{connector_id}?done=started")
 
         return await posted(request, CHANGE_CONNECTORS, "running a connector", change)
@@ -312,8 +317,9 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
             raise Invalid("this server runs no jobs")
         kit.enqueue(job.id)
 
-    @router.post("/console/connectors/{connector_id}/exports")
-    async def upload(request: Request, connector_id: ConnectorId) -> Response:
+    @router.post("/console/connectors/{connector}/exports")
+    async def upload(request: Request, connector: ConnectorId) -> Response:
+        connector_id = connector
         incoming = connectors.incoming_file()
         try:
             with incoming.open("wb") as sink:
@@ -332,11 +338,11 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
                     sink.close()
                     added = connectors.add_export(viewer.tenant, connector_id, incoming, filename[:512], owner,
                                                   fields.get("chat_name", "").strip()[:512] or None, move=True)
-                    audit(viewer, connector_id, "POST /console/connectors/{connector_id}/exports",
+                    audit(viewer, connector_id, "POST /console/connectors/{connector}/exports",
                           filename=filename[:256], sha256=added.sha256, new=added.new)
                     if fields.get("run") == "yes":
                         try:
-                            start(viewer, connector_id, "POST /console/connectors/{connector_id}/exports")
+                            start(viewer, connector_id, "POST /console/connectors/{connector}/exports")
                         except Invalid as exc:
                             return refused_upload(viewer, request, connector_id, 409, "The file was handed in, but "
                                                   f"the run did not start: {exc.message}", kept=True)
@@ -349,8 +355,9 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
         finally:
             incoming.unlink(missing_ok=True)   # nothing partial is kept; add_export moved a complete file away
 
-    @router.get("/console/connectors/{connector_id}/runs/{run_id}")
-    def run_page(request: Request, connector_id: ConnectorId, run_id: RunId) -> Response:
+    @router.get("/console/connectors/{connector}/runs/{run_id}")
+    def run_page(request: Request, connector: ConnectorId, run_id: RunId) -> Response:
+        connector_id = connector
         def show(viewer: Viewer) -> Response:
             report = reads.report(viewer.tenant, connector_id, run_id)
             info = connectors.describe(viewer.tenant, connector_id)
