@@ -20,7 +20,7 @@ from tests.console.conftest import Console, signed_in_as
 
 SAMPLES = Path(__file__).parents[1] / "samples" / "whatsapp"
 ZIP = SAMPLES / "zip-android-media.zip"
-GOOD_CSV = b"mobile,email,name\n+491701111111,ada@contoso.com,Ada\n+491702222222,ada@contoso.com,Alice\n"
+GOOD_CSV = b"mobile,email,name\n+491701111111,ada@contoso.com,Ada\n+491702222222,ada@contoso.com,Bob\n"
 BAD_CSV = b"mobile,email,name\n+491701111111,ada@contoso.com,Ada\ncall me,ada@contoso.com,Alice\n"
 
 

@@ -149,9 +149,13 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
             rows = reads.listing(viewer.tenant)
             fragment = bool(request.headers.get("HX-Request")) and not request.headers.get("HX-Boosted")
             columns, chart_rows = ([], []) if fragment else reads.chart(viewer.tenant, None)
-            return page(viewer, request, "_connector_list.html" if fragment else "connectors.html",
-                        title="Data connectors", rows=rows, active=any(live.active for _, live in rows),
-                        columns=columns, chart_rows=chart_rows)
+            active = any(live.active for _, live in rows)
+            response = page(viewer, request, "_connector_list.html" if fragment else "connectors.html",
+                            title="Data connectors", rows=rows, active=active, columns=columns,
+                            chart_rows=chart_rows)
+            if fragment and not active:
+                response.headers["HX-Refresh"] = "true"    # every run has ended: the chart is drawn again
+            return response
 
         return guarded(request, READ_CONNECTORS, "reading the data connectors", show)
 
@@ -297,7 +301,13 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
         connector_id = connector
         def show(viewer: Viewer) -> Response:
             info = connectors.describe(viewer.tenant, connector_id)
-            return page(viewer, request, "_connector_progress.html", info=info, live=reads.live(viewer.tenant, info))
+            live = reads.live(viewer.tenant, info)
+            response = page(viewer, request, "_connector_progress.html", info=info, live=live)
+            if request.headers.get("HX-Request") and not live.active:
+                # The poll found the run ended: the whole page is loaded again (its chart, its runs), and polls
+                # no more.
+                response.headers["HX-Refresh"] = "true"
+            return response
 
         return guarded(request, READ_CONNECTORS, "reading a data connector", show)
 
