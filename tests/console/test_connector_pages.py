@@ -304,3 +304,30 @@ def test_the_live_state_is_polled_only_while_a_run_is_queued(console: Console) -
     console.services.jobstore.fail(job.id, "stopped by the test")
     progress = console.client.get(f"/console/connectors/{connector}/progress")
     assert "hx-trigger" not in progress.text and "could not start" in progress.text
+
+
+def test_the_feed_step_tests_the_credentials_and_never_sends_the_password_back(console: Console) -> None:
+    from tests.connectors.conftest import FeedServer
+
+    _importer(console)
+    client = console.client
+    token = _csrf(client.get("/console/connectors/new").text)
+    base = {"csrf_token": token, "step": "source", "kind": "archiver-feed", "accept_terms": "yes",
+            "name": "TeleMessage", "run_at": "02:00"}
+    with FeedServer([], {}) as feed:
+        form = {**base, "url": feed.url, "username": feed.username}
+        wrong = client.post("/console/connectors/new", data={**form, "password": "wrong-pass-999",
+                                                             "action": "test"})
+        assert "did not accept the connection" in wrong.text and "refused the user name and password" in wrong.text
+        assert "wrong-pass-999" not in wrong.text
+        right = client.post("/console/connectors/new", data={**form, "password": feed.password, "action": "test"})
+        assert "The source accepted the connection" in right.text and feed.password not in right.text
+        assert console.services.connectors.list_connectors(console.tenant) == []
+        created = client.post("/console/connectors/new", data={**form, "password": feed.password,
+                                                               "action": "create"}, follow_redirects=False)
+        assert created.status_code == 303, created.text
+    connector = created.headers["location"].split("/")[4]
+    review = client.get(f"/console/connectors/new/{connector}/review")
+    assert feed.url in review.text and feed.password not in review.text
+    assert console.services.connectors.describe(console.tenant, connector).source == {
+        "url": feed.url, "username": feed.username}

@@ -9,6 +9,8 @@ credential (``auth.service.SignIn.session_user``), the viewer's roles decide wha
 - ``GET /console/trust``, ``GET /console/voice`` (with its route tester): trust and voice (``console.trust_voice``);
 - ``GET /console/search``, ``GET /console/search/items/{id}``, ``GET /console/cases``, ``GET /console/cases/{case}``:
   content search with a safe message preview, and the eDiscovery cases (``console.compliance_pages``);
+- ``GET /console/connectors`` and below: the data connectors, their wizard, runs and reports, "run now" and the
+  export upload (``console.connector_pages``);
 - ``GET /console/static/{file}``: the stylesheet and htmx, from the package (no front-end build step).
 
 A page the viewer's roles may not read answers a 403 page, and an action they may not take is not offered (and is
