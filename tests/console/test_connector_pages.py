@@ -331,3 +331,22 @@ def test_the_feed_step_tests_the_credentials_and_never_sends_the_password_back(c
     assert feed.url in review.text and feed.password not in review.text
     assert console.services.connectors.describe(console.tenant, connector).source == {
         "url": feed.url, "username": feed.username}
+
+
+def test_an_upload_whose_csrf_token_comes_after_the_file_is_refused_before_the_file_is_kept(
+        console: Console) -> None:
+    connector = _connector(console)
+    _importer(console)
+    token = _csrf(console.client.get(f"/console/connectors/{connector}").text)
+    boundary = "b0undary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="owner"\r\n\r\nada@contoso.com\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="chat.zip"\r\n'
+            f"Content-Type: application/zip\r\n\r\n").encode() + ZIP.read_bytes() + (
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
+            f"--{boundary}--\r\n").encode()
+    before = sorted(console.services.connectors.upload_dir.glob("*"))
+    r = console.client.post(f"/console/connectors/{connector}/exports", content=body,
+                            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 403 and "before the file" in r.text
+    assert sorted(console.services.connectors.upload_dir.glob("*")) == before
+    assert console.services.connectors.describe(console.tenant, connector).pending_files == 0

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -103,7 +103,7 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
         return await run_in_threadpool(guarded, request, roles, what, lambda v: change(v, form))
 
     async def with_file(request: Request, roles: tuple[str, ...], what: str, connector_id: str, file_field: str,
-                        file_max: int, sink: Any,
+                        file_max: int, sink: IO[bytes],
                         change: Callable[[Viewer, dict[str, str], str | None], Response]) -> Response:
         """A form with a file: the session, the roles and the connector (another tenant's: 404) before the body is
         read; the CSRF token (a field before the file) before the file's first byte is kept; then the change."""
@@ -111,6 +111,7 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
         if isinstance(found, Response):
             return found
         session, viewer = found
+
         def exists(v: Viewer) -> Response:
             connectors.describe(v.tenant, connector_id)     # another tenant's connector: NotFound, a 404 page
             return Response(status_code=204)
@@ -321,10 +322,10 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
         return await posted(request, CHANGE_CONNECTORS, "running a connector", change)
 
     def start(viewer: Viewer, connector_id: str, operation: str) -> None:
-        job = reads.start_run(viewer.tenant, connector_id, viewer.principal.actor)
-        audit(viewer, connector_id, operation, run="started", job=job.id)
         if kit.enqueue is None:
             raise Invalid("this server runs no jobs")
+        job = reads.start_run(viewer.tenant, connector_id, viewer.principal.actor)
+        audit(viewer, connector_id, operation, run="started", job=job.id)
         kit.enqueue(job.id)
 
     @router.post("/console/connectors/{connector}/exports")
