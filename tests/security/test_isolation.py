@@ -549,6 +549,30 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/console/holds"): lambda w: [Probe(None, {}, frozenset({200}), json={"user": w.a.user})],
     ("POST", "/console/holds/{hold_id}/release"): lambda w: [Probe(None, {"hold_id": w.a.hold}, frozenset({200}))],
     ("GET", "/console/verify"): lambda w: [Probe(None, {}, frozenset({200}), query={"run": "true"})],
+    # The data connector pages (console/connector_pages.py): as above; B's session on A's connector is
+    # tests/console/test_connector_pages.py (404).
+    ("GET", "/console/connectors"): lambda w: [Probe(None, {}, frozenset({200}),
+                                                     check=lambda r: "A Isolation Export" not in r.text)],
+    ("GET", "/console/connectors/new"): lambda w: [Probe(None, {}, frozenset({200}))],
+    ("POST", "/console/connectors/new"): lambda w: [Probe(None, {}, frozenset({200}))],
+    **{("GET", f"/console/connectors/new/{{connector}}/{step}"): (lambda w: [
+        Probe(None, {"connector": w.a.connector}, frozenset({200}))]) for step in ("mapping", "consent", "review")},
+    ("POST", "/console/connectors/new/{connector}/mapping"): lambda w: [
+        Probe(None, {"connector": w.a.connector}, frozenset({200}))],
+    ("POST", "/console/connectors/new/{connector}/consent"): lambda w: [
+        Probe(None, {"connector": w.a.connector}, frozenset({200}))],
+    ("POST", "/console/connectors/new/{connector}/finish"): lambda w: [
+        Probe(None, {"connector": w.a.connector}, frozenset({200}))],
+    ("GET", "/console/connectors/{connector}"): lambda w: [
+        Probe(None, {"connector": w.a.connector}, frozenset({200}))],
+    ("GET", "/console/connectors/{connector}/progress"): lambda w: [
+        Probe(None, {"connector": w.a.connector}, frozenset({200}))],
+    ("POST", "/console/connectors/{connector}/runs"): lambda w: [
+        Probe(None, {"connector": w.a.connector}, frozenset({200}))],
+    ("POST", "/console/connectors/{connector}/exports"): lambda w: [
+        Probe(None, {"connector": w.a.connector}, frozenset({200}))],
+    ("GET", "/console/connectors/{connector}/runs/{run_id}"): lambda w: [
+        Probe(None, {"connector": w.a.connector, "run_id": w.a.run}, frozenset({200}))],
     ("GET", "/auth/oidc/{tenant_id}/callback"): lambda w: [
         public(w, 400), Probe(w.a.tenant, {}, frozenset({400}), query={"state": "guess", "code": "guess"})],
 }

@@ -32,6 +32,8 @@ def register(registry: Registry) -> None:
     registry.add_cli(_commands, roles=COMMAND_ROLES)
     registry.add_router(_router)
     registry.add_task("connector.run", _run)
+    # The console's "run now" and its upload: a run in the background, followed through its row (and the run's).
+    registry.add_tracked("connector.run", _tracked_run)
     registry.add_due(_due)
 
 
@@ -48,6 +50,12 @@ def _run(services: Any, kwargs: dict[str, Any]) -> dict[str, Any]:  # dict: a jo
                                      trigger=RunTrigger(kwargs.get("trigger", RunTrigger.MANUAL)))
     result: dict[str, Any] = plain(report)
     return result
+
+
+def _tracked_run(services: Any, _job_id: str, tenant: str, params: dict[str, Any],
+                 progress: Any) -> dict[str, Any]:   # dict: a job's result (JSON), the run report's fields
+    report: dict[str, Any] = plain(services.connectors.run(tenant, params["connector_id"], progress=progress))
+    return report
 
 
 def _due(services: Any, now: datetime) -> list[tuple[str, dict[str, Any]]]:

@@ -237,6 +237,23 @@ class ConnectorRunner:
                                      .order_by(RunIssue.id).limit(issue_limit))
             return _report(run, [_reported(i) for i in issues])
 
+    def imported_per_day(self, tenant: str, connector_id: str | None, since: datetime,
+                         limit: int = 5000) -> dict[str, dict[str, int]]:
+        """Items imported per day (the UTC date a run started) per kind, from the runs' saved counts: of one
+        connector, or (``None``) of every connector of the tenant. At most ``limit`` runs are read, newest first."""
+        with self.db.session() as session:
+            stmt = select(Run.started_at, Run.counts).where(Run.tenant_id == tenant, Run.started_at >= since)
+            if connector_id is not None:
+                get_connector(session, tenant, connector_id)
+                stmt = stmt.where(Run.connector_id == connector_id)
+            rows = session.execute(stmt.order_by(Run.started_at.desc()).limit(limit)).all()
+        days: dict[str, dict[str, int]] = {}
+        for started, counts in rows:
+            day = days.setdefault(as_utc(started).date().isoformat(), {})
+            for kind, n in json.loads(counts or "{}").get("imported", {}).items():
+                day[kind] = day.get(kind, 0) + int(n)
+        return dict(sorted(days.items()))
+
     def runs(self, tenant: str, connector_id: str, limit: int = 20) -> list[RunSummary]:
         with self.db.session() as session:
             get_connector(session, tenant, connector_id)

@@ -84,6 +84,8 @@ class ConnectorService:
         self.recover_interrupted = self.runner.recover_interrupted
         self.report = self.runner.report
         self.runs = self.runner.runs
+        self.imported_per_day = self.runner.imported_per_day
+        self.test_source = self.wizard.test_source
 
     # -- the schedule ----------------------------------------------------------------------------
 

@@ -84,6 +84,16 @@ class ConnectorWizard:
             add_named(session, connector, Connector.name, Connector.tenant_id, "connector")
         return self.describe(tenant, connector.id)
 
+    def test_source(self, kind: str, *, source: dict[str, Any] | None = None,
+                    source_password: str | None = None) -> None:
+        """The wizard's "test the connection" (the console's credentials step): the settings checked by the kind
+        and the source tried, as ``create`` does, with nothing saved. Raises ``Invalid`` saying what failed."""
+        settings = self.kinds.source(kind).check(dict(source or {}), source_password, self.env.egress)
+        trial = Connector(id="", tenant_id="", name="", kind=kind, source_config=json.dumps(settings),
+                          source_secret=self.env.secrets.seal(source_password) if source_password else None,
+                          target_config=json.dumps({"kind": BuiltinTarget.STORE}), max_item_bytes=10 * 1024 * 1024)
+        self._test_source(trial)
+
     def _test_source(self, connector: Connector) -> None:
         """The wizard tests the credentials before saving: a connector that cannot reach its source would fail
         every night without anyone noticing."""

@@ -10,6 +10,8 @@ credential (``auth.service.SignIn.session_user``), the viewer's roles decide wha
 - ``GET /console/search``, ``GET /console/search/items/{id}``, ``GET /console/cases``: content search with a safe
   message preview, and the eDiscovery cases (``console.compliance_pages``); a case, its actions (custodians, holds,
   search, exports and their download), ``/console/holds`` and ``/console/verify`` (``console.case_actions``);
+- ``GET /console/connectors`` and below: the data connectors, their wizard, runs and reports, "run now" and the
+  export upload (``console.connector_pages``);
 - ``GET /console/static/{file}``: the stylesheet and htmx, from the package (no front-end build step).
 
 A page the viewer's roles may not read answers a 403 page, a parameter out of its bounds a 400 page (not the admin
@@ -41,9 +43,11 @@ from tenantry.auth.service import require_csrf
 from tenantry.console.case_actions import READ_VERIFY, add_case_actions
 from tenantry.console.compliance import READ_CASES, READ_SEARCH
 from tenantry.console.compliance_pages import add_compliance_pages
+from tenantry.console.connector_pages import Kit, add_connector_pages
 from tenantry.console.service import (
     CHANGE_DIRECTORY,
     PAGE_SIZE,
+    READ_CONNECTORS,
     READ_DIRECTORY,
     READ_SCIM_LOG,
     READ_TRUST,
@@ -100,6 +104,8 @@ def nav_of(viewer: Viewer) -> list[tuple[str, list[tuple[str, str]]]]:
         compliance.append(("Archive verification", "/console/verify"))
     if compliance:
         parts.append(("Compliance", compliance))
+    if viewer.may(READ_CONNECTORS):
+        parts.append(("Data connectors", [("Connectors", "/console/connectors")]))
     return parts
 
 
@@ -282,6 +288,7 @@ def build_pages(services: Services, enqueue: Callable[[str], None] | None = None
     add_trust_and_voice(router, console, guarded, render)
     add_compliance_pages(router, services, render, guarded, pager)
     add_case_actions(router, services, console, enqueue, render, guarded, refused, to_sign_in)
+    add_connector_pages(router, services, Kit(render, guarded, to_sign_in, console.viewer, enqueue))
     return router
 
 

@@ -138,7 +138,7 @@ class ConsoleService:
         """Each part the viewer may read, at a glance; a part that fails to read says why instead of failing
         the page."""
         parts = ((READ_DIRECTORY, "Directory", "/console/users", self._directory),
-                 (READ_CONNECTORS, "Data connectors", None, self._connectors),
+                 (READ_CONNECTORS, "Data connectors", "/console/connectors", self._connectors),
                  (READ_HOLDS, "Holds and cases", "/console/cases", self._holds),
                  (READ_PROVISIONING, "Provisioning", None, self._provisioning),
                  (READ_TRUST, "Trust", "/console/trust", self._trust))
