@@ -9,6 +9,9 @@ credential (``auth.service.SignIn.session_user``), the viewer's roles decide wha
 - ``GET /console/trust``, ``GET /console/voice`` (with its route tester): trust and voice (``console.trust_voice``);
 - ``GET /console/search``, ``GET /console/search/items/{id}``, ``GET /console/cases``, ``GET /console/cases/{case}``:
   content search with a safe message preview, and the eDiscovery cases (``console.compliance_pages``);
+- ``GET /console/provisioning`` and ``/console/provisioning/{app}[/…]``: provisioning apps, Test Connection, status
+  with the running cycle's progress, mappings and scoping, provision on demand, logs, quarantine release
+  (``console.provisioning_pages``);
 - ``GET /console/static/{file}``: the stylesheet and htmx, from the package (no front-end build step).
 
 A page the viewer's roles may not read answers a 403 page, and an action they may not take is not offered (and is
@@ -36,10 +39,12 @@ from tenantry.archive.models import LedgerAction
 from tenantry.auth.service import require_csrf
 from tenantry.console.compliance import READ_CASES, READ_SEARCH
 from tenantry.console.compliance_pages import add_compliance_pages
+from tenantry.console.provisioning_pages import add_provisioning_pages
 from tenantry.console.service import (
     CHANGE_DIRECTORY,
     PAGE_SIZE,
     READ_DIRECTORY,
+    READ_PROVISIONING,
     READ_SCIM_LOG,
     READ_TRUST,
     READ_VOICE,
@@ -92,6 +97,8 @@ def nav_of(viewer: Viewer) -> list[tuple[str, list[tuple[str, str]]]]:
         compliance.append(("eDiscovery cases", "/console/cases"))
     if compliance:
         parts.append(("Compliance", compliance))
+    if viewer.may(READ_PROVISIONING):
+        parts.append(("Applications", [("Provisioning", "/console/provisioning")]))
     return parts
 
 
@@ -248,6 +255,7 @@ def build_pages(services: Services) -> APIRouter:
 
     add_trust_and_voice(router, console, guarded, render)
     add_compliance_pages(router, services, render, guarded, pager)
+    add_provisioning_pages(router, services, render, guarded)
     return router
 
 
