@@ -534,6 +534,12 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/console/search/items/{item_id}"): lambda w: [Probe(None, {"item_id": w.a.item}, frozenset({200}))],
     ("GET", "/console/cases"): lambda w: [Probe(None, {}, frozenset({200}))],
     ("GET", "/console/cases/{case}"): lambda w: [Probe(None, {"case": w.a.case}, frozenset({200}))],
+    ("GET", "/console/provisioning"): lambda w: [Probe(None, {}, frozenset({200}),
+                                                       check=lambda r: "A Isolation App" not in r.text)],
+    **{(m, "/console/provisioning/{app}" + s): (lambda w: [
+        Probe(None, {"app": w.a.app}, frozenset({200}), check=lambda r: "A Isolation App" not in r.text)])
+       for m, s in (("GET", ""), ("GET", "/status"), ("GET", "/mappings"), ("GET", "/on-demand"), ("GET", "/logs"),
+                    ("POST", "/on-demand"), ("POST", "/test-connection"), ("POST", "/run"), ("POST", "/release"))},
     ("GET", "/auth/oidc/{tenant_id}/callback"): lambda w: [
         public(w, 400), Probe(w.a.tenant, {}, frozenset({400}), query={"state": "guess", "code": "guess"})],
 }
