@@ -1,10 +1,10 @@
 """The provisioning pages in a real browser (as tests/console/test_browser.py: Debian's Chromium, never
 ``playwright install``; axe-core injected by the test), at 1280×800 and 390×844, against a real SCIM target
 (scim2-server on loopback): an Application Administrator signs in, opens an app, runs Test Connection, reads the
-mappings and scoping filters, provisions one user on demand (the steps: import, scope, match, action) and reads
-its log, runs a cycle and follows its progress bar (htmx polling) to the end and the chart, filters the logs;
-then opens an app in quarantine, whose Test Connection fails clearly, and releases it. On every page: no
-JavaScript console error, zero serious or critical axe violations, a screenshot."""
+mappings and scoping filters and adds a filter, provisions one user on demand (the steps: import, scope, match,
+action) and reads its log, runs a cycle and follows its progress bar (htmx polling) to the end and the chart,
+filters the logs; then opens an app in quarantine, whose Test Connection fails clearly, and releases it. On every
+page: no JavaScript console error, zero serious or critical axe violations, a screenshot."""
 
 from __future__ import annotations
 
@@ -71,6 +71,14 @@ def test_an_application_administrator_tests_provisions_follows_a_cycle_and_relea
             page.wait_for_url("**/mappings")
             expect(page.locator("#user-mapping-table")).to_contain_text("userName")
             expect(page.locator("#user-filters")).to_contain_text("IS TRUE")
+            page.select_option("#users-filter", "new")           # a second filter: either one holding is enough
+            page.fill("#users-attribute", "userName")
+            page.select_option("#users-operator", "ENDS_WITH")
+            page.fill("#users-value", "@contoso.com")
+            page.locator("form.clause-add").first.get_by_role("button", name="Add clause").click()
+            page.wait_for_url("**done=scoping**")
+            expect(page.locator("#user-filters")).to_contain_text("ENDS_WITH")
+            expect(page.locator("#user-filters > li")).to_have_count(2)
             watched.check("provisioning-mappings")
 
             page.get_by_role("link", name="Provision on demand").click()

@@ -182,7 +182,51 @@ def test_the_status_part_stops_htmx_polling_when_no_cycle_runs_and_charts_the_la
     assert 'hx-trigger="every 2s"' not in page and "chart.umd.min.js" in page
 
 
-@pytest.mark.parametrize("action", ["test-connection", "on-demand", "release", "run"])
+def test_scoping_filters_are_changed_in_the_page_validated_and_named_in_the_apps_log(console: Console) -> None:
+    app = make_app(console.services, console.tenant, name="Scoped")
+    signed_in_as(console.services, console.client, console.tenant, "apps@contoso.com", [APPLICATIONS])
+    url = f"/console/provisioning/{app.id}"
+    page = console.client.get(url + "/mappings").text
+    assert "No scoping filter" in page and "Add clause" in page
+    digest = re.findall(r'name="digest" value="([^"]+)"', page)[0]
+    base = {"csrf_token": _csrf(page), "digest": digest, "kind": "users", "op": "add"}
+    r = console.client.post(url + "/scoping", data={**base, "filter": "new", "attribute": "department",
+                                                    "operator": "EQUALS", "value": "Sales"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    config = console.services.provisioning.config(console.tenant, app.id)
+    assert [[c.model_dump() for c in f] for f in config.scoping_filters] == [
+        [{"attribute": "department", "operator": "EQUALS", "value": "Sales"}]]
+    stale = console.client.post(url + "/scoping", data={**base, "filter": "1", "attribute": "title",
+                                                        "operator": "IS NOT NULL"})
+    assert stale.status_code == 409 and "changed meanwhile" in stale.text       # drawn from the old filters
+    page = console.client.get(r.headers["location"]).text
+    assert "Scoping filters saved" in page and "Sales" in page
+    base["digest"] = re.findall(r'name="digest" value="([^"]+)"', page)[0]
+    bad = console.client.post(url + "/scoping", data={**base, "filter": "1", "attribute": "title",
+                                                      "operator": "REGEX MATCH", "value": "(unclosed"})
+    assert bad.status_code == 200 and "Not changed:" in bad.text and 'value="(unclosed"' in bad.text
+    assert len(console.services.provisioning.config(console.tenant, app.id).scoping_filters[0]) == 1
+    r = console.client.post(url + "/scoping", data={**base, "filter": "1", "attribute": "title",
+                                                    "operator": "IS NOT NULL"}, follow_redirects=False)
+    assert r.status_code == 303
+    filters = console.services.provisioning.config(console.tenant, app.id).scoping_filters
+    assert [c.attribute for c in filters[0]] == ["department", "title"]
+    page = console.client.get(r.headers["location"]).text
+    digest = re.findall(r'name="digest" value="([^"]+)"', page)[0]
+    for clause in ("1", "1"):     # both clauses out: the filter left empty goes
+        r = console.client.post(url + "/scoping", data={"csrf_token": _csrf(page), "digest": digest, "kind": "users",
+                                                        "op": "remove", "filter": "1", "clause": clause},
+                                follow_redirects=False)
+        assert r.status_code == 303, r.text
+        digest = re.findall(r'name="digest" value="([^"]+)"', console.client.get(r.headers["location"]).text)[0]
+    assert console.services.provisioning.config(console.tenant, app.id).scoping_filters == []
+    changes = console.services.provisioning.logs(console.tenant, app.id, action=LogAction.CONFIGURE)
+    assert len(changes) == 4 and all(e.steps[0].actor == "apps@contoso.com" for e in changes)
+    ledger = console.services.ledger.entries(console.tenant, target=app.id)
+    assert len(ledger) == 4 and {e.detail["operation"] for e in ledger} == {"POST /console/provisioning/{app}/scoping"}
+
+
+@pytest.mark.parametrize("action", ["test-connection", "on-demand", "release", "run", "scoping"])
 def test_every_action_needs_the_csrf_token_and_changes_nothing_without_it(console: Console, action: str) -> None:
     app = _quarantined(console)
     signed_in_as(console.services, console.client, console.tenant, "apps@contoso.com", [APPLICATIONS])
@@ -204,7 +248,7 @@ def test_the_roles_are_the_admin_apis_application_administrator_or_organization_
     for path in ("", f"/{app.id}", f"/{app.id}/mappings", f"/{app.id}/on-demand", f"/{app.id}/logs"):
         r = console.client.get(f"/console/provisioning{path}")
         assert r.status_code == 403 and "Application Administrator" in r.text and "Roles" not in r.text, path
-    for action in ("test-connection", "run", "release", "on-demand"):
+    for action in ("test-connection", "run", "release", "on-demand", "scoping"):
         r = console.client.post(f"/console/provisioning/{app.id}/{action}", data={"csrf_token": token})
         assert r.status_code == 403 and "Application Administrator" in r.text, action
     assert not console.services.ledger.entries(console.tenant, target=app.id)
@@ -226,7 +270,7 @@ def test_another_tenants_app_id_is_a_404_page(console: Console) -> None:
         assert r.status_code == 404 and "quarantine" not in r.text and "could not reach" not in r.text, path
     r = console.client.get(f"/console/provisioning/{app.id}/status", headers={"HX-Request": "true"})
     assert r.status_code == 404
-    for action in ("test-connection", "run", "release", "on-demand"):
+    for action in ("test-connection", "run", "release", "on-demand", "scoping"):
         r = console.client.post(f"/console/provisioning/{app.id}/{action}", data={"csrf_token": token, "user": "x"})
         assert r.status_code == 404, action
     assert console.services.provisioning.status(console.tenant, app.id).health == AppHealth.QUARANTINED

@@ -539,7 +539,8 @@ CASES: dict[tuple[str, str], Case] = {
     **{(m, "/console/provisioning/{app}" + s): (lambda w: [
         Probe(None, {"app": w.a.app}, frozenset({200}), check=lambda r: "A Isolation App" not in r.text)])
        for m, s in (("GET", ""), ("GET", "/status"), ("GET", "/mappings"), ("GET", "/on-demand"), ("GET", "/logs"),
-                    ("POST", "/on-demand"), ("POST", "/test-connection"), ("POST", "/run"), ("POST", "/release"))},
+                    ("POST", "/on-demand"), ("POST", "/test-connection"), ("POST", "/run"), ("POST", "/release"),
+                    ("POST", "/scoping"))},
     ("GET", "/auth/oidc/{tenant_id}/callback"): lambda w: [
         public(w, 400), Probe(w.a.tenant, {}, frozenset({400}), query={"state": "guess", "code": "guess"})],
 }

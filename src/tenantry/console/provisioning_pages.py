@@ -21,6 +21,8 @@ Everything goes through ``ProvisioningService``, the calls the admin API and the
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import threading
@@ -38,6 +40,7 @@ from tenantry.auth.service import require_csrf
 from tenantry.console.service import READ_PROVISIONING, ConsoleService, Viewer
 from tenantry.core.egress import origin
 from tenantry.core.errors import Conflict, Forbidden, Invalid
+from tenantry.provisioning.config import AppConfig
 from tenantry.provisioning.results import (
     AppHealth,
     AppInfo,
@@ -49,6 +52,7 @@ from tenantry.provisioning.results import (
     LogEntry,
     Result,
 )
+from tenantry.provisioning.scoping import Operator
 from tenantry.services import Services
 
 log = logging.getLogger(__name__)
@@ -61,6 +65,10 @@ BASE = "/console/provisioning"
 LOG_PAGE = 50
 CHART_CYCLES = 10
 MAX_USER = 256
+MAX_ATTRIBUTE = 256
+MAX_VALUE = 1024
+MAX_CLAUSES = 50        # per kind of filter (users, groups), all filters together
+FILTER_KEYS = {"users": "scoping_filters", "groups": "group_scoping_filters"}
 WATCH_SECONDS = 30     # after "Run a cycle now": how long the page waits for the cycle to show up
 POLL_STOP = 286        # htmx: this status stops polling (the answer is still swapped in)
 CYCLE_ID = re.compile(r"^[0-9A-Za-z-]{1,64}$")
@@ -88,6 +96,52 @@ def chart_rows(cycles: list[CycleInfo]) -> list[tuple[str, list[int]]]:
         label = f"{c.started_at[5:16].replace('T', ' ')} {c.kind}"
         rows.append((label, [sum(int(c.stats.get(k, 0)) for k in keys) for _, keys in CHART_SERIES]))
     return rows[-CHART_CYCLES:]
+
+
+def filters_digest(config: AppConfig) -> str:
+    """What the scoping forms were drawn from: a change is made only to the filters the administrator saw."""
+    data = {key: config.model_dump(mode="json")[key] for key in FILTER_KEYS.values()}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def changed_filters(config: AppConfig, form: dict[str, str]) -> tuple[str, list[list[dict[str, Any]]], str]:
+    """The scoping filters after the form's change: (configuration key, the filters, what changed). ``add`` puts a
+    clause into filter N (all clauses must hold) or a new filter (any filter may hold); ``remove`` takes clause M
+    of filter N out (a filter left empty goes). ``Invalid`` for a form that does not say one of these."""
+    kind = form.get("kind", "")
+    if kind not in FILTER_KEYS:
+        raise Invalid("kind is users or groups")
+    key = FILTER_KEYS[kind]
+    filters: list[list[dict[str, Any]]] = config.model_dump(mode="json")[key]
+    where = form.get("filter", "new")
+    if where != "new" and not (where.isdigit() and 1 <= int(where) <= len(filters)):
+        raise Invalid(f"filter is a filter's number (1 to {len(filters)}) or new")
+    op = form.get("op", "")
+    if op == "remove":
+        number = form.get("clause", "")
+        if where == "new" or not (number.isdigit() and 1 <= int(number) <= len(filters[int(where) - 1])):
+            raise Invalid("name the filter and the clause to remove")
+        gone = filters[int(where) - 1].pop(int(number) - 1)
+        if not filters[int(where) - 1]:
+            del filters[int(where) - 1]
+        return key, filters, f"{kind} filter {where}: removed {gone['attribute']} {gone['operator']}"
+    if op != "add":
+        raise Invalid("op is add or remove")
+    attribute = checked_text(form.get("attribute", ""), "the attribute", MAX_ATTRIBUTE)
+    if not attribute:
+        raise Invalid("a clause needs an attribute (userName, department, …)")
+    operator = Operator.parse(checked_text(form.get("operator", ""), "the operator", 64))
+    value = form.get("value", "")
+    if len(value) > MAX_VALUE:
+        raise Invalid(f"the value is at most {MAX_VALUE} characters")
+    if sum(len(f) for f in filters) >= MAX_CLAUSES:
+        raise Invalid(f"at most {MAX_CLAUSES} clauses in the {kind}' scoping filters")
+    clause = {"attribute": attribute, "operator": operator.value, "value": value if value != "" else None}
+    if where == "new":
+        filters.append([clause])
+    else:
+        filters[int(where) - 1].append(clause)
+    return key, filters, f"{kind} filter {where}: added {attribute} {operator.value}"
 
 
 def checked_text(value: str, what: str, limit: int) -> str:
@@ -222,21 +276,43 @@ def add_provisioning_pages(router: APIRouter, services: Services, render: Render
 
         return await action(request, app, "releasing a provisioning app from quarantine", change)
 
+    def mappings_page(viewer: Viewer, request: Request, app_id: str, *, error: str = "",
+                      form: dict[str, str] | None = None) -> Response:
+        info = provisioning.status(viewer.tenant, app_id, cycles=0)
+        config = provisioning.config(viewer.tenant, app_id)
+        scope = provisioning.scope(viewer.tenant, app_id)
+        named = {u.id: u.user_name for u in services.directory.users_by_id(
+            viewer.tenant, [*scope.in_scope[:LOG_PAGE], *list(scope.skipped)[:LOG_PAGE]])}
+        return render("prov_mappings.html", 200, viewer, request, title=f"{info.name}: mappings and scoping",
+                      app=info, tab="mappings", base=f"{BASE}/{app_id}", config=config,
+                      roles=provisioning.list_roles(viewer.tenant, app_id), scope=scope, named=named,
+                      shown=LOG_PAGE, digest=filters_digest(config), operators=[o.value for o in Operator],
+                      error=error, form=form or {}, done=request.query_params.get("done", ""))
+
     @router.get(BASE + "/{app}/mappings")
     def mappings(request: Request, app: AppRef) -> Response:
-        def show(viewer: Viewer) -> Response:
-            app_id = app_of(viewer, app)
-            info = provisioning.status(viewer.tenant, app_id, cycles=0)
-            scope = provisioning.scope(viewer.tenant, app_id)
-            named = {u.id: u.user_name for u in services.directory.users_by_id(
-                viewer.tenant, [*scope.in_scope[:LOG_PAGE], *list(scope.skipped)[:LOG_PAGE]])}
-            return render("prov_mappings.html", 200, viewer, request, title=f"{info.name}: mappings and scoping",
-                          app=info, tab="mappings", base=f"{BASE}/{app_id}",
-                          config=provisioning.config(viewer.tenant, app_id),
-                          roles=provisioning.list_roles(viewer.tenant, app_id), scope=scope, named=named,
-                          shown=LOG_PAGE)
+        return guarded(request, READ_PROVISIONING, "reading a provisioning app's mappings",
+                       lambda v: mappings_page(v, request, app_of(v, app)))
 
-        return guarded(request, READ_PROVISIONING, "reading a provisioning app's mappings", show)
+    @router.post(BASE + "/{app}/scoping")
+    async def scoping(request: Request, app: AppRef) -> Response:
+        def change(viewer: Viewer, app_id: str, form: dict[str, str]) -> Response:
+            config = provisioning.config(viewer.tenant, app_id)
+            if form.get("digest") != filters_digest(config):
+                raise Conflict("the scoping filters were changed meanwhile (by someone else, or in another "
+                               "window): open the page again and repeat the change")
+            try:
+                key, filters, what = changed_filters(config, form)
+                # The admin API's PATCH …/config: validated (a bad regular expression or operator is refused,
+                # the old filters stay), the app's log names the administrator, the next cycle compares everyone.
+                provisioning.configure(viewer.tenant, app_id, {key: filters}, actor=viewer.principal.id)
+            except Invalid as exc:   # the form doing its job: said in place, the form kept
+                return mappings_page(viewer, request, app_id, error=exc.message, form=form)
+            audit(viewer, app_id, "scoping", change=what)
+            return RedirectResponse(f"{BASE}/{app_id}/mappings?done=scoping#scoping", 303,
+                                    headers={"Cache-Control": "no-store"})
+
+        return await action(request, app, "changing a provisioning app's scoping filters", change)
 
     def on_demand_page(viewer: Viewer, request: Request, app_id: str, *, user: str = "", error: str = "",
                        report: CycleReport | None = None, user_id: str = "") -> Response:
