@@ -176,6 +176,17 @@ def test_the_status_part_stops_htmx_polling_when_no_cycle_runs_and_charts_the_la
     assert 'data-chart="stacked"' in part.text and '<th scope="col">failed</th>' in part.text
     failed = console.services.provisioning.status(console.tenant, app.id).cycles[0].stats["users_failed"]
     assert failed >= 2 and f'<td class="num" data-value="{failed}">' in part.text     # the users that failed
+    # Just after "Run a cycle now", before the cycle has shown up: the part keeps polling, for a while only.
+    from tenantry.core.clock import utcnow
+
+    now_ms = int(utcnow().timestamp() * 1000)
+    asked = console.client.get(f"/console/provisioning/{app.id}/status", params={"ran": str(now_ms)},
+                               headers={"HX-Request": "true"})
+    assert asked.status_code == 200 and "A cycle was asked for" in asked.text
+    assert "Run a cycle now</button>" in asked.text and " disabled>Run a cycle now" in asked.text
+    long_ago = console.client.get(f"/console/provisioning/{app.id}/status", params={"ran": str(now_ms - 60_000)},
+                                  headers={"HX-Request": "true"})
+    assert long_ago.status_code == 286
     plain = console.client.get(f"/console/provisioning/{app.id}/status", follow_redirects=False)
     assert plain.status_code == 303 and plain.headers["location"] == f"/console/provisioning/{app.id}"
     page = console.client.get(f"/console/provisioning/{app.id}").text

@@ -26,8 +26,8 @@ import json
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -38,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from tenantry.archive.models import LedgerAction
 from tenantry.auth.service import require_csrf
 from tenantry.console.service import READ_PROVISIONING, ConsoleService, Viewer
+from tenantry.core.clock import utcnow
 from tenantry.core.egress import origin
 from tenantry.core.errors import Conflict, Forbidden, Invalid
 from tenantry.provisioning.config import AppConfig
@@ -172,17 +173,16 @@ def add_provisioning_pages(router: APIRouter, services: Services, render: Render
                                via="console", operation=f"POST {BASE}/{{app}}/{operation}", **detail)
 
     def watching(status: AppStatus, ran: str) -> bool:
-        """Poll the status: a cycle runs, or one was asked for (``ran``: when, epoch seconds) and has not shown up
-        yet (the thread that runs it may not have taken the app's lease when the page is drawn)."""
+        """Poll the status: a cycle runs, or one was asked for (``ran``: when, in epoch milliseconds) and has not
+        shown up yet (the thread that runs it may not have taken the app's lease when the page is drawn)."""
         if status.running:
             return True
-        if not ran.isdigit():
+        if not ran.isdigit() or len(ran) > 15:
             return False
-        asked = int(ran)
-        if time.time() - asked > WATCH_SECONDS:
+        asked = datetime.fromtimestamp(int(ran) / 1000, UTC)
+        if utcnow() - asked > timedelta(seconds=WATCH_SECONDS):
             return False
-        newest = status.cycles[0].started_at if status.cycles else ""
-        return not newest or newest < time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(asked))
+        return not status.cycles or datetime.fromisoformat(status.cycles[0].started_at) < asked
 
     def app_context(viewer: Viewer, app_id: str, ran: str = "") -> dict[str, Any]:
         status = provisioning.status(viewer.tenant, app_id, cycles=CHART_CYCLES)
@@ -191,7 +191,7 @@ def add_provisioning_pages(router: APIRouter, services: Services, render: Render
                 "base": f"{BASE}/{status.id}"}
 
     def show_app(viewer: Viewer, request: Request, app_id: str, status_code: int = 200, **extra: Any) -> Response:
-        context = app_context(viewer, app_id, request.query_params.get("ran", "")[:12])
+        context = app_context(viewer, app_id, request.query_params.get("ran", "")[:15])
         return render("prov_app.html", status_code, viewer, request, title=context["app"].name, tab="overview",
                       done=request.query_params.get("done", ""), **context, **extra)
 
@@ -227,7 +227,7 @@ def add_provisioning_pages(router: APIRouter, services: Services, render: Render
                        lambda v: show_app(v, request, app_of(v, app)))
 
     @router.get(BASE + "/{app}/status")
-    def app_status(request: Request, app: AppRef, ran: Annotated[str, Query(max_length=12)] = "") -> Response:
+    def app_status(request: Request, app: AppRef, ran: Annotated[str, Query(max_length=15)] = "") -> Response:
         """The status part of the app's page, for htmx's polling; 286 (stop polling) once nothing runs."""
         def show(viewer: Viewer) -> Response:
             context = app_context(viewer, app_of(viewer, app), ran)
@@ -252,7 +252,7 @@ def add_provisioning_pages(router: APIRouter, services: Services, render: Render
         def change(viewer: Viewer, app_id: str, _form: dict[str, str]) -> Response:
             if provisioning.status(viewer.tenant, app_id, cycles=0).running:
                 raise Conflict("a cycle of this app is running: its progress is on the app's page")
-            asked = int(time.time())
+            asked = int(utcnow().timestamp() * 1000)
             # As the admin API's run with allow_deletions: the cycle runs on a thread of this process, and the
             # page follows it through the app's status (its lease, its cycle row).
             threading.Thread(target=_run_quietly, args=(services, viewer.tenant, app_id), daemon=True).start()
