@@ -126,6 +126,15 @@ def test_provision_on_demand_shows_the_steps_and_the_users_log(console: Console,
                                   data={"csrf_token": _csrf(form.text), "user": "nobody@contoso.com"})
     assert unknown.status_code == 200 and "no user &#39;nobody@contoso.com&#39; in this tenant" in unknown.text
     assert [e.detail["user_id"] for e in console.services.ledger.entries(console.tenant, target=app.id)] == [ann]
+    # A disabled user is named by userName too: on demand, the app's copy is disabled.
+    console.services.scim.patch(console.tenant, "User", ann, {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": False}]})
+    r = console.client.post(f"/console/provisioning/{app.id}/on-demand",
+                            data={"csrf_token": _csrf(form.text), "user": ann_name.upper()})
+    assert r.status_code == 200 and "no user" not in r.text, r.text[-800:]
+    disabled = Peer(scim2_server.base_url, scim2_server.token).user(ann_name)
+    assert disabled is not None and disabled["active"] is False
 
 
 def test_the_logs_filter_by_result_and_action_and_bad_filters_are_an_error_page(console: Console) -> None:

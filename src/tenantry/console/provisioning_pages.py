@@ -161,12 +161,13 @@ def add_provisioning_pages(router: APIRouter, services: Services, render: Render
         return provisioning.find_app(viewer.tenant, ref)     # NotFound (a 404 page) outside the viewer's tenant
 
     def user_of(tenant: str, text: str) -> str | None:
-        """A user named by id, userName or e-mail address in ``tenant``; None when none is."""
-        if services.directory.users_by_id(tenant, [text]):
+        """A user of ``tenant`` named by id, userName or e-mail address (as the CLI's ``on-demand`` names one: a
+        disabled user too, whom on-demand provisioning disables in the app); None for none, or for several."""
+        directory = services.directory
+        if directory.users_by_id(tenant, [text]):
             return text
-        found = services.signin.users.find(tenant, "userName", text) or services.signin.users.find(
-            tenant, "emails", text)
-        return found
+        found = directory.find_users_by_email(tenant, [text]).get(text.strip().lower(), [])
+        return found[0].id if len(found) == 1 else None
 
     def audit(viewer: Viewer, app_id: str, operation: str, **detail: Any) -> None:
         services.ledger.record(viewer.tenant, viewer.principal.actor, LedgerAction.ADMIN_CHANGE, app_id,
