@@ -573,6 +573,13 @@ CASES: dict[tuple[str, str], Case] = {
         Probe(None, {"connector": w.a.connector}, frozenset({200}))],
     ("GET", "/console/connectors/{connector}/runs/{run_id}"): lambda w: [
         Probe(None, {"connector": w.a.connector, "run_id": w.a.run}, frozenset({200}))],
+    ("GET", "/console/provisioning"): lambda w: [Probe(None, {}, frozenset({200}),
+                                                       check=lambda r: "A Isolation App" not in r.text)],
+    **{(m, "/console/provisioning/{app}" + s): (lambda w: [
+        Probe(None, {"app": w.a.app}, frozenset({200}), check=lambda r: "A Isolation App" not in r.text)])
+       for m, s in (("GET", ""), ("GET", "/status"), ("GET", "/mappings"), ("GET", "/on-demand"), ("GET", "/logs"),
+                    ("POST", "/on-demand"), ("POST", "/test-connection"), ("POST", "/run"), ("POST", "/release"),
+                    ("POST", "/scoping"))},
     ("GET", "/auth/oidc/{tenant_id}/callback"): lambda w: [
         public(w, 400), Probe(w.a.tenant, {}, frozenset({400}), query={"state": "guess", "code": "guess"})],
 }

@@ -12,6 +12,9 @@ credential (``auth.service.SignIn.session_user``), the viewer's roles decide wha
   search, exports and their download), ``/console/holds`` and ``/console/verify`` (``console.case_actions``);
 - ``GET /console/connectors`` and below: the data connectors, their wizard, runs and reports, "run now" and the
   export upload (``console.connector_pages``);
+- ``GET /console/provisioning`` and ``/console/provisioning/{app}[/…]``: provisioning apps, Test Connection, status
+  with the running cycle's progress, mappings and scoping, provision on demand, logs, quarantine release
+  (``console.provisioning_pages``);
 - ``GET /console/static/{file}``: the stylesheet and htmx, from the package (no front-end build step).
 
 A page the viewer's roles may not read answers a 403 page, a parameter out of its bounds a 400 page (not the admin
@@ -44,11 +47,13 @@ from tenantry.console.case_actions import READ_VERIFY, add_case_actions
 from tenantry.console.compliance import READ_CASES, READ_SEARCH
 from tenantry.console.compliance_pages import add_compliance_pages
 from tenantry.console.connector_pages import Kit, add_connector_pages
+from tenantry.console.provisioning_pages import add_provisioning_pages
 from tenantry.console.service import (
     CHANGE_DIRECTORY,
     PAGE_SIZE,
     READ_CONNECTORS,
     READ_DIRECTORY,
+    READ_PROVISIONING,
     READ_SCIM_LOG,
     READ_TRUST,
     READ_VOICE,
@@ -106,6 +111,8 @@ def nav_of(viewer: Viewer) -> list[tuple[str, list[tuple[str, str]]]]:
         parts.append(("Compliance", compliance))
     if viewer.may(READ_CONNECTORS):
         parts.append(("Data connectors", [("Connectors", "/console/connectors")]))
+    if viewer.may(READ_PROVISIONING):
+        parts.append(("Applications", [("Provisioning", "/console/provisioning")]))
     return parts
 
 
@@ -289,6 +296,7 @@ def build_pages(services: Services, enqueue: Callable[[str], None] | None = None
     add_compliance_pages(router, services, render, guarded, pager)
     add_case_actions(router, services, console, enqueue, render, guarded, refused, to_sign_in)
     add_connector_pages(router, services, Kit(render, guarded, to_sign_in, console.viewer, enqueue))
+    add_provisioning_pages(router, services, render, guarded)
     return router
 
 

@@ -140,7 +140,7 @@ class ConsoleService:
         parts = ((READ_DIRECTORY, "Directory", "/console/users", self._directory),
                  (READ_CONNECTORS, "Data connectors", "/console/connectors", self._connectors),
                  (READ_HOLDS, "Holds and cases", "/console/cases", self._holds),
-                 (READ_PROVISIONING, "Provisioning", None, self._provisioning),
+                 (READ_PROVISIONING, "Provisioning", "/console/provisioning", self._provisioning),
                  (READ_TRUST, "Trust", "/console/trust", self._trust))
         out = []
         for roles, name, href, read in parts:

@@ -636,7 +636,10 @@ class ProvisioningService:
                             objects_failing=int(failing), cycles=[_cycle_info(c) for c in recent])
 
     def logs(self, tenant: str, app_id: str, *, source_id: str | None = None, result: str | None = None,
-             cycle_id: str | None = None, action: str | None = None, limit: int = 100) -> list[LogEntry]:
+             cycle_id: str | None = None, action: str | None = None, limit: int = 100,
+             before: int | None = None) -> list[LogEntry]:
+        """The app's log entries, newest first; ``before``: only entries older than that entry id (the next page
+        of a listing, by key: a page costs the same however deep it is)."""
         self._app(tenant, app_id)
         if result and result not in set(Result):
             raise Invalid("result is success, failure or skipped")
@@ -649,6 +652,8 @@ class ProvisioningService:
             stmt = stmt.where(ProvisioningLog.cycle_id == cycle_id)
         if action:
             stmt = stmt.where(ProvisioningLog.action == action)
+        if before is not None:
+            stmt = stmt.where(ProvisioningLog.id < before)
         with self.db.session() as session:
             rows = session.scalars(stmt.order_by(ProvisioningLog.id.desc()).limit(max(1, min(limit, 10_000))))
             return [_log_entry(r) for r in rows]
