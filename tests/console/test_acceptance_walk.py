@@ -2,9 +2,12 @@
 the console as an administrator would, step after step, each page checked at 1280×800 and at 390×844 (no
 JavaScript console error, zero serious or critical axe-core violations, a screenshot):
 
-sign in → find a user → a content search with a syntax error (the error shown in place), then a good one → a case
+sign in → find a user → the data connector wizard as seed 000 walks it (a mapping CSV with a bad line shown by
+its number, then fixed; consent; finish) and a WhatsApp export handed in and imported, its run followed to its
+report → a content search with a syntax error (the error shown in place), then a good one → a case
 created with its custodians → a case search (hits per custodian, charted) → a hold placed → an export started,
-followed until it succeeded, downloaded, and the manifest's hashes on the page checked against the zip's bytes.
+followed until it succeeded, downloaded, and the manifest's hashes on the page checked against the zip's bytes →
+one user provisioned on demand into a real SCIM app (scim2-server on loopback), the steps shown, then its log.
 
 Each step is one function of a ``Walk`` in ``STEPS``, in order; a later step may use what an earlier one left in
 ``walk.found``. To add a step (the connector wizard and an import; provisioning one user on demand and reading its
@@ -25,11 +28,14 @@ from typing import Any
 import pytest
 
 from tenantry.app import create_app
-from tenantry.core.access import COMPLIANCE, GRANTED_BY, ORGANIZATION
+from tenantry.core.access import COMPLIANCE, GRANTED_BY, IMPORT, ORGANIZATION
 from tests.auth.conftest import AppServer
 from tests.console.conftest import PASSWORD, Console
 from tests.console.test_browser import VIEWPORTS, Watched, browser  # noqa: F401 - the fixture, shared
+from tests.console.test_connector_pages import BAD_CSV, GOOD_CSV, ZIP
 from tests.console.test_search_pages import deliver
+from tests.factories.provisioning import make_app
+from tests.provisioning.conftest import scim2_server  # noqa: F401 - the fixture, shared
 
 pytestmark = pytest.mark.interop
 
@@ -61,15 +67,19 @@ class Walk:
             self.watched.check(f"walk-{name}")
 
 
-def world(console: Console) -> None:
-    """What the walk finds: the administrator, two users with mailboxes about a merger, and a few others."""
+def world(console: Console) -> dict[str, str]:
+    """What the walk finds: the administrator, two users with mailboxes about a merger, and a few others; the
+    users' ids by name."""
     services, tenant = console.services, console.tenant
     admin = console.user(ADMIN_NAME, displayName="Walk Admin")
     for role in ROLES:
         services.directory.add_role_group_member(tenant, GRANTED_BY[role], admin)
+    services.directory.create_role_group(tenant, "Importers", [IMPORT])     # Mailbox Import Export: no built-in group
+    services.directory.add_role_group_member(tenant, "Importers", admin)
     services.signin.set_password(tenant, ADMIN_NAME, PASSWORD)
+    ids: dict[str, str] = {}
     for name in ("alice", "bob"):
-        user = console.user(f"{name}.walk@contoso.com", displayName=f"{name.title()} Walk")
+        user = ids[name] = console.user(f"{name}.walk@contoso.com", displayName=f"{name.title()} Walk")
         for n in range(2):
             raw = (f"Message-ID: <{name}-{n}@walk>\r\nFrom: Carol <carol@contoso.com>\r\nTo: {name}.walk@contoso.com"
                    f"\r\nSubject: merger step {n}\r\nDate: Mon, 30 Nov 2026 07:00:00 +0000\r\n\r\n"
@@ -77,6 +87,7 @@ def world(console: Console) -> None:
             deliver(console, user, f"{name}.walk@contoso.com", raw, f"{name}-{n}@walk", subject=f"merger step {n}")
     for i in range(3):
         console.user(f"filler{i}.walk@contoso.com")
+    return ids
 
 
 # -- the steps ----------------------------------------------------------------------------------------------------
@@ -109,6 +120,50 @@ def step_find_a_user(walk: Walk) -> None:
     page.wait_for_url("**/console/users/*")
     expect(page.get_by_role("heading", level=1)).to_contain_text("alice.walk@contoso.com")
     walk.check("user")
+
+
+def step_connector_wizard_and_import(walk: Walk) -> None:
+    from playwright.sync_api import expect
+
+    page = walk.page
+    page.get_by_role("link", name="Connectors", exact=True).click()
+    page.wait_for_url("**/console/connectors")
+    page.get_by_role("link", name="New connector").click()
+    page.wait_for_url("**/console/connectors/new")
+    page.check("#kind-whatsapp-export")
+    page.check("#accept_terms")
+    page.get_by_role("button", name="Next").click()
+    page.fill("#name", "Walk phones")
+    page.fill("#timezone", "Europe/Berlin")
+    page.get_by_role("button", name="Test the connection").click()
+    expect(page.locator("#tested")).to_contain_text("accepted the connection")
+    page.fill("#name", "Walk phones")
+    page.get_by_role("button", name="Test and create").click()
+    page.wait_for_url("**/mapping")
+    page.set_input_files("#csv", {"name": "mapping.csv", "mimeType": "text/csv", "buffer": BAD_CSV})
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#errors")).to_contain_text("line 3: 'call me' is not a phone number")
+    walk.check("wizard-mapping-error")
+    page.set_input_files("#csv", {"name": "mapping.csv", "mimeType": "text/csv", "buffer": GOOD_CSV})
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#saved")).to_contain_text("Saved 2 entries")
+    page.click("#next")
+    page.wait_for_url("**/consent")
+    page.get_by_role("button", name="Give the organisation's consent").click()
+    page.wait_for_url("**/review")
+    page.get_by_role("button", name="Finish").click()
+    page.wait_for_url("**done=created")
+    page.fill("#owner", "ada@contoso.com")
+    page.set_input_files("#file", str(ZIP))
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_url("**done=uploaded-started")
+    expect(page.locator("#progress")).to_contain_text("succeeded", timeout=SLOW)
+    expect(page.locator("#chart-imported canvas")).to_be_visible()
+    walk.check("connector")
+    page.locator("#progress a").click()
+    page.wait_for_url("**/runs/**")
+    expect(page.locator("main")).to_contain_text("VID-20240112-WA0005.mp4")     # a media file the export lacks
+    walk.check("connector-run")
 
 
 def step_content_search(walk: Walk) -> None:
@@ -210,23 +265,52 @@ def step_export_and_download(walk: Walk) -> None:
     assert not walk.watched.errors
 
 
+def step_provision_on_demand(walk: Walk) -> None:
+    from playwright.sync_api import expect
+
+    page, app = walk.page, walk.found["app"]
+    page.get_by_role("link", name="Provisioning", exact=True).click()
+    page.wait_for_url("**/console/provisioning")
+    page.get_by_role("link", name=app.name).click()
+    page.wait_for_url(f"**/console/provisioning/{app.id}")
+    walk.check("provisioning-app")
+    page.get_by_role("link", name="Provision on demand").click()
+    page.fill("#user", "alice.walk@contoso.com")
+    page.get_by_role("button", name="Provision").click()
+    steps = page.locator("#on-demand-result ol.steps li strong")
+    expect(steps.first).to_have_text("import")
+    assert {"import", "scope", "match", "action"} <= set(steps.all_text_contents())
+    # create the first time; the target (one scim2-server for the module) holds her after the other backend's walk
+    expect(page.locator("#on-demand-result")).to_contain_text(re.compile(r"(create|update) — success"))
+    walk.check("provisioning-on-demand")
+    page.get_by_role("link", name="This user's provisioning log").click()
+    page.wait_for_url("**/logs?user=**")
+    expect(page.locator("#log")).to_contain_text("alice.walk@contoso.com")
+    walk.check("provisioning-log")
+
+
 STEPS: list[Callable[[Walk], None]] = [
     step_sign_in,
     step_find_a_user,
+    step_connector_wizard_and_import,
     step_content_search,
     step_create_a_case,
     step_case_search,
     step_place_a_hold,
     step_export_and_download,
+    step_provision_on_demand,
 ]
 
 
-def test_the_acceptance_walk(console: Console, browser: Any, tmp_path: Path) -> None:  # noqa: F811 - the fixture
-    world(console)
+def test_the_acceptance_walk(console: Console, browser: Any, scim2_server: Any,  # noqa: F811 - the fixtures
+                              tmp_path: Path) -> None:
+    ids = world(console)
+    app = make_app(console.services, console.tenant, scim2_server.base_url, scim2_server.token, name="Walk chat app",
+                   users=[ids["alice"]])
     with AppServer(create_app(console.services.settings, console.services)) as server:
         context = browser.new_context(viewport=VIEWPORTS["desktop"], base_url=server.base, accept_downloads=True)
         try:
-            walk = Walk(Watched(context.new_page(), "desktop"), console, tmp_path)
+            walk = Walk(Watched(context.new_page(), "desktop"), console, tmp_path, {"app": app})
             dialogs: list[str] = []
             walk.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             for step in STEPS:
