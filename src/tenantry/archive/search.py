@@ -168,8 +168,10 @@ def phone_spellings(number: str) -> str:
     return " ".join(dict.fromkeys(s for s in spellings if s))
 
 
+@lru_cache(maxsize=65536)
 def participant_text(name: str = "", address: str = "", number: str = "") -> str:
-    """One participant for ``IndexDocument.participants`` (join several with a space)."""
+    """One participant for ``IndexDocument.participants`` (join several with a space); cached: a chat's
+    members recur in every message of it."""
     return " ".join(part for part in (name, address, phone_spellings(number) if number else "") if part)
 
 
