@@ -303,6 +303,8 @@ class TantivySearchIndex:
                 self._writer = self._index.writer(heap_size=self._heap, num_threads=self._threads)
             except ValueError as exc:
                 raise SearchIndexUnavailable(f"the search index in {self.path} cannot be written: {exc}") from exc
+            # What another process committed before the lock was ours: ``_detach`` reads the documents it rewrites.
+            self._index.reload()
         return self._writer
 
     def add(self, docs: Sequence[IndexDocument]) -> None:
