@@ -482,8 +482,16 @@ class TantivySearchIndex:
                 continue
             # Ordered by a fast field, so nothing is scored.
             found = self._run(searcher.search, query, total, count=False, order_by_field="top")
-            for ids in self._copies(searcher, [a for _, a in found.hits], allowed):
-                out.update(ids)
+            addresses = [a for _, a in found.hits]
+            if allowed.restricts:
+                for ids in self._copies(searcher, addresses, allowed):
+                    out.update(ids)
+                continue
+            # Every copy: slot by slot, a column at a time (no per-document lists to build and sort).
+            counts = searcher.fast_field_values("copies", addresses)
+            for slot in range(max(int(n or 0) for n in counts)):
+                column = searcher.fast_field_values(f"c{slot}", addresses)
+                out.update(int(v or 0) for v, n in zip(column, counts, strict=True) if (n or 0) > slot)
         return out
 
     def max_item_id(self, tenant: str) -> int | None:
