@@ -6,7 +6,8 @@ Generates Android-format export files (``--chats`` chats, 3–5 participants eac
 user found by mobile number), hands them to a whatsapp-export connector and times ``ConnectorService.run`` —
 the real pipeline, SQLite in a temp folder by default. In the same run, the same files go through the naive
 path (same parser and mapping, but ``email.message.EmailMessage`` with ``policy.SMTP`` to build each message)
-into a second tenant, as the anchor. Prints items/s for both and the ratio; the goal is ≥ 3,000 items/s.
+into a second tenant, as the anchor. Prints items/s for both and the ratio; the goal (issue #16) is ≥ 6,000 items/s
+at 100k items and at 30k.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tenantry.connectors.sources import ExportUpload
 from tenantry.connectors.sources.whatsapp_export import WhatsAppExportSource
 from tenantry.core.settings import Settings
 
+GOAL = 6000   # items/s, end to end (issue #16 goal 2)
 TEXT = ("the meeting is moved to thursday please send the report before noon I will call the client "
         "about the invoice can you check the numbers again thanks see you tomorrow ok great")
 
@@ -168,7 +170,7 @@ def main() -> int:
               "copies_per_s": round(ours["copies"] / ours["seconds"]),
               "naive_items": naive["items"], "naive_seconds": round(naive["seconds"], 2),
               "naive_items_per_s": round(naive_rate), "ratio": round(ours_rate / naive_rate, 2),
-              "goal_items_per_s": 3000, "goal_met": ours_rate >= 3000}
+              "goal_items_per_s": GOAL, "goal_met": ours_rate >= GOAL}
     if args.json:
         print(json.dumps(result))
     else:
@@ -176,8 +178,8 @@ def main() -> int:
               f"{ours['seconds']:.1f} s = {ours_rate:,.0f} items/s")
         print(f"naive stdlib path : {naive['items']:>7} items ({naive['copies']} mailbox copies) in "
               f"{naive['seconds']:.1f} s = {naive_rate:,.0f} items/s")
-        print(f"ratio             : {ours_rate / naive_rate:.2f}x   goal ≥ 3,000 items/s: "
-              f"{'met' if ours_rate >= 3000 else 'NOT met'}")
+        print(f"ratio             : {ours_rate / naive_rate:.2f}x   goal ≥ {GOAL:,} items/s: "
+              f"{'met' if ours_rate >= GOAL else 'NOT met'}")
     return 0
 
 

@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -248,6 +248,21 @@ def query_set(corpus: Corpus) -> list[Case]:
 # -- the two engines ------------------------------------------------------------------------------
 
 
+def by_message(batch: list[IndexDocument]) -> list[IndexDocument]:
+    """A message's copies (neighbours in a batch, sharing their text objects) as one document with ``copies``,
+    as a delivery hands them to the index since issue #16; the FTS5 anchor keeps a row per copy."""
+    out: list[IndexDocument] = []
+    last: tuple[Any, ...] | None = None
+    for doc in batch:
+        key = (id(doc.body), id(doc.sender), doc.sent_at, doc.kind, doc.tenant)
+        if key == last:
+            out[-1] = replace(out[-1], copies=(*out[-1].copies, (doc.item_id, doc.user_id)))
+        else:
+            out.append(doc)
+            last = key
+    return out
+
+
 def build_tantivy(corpus: Corpus, path: Path, threads: int) -> tuple[TantivySearchIndex, dict[str, float]]:
     index = TantivySearchIndex(path, writer_threads=threads)
     spent, commits, items = 0.0, [], 0
@@ -255,7 +270,7 @@ def build_tantivy(corpus: Corpus, path: Path, threads: int) -> tuple[TantivySear
     cpu = time.process_time()                # all threads: indexing, merging, and generating the items
     for batch in corpus.batches():
         started = time.perf_counter()
-        index.add(batch)
+        index.add(by_message(batch))
         added = time.perf_counter()
         index.commit()
         done = time.perf_counter()

@@ -527,11 +527,25 @@ def test_a_second_writer_on_the_same_directory_is_refused(tmp_path: Path) -> Non
             second.add([doc(2, "u1", body="y")])
 
 
-def test_an_index_of_another_schema_version_is_refused(tmp_path: Path) -> None:
+def test_an_index_of_a_newer_schema_version_is_refused(tmp_path: Path) -> None:
     TantivySearchIndex(tmp_path).close()
-    (tmp_path / MARKER).write_text(json.dumps({"schema": 0}))
+    (tmp_path / MARKER).write_text(json.dumps({"schema": 99}))
     with pytest.raises(SearchIndexUnavailable):
         TantivySearchIndex(tmp_path)
+
+
+def test_an_index_of_an_older_schema_version_is_started_again_empty_for_catch_up(tmp_path: Path) -> None:
+    with TantivySearchIndex(tmp_path) as index:
+        index.add([doc(7, "u1", body="kept before")])
+        index.commit()
+    (tmp_path / MARKER).write_text(json.dumps({"schema": 1}))
+    with TantivySearchIndex(tmp_path) as index:
+        # empty, so Indexer.catch_up (run at start) indexes every item again from the store
+        assert index.max_item_id("contoso") is None
+        assert json.loads((tmp_path / MARKER).read_text()) == {"schema": 2}
+        index.add([doc(7, "u1", body="again")])
+        index.commit()
+        assert index.item_ids("contoso", Term("again")) == {7}
 
 
 # -- against a brute-force evaluation -----------------------------------------------------------

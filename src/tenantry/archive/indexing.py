@@ -54,12 +54,13 @@ MISSING_MEDIA_NOTE = "[attachment not included in the source: "
 
 
 def document(item_id: int, tenant: str, user_id: str, folder: str, kind: str, source: str, sent_at: datetime,
-             size: int, fields: IndexFields) -> IndexDocument:
+             size: int, fields: IndexFields, copies: tuple[tuple[int, str], ...] = ()) -> IndexDocument:
+    """``copies``: the same message's other copies in the same folder name, (item id, owner) each."""
     return IndexDocument(item_id=item_id, tenant=tenant, user_id=user_id, folder=folder, kind=kind, source=source,
                          sent_at=as_utc(sent_at), size=size, has_attachment=fields.has_attachment,
                          sender=fields.sender, to=fields.to, cc=fields.cc, participants=fields.participants,
                          subject=fields.subject, body=fields.body, attachment_names=fields.attachment_names,
-                         chat=fields.chat, has_missing_media=fields.has_missing_media)
+                         chat=fields.chat, has_missing_media=fields.has_missing_media, copies=copies)
 
 
 _PARSER = BytesParser(policy=default_policy)
@@ -219,22 +220,31 @@ class Indexer:
 
     def reindex(self, tenant: str, item_ids: Sequence[int]) -> int:
         """Index these items again from their stored bytes (after a move to Purges, or to repair)."""
-        docs: list[IndexDocument] = []
+        # Copies of one message (same bytes) in folders of one name become one document, its bytes read and
+        # parsed once. Grouped per chunk of ids: a delivery's copies have neighbouring ids.
+        indexed = 0
         with self.db.session() as session:
             for chunk in chunks(item_ids):
+                groups: dict[tuple[str, str, str, str, datetime], list[tuple[int, str, int]]] = {}
                 rows = session.execute(
                     select(Item.id, Mailbox.user_id, Folder.name, Item.kind, Item.source, Item.sent_at, Item.size,
-                           Blob.data)
+                           Item.sha256)
                     .join(Mailbox, Mailbox.id == Item.mailbox_id).join(Folder, Folder.id == Item.folder_id)
-                    .join(Blob, Blob.sha256 == Item.sha256)
                     .where(Item.tenant_id == tenant, Item.id.in_(chunk)))
-                for item_id, user_id, folder, kind, source, sent_at, size, data in rows:
+                for item_id, user_id, folder, kind, source, sent_at, size, digest in rows:
+                    groups.setdefault((digest, folder, kind, source, as_utc(sent_at)), []).append(
+                        (item_id, user_id, size))
+                data_of = dict(session.execute(select(Blob.sha256, Blob.data).where(
+                    Blob.sha256.in_(sorted({key[0] for key in groups})))).tuples().all())
+                docs: list[IndexDocument] = []
+                for (digest, folder, kind, source, sent_at), copies in groups.items():
+                    (item_id, user_id, size), *more = copies
                     docs.append(document(item_id, tenant, user_id, folder, kind, source, sent_at, size,
-                                         fields_from_raw(data)))
-        for batch in chunks(docs, 2000):
-            self.add(batch)
+                                         fields_from_raw(data_of[digest]), tuple((i, u) for i, u, _ in more)))
+                    indexed += len(copies)
+                self.add(docs)
         self.flush()
-        return len(docs)
+        return indexed
 
     def catch_up(self, tenant: str) -> int:
         """Index what the store has and the index lacks (items above the index's highest id)."""

@@ -22,8 +22,8 @@ must find exactly what was written and say so in court; ``invoi*`` is how a revi
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -48,8 +48,11 @@ class Order(StrEnum):
 
 @dataclass(frozen=True)
 class IndexDocument:
-    """One archived item as the index sees it, one per mailbox copy: ``item_id`` is the store's item row id,
-    unique across tenants (``delete`` needs no tenant)."""
+    """One archived message as the index sees it: ``item_id`` is the store's item row id of one mailbox copy,
+    unique across tenants (``delete`` needs no tenant), ``user_id`` that copy's mailbox owner, and ``copies``
+    the message's other copies that share every other field (same bytes, same folder) in other mailboxes, as
+    (item id, owner) pairs. Searches still answer per copy (an item id is a copy); a document per message is
+    what keeps indexing cheap when a chat message goes to six mailboxes (issue #16)."""
 
     item_id: int
     tenant: str
@@ -69,6 +72,15 @@ class IndexDocument:
     attachment_names: str
     chat: str                   # chat id and name
     has_missing_media: bool = False  # media named by the source but not included (``<Media omitted>``)
+    copies: tuple[tuple[int, str], ...] = ()  # (item_id, user_id) of the other mailboxes' copies
+
+
+def each_copy(docs: Sequence[IndexDocument]) -> Iterator[IndexDocument]:
+    """One document per mailbox copy (``copies`` spread out): for an index that keeps a row per item."""
+    for doc in docs:
+        yield replace(doc, copies=()) if doc.copies else doc
+        for item_id, user_id in doc.copies:
+            yield replace(doc, item_id=item_id, user_id=user_id, copies=())
 
 
 @dataclass(frozen=True)
@@ -105,9 +117,11 @@ class SearchIndex(Protocol):
     """
 
     def add(self, docs: Sequence[IndexDocument]) -> None:
-        """Index items; an item id already indexed is replaced (so re-indexing is idempotent)."""
+        """Index items (each document's ``item_id`` and ``copies``); an item id already indexed is replaced,
+        alone — other copies indexed with it stay as they were (so re-indexing is idempotent)."""
 
-    def delete(self, item_ids: Sequence[int]) -> None: ...
+    def delete(self, item_ids: Sequence[int]) -> None:
+        """Remove these items (mailbox copies); other copies of the same messages stay searchable."""
 
     def commit(self) -> None:
         """Make everything added or deleted so far searchable (and durable)."""
@@ -154,8 +168,10 @@ def phone_spellings(number: str) -> str:
     return " ".join(dict.fromkeys(s for s in spellings if s))
 
 
+@lru_cache(maxsize=65536)
 def participant_text(name: str = "", address: str = "", number: str = "") -> str:
-    """One participant for ``IndexDocument.participants`` (join several with a space)."""
+    """One participant for ``IndexDocument.participants`` (join several with a space); cached: a chat's
+    members recur in every message of it."""
     return " ".join(part for part in (name, address, phone_spellings(number) if number else "") if part)
 
 

@@ -82,6 +82,7 @@ from tenantry.archive.search import (
     Order,
     SearchResult,
     UnsupportedQuery,
+    each_copy,
     prepare,
 )
 from tenantry.core.clock import as_utc
@@ -285,7 +286,7 @@ class PostgresSearchIndex:
                                                           *columns]))
         # One row per item id: the last copy in the batch wins (ON CONFLICT cannot touch a row twice).
         # In item id order, so two machines upserting overlapping batches lock rows in one order (no deadlock).
-        latest = {doc.item_id: doc for doc in docs}
+        latest = {doc.item_id: doc for doc in each_copy(docs)}  # a row per copy (``copies`` spread out)
         rows = []
         for doc in (latest[item_id] for item_id in sorted(latest)):
             row: dict[str, Any] = {

@@ -47,9 +47,13 @@ A word with nothing indexable in it (punctuation only) matches nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import shutil
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -69,7 +73,6 @@ from tenantry.archive.search import (
     UnsupportedQuery,
     prepare,
 )
-from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc
 from tenantry.protocols.query.ast import (
     KEYWORD_FIELDS,
@@ -87,7 +90,9 @@ from tenantry.protocols.query.ast import (
     Term,
 )
 
-SCHEMA_VERSION = 1
+# 2: a document per message with its copies multi-valued (issue #16); 1 was a document per copy.
+SCHEMA_VERSION = 2
+SLOTS = 8   # copies per document: a message to more mailboxes has a document per eight
 MARKER = "tenantry-search.json"
 MAX_WORD_BYTES = 255
 # tantivy's terms aggregation refuses more buckets than this in one request.
@@ -95,6 +100,7 @@ MAX_BUCKETS = 65_000
 # Scripts written without spaces between words (kana, CJK ideographs): each character becomes a word.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+log = logging.getLogger(__name__)
 _REGEX_SPECIAL = set("\\.+*?()|[]{}^$#&-~")
 _VALUE_FIELDS = {"sent": "sent", "received": "sent", "size": "size", "hasattachment": "hasattachment",
                  "hasmissingmedia": "hasattachment"}
@@ -125,17 +131,33 @@ def keyword_analyzer() -> TextAnalyzer:
 
 def build_schema() -> tantivy.Schema:
     sb = SchemaBuilder()
-    sb.add_integer_field("item_id", indexed=True, fast=True)
-    sb.add_text_field("tenant", tokenizer_name="raw", index_option="basic")
-    sb.add_text_field("user_id", tokenizer_name="raw", index_option="basic", fast=True)
+    # One document per message and folder, its mailbox copies multi-valued (``item_id`` and ``user_id`` in the
+    # same order, stored so that removing one copy can write the document again without it) and in slots
+    # (``c0``… item ids, ``h0``… owners' keys) that fast-field reads can see: tantivy-py reads only the first
+    # value of a multi-valued fast field.
+    sb.add_integer_field("item_id", stored=True, indexed=True)
+    sb.add_integer_field("top", fast=True)          # the highest of the document's item ids
+    sb.add_unsigned_field("copies", fast=True)      # how many copies (slots used)
+    for slot in range(SLOTS):
+        sb.add_integer_field(f"c{slot}", fast=True)
+        sb.add_integer_field(f"h{slot}", fast=True)
+    sb.add_text_field("tenant", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("user_id", stored=True, tokenizer_name="raw", index_option="basic", fast=True)
     for name in ("folder", "kind", "source"):
-        sb.add_text_field(name, tokenizer_name="keyword", index_option="basic")
+        sb.add_text_field(name, stored=True, tokenizer_name="keyword", index_option="basic")
     for name in ("sent", "size", "hasattachment"):
-        sb.add_integer_field(name, fast=True)
+        sb.add_integer_field(name, stored=True, fast=True)
     sb.add_unsigned_field("newest", fast=True)
     for name in TEXT_FIELDS:
-        sb.add_text_field(name, tokenizer_name="literal", index_option="position")
+        sb.add_text_field(name, stored=True, tokenizer_name="literal", index_option="position")
     return sb.build()
+
+
+@lru_cache(maxsize=65536)
+def user_key(user_id: str) -> int:
+    """An owner as a 63-bit integer, for the fast-field slots (text fast fields cannot be read per document).
+    Two owners of one message with the same key would need a 2^-63 chance; the text ``user_id`` stays exact."""
+    return int.from_bytes(hashlib.blake2b(user_id.encode(), digest_size=8).digest(), "big") >> 1
 
 
 def micros(when: datetime) -> int:
@@ -150,18 +172,74 @@ def _regex_escape(word: str) -> str:
     return "".join("\\" + c if c in _REGEX_SPECIAL else c for c in word)
 
 
-def to_json(doc: IndexDocument) -> str:
-    sent = micros(doc.sent_at)
-    return orjson.dumps({
-        "item_id": doc.item_id, "tenant": doc.tenant, "user_id": doc.user_id, "folder": doc.folder,
-        "kind": doc.kind, "source": doc.source, "sent": sent, "newest": newest_key(sent, doc.item_id),
+def _base(doc: IndexDocument) -> dict[str, Any]:
+    """The fields a message's copies share."""
+    return {
+        "tenant": doc.tenant, "folder": doc.folder, "kind": doc.kind, "source": doc.source, "sent": micros(doc.sent_at),
         "size": doc.size, "hasattachment": int(doc.has_attachment) | (2 if doc.has_missing_media else 0),
         "from": _prepare_repeated(doc.sender),
         "to": _prepare_repeated(doc.to), "cc": _prepare_repeated(doc.cc),
         "participants": _prepare_repeated(doc.participants), "subject": prepare(doc.subject),
         "body": prepare(doc.body), "attachmentnames": prepare(doc.attachment_names),
         "chat": _prepare_repeated(doc.chat),
-    }).decode()
+    }
+
+
+_Copy = tuple[int, str]   # (item id, owner)
+
+
+def _chunks(copies: Sequence[_Copy]) -> list[list[_Copy]]:
+    """Copies in groups of at most ``SLOTS`` with one copy per owner each (per-owner counts count documents)."""
+    out: list[list[_Copy]] = []
+    owners: list[set[str]] = []
+    for copy in copies:
+        for chunk, seen in zip(out, owners, strict=True):
+            if len(chunk) < SLOTS and copy[1] not in seen:
+                chunk.append(copy)
+                seen.add(copy[1])
+                break
+        else:
+            out.append([copy])
+            owners.append({copy[1]})
+    return out
+
+
+def to_json(base: dict[str, Any], chunk: Sequence[_Copy]) -> str:
+    """The tantivy document of some copies (``_chunks``) of a message (``_base``)."""
+    top = max(item_id for item_id, _ in chunk)
+    fields = {**base, "item_id": [i for i, _ in chunk], "user_id": [u for _, u in chunk], "top": top,
+              "copies": len(chunk), "newest": newest_key(base["sent"], top)}
+    for slot, (item_id, user_id) in enumerate(chunk):
+        fields[f"c{slot}"] = item_id
+        fields[f"h{slot}"] = user_key(user_id)
+    return orjson.dumps(fields).decode()
+
+
+@dataclass(frozen=True)
+class _Allowed:
+    """Which copies of a matching document are hits: owners in ``only`` (None: any), not in ``excluded``."""
+
+    only: frozenset[str] | None = None
+    excluded: frozenset[str] = frozenset()
+
+    @property
+    def restricts(self) -> bool:
+        return self.only is not None or bool(self.excluded)
+
+    def keys(self) -> tuple[frozenset[int] | None, frozenset[int]]:
+        return (None if self.only is None else frozenset(user_key(u) for u in self.only),
+                frozenset(user_key(u) for u in self.excluded))
+
+
+def _mailboxes(node: Node) -> set[str]:
+    """The user ids ``mailbox:`` names anywhere in the tree."""
+    if isinstance(node, Keyword):
+        return {node.value} if node.field == "mailbox" else set()
+    if isinstance(node, And | Or):
+        return set().union(*(_mailboxes(item) for item in node.items))
+    if isinstance(node, Not):
+        return _mailboxes(node.item)
+    return set()
 
 
 # A word of a query: its analysed text, and whether it is a prefix.
@@ -183,10 +261,18 @@ class TantivySearchIndex:
         self.schema = build_schema()
         if tantivy.Index.exists(str(self.path)):
             found = json.loads(marker.read_text()).get("schema") if marker.exists() else None
-            if found != SCHEMA_VERSION:
+            if isinstance(found, int) and found < SCHEMA_VERSION:
+                # An older format: started again empty; the items are indexed again from the store by
+                # ``Indexer.catch_up`` (run at start for every tenant: the index has no highest id any more).
+                log.warning("the search index in %s has schema %s, this version %s: it is rebuilt from the store",
+                            self.path, found, SCHEMA_VERSION)
+                shutil.rmtree(self.path)
+                self.path.mkdir(parents=True)
+            elif found != SCHEMA_VERSION:
                 raise SearchIndexUnavailable(
                     f"the search index in {self.path} has schema {found}, this version needs {SCHEMA_VERSION}: "
                     "remove the directory and the items will be re-indexed")
+        if tantivy.Index.exists(str(self.path)):
             self._index = tantivy.Index.open(str(self.path))
         else:
             self._index = tantivy.Index(self.schema, path=str(self.path), reuse=False)
@@ -204,6 +290,11 @@ class TantivySearchIndex:
         self._threads = writer_threads
         self._writer: tantivy.IndexWriter | None = None
         self._uncommitted = False
+        # Since the last commit: the documents added (item id → its message's fields and the document's
+        # copies), and the item ids of committed documents deleted, so that a copy removed from a document
+        # added or rewritten in the same batch is removed from the right one.
+        self._added: dict[int, tuple[dict[str, Any], list[_Copy]]] = {}
+        self._gone: set[int] = set()
         self._lock = threading.Lock()
 
     # -- writing --------------------------------------------------------------------------------
@@ -214,34 +305,81 @@ class TantivySearchIndex:
                 self._writer = self._index.writer(heap_size=self._heap, num_threads=self._threads)
             except ValueError as exc:
                 raise SearchIndexUnavailable(f"the search index in {self.path} cannot be written: {exc}") from exc
+            # What another process committed before the lock was ours: ``_detach`` reads the documents it rewrites.
+            self._index.reload()
         return self._writer
 
     def add(self, docs: Sequence[IndexDocument]) -> None:
         if not docs:
             return
+        groups: list[tuple[IndexDocument, list[_Copy]]] = []
+        seen: set[int] = set()
+        for doc in reversed(docs):   # an item id given twice: the last one wins
+            copies = [c for c in ((doc.item_id, doc.user_id), *doc.copies) if c[0] not in seen]
+            seen.update(item_id for item_id, _ in copies)
+            if copies:
+                groups.append((doc, copies))
         with self._lock:
             writer = self._writable()
-            # Replace, not duplicate: a re-index after a crash (or of a repaired item) changes nothing. One
-            # delete query per batch; tantivy applies it only to documents added before it.
-            writer.delete_documents_by_query(
-                Query.term_set_query(self.schema, "item_id", [d.item_id for d in docs]))
-            for doc in docs:
-                writer.add_json(to_json(doc))
+            # Replace, not duplicate: a re-index after a crash (or of a repaired item) changes nothing.
+            self._detach(writer, seen)
+            for doc, copies in reversed(groups):
+                base = _base(doc)
+                for chunk in _chunks(copies):
+                    self._write_doc(writer, base, chunk)
             self._uncommitted = True
 
     def delete(self, item_ids: Sequence[int]) -> None:
         if not item_ids:
             return
         with self._lock:
-            self._writable().delete_documents_by_query(
-                Query.term_set_query(self.schema, "item_id", list(item_ids)))
+            self._detach(self._writable(), {int(i) for i in item_ids})
             self._uncommitted = True
+
+    def _write_doc(self, writer: tantivy.IndexWriter, base: dict[str, Any], chunk: list[_Copy]) -> None:
+        writer.add_json(to_json(base, chunk))
+        entry = (base, chunk)
+        for item_id, _ in chunk:
+            self._added[item_id] = entry
+
+    def _detach(self, writer: tantivy.IndexWriter, item_ids: set[int]) -> None:
+        """Delete the documents holding any of ``item_ids`` and write again the other copies they held.
+
+        One delete query per call (tantivy applies it to documents added before it, committed or not). The
+        committed documents are found in the last commit's snapshot, minus those already rewritten since.
+        """
+        if not item_ids:
+            return
+        rest: list[tuple[dict[str, Any], list[_Copy]]] = []
+        pending = {id(entry): entry for i in item_ids if (entry := self._added.get(i)) is not None}
+        for base, chunk in pending.values():
+            for item_id, _ in chunk:
+                del self._added[item_id]
+            rest.append((base, [c for c in chunk if c[0] not in item_ids]))
+        query = Query.term_set_query(self.schema, "item_id", sorted(item_ids))
+        searcher = self._searcher()
+        total = int(self._run(searcher.search, query, 1, count=True).count)
+        if total:
+            for _, address in searcher.search(query, total, count=False, order_by_field="top").hits:
+                stored = searcher.doc(address).to_dict()
+                chunk = list(zip((int(i) for i in stored.pop("item_id")), (str(u) for u in stored.pop("user_id")),
+                                 strict=True))
+                if chunk[0][0] in self._gone:
+                    continue   # deleted since the commit (and its other copies, if any, are in ``_added``)
+                self._gone.update(item_id for item_id, _ in chunk)
+                rest.append(({k: v[0] for k, v in stored.items() if v}, [c for c in chunk if c[0] not in item_ids]))
+        writer.delete_documents_by_query(query)
+        for base, chunk in rest:
+            if chunk:
+                self._write_doc(writer, base, chunk)
 
     def commit(self) -> None:
         with self._lock:
             if self._writer is not None:
                 self._writer.commit()
                 self._uncommitted = False
+            self._added.clear()
+            self._gone.clear()
             self._index.reload()
 
     def clear(self) -> None:
@@ -250,6 +388,8 @@ class TantivySearchIndex:
             writer.delete_all_documents()
             writer.commit()
             self._uncommitted = False
+            self._added.clear()
+            self._gone.clear()
             self._index.reload()
 
     def close(self) -> None:
@@ -267,6 +407,8 @@ class TantivySearchIndex:
                 if self._uncommitted:
                     writer.rollback()   # which also abandons merges in progress: only when there is something to drop
                     self._uncommitted = False
+                self._added.clear()
+                self._gone.clear()
                 writer.wait_merging_threads()
 
     def segment_count(self) -> int:
@@ -308,59 +450,123 @@ class TantivySearchIndex:
             raise UnsupportedQuery("limit and offset must not be negative")
         if order not in tuple(Order):
             raise UnsupportedQuery(f"unknown order {order!r}: relevance or newest")
-        query = self._scoped(tenant, node, users)
+        branches = self._branches(tenant, node, users)
         searcher = self._searcher()
-        if limit == 0:  # tantivy's top-k collector needs k >= 1
-            return SearchResult(self._run(searcher.search, query, 1, count=True).count, [])
-        if order == Order.NEWEST:
-            found = self._run(searcher.search, query, limit, count=True, offset=offset,
-                              order_by_field="newest", order=tantivy.Order.Desc)
-        else:
-            found = self._run(searcher.search, query, limit, count=True, offset=offset)
-        ids = searcher.fast_field_values("item_id", [address for _, address in found.hits])
-        scores = [float(score) if order == Order.RELEVANCE else 0.0 for score, _ in found.hits]
-        return SearchResult(found.count, [Hit(int(i), s) for i, s in zip(ids, scores, strict=True)
-                                          if isinstance(i, int)])
+        total = sum(self._count(searcher, query, allowed) for query, allowed in branches)
+        if limit == 0:
+            return SearchResult(total, [])
+        # A page of copies: the first documents (each has a copy in scope, but for "mailbox:" queries), their
+        # copies newest delivery first; documents are fetched until the page is full or none are left.
+        wanted = offset + limit
+        rows: list[tuple[float, int, int, int, float]] = []   # a sort key (see below), then the score
+        for query, allowed in branches:
+            fetch = wanted
+            while True:
+                if order == Order.NEWEST:
+                    found = self._run(searcher.search, query, fetch, count=False,
+                                      order_by_field="newest", order=tantivy.Order.Desc)
+                else:
+                    found = self._run(searcher.search, query, fetch, count=False)
+                addresses = [address for _, address in found.hits]
+                copies = self._copies(searcher, addresses, allowed)
+                if sum(map(len, copies)) >= wanted or len(addresses) < fetch:
+                    break
+                fetch *= 2
+            # The order tantivy gave (score, or the newest key, then the document's address), each document's
+            # copies highest id first: one total order, so pages neither repeat nor skip a copy, and the
+            # branches of a "mailbox:" query merge into it.
+            for (value, address), ids in zip(found.hits, copies, strict=True):
+                score = float(value) if order == Order.RELEVANCE else 0.0
+                key = -float(value) if order == Order.RELEVANCE else -int(value)   # a u64 key: not a float
+                rows.extend((key, address.segment_ord, address.doc, -item_id, score) for item_id in ids)
+        if len(branches) > 1:
+            rows.sort()
+        return SearchResult(total, [Hit(-row[3], row[4]) for row in rows[offset:wanted]])
 
     def count(self, tenant: str, node: Node, users: Sequence[str] | None = None) -> int:
-        return int(self._run(self._searcher().search, self._scoped(tenant, node, users), 1, count=True).count)
+        searcher = self._searcher()
+        return sum(self._count(searcher, query, allowed) for query, allowed in self._branches(tenant, node, users))
 
     def count_by_user(self, tenant: str, node: Node, users: Sequence[str] | None = None) -> dict[str, int]:
-        wanted = None if users is None else sorted(set(self._users(users)))
         counts: dict[str, int] = {}
-        # With the mailboxes named, ask about them a bucket-limit's worth at a time; without, one request.
-        buckets: list[list[str] | None] = [None] if wanted is None else list(chunks(wanted, MAX_BUCKETS))
         searcher = self._searcher()
-        for chunk in buckets:
-            size = MAX_BUCKETS if chunk is None else max(len(chunk), 1)
-            result = self._run(searcher.aggregate, self._scoped(tenant, node, chunk),
-                               {"by_user": {"terms": {"field": "user_id", "size": size}}})["by_user"]
-            if result.get("sum_other_doc_count"):
-                raise UnsupportedQuery(f"matches in more than {MAX_BUCKETS:,} mailboxes: name the mailboxes "
-                                       "(users) to count them in parts")
-            for bucket in result["buckets"]:
-                counts[str(bucket["key"])] = int(bucket["doc_count"])
+        for query, allowed in self._branches(tenant, node, users):
+            for user_id, n in self._by_user(searcher, query).items():
+                if (allowed.only is None or user_id in allowed.only) and user_id not in allowed.excluded:
+                    counts[user_id] = counts.get(user_id, 0) + n
         return counts
 
     def item_ids(self, tenant: str, node: Node, users: Sequence[str] | None = None) -> set[int]:
-        query = self._scoped(tenant, node, users)
         searcher = self._searcher()
-        total = self._run(searcher.search, query, 1, count=True).count
-        if not total:
-            return set()
-        # Ordered by a fast field, so nothing is scored.
-        found = self._run(searcher.search, query, total, count=False, order_by_field="item_id")
-        return {int(i) for i in searcher.fast_field_values("item_id", [a for _, a in found.hits])
-                if isinstance(i, int)}
+        out: set[int] = set()
+        for query, allowed in self._branches(tenant, node, users):
+            total = self._run(searcher.search, query, 1, count=True).count
+            if not total:
+                continue
+            # Ordered by a fast field, so nothing is scored.
+            found = self._run(searcher.search, query, total, count=False, order_by_field="top")
+            addresses = [a for _, a in found.hits]
+            if allowed.restricts:
+                for ids in self._copies(searcher, addresses, allowed):
+                    out.update(ids)
+                continue
+            # Every copy: slot by slot, a column at a time (no per-document lists to build and sort).
+            counts = searcher.fast_field_values("copies", addresses)
+            for slot in range(max(int(n or 0) for n in counts)):
+                column = searcher.fast_field_values(f"c{slot}", addresses)
+                out.update(int(v or 0) for v, n in zip(column, counts, strict=True) if (n or 0) > slot)
+        return out
 
     def max_item_id(self, tenant: str) -> int | None:
         searcher = self._searcher()
         found = searcher.search(Query.term_query(self.schema, "tenant", tenant), 1, count=False,
-                                order_by_field="item_id", order=tantivy.Order.Desc)
+                                order_by_field="top", order=tantivy.Order.Desc)
         if not found.hits:
             return None
-        value = searcher.fast_field_values("item_id", [found.hits[0][1]])[0]
+        value = searcher.fast_field_values("top", [found.hits[0][1]])[0]
         return int(value) if isinstance(value, int) else None
+
+    def _count(self, searcher: Any, query: Query, allowed: _Allowed) -> int:
+        """Copies in scope in the documents ``query`` matches."""
+        if allowed.only is not None:
+            if len(allowed.only) == 1:   # the query is scoped to that owner: one copy per document
+                return int(self._run(searcher.search, query, 1, count=True).count)
+            return sum(n for user_id, n in self._by_user(searcher, query).items() if user_id in allowed.only)
+        result = self._run(searcher.aggregate, query, {"copies": {"sum": {"field": "copies"}}})
+        total = int(result["copies"]["value"] or 0)
+        for user_id in allowed.excluded:
+            total -= int(self._run(searcher.search, Query.boolean_query([
+                (Occur.Must, query), (Occur.Must, Query.term_query(self.schema, "user_id", user_id))]),
+                1, count=True).count)
+        return total
+
+    def _by_user(self, searcher: Any, query: Query) -> dict[str, int]:
+        """Documents per owner, which is copies per owner (a document holds one copy per owner)."""
+        result = self._run(searcher.aggregate, query,
+                           {"by_user": {"terms": {"field": "user_id", "size": MAX_BUCKETS}}})["by_user"]
+        if result.get("sum_other_doc_count"):
+            raise UnsupportedQuery(f"matches in more than {MAX_BUCKETS:,} mailboxes: name fewer mailboxes "
+                                   "(users) to count them in parts")
+        return {str(bucket["key"]): int(bucket["doc_count"]) for bucket in result["buckets"]}
+
+    def _copies(self, searcher: Any, addresses: list[Any], allowed: _Allowed) -> list[list[int]]:
+        """Per document, the item ids of its copies in scope, highest (latest delivered) first."""
+        if not addresses:
+            return []
+        counts = searcher.fast_field_values("copies", addresses)
+        width = max(int(n or 0) for n in counts)
+        ids = [searcher.fast_field_values(f"c{slot}", addresses) for slot in range(width)]
+        only, excluded = allowed.keys()
+        if not allowed.restricts:
+            return [sorted((int(ids[slot][row]) for slot in range(int(n or 0))), reverse=True)
+                    for row, n in enumerate(counts)]
+        keys = [searcher.fast_field_values(f"h{slot}", addresses) for slot in range(width)]
+        out = []
+        for row, n in enumerate(counts):
+            out.append(sorted((int(ids[slot][row]) for slot in range(int(n or 0))
+                               if (only is None or keys[slot][row] in only) and keys[slot][row] not in excluded),
+                              reverse=True))
+        return out
 
     @staticmethod
     def _run(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -380,16 +586,38 @@ class TantivySearchIndex:
             raise TypeError("users is a sequence of user ids, not one string")
         return list(users)
 
-    def _scoped(self, tenant: str, node: Node, users: Sequence[str] | None) -> Query:
+    def _branches(self, tenant: str, node: Node, users: Sequence[str] | None) -> list[tuple[Query, _Allowed]]:
+        """The tantivy queries for ``node``, each with the copies of its documents that are hits.
+
+        A document holds several mailboxes' copies, so ``mailbox:`` is about a copy, not a document: for each
+        user id it names, the query with ``mailbox:`` true for that one only, in that mailbox; for every other
+        mailbox, the query with each ``mailbox:`` false. Without ``mailbox:``, one query.
+        """
+        scope = None if users is None else list(dict.fromkeys(self._users(users)))
+        named = sorted(_mailboxes(node))
+        if not named:
+            allowed = _Allowed() if scope is None else _Allowed(only=frozenset(scope))
+            return [(self._scoped(tenant, self.compile(node), scope), allowed)]
+        branches = [(self._scoped(tenant, self.compile(node, {m: m == user for m in named}), [user]),
+                     _Allowed(only=frozenset([user]))) for user in named if scope is None or user in scope]
+        others = None if scope is None else [u for u in scope if u not in named]
+        if others is None or others:
+            branches.append((self._scoped(tenant, self.compile(node, dict.fromkeys(named, False)), others),
+                             _Allowed(only=None if others is None else frozenset(others),
+                                      excluded=frozenset(named) if others is None else frozenset())))
+        return branches
+
+    def _scoped(self, tenant: str, query: Query, users: Sequence[str] | None) -> Query:
         clauses = [(Occur.Must, Query.const_score_query(Query.term_query(self.schema, "tenant", tenant), 0.0))]
         if users is not None:
             clauses.append((Occur.Must, Query.const_score_query(
-                Query.term_set_query(self.schema, "user_id", self._users(users)), 0.0)))
-        clauses.append((Occur.Must, self.compile(node)))
+                Query.term_set_query(self.schema, "user_id", list(users)), 0.0)))
+        clauses.append((Occur.Must, query))
         return Query.boolean_query(clauses)
 
-    def compile(self, node: Node) -> Query:
-        """The tantivy query for ``node``, unscoped (no tenant filter): use only through ``_scoped``."""
+    def compile(self, node: Node, mailbox: dict[str, bool] | None = None) -> Query:
+        """The tantivy query for ``node``, unscoped (no tenant filter): use only through ``_branches``.
+        ``mailbox``: whether each ``mailbox:`` value is the copy's mailbox (see ``_branches``)."""
         if isinstance(node, Term | Phrase):
             if node.field in KEYWORD_FIELDS:
                 return self._keyword_query(node.field, node.text)
@@ -403,6 +631,9 @@ class TantivySearchIndex:
                     (Occur.Should, self._sequence(f, words, 0)), (Occur.Should, self._sequence(f, joined, 0))]))
             return self._any_field(self._text_fields(node.field), lambda f: self._sequence(f, words, 0))
         if isinstance(node, Keyword):
+            if node.field == "mailbox" and mailbox is not None:
+                return (Query.const_score_query(Query.all_query(), 0.0) if mailbox.get(node.value)
+                        else Query.empty_query())
             return self._keyword_query(node.field, node.value)
         if isinstance(node, Compare):
             return self._compare(node)
@@ -415,8 +646,8 @@ class TantivySearchIndex:
         if isinstance(node, Near):
             return self._near(node)
         if isinstance(node, And):
-            must = [self.compile(item) for item in node.items if not isinstance(item, Not)]
-            must_not = [self.compile(item.item) for item in node.items if isinstance(item, Not)]
+            must = [self.compile(item, mailbox) for item in node.items if not isinstance(item, Not)]
+            must_not = [self.compile(item.item, mailbox) for item in node.items if isinstance(item, Not)]
             if len(must) == 1 and not must_not:
                 return must[0]
             if not must:
@@ -426,10 +657,11 @@ class TantivySearchIndex:
             if not node.items:
                 return Query.empty_query()
             if len(node.items) == 1:
-                return self.compile(node.items[0])
-            return Query.boolean_query([(Occur.Should, self.compile(item)) for item in node.items])
+                return self.compile(node.items[0], mailbox)
+            return Query.boolean_query([(Occur.Should, self.compile(item, mailbox)) for item in node.items])
         if isinstance(node, Not):
-            return Query.boolean_query([(Occur.Must, Query.all_query()), (Occur.MustNot, self.compile(node.item))])
+            return Query.boolean_query([(Occur.Must, Query.all_query()),
+                                        (Occur.MustNot, self.compile(node.item, mailbox))])
         if isinstance(node, MatchAll):
             return Query.all_query()
         raise UnsupportedQuery(f"unknown query node {type(node).__name__}")
