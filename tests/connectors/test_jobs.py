@@ -101,3 +101,29 @@ def test_scheduler_applies_retention_once_a_day(backend, tenant) -> None:
     second = [j for j in scheduler.tick() if j.startswith(f"retention-{tenant}-")]
     assert len(first) == 1 and first[0]["deleted"] == 1 and not second
     assert backend.archive.count(tenant, "u1") == 0
+
+
+def test_a_run_says_it_ended_only_once_its_items_are_searchable_from_another_index_reader(
+        backend, tenant, people, monkeypatch) -> None:  # noqa: ANN001
+    """Another process (the server, while a Celery worker runs the connector) reads the index with its own reader
+    and does not flush this process's indexer: a run's status must not come before its items' commit."""
+    if backend.settings.search_backend == "postgres":
+        pytest.skip("the PostgreSQL search index commits with each delivery")
+    import time
+
+    from tenantry.archive.search_tantivy import TantivySearchIndex
+
+    index = backend.archive.indexer.index
+    commit = index.commit
+
+    def slow_commit() -> None:      # a loaded machine: the background commit lags the run's last transaction
+        time.sleep(0.5)
+        commit()
+
+    monkeypatch.setattr(index, "commit", slow_commit)
+    with FeedServer([feed_item(1, when=NOW), feed_item(2, when=NOW), feed_item(3, when=NOW)], {}) as feed:
+        cid = enabled_feed_connector(backend, tenant, people, feed)
+        report = backend.connectors.run(tenant, cid)
+    assert report.status == "succeeded" and report.imported == 3
+    other = TantivySearchIndex(backend.settings.data_dir / "index")     # a reader of its own, no writer
+    assert other.count(tenant, MatchAll()) == 6      # 3 messages, each in alice's and bob's mailbox

@@ -112,7 +112,10 @@ class ConnectorRunner:
             error = str(exc)
         finally:
             source.close()
-            target.close()
+            try:
+                target.close()      # the store target: everything delivered is searchable from here on
+            except TenantryError as exc:
+                error = error or f"the items were stored, but {exc}"
         self._flush_issues(run_id, issues)
         return self._finish(tenant, connector_id, run_id, counts, error, [f.id for f in started.files], now)
 

@@ -24,7 +24,12 @@ class StoreTarget:
         return TenantChats(self.archive, tenant)
 
     def close(self) -> None:
-        return None
+        """Waits until everything delivered is committed to the search index, so that a run's status (written
+        after this) never says it ended before its items are searchable — from any process: a search flushes only
+        its own process's indexer, and a run may have been a Celery worker's. Raises ``SearchIndexUnavailable``
+        when the index could not take them (the items are stored; the run says so)."""
+        if self.archive.indexer is not None:
+            self.archive.indexer.flush()
 
 
 @dataclass(frozen=True)
