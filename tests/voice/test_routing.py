@@ -89,7 +89,7 @@ def test_domestic_number_is_allowed_under_international_calls_disallowed() -> No
 
 
 def test_nanp_neighbour_is_domestic_for_a_us_caller() -> None:
-    # Canada shares +1 with the US: the same country calling code is not "international" (NOTES-sip.md).
+    # Canada shares +1 with the US: the same country calling code is not "international".
     assert route(snapshot(), "bob@contoso.com", "+14165550123").outcome is Outcome.REDIRECT
 
 

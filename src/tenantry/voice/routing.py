@@ -7,7 +7,7 @@ the healthy ones, unhealthy ones demoted to the end but not dropped (Direct Rout
 last"); callers with no PSTN site go to the tenant's PeerDestination; escalated PSTN conferences go to the site's
 mediation servers.
 
-Decisions taken here (docs/NOTES-sip.md):
+Decisions taken here:
 - "International" is a different *country calling code* from the caller's region's, so a US caller dialling Canada
   (+1, NANP) is domestic, as North American carriers bill it; a different region code under +1 is not refused.
 - A number is invalid when phonenumbers does not call it valid (``is_valid_number``): not a number of any plan.
