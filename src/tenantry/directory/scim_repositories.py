@@ -128,6 +128,11 @@ class Repository(Generic[RowT]):
 
     def write(self, session: Session, tenant: str, row: RowT, model: Any) -> None:
         """Store a validated resource in ``row``: columns, uniqueness, and what is indexed beside it."""
+        self.write_doc(session, tenant, row, dump(model))
+
+    def write_doc(self, session: Session, tenant: str, row: RowT, doc: dict[str, Any]) -> None:
+        """As ``write``, the resource given as it is stored (``dump``'s form): a validated model's, or the stored
+        document with a simple PATCH applied (``protocols.scim.simple_patch``)."""
         raise NotImplementedError
 
     def names(self, row: RowT) -> dict[str, str | None]:
@@ -214,8 +219,7 @@ class UserRepository(Repository[User]):
     def names(self, row: User) -> dict[str, str | None]:
         return {"userName": row.user_name, "displayName": row.display_name, "externalId": row.external_id}
 
-    def write(self, session: Session, tenant: str, row: User, model: Any) -> None:
-        doc = dump(model)
+    def write_doc(self, session: Session, tenant: str, row: User, doc: dict[str, Any]) -> None:
         check_resource("User", doc)  # lengths and NUL, before PostgreSQL refuses them (limits.py)
         user_name = doc.get("userName")
         key = fold("username", user_name) if isinstance(user_name, str) else ""
@@ -225,7 +229,8 @@ class UserRepository(Repository[User]):
             raise InvalidValueException(detail=f"userName is longer than {USER_COLUMNS['userName']} characters")
         # Stored and returned as sent but for white space at either end (docs/scim.md "userName").
         user_name = doc["userName"] = user_name.strip()
-        if not self._unique(session, User.user_name_key, key, row):
+        # The key a row already holds is its own: only a new key needs the look-up (the constraint stays).
+        if key != row.user_name_key and not self._unique(session, User.user_name_key, key, row):
             raise UniquenessException(detail=f"userName {user_name!r} is already taken (userNames are compared "
                                              "after NFKC, case folding, trimming and removing invisible characters)")
         name = doc.get("name") or {}
@@ -236,9 +241,14 @@ class UserRepository(Repository[User]):
         row.given_name = name.get("givenName")
         row.family_name = name.get("familyName")
         row.active = doc.get("active") is not False
+        before = row.resource   # None for a new row
         self._save(session, row, doc)
-        session.execute(delete(UserValue).where(UserValue.user_id == row.id))
         rows = index_rows(doc, self.region)
+        if before is not None:
+            # Only the attributes whose values changed are re-indexed (a PATCH of givenName is one row, not 15).
+            stale, rows = changed_index_rows(index_rows(orjson.loads(before), self.region), rows)
+            if stale:
+                session.execute(delete(UserValue).where(UserValue.user_id == row.id, UserValue.attr.in_(stale)))
         if rows:
             session.execute(insert(UserValue), [{**r, "user_id": row.id, "tenant_id": tenant} for r in rows])
 
@@ -294,8 +304,7 @@ class GroupRepository(Repository[Group]):
     def names(self, row: Group) -> dict[str, str | None]:
         return {"displayName": row.display_name, "externalId": row.external_id}
 
-    def write(self, session: Session, tenant: str, row: Group, model: Any) -> None:
-        doc = dump(model)
+    def write_doc(self, session: Session, tenant: str, row: Group, doc: dict[str, Any]) -> None:
         check_resource("Group", doc)  # lengths and NUL, before PostgreSQL refuses them (limits.py)
         display = doc.get("displayName")
         if not isinstance(display, str) or not display.strip():
@@ -304,7 +313,7 @@ class GroupRepository(Repository[Group]):
         if len(key) > GROUP_COLUMNS["displayName"]:  # lower case can be longer ("İ" → "i̇")
             raise InvalidValueException(
                 detail=f"displayName is longer than {GROUP_COLUMNS['displayName']} characters")
-        if not self._unique(session, Group.display_name_key, key, row):
+        if key != row.display_name_key and not self._unique(session, Group.display_name_key, key, row):
             raise UniquenessException(detail=f"a group named {display!r} already exists")
         row.display_name = display
         row.display_name_key = key
@@ -470,6 +479,23 @@ def index_rows(doc: dict[str, Any], region: str | None) -> list[dict[str, Any]]:
     return rows
 
 
+def changed_index_rows(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The attributes whose index rows differ between two versions of a resource, and the new rows of those: a
+    write deletes the rows of these attributes and inserts these rows, leaving every other attribute's alone."""
+    def by_attr(rows: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
+        grouped: dict[str, list[tuple[Any, ...]]] = {}
+        for r in rows:
+            grouped.setdefault(r["attr"], []).append((r["type_key"], r["entry"], r["value_key"], r["e164"]))
+        return grouped
+
+    before, after = by_attr(old), by_attr(new)
+    stale = [attr for attr in before.keys() | after.keys() if before.get(attr) != after.get(attr)]
+    if not stale:
+        return [], []
+    wanted = set(stale)
+    return sorted(stale), [r for r in new if r["attr"] in wanted]
+
+
 # -- the userName look-up -----------------------------------------------------------------------------------
 
 
@@ -494,4 +520,5 @@ _SIMPLE_COUNTS = {
 }
 
 
-__all__ = ["GroupRepository", "Page", "Repository", "UserRepository", "dump", "flush_and", "index_rows", "meta"]
+__all__ = ["GroupRepository", "Page", "Repository", "UserRepository", "changed_index_rows", "dump", "flush_and",
+           "index_rows", "meta"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from scim2_models import (
     Context,
@@ -34,6 +35,7 @@ from tenantry.protocols.scim.limits import check_filter
 from tenantry.protocols.scim.normalize import normalize_patch, normalize_resource
 from tenantry.protocols.scim.resources import POLICY, RESOURCE_MODELS, patch_op, scim_filter, scim_path
 from tenantry.protocols.scim.search import sort_resources
+from tenantry.protocols.scim.simple_patch import apply_simple_patch, read_simple_patch
 
 # Concurrent writes: replace, patch and delete read the row they change with ``lock=True`` and keep it locked
 # until they commit (a group's member rows change under its lock too). A row lock, not a compare-and-set on
@@ -163,19 +165,30 @@ class ScimStore:
     ) -> dict[str, Any]:
         repo = self._repo(resource_type)
         payload, member_changes = repo.split_patch(normalize_patch(payload))
-        operations = self._patch_op(resource_type, payload)
+        # The common PATCH (single-valued attributes the resource holds) goes straight to the stored document;
+        # the rest through scim2-models, validated before the transaction (protocols.scim.simple_patch).
+        simple = read_simple_patch(resource_type, payload) if not member_changes else None
+        operations = None if simple is not None else self._patch_op(resource_type, payload)
         with self.db.writing(), self.db.session() as session:
             row = repo.row(session, tenant, resource_id, lock=True)
             check_if_match(if_match, row.version)
             changed = False
-            if operations is not None:
-                current = RESOURCE_MODELS[resource_type].model_validate(repo.stored(row))
-                try:
-                    changed = operations.patch(current, POLICY)
-                except ValidationError as exc:
-                    raise validation_error_to_scim(exc) from exc
+            applied = apply_simple_patch(orjson.loads(row.resource), simple) if simple is not None else None
+            if applied is not None:
+                doc, changed = applied
                 if changed:
-                    repo.write(session, tenant, row, current)
+                    repo.write_doc(session, tenant, row, doc)
+            else:
+                if simple is not None:   # an attribute the resource lacks: the general way after all
+                    operations = self._patch_op(resource_type, payload)
+                if operations is not None:
+                    current = RESOURCE_MODELS[resource_type].model_validate(repo.stored(row))
+                    try:
+                        changed = operations.patch(current, POLICY)
+                    except ValidationError as exc:
+                        raise validation_error_to_scim(exc) from exc
+                    if changed:
+                        repo.write(session, tenant, row, current)
             changed = repo.change_members(session, tenant, resource_id, member_changes) or changed
             if changed:
                 repo.bump(row)
