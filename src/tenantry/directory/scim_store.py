@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 from scim2_models import (
     Context,
@@ -35,7 +34,7 @@ from tenantry.protocols.scim.limits import check_filter
 from tenantry.protocols.scim.normalize import normalize_patch, normalize_resource
 from tenantry.protocols.scim.resources import POLICY, RESOURCE_MODELS, patch_op, scim_filter, scim_path
 from tenantry.protocols.scim.search import sort_resources
-from tenantry.protocols.scim.simple_patch import apply_simple_patch, read_simple_patch
+from tenantry.protocols.scim.simple_patch import read_simple_patch
 
 # Concurrent writes: replace, patch and delete read the row they change with ``lock=True`` and keep it locked
 # until they commit (a group's member rows change under its lock too). A row lock, not a compare-and-set on
@@ -153,10 +152,10 @@ class ScimStore:
                 model.replace(RESOURCE_MODELS[resource_type].model_validate(repo.stored(row)))
             except ValidationError as exc:
                 raise validation_error_to_scim(exc) from exc
+            repo.bump(row)   # before the write: the row's UPDATE carries the new version too (one statement)
             repo.write(session, tenant, row, model)
             # PUT replaces the whole resource, members included (RFC 7644 §3.5.1).
             repo.set_members(session, tenant, resource_id, members, replace=True)
-            repo.bump(row)
             return flush_and(session, lambda: repo.doc(session, row))
 
     def patch(
@@ -170,27 +169,25 @@ class ScimStore:
         simple = read_simple_patch(resource_type, payload) if not member_changes else None
         operations = None if simple is not None else self._patch_op(resource_type, payload)
         with self.db.writing(), self.db.session() as session:
+            if simple is not None:
+                done = repo.patch_simple(session, tenant, resource_id, simple, if_match)
+                if done is not None:
+                    return done
+                # An attribute the resource lacks: the general way after all, in the same transaction.
+                operations = self._patch_op(resource_type, payload)
             row = repo.row(session, tenant, resource_id, lock=True)
             check_if_match(if_match, row.version)
             changed = False
-            applied = apply_simple_patch(orjson.loads(row.resource), simple) if simple is not None else None
-            if applied is not None:
-                doc, changed = applied
+            if operations is not None:
+                current = RESOURCE_MODELS[resource_type].model_validate(repo.stored(row))
+                try:
+                    changed = operations.patch(current, POLICY)
+                except ValidationError as exc:
+                    raise validation_error_to_scim(exc) from exc
                 if changed:
-                    repo.write_doc(session, tenant, row, doc)
-            else:
-                if simple is not None:   # an attribute the resource lacks: the general way after all
-                    operations = self._patch_op(resource_type, payload)
-                if operations is not None:
-                    current = RESOURCE_MODELS[resource_type].model_validate(repo.stored(row))
-                    try:
-                        changed = operations.patch(current, POLICY)
-                    except ValidationError as exc:
-                        raise validation_error_to_scim(exc) from exc
-                    if changed:
-                        repo.write(session, tenant, row, current)
-            changed = repo.change_members(session, tenant, resource_id, member_changes) or changed
-            if changed:
+                    repo.bump(row)
+                    repo.write(session, tenant, row, current)
+            if repo.change_members(session, tenant, resource_id, member_changes) and not changed:
                 repo.bump(row)
             return flush_and(session, lambda: repo.doc(session, row, with_members=with_members))
 
