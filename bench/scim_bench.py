@@ -241,7 +241,7 @@ def run_server(kind: str, keep: bool, database_url: str | None = None, answer: b
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _wait_ready(server: Server, timeout: float = 60.0) -> None:
+def _wait_ready(server: Server, timeout: float = 300.0) -> None:  # a loaded machine starts slowly
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:

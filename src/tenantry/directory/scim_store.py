@@ -67,9 +67,12 @@ class ScimStore:
     def reads_inline(self, resource_type: str, filter_text: str | None = None, sort_by: str | None = None,
                      *, query: bool = False) -> bool:
         """Whether a read costs less than handing it to a worker thread: one user by id, or a query the
-        user look-up answers (``userName eq "…"`` unsorted). A group may have 50,000 members."""
+        user look-up answers (``userName eq "…"`` unsorted). A group may have 50,000 members. SQLite only:
+        on PostgreSQL even one row is a round trip to another process, and the event loop would wait it out
+        (bench/scim_bench.py --database-url, issue #16: the filtered GET at 8 connections was 0.44x
+        scim2-server's, every request queued behind one connection's round trip)."""
         repo = self._repo(resource_type)
-        if not repo.reads_inline:
+        if not repo.reads_inline or not self.db.is_sqlite:
             return False
         return not query or (not sort_by and repo.quick(filter_text) is not None)
 
