@@ -199,15 +199,25 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def run_server(kind: str, keep: bool) -> Iterator[Server]:
-    """Start one server on a free loopback port with a fresh temp dir; stop it and remove the dir after."""
+def run_server(kind: str, keep: bool, database_url: str | None = None, answer: bytes | None = None
+               ) -> Iterator[Server]:
+    """Start one server on a free loopback port with a fresh temp dir; stop it and remove the dir after.
+
+    ``database_url``: Tenantry's database (default: SQLite in the temp dir). ``answer``: the bytes the bare
+    anchor answers every ``GET /scim/v2/Users`` with."""
     workdir = Path(tempfile.mkdtemp(prefix=f"scim-bench-{kind}-"))
     port = free_port()
     token = secrets.token_urlsafe(24)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")}
     if kind == "tenantry":
         env.update(TENANTRY_DATA_DIR=str(workdir / "data"), TENANTRY_BOOTSTRAP_SCIM_TOKEN=token)
+        if database_url:
+            env["TENANTRY_DATABASE_URL"] = database_url
         cmd = [str(BIN / "tenantry"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        base = f"http://127.0.0.1:{port}/scim/v2"
+    elif kind == "bare":
+        (workdir / "answer.json").write_bytes(answer or b"{}")
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(port), str(workdir / "answer.json")]
         base = f"http://127.0.0.1:{port}/scim/v2"
     else:
         cmd = [str(BIN / "scim2-server"), "--hostname", "127.0.0.1", "--port", str(port),
@@ -231,13 +241,18 @@ def run_server(kind: str, keep: bool) -> Iterator[Server]:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _wait_ready(server: Server, timeout: float = 60.0) -> None:
+def _wait_ready(server: Server, timeout: float = 300.0) -> None:  # a loaded machine starts slowly
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             raise RuntimeError(f"{server.name} exited with {server.proc.returncode}:\n{server.log_tail()}")
         try:
+            if server.name == "bare":
+                if httpx.get(f"{server.base}/Users", timeout=2).status_code == 200:
+                    return
+                time.sleep(0.2)
+                continue
             r = httpx.get(f"{server.base}/ServiceProviderConfig", timeout=2)
             if r.status_code == 200:
                 bulk = r.json().get("bulk") or {}
@@ -352,6 +367,42 @@ def _join(threads: list[threading.Thread], stop: threading.Event) -> None:
         raise
 
 
+def serve_bare(port: int, answer_file: str) -> None:
+    """The HTTP stack's bound: FastAPI on uvicorn, started as ``tenantry serve`` starts its app (``uvicorn.run``,
+    one worker, uvloop and httptools where installed), answering every ``GET /scim/v2/Users`` with the bytes of
+    one of Tenantry's filtered GET answers, doing nothing else (no token check, no database, no JSON)."""
+    import uvicorn
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+
+    answer = Path(answer_file).read_bytes()
+    app = FastAPI()
+
+    @app.get("/scim/v2/Users")
+    async def users() -> Response:
+        return Response(answer, media_type=SCIM_JSON)
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def create_pg_database(url: str) -> tuple[str, Callable[[], None]]:
+    """A fresh PostgreSQL database on the server ``url`` names (for Tenantry to migrate and fill), and a function
+    that drops it. The database ``url`` names is only connected to, to create and drop the new one."""
+    import sqlalchemy as sa
+
+    name = f"scim_bench_{secrets.token_hex(4)}"
+    admin = sa.create_engine(sa.make_url(url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return sa.make_url(url).set(database=name).render_as_string(hide_password=False), drop
+
+
 # -- measuring ---------------------------------------------------------------------------------------
 
 
@@ -420,12 +471,15 @@ def http_request(server: Server, method: str, target: str, body: bytes | None = 
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
 
 
-def get_jobs(server: Server, users: list[dict[str, Any]], picks: list[int]) -> list[Job]:
+def get_jobs(server: Server, users: list[dict[str, Any]], picks: list[int], answers: str | None = None
+             ) -> list[Job]:
+    """Filtered GETs of the picked users; ``answers``: the userName every answer holds (the bare anchor's)."""
     jobs: list[Job] = []
     for i in picks:
         user_name = users[i]["userName"]
         query = urllib.parse.urlencode({"filter": f'userName eq "{user_name}"'}, quote_via=urllib.parse.quote)
-        jobs.append((http_request(server, "GET", f"{server.path}/Users?{query}"), "get", user_name, False))
+        jobs.append((http_request(server, "GET", f"{server.path}/Users?{query}"), "get", answers or user_name,
+                     False))
     return jobs
 
 
@@ -794,12 +848,15 @@ def render(report: dict[str, Any]) -> str:
     out = []
     meta = report["meta"]
     out.append(f"SCIM benchmark  {meta['date']}  {meta['cpus']} CPUs  Python {meta['python']}  "
-               f"users={meta['users']}  requests={meta['requests']}  concurrency={meta['concurrency']}")
+               f"users={meta['users']}  requests={meta['requests']}  concurrency={meta['concurrency']}  "
+               f"Tenantry on {meta.get('database', 'sqlite')}  load average at start {meta.get('load_average')}")
     src = meta.get("tenantry") or {}
     if src:
         state = f" commit {src['commit']}" if src.get("commit") else ""
         state += " + uncommitted changes" if src.get("uncommitted_changes") else ""
         out.append(f"Tenantry {src.get('version')} from {src.get('package')}{state}")
+    if meta.get("load_average_end"):
+        out.append(f"load average at the end {meta['load_average_end']}")
     out.append("")
     out.append(f"{'load (POST /Bulk)':<22}{'users':>9}{'batches':>9}{'ops/batch':>10}{'conc':>6}"
                f"{'seconds':>10}{'users/s':>10}")
@@ -819,11 +876,16 @@ def render(report: dict[str, Any]) -> str:
                    f"{r['errors']:>7}{r['requests_per_s']:>9.1f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
                    f"{r['max_ms']:>9.2f}{cpu}")
     out.append("")
-    out.append("Tenantry / scim2-server")
-    for c in report["comparisons"]:
-        r = {k: str(v) for k, v in c.items()}
-        out.append(f"  {c['operation']:<16} c={c['concurrency']:<3} req/s x{r['rps_ratio']:<6} "
-                   f"p50 x{r['p50_ratio']:<6} p99 x{r['p99_ratio']:<6} server CPU/req x{r.get('server_cpu_ratio')}")
+    bare = "Tenantry / bare FastAPI+uvicorn answering the same bytes (the HTTP stack's bound)"
+    for against, title in (("scim2-server", "Tenantry / scim2-server"), ("bare", bare)):
+        rows = [c for c in report["comparisons"] if c.get("against", "scim2-server") == against]
+        if not rows:
+            continue
+        out.append(title)
+        for c in rows:
+            r = {k: str(v) for k, v in c.items()}
+            out.append(f"  {c['operation']:<16} c={c['concurrency']:<3} req/s x{r['rps_ratio']:<6} "
+                       f"p50 x{r['p50_ratio']:<6} p99 x{r['p99_ratio']:<6} server CPU/req x{r.get('server_cpu_ratio')}")
     out.append("  (req/s: higher is better for Tenantry; latency and CPU ratios: lower is better)")
     out.append("")
     for goal in report["goals"]:
@@ -885,6 +947,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=1000,
                    help="operations per BulkRequest (1000, lowered to what both servers announce)")
     p.add_argument("--load-timeout", type=float, default=1200, help="time bound of loading one server (1200)")
+    p.add_argument("--database-url", default=None,
+                   help="run Tenantry on PostgreSQL: a URL of the server (postgresql+psycopg://user@host:port/db); "
+                        "a fresh database is created there for the run and dropped after (default: SQLite)")
+    p.add_argument("--no-anchor", dest="anchor", action="store_false",
+                   help="skip the bare FastAPI/uvicorn anchor of the filtered GET passes")
+    p.add_argument("--serve-bare", nargs=2, metavar=("PORT", "FILE"), help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=7643)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--keep", action="store_true", help="keep the servers' temp dirs (logs, SQLite file)")
@@ -901,6 +969,9 @@ def _interrupt(_signum: int, _frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.serve_bare:
+        serve_bare(int(args.serve_bare[0]), args.serve_bare[1])
+        return 0
     # Ctrl-C and kill both unwind through the servers' cleanup (even when started with SIGINT ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -919,7 +990,8 @@ def main(argv: list[str] | None = None) -> int:
         "client": f"raw HTTP/1.1 over sockets, {min(args.processes, args.concurrency)} processes",
         "warmup": args.warmup, "load_concurrency": args.load_concurrency, "seed": args.seed,
         "command": " ".join([".venv/bin/python", "bench/scim_bench.py", *(argv or sys.argv[1:])]),
-        "tenantry": tenantry_source(),
+        "tenantry": tenantry_source(), "database": "postgresql" if args.database_url else "sqlite",
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }, "load": [], "results": [], "comparisons": [], "goals": []}
 
     plan = [("filtered GET", args.concurrency, args.requests),
@@ -928,17 +1000,23 @@ def main(argv: list[str] | None = None) -> int:
             ("PATCH", 1, args.latency_requests)]
     try:
         with ExitStack() as stack:
+            database_url = None
+            if args.database_url:
+                database_url, drop = create_pg_database(args.database_url)
+                stack.callback(drop)
+                progress(f"Tenantry on a fresh PostgreSQL database: {database_url.rsplit('/', 1)[1]}")
             servers = []
             for kind in ("tenantry", "scim2-server"):
                 progress(f"starting {kind}")
-                servers.append(stack.enter_context(run_server(kind, args.keep)))
-            measure(args, users, servers, plan, rng, report, progress)
+                servers.append(stack.enter_context(run_server(kind, args.keep, database_url)))
+            measure(args, users, servers, plan, rng, report, progress, stack)
     except RuntimeError as exc:
         # A server that died or answered nonsense: report what was measured up to there, and fail.
         report["aborted"] = str(exc)
         progress(f"aborted: {exc}")
     summarise(args, plan, report)
     report["meta"]["seconds"] = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1)
+    report["meta"]["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     failed = ("aborted" in report or any(r["errors"] for r in report["results"])
               or not all(ld["complete"] for ld in report["load"]))
     report["valid"] = not failed
@@ -950,8 +1028,9 @@ Plan = list[tuple[str, int, int]]
 
 
 def measure(args: argparse.Namespace, users: list[dict[str, Any]], servers: list[Server], plan: Plan,
-            rng: random.Random, report: dict[str, Any], progress: Callable[[str], None]) -> None:
-    """Load both servers, then run every pass of the plan on each in turn; results go into ``report``."""
+            rng: random.Random, report: dict[str, Any], progress: Callable[[str], None], stack: ExitStack) -> None:
+    """Load both servers, then run every pass of the plan on each in turn (the filtered GETs on the bare
+    anchor too); results go into ``report``."""
 
     def alive(server: Server) -> None:
         if server.proc.poll() is not None:
@@ -977,6 +1056,17 @@ def measure(args: argparse.Namespace, users: list[dict[str, Any]], servers: list
     if not common:
         raise RuntimeError("no user was loaded into both servers")
 
+    anchor: Server | None = None
+    anchor_user = ""
+    if args.anchor:
+        # The bare anchor answers with the bytes of one of Tenantry's own filtered GET answers.
+        anchor_user = users[common[0]]["userName"]
+        tenantry = servers[0]
+        with client(tenantry, 1) as http:
+            answer = http.get(f"{tenantry.base}/Users", params={"filter": f'userName eq "{anchor_user}"'}).content
+        progress(f"starting the bare FastAPI/uvicorn anchor ({len(answer)}-byte answer)")
+        anchor = stack.enter_context(run_server("bare", args.keep, answer=answer))
+
     def gets(n: int) -> list[int]:
         return [rng.choice(common) for _ in range(n)]
 
@@ -988,10 +1078,10 @@ def measure(args: argparse.Namespace, users: list[dict[str, Any]], servers: list
     for operation, concurrency, n in plan:
         picks_get = gets(args.warmup + n)
         picks_patch = patches(args.warmup + n)
-        for server in servers:
+        for server in [*servers, *([anchor] if anchor and operation == "filtered GET" else [])]:
             alive(server)
             if operation == "filtered GET":
-                jobs: list[Any] = get_jobs(server, users, picks_get)
+                jobs: list[Any] = get_jobs(server, users, picks_get, anchor_user if server is anchor else None)
             else:
                 jobs = patch_jobs(server, picks_patch)
             progress(f"{operation} c={concurrency} on {server.name}: {args.warmup} warm-up + {n}")
@@ -1026,6 +1116,15 @@ def summarise(args: argparse.Namespace, plan: Plan, report: dict[str, Any]) -> N
                 "server_cpu_ratio": ratio(t["server_cpu_ms_per_request"] or 0.0,
                                           s["server_cpu_ms_per_request"] or 0.0),
             })
+        b = by_key.get(("bare", operation, concurrency))
+        if t and b:
+            report["comparisons"].append({
+                "operation": operation, "concurrency": concurrency, "against": "bare",
+                "rps_ratio": ratio(t["requests_per_s"], b["requests_per_s"]),
+                "p50_ratio": ratio(t["p50_ms"], b["p50_ms"]), "p99_ratio": ratio(t["p99_ms"], b["p99_ms"]),
+                "server_cpu_ratio": ratio(t["server_cpu_ms_per_request"] or 0.0,
+                                          b["server_cpu_ms_per_request"] or 0.0),
+            })
     loads = {ld["server"]: ld for ld in report["load"]}
     if len(loads) == 2:
         report["load_ratio"] = ratio(loads["tenantry"]["users_per_s"], loads["scim2-server"]["users_per_s"])
@@ -1037,7 +1136,8 @@ def summarise(args: argparse.Namespace, plan: Plan, report: dict[str, Any]) -> N
         report["goals"].append({"goal": f"filtered GET req/s >= 3x scim2-server (c={args.concurrency})",
                                 "met": rps_ratio >= 3, "measured": f"x{rps_ratio}"})
     if get_1 and get_c and not get_1["errors"]:
-        report["goals"].append({"goal": "filtered GET p99 < 10 ms on SQLite (single connection)",
+        database = report["meta"].get("database", "sqlite")
+        report["goals"].append({"goal": f"filtered GET p99 < 10 ms on {database} (single connection)",
                                 "met": get_1["p99_ms"] < 10,
                                 "measured": f"{get_1['p99_ms']} ms; at c={args.concurrency}: {get_c['p99_ms']} ms"})
 

@@ -6,8 +6,10 @@ CLI, tenant by tenant, and kept ``TENANTRY_SCIM_LOG_DAYS`` days. On both backend
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,7 +22,8 @@ from typer.testing import CliRunner
 from tenantry.app import Services, build_services, create_app
 from tenantry.core.clock import utcnow
 from tenantry.core.settings import Settings
-from tenantry.directory.scim_log import ScimLogEntry
+from tenantry.directory.scim_api import _GroupCommit
+from tenantry.directory.scim_log import ScimLog, ScimLogEntry
 from tenantry.jobs import InlineJobs, Scheduler
 from tests.conftest import ScimClient, admin_secret, group_payload, periodic_work_due, user_payload
 from tests.test_cli import cli, run  # noqa: F401 - the CLI fixture
@@ -308,3 +311,36 @@ def test_cli_scim_log_lists_failed_writes(cli: CliRunner, cli_services: Services
     table = run(cli, "scim", "log", "--since", "1h")
     assert "cli@contoso.com" in table and "uniqueness" in table and "Entra ID" in table
     assert "--since" in run(cli, "scim", "log", "--since", "last week", ok=False)
+
+
+def test_rows_of_writes_answered_during_a_log_write_go_together_in_the_next_one(backend: Services,
+                                                                                   tenant: str) -> None:
+    """Group commit: the first write's row is stored at once; rows arriving while it is being stored wait and
+    are stored together, in one transaction; every row arrives and every waiter is released."""
+    first_started, release = threading.Event(), threading.Event()
+    batches: list[int] = []
+
+    class HeldLog(ScimLog):
+        def record(self, entries: Any, *, purge: bool = True) -> None:
+            batches.append(len(entries))
+            if len(batches) == 1:
+                first_started.set()
+                release.wait(30)
+            super().record(entries, purge=purge)
+
+    group = _GroupCommit(HeldLog(backend.db))
+    names = [f"group-commit-{i}@contoso.com" for i in range(5)]
+
+    async def run() -> None:
+        first = asyncio.create_task(group.add([_entry(tenant, names[0], 0)]))
+        while not first_started.is_set():
+            await asyncio.sleep(0.001)
+        rest = [asyncio.create_task(group.add([_entry(tenant, name, 0)])) for name in names[1:]]
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(first, *rest)
+
+    asyncio.run(run())
+    assert batches == [1, 4]
+    stored = {e.user_name for e in backend.scim_log.entries(tenant, limit=100)}
+    assert set(names) <= stored

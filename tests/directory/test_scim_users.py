@@ -134,3 +134,83 @@ def test_phone_numbers_are_indexed_in_e164_with_the_original_kept(scim: ScimClie
             UserValue.user_id == created["id"], UserValue.attr == "phonenumbers.value"))
     assert e164 == "+491701234567"
     assert created["phoneNumbers"][0]["value"] == "0049 (170) 123-4567"
+
+
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+def _patch(scim: ScimClient, user_id: str, *ops: dict, **kw: object):  # type: ignore[no-untyped-def]
+    return scim.patch(f"/Users/{user_id}", json={"schemas": [PATCH_OP], "Operations": list(ops)}, **kw)
+
+
+def _found(scim: ScimClient, filter_text: str) -> int:
+    r = scim.get("/Users", params={"filter": filter_text})
+    assert r.status_code == 200, r.text
+    return int(r.json()["totalResults"])
+
+
+def test_simple_patch_reindexes_the_changed_value_and_keeps_the_others(scim: ScimClient) -> None:
+    created = scim.post("/Users", json=seed_user()).json()
+    r = _patch(scim, created["id"], {"op": "replace", "path": "name.givenName", "value": "Jiwoo"},
+               {"op": "replace", "path": f"{ENTERPRISE}:costCenter", "value": "CC-7"})
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == {"givenName": "Jiwoo", "familyName": "Kim"}
+    assert r.headers["etag"] == r.json()["meta"]["version"] == 'W/"2"'
+    assert _found(scim, 'name.givenName eq "Jiwoo"') == 1
+    assert _found(scim, 'name.givenName eq "Minji"') == 0
+    assert _found(scim, f'{ENTERPRISE}:costCenter eq "CC-7"') == 1
+    # Values the PATCH did not touch are still found.
+    assert _found(scim, 'name.familyName eq "Kim"') == 1
+    assert _found(scim, 'phoneNumbers[type eq "mobile"].value eq "+82 10-1234-5678"') == 1
+    assert scim.get(f"/Users/{created['id']}").json() == {**r.json(), "meta": {**r.json()["meta"]}}
+
+
+def test_simple_patch_to_the_value_held_keeps_the_version(scim: ScimClient) -> None:
+    created = scim.post("/Users", json=seed_user()).json()
+    r = _patch(scim, created["id"], {"op": "replace", "path": "active", "value": True})
+    assert r.status_code == 200, r.text
+    assert r.json()["meta"]["version"] == 'W/"1"'
+    assert r.json()["meta"]["lastModified"] == created["meta"]["lastModified"]
+
+
+def test_simple_patch_to_another_users_name_is_409_and_changes_nothing(scim: ScimClient) -> None:
+    scim.post("/Users", json=seed_user("taken@contoso.com"))
+    created = scim.post("/Users", json=seed_user()).json()
+    r = _patch(scim, created["id"], {"op": "replace", "path": "name.givenName", "value": "Other"},
+               {"op": "replace", "path": "userName", "value": "TAKEN@contoso.com"})
+    assert r.status_code == 409, r.text
+    assert r.json()["scimType"] == "uniqueness"
+    assert scim.get(f"/Users/{created['id']}").json() == created | {"meta": created["meta"]}
+    assert _found(scim, 'name.givenName eq "Other"') == 0
+
+
+def test_simple_patch_with_a_stale_if_match_is_412_and_a_current_one_applies(scim: ScimClient) -> None:
+    created = scim.post("/Users", json=seed_user()).json()
+    stale = _patch(scim, created["id"], {"op": "replace", "path": "title", "value": "x"},
+                   headers={"If-Match": 'W/"7"'})
+    assert stale.status_code == 412, stale.text
+    current = _patch(scim, created["id"], {"op": "replace", "path": "active", "value": False},
+                     headers={"If-Match": 'W/"1"'})
+    assert current.status_code == 200, current.text
+    assert current.json()["active"] is False
+
+
+def test_patch_of_an_attribute_the_user_lacks_takes_the_general_path(scim: ScimClient) -> None:
+    created = scim.post("/Users", json=seed_user()).json()
+    assert "title" not in created
+    r = _patch(scim, created["id"], {"op": "replace", "path": "active", "value": False},
+               {"op": "add", "path": "title", "value": "Engineer"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["title"], r.json()["active"], r.json()["meta"]["version"]) == ("Engineer", False, 'W/"2"')
+    assert _found(scim, 'title eq "Engineer"') == 1
+
+
+def test_simple_patch_of_another_tenants_user_is_404(scim: ScimClient, app_client, backend) -> None:  # type: ignore[no-untyped-def]
+    created = scim.post("/Users", json=seed_user()).json()
+    other = f"o-{created['id'][:8]}"
+    backend.directory.create_tenant(other, "Other")
+    token = backend.directory.issue_token(other, "scim", "idp").secret
+    r = _patch(ScimClient(app_client, other, token), created["id"],
+               {"op": "replace", "path": "active", "value": False})
+    assert r.status_code == 404, r.text
+    assert scim.get(f"/Users/{created['id']}").json()["active"] is True

@@ -9,6 +9,7 @@ request log (``directory.scim_log``).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -442,18 +443,58 @@ def _patch(store: ScimStore, ctx: ScimContext, rtype: str, rid: str, payload: An
     return doc, True
 
 
+class _GroupCommit:
+    """Writes log rows in batches: the rows of requests answered while a batch is being written wait, and go
+    together in the next one. Under load one transaction carries many requests' rows (on SQLite each
+    transaction costs about as much as a dozen rows); a lone request's rows are written at once, so nothing is
+    held back to make a batch. Each ``add`` returns once its rows are stored (or, ``ScimLog.record`` never
+    raising, once their loss has been logged)."""
+
+    def __init__(self, scim_log: ScimLog) -> None:
+        self.scim_log = scim_log
+        self.pending: list[ScimLogEntry] = []
+        self.waiters: list[asyncio.Future[None]] = []
+        self.writer: asyncio.Task[None] | None = None
+
+    async def add(self, entries: list[ScimLogEntry]) -> None:
+        loop = asyncio.get_running_loop()
+        if self.writer is not None and self.writer.get_loop() is not loop:
+            # A new event loop (a test client's per-request portal): rows the old one left go with this batch;
+            # their waiters' loop is gone.
+            self.writer, self.waiters = None, []
+        stored = loop.create_future()
+        self.pending.extend(entries)
+        self.waiters.append(stored)
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self._drain())
+        await stored
+
+    async def _drain(self) -> None:
+        while self.pending:
+            batch, waiters = self.pending, self.waiters
+            self.pending, self.waiters = [], []
+            try:
+                await run_in_threadpool(self.scim_log.record, batch)
+            finally:
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+
 class ScimLogMiddleware:
     """Records SCIM requests in the tenant's SCIM request log once they are answered (``directory.scim_log``).
 
     The router fills the request's record (the credential, the resource, a PATCH's outline); this layer adds
     what only the answer knows — the status as sent, an error's ``scimType`` and ``detail`` read from its
     body, the duration — and stores the rows after the last byte of the answer has been sent, on a worker
-    thread. ``ScimLog.record`` never raises, so the log can neither fail nor delay the write it describes. A
-    request is recorded when a SCIM token of the tenant made it and it was a write (or ``reads``).
+    thread, batched with the rows of other requests answered meanwhile (``_GroupCommit``). ``ScimLog.record``
+    never raises, so the log can neither fail nor delay the write it describes. A request is recorded when a
+    SCIM token of the tenant made it and it was a write (or ``reads``).
     """
 
     def __init__(self, app: Any, scim_log: ScimLog, *, reads: bool = False) -> None:
         self.app, self.scim_log, self.reads = app, scim_log, reads
+        self.batches = _GroupCommit(scim_log)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or "/scim/v2" not in scope.get("path", ""):
@@ -491,7 +532,7 @@ class ScimLogMiddleware:
             return
         try:
             entries: list[ScimLogEntry] = record.finish(status, error_body, int((time.perf_counter() - started) * 1000))
-            await run_in_threadpool(self.scim_log.record, entries)
+            await self.batches.add(entries)
         except Exception:  # noqa: BLE001 - the answer has gone; a fault here must not turn into a second one
             log.exception("SCIM request log: the record of %s could not be stored", record.entry.brief())
 

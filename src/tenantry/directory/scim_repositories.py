@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import orjson
 from scim2_models import InvalidValueException, NotFoundException, UniquenessException
-from sqlalchemy import Connection, DateTime, delete, func, insert, select, text
+from sqlalchemy import Connection, DateTime, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,11 +25,12 @@ from tenantry.core.db import FOR_WRITE
 from tenantry.directory.models import Group, GroupMember, User, UserValue
 from tenantry.directory.scim_filter import fold
 from tenantry.protocols.phones import phone_key
-from tenantry.protocols.scim.conditions import etag
+from tenantry.protocols.scim.conditions import check_if_match, etag
 from tenantry.protocols.scim.limits import GROUP_COLUMNS, USER_COLUMNS, check_resource
 from tenantry.protocols.scim.patch import MemberChange, MemberRef, member_refs, split_member_operations
 from tenantry.protocols.scim.resources import POLICY
 from tenantry.protocols.scim.search import simple_equality
+from tenantry.protocols.scim.simple_patch import SimpleSet, apply_simple_patch
 
 # Attributes never stored in ``resource``: the server's own (id, meta), computed (groups, members),
 # or write-only (password: Tenantry authenticates nobody with it, so it is not kept).
@@ -128,6 +129,11 @@ class Repository(Generic[RowT]):
 
     def write(self, session: Session, tenant: str, row: RowT, model: Any) -> None:
         """Store a validated resource in ``row``: columns, uniqueness, and what is indexed beside it."""
+        self.write_doc(session, tenant, row, dump(model))
+
+    def write_doc(self, session: Session, tenant: str, row: RowT, doc: dict[str, Any]) -> None:
+        """As ``write``, the resource given as it is stored (``dump``'s form): a validated model's, or the stored
+        document with a simple PATCH applied (``protocols.scim.simple_patch``)."""
         raise NotImplementedError
 
     def names(self, row: RowT) -> dict[str, str | None]:
@@ -139,6 +145,11 @@ class Repository(Generic[RowT]):
         session.execute(delete(GroupMember).where(GroupMember.tenant_id == tenant, GroupMember.member_id == row.id))
         session.delete(row)
         return self.names(row)
+
+    def patch_simple(self, session: Session, tenant: str, resource_id: str, ops: list[SimpleSet],
+                     if_match: str | None) -> dict[str, Any] | None:
+        """A simple PATCH, applied and answered without the general path; None where the type has none."""
+        return None
 
     def split_patch(self, payload: dict[str, Any]) -> tuple[dict[str, Any], list[MemberChange]]:
         """The PatchOp for scim2-models and the member changes applied as rows (none but for groups)."""
@@ -171,9 +182,12 @@ class Repository(Generic[RowT]):
 
     def _unique(self, session: Session, key_column: Any, key: str, row: RowT) -> bool:
         """Whether no other row of the tenant holds ``key`` in ``key_column``."""
-        clash = session.scalar(select(self.table.id).where(self.table.tenant_id == row.tenant_id, key_column == key,
-                                                           self.table.id != row.id))
-        return clash is None
+        stmt = _UNIQUE.get(key_column.key)
+        if stmt is None:
+            stmt = _UNIQUE[key_column.key] = select(self.table.id).where(
+                self.table.tenant_id == bindparam("tenant"), key_column == bindparam("key"),
+                self.table.id != bindparam("id"))
+        return session.scalar(stmt, {"tenant": row.tenant_id, "key": key, "id": row.id}) is None
 
     @staticmethod
     def _save(session: Session, row: RowT, doc: dict[str, Any]) -> None:
@@ -214,8 +228,18 @@ class UserRepository(Repository[User]):
     def names(self, row: User) -> dict[str, str | None]:
         return {"userName": row.user_name, "displayName": row.display_name, "externalId": row.external_id}
 
-    def write(self, session: Session, tenant: str, row: User, model: Any) -> None:
-        doc = dump(model)
+    def write_doc(self, session: Session, tenant: str, row: User, doc: dict[str, Any]) -> None:
+        columns = self._columns(session, tenant, row.id, row.user_name_key, doc)
+        for name, value in columns.items():
+            setattr(row, name, value)
+        before = row.resource   # None for a new row
+        self._save(session, row, doc)
+        self._reindex(session, tenant, row.id, before, doc)
+
+    def _columns(self, session: Session | Connection, tenant: str, row_id: str, current_key: str | None,
+                 doc: dict[str, Any]) -> dict[str, Any]:
+        """The ``users`` columns of a resource (its userName trimmed in ``doc``), checked: lengths, NUL, a
+        userName no other user of the tenant holds."""
         check_resource("User", doc)  # lengths and NUL, before PostgreSQL refuses them (limits.py)
         user_name = doc.get("userName")
         key = fold("username", user_name) if isinstance(user_name, str) else ""
@@ -225,22 +249,60 @@ class UserRepository(Repository[User]):
             raise InvalidValueException(detail=f"userName is longer than {USER_COLUMNS['userName']} characters")
         # Stored and returned as sent but for white space at either end (docs/scim.md "userName").
         user_name = doc["userName"] = user_name.strip()
-        if not self._unique(session, User.user_name_key, key, row):
+        # The key a row already holds is its own: only a new key needs the look-up (the constraint stays).
+        if key != current_key and session.scalar(
+                _UNIQUE_USER_NAME, {"tenant": tenant, "key": key, "id": row_id}) is not None:
             raise UniquenessException(detail=f"userName {user_name!r} is already taken (userNames are compared "
                                              "after NFKC, case folding, trimming and removing invisible characters)")
         name = doc.get("name") or {}
-        row.user_name = user_name
-        row.user_name_key = key
-        row.external_id = doc.get("externalId")
-        row.display_name = doc.get("displayName")
-        row.given_name = name.get("givenName")
-        row.family_name = name.get("familyName")
-        row.active = doc.get("active") is not False
-        self._save(session, row, doc)
-        session.execute(delete(UserValue).where(UserValue.user_id == row.id))
+        return {"user_name": user_name, "user_name_key": key, "external_id": doc.get("externalId"),
+                "display_name": doc.get("displayName"), "given_name": name.get("givenName"),
+                "family_name": name.get("familyName"), "active": doc.get("active") is not False}
+
+    def _reindex(self, session: Session | Connection, tenant: str, row_id: str, before: str | None,
+                 doc: dict[str, Any]) -> None:
+        """The user's ``user_values`` rows for ``doc``; ``before``: the resource stored until now (None: new)."""
+        conn = session.connection() if isinstance(session, Session) else session   # Core: no ORM bulk path
         rows = index_rows(doc, self.region)
+        if before is not None:
+            # Only the attributes whose values changed are re-indexed (a PATCH of givenName is one row, not 15).
+            stale, rows = changed_index_rows(index_rows(orjson.loads(before), self.region), rows)
+            if stale:
+                conn.execute(_DELETE_VALUES, [{"user_id": row_id, "attr": attr} for attr in stale])
         if rows:
-            session.execute(insert(UserValue), [{**r, "user_id": row.id, "tenant_id": tenant} for r in rows])
+            conn.execute(_INSERT_VALUES, [{**r, "user_id": row_id, "tenant_id": tenant} for r in rows])
+
+    def patch_simple(self, session: Session, tenant: str, resource_id: str, ops: list[SimpleSet],
+                     if_match: str | None) -> dict[str, Any] | None:
+        """A simple PATCH (``protocols.scim.simple_patch``) in prebuilt statements, without the ORM: the row read
+        (locked, as ``row(lock=True)``), its If-Match checked, the new document written with only its changed
+        values re-indexed, and the resource returned. None, having changed nothing, when the PATCH needs the
+        general path after all (an attribute the resource does not hold yet)."""
+        conn = session.connection()   # Core on the session's transaction: no unit of work for one row
+        found = conn.execute(_USER_FOR_WRITE, {"id": resource_id}).first()
+        if found is None or found.tenant_id != tenant:
+            raise NotFoundException(detail=f"User {resource_id} not found")
+        check_if_match(if_match, found.version)
+        applied = apply_simple_patch(orjson.loads(found.resource), ops)
+        if applied is None:
+            return None
+        doc, changed = applied
+        version, modified = found.version, found.last_modified
+        if changed:
+            version, modified = version + 1, max(utcnow(), as_utc(modified))
+            columns = self._columns(conn, tenant, resource_id, found.user_name_key, doc)
+            try:
+                conn.execute(_UPDATE_USER, {**columns, "resource": orjson.dumps(doc).decode(), "version": version,
+                                               "last_modified": modified, "row_id": resource_id})
+            except IntegrityError as exc:   # a concurrent writer took the userName: the constraint decides
+                raise UniquenessException(detail="a resource with the same unique attribute exists") from exc
+            self._reindex(conn, tenant, resource_id, found.resource, doc)
+        out: dict[str, Any] = {"id": resource_id, **doc}
+        groups = groups_of(conn, tenant, [resource_id]).get(resource_id)
+        if groups:
+            out["groups"] = groups
+        out["meta"] = meta("User", found.created, modified, version)
+        return out
 
     def quick(self, filter_text: str | None) -> tuple[str, str] | None:
         return simple_equality(filter_text) if filter_text else None
@@ -294,8 +356,7 @@ class GroupRepository(Repository[Group]):
     def names(self, row: Group) -> dict[str, str | None]:
         return {"displayName": row.display_name, "externalId": row.external_id}
 
-    def write(self, session: Session, tenant: str, row: Group, model: Any) -> None:
-        doc = dump(model)
+    def write_doc(self, session: Session, tenant: str, row: Group, doc: dict[str, Any]) -> None:
         check_resource("Group", doc)  # lengths and NUL, before PostgreSQL refuses them (limits.py)
         display = doc.get("displayName")
         if not isinstance(display, str) or not display.strip():
@@ -304,7 +365,7 @@ class GroupRepository(Repository[Group]):
         if len(key) > GROUP_COLUMNS["displayName"]:  # lower case can be longer ("İ" → "i̇")
             raise InvalidValueException(
                 detail=f"displayName is longer than {GROUP_COLUMNS['displayName']} characters")
-        if not self._unique(session, Group.display_name_key, key, row):
+        if key != row.display_name_key and not self._unique(session, Group.display_name_key, key, row):
             raise UniquenessException(detail=f"a group named {display!r} already exists")
         row.display_name = display
         row.display_name_key = key
@@ -340,7 +401,7 @@ class GroupRepository(Repository[Group]):
 # -- computed attributes ---------------------------------------------------------------------------------
 
 
-def groups_of(session: Session, tenant: str, user_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+def groups_of(session: Session | Connection, tenant: str, user_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     """The groups of ``tenant`` each user is a direct member of.
 
     Another tenant's group may hold this user's id as a member (its IdP sent it; it is kept as sent), but
@@ -349,12 +410,9 @@ def groups_of(session: Session, tenant: str, user_ids: Sequence[str]) -> dict[st
     if not user_ids:
         return {}
     result: dict[str, list[dict[str, Any]]] = {}
-    stmt = (
-        select(GroupMember.member_id, Group.id, Group.display_name)
-        .join(Group, (Group.id == GroupMember.group_id) & (Group.tenant_id == tenant))
-        .where(GroupMember.tenant_id == tenant, GroupMember.member_id.in_(user_ids))
-    )
-    for member_id, group_id, display in session.execute(stmt):
+    found = (session.execute(_GROUPS_OF_ONE, {"tenant": tenant, "id": user_ids[0]}) if len(user_ids) == 1
+             else session.execute(_GROUPS_OF, {"tenant": tenant, "ids": list(user_ids)}))
+    for member_id, group_id, display in found:
         result.setdefault(member_id, []).append({"value": group_id, "display": display, "type": "direct"})
     return result
 
@@ -470,6 +528,44 @@ def index_rows(doc: dict[str, Any], region: str | None) -> list[dict[str, Any]]:
     return rows
 
 
+def changed_index_rows(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The attributes whose index rows differ between two versions of a resource, and the new rows of those: a
+    write deletes the rows of these attributes and inserts these rows, leaving every other attribute's alone."""
+    def by_attr(rows: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
+        grouped: dict[str, list[tuple[Any, ...]]] = {}
+        for r in rows:
+            grouped.setdefault(r["attr"], []).append((r["type_key"], r["entry"], r["value_key"], r["e164"]))
+        return grouped
+
+    before, after = by_attr(old), by_attr(new)
+    stale = [attr for attr in before.keys() | after.keys() if before.get(attr) != after.get(attr)]
+    if not stale:
+        return [], []
+    wanted = set(stale)
+    return sorted(stale), [r for r in new if r["attr"] in wanted]
+
+
+# Statements built once: building one (and its cache key) cost more than running it, on every write.
+_UNIQUE: dict[str, Any] = {}
+_UNIQUE_USER_NAME = select(User.id).where(User.tenant_id == bindparam("tenant"),
+                                          User.user_name_key == bindparam("key"), User.id != bindparam("id"))
+_USER_FOR_WRITE = select(User.tenant_id, User.resource, User.version, User.created, User.last_modified,
+                         User.user_name_key).where(User.id == bindparam("id")).with_for_update(**FOR_WRITE)
+_UPDATE_USER = update(User).where(User.id == bindparam("row_id"))
+_DELETE_VALUES = delete(UserValue).where(UserValue.user_id == bindparam("user_id"), UserValue.attr == bindparam("attr"))
+_INSERT_VALUES = insert(UserValue)
+_GROUPS_OF = (
+    select(GroupMember.member_id, Group.id, Group.display_name)
+    .join(Group, (Group.id == GroupMember.group_id) & (Group.tenant_id == bindparam("tenant")))
+    .where(GroupMember.tenant_id == bindparam("tenant"), GroupMember.member_id.in_(bindparam("ids", expanding=True)))
+)
+_GROUPS_OF_ONE = (   # one user's: no IN list to expand on every call
+    select(GroupMember.member_id, Group.id, Group.display_name)
+    .join(Group, (Group.id == GroupMember.group_id) & (Group.tenant_id == bindparam("tenant")))
+    .where(GroupMember.tenant_id == bindparam("tenant"), GroupMember.member_id == bindparam("id"))
+)
+
+
 # -- the userName look-up -----------------------------------------------------------------------------------
 
 
@@ -494,4 +590,5 @@ _SIMPLE_COUNTS = {
 }
 
 
-__all__ = ["GroupRepository", "Page", "Repository", "UserRepository", "dump", "flush_and", "index_rows", "meta"]
+__all__ = ["GroupRepository", "Page", "Repository", "UserRepository", "changed_index_rows", "dump", "flush_and",
+           "index_rows", "meta"]
