@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from tenantry.app import Services
 from tenantry.archive.ediscovery import verify_export
 from tenantry.cli import app as cli_app
-from tests.conftest import admin_secret
+from tests.conftest import admin_secret, stop_worker
 from tests.factories.archive import NOW, deliver_items, make_case
 
 
@@ -303,8 +303,7 @@ def test_export_job_runs_on_a_celery_worker_and_any_process_reports_it(
         # The API of this process reports the job the worker process runs, from the jobs table.
         done = wait_for_job(app_client, base, h, job.id)
     finally:
-        worker.terminate()
-        worker.wait(20)
+        stop_worker(worker)
     assert done["state"] == "succeeded", (done, (tmp_path / "worker.log").read_text())
     assert done["progress"] == {"done": 4, "total": 4} and done["result"]["exported"] == 4
     r = app_client.get(f"{base}/cases/M/exports/{job.id}/download", headers=h)

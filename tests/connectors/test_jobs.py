@@ -12,7 +12,7 @@ import pytest
 from tenantry.core.settings import Settings
 from tenantry.jobs import CeleryJobs, InlineJobs, Scheduler
 from tenantry.protocols.query.ast import MatchAll
-from tests.conftest import as_admin, periodic_work_due
+from tests.conftest import as_admin, periodic_work_due, stop_worker
 from tests.connectors.conftest import NOW, FeedServer, feed_item
 
 REDIS = os.environ.get("TENANTRY_TEST_REDIS", "redis://127.0.0.1:6379/15")
@@ -74,8 +74,7 @@ def test_connector_run_on_a_celery_worker_over_redis(backend, tenant, people, tm
             job_id = jobs.submit("connector.run", tenant=tenant, connector_id=cid, trigger="manual")
             result = jobs.app.AsyncResult(job_id).get(timeout=60)
     finally:
-        worker.terminate()
-        worker.wait(20)
+        stop_worker(worker)
     assert result["status"] == "succeeded" and result["imported"] == 2, (tmp_path / "worker.log").read_text()
     assert backend.archive.count(tenant, people.alice) == 2
     assert backend.archive.count(tenant, people.bob) == 2

@@ -18,7 +18,7 @@ from tenantry.core.clock import utcnow
 from tenantry.core.settings import Settings
 from tenantry.jobs import CeleryJobs, InlineJobs, Scheduler
 from tenantry.provisioning.models import ProvisioningApp
-from tests.conftest import admin_secret
+from tests.conftest import admin_secret, stop_worker
 from tests.connectors.test_jobs import REDIS, redis_reachable
 from tests.provisioning.conftest import Peer, Source
 
@@ -63,8 +63,7 @@ def test_a_cycle_runs_on_a_celery_worker_over_redis(src: Source, target, peer: P
         job_id = jobs.submit("provisioning.run", tenant=src.tenant, app_id=app, trigger="manual")
         result = jobs.app.AsyncResult(job_id).get(timeout=60)
     finally:
-        worker.terminate()
-        worker.wait(20)
+        stop_worker(worker)
     assert result["status"] == "succeeded" and result["stats"]["users_created"] == 1, \
         (tmp_path / "worker.log").read_text()
     assert peer.user(src.name("ann")) is not None
