@@ -179,6 +179,15 @@ def test_bulk_logs_one_row_per_operation_sharing_the_request_id(side: Side) -> N
     assert rows[0]["request_id"] == rows[1]["request_id"]
 
 
+def test_a_bulk_of_no_operations_is_answered_at_once_and_leaves_no_row(side: Side) -> None:
+    """No operation ran, so there is nothing to log; the answer must not wait for a log write that never comes
+    (the fuzz found this as a read timeout)."""
+    r = side.scim.post("/Bulk", json={"schemas": [BULK], "Operations": []})
+    assert r.status_code == 200, r.text
+    assert r.json()["Operations"] == []
+    assert side.log() == []
+
+
 def test_a_bulk_refused_as_a_whole_is_one_failure_row(side: Side) -> None:
     r = side.scim.post("/Bulk", json={"schemas": [BULK], "Operations": "no"})
     assert r.status_code == 400
@@ -344,3 +353,29 @@ def test_rows_of_writes_answered_during_a_log_write_go_together_in_the_next_one(
     assert batches == [1, 4]
     stored = {e.user_name for e in backend.scim_log.entries(tenant, limit=100)}
     assert set(names) <= stored
+
+
+def test_a_request_with_no_rows_arriving_during_a_log_write_is_released_too(backend: Services, tenant: str) -> None:
+    """Every waiter of the group commit is answered, also one whose request left no rows while a batch was
+    being written."""
+    first_started, release = threading.Event(), threading.Event()
+
+    class HeldLog(ScimLog):
+        def record(self, entries: Any, *, purge: bool = True) -> None:
+            first_started.set()
+            release.wait(30)
+            super().record(entries, purge=purge)
+
+    group = _GroupCommit(HeldLog(backend.db))
+
+    async def run() -> None:
+        first = asyncio.create_task(group.add([_entry(tenant, "held@contoso.com", 0)]))
+        while not first_started.is_set():
+            await asyncio.sleep(0.001)
+        empty = asyncio.create_task(group.add([]))
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.wait_for(asyncio.gather(first, empty), timeout=30)
+
+    asyncio.run(run())
+    assert "held@contoso.com" in {e.user_name for e in backend.scim_log.entries(tenant, limit=100)}

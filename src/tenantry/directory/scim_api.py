@@ -457,6 +457,8 @@ class _GroupCommit:
         self.writer: asyncio.Task[None] | None = None
 
     async def add(self, entries: list[ScimLogEntry]) -> None:
+        if not entries:
+            return   # nothing to store (a Bulk request of no operations): nothing to wait for
         loop = asyncio.get_running_loop()
         if self.writer is not None and self.writer.get_loop() is not loop:
             # A new event loop (a test client's per-request portal): rows the old one left go with this batch;
@@ -470,7 +472,7 @@ class _GroupCommit:
         await stored
 
     async def _drain(self) -> None:
-        while self.pending:
+        while self.pending or self.waiters:   # a waiter is always answered, even if its rows went in a batch before
             batch, waiters = self.pending, self.waiters
             self.pending, self.waiters = [], []
             try:
