@@ -242,6 +242,30 @@ def test_signature_with_base64_padding_or_standard_alphabet_is_refused() -> None
         _validate(f"{header}.{payload}.{signature.replace('-', '+').replace('_', '/')}x+")
 
 
+@pytest.mark.parametrize(("url_safe", "standard"), [("-", "+"), ("_", "/")])
+def test_signature_with_one_standard_alphabet_character_is_refused(url_safe: str, standard: str) -> None:
+    """The same bytes spelled with one ``+`` (or ``/``) for ``-`` (``_``): the decoder would read it alike (with
+    only a warning), so one signature would have two spellings. Refused before decoding."""
+    token = next(t for t in (_mint(now=NOW + i) for i in range(64)) if url_safe in t.rsplit(".", 1)[1])
+    head, signature = token.rsplit(".", 1)
+    with pytest.raises(errors.MalformedToken, match="signature is not base64url"):
+        _validate(f"{head}.{signature.replace(url_safe, standard, 1)}")
+
+
+def test_token_with_a_character_outside_ascii_is_refused() -> None:
+    header, payload, signature = _mint().split(".")
+    with pytest.raises(errors.MalformedToken, match="not ASCII"):
+        _validate(f"{header}.{payload}.{signature[:-2]}é{signature[-1]}")
+
+
+def test_padding_inside_a_segment_is_refused() -> None:
+    header, payload, signature = _mint().split(".")
+    with pytest.raises(errors.MalformedToken):
+        _validate(f"{header}.{payload}.{signature[:100]}={signature[101:]}")
+    with pytest.raises(errors.MalformedToken):
+        _validate(f"{header}=.{payload}.{signature}")
+
+
 def test_signature_spelled_with_stray_bits_in_its_last_character_is_refused() -> None:
     # 256 signature bytes take 342 base64url characters; the last holds 2 data bits and 4 that must be zero.
     token = _mint()

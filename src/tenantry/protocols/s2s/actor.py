@@ -148,7 +148,11 @@ def validate_actor_token(token: str, keys: Sequence[KeyDescriptor], recipient: R
     """The actor token, once its signature verifies with one of ``keys`` (the partner's registered keys, chosen by
     thumbprint, each within its dates) and its issuer, audience, realm, ``nbf`` and ``exp`` hold."""
     _, claims, key = _jws.verify(token, keys, now=now)
-    nbf, exp = _jws.check_times(claims, now=now, leeway=leeway)
+    nbf, exp = claims.get("nbf"), claims.get("exp")
+    if type(nbf) is not int or type(exp) is not int or nbf > now + leeway or exp + leeway <= now:
+        # Not both whole seconds in their window (what partners send): the full check says which refusal applies,
+        # and accepts a fractional NumericDate. The inline test saves two calls, 0.3 µs (docs/BENCHMARKS.md).
+        nbf, exp = _jws.check_times(claims, now=now, leeway=leeway)
     # The exact strings first (what a partner sends); the parsing below says which part differs, or accepts a
     # difference of case only.
     issuer = f"{partner_app_id}@{recipient.realm}"
@@ -156,13 +160,14 @@ def validate_actor_token(token: str, keys: Sequence[KeyDescriptor], recipient: R
         _check_issuer(_jws.string_claim(claims, "iss"), partner_app_id=partner_app_id, realm=recipient.realm)
     if claims.get("aud") != recipient.audience:
         _check_audience(_jws.string_claim(claims, "aud"), recipient)
-    nameid = _jws.string_claim(claims, "nameid")
+    nameid = claims.get("nameid")
     if nameid != issuer:
+        nameid = _jws.string_claim(claims, "nameid")
         nameid_parts = _split_at_realm(nameid)
         if nameid_parts is not None and nameid_parts[1].lower() != recipient.realm.lower():
             raise errors.RealmMismatch("the token's nameid is in another realm")
     trusted = claims.get("trustedfordelegation")
-    delegates = trusted is True or (isinstance(trusted, str) and trusted.lower() == "true")
+    delegates = trusted == "true" or trusted is True or (isinstance(trusted, str) and trusted.lower() == "true")
     # Positional (the fields' order): keywords cost a NamedTuple 0.5 µs more.
     return ActorToken(partner_app_id, recipient.realm, nameid, nbf if nbf is not None else now, exp, delegates,
                       key.x5t, claims)
