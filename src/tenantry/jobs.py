@@ -183,7 +183,9 @@ class Scheduler:
         self._thread.join(timeout=self.interval + 5)
 
     def tick(self, now: datetime | None = None) -> list[str]:
-        """Submit every due run once."""
+        """Recover the runs whose process stopped (by the wall clock: a heartbeat is real time), then submit every
+        due run once."""
+        self.services.connectors.recover_interrupted()
         now = now or utcnow()
         reg = registry()
         work = [job for due in reg.due for job in due(self.services, now)]

@@ -12,8 +12,11 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from tenantry.archive.models import Item, Mailbox
-from tenantry.connectors.models import Run
-from tests.conftest import as_admin
+from tenantry.connectors.models import Connector, Run, RunStatus
+from tenantry.connectors.runner import RUN_LEASE
+from tenantry.core.clock import as_utc, utcnow
+from tenantry.jobs import InlineJobs, Scheduler
+from tests.conftest import as_admin, grant_import_role, user_payload
 from tests.connectors.conftest import NOW, FeedServer, feed_item
 from tests.connectors.conftest import people as people  # noqa: F401,PLC0414  (fixture)
 
@@ -45,7 +48,10 @@ def test_kill_9_mid_run_then_rerun_leaves_exactly_the_expected_items(backend, te
         # Two copies per item (Alice and Bob): the kill came after some batches and before the end.
         assert 0 < at_kill < 2 * ITEMS, at_kill
 
-        assert backend.connectors.recover_interrupted() >= 1
+        # Its heartbeat is fresh: to another process it looks like a live run, and is left alone until the lease
+        # lapses (the scheduler's next tick after that recovers it).
+        assert backend.connectors.recover_interrupted() == 0
+        assert backend.connectors.recover_interrupted(now=utcnow() + RUN_LEASE + timedelta(seconds=1)) >= 1
         with backend.db.session() as session:
             statuses = session.scalars(select(Run.status).where(Run.connector_id == info.id)).all()
         assert statuses == ["failed"]
@@ -63,3 +69,72 @@ def test_kill_9_mid_run_then_rerun_leaves_exactly_the_expected_items(backend, te
     assert len(rows) == 2 * ITEMS  # no duplicates …
     assert set(per_user) == {people.alice, people.bob}
     assert per_user[people.alice] == per_user[people.bob] and len(per_user[people.alice]) == ITEMS  # … none lost
+
+
+def _export_connector(backend, tenant: str) -> str:  # type: ignore[no-untyped-def]
+    admin = backend.scim.create(tenant, "User", user_payload())["id"]
+    grant_import_role(backend, tenant, admin)
+    return str(backend.connectors.create(tenant, name="Exports", kind="whatsapp-export",
+                                         by=as_admin(backend, tenant, admin), accept_terms=True,
+                                         source={"timezone": "UTC"}, test_source=False).id)
+
+
+def _running(backend, tenant: str, connector: str, heartbeat_ago: timedelta | None,  # type: ignore[no-untyped-def]
+             started_ago: timedelta = timedelta(hours=1)) -> str:
+    now = utcnow()
+    run_id = f"run-{time.monotonic_ns()}"
+    with backend.db.session() as session:
+        session.add(Run(id=run_id, connector_id=connector, tenant_id=tenant, trigger="manual",
+                        status=RunStatus.RUNNING, started_at=now - started_ago,
+                        heartbeat_at=None if heartbeat_ago is None else now - heartbeat_ago))
+    return run_id
+
+
+def _status(backend, run_id: str) -> str:  # type: ignore[no-untyped-def]
+    with backend.db.session() as session:
+        return str(session.scalar(select(Run.status).where(Run.id == run_id)))
+
+
+def test_a_run_whose_process_still_beats_is_not_recovered_by_another_process(backend, tenant) -> None:
+    """A second server or a Celery worker starting must not fail a run another live process is doing."""
+    connector = _export_connector(backend, tenant)
+    live = _running(backend, tenant, connector, heartbeat_ago=timedelta(seconds=5))
+    assert backend.connectors.recover_interrupted() == 0
+    assert _status(backend, live) == "running"
+
+
+def test_the_scheduler_recovers_a_run_whose_heartbeat_lapsed_and_makes_its_connector_due(backend, tenant) -> None:
+    connector = _export_connector(backend, tenant)
+    lapsed = _running(backend, tenant, connector, heartbeat_ago=RUN_LEASE + timedelta(seconds=30))
+    old_style = _running(backend, tenant, connector, heartbeat_ago=None)   # written before heartbeats existed
+    live = _running(backend, tenant, connector, heartbeat_ago=timedelta(seconds=1))
+    with backend.db.session() as session:
+        session.execute(Connector.__table__.update().where(Connector.id == connector).values(status="enabled"))
+    Scheduler(backend, InlineJobs(backend), interval=3600).tick(now=NOW)
+    assert (_status(backend, lapsed), _status(backend, old_style), _status(backend, live)) == \
+        ("failed", "failed", "running")
+    with backend.db.session() as session:
+        due = session.scalar(select(Connector.next_run_at).where(Connector.id == connector))
+    assert due is not None
+
+
+def test_a_working_run_writes_its_heartbeat_and_stops_when_it_ends(backend, tenant, monkeypatch) -> None:
+    from tenantry.connectors import runner
+
+    monkeypatch.setattr(runner, "HEARTBEAT", timedelta(seconds=0.05))
+    connector = _export_connector(backend, tenant)
+    run_id = _running(backend, tenant, connector, heartbeat_ago=timedelta(minutes=1))
+    stop = backend.connectors.runner._heartbeat(run_id)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with backend.db.session() as session:
+                beat = session.scalar(select(Run.heartbeat_at).where(Run.id == run_id))
+            if beat is not None and utcnow() - as_utc(beat) < timedelta(seconds=10):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the heartbeat was not written")
+    finally:
+        stop()
+    assert backend.connectors.recover_interrupted() == 0

@@ -2,13 +2,17 @@
 ("WhatsApp Archiver" folder) or written to the run's report with the reason — never dropped.
 
 Deliveries are idempotent by Message-ID and the checkpoint moves only when a run succeeds, so a run that crashed
-is simply run again (``recover_interrupted`` marks it failed and makes its connector due at once). The data flow
-is in docs/ARCHITECTURE.md ("Part C").
+is simply run again (``recover_interrupted`` marks it failed and makes its connector due at once). Which runs
+crashed: those whose heartbeat — written every ``HEARTBEAT`` by a thread of the process doing the run — is older
+than ``RUN_LEASE``; a run another live process (a second server, a Celery worker) is doing is left alone. The
+data flow is in docs/ARCHITECTURE.md ("Part C").
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,7 +20,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 
 from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
 from tenantry.connectors.convert import index_fields, render_item
@@ -46,6 +50,14 @@ from tenantry.core.errors import Invalid, NotFound, TenantryError
 from tenantry.directory.service import DirectoryService
 
 BATCH = 2000
+# How often a working run says it is alive, and how long without a word before it counts as crashed. A process
+# killed mid-run is recovered by the next scheduler tick after RUN_LEASE; a live one never is (a database that
+# refuses the heartbeat for the whole lease aside: the run is then failed and run again, which Message-IDs make
+# harmless).
+HEARTBEAT = timedelta(seconds=30)
+RUN_LEASE = timedelta(minutes=2)
+
+log = logging.getLogger("tenantry.connectors")
 # A batch is also cut at this many bytes of items: an export's media are up to the item limit (10 MB) each,
 # and 2,000 of them must not be in memory together.
 BATCH_BYTES = 64 * 1024 * 1024
@@ -73,11 +85,16 @@ class ConnectorRunner:
     files: ExportFiles
     region: str | None = None     # the default phone region of the user mapping
 
-    def recover_interrupted(self) -> int:
-        """Runs left 'running' by a crash are marked failed; their connectors run again at once."""
-        now = utcnow()
-        with self.db.session() as session:
-            stale = session.scalars(select(Run).where(Run.status == RunStatus.RUNNING)).all()
+    def recover_interrupted(self, now: datetime | None = None) -> int:
+        """Runs left 'running' by a process that stopped (no heartbeat for ``RUN_LEASE``) are marked failed; their
+        connectors run again at once. Runs other live processes are doing are left alone. The number recovered."""
+        now = now or utcnow()
+        lapsed = now - RUN_LEASE
+        with self.db.writing(), self.db.session() as session:
+            stale = session.scalars(select(Run).where(
+                Run.status == RunStatus.RUNNING,
+                or_(Run.heartbeat_at < lapsed, (Run.heartbeat_at.is_(None)) & (Run.started_at < lapsed)),
+            ).with_for_update()).all()
             for run in stale:
                 run.status = RunStatus.FAILED
                 run.finished_at = now
@@ -87,18 +104,48 @@ class ConnectorRunner:
                 ).values(next_run_at=now))
             return len(stale)
 
+    def _heartbeat(self, run_id: str) -> Callable[[], None]:
+        """Starts writing the run's heartbeat every ``HEARTBEAT`` on a thread of its own; the returned call stops it."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT.total_seconds()):
+                try:
+                    with self.db.writing(), self.db.session() as session:
+                        session.execute(update(Run).where(Run.id == run_id, Run.status == RunStatus.RUNNING)
+                                        .values(heartbeat_at=utcnow()))
+                except Exception:  # noqa: BLE001 - a missed beat is retried; the lease allows for several
+                    log.warning("connector run %s: could not write its heartbeat", run_id, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"run-heartbeat-{run_id[:8]}", daemon=True)
+        thread.start()
+
+        def stopped() -> None:
+            stop.set()
+            thread.join()
+        return stopped
+
     def run(self, tenant: str, connector_id: str, *, trigger: RunTrigger = RunTrigger.MANUAL,
             now: datetime | None = None, progress: Progress | None = None) -> RunReport:
         now = now or utcnow()
         started = self._start(tenant, connector_id, trigger, now)
+        stop_heartbeat = self._heartbeat(started.run_id)
+        try:
+            uploads = [ExportUpload(self.files.path(f.sha256), f.filename, f.owner_user_id, f.chat_name)
+                       for f in started.files]
+            mapper = UserMapper(self.directory, tenant, started.rows,
+                                use_directory_mobiles=started.connector.use_directory_mobiles,
+                                default_region=self.region)
+            return self._work(tenant, connector_id, started, uploads, mapper, now, progress)
+        finally:
+            stop_heartbeat()
+
+    def _work(self, tenant: str, connector_id: str, started: _Started, uploads: list[ExportUpload],
+              mapper: UserMapper, now: datetime, progress: Progress | None) -> RunReport:
         connector, run_id = started.connector, started.run_id
-        uploads = [ExportUpload(self.files.path(f.sha256), f.filename, f.owner_user_id, f.chat_name)
-                   for f in started.files]
         counts = RunCounts()
         issues: list[SourceIssue] = []
         error: str | None = None
-        mapper = UserMapper(self.directory, tenant, started.rows,
-                            use_directory_mobiles=connector.use_directory_mobiles, default_region=self.region)
         target = self.kinds.open_target(connector, self.env)
         source = self.kinds.open_source(connector, self.env, uploads, mapper.person_keys, target.history(tenant))
         try:
@@ -140,8 +187,10 @@ class ConnectorRunner:
             # mailboxes (Message-IDs) and is counted as already archived (issue #10, item 1).
             window_start = (as_utc(connector.checkpoint) - timedelta(hours=connector.overlap_hours)
                             if connector.checkpoint else now - timedelta(days=connector.backfill_days))
+            begun = utcnow()
             run = Run(id=str(uuid.uuid4()), connector_id=connector_id, tenant_id=tenant, trigger=trigger,
-                      status=RunStatus.RUNNING, started_at=utcnow(), window_start=window_start, window_end=now)
+                      status=RunStatus.RUNNING, started_at=begun, heartbeat_at=begun, window_start=window_start,
+                      window_end=now)
             session.add(run)
             session.expunge(connector)
         return _Started(run.id, connector, rows, files, window_start)
