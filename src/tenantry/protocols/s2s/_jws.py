@@ -8,7 +8,6 @@ token as ``invalid_token`` through the same code. A signature that verified is r
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -97,7 +96,7 @@ def _matching(candidates: Sequence[KeyDescriptor], header: Mapping[str, Any]) ->
 # zero; any other character decodes to the same bytes, which would give one token several spellings.
 _CANONICAL_LAST = {2: frozenset(b"AQgw"), 3: frozenset(b"AEIMQUYcgkosw048")}
 _PADDING = (b"", b"", b"==", b"=")
-_PLUS, _SLASH, _EQUALS = b"+/="
+_PLUS, _SLASH, _EQUALS, _DOT = b"+/=."
 
 
 def _b64url_decode(segment: bytes) -> bytes:
@@ -155,21 +154,15 @@ def _header(segment: bytes) -> tuple[Mapping[str, Any] | None, str]:
 # two callers share a claims dict —, the token's exp): a plain tuple, since a frozen dataclass costs 0.5 µs to build,
 # 2 % of a first-time validation.
 _verified: OrderedDict[str, tuple[KeyDescriptor, bytes, int | float]] = OrderedDict()
-_verified_lock = threading.Lock()
+# No lock: each OrderedDict operation below is one C call with str keys, so it is atomic under the GIL, and what
+# two threads can do between two of them is harmless — evict one entry too many, or find an entry gone that was
+# there a moment ago (KeyError, caught). A lock cost 0.1 µs a validation (docs/BENCHMARKS.md). CPython with the
+# GIL only (3.11 here); a free-threaded build would need it back.
 
 
 def clear_verified_cache() -> None:
-    """Forget every verified signature (tests, and the benchmark's first-time figure)."""
-    with _verified_lock:
-        _verified.clear()
-
-
-def _remember(token: str, entry: tuple[KeyDescriptor, bytes, int | float]) -> None:
-    """Keeps a token just verified (a miss got us here: it goes in at the recent end), the oldest out past the bound."""
-    with _verified_lock:
-        _verified[token] = entry
-        if len(_verified) > VERIFIED_CACHE_SIZE:
-            _verified.popitem(last=False)
+    """Forget every verified signature (tests, and benchmarks)."""
+    _verified.clear()
 
 
 def _recall(token: str, entry: tuple[KeyDescriptor, bytes, int | float], in_window: list[KeyDescriptor],
@@ -179,12 +172,12 @@ def _recall(token: str, entry: tuple[KeyDescriptor, bytes, int | float], in_wind
     if now < expires:
         for key in in_window:
             if key is cached or (key == cached and key.public_key == cached.public_key):
-                with _verified_lock:
-                    if token in _verified:
-                        _verified.move_to_end(token)
+                try:  # noqa: SIM105 - contextlib.suppress costs more than the rest of a hit
+                    _verified.move_to_end(token)
+                except KeyError:
+                    pass   # evicted meanwhile by another thread: the entry read is still this token's
                 return key, payload
-    with _verified_lock:
-        _verified.pop(token, None)
+    _verified.pop(token, None)
     return None
 
 
@@ -210,7 +203,7 @@ def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusal
     parsed once per distinct segment (``_header``). A token whose signature already verified with the same key,
     before its ``exp``, is not verified again (``_verified``, above); every check before the signature runs on
     every call all the same."""
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
+    if type(token) is not str or len(token) > MAX_TOKEN_BYTES:
         raise refusals.malformed("the token is not a compact JWS (three dot-separated parts) of a sensible size")
     try:
         raw = token.encode("ascii")
@@ -220,7 +213,7 @@ def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusal
     # ``split`` and re-joining cost 0.5 µs (docs/BENCHMARKS.md).
     signing_input, _, signature_segment = raw.rpartition(b".")
     header_segment, dot2, payload_segment = signing_input.partition(b".")
-    if not dot2 or b"." in payload_segment:
+    if not dot2 or _DOT in payload_segment:
         raise refusals.malformed("the token is not a compact JWS (three dot-separated parts) of a sensible size")
     header, why = _header(header_segment)
     if header is None:
@@ -267,7 +260,13 @@ def verify(token: str, candidates: Sequence[KeyDescriptor], *, now: int, refusal
         raise refusals.malformed("the token's claims are not a JSON object")
     exp = claims.get("exp")   # kept only until its exp: without a numeric one there is nothing to keep
     if (type(exp) is int or type(exp) is float) and exp > now:
-        _remember(token, (key, payload, exp))
+        # A miss got us here: the token goes in at the recent end, the oldest out past the bound.
+        _verified[token] = (key, payload, exp)
+        if len(_verified) > VERIFIED_CACHE_SIZE:
+            try:  # noqa: SIM105 - contextlib.suppress costs more than the insertion
+                _verified.popitem(last=False)
+            except KeyError:
+                pass   # emptied meanwhile by another thread
     return header, claims, key
 
 

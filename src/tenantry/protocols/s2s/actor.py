@@ -69,6 +69,9 @@ class ActorToken(NamedTuple):
     claims: Mapping[str, Any]
 
 
+_new_actor_token = tuple.__new__
+
+
 class AppUserToken(NamedTuple):
     """A validated app+user token: the partner acting (``actor``) for the user ``nameid`` named by ``nii``."""
 
@@ -168,9 +171,10 @@ def validate_actor_token(token: str, keys: Sequence[KeyDescriptor], recipient: R
             raise errors.RealmMismatch("the token's nameid is in another realm")
     trusted = claims.get("trustedfordelegation")
     delegates = trusted == "true" or trusted is True or (isinstance(trusted, str) and trusted.lower() == "true")
-    # Positional (the fields' order): keywords cost a NamedTuple 0.5 µs more.
-    return ActorToken(partner_app_id, recipient.realm, nameid, nbf if nbf is not None else now, exp, delegates,
-                      key.x5t, claims)
+    # tuple.__new__ with the fields in order: what the NamedTuple's own __new__ does after a Python-level call
+    # (0.07 µs more; keywords 0.5 µs more).
+    return _new_actor_token(ActorToken, (partner_app_id, recipient.realm, nameid, nbf if nbf is not None else now,
+                                         exp, delegates, key.x5t, claims))
 
 
 def validate_app_user_token(token: str, keys: Sequence[KeyDescriptor], recipient: Recipient, *,
