@@ -137,3 +137,39 @@ def test_cache_is_bounded_and_forgets_the_least_recently_used(monkeypatch: pytes
     for token in (first, second, first, third):  # first used again: second is the least recently used
         _validate(token, [_partner_key()], now=NOW + 10)
     assert list(_jws._verified) == [first, third]
+
+
+def test_threads_validating_more_tokens_than_the_cache_holds_all_succeed_and_the_bound_holds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache has no lock (each OrderedDict call is atomic under the GIL): eight threads inserting, hitting and
+    evicting at once over a cache of 8 still validate every token, and the cache stays within its bound."""
+    import sys
+    import threading
+
+    monkeypatch.setattr(_jws, "VERIFIED_CACHE_SIZE", 8)
+    tokens = [_mint(now=NOW - i) for i in range(24)]
+    keys = [_partner_key()]
+    failures: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def work(offset: int) -> None:
+        start.wait()
+        try:
+            for n in range(300):
+                token = tokens[(offset * 5 + n) % len(tokens)]
+                assert _validate(token, keys).thumbprint == keys[0].x5t
+        except BaseException as exc:  # noqa: BLE001 - any failure in a thread fails the test
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)   # threads switch between almost any two bytecodes
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        sys.setswitchinterval(switch)
+    assert failures == []
+    assert len(_jws._verified) <= 8 + 8   # at most one pending eviction per thread beyond the bound
