@@ -31,7 +31,7 @@ from tenantry.app import create_app
 from tenantry.core.access import COMPLIANCE, GRANTED_BY, IMPORT, ORGANIZATION
 from tests.auth.conftest import AppServer
 from tests.console.conftest import PASSWORD, Console
-from tests.console.test_browser import VIEWPORTS, Watched, browser  # noqa: F401 - the fixture, shared
+from tests.console.test_browser import VIEWPORTS, Watched, browser, sign_in  # noqa: F401 - the fixture, shared
 from tests.console.test_connector_pages import BAD_CSV, GOOD_CSV, ZIP
 from tests.console.test_search_pages import deliver
 from tests.factories.provisioning import make_app
@@ -97,11 +97,7 @@ def step_sign_in(walk: Walk) -> None:
     page = walk.page
     page.goto("/")
     assert "/auth/login" in page.url
-    page.fill("#tenant", walk.console.tenant)
-    page.fill("#username", ADMIN_NAME)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/console/")
+    sign_in(page, walk.console.tenant, ADMIN_NAME, PASSWORD, lands_on="/console/")
     assert ADMIN_NAME in page.text_content("header")
     walk.check("home")
 

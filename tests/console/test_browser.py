@@ -59,6 +59,16 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+def sign_in(page: Any, tenant: str, user_name: str, password: str, *, lands_on: str) -> None:
+    """The sign-in form the console sent the browser to, filled and sent; returns once the browser is at
+    ``lands_on`` (the page first asked for)."""
+    page.fill("#tenant", tenant)
+    page.fill("#username", user_name)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**{lands_on}")
+
+
 class Watched:
     """A page whose console errors and uncaught exceptions are collected, checked with axe-core on demand."""
 
@@ -123,11 +133,7 @@ def test_an_administrator_signs_in_finds_a_user_and_reads_the_scim_log(
             page = watched.page
             page.goto("/")
             assert "/auth/login" in page.url
-            page.fill("#tenant", tenant)
-            page.fill("#username", ADMIN_NAME)
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url("**/console/")
+            sign_in(page, tenant, ADMIN_NAME, PASSWORD, lands_on="/console/")
             assert page.get_by_role("heading", name="Home", level=1).is_visible()
             assert page.locator("main").get_by_role("heading", name="Directory").is_visible()
             assert ADMIN_NAME in page.text_content("header")

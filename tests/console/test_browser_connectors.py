@@ -16,7 +16,7 @@ from tenantry.app import create_app
 from tenantry.core.access import IMPORT
 from tests.auth.conftest import AppServer
 from tests.console.conftest import PASSWORD, Console
-from tests.console.test_browser import VIEWPORTS, Watched, browser  # noqa: F401 - the fixture, shared
+from tests.console.test_browser import VIEWPORTS, Watched, browser, sign_in  # noqa: F401 - the fixture, shared
 from tests.console.test_connector_pages import BAD_CSV, GOOD_CSV, ZIP
 
 pytestmark = pytest.mark.interop
@@ -42,11 +42,7 @@ def test_an_administrator_sets_up_a_connector_uploads_an_export_and_reads_the_re
             watched = Watched(context.new_page(), viewport)
             page = watched.page
             page.goto("/console/connectors")
-            page.fill("#tenant", tenant)
-            page.fill("#username", ADMIN_NAME)
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url("**/console/connectors")
+            sign_in(page, tenant, ADMIN_NAME, PASSWORD, lands_on="/console/connectors")
             expect(page.locator("main")).to_contain_text("No connector yet")
             watched.check("connectors-empty")
 

@@ -16,7 +16,7 @@ from tenantry.app import create_app
 from tenantry.core.access import APPLICATIONS
 from tests.auth.conftest import AppServer
 from tests.console.conftest import PASSWORD, Console
-from tests.console.test_browser import VIEWPORTS, Watched, browser  # noqa: F401 - the fixture, shared
+from tests.console.test_browser import VIEWPORTS, Watched, browser, sign_in  # noqa: F401 - the fixture, shared
 from tests.console.test_provisioning_pages import _quarantined, _user
 from tests.factories.provisioning import make_app
 from tests.provisioning.conftest import scim2_server  # noqa: F401 - the fixture, shared
@@ -51,11 +51,7 @@ def test_an_application_administrator_tests_provisions_follows_a_cycle_and_relea
             watched = Watched(context.new_page(), viewport)
             page = watched.page
             page.goto("/console/provisioning")
-            page.fill("#tenant", tenant)
-            page.fill("#username", ADMIN_NAME)
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url("**/console/provisioning")
+            sign_in(page, tenant, ADMIN_NAME, PASSWORD, lands_on="/console/provisioning")
             expect(page.locator("main table")).to_contain_text("quarantined")
             watched.check("provisioning-apps")
 

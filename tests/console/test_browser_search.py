@@ -15,7 +15,7 @@ from tenantry.core.access import EDISCOVERY, GRANTED_BY
 from tests.auth.conftest import AppServer
 from tests.console import test_browser as walk
 from tests.console.conftest import PASSWORD, Console
-from tests.console.test_browser import VIEWPORTS, Watched
+from tests.console.test_browser import VIEWPORTS, Watched, sign_in
 from tests.console.test_search_pages import deliver, hostile_message
 
 pytestmark = pytest.mark.interop
@@ -48,11 +48,7 @@ def test_an_ediscovery_manager_searches_previews_a_hostile_message_safely_and_re
             dialogs: list[str] = []
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             page.goto("/console/search")
-            page.fill("#tenant", tenant)
-            page.fill("#username", NAME)
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url("**/console/search")
+            sign_in(page, tenant, NAME, PASSWORD, lands_on="/console/search")
 
             page.fill("#q", "frm:mallory")
             page.click("form.search button[type=submit]")

@@ -12,7 +12,7 @@ import pytest
 from tenantry.app import create_app
 from tests.auth.conftest import AppServer
 from tests.console.conftest import PASSWORD, Console
-from tests.console.test_browser import VIEWPORTS, Watched, browser  # noqa: F401 - the fixture, shared
+from tests.console.test_browser import VIEWPORTS, Watched, browser, sign_in  # noqa: F401 - the fixture, shared
 from tests.console.test_pages_trust_voice import APP_ID, _voice_seed
 
 pytestmark = pytest.mark.interop
@@ -38,11 +38,7 @@ def test_an_administrator_reads_trust_and_voice_and_routes_a_call(
             watched = Watched(context.new_page(), viewport)
             page = watched.page
             page.goto("/console/trust")
-            page.fill("#tenant", tenant)
-            page.fill("#username", ADMIN_NAME)
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url("**/console/trust")
+            sign_in(page, tenant, ADMIN_NAME, PASSWORD, lands_on="/console/trust")
             assert page.get_by_role("heading", name="Trust", level=1).is_visible()
             expect(page.locator("ul.checks li.bad")).to_contain_text("What to do")
             expect(page.locator("main table").first).to_contain_text(APP_ID)

@@ -116,6 +116,18 @@ def test_user_detail_shows_scim_attributes_phones_licences_and_roles(console: Co
         assert text in page.text, text
 
 
+def test_a_form_sent_as_multipart_is_refused_with_415_before_anything_is_read_or_changed(console: Console) -> None:
+    """Every plain console form is taken by ``Kit.posted``: a multipart body (files would be spooled to disk
+    before the CSRF token is checked) is refused, with the token right, and the user stays as it was."""
+    user = console.user("multipart@contoso.com")
+    signed_in_as(console.services, console.client, console.tenant, "alma@contoso.com", [ORGANIZATION])
+    token = _csrf(console.client.get(f"/console/users/{user}").text)
+    r = console.client.post(f"/console/users/{user}/hidden", data={"hidden": "true", "csrf_token": token},
+                            files={"junk": ("junk.bin", b"x" * 1024, "application/octet-stream")})
+    assert r.status_code == 415 and "application/x-www-form-urlencoded" in r.text
+    assert not console.services.directory.users_by_id(console.tenant, [user])[0].hidden
+
+
 def test_the_hide_action_needs_the_csrf_token_and_organization_management(console: Console) -> None:
     user = console.user("hideme@contoso.com")
     signed_in_as(console.services, console.client, console.tenant, "alma@contoso.com", [ORGANIZATION])

@@ -19,17 +19,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 
 from tenantry.archive.models import CaseStatus, LedgerAction
 from tenantry.archive.results import CaseSearchResult, ExportInfo, HoldInfo
-from tenantry.auth.service import require_csrf
 from tenantry.console.compliance import MAX_QUERY, READ_CASES, ComplianceConsole, QueryError
+from tenantry.console.kit import Form, Kit
 from tenantry.console.service import ConsoleService, Viewer
 from tenantry.core.access import COMPLIANCE, EDISCOVERY, ORGANIZATION
 from tenantry.core.bounds import MAX_DAYS
-from tenantry.core.errors import Forbidden, Invalid, NotFound, TenantryError
+from tenantry.core.errors import Invalid, NotFound, TenantryError
 from tenantry.core.streaming import ClosingStreamingResponse
 from tenantry.jobstore import JobState
 from tenantry.protocols.query.errors import QuerySyntaxError
@@ -72,12 +70,9 @@ class ExportRow:
         return self.info.state in (JobState.QUEUED, JobState.RUNNING)
 
 
-def field(form: FormData, name: str, limit: int, *, required: bool = False, label: str | None = None) -> str:
+def field(form: Form, name: str, limit: int, *, required: bool = False, label: str | None = None) -> str:
     """A text field of a posted form, stripped, at most ``limit`` characters (else ``Invalid``)."""
-    value = form.get(name, "")
-    if not isinstance(value, str):
-        raise Invalid(f"{label or name} is text, not a file")
-    value = value.strip()
+    value = form.get(name, "").strip()
     if len(value) > limit:
         raise Invalid(f"{label or name} is at most {limit} characters")
     if required and not value:
@@ -85,7 +80,7 @@ def field(form: FormData, name: str, limit: int, *, required: bool = False, labe
     return value
 
 
-def days_field(form: FormData) -> int | None:
+def days_field(form: Form) -> int | None:
     text = field(form, "days", 7, label="Days")
     if not text:
         return None
@@ -94,7 +89,7 @@ def days_field(form: FormData) -> int | None:
     return int(text)
 
 
-def checked(form: FormData, name: str) -> bool:
+def checked(form: Form, name: str) -> bool:
     return form.get(name) in ("on", "true", "1")
 
 
@@ -158,11 +153,9 @@ class CaseActions:
 
 
 # Long by design (issue #11): a router factory is its routes, each a few lines over the services.
-def add_case_actions(router: APIRouter, services: Services, console: ConsoleService,
-                     enqueue: Callable[[str], None] | None, render: Callable[..., Response],
-                     guarded: Callable[..., Response], refused: Callable[..., Response],
-                     to_sign_in: Callable[[Request], Response]) -> None:
-    actions = CaseActions(services, enqueue)
+def add_case_actions(router: APIRouter, services: Services, console: ConsoleService, kit: Kit) -> None:
+    render, guarded, posted = kit.render, kit.guarded, kit.posted
+    actions = CaseActions(services, kit.enqueue)
     ediscovery, compliance = services.ediscovery, services.compliance
 
     def audit(viewer: Viewer, operation: str, target: str, **detail: Any) -> None:
@@ -171,21 +164,6 @@ def add_case_actions(router: APIRouter, services: Services, console: ConsoleServ
 
     def done(url: str) -> Response:
         return RedirectResponse(url, 303, headers=NO_STORE)
-
-    async def posted(request: Request, roles: tuple[str, ...], what: str,
-                     change: Callable[[Viewer, FormData], Response]) -> Response:
-        """A form's post: a session (else the sign-in form), its CSRF token (else 403, nothing changed), the
-        roles (else 403), then the change; the domain's errors become pages as in ``guarded``."""
-        session = await run_in_threadpool(services.signin.session_user, request)
-        if session is None:
-            return to_sign_in(request)
-        viewer = await run_in_threadpool(console.viewer, session)
-        try:
-            await require_csrf(request, session)
-        except Forbidden as exc:
-            return refused(request, viewer, 403, "Refused", exc.message)
-        form = await request.form()
-        return await run_in_threadpool(guarded, request, roles, what, lambda v: change(v, form))
 
     def case_page(viewer: Viewer, request: Request, case_id: str, *, status: int = 200,
                   problem: Problem | None = None, search: CaseSearchResult | None = None,
@@ -224,7 +202,7 @@ def add_case_actions(router: APIRouter, services: Services, console: ConsoleServ
 
     @router.post("/console/cases")
     async def create_case(request: Request) -> Response:
-        def change(viewer: Viewer, form: FormData) -> Response:
+        def change(viewer: Viewer, form: Form) -> Response:
             name = field(form, "name", MAX_NAME, required=True, label="Name")
             description = field(form, "description", MAX_DESCRIPTION, label="Description")
             created = ediscovery.create_case(viewer.tenant, name, viewer.principal.actor, description)
@@ -235,7 +213,7 @@ def add_case_actions(router: APIRouter, services: Services, console: ConsoleServ
 
     @router.post("/console/cases/{case}/custodians")
     async def add_custodians(request: Request, case: CaseId) -> Response:
-        def change(viewer: Viewer, form: FormData) -> Response:
+        def change(viewer: Viewer, form: Form) -> Response:
             text = field(form, "users", 20_000, label="Users")
 
             def act() -> Response:
@@ -251,7 +229,7 @@ def add_case_actions(router: APIRouter, services: Services, console: ConsoleServ
 
     @router.post("/console/cases/{case}/holds")
     async def case_hold(request: Request, case: CaseId) -> Response:
-        def change(viewer: Viewer, form: FormData) -> Response:
+        def change(viewer: Viewer, form: Form) -> Response:
             name = field(form, "name", MAX_NAME, label="Name")
             query = field(form, "query", MAX_QUERY, label="Query")
             asked = {"hold_name": name, "hold_query": query, "days": field(form, "days", 7)}
@@ -268,7 +246,7 @@ def add_case_actions(router: APIRouter, services: Services, console: ConsoleServ
 
     @router.post("/console/cases/{case}/search")
     async def case_search(request: Request, case: CaseId) -> Response:
-        def change(viewer: Viewer, form: FormData) -> Response:
+        def change(viewer: Viewer, form: Form) -> Response:
             query = field(form, "query", MAX_QUERY, required=True, label="Query")
             include_purges = checked(form, "include_purges")
             asked = {"query": query, "include_purges": "on" if include_purges else ""}
@@ -287,7 +265,7 @@ def add_case_actions(router: APIRouter, services: Services, console: ConsoleServ
 
     @router.post("/console/cases/{case}/export")
     async def start_export(request: Request, case: CaseId) -> Response:
-        def change(viewer: Viewer, form: FormData) -> Response:
+        def change(viewer: Viewer, form: Form) -> Response:
             query = field(form, "query", MAX_QUERY, required=True, label="Query")
             include_purges, deduplicate = checked(form, "include_purges"), checked(form, "deduplicate")
             asked = {"export_query": query}
@@ -344,7 +322,7 @@ def add_case_actions(router: APIRouter, services: Services, console: ConsoleServ
 
     @router.post("/console/holds")
     async def mailbox_hold(request: Request) -> Response:
-        def change(viewer: Viewer, form: FormData) -> Response:
+        def change(viewer: Viewer, form: Form) -> Response:
             who = field(form, "user", 256, required=True, label="User")
             name = field(form, "name", MAX_NAME, label="Name") or f"Mailbox hold: {who}"
             user_id = actions.user_ids(viewer.tenant, who)[0]
@@ -357,7 +335,7 @@ def add_case_actions(router: APIRouter, services: Services, console: ConsoleServ
 
     @router.post("/console/holds/{hold_id}/release")
     async def release(request: Request, hold_id: HoldId) -> Response:
-        def change(viewer: Viewer, form: FormData) -> Response:
+        def change(viewer: Viewer, form: Form) -> Response:
             hold: HoldInfo = compliance.release_hold(viewer.tenant, hold_id, viewer.principal.actor)
             audit(viewer, "POST /console/holds/{hold_id}/release", hold.id)
             # Back to the page the hold is listed on, chosen from the hold, never from the form.

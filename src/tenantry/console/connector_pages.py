@@ -18,7 +18,6 @@ ledger (``admin.change``, ``via: console``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from io import BytesIO
 from typing import IO, Annotated, Any
 
@@ -27,10 +26,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from tenantry.archive.models import LedgerAction
-from tenantry.auth.service import csrf_matches, require_csrf
-from tenantry.auth.sessions import SessionUser
+from tenantry.auth.service import csrf_matches
 from tenantry.connectors.models import BuiltinSource, ConnectorStatus
 from tenantry.console.connectors import CHANGE_CONNECTORS, CONSENT, READ_CONNECTORS, ConnectorsConsole
+from tenantry.console.kit import Form, Kit
 from tenantry.console.multipart import read_form
 from tenantry.console.service import Viewer
 from tenantry.core.errors import Forbidden, Invalid, PayloadTooLarge, TenantryError
@@ -38,26 +37,12 @@ from tenantry.services import Services
 
 ConnectorId = Annotated[str, Path(min_length=1, max_length=64)]
 RunId = Annotated[str, Path(min_length=1, max_length=64)]
-Render = Callable[..., HTMLResponse]
-Guarded = Callable[[Request, "tuple[str, ...] | None", str, Callable[[Viewer], Response]], Response]
 STEPS = ("terms", "source", "mapping", "consent", "review")
 STEP_TITLES = {"terms": "Terms of service", "source": "Source and credentials", "mapping": "User mapping",
                "consent": "Admin consent", "review": "Review and finish"}
 KINDS = {BuiltinSource.WHATSAPP_EXPORT.value: "WhatsApp export files (handed in as they are exported)",
          BuiltinSource.ARCHIVER_FEED.value: "Archiver feed (an archiver's JSON feed, over HTTPS)"}
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-@dataclass(frozen=True)
-class Kit:
-    """What the connector pages take from ``build_pages``: its renderer and guard, the sign-in redirect, the
-    viewer of a session, and the job engine's ``enqueue``."""
-
-    render: Render
-    guarded: Guarded
-    to_sign_in: Callable[[Request], Response]
-    viewer_of: Callable[[SessionUser], Viewer]
-    enqueue: Callable[[str], None] | None
 
 
 def _see_other(url: str) -> Response:
@@ -78,29 +63,7 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
         return render(template, status, viewer, request, may_change=viewer.may(CHANGE_CONNECTORS),
                       may_consent=viewer.may(CONSENT), **context)
 
-    async def session_of(request: Request) -> tuple[SessionUser, Viewer] | Response:
-        session = await run_in_threadpool(services.signin.session_user, request)
-        if session is None:
-            return kit.to_sign_in(request)
-        return session, await run_in_threadpool(kit.viewer_of, session)
-
-    async def posted(request: Request, roles: tuple[str, ...], what: str,
-                     change: Callable[[Viewer, dict[str, str]], Response]) -> Response:
-        """A plain form's POST: a session, its CSRF token, then the guard (roles, errors as pages) and the change."""
-        found = await session_of(request)
-        if isinstance(found, Response):
-            return found
-        session, viewer = found
-        if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-            # These forms carry no file: a multipart body here would be spooled to disk before anything is checked.
-            return render("message.html", 415, viewer, request, title="Refused",
-                          message="this form is sent as application/x-www-form-urlencoded")
-        try:
-            await require_csrf(request, session)
-        except Forbidden as exc:
-            return render("message.html", 403, viewer, request, title="Refused", message=exc.message)
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-        return await run_in_threadpool(guarded, request, roles, what, lambda v: change(v, form))
+    session_of, posted = kit.session_of, kit.posted
 
     async def with_file(request: Request, roles: tuple[str, ...], what: str, connector_id: str, file_field: str,
                         file_max: int, sink: IO[bytes],
@@ -175,7 +138,7 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
 
     @router.post("/console/connectors/new")
     async def new_posted(request: Request) -> Response:
-        def change(viewer: Viewer, form: dict[str, str]) -> Response:
+        def change(viewer: Viewer, form: Form) -> Response:
             kind = form.get("kind", "")
             if kind not in KINDS:
                 return wizard(viewer, request, "terms", errors=["Choose the kind of source."], f=form)
@@ -190,7 +153,7 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
 
         return await posted(request, CHANGE_CONNECTORS, "creating a data connector", change)
 
-    def source_step(viewer: Viewer, request: Request, form: dict[str, str], kind: str) -> Response:
+    def source_step(viewer: Viewer, request: Request, form: Form, kind: str) -> Response:
         name = form.get("name", "").strip()
         if kind == BuiltinSource.ARCHIVER_FEED:
             source = {"url": form.get("url", "").strip(), "username": form.get("username", "").strip()}
@@ -263,7 +226,7 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
     @router.post("/console/connectors/new/{connector}/consent")
     async def consent(request: Request, connector: ConnectorId) -> Response:
         connector_id = connector
-        def change(viewer: Viewer, _form: dict[str, str]) -> Response:
+        def change(viewer: Viewer, _form: Form) -> Response:
             connectors.consent(viewer.tenant, connector_id, viewer.principal)
             audit(viewer, connector_id, "POST /console/connectors/new/{connector}/consent", consent=True)
             return _see_other(f"/console/connectors/new/{connector}/review")
@@ -273,7 +236,7 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
     @router.post("/console/connectors/new/{connector}/finish")
     async def finish(request: Request, connector: ConnectorId) -> Response:
         connector_id = connector
-        def change(viewer: Viewer, _form: dict[str, str]) -> Response:
+        def change(viewer: Viewer, _form: Form) -> Response:
             try:
                 connectors.enable(viewer.tenant, connector_id)
             except Invalid as exc:
@@ -315,7 +278,7 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
     @router.post("/console/connectors/{connector}/runs")
     async def run_now(request: Request, connector: ConnectorId) -> Response:
         connector_id = connector
-        def change(viewer: Viewer, _form: dict[str, str]) -> Response:
+        def change(viewer: Viewer, _form: Form) -> Response:
             start(viewer, connector_id, "POST /console/connectors/{connector}/runs")
             return _see_other(f"/console/connectors/{connector_id}?done=started")
 
@@ -377,4 +340,4 @@ def add_connector_pages(router: APIRouter, services: Services, kit: Kit) -> None
         return guarded(request, READ_CONNECTORS, "reading a run report", show)
 
 
-__all__ = ["Kit", "add_connector_pages"]
+__all__ = ["add_connector_pages"]

@@ -42,11 +42,11 @@ from starlette.staticfiles import StaticFiles
 
 from tenantry import __version__
 from tenantry.archive.models import LedgerAction
-from tenantry.auth.service import require_csrf
 from tenantry.console.case_actions import READ_VERIFY, add_case_actions
 from tenantry.console.compliance import READ_CASES, READ_SEARCH
 from tenantry.console.compliance_pages import add_compliance_pages
-from tenantry.console.connector_pages import Kit, add_connector_pages
+from tenantry.console.connector_pages import add_connector_pages
+from tenantry.console.kit import Form, Kit
 from tenantry.console.provisioning_pages import add_provisioning_pages
 from tenantry.console.service import (
     CHANGE_DIRECTORY,
@@ -180,6 +180,8 @@ def build_pages(services: Services, enqueue: Callable[[str], None] | None = None
             return refused(request, viewer, status, "Not found" if status == 404 else "Cannot show this",
                            exc.detail or "invalid request")
 
+    kit = Kit(render, guarded, refused, to_sign_in, signin.session_user, console.viewer, enqueue)
+
     def bad_parameter(request: Request, exc: RequestValidationError) -> Response:
         session = signin.session_user(request)
         if session is None:
@@ -239,18 +241,8 @@ def build_pages(services: Services, enqueue: Callable[[str], None] | None = None
 
     @router.post("/console/users/{user_id}/hidden")
     async def set_hidden(request: Request, user_id: UserId) -> Response:
-        session = await run_in_threadpool(signin.session_user, request)
-        if session is None:
-            return to_sign_in(request)
-        viewer = await run_in_threadpool(console.viewer, session)
-        try:
-            await require_csrf(request, session)
-        except Forbidden as exc:
-            return refused(request, viewer, 403, "Refused", exc.message)
-        form = await request.form()
-        hide = form.get("hidden") == "true"
-
-        def change(viewer: Viewer) -> Response:
+        def change(viewer: Viewer, form: Form) -> Response:
+            hide = form.get("hidden") == "true"
             services.directory.set_hidden(viewer.tenant, user_id, hide)
             services.ledger.record(viewer.tenant, viewer.principal.actor, LedgerAction.ADMIN_CHANGE, user_id,
                                    via="console", operation="POST /console/users/{user_id}/hidden",
@@ -258,8 +250,7 @@ def build_pages(services: Services, enqueue: Callable[[str], None] | None = None
             return RedirectResponse(f"/console/users/{user_id}?done=hidden", 303,
                                     headers={"Cache-Control": "no-store"})
 
-        return await run_in_threadpool(guarded, request, CHANGE_DIRECTORY, "hiding a user from address lists",
-                                       change)
+        return await kit.posted(request, CHANGE_DIRECTORY, "hiding a user from address lists", change)
 
     @router.get("/console/groups")
     def groups(request: Request, q: SearchText = "", start: Start = 1) -> Response:
@@ -294,9 +285,9 @@ def build_pages(services: Services, enqueue: Callable[[str], None] | None = None
 
     add_trust_and_voice(router, console, guarded, render)
     add_compliance_pages(router, services, render, guarded, pager)
-    add_case_actions(router, services, console, enqueue, render, guarded, refused, to_sign_in)
-    add_connector_pages(router, services, Kit(render, guarded, to_sign_in, console.viewer, enqueue))
-    add_provisioning_pages(router, services, render, guarded)
+    add_case_actions(router, services, console, kit)
+    add_connector_pages(router, services, kit)
+    add_provisioning_pages(router, services, kit)
     return router
 
 

@@ -32,15 +32,14 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
 
 from tenantry.archive.models import LedgerAction
-from tenantry.auth.service import require_csrf
-from tenantry.console.service import READ_PROVISIONING, ConsoleService, Viewer
+from tenantry.console.kit import Form, Kit
+from tenantry.console.service import READ_PROVISIONING, Viewer
 from tenantry.core.clock import utcnow
 from tenantry.core.egress import origin
-from tenantry.core.errors import Conflict, Forbidden, Invalid
+from tenantry.core.errors import Conflict, Invalid
 from tenantry.provisioning.config import AppConfig
 from tenantry.provisioning.results import (
     AppHealth,
@@ -57,8 +56,6 @@ from tenantry.provisioning.scoping import Operator
 from tenantry.services import Services
 
 log = logging.getLogger(__name__)
-Guard = Callable[[Request, tuple[str, ...] | None, str, Callable[[Viewer], Response]], Response]
-Render = Callable[..., HTMLResponse]
 AppRef = Annotated[str, Path(min_length=1, max_length=128)]
 Loose = Annotated[str, Query(max_length=1000)]   # checked below, so a bad value is a page that says why
 
@@ -105,7 +102,7 @@ def filters_digest(config: AppConfig) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def changed_filters(config: AppConfig, form: dict[str, str]) -> tuple[str, list[list[dict[str, Any]]], str]:
+def changed_filters(config: AppConfig, form: Form) -> tuple[str, list[list[dict[str, Any]]], str]:
     """The scoping filters after the form's change: (configuration key, the filters, what changed). ``add`` puts a
     clause into filter N (all clauses must hold) or a new filter (any filter may hold); ``remove`` takes clause M
     of filter N out (a filter left empty goes). ``Invalid`` for a form that does not say one of these."""
@@ -153,9 +150,9 @@ def checked_text(value: str, what: str, limit: int) -> str:
 
 
 # Long by design (issue #11): a router factory is its routes, each a few lines over the service.
-def add_provisioning_pages(router: APIRouter, services: Services, render: Render, guarded: Guard) -> None:
+def add_provisioning_pages(router: APIRouter, services: Services, kit: Kit) -> None:
+    render, guarded = kit.render, kit.guarded
     provisioning = services.provisioning
-    console = ConsoleService(services)
 
     def app_of(viewer: Viewer, ref: str) -> str:
         return provisioning.find_app(viewer.tenant, ref)     # NotFound (a 404 page) outside the viewer's tenant
@@ -197,21 +194,9 @@ def add_provisioning_pages(router: APIRouter, services: Services, render: Render
                       done=request.query_params.get("done", ""), **context, **extra)
 
     async def action(request: Request, ref: str, what: str,
-                     change: Callable[[Viewer, str, dict[str, str]], Response]) -> Response:
-        """A POST of the app's page: the session (else the sign-in form), its CSRF token (else a 403 page that
-        changed nothing), the roles and the app in the viewer's tenant (``guarded``), then ``change``."""
-        session = await run_in_threadpool(services.signin.session_user, request)
-        if session is None:     # guarded sends the browser to the sign-in form
-            return await run_in_threadpool(guarded, request, READ_PROVISIONING, what, lambda v: Response())
-        try:
-            await require_csrf(request, session)
-        except Forbidden as exc:
-            viewer = await run_in_threadpool(console.viewer, session)
-            return render("message.html", 403, viewer, request, title="Refused", message=exc.message)
-        form = await request.form()
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        return await run_in_threadpool(guarded, request, READ_PROVISIONING, what,
-                                       lambda v: change(v, app_of(v, ref), fields))
+                     change: Callable[[Viewer, str, Form], Response]) -> Response:
+        """A POST of the app's page (``Kit.posted``), with the app found in the viewer's tenant (another's: 404)."""
+        return await kit.posted(request, READ_PROVISIONING, what, lambda v, form: change(v, app_of(v, ref), form))
 
     @router.get(BASE)
     def apps(request: Request) -> Response:
@@ -240,7 +225,7 @@ def add_provisioning_pages(router: APIRouter, services: Services, render: Render
 
     @router.post(BASE + "/{app}/test-connection")
     async def test_connection(request: Request, app: AppRef) -> Response:
-        def change(viewer: Viewer, app_id: str, _form: dict[str, str]) -> Response:
+        def change(viewer: Viewer, app_id: str, _form: Form) -> Response:
             result = provisioning.test_connection(viewer.tenant, app_id)
             audit(viewer, app_id, "test-connection", ok=result.ok)
             # 200 either way: the test ran, and its answer (a failure too) is what the page shows.
@@ -250,7 +235,7 @@ def add_provisioning_pages(router: APIRouter, services: Services, render: Render
 
     @router.post(BASE + "/{app}/run")
     async def run(request: Request, app: AppRef) -> Response:
-        def change(viewer: Viewer, app_id: str, _form: dict[str, str]) -> Response:
+        def change(viewer: Viewer, app_id: str, _form: Form) -> Response:
             if provisioning.status(viewer.tenant, app_id, cycles=0).running:
                 raise Conflict("a cycle of this app is running: its progress is on the app's page")
             asked = int(utcnow().timestamp() * 1000)
@@ -265,7 +250,7 @@ def add_provisioning_pages(router: APIRouter, services: Services, render: Render
 
     @router.post(BASE + "/{app}/release")
     async def release(request: Request, app: AppRef) -> Response:
-        def change(viewer: Viewer, app_id: str, _form: dict[str, str]) -> Response:
+        def change(viewer: Viewer, app_id: str, _form: Form) -> Response:
             before = provisioning.status(viewer.tenant, app_id, cycles=0)
             if before.health != AppHealth.QUARANTINED:
                 raise Invalid(f"{before.name} is not in quarantine (its health is {before.health})")
@@ -278,7 +263,7 @@ def add_provisioning_pages(router: APIRouter, services: Services, render: Render
         return await action(request, app, "releasing a provisioning app from quarantine", change)
 
     def mappings_page(viewer: Viewer, request: Request, app_id: str, *, error: str = "",
-                      form: dict[str, str] | None = None) -> Response:
+                      form: Form | None = None) -> Response:
         info = provisioning.status(viewer.tenant, app_id, cycles=0)
         config = provisioning.config(viewer.tenant, app_id)
         scope = provisioning.scope(viewer.tenant, app_id)
@@ -297,7 +282,7 @@ def add_provisioning_pages(router: APIRouter, services: Services, render: Render
 
     @router.post(BASE + "/{app}/scoping")
     async def scoping(request: Request, app: AppRef) -> Response:
-        def change(viewer: Viewer, app_id: str, form: dict[str, str]) -> Response:
+        def change(viewer: Viewer, app_id: str, form: Form) -> Response:
             config = provisioning.config(viewer.tenant, app_id)
             if form.get("digest") != filters_digest(config):
                 raise Conflict("the scoping filters were changed meanwhile (by someone else, or in another "
@@ -329,7 +314,7 @@ def add_provisioning_pages(router: APIRouter, services: Services, render: Render
 
     @router.post(BASE + "/{app}/on-demand")
     async def on_demand(request: Request, app: AppRef) -> Response:
-        def change(viewer: Viewer, app_id: str, form: dict[str, str]) -> Response:
+        def change(viewer: Viewer, app_id: str, form: Form) -> Response:
             text = form.get("user", "").strip()
             if not text or len(text) > MAX_USER or any(ord(ch) < 0x20 for ch in text):
                 # The form doing its job: said in place (200), not as a failed page load.
