@@ -192,7 +192,16 @@ class Scheduler:
         for periodic in reg.periodic:
             if claim_periodic(self.services.db, periodic.name, periodic.every, now):
                 work.extend(periodic.jobs(self.services))
-        return [self.jobs.submit(name, **kwargs) for name, kwargs in work]
+        submitted = []
+        for name, kwargs in work:
+            # Each on its own: the work is claimed already, so one that cannot be submitted (or, in-process, fails
+            # as it runs) must not take the rest of the tick — another tenant's run, the day's retention — with it.
+            try:
+                submitted.append(self.jobs.submit(name, **kwargs))
+            except Exception:  # noqa: BLE001 - logged with what it was; the next due time brings it back
+                log.exception("scheduler: %s %s could not be run", name,
+                              ", ".join(f"{k}={v}" for k, v in sorted(kwargs.items()))[:300])
+        return submitted
 
     def _loop(self) -> None:
         while not self._stop.is_set():

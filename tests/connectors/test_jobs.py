@@ -102,6 +102,35 @@ def test_scheduler_applies_retention_once_a_day(backend, tenant) -> None:
     assert backend.archive.count(tenant, "u1") == 0
 
 
+def test_a_due_run_that_fails_does_not_keep_the_rest_of_the_tick_from_running(backend, tenant, caplog) -> None:
+    """One tick's work is claimed before it is submitted: an enabled connector whose run cannot start (here: no
+    admin consent) is logged with what it was, and the day's retention in the same tick still runs."""
+    import logging
+
+    from sqlalchemy import update
+
+    from tenantry.connectors.models import Connector
+    from tests.conftest import grant_import_role, user_payload
+
+    admin = backend.scim.create(tenant, "User", user_payload())["id"]
+    grant_import_role(backend, tenant, admin)
+    broken = backend.connectors.create(tenant, name="No consent", kind="whatsapp-export",
+                                       by=as_admin(backend, tenant, admin), accept_terms=True,
+                                       source={"timezone": "UTC"}, test_source=False).id
+    with backend.db.session() as session:   # enabled and due without consent: what the tick must survive
+        session.execute(update(Connector).where(Connector.id == broken).values(status="enabled", next_run_at=NOW))
+    try:
+        periodic_work_due(backend)
+        jobs = InlineJobs(backend)
+        with caplog.at_level(logging.ERROR, logger="tenantry.jobs"):
+            submitted = Scheduler(backend, jobs, interval=3600).tick()
+        assert any(j.startswith(f"retention-{tenant}-") for j in submitted)
+        assert any("connector.run" in r.getMessage() and broken in r.getMessage() for r in caplog.records)
+    finally:
+        with backend.db.session() as session:   # not due again in later tests of this database
+            session.execute(update(Connector).where(Connector.id == broken).values(status="draft"))
+
+
 def test_a_run_says_it_ended_only_once_its_items_are_searchable_from_another_index_reader(
         backend, tenant, people, monkeypatch) -> None:  # noqa: ANN001
     """Another process (the server, while a Celery worker runs the connector) reads the index with its own reader

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from tenantry.archive.models import Item, Mailbox
 from tenantry.connectors.models import Connector, Run, RunStatus
-from tenantry.connectors.runner import RUN_LEASE
+from tenantry.connectors.runner import HEARTBEAT_LEASE
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.jobs import InlineJobs, Scheduler
 from tests.conftest import as_admin, grant_import_role, user_payload
@@ -51,7 +51,7 @@ def test_kill_9_mid_run_then_rerun_leaves_exactly_the_expected_items(backend, te
         # Its heartbeat is fresh: to another process it looks like a live run, and is left alone until the lease
         # lapses (the scheduler's next tick after that recovers it).
         assert backend.connectors.recover_interrupted() == 0
-        assert backend.connectors.recover_interrupted(now=utcnow() + RUN_LEASE + timedelta(seconds=1)) >= 1
+        assert backend.connectors.recover_interrupted(now=utcnow() + HEARTBEAT_LEASE + timedelta(seconds=1)) >= 1
         with backend.db.session() as session:
             statuses = session.scalars(select(Run.status).where(Run.connector_id == info.id)).all()
         assert statuses == ["failed"]
@@ -105,7 +105,7 @@ def test_a_run_whose_process_still_beats_is_not_recovered_by_another_process(bac
 
 def test_the_scheduler_recovers_a_run_whose_heartbeat_lapsed_and_makes_its_connector_due(backend, tenant) -> None:
     connector = _export_connector(backend, tenant)
-    lapsed = _running(backend, tenant, connector, heartbeat_ago=RUN_LEASE + timedelta(seconds=30))
+    lapsed = _running(backend, tenant, connector, heartbeat_ago=HEARTBEAT_LEASE + timedelta(seconds=30))
     old_style = _running(backend, tenant, connector, heartbeat_ago=None)   # written before heartbeats existed
     live = _running(backend, tenant, connector, heartbeat_ago=timedelta(seconds=1))
     with backend.db.session() as session:
@@ -115,6 +115,8 @@ def test_the_scheduler_recovers_a_run_whose_heartbeat_lapsed_and_makes_its_conne
         ("failed", "failed", "running")
     with backend.db.session() as session:
         due = session.scalar(select(Connector.next_run_at).where(Connector.id == connector))
+        # Back to a draft: an enabled connector without consent would be handed out by later tests' ticks.
+        session.execute(Connector.__table__.update().where(Connector.id == connector).values(status="draft"))
     assert due is not None
 
 

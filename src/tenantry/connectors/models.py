@@ -102,7 +102,7 @@ class Run(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # Written every ``runner.HEARTBEAT`` while the run's process works on it: a run whose heartbeat is older than
-    # ``runner.RUN_LEASE`` has no process left and is recovered (failed, its connector due again).
+    # ``runner.HEARTBEAT_LEASE`` has no process left and is recovered (failed, its connector due again).
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     window_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -4,7 +4,7 @@
 Deliveries are idempotent by Message-ID and the checkpoint moves only when a run succeeds, so a run that crashed
 is simply run again (``recover_interrupted`` marks it failed and makes its connector due at once). Which runs
 crashed: those whose heartbeat — written every ``HEARTBEAT`` by a thread of the process doing the run — is older
-than ``RUN_LEASE``; a run another live process (a second server, a Celery worker) is doing is left alone. The
+than ``HEARTBEAT_LEASE``; a run another live process (a second server, a Celery worker) is doing is left alone. The
 data flow is in docs/ARCHITECTURE.md ("Part C").
 """
 
@@ -51,11 +51,11 @@ from tenantry.directory.service import DirectoryService
 
 BATCH = 2000
 # How often a working run says it is alive, and how long without a word before it counts as crashed. A process
-# killed mid-run is recovered by the next scheduler tick after RUN_LEASE; a live one never is (a database that
+# killed mid-run is recovered by the next scheduler tick after HEARTBEAT_LEASE; a live one never is (a database that
 # refuses the heartbeat for the whole lease aside: the run is then failed and run again, which Message-IDs make
 # harmless).
 HEARTBEAT = timedelta(seconds=30)
-RUN_LEASE = timedelta(minutes=2)
+HEARTBEAT_LEASE = timedelta(minutes=2)
 
 log = logging.getLogger("tenantry.connectors")
 # A batch is also cut at this many bytes of items: an export's media are up to the item limit (10 MB) each,
@@ -86,10 +86,10 @@ class ConnectorRunner:
     region: str | None = None     # the default phone region of the user mapping
 
     def recover_interrupted(self, now: datetime | None = None) -> int:
-        """Runs left 'running' by a process that stopped (no heartbeat for ``RUN_LEASE``) are marked failed; their
+        """Runs left 'running' by a process that stopped (no heartbeat for ``HEARTBEAT_LEASE``) are marked failed; their
         connectors run again at once. Runs other live processes are doing are left alone. The number recovered."""
         now = now or utcnow()
-        lapsed = now - RUN_LEASE
+        lapsed = now - HEARTBEAT_LEASE
         with self.db.writing(), self.db.session() as session:
             stale = session.scalars(select(Run).where(
                 Run.status == RunStatus.RUNNING,
