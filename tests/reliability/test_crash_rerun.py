@@ -9,6 +9,7 @@ import sys
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from tenantry.archive.models import Item, Mailbox
@@ -140,3 +141,27 @@ def test_a_working_run_writes_its_heartbeat_and_stops_when_it_ends(backend, tena
     finally:
         stop()
     assert backend.connectors.recover_interrupted() == 0
+
+
+def test_a_connector_runs_once_at_a_time_and_a_crashed_run_does_not_hold_it(backend, tenant) -> None:
+    """A second start while a run is alive (a double-clicked "Run now", a manual run beside a scheduled one) is
+    refused with 409 and writes no run; a run whose heartbeat lapsed (its process is gone) does not hold it."""
+    from tenantry.core.errors import Conflict
+
+    admin = backend.scim.create(tenant, "User", user_payload())["id"]
+    grant_import_role(backend, tenant, admin)
+    backend.directory.add_role_group_member(tenant, "Organization Management", admin)   # for the consent
+    by = as_admin(backend, tenant, admin)
+    connector = backend.connectors.create(tenant, name="Once", kind="whatsapp-export", by=by, accept_terms=True,
+                                          source={"timezone": "UTC"}, test_source=False).id
+    backend.connectors.consent(tenant, connector, by)
+    live = _running(backend, tenant, connector, heartbeat_ago=timedelta(seconds=3))
+    with pytest.raises(Conflict, match="in progress") as refused:
+        backend.connectors.run(tenant, connector)
+    assert refused.value.status_code == 409
+    with backend.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Run).where(Run.connector_id == connector)) == 1
+        # The live run's process dies: once its heartbeat is older than the lease, a new run may start.
+        session.execute(Run.__table__.update().where(Run.id == live).values(
+            heartbeat_at=utcnow() - HEARTBEAT_LEASE - timedelta(seconds=1)))
+    assert backend.connectors.run(tenant, connector).status == "succeeded"

@@ -46,7 +46,7 @@ from tenantry.connectors.uploads import ExportFiles
 from tenantry.connectors.wizard import CONSENT_HINT
 from tenantry.core.clock import as_utc, utcnow
 from tenantry.core.db import FOR_WRITE, Database
-from tenantry.core.errors import Invalid, NotFound, TenantryError
+from tenantry.core.errors import Conflict, Invalid, NotFound, TenantryError
 from tenantry.directory.service import DirectoryService
 
 BATCH = 2000
@@ -167,15 +167,25 @@ class ConnectorRunner:
         return self._finish(tenant, connector_id, run_id, counts, error, [f.id for f in started.files], now)
 
     def _start(self, tenant: str, connector_id: str, trigger: RunTrigger, now: datetime) -> _Started:
-        """Check that the connector may run, fix its window and write the run's row (``running``)."""
-        with self.db.session() as session:
-            connector = get_connector(session, tenant, connector_id)
+        """Check that the connector may run, fix its window and write the run's row (``running``). One run of a
+        connector at a time: its row is locked while this is decided, so two starts at once (a double-clicked
+        "Run now", a manual run beside a scheduled one, two processes) cannot both begin."""
+        with self.db.writing(), self.db.session() as session:
+            connector = get_connector(session, tenant, connector_id, lock=True)
             if connector.status == ConnectorStatus.DRAFT and trigger == RunTrigger.SCHEDULE:
                 raise Invalid("a draft connector is not scheduled")
             # Seed 000: the import needs the organisation's admin consent — for every kind of connector, not
             # only the feed: an export file carries other people's messages just the same.
             if connector.consent_at is None:
                 raise Invalid(f"the organisation's admin consent is needed before the first run; {CONSENT_HINT}")
+            # A run whose heartbeat has lapsed is a crashed one (recover_interrupted fails it): it does not count.
+            lapsed = utcnow() - HEARTBEAT_LEASE
+            running = session.scalar(select(Run.id).where(
+                Run.connector_id == connector_id, Run.status == RunStatus.RUNNING,
+                or_(Run.heartbeat_at >= lapsed, Run.heartbeat_at.is_(None) & (Run.started_at >= lapsed))).limit(1))
+            if running is not None:
+                raise Conflict(f"a run of this connector is in progress ({running}); its report will say how it "
+                               "ended, and a new run can start once it has")
             rows = [MappingRow(m.line, m.e164, m.name_key, m.email) for m in session.scalars(
                 select(MappingEntry).where(MappingEntry.connector_id == connector_id))]
             files = list(session.scalars(select(ExportFile).where(
