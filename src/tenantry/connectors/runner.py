@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, select, update
 
 from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
 from tenantry.connectors.convert import index_fields, render_item
@@ -50,6 +50,9 @@ from tenantry.core.errors import Conflict, Invalid, NotFound, TenantryError
 from tenantry.directory.service import DirectoryService
 
 BATCH = 2000
+# A batch is also cut at this many bytes of items: an export's media are up to the item limit (10 MB) each,
+# and 2,000 of them must not be in memory together.
+BATCH_BYTES = 64 * 1024 * 1024
 # How often a working run says it is alive, and how long without a word before it counts as crashed. A process
 # killed mid-run is recovered by the next scheduler tick after HEARTBEAT_LEASE; a live one never is (a database that
 # refuses the heartbeat for the whole lease aside: the run is then failed and run again, which Message-IDs make
@@ -57,10 +60,10 @@ BATCH = 2000
 HEARTBEAT = timedelta(seconds=30)
 HEARTBEAT_LEASE = timedelta(minutes=2)
 
+# A run's last sign of life: its heartbeat, or its start for a row written before heartbeats (migration 0021).
+_alive_at = func.coalesce(Run.heartbeat_at, Run.started_at)
+
 log = logging.getLogger("tenantry.connectors")
-# A batch is also cut at this many bytes of items: an export's media are up to the item limit (10 MB) each,
-# and 2,000 of them must not be in memory together.
-BATCH_BYTES = 64 * 1024 * 1024
 
 Progress = Callable[[int, int | None], None]
 
@@ -92,9 +95,7 @@ class ConnectorRunner:
         lapsed = now - HEARTBEAT_LEASE
         with self.db.writing(), self.db.session() as session:
             stale = session.scalars(select(Run).where(
-                Run.status == RunStatus.RUNNING,
-                or_(Run.heartbeat_at < lapsed, (Run.heartbeat_at.is_(None)) & (Run.started_at < lapsed)),
-            ).with_for_update()).all()
+                Run.status == RunStatus.RUNNING, _alive_at < lapsed).with_for_update()).all()
             for run in stale:
                 run.status = RunStatus.FAILED
                 run.finished_at = now
@@ -179,10 +180,9 @@ class ConnectorRunner:
             if connector.consent_at is None:
                 raise Invalid(f"the organisation's admin consent is needed before the first run; {CONSENT_HINT}")
             # A run whose heartbeat has lapsed is a crashed one (recover_interrupted fails it): it does not count.
-            lapsed = utcnow() - HEARTBEAT_LEASE
             running = session.scalar(select(Run.id).where(
                 Run.connector_id == connector_id, Run.status == RunStatus.RUNNING,
-                or_(Run.heartbeat_at >= lapsed, Run.heartbeat_at.is_(None) & (Run.started_at >= lapsed))).limit(1))
+                _alive_at >= utcnow() - HEARTBEAT_LEASE).limit(1))
             if running is not None:
                 raise Conflict(f"a run of this connector is in progress ({running}); its report will say how it "
                                "ended, and a new run can start once it has")

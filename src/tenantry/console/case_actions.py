@@ -24,7 +24,7 @@ from tenantry.archive.models import CaseStatus, LedgerAction
 from tenantry.archive.results import CaseSearchResult, ExportInfo, HoldInfo
 from tenantry.console.compliance import MAX_QUERY, READ_CASES, ComplianceConsole, QueryError
 from tenantry.console.kit import Form, Kit
-from tenantry.console.service import ConsoleService, Viewer
+from tenantry.console.service import Viewer
 from tenantry.core.access import COMPLIANCE, EDISCOVERY, ORGANIZATION
 from tenantry.core.bounds import MAX_DAYS
 from tenantry.core.errors import Invalid, NotFound, TenantryError
@@ -153,7 +153,7 @@ class CaseActions:
 
 
 # Long by design (issue #11): a router factory is its routes, each a few lines over the services.
-def add_case_actions(router: APIRouter, services: Services, console: ConsoleService, kit: Kit) -> None:
+def add_case_actions(router: APIRouter, services: Services, kit: Kit) -> None:
     render, guarded, posted = kit.render, kit.guarded, kit.posted
     actions = CaseActions(services, kit.enqueue)
     ediscovery, compliance = services.ediscovery, services.compliance

@@ -285,7 +285,7 @@ def build_pages(services: Services, enqueue: Callable[[str], None] | None = None
 
     add_trust_and_voice(router, console, guarded, render)
     add_compliance_pages(router, services, render, guarded, pager)
-    add_case_actions(router, services, console, kit)
+    add_case_actions(router, services, kit)
     add_connector_pages(router, services, kit)
     add_provisioning_pages(router, services, kit)
     return router
