@@ -1,15 +1,15 @@
 """Where a SCIM write's CPU goes: Tenantry's ASGI app driven in-process, one request at a time, no client.
 
-    PYTHONPATH=src .venv/bin/python bench/scim_write_profile.py [--mode patch|post] [--users 500] [--requests 400]
+    PYTHONPATH=src .venv/bin/python bench/scim_write_profile.py [--mode patch|post|get] [--users 500] [--requests 400]
                                                                 [--profile] [--top 40]
 
-Loads ``--users`` generated users (bench/scim_bench.py's) through ``POST /Bulk`` into a fresh SQLite data folder
-(or ``--database-url``), then sends ``--requests`` PATCHes (``name.givenName`` + ``active``, as scim_bench.py)
-or POSTs of new users, each checked. The worker-thread hop of the SCIM routes is made inline, so the whole
-request runs on this thread and ``time.process_time`` (printed per request, with the Bulk load's CPU per user)
-and ``--profile`` (cProfile, the top functions by own time, the stats in ``--out``) see all of it: the HTTP
-stack, the store, the SQL and the request-log row. CPU time, not wall time, so it says something on a loaded
-machine; compare two trees by running it with each on PYTHONPATH.
+Loads ``--users`` generated users (bench/scim_bench.py's) through ``POST /Bulk`` into a fresh SQLite data folder (or
+``--database-url``), then sends ``--requests`` PATCHes (``name.givenName`` + ``active``, as scim_bench.py) or POSTs
+of new users, or filtered GETs by userName (``--mode get``), each checked. The worker-thread hop of the SCIM routes
+is made inline, so the whole request runs on this thread and ``time.process_time`` (printed per request, with the
+Bulk load's CPU per user) and ``--profile`` (cProfile, the top functions by own time, the stats in ``--out``) see
+all of it: the HTTP stack, the store, the SQL and the request-log row. CPU time, not wall time, so it says something
+on a loaded machine; compare two trees by running it with each on PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import random
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ async def _inline(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--mode", choices=("patch", "post"), default="patch")
+    p.add_argument("--mode", choices=("patch", "post", "get"), default="patch")
     p.add_argument("--users", type=int, default=500)
     p.add_argument("--requests", type=int, default=400)
     p.add_argument("--database-url", default=None)
@@ -61,9 +62,11 @@ def main() -> int:
     headers = [(b"host", b"bench"), (b"authorization", f"Bearer {TOKEN}".encode()),
                (b"content-type", b"application/scim+json")]
 
-    async def call(method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    async def call(method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
+        path, _, query = target.partition("?")
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
+                 "root_path": "",
                  "headers": [*headers, (b"content-length", str(len(body)).encode())],
                  "client": ("127.0.0.1", 1), "server": ("bench", 80)}
         sent = False
@@ -105,12 +108,16 @@ def main() -> int:
                     {"op": "replace", "path": "name.givenName", "value": f"G{k}"},
                     {"op": "replace", "path": "active", "value": k % 2 == 0}]}).encode(), 200)
                 for k in range(args.requests)]
+        elif args.mode == "get":
+            requests = [("GET", "/scim/v2/Users?" + urllib.parse.urlencode(
+                {"filter": f'userName eq "{users[rng.randrange(len(users))]["userName"]}"'},
+                quote_via=urllib.parse.quote), b"", 200) for _ in range(args.requests)]
         else:
             more = scim_bench.make_users(args.users + args.requests, 2)[args.users:]
             requests = [("POST", "/scim/v2/Users", json.dumps({**u, "userName": "p" + u["userName"]}).encode(), 201)
                         for u in more]
         for method, path, body, _ in requests[:20]:   # warm-up, unmeasured (for POST: distinct users)
-            if method == "PATCH":
+            if method != "POST":
                 await call(method, path, body)
         prof = cProfile.Profile()
         t0 = time.process_time()

@@ -117,3 +117,25 @@ def test_tenants_never_see_each_others_users(scim: ScimClient, people: dict[str,
     # …and a token of one tenant opens nothing of another.
     r = scim.client.get(f"/tenants/{scim.tenant}/scim/v2/Users", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401
+
+
+def test_a_username_look_up_answers_the_same_document_as_a_read_by_id(scim: ScimClient,
+                                                                      people: dict[str, str]) -> None:
+    # The look-up reads SQLite through the driver (Database.read_rows): its times, version and groups must be
+    # what the general path renders from the same row.
+    group = scim.post("/Groups", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                       "displayName": "Engineers", "members": [{"value": people["Alice"]}]})
+    assert group.status_code == 201, group.text
+    patched = scim.patch(f"/Users/{people['Alice']}", json={
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "title", "value": "Lead"}]})
+    assert patched.status_code == 200, patched.text
+    by_id = scim.get(f"/Users/{people['Alice']}").json()
+    found = scim.get("/Users", params={"filter": 'userName eq "ALICE@contoso.com"'}).json()
+    assert found["totalResults"] == 1
+    assert found["Resources"] == [by_id]
+    assert by_id["groups"][0]["display"] == "Engineers" and by_id["meta"]["version"] == 'W/"2"'
+    assert by_id["meta"]["lastModified"].endswith("Z") and by_id["meta"]["created"].endswith("Z")
+    # Paged past the one match: the count comes from its own statement.
+    page = scim.get("/Users", params={"filter": 'userName eq "alice@contoso.com"', "startIndex": "2"}).json()
+    assert page["totalResults"] == 1 and page["Resources"] == []

@@ -7,15 +7,16 @@ Alembic migrations are applied on start, so a fresh data folder and an old one r
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, MetaData, create_engine, event, select, text
+from sqlalchemy import Engine, MetaData, TextClause, TextualSelect, create_engine, event, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
 
@@ -174,8 +175,33 @@ class Database:
                 session.rollback()
                 raise
 
+    def read_rows(self, statement: TextClause | TextualSelect, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        """The rows of one read-only textual statement, outside any write transaction.
+
+        SQLite: straight through the driver (SQLite's own parameters are ``:name``, as ``text()``'s), so the columns
+        are what SQLite returns — a datetime is its text, which ``parse_when`` reads. For a one-row look-up
+        SQLAlchemy's execution and result processing cost five times the query (the filtered GET, issue #16).
+        Elsewhere through SQLAlchemy, with the statement's column types applied.
+        """
+        if self.is_sqlite:
+            raw = self.engine.raw_connection()
+            try:
+                clause = cast(TextClause, statement.element if isinstance(statement, TextualSelect) else statement)
+                rows: list[tuple[Any, ...]] = raw.driver_connection.execute(  # type: ignore[union-attr]
+                    clause.text, params).fetchall()
+                return rows
+            finally:
+                raw.close()
+        with self.engine.connect() as conn:
+            return conn.execute(statement, params).all()
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def parse_when(value: datetime | str) -> datetime:
+    """A datetime column as ``Database.read_rows`` returns it: as it is, or SQLite's text of it (UTC, naive)."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def add_named(session: Session, row: Any, name: InstrumentedAttribute[Any], tenant: InstrumentedAttribute[Any],

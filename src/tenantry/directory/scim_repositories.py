@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc, utcnow
-from tenantry.core.db import FOR_WRITE
+from tenantry.core.db import FOR_WRITE, Database, parse_when
 from tenantry.directory.models import Group, GroupMember, User, UserValue
 from tenantry.directory.scim_filter import fold
 from tenantry.protocols.phones import phone_key
@@ -171,7 +171,7 @@ class Repository(Generic[RowT]):
         """The (attribute, value) of a filter ``quick_search`` answers, or None: the general path then."""
         return None
 
-    def quick_search(self, conn: Connection, tenant: str, simple: tuple[str, str], start_index: int,
+    def quick_search(self, db: Database, tenant: str, simple: tuple[str, str], start_index: int,
                      count: int) -> Page:
         raise NotImplementedError
 
@@ -307,21 +307,22 @@ class UserRepository(Repository[User]):
     def quick(self, filter_text: str | None) -> tuple[str, str] | None:
         return simple_equality(filter_text) if filter_text else None
 
-    def quick_search(self, conn: Connection, tenant: str, simple: tuple[str, str], start_index: int,
+    def quick_search(self, db: Database, tenant: str, simple: tuple[str, str], start_index: int,
                      count: int) -> Page:
         """``userName eq "…"`` and kin — what every IdP sends before it creates a user — as one prepared
-        statement on one index, groups joined in, without the ORM and without a COUNT unless paging needs it."""
+        statement on one index, groups joined in, without the ORM (on SQLite without SQLAlchemy at all:
+        ``Database.read_rows``) and without a COUNT unless paging needs it."""
         key, value = simple
         literal = fold("username", value) if key == "username" else value
         params = {"tenant": tenant, "value": literal, "limit": count + 1, "offset": start_index - 1}
-        rows = conn.execute(_SIMPLE_QUERIES[key], params).all()
+        rows = db.read_rows(_SIMPLE_QUERIES[key], params)
         ids: list[str] = list(dict.fromkeys(r[0] for r in rows))
         more = len(ids) > count
         ids = ids[:count]
         if not more and (start_index == 1 or ids):
             total = start_index - 1 + len(ids)
         else:
-            total = conn.execute(_SIMPLE_COUNTS[key], params).scalar() or 0
+            total = db.read_rows(_SIMPLE_COUNTS[key], params)[0][0] or 0
         docs: dict[str, dict[str, Any]] = {}
         for user_id, resource, created, modified, version, group_id, group_name in rows:
             if user_id not in docs:
@@ -329,7 +330,7 @@ class UserRepository(Repository[User]):
                     break
                 doc: dict[str, Any] = {"id": user_id}
                 doc.update(orjson.loads(resource))
-                doc["meta"] = meta("User", created, modified, version)
+                doc["meta"] = meta("User", parse_when(created), parse_when(modified), version)
                 docs[user_id] = doc
             if group_id is not None:
                 docs[user_id].setdefault("groups", []).append(

@@ -226,8 +226,7 @@ class ScimStore:
             check_filter(filter_text)  # bounded before parsing: length, terms, NUL (limits.py)
         simple = repo.quick(filter_text) if filter_text and not sort_by and count else None
         if simple is not None:
-            with self.db.engine.connect() as conn:
-                return repo.quick_search(conn, tenant, simple, start_index, count)
+            return repo.quick_search(self.db, tenant, simple, start_index, count)
         return self._search(tenant, repo, filter_text, sort_by, (sort_order or "ascending").lower() == "descending",
                             start_index, count, with_members, include_hidden)
 
