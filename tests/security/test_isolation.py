@@ -163,7 +163,7 @@ _DISCOVERY_WRITES: dict[tuple[str, str], Case] = {
 SCIM_CASES: dict[tuple[str, str], Case] = {
     **_DISCOVERY_READS,
     **_DISCOVERY_WRITES,
-    ("GET", "/{endpoint}"): lambda w: [
+    ("GET", "/{endpoint:scim_endpoint}"): lambda w: [
         across(w, endpoint="Users"),
         inside(w, 200, endpoint="Users", query={"filter": f'id eq "{w.a.user}"'}, check=_total_zero("totalResults")),
         inside(w, 200, endpoint="Users", query={"filter": f'groups.value eq "{w.a.group}"'},
@@ -171,7 +171,7 @@ SCIM_CASES: dict[tuple[str, str], Case] = {
         inside(w, 200, endpoint="Groups", query={"filter": f'id eq "{w.a.group}"'},
                check=_total_zero("totalResults")),
     ],
-    ("POST", "/{endpoint}/.search"): lambda w: [
+    ("POST", "/{endpoint:scim_endpoint}/.search"): lambda w: [
         across(w, endpoint="Users", json={"schemas": [SEARCH]}),
         inside(w, 200, endpoint="Users", json={"schemas": [SEARCH], "filter": f'id eq "{w.a.user}"'},
                check=_total_zero("totalResults")),
@@ -181,29 +181,29 @@ SCIM_CASES: dict[tuple[str, str], Case] = {
         inside(w, 200, json={"schemas": [SEARCH], "filter": f'id eq "{w.a.user}"'},
                check=_total_zero("totalResults")),
     ],
-    ("POST", "/{endpoint}"): lambda w: [
+    ("POST", "/{endpoint:scim_endpoint}"): lambda w: [
         across(w, endpoint="Groups", json=group_payload(members=[{"value": w.a.user}])),
         # Kept as sent (an IdP may send members first), but never resolved to A's user or group.
         inside(w, 201, endpoint="Groups", json=group_payload(
             f"B probe {uuid.uuid4().hex[:6]}", members=[{"value": w.a.user}, {"value": w.a.group}]),
             check=_members_unresolved),
     ],
-    ("GET", "/{endpoint}/{resource_id}"): lambda w: [
+    ("GET", "/{endpoint:scim_endpoint}/{resource_id}"): lambda w: [
         across(w, endpoint="Users", resource_id=w.a.user),
         inside(w, 404, endpoint="Users", resource_id=w.a.user),
         inside(w, 404, endpoint="Groups", resource_id=w.a.group),
     ],
-    ("PUT", "/{endpoint}/{resource_id}"): lambda w: [
+    ("PUT", "/{endpoint:scim_endpoint}/{resource_id}"): lambda w: [
         across(w, endpoint="Users", resource_id=w.a.user, json=user_payload("owned@b.example")),
         inside(w, 404, endpoint="Users", resource_id=w.a.user, json=user_payload("owned@b.example")),
         inside(w, 404, endpoint="Groups", resource_id=w.a.group, json=group_payload("Owned")),
     ],
-    ("PATCH", "/{endpoint}/{resource_id}"): lambda w: [
+    ("PATCH", "/{endpoint:scim_endpoint}/{resource_id}"): lambda w: [
         across(w, endpoint="Users", resource_id=w.a.user, json=_patch("Owned")),
         inside(w, 404, endpoint="Users", resource_id=w.a.user, json=_patch("Owned")),
         inside(w, 404, endpoint="Groups", resource_id=w.a.group, json=_patch("Owned")),
     ],
-    ("DELETE", "/{endpoint}/{resource_id}"): lambda w: [
+    ("DELETE", "/{endpoint:scim_endpoint}/{resource_id}"): lambda w: [
         across(w, endpoint="Users", resource_id=w.a.user),
         inside(w, 404, endpoint="Users", resource_id=w.a.user),
         inside(w, 404, endpoint="Groups", resource_id=w.a.group),

@@ -37,6 +37,7 @@ from scim2_models import (
     Sort,
     UnauthorizedException,
 )
+from starlette.convertors import Convertor, register_url_convertor
 
 from tenantry.core.errors import Forbidden, Unauthorized
 from tenantry.core.settings import Settings
@@ -214,11 +215,30 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
     # Bulk request, a big group), go to the thread pool so they never hold up the event loop.
     router = APIRouter()
     access = Access(directory, settings)
-    _discovery_routes(router, access, settings)
-    _bulk_route(router, access, store, settings)
+    # The resource routes first: a request is matched against the routes in order, twice (FastAPI's included
+    # router), and nearly every request an IdP sends is to /Users or /Groups. Their ``{endpoint}`` never
+    # takes a name the fixed routes below hold (``_ResourceEndpoint``), so the order changes no answer.
     _query_routes(router, access, store, settings)
     _write_routes(router, access, store, settings)
+    _discovery_routes(router, access, settings)
+    _bulk_route(router, access, store, settings)
     return router
+
+
+class _ResourceEndpoint(Convertor[str]):
+    """A resource endpoint's path segment (``Users``, ``Groups``, or an unknown one, answered 404 by the route):
+    any segment but the fixed endpoints' names, which keep their own routes (discovery, ``/Bulk``, ``/.search``)."""
+
+    regex = r"(?!(?:ServiceProviderConfig|Schemas|ResourceTypes|Bulk|\.search)(?:/|$))[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("scim_endpoint", _ResourceEndpoint())
 
 
 # -- discovery (RFC 7644 §4), readable without a token ------------------------------------------
@@ -349,7 +369,7 @@ def _query_routes(router: APIRouter, access: Access, store: ScimStore, settings:
     def read(params: dict[str, Any]) -> SearchSpec:
         return read_search(params, default_count=settings.scim_default_count, max_results=settings.scim_max_results)
 
-    @router.get("/{endpoint}")
+    @router.get("/{endpoint:scim_endpoint}")
     async def list_resources(endpoint: str, request: Request) -> Response:
         ctx = await access.authed(request)
         rtype = ctx.endpoint(endpoint, write=False)
@@ -360,7 +380,7 @@ def _query_routes(router: APIRouter, access: Access, store: ScimStore, settings:
             return scim_response(ctx.query(store, rtype, spec))  # one indexed row: cheaper than a thread hop
         return scim_response(await run_in_threadpool(ctx.query, store, rtype, spec))
 
-    @router.post("/{endpoint}/.search")
+    @router.post("/{endpoint:scim_endpoint}/.search")
     async def search_resources(endpoint: str, request: Request) -> Response:
         ctx = await access.authed(request)
         rtype = ctx.endpoint(endpoint, write=False)
@@ -382,7 +402,7 @@ def _query_routes(router: APIRouter, access: Access, store: ScimStore, settings:
         window = combined[spec.start_index - 1 : spec.start_index - 1 + spec.count]
         return scim_response(list_response(window, sum(p["totalResults"] for p in pages), spec.start_index))
 
-    @router.get("/{endpoint}/{resource_id}")
+    @router.get("/{endpoint:scim_endpoint}/{resource_id}")
     async def get(endpoint: str, resource_id: str, request: Request) -> Response:
         ctx = await access.authed(request)
         rtype, rid = ctx.resource(endpoint, resource_id, write=False)
@@ -397,7 +417,7 @@ def _query_routes(router: APIRouter, access: Access, store: ScimStore, settings:
 
 
 def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings: Settings) -> None:
-    @router.post("/{endpoint}")
+    @router.post("/{endpoint:scim_endpoint}")
     async def create(endpoint: str, request: Request) -> Response:
         ctx = await access.authed(request)
         rtype = ctx.endpoint(endpoint, write=True)
@@ -407,7 +427,7 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
         ctx.record.entry.describe(doc, with_id=True)
         return ctx.respond(rtype, doc, read_projection(request.query_params), 201)
 
-    @router.put("/{endpoint}/{resource_id}")
+    @router.put("/{endpoint:scim_endpoint}/{resource_id}")
     async def replace(endpoint: str, resource_id: str, request: Request) -> Response:
         ctx = await access.authed(request)
         rtype, rid = ctx.resource(endpoint, resource_id, write=True)
@@ -417,7 +437,7 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
         ctx.record.entry.describe(doc)
         return ctx.respond(rtype, doc, read_projection(request.query_params))
 
-    @router.patch("/{endpoint}/{resource_id}")
+    @router.patch("/{endpoint:scim_endpoint}/{resource_id}")
     async def patch(endpoint: str, resource_id: str, request: Request) -> Response:
         ctx = await access.authed(request)
         rtype, rid = ctx.resource(endpoint, resource_id, write=True)
@@ -431,7 +451,7 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
             return Response(status_code=204, headers={"ETag": doc["meta"]["version"]})
         return ctx.respond(rtype, doc, projection)
 
-    @router.delete("/{endpoint}/{resource_id}")
+    @router.delete("/{endpoint:scim_endpoint}/{resource_id}")
     async def delete(endpoint: str, resource_id: str, request: Request) -> Response:
         ctx = await access.authed(request)
         rtype, rid = ctx.resource(endpoint, resource_id, write=True)
