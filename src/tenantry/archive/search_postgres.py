@@ -20,6 +20,15 @@ Schema:
   words', instead of five per-field scans ORed and a tenant filter on every row. Not a stored column: a count
   visits the heap row of every match, so the heap stays as narrow as before. A table made before gets the index
   built, and the indexes it replaces dropped, at the first start after upgrading.
+- The narrow table ``<table>_narrow`` (issue #16, goal 3): ``item_id`` and ``words``, ``ALL_WORDS`` of the row
+  without positions (``strip``), with a GIN index of its own, written by ``add`` from the rows it has just written,
+  in the same transaction. Its words are stored out of line (see ``_NARROW_PAD``), so a row is ~90 bytes, where
+  the table's are ~1.2 KB. PostgreSQL 15 has no index-only scan for GIN, and this server (15.20) reads the heap
+  page of every match even when the page is all-visible, so an exact count costs a heap visit per match: a query
+  whose index part says it all (no row part: words, prefixes, And/Or/Not of them, the mailbox scope) is counted
+  there, and its ids (``item_ids``) read there; the rest, ranking and pages use the table. A table made before
+  gets it filled at the first start after upgrading (~70 s at 1M items); every machine must then run this
+  version (an older one would not write it).
 
 Words are tantivy's: the text goes through the same ``prepare`` (a kana or CJK ideograph is a word of its own,
 an emoji the word ``emoji<code point>``), is split into runs of Unicode letters and digits and lower-cased in
@@ -132,6 +141,12 @@ ALL_WORDS = ("(" + " || ".join(_TEXT_COLUMNS[f][1] for f in DEFAULT_FIELDS)
 _OWN_INDEX_FIELDS = tuple(f for f in _TEXT_COLUMNS if f not in DEFAULT_FIELDS)
 _FIT_ORDER = tuple(sorted(DEFAULT_FIELDS, key=lambda f: f == "body"))
 _WORK_MEM = "64MB"
+# The narrow table (issue #16, goal 3): its row is the item id, a toast pointer to the words, and ``pad``. PostgreSQL
+# moves a value out of line only when the whole row is over ~2 KB (TOAST_TUPLE_THRESHOLD, compiled in; the table's
+# toast_tuple_target lowers the size toasting aims at, not the size that starts it), and nearly every row is under
+# it: the generated pad (2,100 spaces, ~35 bytes once compressed) lifts every row over it, so the words always go out
+# of line and the row stays ~90 bytes.
+_NARROW_PAD = 2100
 # An advisory lock key for the DDL (any constant; "tsearch" in ASCII).
 _DDL_LOCK = 0x7473656172636800
 
@@ -217,6 +232,22 @@ class _Cond:
 _FALSE = _Cond(None, "false")
 
 
+@dataclass(frozen=True)
+class _Scoped:
+    """A scoped query: ``query``, the SQL of the tsquery the words must match (the tenant's and mailboxes' marks and
+    the index part; None: nothing matches), and ``row``, what the table's row must show besides (None: nothing).
+    With no ``row`` the narrow table answers which items match."""
+
+    query: str | None
+    row: str | None
+
+    def on_table(self) -> str:
+        """The condition on the table itself (``ALL_WORDS`` and the row)."""
+        clauses = [] if self.query is None else [f"{ALL_WORDS} @@ ({self.query})"]
+        clauses += [] if self.row is None else [self.row]
+        return " AND ".join(f"({c})" for c in clauses)
+
+
 class PostgresSearchIndex:
     """A ``SearchIndex`` in the PostgreSQL database behind ``engine`` (SQLAlchemy, psycopg 3), shared by
     any number of machines reading and writing. The engine stays the caller's: ``close`` does not dispose it."""
@@ -261,11 +292,35 @@ class PostgresSearchIndex:
                 f"DROP INDEX IF EXISTS {t}_tenant_sent",
                 *(f"DROP INDEX IF EXISTS {t}_{_TEXT_COLUMNS[f][1]}" for f in DEFAULT_FIELDS),
             ]
+            n = self.narrow
             with self.engine.begin() as conn:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DDL_LOCK})
+                table_new, new = conn.execute(text("SELECT to_regclass(:t) IS NULL, to_regclass(:n) IS NULL"),
+                                              {"t": t, "n": n}).one()
                 for statement in statements:
                     conn.execute(text(statement))
+                # Issue #16, goal 3: the narrow table the counts read. A table made before gets it filled from its
+                # rows here, in the transaction that creates it (under the lock: no machine sees it half-filled);
+                # a narrow table left by a table since dropped is emptied with the new table's creation.
+                if table_new and not new:
+                    conn.execute(text(f"TRUNCATE {n}"))
+                conn.execute(text(
+                    f"CREATE TABLE IF NOT EXISTS {n} (item_id bigint PRIMARY KEY, words tsvector NOT NULL, "
+                    f"pad text GENERATED ALWAYS AS (repeat(' ', {_NARROW_PAD})) STORED) "
+                    "WITH (toast_tuple_target = 128)"))
+                if new:
+                    filled = conn.execute(text(
+                        f"INSERT INTO {n} (item_id, words) SELECT item_id, strip({ALL_WORDS}) FROM {t}")).rowcount
+                    if filled:
+                        conn.execute(text(f"ANALYZE {n}"))
+                conn.execute(text(f"CREATE INDEX IF NOT EXISTS {n}_words ON {n} USING gin (words)"))
             self._ready = True
+
+    @property
+    def narrow(self) -> str:
+        """The narrow table: ``item_id`` and ``words`` (``ALL_WORDS`` without positions, stored out of line) with a
+        GIN index, so a count visits a ~90-byte row per match, not the ~1.2 KB row of the table itself."""
+        return f"{self.table}_narrow"
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -307,14 +362,21 @@ class PostgresSearchIndex:
             rows.append(row)
         with self.engine.begin() as conn:
             conn.execute(statement, rows)
+            # The narrow table's words from the rows just written, in the same transaction (and in item id order,
+            # as above): computed by the database from the row itself, they cannot disagree with it.
+            conn.execute(text(
+                f"INSERT INTO {self.narrow} (item_id, words) SELECT item_id, strip({ALL_WORDS}) FROM {self.table} "
+                "WHERE item_id = ANY(:ids) ORDER BY item_id "
+                "ON CONFLICT (item_id) DO UPDATE SET words = EXCLUDED.words"), {"ids": sorted(latest)})
 
     def delete(self, item_ids: Sequence[int]) -> None:
         if not item_ids:
             return
         self._ensure()
+        ids = [int(i) for i in item_ids]
         with self.engine.begin() as conn:
-            conn.execute(text(f"DELETE FROM {self.table} WHERE item_id = ANY(:ids)"),
-                         {"ids": [int(i) for i in item_ids]})
+            conn.execute(text(f"DELETE FROM {self.table} WHERE item_id = ANY(:ids)"), {"ids": ids})
+            conn.execute(text(f"DELETE FROM {self.narrow} WHERE item_id = ANY(:ids)"), {"ids": ids})
 
     def commit(self) -> None:
         """Nothing to do: every ``add`` and ``delete`` committed its own transaction."""
@@ -323,6 +385,7 @@ class PostgresSearchIndex:
         self._ensure()
         with self.engine.begin() as conn:
             conn.execute(text(f"DELETE FROM {self.table}"))
+            conn.execute(text(f"DELETE FROM {self.narrow}"))
 
     def close(self) -> None:
         """Nothing is held between calls (connections go back to the engine's pool)."""
@@ -342,10 +405,9 @@ class PostgresSearchIndex:
         if order not in tuple(Order):
             raise UnsupportedQuery(f"unknown order {order!r}: relevance or newest")
         compiled = _Compiled()
-        where = self._scoped(tenant, node, users, compiled)
+        scoped = self._scoped(tenant, node, users, compiled)
         with self._connect() as conn:
-            total = int(conn.execute(text(f"SELECT count(*) FROM {self.table} WHERE {where}"),
-                                     compiled.params).scalar_one())
+            total = self._count(conn, scoped, compiled)
             if limit == 0 or total <= offset:
                 return SearchResult(total, [])
             if order == Order.RELEVANCE and compiled.ranked:
@@ -355,32 +417,41 @@ class PostgresSearchIndex:
             else:
                 score, sort = "0.0", "sent_at DESC, item_id DESC"
             rows = conn.execute(
-                text(f"SELECT item_id, ({score})::float8 AS score FROM {self.table} WHERE {where} "
+                text(f"SELECT item_id, ({score})::float8 AS score FROM {self.table} WHERE {scoped.on_table()} "
                      f"ORDER BY {sort} LIMIT :lim OFFSET :off"),
                 {**compiled.params, "lim": limit, "off": offset}).all()
         return SearchResult(total, [Hit(int(r[0]), float(r[1]) if order == Order.RELEVANCE else 0.0) for r in rows])
 
     def count(self, tenant: str, node: Node, users: Sequence[str] | None = None) -> int:
         compiled = _Compiled()
-        where = self._scoped(tenant, node, users, compiled)
+        scoped = self._scoped(tenant, node, users, compiled)
         with self._connect() as conn:
-            return int(conn.execute(text(f"SELECT count(*) FROM {self.table} WHERE {where}"),
-                                    compiled.params).scalar_one())
+            return self._count(conn, scoped, compiled)
 
     def count_by_user(self, tenant: str, node: Node, users: Sequence[str] | None = None) -> dict[str, int]:
         compiled = _Compiled()
-        where = self._scoped(tenant, node, users, compiled)
+        scoped = self._scoped(tenant, node, users, compiled)
         with self._connect() as conn:
-            rows = conn.execute(text(f"SELECT user_id, count(*) FROM {self.table} WHERE {where} GROUP BY user_id"),
-                                compiled.params).all()
+            rows = conn.execute(text(f"SELECT user_id, count(*) FROM {self.table} WHERE {scoped.on_table()} "
+                                     "GROUP BY user_id"), compiled.params).all()
         return {str(user): int(n) for user, n in rows}
 
     def item_ids(self, tenant: str, node: Node, users: Sequence[str] | None = None) -> set[int]:
         compiled = _Compiled()
-        where = self._scoped(tenant, node, users, compiled)
+        scoped = self._scoped(tenant, node, users, compiled)
         with self._connect() as conn:
-            return {int(i) for i in conn.execute(text(f"SELECT item_id FROM {self.table} WHERE {where}"),
+            return {int(i) for i in conn.execute(text(f"SELECT item_id FROM {self._from(scoped)}"),
                                                  compiled.params).scalars()}
+
+    def _count(self, conn: Connection, scoped: _Scoped, compiled: _Compiled) -> int:
+        return int(conn.execute(text(f"SELECT count(*) FROM {self._from(scoped)}"), compiled.params).scalar_one())
+
+    def _from(self, scoped: _Scoped) -> str:
+        """``<table> WHERE <condition>`` for the matching item ids: the narrow table when the index part says it
+        all (a count then visits ~90-byte rows), else the table itself."""
+        if scoped.row is None and scoped.query is not None:
+            return f"{self.narrow} WHERE words @@ ({scoped.query})"
+        return f"{self.table} WHERE {scoped.on_table()}"
 
     def max_item_id(self, tenant: str) -> int | None:
         with self._connect() as conn:
@@ -395,25 +466,30 @@ class PostgresSearchIndex:
         read and re-checked, which is what makes a count slow."""
         self._ensure()
         with self.engine.connect() as conn, conn.begin():
-            # Every query here carries an ALL_WORDS condition the GIN index answers. For a common word the planner
+            # Every query here carries a words condition a GIN index answers. For a common word the planner
             # would rather read the whole table and test every row's tsvector (its cost model prices @@ like a
-            # comparison): 1.05 s against 0.28 s for the index at 100,000 items, more at 1M. Both settings
-            # last until this transaction ends (set_config's is_local), in one round trip.
-            conn.execute(text("SELECT set_config('work_mem', :mem, true), set_config('enable_seqscan', 'off', true)"),
-                         {"mem": _WORK_MEM})
+            # comparison): 1.05 s against 0.28 s for the index at 100,000 items, more at 1M; on the narrow table it
+            # would read each row's words back from out of line. JIT off: at 1M items it spent ~80 ms compiling
+            # before a common word's count. No parallel workers: a search is one process's work, so many searches
+            # share the cores (at 1M items on 2 busy cores, a common word's newest page took p95 193 ms with two
+            # workers, 85 ms without). The settings last until this transaction ends (set_config's is_local), in
+            # one round trip.
+            conn.execute(text("SELECT set_config('work_mem', :mem, true), set_config('enable_seqscan', 'off', true), "
+                              "set_config('jit', 'off', true), "
+                              "set_config('max_parallel_workers_per_gather', '0', true)"), {"mem": _WORK_MEM})
             yield conn
 
     # -- the query tree to SQL --------------------------------------------------------------------
 
-    def _scoped(self, tenant: str, node: Node, users: Sequence[str] | None, compiled: _Compiled) -> str:
-        """The WHERE clause: the tenant (and mailboxes) and the query, as one index condition on ``ALL_WORDS``
-        where they can be, so that one GIN scan finds a word's matches in the tenant (see the module doc)."""
+    def _scoped(self, tenant: str, node: Node, users: Sequence[str] | None, compiled: _Compiled) -> _Scoped:
+        """The tenant (and mailboxes) and the query, as one tsquery on ``ALL_WORDS`` where they can be, so that one
+        GIN scan finds a word's matches in the tenant (see the module doc), and what the row must show besides."""
         scope = _lexeme(_TENANT_MARK + tenant, False)
         if users is not None:
             if isinstance(users, str):
                 raise TypeError("users is a sequence of user ids, not one string")
             if not users:
-                return "false"
+                return _Scoped(None, "false")
             scope += " & (" + " | ".join(_lexeme(_USER_MARK + u, False) for u in dict.fromkeys(users)) + ")"
         # CAST, not to_tsquery: the marks are lexemes as they are, not text for the parser to split. One tsquery
         # (&&), so one GIN scan intersects the tenant's posting list with the words' (two @@ conditions would be
@@ -424,10 +500,7 @@ class PostgresSearchIndex:
         query = f"CAST(:{compiled.bind(scope)} AS tsquery)"
         if cond.tsq is not None:
             query += f" && to_tsquery('simple', :{compiled.bind(cond.tsq)})"
-        clauses = [f"{ALL_WORDS} @@ ({query})"]
-        if cond.sql is not None:
-            clauses.append(cond.sql)
-        return " AND ".join(f"({c})" for c in clauses)
+        return _Scoped(query, cond.sql)
 
     def compile(self, node: Node, compiled: _Compiled, *, positive: bool = True) -> _Cond:
         """``node`` as a ``_Cond`` (unscoped: use only through ``_scoped``); its parameters go into ``compiled``,
