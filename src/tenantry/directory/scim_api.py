@@ -169,9 +169,10 @@ async def read_search_request(request: Request) -> dict[str, Any]:
 class Access:
     """The request's tenant and base URL (``context``), and its SCIM token checked (``authed``).
 
-    Every route calls one of them first thing, rather than declaring it a FastAPI dependency: FastAPI's
-    dependency solving cost a third of a filtered GET's CPU in-process (bench/scim_write_profile.py --mode get:
-    620 → 410 µs, issue #16), and these take nothing but the request."""
+    Every route calls one of them first thing, rather than declaring it a FastAPI dependency, and reads its path
+    parameters from the request (``_path``): FastAPI's dependency and parameter solving cost a third of a
+    filtered GET's CPU in-process (bench/scim_write_profile.py --mode get: 620 → 410 µs, issue #16), and these
+    take nothing but the request."""
 
     def __init__(self, directory: DirectoryService, settings: Settings) -> None:
         self.directory, self.settings = directory, settings
@@ -225,6 +226,13 @@ def build_router(store: ScimStore, directory: DirectoryService, settings: Settin
     return router
 
 
+def _path(request: Request) -> tuple[str, str]:
+    """``/<endpoint>/<id>``'s two segments. Routes read their path parameters from the request rather than
+    declaring them: FastAPI's parameter solving costs more than the rest of a filtered GET's routing (issue #16)."""
+    params = request.path_params
+    return params["endpoint"], params["resource_id"]
+
+
 class _ResourceEndpoint(Convertor[str]):
     """A resource endpoint's path segment (``Users``, ``Groups``, or an unknown one, answered 404 by the route):
     any segment but the fixed endpoints' names, which keep their own routes (discovery, ``/Bulk``, ``/.search``)."""
@@ -273,9 +281,9 @@ def _discovery_routes(router: APIRouter, access: Access, settings: Settings) -> 
         return scim_response(list_response(docs, len(docs)))
 
     @router.get("/Schemas/{schema_id:path}")
-    async def schema(schema_id: str, request: Request) -> Response:
+    async def schema(request: Request) -> Response:
         ctx = await access.context(request)
-        return one(documents(ctx, "Schema", schema_documents()), schema_id, "schema")
+        return one(documents(ctx, "Schema", schema_documents()), request.path_params["schema_id"], "schema")
 
     @router.get("/ResourceTypes")
     async def resource_types(request: Request) -> Response:
@@ -284,9 +292,10 @@ def _discovery_routes(router: APIRouter, access: Access, settings: Settings) -> 
         return scim_response(list_response(docs, len(docs)))
 
     @router.get("/ResourceTypes/{type_id}")
-    async def resource_type(type_id: str, request: Request) -> Response:
+    async def resource_type(request: Request) -> Response:
         ctx = await access.context(request)
-        return one(documents(ctx, "ResourceType", resource_type_documents()), type_id, "resource type")
+        return one(documents(ctx, "ResourceType", resource_type_documents()), request.path_params["type_id"],
+                   "resource type")
 
     @router.api_route("/ServiceProviderConfig", methods=["POST", "PUT", "PATCH", "DELETE"])
     @router.api_route("/Schemas", methods=["POST", "PUT", "PATCH", "DELETE"])
@@ -370,9 +379,9 @@ def _query_routes(router: APIRouter, access: Access, store: ScimStore, settings:
         return read_search(params, default_count=settings.scim_default_count, max_results=settings.scim_max_results)
 
     @router.get("/{endpoint:scim_endpoint}")
-    async def list_resources(endpoint: str, request: Request) -> Response:
+    async def list_resources(request: Request) -> Response:
         ctx = await access.authed(request)
-        rtype = ctx.endpoint(endpoint, write=False)
+        rtype = ctx.endpoint(request.path_params["endpoint"], write=False)
         params = dict(request.query_params)
         ctx.filtered(params.get("filter"))
         spec = read(params)
@@ -381,9 +390,9 @@ def _query_routes(router: APIRouter, access: Access, store: ScimStore, settings:
         return scim_response(await run_in_threadpool(ctx.query, store, rtype, spec))
 
     @router.post("/{endpoint:scim_endpoint}/.search")
-    async def search_resources(endpoint: str, request: Request) -> Response:
+    async def search_resources(request: Request) -> Response:
         ctx = await access.authed(request)
-        rtype = ctx.endpoint(endpoint, write=False)
+        rtype = ctx.endpoint(request.path_params["endpoint"], write=False)
         params = await read_search_request(request)
         ctx.filtered(params.get("filter"))
         return scim_response(await run_in_threadpool(ctx.query, store, rtype, read(params)))
@@ -403,9 +412,9 @@ def _query_routes(router: APIRouter, access: Access, store: ScimStore, settings:
         return scim_response(list_response(window, sum(p["totalResults"] for p in pages), spec.start_index))
 
     @router.get("/{endpoint:scim_endpoint}/{resource_id}")
-    async def get(endpoint: str, resource_id: str, request: Request) -> Response:
+    async def get(request: Request) -> Response:
         ctx = await access.authed(request)
-        rtype, rid = ctx.resource(endpoint, resource_id, write=False)
+        rtype, rid = ctx.resource(*_path(request), write=False)
         projection = read_projection(request.query_params)
         read_one = partial(store.get, ctx.tenant, rtype, rid, with_members=projection.with_members)
         doc = read_one() if store.reads_inline(rtype) else await run_in_threadpool(read_one)
@@ -418,9 +427,9 @@ def _query_routes(router: APIRouter, access: Access, store: ScimStore, settings:
 
 def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings: Settings) -> None:
     @router.post("/{endpoint:scim_endpoint}")
-    async def create(endpoint: str, request: Request) -> Response:
+    async def create(request: Request) -> Response:
         ctx = await access.authed(request)
-        rtype = ctx.endpoint(endpoint, write=True)
+        rtype = ctx.endpoint(request.path_params["endpoint"], write=True)
         payload = await read_body(request)
         ctx.sent(payload, resource_outline(payload))
         doc = await run_in_threadpool(store.create, ctx.tenant, rtype, payload)
@@ -428,9 +437,9 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
         return ctx.respond(rtype, doc, read_projection(request.query_params), 201)
 
     @router.put("/{endpoint:scim_endpoint}/{resource_id}")
-    async def replace(endpoint: str, resource_id: str, request: Request) -> Response:
+    async def replace(request: Request) -> Response:
         ctx = await access.authed(request)
-        rtype, rid = ctx.resource(endpoint, resource_id, write=True)
+        rtype, rid = ctx.resource(*_path(request), write=True)
         payload = await read_body(request)
         ctx.sent(payload, resource_outline(payload))
         doc = await run_in_threadpool(store.replace, ctx.tenant, rtype, rid, payload, request.headers.get("if-match"))
@@ -438,9 +447,9 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
         return ctx.respond(rtype, doc, read_projection(request.query_params))
 
     @router.patch("/{endpoint:scim_endpoint}/{resource_id}")
-    async def patch(endpoint: str, resource_id: str, request: Request) -> Response:
+    async def patch(request: Request) -> Response:
         ctx = await access.authed(request)
-        rtype, rid = ctx.resource(endpoint, resource_id, write=True)
+        rtype, rid = ctx.resource(*_path(request), write=True)
         payload = await read_body(request)
         ctx.record.entry.operation = patch_outline(payload)
         projection = read_projection(request.query_params)
@@ -452,9 +461,9 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
         return ctx.respond(rtype, doc, projection)
 
     @router.delete("/{endpoint:scim_endpoint}/{resource_id}")
-    async def delete(endpoint: str, resource_id: str, request: Request) -> Response:
+    async def delete(request: Request) -> Response:
         ctx = await access.authed(request)
-        rtype, rid = ctx.resource(endpoint, resource_id, write=True)
+        rtype, rid = ctx.resource(*_path(request), write=True)
         gone = await run_in_threadpool(store.delete, ctx.tenant, rtype, rid, request.headers.get("if-match"))
         ctx.record.entry.describe(gone)
         return Response(status_code=204)
