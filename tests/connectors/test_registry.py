@@ -178,3 +178,61 @@ def test_a_policy_set_on_the_service_is_the_one_every_part_uses(backend) -> None
     assert connectors.wizard.env.egress is policy and connectors.runner.env.egress is policy
     assert connectors.files.env.egress is policy and connectors.files.max_bytes == 1234
     assert connectors.upload_dir == connectors.files.upload_dir
+
+
+class FailingSource(MemorySource):
+    """Gives its items, then fails: a feed that drops the connection half-way."""
+
+    def items(self, since: datetime | None, until: datetime) -> Iterator[SourceItem | SourceIssue]:
+        yield from self.items_given
+        raise SourceUnavailable("the feed went away")
+
+
+def memory_connector(backend, tenant: str, people: People, kind: MemoryKind) -> tuple[ConnectorService, str]:  # noqa: ANN001
+    kinds = builtin()
+    kinds.add_source(kind)
+    connectors = ConnectorService(backend.db, backend.directory, backend.archive, backend.secrets, kinds=kinds)
+    info = connectors.create(tenant, name="Memory", kind="memory", by=as_admin(backend, tenant, people.admin),
+                             accept_terms=True, source={"shelf": "top"})
+    connectors.consent(tenant, info.id, as_admin(backend, tenant, people.admin))
+    return connectors, info.id
+
+
+def test_a_source_that_fails_while_a_batch_is_delivered_fails_the_run_with_that_batch_counted(
+        backend, tenant, people: People, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    # Batches of 2: the third item's batch is read while the first is on the delivery thread; the fifth fails.
+    monkeypatch.setattr("tenantry.connectors.runner.BATCH", 2)
+    kind = MemoryKind([item(n, "+49 170 1111111") for n in range(1, 5)])
+    kind.build = lambda spec: FailingSource(kind.items)  # type: ignore[method-assign]
+    connectors, connector_id = memory_connector(backend, tenant, people, kind)
+    report = connectors.run(tenant, connector_id, now=NOW)
+    assert report.status == "failed" and report.error == "the feed went away"
+    # Everything stored is counted: nothing in the mailbox that the report does not know of.
+    assert (report.seen, report.imported, report.copies) == (4, 4, 4)
+    assert backend.archive.count(tenant, people.alice, WHATSAPP_FOLDER) == 4
+
+
+def test_a_target_that_fails_on_a_batch_stops_the_run_before_the_batches_after_it(
+        backend, tenant, people: People, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr("tenantry.connectors.runner.BATCH", 2)
+    calls: list[int] = []
+    deliver = store.StoreTarget.deliver
+
+    def failing_second(self: store.StoreTarget, tenant: str, deliveries: Any) -> list[bool]:
+        calls.append(len(deliveries))
+        if len(calls) == 2:
+            raise TargetError("the archive is full")
+        return deliver(self, tenant, deliveries)
+
+    monkeypatch.setattr(store.StoreTarget, "deliver", failing_second)
+    connectors, connector_id = memory_connector(
+        backend, tenant, people, MemoryKind([item(n, "+49 170 1111111") for n in range(1, 9)]))
+    report = connectors.run(tenant, connector_id, now=NOW)
+    assert report.status == "failed" and report.error == "the archive is full"
+    assert calls == [2, 2]                       # the third batch was read, never handed to the target
+    assert (report.imported, report.copies) == (2, 2)
+    assert backend.archive.count(tenant, people.alice, WHATSAPP_FOLDER) == 2
+    # Run again once the target is well: what the first run stored is already there, the rest arrives.
+    monkeypatch.setattr(store.StoreTarget, "deliver", deliver)
+    again = connectors.run(tenant, connector_id, now=NOW)
+    assert again.status == "succeeded" and backend.archive.count(tenant, people.alice, WHATSAPP_FOLDER) == 8
