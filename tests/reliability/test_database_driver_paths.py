@@ -1,0 +1,49 @@
+"""``Database.read_rows`` and ``insert_rows``: on SQLite they bypass SQLAlchemy for speed (issue #16), so what
+they write and read must be what SQLAlchemy writes and reads, on both backends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from tenantry.core.clock import as_utc
+from tenantry.core.db import parse_when
+from tenantry.directory.models import ScimRequestLog
+
+WHEN = datetime(2026, 11, 30, 17, 4, 5, 123456, tzinfo=UTC)
+
+
+def row(tenant: str, n: int, **more: object) -> dict[str, object]:
+    return {"tenant_id": tenant, "at": WHEN, "request_id": f"req-{n}", "method": "PATCH", "status": 200,
+            "duration_ms": n, "resource_type": "User", "user_name": None, **more}
+
+
+def test_rows_inserted_on_the_driver_read_back_through_sqlalchemy_as_written(backend, tenant: str) -> None:  # noqa: ANN001
+    backend.db.insert_rows(ScimRequestLog.__table__, [row(tenant, 1), row(tenant, 2, user_name="Zoë")])
+    with backend.db.session() as session:
+        stored = session.scalars(select(ScimRequestLog).where(ScimRequestLog.tenant_id == tenant)
+                                 .order_by(ScimRequestLog.duration_ms)).all()
+    assert [(r.request_id, r.user_name, r.resource_type) for r in stored] == [
+        ("req-1", None, "User"), ("req-2", "Zoë", "User")]
+    assert all(as_utc(r.at) == WHEN for r in stored)   # microseconds kept; UTC
+
+
+def test_a_refused_row_inserts_none_of_its_batch_and_is_sqlalchemys_error(backend, tenant: str) -> None:  # noqa: ANN001
+    with pytest.raises(IntegrityError):
+        backend.db.insert_rows(ScimRequestLog.__table__, [row(tenant, 1), row(tenant, 2, method=None)])
+    with backend.db.session() as session:
+        assert session.scalars(select(ScimRequestLog).where(ScimRequestLog.tenant_id == tenant)).all() == []
+    backend.db.insert_rows(ScimRequestLog.__table__, [row(tenant, 3)])   # the connection is usable again
+    with backend.db.session() as session:
+        assert [r.request_id for r in session.scalars(
+            select(ScimRequestLog).where(ScimRequestLog.tenant_id == tenant))] == ["req-3"]
+
+
+def test_read_rows_gives_what_sqlalchemy_reads_once_its_times_are_parsed(backend, tenant: str) -> None:  # noqa: ANN001
+    backend.db.insert_rows(ScimRequestLog.__table__, [row(tenant, 7)])
+    rows = backend.db.read_rows(text("SELECT request_id, at FROM scim_request_log WHERE tenant_id = :tenant"),
+                                {"tenant": tenant})
+    assert [(r[0], as_utc(parse_when(r[1]))) for r in rows] == [("req-7", WHEN)]
