@@ -147,6 +147,12 @@ _WORK_MEM = "64MB"
 # it: the generated pad (2,100 spaces, ~35 bytes once compressed) lifts every row over it, so the words always go out
 # of line and the row stays ~90 bytes.
 _NARROW_PAD = 2100
+# The narrow table's words: each lexeme of ALL_WORDS (marks included) behind its row's tenant, without positions,
+# so that one lexeme ('7:contoso:ok') is a word in one tenant: no intersection with the tenant's mark. The tenant's
+# length first, so that no tenant and lexeme read as another's (a tenant may hold colons).
+_TENANT_WORDS = (f"array_to_tsvector(ARRAY(SELECT length(tenant) || ':' || tenant || ':' || lexeme "
+                 f"FROM unnest({ALL_WORDS})))")
+_QUOTED = re.compile(r"'((?:[^']|'')*)'")
 # An advisory lock key for the DDL (any constant; "tsearch" in ASCII).
 _DDL_LOCK = 0x7473656172636800
 
@@ -162,10 +168,11 @@ def indexed_text(value: str, budget: int = MAX_TSVECTOR_BYTES) -> str:
     return fitted(value, budget)[0]
 
 
-def fitted(value: str, budget: int) -> tuple[str, int]:
-    """``indexed_text`` and at most how many bytes its tsvector takes (an upper bound when far from ``budget``)."""
+def fitted(value: str, budget: int, extra: int = 0) -> tuple[str, int]:
+    """``indexed_text`` and at most how many bytes its tsvector takes (an upper bound when far from ``budget``),
+    counting ``extra`` more bytes for each distinct word (the narrow table's tenant prefix)."""
     found = words(value)
-    bound = 8 + _BYTES_PER_CHARACTER * len(value)
+    bound = 8 + (_BYTES_PER_CHARACTER + extra) * len(value)
     if bound <= budget:
         # Far from the limit, as nearly every text is: a character gives at most one word of at most 11 bytes
         # ("emoji10ffff"), and a word at most 10 bytes more (entry, alignment, position count, a position).
@@ -178,7 +185,7 @@ def fitted(value: str, budget: int) -> tuple[str, int]:
         grown = size
         if kept is None:                    # an entry, the lexeme (2-byte aligned), its position count, a position
             length = len(word.encode())
-            grown += 4 + length + (length & 1) + 2 + 2
+            grown += 4 + length + (length & 1) + 2 + 2 + extra
             seen[word] = (1, position)
         elif kept[0] < 256 and kept[1] != position:     # at most 256 distinct positions per lexeme
             grown += 2
@@ -197,6 +204,28 @@ def _lexeme(word: str, prefix: bool) -> str:
 def _sequence(items: Sequence[tuple[str, bool]]) -> str:
     """The tsquery text of words in order, adjacent (a prefix word marked ``:*``)."""
     return " <-> ".join(_lexeme(w, p) for w, p in items)
+
+
+def _tenant_prefix(tenant: str) -> str:
+    """What the narrow table puts before each lexeme of the tenant's rows (see ``_TENANT_WORDS``)."""
+    return f"{len(tenant)}:{tenant}:"
+
+
+def _in_tenant(tsq: str, tenant: str) -> str:
+    """A tsquery's text (its lexemes quoted by ``_lexeme``) with each lexeme behind the tenant's prefix."""
+    prefix = _tenant_prefix(tenant).replace("\\", "\\\\").replace("'", "''")
+    return _QUOTED.sub(lambda m: "'" + prefix + m.group(1) + "'", tsq)
+
+
+def _positive(node: Node) -> bool:
+    """Whether every row ``node`` matches holds one of its lexemes (for a node whose words say it all)."""
+    if isinstance(node, Term | Phrase | Near):
+        return True
+    if isinstance(node, And):
+        return any(_positive(item) for item in node.items)
+    if isinstance(node, Or):
+        return bool(node.items) and all(_positive(item) for item in node.items)
+    return False
 
 
 @dataclass
@@ -240,6 +269,7 @@ class _Scoped:
 
     query: str | None
     row: str | None
+    narrow: str | None = None       # with no row part: the SQL of the tsquery on the narrow table's words
 
     def on_table(self) -> str:
         """The condition on the table itself (``ALL_WORDS`` and the row)."""
@@ -304,13 +334,14 @@ class PostgresSearchIndex:
                 # a narrow table left by a table since dropped is emptied with the new table's creation.
                 if table_new and not new:
                     conn.execute(text(f"TRUNCATE {n}"))
+                conn.execute(text(f"DROP TABLE IF EXISTS {t}_narrow"))     # 94109d4's, its words not by tenant
                 conn.execute(text(
                     f"CREATE TABLE IF NOT EXISTS {n} (item_id bigint PRIMARY KEY, words tsvector NOT NULL, "
                     f"pad text GENERATED ALWAYS AS (repeat(' ', {_NARROW_PAD})) STORED) "
                     "WITH (toast_tuple_target = 128)"))
                 if new:
                     filled = conn.execute(text(
-                        f"INSERT INTO {n} (item_id, words) SELECT item_id, strip({ALL_WORDS}) FROM {t}")).rowcount
+                        f"INSERT INTO {n} (item_id, words) SELECT item_id, {_TENANT_WORDS} FROM {t}")).rowcount
                     if filled:
                         conn.execute(text(f"ANALYZE {n}"))
                 conn.execute(text(f"CREATE INDEX IF NOT EXISTS {n}_words ON {n} USING gin (words)"))
@@ -318,9 +349,10 @@ class PostgresSearchIndex:
 
     @property
     def narrow(self) -> str:
-        """The narrow table: ``item_id`` and ``words`` (``ALL_WORDS`` without positions, stored out of line) with a
-        GIN index, so a count visits a ~90-byte row per match, not the ~1.2 KB row of the table itself."""
-        return f"{self.table}_narrow"
+        """The narrow table: ``item_id`` and ``words`` (``ALL_WORDS``'s lexemes behind the tenant, without positions,
+        stored out of line) with a GIN index, so a count visits a ~90-byte row per match, not the ~1.2 KB row of the
+        table itself."""
+        return f"{self.table}_by_tenant"
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -354,10 +386,15 @@ class PostgresSearchIndex:
                 row[f"t_{_TEXT_COLUMNS[name][1]}"] = indexed_text(str(getattr(doc, _TEXT_COLUMNS[name][0])))
             # ALL_WORDS holds the default fields together, so together they must fit in one tsvector: each takes
             # from what the ones before left, the body last (the field that runs long, and is cut first).
-            budget = MAX_TSVECTOR_BYTES - 32 - len(_TENANT_MARK + doc.tenant + _USER_MARK + doc.user_id) * 4
+            # The narrow table's words take each word with the tenant's prefix but no position (at least 4 bytes
+            # less: the position count and one position): counting the difference for every word fits both.
+            prefix = len(_tenant_prefix(doc.tenant).encode())
+            extra = max(0, prefix - 4)
+            budget = (MAX_TSVECTOR_BYTES - 32 - 2 * prefix
+                      - len(_TENANT_MARK + doc.tenant + _USER_MARK + doc.user_id) * 4)
             for name in _FIT_ORDER:
                 attribute, column = _TEXT_COLUMNS[name]
-                row[f"t_{column}"], used = fitted(str(getattr(doc, attribute)), budget)
+                row[f"t_{column}"], used = fitted(str(getattr(doc, attribute)), budget, extra)
                 budget -= used
             rows.append(row)
         with self.engine.begin() as conn:
@@ -365,7 +402,7 @@ class PostgresSearchIndex:
             # The narrow table's words from the rows just written, in the same transaction (and in item id order,
             # as above): computed by the database from the row itself, they cannot disagree with it.
             conn.execute(text(
-                f"INSERT INTO {self.narrow} (item_id, words) SELECT item_id, strip({ALL_WORDS}) FROM {self.table} "
+                f"INSERT INTO {self.narrow} (item_id, words) SELECT item_id, {_TENANT_WORDS} FROM {self.table} "
                 "WHERE item_id = ANY(:ids) ORDER BY item_id "
                 "ON CONFLICT (item_id) DO UPDATE SET words = EXCLUDED.words"), {"ids": sorted(latest)})
 
@@ -449,8 +486,8 @@ class PostgresSearchIndex:
     def _from(self, scoped: _Scoped) -> str:
         """``<table> WHERE <condition>`` for the matching item ids: the narrow table when the index part says it
         all (a count then visits ~90-byte rows), else the table itself."""
-        if scoped.row is None and scoped.query is not None:
-            return f"{self.narrow} WHERE words @@ ({scoped.query})"
+        if scoped.narrow is not None:
+            return f"{self.narrow} WHERE words @@ {scoped.narrow}"
         return f"{self.table} WHERE {scoped.on_table()}"
 
     def max_item_id(self, tenant: str) -> int | None:
@@ -500,7 +537,20 @@ class PostgresSearchIndex:
         query = f"CAST(:{compiled.bind(scope)} AS tsquery)"
         if cond.tsq is not None:
             query += f" && to_tsquery('simple', :{compiled.bind(cond.tsq)})"
-        return _Scoped(query, cond.sql)
+        if cond.sql is not None:
+            return _Scoped(query, cond.sql)
+        # No row part: every word is a plain ASCII word or prefix, which the parser keeps as it is, so the narrow
+        # table's query is the same words, each behind the tenant, as they are (CAST). Its marks only where the
+        # words alone could match a row without any of its lexemes (a Not, MatchAll): the tenant's mark is in
+        # every row of the tenant, and ANDing it costs a pass over its whole posting list.
+        parts = [] if cond.tsq is None else [_in_tenant(cond.tsq, tenant)]
+        if users is not None:
+            parts.append(" | ".join(_lexeme(_tenant_prefix(tenant) + _USER_MARK + u, False)
+                                    for u in dict.fromkeys(users)))
+        elif cond.tsq is None or not _positive(node):
+            parts.append(_lexeme(_tenant_prefix(tenant) + _TENANT_MARK + tenant, False))
+        narrow = " & ".join(f"({p})" for p in parts)
+        return _Scoped(query, None, f"CAST(:{compiled.bind(narrow)} AS tsquery)")
 
     def compile(self, node: Node, compiled: _Compiled, *, positive: bool = True) -> _Cond:
         """``node`` as a ``_Cond`` (unscoped: use only through ``_scoped``); its parameters go into ``compiled``,
