@@ -20,15 +20,18 @@ Schema:
   words', instead of five per-field scans ORed and a tenant filter on every row. Not a stored column: a count
   visits the heap row of every match, so the heap stays as narrow as before. A table made before gets the index
   built, and the indexes it replaces dropped, at the first start after upgrading.
-- The narrow table ``<table>_narrow`` (issue #16, goal 3): ``item_id`` and ``words``, ``ALL_WORDS`` of the row
-  without positions (``strip``), with a GIN index of its own, written by ``add`` from the rows it has just written,
-  in the same transaction. Its words are stored out of line (see ``_NARROW_PAD``), so a row is ~90 bytes, where
-  the table's are ~1.2 KB. PostgreSQL 15 has no index-only scan for GIN, and this server (15.20) reads the heap
-  page of every match even when the page is all-visible, so an exact count costs a heap visit per match: a query
-  whose index part says it all (no row part: words, prefixes, And/Or/Not of them, the mailbox scope) is counted
-  there, and its ids (``item_ids``) read there; the rest, ranking and pages use the table. A table made before
-  gets it filled at the first start after upgrading (~70 s at 1M items); every machine must then run this
-  version (an older one would not write it).
+- The narrow table ``<table>_by_tenant`` (issue #16, goal 3): ``item_id`` and ``words``, each lexeme of the row's
+  ``ALL_WORDS`` (marks included) behind ``<length of tenant>:<tenant>:``, without positions, with a GIN index of its
+  own, written by ``add`` from the rows it has just written, in the same transaction. Its words are stored out of
+  line (see ``_NARROW_PAD``), so a row is ~90 bytes, where the table's are ~1.2 KB. PostgreSQL 15 has no
+  index-only scan for GIN, and this server (15.20) reads the heap page of every match even when the page is
+  all-visible, so an exact count costs a heap visit per match: a query whose index part says it all (no row part:
+  words, prefixes, And/Or/Not of them, the mailbox scope) is counted there, and its ids (``item_ids``) read there;
+  the rest, ranking and pages use the table. A word there is a word in one tenant, so its count reads its own
+  posting list; the tenant's mark (in every row of the tenant) is ANDed only where the words alone could match a
+  row holding none of them (a Not, MatchAll). A table made before gets it filled at the first start after
+  upgrading (~2 minutes at 1M items); every machine must then run this version (an older one would not write it).
+  The default fields are fitted so that the prefixed words fit one tsvector too.
 
 Words are tantivy's: the text goes through the same ``prepare`` (a kana or CJK ideograph is a word of its own,
 an emoji the word ``emoji<code point>``), is split into runs of Unicode letters and digits and lower-cased in
@@ -66,7 +69,8 @@ so a phrase or NEAR beyond a field's 16,383rd word does not match, a single word
 most 256 positions, and one tsvector holds at most 1 MB: ``indexed_text`` cuts the text where it would
 outgrow that (a few hundred thousand distinct words), rather than fail the batch; words after the cut are not
 found. The default fields share one 1 MB (``ALL_WORDS`` holds them together): the body is cut first. A tenant or
-user id must be under 2 KB (a lexeme's limit).
+user id must be under 2 KB (a lexeme's limit), and so must the narrow table's lexemes: the tenant, its length and
+a word or the mailbox's mark.
 
 Every ``add`` and ``delete`` commits its own transaction, so ``commit`` has nothing to do: a change is
 searchable from every machine as soon as the call returns (tantivy waits for ``commit``).
