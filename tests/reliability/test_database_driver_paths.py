@@ -3,6 +3,7 @@ they write and read must be what SQLAlchemy writes and reads, on both backends."
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -47,3 +48,19 @@ def test_read_rows_gives_what_sqlalchemy_reads_once_its_times_are_parsed(backend
     rows = backend.db.read_rows(text("SELECT request_id, at FROM scim_request_log WHERE tenant_id = :tenant"),
                                 {"tenant": tenant})
     assert [(r[0], as_utc(parse_when(r[1]))) for r in rows] == [("req-7", WHEN)]
+
+
+def test_read_rows_keeps_no_connection_of_a_thread_that_has_ended(backend, tenant: str) -> None:  # noqa: ANN001
+    if not backend.db.is_sqlite:
+        pytest.skip("SQLite's own read connections; PostgreSQL reads through the pool")
+    statement = text("SELECT count(*) FROM scim_request_log WHERE tenant_id = :tenant")
+    for _ in range(20):   # short-lived threads, as the thread pool's idle workers exit
+        worker = threading.Thread(target=backend.db.read_rows, args=(statement, {"tenant": tenant}))
+        worker.start()
+        worker.join()
+    assert backend.db.read_rows(statement, {"tenant": tenant}) == [(0,)]
+    alive = {t.ident for t in threading.enumerate()}
+    # The ended threads' connections were closed as new ones were opened: at most one of them is left over.
+    assert len([i for i in backend.db._reader_connections if i not in alive]) <= 1
+    backend.db.insert_rows(ScimRequestLog.__table__, [row(tenant, 1)])
+    assert backend.db.read_rows(statement, {"tenant": tenant}) == [(1,)]   # the kept connection sees new commits

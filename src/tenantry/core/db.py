@@ -6,9 +6,10 @@ Alembic migrations are applied on start, so a fresh data folder and an old one r
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
@@ -138,6 +139,10 @@ class Database:
         # SQLite has one writer at a time; threads that race for it fall into its busy handler, which sleeps
         # in growing steps (hundreds of ms under load). Queueing writers here, in order, is fairer and faster.
         self._write_lock = threading.Lock() if url.startswith("sqlite") else None
+        # read_rows' connection of each thread (SQLite), and every one opened, for dispose().
+        self._readers = threading.local()
+        self._readers_lock = threading.Lock()
+        self._reader_connections: dict[int, tuple[int, Any]] = {}   # thread ident → (pid, connection)
         # insert_rows' statement and value conversions, by (table, columns).
         self._inserts: dict[tuple[str, tuple[str, ...]], tuple[str, list[tuple[int, Any]]]] = {}
 
@@ -186,14 +191,9 @@ class Database:
         Elsewhere through SQLAlchemy, with the statement's column types applied.
         """
         if self.is_sqlite:
-            raw = self.engine.raw_connection()
-            try:
-                clause = cast(TextClause, statement.element if isinstance(statement, TextualSelect) else statement)
-                rows: list[tuple[Any, ...]] = raw.driver_connection.execute(  # type: ignore[union-attr]
-                    clause.text, params).fetchall()
-                return rows
-            finally:
-                raw.close()
+            clause = cast(TextClause, statement.element if isinstance(statement, TextualSelect) else statement)
+            rows: list[tuple[Any, ...]] = self._reader().execute(clause.text, params).fetchall()
+            return rows
         with self.engine.connect() as conn:
             return conn.execute(statement, params).all()
 
@@ -245,7 +245,42 @@ class Database:
             finally:
                 raw.close()
 
+    def _reader(self) -> Any:
+        """This thread's SQLite connection for ``read_rows``, opened once (with the engine's pragmas) and kept out
+        of the pool: checking one out of the pool and back cost as much as the query. It never opens a
+        transaction, so each statement reads the newest commit (WAL). A forked process opens its own."""
+        held = getattr(self._readers, "held", None)
+        pid = os.getpid()
+        if held is None or held[0] != pid:
+            raw = self.engine.raw_connection()
+            held = self._readers.held = (pid, raw.driver_connection)
+            raw.detach()   # ours now: the pool neither reuses nor resets it
+            with self._readers_lock:
+                # Worker threads come and go (the thread pool's idle ones exit): their connections are closed
+                # when a new one is opened, so there are never more than threads. One opened before a fork is
+                # the parent's: forgotten here, never closed.
+                alive = {t.ident for t in threading.enumerate()}
+                for ident in [i for i, (p, _) in self._reader_connections.items() if i not in alive or p != pid]:
+                    owner, connection = self._reader_connections.pop(ident)
+                    if owner == pid:
+                        with suppress(Exception):
+                            connection.close()
+                reused = self._reader_connections.get(threading.get_ident())   # a dead thread's ident, reused
+                if reused is not None and reused[0] == pid:
+                    with suppress(Exception):
+                        reused[1].close()
+                self._reader_connections[threading.get_ident()] = held
+        return held[1]
+
     def dispose(self) -> None:
+        with self._readers_lock:
+            readers, self._reader_connections = list(self._reader_connections.values()), {}
+        for owner, connection in readers:
+            if owner != os.getpid():
+                continue
+            with suppress(Exception):   # closed already
+                connection.close()
+        self._readers = threading.local()
         self.engine.dispose()
 
 
