@@ -15,7 +15,6 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -42,7 +41,7 @@ from tenantry.connectors.registry import Environment, Kinds
 from tenantry.connectors.results import ReportedIssue, RunReport, RunSummary, UnmappedParticipant
 from tenantry.connectors.schedule import next_daily, retry_at
 from tenantry.connectors.sources import ExportUpload, SourceUnavailable
-from tenantry.connectors.targets import TargetError
+from tenantry.connectors.targets import Target, TargetError
 from tenantry.connectors.uploads import ExportFiles
 from tenantry.connectors.wizard import CONSENT_HINT
 from tenantry.core.clock import as_utc, utcnow
@@ -150,44 +149,21 @@ class ConnectorRunner:
         error: str | None = None
         target = self.kinds.open_target(connector, self.env)
         source = self.kinds.open_source(connector, self.env, uploads, mapper.person_keys, target.history(tenant))
-        # One batch is delivered on a worker thread while the next is read, mapped and rendered on this one: the
-        # database's and the index's work (which let go of the GIL) overlaps the per-item Python (issue #16).
-        # Counts, issues and progress are kept on this thread, in batch order, once each delivery has returned.
-        deliverer = ThreadPoolExecutor(1, thread_name_prefix=f"run-deliver-{run_id[:8]}")
-        pending: _InFlight | None = None
-
-        def settle() -> None:
-            nonlocal pending
-            if pending is None:
-                return
-            batch, pending = pending, None
-            self._account(batch.prepared, batch.results.result(), counts)
-            self._flush_issues(run_id, issues)
-            self._save_counts(run_id, counts)
-            if progress:
-                progress(counts.seen, None)
-
         try:
             for batch in _batches(source.items(started.window_start, now), BATCH):
-                prepared = self._prepare(tenant, connector, batch, mapper, counts, issues)
-                settle()
-                pending = _InFlight(prepared, deliverer.submit(target.deliver, tenant, prepared.deliveries)
-                                    if prepared.deliveries else _done([]))
-            settle()
+                self._run_batch(tenant, connector, batch, mapper, target, counts, issues)
+                self._flush_issues(run_id, issues)
+                self._save_counts(run_id, counts)
+                if progress:
+                    progress(counts.seen, None)
         except (SourceUnavailable, TargetError, TenantryError) as exc:
             error = str(exc)
         finally:
+            source.close()
             try:
-                settle()   # a delivery in flight when the source failed: what it stored is counted
-            except (TargetError, TenantryError) as exc:
-                error = error or str(exc)
-            finally:
-                deliverer.shutdown()
-                source.close()
-                try:
-                    target.close()      # the store target: everything delivered is searchable from here on
-                except TenantryError as exc:
-                    error = error or f"the items were stored, but {exc}"
+                target.close()      # the store target: everything delivered is searchable from here on
+            except TenantryError as exc:
+                error = error or f"the items were stored, but {exc}"
         self._flush_issues(run_id, issues)
         return self._finish(tenant, connector_id, run_id, counts, error, [f.id for f in started.files], now)
 
@@ -229,9 +205,8 @@ class ConnectorRunner:
             session.expunge(connector)
         return _Started(run.id, connector, rows, files, window_start)
 
-    def _prepare(self, tenant: str, connector: Connector, batch: list[SourceItem | SourceIssue],
-                 mapper: UserMapper, counts: RunCounts, issues: list[SourceIssue]) -> _Prepared:
-        """A batch's issues counted and its items mapped and rendered: the deliveries to make."""
+    def _run_batch(self, tenant: str, connector: Connector, batch: list[SourceItem | SourceIssue],
+                   mapper: UserMapper, target: Target, counts: RunCounts, issues: list[SourceIssue]) -> None:
         items = [b for b in batch if isinstance(b, SourceItem)]
         for b in batch:
             if isinstance(b, SourceIssue):
@@ -242,21 +217,18 @@ class ConnectorRunner:
         people = [p for item in items for p in item.participants] + [i.sender for i in items if i.sender]
         mapper.prefetch([p.phone for p in people if p.phone], [p.email for p in people if p.email])
         owners = self._owner_recipients(tenant, {u for item in items for u in item.owner_user_ids})
-        prepared = _Prepared([], [])
+        deliveries: list[Delivery] = []
+        delivered_items: list[tuple[SourceItem, int]] = []
         for item in items:
             copies = _deliveries(item, connector, mapper, owners, counts, issues)
             if copies:
-                prepared.deliveries.extend(copies)
-                prepared.items.append((item, len(copies)))
-        return prepared
-
-    @staticmethod
-    def _account(prepared: _Prepared, results: list[bool], counts: RunCounts) -> None:
-        """Count what the target did with a batch's deliveries."""
+                deliveries.extend(copies)
+                delivered_items.append((item, len(copies)))
+        results = target.deliver(tenant, deliveries) if deliveries else []
         counts.copies += sum(results)
         counts.duplicates += len(results) - sum(results)
         start = 0
-        for item, copies_made in prepared.items:
+        for item, copies_made in delivered_items:
             counts.imported += 1
             counts.by_kind[item.kind.value] = counts.by_kind.get(item.kind.value, 0) + 1
             if not any(results[start:start + copies_made]):
@@ -437,24 +409,6 @@ def _recipients(item: SourceItem, mapper: UserMapper) -> dict[Participant, Recip
         if users:
             found[p] = users[0]
     return found
-
-
-@dataclass
-class _Prepared:
-    deliveries: list[Delivery]
-    items: list[tuple[SourceItem, int]]   # each delivered item and how many of the deliveries are its copies
-
-
-@dataclass
-class _InFlight:
-    prepared: _Prepared
-    results: Future[list[bool]]
-
-
-def _done(results: list[bool]) -> Future[list[bool]]:
-    future: Future[list[bool]] = Future()
-    future.set_result(results)
-    return future
 
 
 def _batches(iterator: Iterator[SourceItem | SourceIssue], size: int) -> Iterator[list[SourceItem | SourceIssue]]:
