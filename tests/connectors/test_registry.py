@@ -200,7 +200,7 @@ def memory_connector(backend, tenant: str, people: People, kind: MemoryKind) -> 
 
 def test_a_source_that_fails_while_a_batch_is_delivered_fails_the_run_with_that_batch_counted(
         backend, tenant, people: People, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    # Batches of 2: the third item's batch is read while the first is on the delivery thread; the fifth fails.
+    # Batches of 2: two are delivered, then the source fails before a third.
     monkeypatch.setattr("tenantry.connectors.runner.BATCH", 2)
     kind = MemoryKind([item(n, "+49 170 1111111") for n in range(1, 5)])
     kind.build = lambda spec: FailingSource(kind.items)  # type: ignore[method-assign]
@@ -229,7 +229,7 @@ def test_a_target_that_fails_on_a_batch_stops_the_run_before_the_batches_after_i
         backend, tenant, people, MemoryKind([item(n, "+49 170 1111111") for n in range(1, 9)]))
     report = connectors.run(tenant, connector_id, now=NOW)
     assert report.status == "failed" and report.error == "the archive is full"
-    assert calls == [2, 2]                       # the third batch was read, never handed to the target
+    assert calls == [2, 2]                       # no batch after the failed one reached the target
     assert (report.imported, report.copies) == (2, 2)
     assert backend.archive.count(tenant, people.alice, WHATSAPP_FOLDER) == 2
     # Run again once the target is well: what the first run stored is already there, the rest arrives.
