@@ -220,8 +220,8 @@ def run_server(kind: str, keep: bool, database_url: str | None = None, answer: b
         cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(port), str(workdir / "answer.json")]
         base = f"http://127.0.0.1:{port}/scim/v2"
     else:
-        cmd = [str(BIN / "scim2-server"), "--hostname", "127.0.0.1", "--port", str(port),
-               "--bearer-token", token]
+        # One argument, "--bearer-token=…": a random token may begin with "-", which argparse takes for an option.
+        cmd = [str(BIN / "scim2-server"), "--hostname", "127.0.0.1", "--port", str(port), f"--bearer-token={token}"]
         base = f"http://127.0.0.1:{port}/v2"
     log = workdir / "server.log"
     with open(log, "wb") as out:
