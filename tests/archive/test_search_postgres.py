@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -229,12 +230,22 @@ def _narrow_rows(engine: sa.Engine, idx: PostgresSearchIndex) -> list[int]:
         return list(conn.execute(sa.text(f"SELECT item_id FROM {idx.narrow} ORDER BY item_id")).scalars())
 
 
-def test_a_narrow_row_keeps_its_words_out_of_line_whatever_the_texts_length(pg_engine) -> None:
-    table = "search_narrow_width"
-    with pg_engine.begin() as conn:
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}, {table}_by_tenant"))
-    idx = PostgresSearchIndex(pg_engine, table=table)
+@contextmanager
+def _scratch_table(engine: sa.Engine, table: str) -> Iterator[str]:
+    """``table`` (and its narrow table) dropped before the test and after it."""
+    def drop() -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}, {table}_by_tenant"))
+    drop()
     try:
+        yield table
+    finally:
+        drop()
+
+
+def test_a_narrow_row_keeps_its_words_out_of_line_whatever_the_texts_length(pg_engine) -> None:
+    with _scratch_table(pg_engine, "search_narrow_width") as table:
+        idx = PostgresSearchIndex(pg_engine, table=table)
         idx.add([doc(i, "u1", body=" ".join(f"w{i}x{j}" for j in range(i % 150)), participants="Anna Schmidt")
                  for i in range(1, 1001)])
         with pg_engine.connect() as conn:
@@ -244,17 +255,11 @@ def test_a_narrow_row_keeps_its_words_out_of_line_whatever_the_texts_length(pg_e
         assert table_size > 4 * narrow
         assert idx.count("contoso", Term("w899x148")) == 1
         assert idx.count("contoso", Term("anna")) == 1000
-    finally:
-        with pg_engine.begin() as conn:
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}, {table}_by_tenant"))
 
 
 def test_a_table_made_before_the_narrow_table_gets_it_filled_at_first_use(pg_engine) -> None:
-    table = "search_before_narrow"
-    with pg_engine.begin() as conn:
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}, {table}_by_tenant"))
-    old = PostgresSearchIndex(pg_engine, table=table)
-    try:
+    with _scratch_table(pg_engine, "search_before_narrow") as table:
+        old = PostgresSearchIndex(pg_engine, table=table)
         old.add([doc(i, "u1" if i % 2 else "u2", body="kept" if i % 3 else "gone") for i in range(1, 31)])
         with pg_engine.begin() as conn:                  # as a table made before issue #16 goal 3 looks
             conn.execute(sa.text(f"DROP TABLE {table}_by_tenant"))
@@ -272,9 +277,6 @@ def test_a_table_made_before_the_narrow_table_gets_it_filled_at_first_use(pg_eng
             conn.execute(sa.text(f"DROP TABLE {table}"))
         again = PostgresSearchIndex(pg_engine, table=table)
         assert again.count("contoso", Term("kept")) == 0 and _narrow_rows(pg_engine, again) == []
-    finally:
-        with pg_engine.begin() as conn:
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}, {table}_by_tenant"))
 
 
 def test_a_table_made_before_issue_16_gains_the_words_index_and_drops_the_indexes_it_replaces(pg_engine) -> None:
