@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc, utcnow
-from tenantry.core.db import FOR_WRITE, Database, parse_when
+from tenantry.core.db import FOR_WRITE, Database, parse_when, run_prebuilt
 from tenantry.directory.models import Group, GroupMember, User, UserValue
 from tenantry.directory.scim_filter import fold
 from tenantry.protocols.phones import phone_key
@@ -268,9 +268,9 @@ class UserRepository(Repository[User]):
             # Only the attributes whose values changed are re-indexed (a PATCH of givenName is one row, not 15).
             stale, rows = changed_index_rows(index_rows(orjson.loads(before), self.region), rows)
             if stale:
-                conn.execute(_DELETE_VALUES, [{"user_id": row_id, "attr": attr} for attr in stale])
+                run_prebuilt(conn, _DELETE_VALUES, [{"user_id": row_id, "attr": attr} for attr in stale])
         if rows:
-            conn.execute(_INSERT_VALUES, [{**r, "user_id": row_id, "tenant_id": tenant} for r in rows])
+            run_prebuilt(conn, _INSERT_VALUES, [{**r, "user_id": row_id, "tenant_id": tenant} for r in rows])
 
     def patch_simple(self, session: Session, tenant: str, resource_id: str, ops: list[SimpleSet],
                      if_match: str | None) -> dict[str, Any] | None:
@@ -278,30 +278,33 @@ class UserRepository(Repository[User]):
         (locked, as ``row(lock=True)``), its If-Match checked, the new document written with only its changed
         values re-indexed, and the resource returned. None, having changed nothing, when the PATCH needs the
         general path after all (an attribute the resource does not hold yet)."""
-        conn = session.connection()   # Core on the session's transaction: no unit of work for one row
-        found = conn.execute(_USER_FOR_WRITE, {"id": resource_id}).first()
-        if found is None or found.tenant_id != tenant:
+        # Core on the session's transaction, no unit of work for one row; on SQLite on the driver (run_prebuilt).
+        conn = session.connection()
+        found = run_prebuilt(conn, _USER_FOR_WRITE, {"id": resource_id})
+        if not found or found[0][0] != tenant:
             raise NotFoundException(detail=f"User {resource_id} not found")
-        check_if_match(if_match, found.version)
-        applied = apply_simple_patch(orjson.loads(found.resource), ops)
+        _, resource, version, created, modified, user_name_key = found[0]
+        check_if_match(if_match, version)
+        applied = apply_simple_patch(orjson.loads(resource), ops)
         if applied is None:
             return None
         doc, changed = applied
-        version, modified = found.version, found.last_modified
+        modified = parse_when(modified)
         if changed:
             version, modified = version + 1, max(utcnow(), as_utc(modified))
-            columns = self._columns(conn, tenant, resource_id, found.user_name_key, doc)
+            columns = self._columns(conn, tenant, resource_id, user_name_key, doc)
             try:
-                conn.execute(_UPDATE_USER, {**columns, "resource": orjson.dumps(doc).decode(), "version": version,
-                                               "last_modified": modified, "row_id": resource_id})
+                run_prebuilt(conn, _UPDATE_USER, {**columns, "resource": orjson.dumps(doc).decode(),
+                                                  "version": version, "last_modified": modified,
+                                                  "row_id": resource_id})
             except IntegrityError as exc:   # a concurrent writer took the userName: the constraint decides
                 raise UniquenessException(detail="a resource with the same unique attribute exists") from exc
-            self._reindex(conn, tenant, resource_id, found.resource, doc)
+            self._reindex(conn, tenant, resource_id, resource, doc)
         out: dict[str, Any] = {"id": resource_id, **doc}
         groups = groups_of(conn, tenant, [resource_id]).get(resource_id)
         if groups:
             out["groups"] = groups
-        out["meta"] = meta("User", found.created, modified, version)
+        out["meta"] = meta("User", parse_when(created), modified, version)
         return out
 
     def quick(self, filter_text: str | None) -> tuple[str, str] | None:
@@ -411,8 +414,13 @@ def groups_of(session: Session | Connection, tenant: str, user_ids: Sequence[str
     if not user_ids:
         return {}
     result: dict[str, list[dict[str, Any]]] = {}
-    found = (session.execute(_GROUPS_OF_ONE, {"tenant": tenant, "id": user_ids[0]}) if len(user_ids) == 1
-             else session.execute(_GROUPS_OF, {"tenant": tenant, "ids": list(user_ids)}))
+    found: Iterable[Sequence[Any]]
+    if len(user_ids) > 1:
+        found = session.execute(_GROUPS_OF, {"tenant": tenant, "ids": list(user_ids)})
+    elif isinstance(session, Connection):   # a simple PATCH's answer: on the driver on SQLite
+        found = run_prebuilt(session, _GROUPS_OF_ONE, {"tenant": tenant, "id": user_ids[0]})
+    else:
+        found = session.execute(_GROUPS_OF_ONE, {"tenant": tenant, "id": user_ids[0]})
     for member_id, group_id, display in found:
         result.setdefault(member_id, []).append({"value": group_id, "display": display, "type": "direct"})
     return result
