@@ -157,8 +157,8 @@ class Database:
         self._readers = threading.local()
         self._readers_lock = threading.Lock()
         self._reader_connections: dict[int, tuple[int, Any]] = {}   # thread ident → (pid, connection)
-        # insert_rows' statement and value conversions, by (table, columns).
-        self._inserts: dict[tuple[str, tuple[str, ...]], tuple[str, list[tuple[int, Any]]]] = {}
+        # insert_rows' statement of each table (its SQL and conversions: _plan).
+        self._inserts: dict[str, Any] = {}
 
     @property
     def is_sqlite(self) -> bool:
@@ -227,21 +227,15 @@ class Database:
             with self.session() as session:
                 session.connection().execute(insert(table), list(rows))
             return
-        columns = tuple(rows[0])
-        plan = self._inserts.get((table.name, columns))
-        if plan is None:
-            dialect = self.engine.dialect
-            processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
-            plan = self._inserts[(table.name, columns)] = (
-                f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                [(n, f) for n, f in enumerate(processors) if f is not None])
-        sql, convert = plan
-        params = []
-        for row in rows:
-            values = [row[name] for name in columns]
-            for n, process in convert:
-                values[n] = process(values[n])
-            params.append(values)
+        statement = self._inserts.get(table.name)
+        if statement is None:
+            statement = self._inserts[table.name] = insert(table)
+        plan = _plan(self.engine.dialect, statement, tuple(rows[0]))
+        if plan is None:   # a column default the rows do not give: SQLAlchemy fills it
+            with self.writing(), self.session() as session:
+                session.connection().execute(statement, list(rows))
+            return
+        sql, params = plan[0], _values(plan, rows)
         with self.writing():
             raw = self.engine.raw_connection()
             try:
@@ -318,12 +312,11 @@ def run_prebuilt(conn: Connection, statement: Executable, params: dict[str, Any]
     batch: list[dict[str, Any]] = params if isinstance(params, list) else [params]
     if not batch:
         return []
-    plan = _plan(conn, statement, tuple(batch[0])) if conn.dialect.name == "sqlite" else None
+    plan = _plan(conn.dialect, statement, tuple(batch[0])) if conn.dialect.name == "sqlite" else None
     if plan is None:
         result = conn.execute(statement, params)
         return [tuple(r) for r in result.all()] if result.returns_rows else []
-    sql, names, convert = plan
-    values = [[convert[n](row[n]) if n in convert else row[n] for n in names] for row in batch]
+    sql, values = plan[0], _values(plan, batch)
     driver: Any = conn.connection.driver_connection
     loaded = conn.dialect.loaded_dbapi
     try:
@@ -335,17 +328,25 @@ def run_prebuilt(conn: Connection, statement: Executable, params: dict[str, Any]
         raise DBAPIError.instance(sql, None, exc, loaded.Error) from exc
 
 
-def _plan(conn: Connection, statement: Executable, keys: tuple[str, ...]
+def _plan(dialect: Any, statement: Executable, keys: tuple[str, ...]
           ) -> tuple[str, tuple[str, ...], dict[str, Any]] | None:
+    """A statement compiled for ``keys``: its SQL, its parameters in order and their conversions; None where the SQL
+    needs more than the parameters given (an expanding IN, a column default)."""
     key = (id(statement), keys)
     if key not in _PLANS:
-        compiled: Any = cast(ClauseElement, statement).compile(dialect=conn.dialect, column_keys=list(keys))
+        compiled: Any = cast(ClauseElement, statement).compile(dialect=dialect, column_keys=list(keys))
         names = tuple(compiled.positiontup or ())
         _PLANS[key] = None if (compiled.post_compile_params or not set(names) <= set(keys)) else (
             compiled.string, names,
             {n: f for n in set(names)
-             if (f := compiled.binds[n].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)) is not None})
+             if (f := compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)) is not None})
     return _PLANS[key]
+
+
+def _values(plan: tuple[str, tuple[str, ...], dict[str, Any]], rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """Each row's parameters in the plan's order, converted as SQLAlchemy would."""
+    _, names, convert = plan
+    return [[convert[n](row[n]) if n in convert else row[n] for n in names] for row in rows]
 
 
 def parse_when(value: datetime | str) -> datetime:

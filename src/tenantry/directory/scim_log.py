@@ -185,10 +185,10 @@ class ScimLog:
         now = time.monotonic()
         due = [t for t in dict.fromkeys(e.tenant_id for e in entries)
                if purge and now - self._purged.get(t, -self.purge_every) >= self.purge_every]
-        cutoff = utcnow() - timedelta(days=self.keep_days)
         if not due:   # the common case: rows only, in the cheapest transaction the database has
             self.db.insert_rows(_TABLE, [e.row() for e in entries])
             return
+        cutoff = utcnow() - timedelta(days=self.keep_days)
         # The process's writer queue on SQLite (fair, no busy-waiting); nothing on PostgreSQL.
         with self.db.writing(), self.db.session() as session:
             session.connection().execute(_INSERT, [e.row() for e in entries])   # Core: no ORM bulk path
