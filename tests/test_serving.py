@@ -3,6 +3,8 @@ each worker's application built from the environment over the migrated database.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,13 @@ from tenantry.core.settings import Settings
 from tenantry.serving import several_processes_refused, worker_app
 
 NOWHERE_PG = "postgresql+psycopg://nobody@127.0.0.1:1/nothing"   # refused before any connection is tried
+
+
+@pytest.fixture(autouse=True)
+def thawed() -> Iterator[None]:
+    """A worker app freezes the process's objects (``freeze_start_heap``): this test process thaws them after."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture()
@@ -70,4 +79,14 @@ def test_a_worker_app_does_not_migrate(env: Path) -> None:
     from sqlalchemy import inspect
 
     assert "alembic_version" not in inspect(application.state.services.db.engine).get_table_names()
+    application.state.services.db.dispose()
+
+
+def test_a_worker_app_puts_what_starting_made_out_of_the_collectors_reach(env: Path) -> None:
+    build_services(Settings()).db.dispose()
+    gc.unfreeze()
+    application = worker_app()
+    # The application, its routes and its services are frozen: full collections no longer walk them.
+    assert gc.get_freeze_count() > 10_000
+    assert not any(gc.is_tracked(o) and o is application for o in gc.get_objects(generation=2))
     application.state.services.db.dispose()

@@ -15,7 +15,13 @@ import typer
 from tenantry.cli_kit import Cli, JsonOpt, TenantOpt, console, err, fail, print_rows, root_app, sub_app
 from tenantry.core.private import restrict_process_umask
 from tenantry.domains import registry
-from tenantry.serving import MAX_WORKERS, WORKER_APP, WORKER_HEALTHCHECK_SECONDS, several_processes_refused
+from tenantry.serving import (
+    MAX_WORKERS,
+    WORKER_APP,
+    WORKER_HEALTHCHECK_SECONDS,
+    freeze_start_heap,
+    several_processes_refused,
+)
 
 app = root_app("Tenantry: directory, SCIM provisioning, archive and compliance.")
 token_app = sub_app("Bearer tokens for the SCIM endpoint, the admin API and the operator.")
@@ -91,7 +97,9 @@ def serve(
             uvicorn.run(WORKER_APP, factory=True, workers=workers, host=bind_host, port=bind_port,
                         log_level="warning", timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
         else:
-            uvicorn.run(create_app(settings, services), host=bind_host, port=bind_port, log_level="warning")
+            served = create_app(settings, services)
+            freeze_start_heap()
+            uvicorn.run(served, host=bind_host, port=bind_port, log_level="warning")
     finally:
         if background:
             background.stop()
