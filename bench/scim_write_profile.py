@@ -1,12 +1,14 @@
 """Where a SCIM write's CPU goes: Tenantry's ASGI app driven in-process, one request at a time, no client.
 
-    PYTHONPATH=src .venv/bin/python bench/scim_write_profile.py [--mode patch|post|get] [--users 500] [--requests 400]
-                                                                [--profile] [--top 40]
+    PYTHONPATH=src .venv/bin/python bench/scim_write_profile.py [--mode patch|post|bulk|get] [--users 500]
+                                                                [--requests 400] [--profile] [--top 40]
 
 Loads ``--users`` generated users (bench/scim_bench.py's) through ``POST /Bulk`` into a fresh SQLite data folder (or
 ``--database-url``), then sends ``--requests`` PATCHes (``name.givenName`` + ``active``, as scim_bench.py) or POSTs
-of new users, or filtered GETs by userName (``--mode get``), each checked. The worker-thread hop of the SCIM routes
-is made inline, so the whole request runs on this thread and ``time.process_time`` (printed per request, with the
+of new users, or Bulk requests of 100 new users each (``--mode bulk``: ``--requests`` users), or filtered GETs by
+userName (``--mode get``), each checked. The worker-thread hop of the SCIM routes
+is made inline, so the whole request runs on this thread (the start's objects frozen first, as ``tenantry serve``
+freezes them) and ``time.process_time`` (printed per request, with the
 Bulk load's CPU per user) and ``--profile`` (cProfile, the top functions by own time, the stats in ``--out``) see
 all of it: the HTTP stack, the store, the SQL and the request-log row. CPU time, not wall time, so it says something
 on a loaded machine; compare two trees by running it with each on PYTHONPATH.
@@ -34,6 +36,7 @@ import scim_bench  # noqa: E402 - the workload generator beside this file
 from tenantry.app import bootstrap, build_services, create_app  # noqa: E402
 from tenantry.core.settings import Settings  # noqa: E402
 from tenantry.directory import scim_api  # noqa: E402
+from tenantry.serving import freeze_start_heap  # noqa: E402
 
 TOKEN = "bench-profile-token-" + "x" * 20
 
@@ -44,13 +47,15 @@ async def _inline(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--mode", choices=("patch", "post", "get"), default="patch")
+    p.add_argument("--mode", choices=("patch", "post", "bulk", "get"), default="patch")
     p.add_argument("--users", type=int, default=500)
     p.add_argument("--requests", type=int, default=400)
     p.add_argument("--database-url", default=None)
     p.add_argument("--profile", action="store_true")
     p.add_argument("--top", type=int, default=40)
     p.add_argument("--out", default="scim_write.prof")
+    p.add_argument("--no-freeze", action="store_true", help="leave the start's objects to the collector "
+                   "(tenantry serve freezes them: serving.freeze_start_heap)")
     args = p.parse_args()
 
     settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="scim-profile-")) / "data", bootstrap_scim_token=TOKEN,
@@ -59,6 +64,8 @@ def main() -> int:
     bootstrap(services)
     scim_api.run_in_threadpool = _inline  # type: ignore[assignment] - the whole request on this thread
     app = create_app(settings, services)
+    if not args.no_freeze:
+        freeze_start_heap()   # as tenantry serve does before it answers
     headers = [(b"host", b"bench"), (b"authorization", f"Bearer {TOKEN}".encode()),
                (b"content-type", b"application/scim+json")]
 
@@ -112,6 +119,10 @@ def main() -> int:
             requests = [("GET", "/scim/v2/Users?" + urllib.parse.urlencode(
                 {"filter": f'userName eq "{users[rng.randrange(len(users))]["userName"]}"'},
                 quote_via=urllib.parse.quote), b"", 200) for _ in range(args.requests)]
+        elif args.mode == "bulk":
+            more = [{**u, "userName": "b" + u["userName"]}
+                    for u in scim_bench.make_users(args.users + args.requests, 2)[args.users:]]
+            requests = [("POST", "/scim/v2/Bulk", body, 200) for body in scim_bench.bulk_batches(more, 100, 1_048_576)]
         else:
             more = scim_bench.make_users(args.users + args.requests, 2)[args.users:]
             requests = [("POST", "/scim/v2/Users", json.dumps({**u, "userName": "p" + u["userName"]}).encode(), 201)
@@ -129,7 +140,8 @@ def main() -> int:
         if args.profile:
             prof.disable()
         cpu = time.process_time() - t0
-        print(f"{args.mode.upper()}: {cpu / len(requests) * 1e6:,.0f} us CPU per request"
+        per = args.requests if args.mode == "bulk" else len(requests)
+        print(f"{args.mode.upper()}: {cpu / per * 1e6:,.0f} us CPU per {'user' if args.mode == 'bulk' else 'request'}"
               f"{' (profiled)' if args.profile else ''}; load average {os.getloadavg()[0]:.1f}")
         if args.profile:
             prof.dump_stats(args.out)

@@ -169,3 +169,77 @@ def test_a_request_refused_as_a_whole_runs_nothing(payload: Any, error: type[Exc
 @pytest.mark.parametrize(("value", "limit"), [(None, None), (False, None), (True, 1), (1, 1), (5, 5)])
 def test_fail_on_errors_values(value: Any, limit: int | None) -> None:
     assert fail_on_errors(value) == limit
+
+
+class Commits:
+    """Shared transactions for ``run_bulk``: due every ``every`` operations; ``fail`` makes those commits (1-based)
+    raise. Records how many operations each commit held."""
+
+    def __init__(self, store: FakeStore, every: int, fail: tuple[int, ...] = ()) -> None:
+        self.store, self.every, self.fail = store, every, fail
+        self.held: list[int] = []
+        self._since = 0
+
+    def perform(self, call: BulkCall) -> dict[str, Any]:
+        self._since += 1
+        return self.store.perform(call)
+
+    def due(self) -> bool:
+        return self._since >= self.every
+
+    def commit(self) -> None:
+        self.held.append(self._since)
+        self._since = 0
+        if len(self.held) in self.fail:
+            raise OSError("disk I/O error")
+
+
+def _posts(n: int) -> dict[str, Any]:
+    return {"Operations": [{"method": "POST", "path": "/Users", "bulkId": f"u{i}", "data": {"userName": f"u{i}"}}
+                           for i in range(n)]}
+
+
+def test_shared_transactions_are_committed_when_due_and_at_the_end_and_results_follow_each_commit() -> None:
+    seen: list[int] = []
+    commits = Commits(FakeStore(), every=2)
+    answer = run_bulk(read_bulk_request(_posts(5), 1000), commits.perform, BASE,
+                      lambda r: seen.append(len(commits.held)), commits=commits)
+    assert commits.held == [2, 2, 1]
+    assert seen == [1, 1, 2, 2, 3]   # each result reported only once the commit that held it returned
+    assert [o["status"] for o in answer["Operations"]] == ["201"] * 5
+
+
+def test_operations_of_a_commit_that_failed_are_reported_failed_and_their_bulk_ids_forgotten() -> None:
+    request = _posts(4)
+    request["Operations"].append({"method": "PATCH", "path": "/Users/bulkId:u2", "data": {"Operations": []}})
+    request["Operations"].append({"method": "PATCH", "path": "/Users/bulkId:u0", "data": {"Operations": []}})
+    seen: list[BulkResult] = []
+    commits = Commits(FakeStore(), every=2, fail=(2,))
+    answer = run_bulk(read_bulk_request(request, 1000), commits.perform, BASE, seen.append, commits=commits)
+    ops = answer["Operations"]
+    assert [o["status"] for o in ops] == ["201", "201", "500", "500", "400", "200"]
+    for failed in ops[2:4]:   # a POST that failed has no location (RFC 7644 §3.7) and no version
+        assert "location" not in failed and "version" not in failed
+        detail = failed["response"]["detail"]
+        assert "could not be committed" in detail and "disk I/O error" in detail
+    assert "'u2' is not defined" in ops[4]["response"]["detail"]   # what the failed commit held never existed
+    assert ops[5]["location"] == f"{BASE}/Users/user-1"           # what an earlier commit made still does
+    assert [r.status for r in seen] == [201, 201, 500, 500, 400, 200] and seen[2].output is None
+
+
+def test_a_failed_commit_counts_towards_fail_on_errors() -> None:
+    request = {**_posts(6), "failOnErrors": 2}
+    commits = Commits(FakeStore(), every=2, fail=(1,))
+    answer = run_bulk(read_bulk_request(request, 1000), commits.perform, BASE, commits=commits)
+    assert [o["status"] for o in answer["Operations"]] == ["500", "500"]   # two errors: nothing more is run
+
+
+def test_an_unexpected_error_stops_the_request_with_only_committed_results_reported() -> None:
+    store = FakeStore(refuse={"user-9": RuntimeError("bug")})
+    request = _posts(3)
+    request["Operations"].append({"method": "PATCH", "path": "/Users/user-9", "data": {"Operations": []}})
+    seen: list[BulkResult] = []
+    commits = Commits(store, every=2)
+    with pytest.raises(RuntimeError):
+        run_bulk(read_bulk_request(request, 1000), commits.perform, BASE, seen.append, commits=commits)
+    assert [r.index for r in seen] == [1, 2]   # the third was performed but never committed: not reported

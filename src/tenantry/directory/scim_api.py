@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -43,9 +44,9 @@ from tenantry.core.errors import Forbidden, Unauthorized
 from tenantry.core.settings import Settings
 from tenantry.core.streaming import read_bounded
 from tenantry.directory.scim_log import ScimLog, ScimLogEntry, ScimRequestRecord
-from tenantry.directory.scim_store import ScimStore
+from tenantry.directory.scim_store import ScimBatch, ScimStore
 from tenantry.directory.service import DirectoryService
-from tenantry.protocols.scim.bulk import BulkCall, BulkResult, Method, read_bulk_request, run_bulk
+from tenantry.protocols.scim.bulk import BulkRequest, BulkResult, Method, read_bulk_request, run_bulk
 from tenantry.protocols.scim.conditions import check_if_none_match
 from tenantry.protocols.scim.errors import MethodNotAllowed, NotModified, error_body
 from tenantry.protocols.scim.limits import check_json
@@ -334,22 +335,19 @@ def _bulk_route(router: APIRouter, access: Access, store: ScimStore, settings: S
         ctx.record.bulk = True
         payload = await read_body(request, settings.bulk_max_payload_bytes)
         bulk_request = read_bulk_request(payload, settings.bulk_max_operations)
-        perform = partial(_perform, store, ctx.tenant)
-        answer = await run_in_threadpool(run_bulk, bulk_request, perform, ctx.base_url,
+        answer = await run_in_threadpool(_run_batched, store, ctx.tenant, bulk_request, ctx.base_url,
                                          partial(_log_operation, ctx.record))
         return scim_response(answer)
 
 
-def _perform(store: ScimStore, tenant: str, call: BulkCall) -> dict[str, Any]:
-    """One Bulk operation, by the store: each is its own transaction."""
-    if call.method is Method.post:
-        return store.create(tenant, call.resource_type, call.data)
-    assert call.resource_id is not None  # bulk.run_bulk reads no other operation without an id
-    if call.method is Method.put:
-        return store.replace(tenant, call.resource_type, call.resource_id, call.data, call.version)
-    if call.method is Method.patch:
-        return store.patch(tenant, call.resource_type, call.resource_id, call.data, call.version)
-    return store.delete(tenant, call.resource_type, call.resource_id, call.version)
+def _run_batched(store: ScimStore, tenant: str, bulk_request: BulkRequest, base_url: str,
+                 on_result: Callable[[BulkResult], None]) -> dict[str, Any]:
+    """The operations in shared transactions, each atomic on its own (``ScimBatch``), on one worker thread."""
+    batch = ScimBatch(store, tenant)
+    try:
+        return run_bulk(bulk_request, batch.perform, base_url, on_result, commits=batch)
+    finally:
+        batch.close()
 
 
 def _log_operation(record: ScimRequestRecord, result: BulkResult) -> None:

@@ -151,6 +151,13 @@ class Repository(Generic[RowT]):
         """A simple PATCH, applied and answered without the general path; None where the type has none."""
         return None
 
+    # Whether ``create_simple`` stores a new resource of this type (else the ORM: ``new``, ``write``, ``created``).
+    creates_simply: ClassVar[bool] = False
+
+    def create_simple(self, conn: Connection, tenant: str, row_id: str, doc: dict[str, Any], now: datetime, *,
+                      hidden: bool = False) -> dict[str, Any]:
+        raise NotImplementedError
+
     def split_patch(self, payload: dict[str, Any]) -> tuple[dict[str, Any], list[MemberChange]]:
         """The PatchOp for scim2-models and the member changes applied as rows (none but for groups)."""
         return payload, []
@@ -207,6 +214,7 @@ class UserRepository(Repository[User]):
     resource_type = "User"
     table = User
     reads_inline = True
+    creates_simply = True
     listed = User.hidden_from_address_lists.is_(False)
     sort_columns = _sort_columns(User, username=User.user_name_key, displayname=func.lower(User.display_name),
                                  **{"name.givenname": func.lower(User.given_name),
@@ -250,8 +258,9 @@ class UserRepository(Repository[User]):
         # Stored and returned as sent but for white space at either end (docs/scim.md "userName").
         user_name = doc["userName"] = user_name.strip()
         # The key a row already holds is its own: only a new key needs the look-up (the constraint stays).
-        if key != current_key and session.scalar(
-                _UNIQUE_USER_NAME, {"tenant": tenant, "key": key, "id": row_id}) is not None:
+        params = {"tenant": tenant, "key": key, "id": row_id}
+        if key != current_key and (run_prebuilt(session, _UNIQUE_USER_NAME, params) if isinstance(session, Connection)
+                                   else session.scalar(_UNIQUE_USER_NAME, params) is not None):
             raise UniquenessException(detail=f"userName {user_name!r} is already taken (userNames are compared "
                                              "after NFKC, case folding, trimming and removing invisible characters)")
         name = doc.get("name") or {}
@@ -306,6 +315,22 @@ class UserRepository(Repository[User]):
             out["groups"] = groups
         out["meta"] = meta("User", parse_when(created), modified, version)
         return out
+
+    def create_simple(self, conn: Connection, tenant: str, row_id: str, doc: dict[str, Any], now: datetime, *,
+                      hidden: bool = False) -> dict[str, Any]:
+        """A new user from the document it is stored as (``protocols.scim.simple_create``'s, or a validated model's
+        dump), in prebuilt statements without the ORM: the columns checked (userName free), the row, its indexed
+        values; the resource returned (a new id: no group names it yet)."""
+        columns = self._columns(conn, tenant, row_id, None, doc)
+        try:
+            run_prebuilt(conn, _INSERT_USER, {**columns, "id": row_id, "tenant_id": tenant, "created": now,
+                                              "last_modified": now, "version": 1,
+                                              "resource": orjson.dumps(doc).decode(),
+                                              "hidden_from_address_lists": hidden})
+        except IntegrityError as exc:   # a concurrent writer took the userName: the constraint decides
+            raise UniquenessException(detail="a resource with the same unique attribute exists") from exc
+        self._reindex(conn, tenant, row_id, None, doc)
+        return {"id": row_id, **doc, "meta": meta("User", now, now, 1)}
 
     def quick(self, filter_text: str | None) -> tuple[str, str] | None:
         return simple_equality(filter_text) if filter_text else None
@@ -561,6 +586,7 @@ _UNIQUE_USER_NAME = select(User.id).where(User.tenant_id == bindparam("tenant"),
 _USER_FOR_WRITE = select(User.tenant_id, User.resource, User.version, User.created, User.last_modified,
                          User.user_name_key).where(User.id == bindparam("id")).with_for_update(**FOR_WRITE)
 _UPDATE_USER = update(User).where(User.id == bindparam("row_id"))
+_INSERT_USER = insert(User)
 _DELETE_VALUES = delete(UserValue).where(UserValue.user_id == bindparam("user_id"), UserValue.attr == bindparam("attr"))
 _INSERT_VALUES = insert(UserValue)
 _GROUPS_OF = (

@@ -9,7 +9,10 @@ Group members are rows, never a JSON list, so a member PATCH on a huge group is 
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,17 +26,27 @@ from scim2_models import (
 )
 from scim2_models.path import AttrPath
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from tenantry.core.clock import utcnow
 from tenantry.core.db import Database
 from tenantry.directory.scim_filter import FilterCompiler, attr_key, fold, names_one, with_user_name_keys
-from tenantry.directory.scim_repositories import GroupRepository, Page, Repository, UserRepository, flush_and
+from tenantry.directory.scim_repositories import (
+    GroupRepository,
+    Page,
+    Repository,
+    UserRepository,
+    dump,
+    flush_and,
+)
+from tenantry.protocols.scim.bulk import BulkCall, Method
 from tenantry.protocols.scim.conditions import check_if_match
 from tenantry.protocols.scim.errors import validation_error_to_scim
 from tenantry.protocols.scim.limits import check_filter
 from tenantry.protocols.scim.normalize import normalize_patch, normalize_resource
 from tenantry.protocols.scim.resources import POLICY, RESOURCE_MODELS, patch_op, scim_filter, scim_path
 from tenantry.protocols.scim.search import sort_resources
+from tenantry.protocols.scim.simple_create import read_simple_resource
 from tenantry.protocols.scim.simple_patch import read_simple_patch
 
 # Concurrent writes: replace, patch and delete read the row they change with ``lock=True`` and keep it locked
@@ -117,15 +130,35 @@ class ScimStore:
 
     # -- the operations ----------------------------------------------------------------------------
 
-    def create(self, tenant: str, resource_type: str, payload: Any, *, hidden: bool = False) -> dict[str, Any]:
+    @contextmanager
+    def _transaction(self, session: Session | None) -> Iterator[Session]:
+        """``session`` when the caller runs the write in its transaction; else a write transaction of its own."""
+        if session is not None:
+            yield session
+            return
+        with self.db.writing(), self.db.session() as own:
+            yield own
+
+    def create(self, tenant: str, resource_type: str, payload: Any, *, hidden: bool = False,
+               session: Session | None = None) -> dict[str, Any]:
         """A new resource; a user made ``hidden`` from address lists is so from its first commit (an
-        application account never shows in a listing, not even for a moment)."""
+        application account never shows in a listing, not even for a moment). Each write (this, ``replace``,
+        ``patch``, ``delete``) is its own transaction, or runs in ``session``'s (``ScimBatch``: a Bulk request's)."""
         repo = self._repo(resource_type)
         if hidden and repo.listed is None:
             raise ValueError(f"a {resource_type} cannot be hidden from address lists")
+        if repo.creates_simply:
+            # The common new user is read without scim2-models (protocols.scim.simple_create); any other is
+            # validated by it. Either way stored in prebuilt statements, without the ORM.
+            doc = read_simple_resource(resource_type, normalize_resource(payload)) if isinstance(payload, dict) \
+                else None
+            if doc is None:
+                doc = dump(self._validate(resource_type, payload, Context.RESOURCE_CREATION_REQUEST))
+            with self._transaction(session) as tx:
+                return repo.create_simple(tx.connection(), tenant, str(uuid.uuid4()), doc, utcnow(), hidden=hidden)
         model = self._validate(resource_type, payload, Context.RESOURCE_CREATION_REQUEST)
         members = repo.members_in(payload)
-        with self.db.writing(), self.db.session() as session:
+        with self._transaction(session) as session:
             row = repo.new(tenant, str(uuid.uuid4()), utcnow())
             if hidden:
                 row.hidden_from_address_lists = True
@@ -141,14 +174,15 @@ class ScimStore:
             return repo.doc(session, repo.row(session, tenant, resource_id), with_members=with_members)
 
     def replace(
-        self, tenant: str, resource_type: str, resource_id: str, payload: Any, if_match: str | None = None
+        self, tenant: str, resource_type: str, resource_id: str, payload: Any, if_match: str | None = None,
+        *, session: Session | None = None,
     ) -> dict[str, Any]:
         repo = self._repo(resource_type)
         model = self._validate(resource_type, payload, Context.RESOURCE_REPLACEMENT_REQUEST)
         if isinstance(payload, dict) and payload.get("id") not in (None, resource_id):
             raise MutabilityException(detail="id is immutable and does not match the resource")
         members = repo.members_in(payload)
-        with self.db.writing(), self.db.session() as session:
+        with self._transaction(session) as session:
             row = repo.row(session, tenant, resource_id, lock=True)
             check_if_match(if_match, row.version)
             try:
@@ -163,7 +197,7 @@ class ScimStore:
 
     def patch(
         self, tenant: str, resource_type: str, resource_id: str, payload: Any, if_match: str | None = None,
-        *, with_members: bool = True,
+        *, with_members: bool = True, session: Session | None = None,
     ) -> dict[str, Any]:
         repo = self._repo(resource_type)
         payload, member_changes = repo.split_patch(normalize_patch(payload))
@@ -171,7 +205,7 @@ class ScimStore:
         # the rest through scim2-models, validated before the transaction (protocols.scim.simple_patch).
         simple = read_simple_patch(resource_type, payload) if not member_changes else None
         operations = None if simple is not None else self._patch_op(resource_type, payload)
-        with self.db.writing(), self.db.session() as session:
+        with self._transaction(session) as session:
             if simple is not None:
                 done = repo.patch_simple(session, tenant, resource_id, simple, if_match)
                 if done is not None:
@@ -194,11 +228,11 @@ class ScimStore:
                 repo.bump(row)
             return flush_and(session, lambda: repo.doc(session, row, with_members=with_members))
 
-    def delete(self, tenant: str, resource_type: str, resource_id: str,
-               if_match: str | None = None) -> dict[str, str | None]:
+    def delete(self, tenant: str, resource_type: str, resource_id: str, if_match: str | None = None, *,
+               session: Session | None = None) -> dict[str, str | None]:
         """Delete the resource; its names (``userName``, ``displayName``, ``externalId``), for the request log."""
         repo = self._repo(resource_type)
-        with self.db.writing(), self.db.session() as session:
+        with self._transaction(session) as session:
             row = repo.row(session, tenant, resource_id, lock=True)
             check_if_match(if_match, row.version)
             return repo.delete(session, tenant, row)
@@ -302,4 +336,91 @@ class ScimStore:
                     for name, repo in (("users", self.users), ("groups", self.groups))}
 
 
-__all__ = ["Page", "ScimStore"]
+class ScimBatch:
+    """Writes that share transactions: a Bulk request's operations (RFC 7644 §3.7), each atomic on its own.
+
+    Each operation runs in a savepoint of the open transaction: one that fails is rolled back to it, leaving the
+    others. The transaction is committed when ``due`` (it has been open ``max_seconds`` or holds ``max_operations``)
+    and at the end, so that SQLite's write lock is never held long and other writers get their turn between
+    commits. One commit for many operations instead of one each: a commit, with its WAL checkpoints, cost more than
+    the rest of a created user (issue #16). Until its commit an operation has not happened: ``protocols.scim.bulk``
+    reports none before, and if the commit fails none of them is stored (``commit`` raises, having rolled back).
+    One thread at a time: the Bulk request's.
+    """
+
+    def __init__(self, store: ScimStore, tenant: str, *, max_seconds: float = 0.05, max_operations: int = 200):
+        self.store, self.tenant = store, tenant
+        self.max_seconds, self.max_operations = max_seconds, max_operations
+        self._open: tuple[ExitStack, Session] | None = None
+        self._began = 0.0
+        self._count = 0
+
+    def perform(self, call: BulkCall) -> dict[str, Any]:
+        """One operation in a savepoint; a SCIMException leaves the transaction as it was before it. Any other
+        exception rolls the whole transaction back (nothing since the last commit happened) and is raised."""
+        stack, session = self._open or self._begin()
+        try:
+            with session.begin_nested():
+                out = self._run(session, call)
+        except SCIMException:
+            raise
+        except BaseException:
+            self._end(commit=False)
+            raise
+        self._count += 1
+        return out
+
+    def due(self) -> bool:
+        return self._open is not None and (self._count >= self.max_operations
+                                           or time.monotonic() - self._began >= self.max_seconds)
+
+    def commit(self) -> None:
+        """Make what was performed since the last commit durable; raise (with all of it rolled back) if it cannot."""
+        if self._open is not None:
+            self._end(commit=True)
+
+    def close(self) -> None:
+        """Roll back what was not committed (a request that stopped midway)."""
+        if self._open is not None:
+            self._end(commit=False)
+
+    def _begin(self) -> tuple[ExitStack, Session]:
+        stack = ExitStack()
+        try:
+            stack.enter_context(self.store.db.writing())
+            session = stack.enter_context(self.store.db.sessions())
+            session.begin()
+        except BaseException:
+            stack.close()
+            raise
+        self._open, self._began, self._count = (stack, session), time.monotonic(), 0
+        return stack, session
+
+    def _end(self, *, commit: bool) -> None:
+        assert self._open is not None
+        stack, session = self._open
+        self._open = None
+        with stack:   # the session closed and the write lock released, whatever happens
+            if commit:
+                try:
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+            else:
+                session.rollback()
+
+    def _run(self, session: Session, call: BulkCall) -> dict[str, Any]:
+        store, tenant = self.store, self.tenant
+        if call.method is Method.post:
+            return store.create(tenant, call.resource_type, call.data, session=session)
+        assert call.resource_id is not None  # bulk.run_bulk reads no other operation without an id
+        if call.method is Method.put:
+            return store.replace(tenant, call.resource_type, call.resource_id, call.data, call.version,
+                                 session=session)
+        if call.method is Method.patch:
+            return store.patch(tenant, call.resource_type, call.resource_id, call.data, call.version, session=session)
+        return store.delete(tenant, call.resource_type, call.resource_id, call.version, session=session)
+
+
+__all__ = ["Page", "ScimBatch", "ScimStore"]

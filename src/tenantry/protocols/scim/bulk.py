@@ -2,7 +2,8 @@
 
 ``run_bulk`` reads a BulkRequest and runs its operations in order through a callable that performs one
 (``perform``: the store's create, replace, patch or delete), each on its own: an operation that fails is
-reported in its result and the next one runs, until ``failOnErrors`` errors have been counted. A ``bulkId``
+reported in its result and the next one runs, until ``failOnErrors`` errors have been counted. Operations may
+share transactions (``Commits``): then each is reported once the commit that holds it has succeeded. A ``bulkId``
 defined by an earlier POST may be used in a later operation's path or data (``"bulkId:qwerty"``); one that
 no earlier operation defined fails that operation. Pure: no SQL, no HTTP.
 """
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from scim2_models import (
     BulkOperation,
@@ -25,7 +26,7 @@ from scim2_models import (
     SCIMException,
 )
 
-from tenantry.protocols.scim.errors import error_body
+from tenantry.protocols.scim.errors import NotCommitted, error_body
 from tenantry.protocols.scim.resources import ENDPOINTS
 
 BULK_RESPONSE = str(BulkResponse.__schema__)
@@ -130,26 +131,74 @@ def fail_on_errors(value: Any) -> int | None:
     raise InvalidValueException(detail="failOnErrors must be an integer of 1 or more")
 
 
+class Commits(Protocol):
+    """How operations that share transactions are made durable (``run_bulk``'s ``commits``)."""
+
+    def due(self) -> bool:
+        """Whether what was performed should be committed before the next operation runs."""
+        ...
+
+    def commit(self) -> None:
+        """Make the operations performed since the last commit durable; raise if it cannot (then none of them is)."""
+        ...
+
+
 def run_bulk(request: BulkRequest, perform: Perform, base_url: str,
-             on_result: Callable[[BulkResult], None] | None = None) -> dict[str, Any]:
-    """Run the operations in order; the BulkResponse. ``on_result`` sees each result as soon as it is known.
+             on_result: Callable[[BulkResult], None] | None = None, *,
+             commits: Commits | None = None) -> dict[str, Any]:
+    """Run the operations in order; the BulkResponse. ``on_result`` sees each result once it is settled.
 
     "The service provider MUST continue performing as many changes as possible and disregard partial
     failures" until ``failOnErrors`` is reached (§3.7.3). An exception that is no SCIMException is not an
-    outcome: it stops the request (the server answers 500), with the results so far already reported.
+    outcome: it stops the request (the server answers 500), with the results settled so far reported.
+
+    Without ``commits`` each ``perform`` is durable when it returns. With it, operations share transactions:
+    their results are settled when ``commits.commit()`` returns (when ``due``, and at the end). If a commit fails,
+    none of the operations it held happened: each that had succeeded is reported failed (500, the reason), a
+    POST's ``bulkId`` is forgotten (a later reference to it fails as undefined), and the next operations run.
     """
     ids: dict[Any, str] = {}
     results: list[dict[str, Any]] = []
+    pending: list[BulkResult] = []
     errors = 0
+
+    def settle() -> None:
+        nonlocal errors
+        if commits is not None and pending:
+            try:
+                commits.commit()
+            except Exception as exc:   # noqa: BLE001 - an outcome of each operation it held, reported as such
+                for result in pending:
+                    if result.error is None:
+                        _not_committed(result, exc, ids)
+                        errors += 1
+        for result in pending:
+            if on_result is not None:
+                on_result(result)
+            results.append(result.wire())
+        pending.clear()
+
     for index, op in enumerate(request.operations, 1):
         if request.fail_on_errors is not None and errors >= request.fail_on_errors:
             break
         result = _run_one(index, op, ids, perform, base_url)
         errors += result.error is not None
-        if on_result is not None:
-            on_result(result)
-        results.append(result.wire())
+        pending.append(result)
+        if commits is None or commits.due():
+            settle()
+    settle()
     return {"schemas": [BULK_RESPONSE], "Operations": results}
+
+
+def _not_committed(result: BulkResult, exc: Exception, ids: dict[Any, str]) -> None:
+    """An operation that succeeded in a transaction whose commit failed: it did not happen."""
+    if result.call is not None and result.call.method is Method.post:
+        ids.pop(result.call.bulk_id, None)
+        result.location = None   # "REQUIRED … except in the event of a POST failure" (§3.7)
+    result.version = None
+    result.status = 500
+    result.error = NotCommitted(detail=f"the operation could not be committed, so it did not happen: {exc}"[:500])
+    result.output = None
 
 
 def _run_one(index: int, op: Any, ids: dict[Any, str], perform: Perform, base_url: str) -> BulkResult:
@@ -214,5 +263,5 @@ def resolve(value: Any, ids: Mapping[Any, str]) -> Any:
     return value
 
 
-__all__ = ["BULK_RESPONSE", "BulkCall", "BulkRequest", "BulkResult", "Perform", "fail_on_errors",
+__all__ = ["BULK_RESPONSE", "BulkCall", "BulkRequest", "BulkResult", "Commits", "Perform", "fail_on_errors",
            "read_bulk_request", "resolve", "run_bulk"]

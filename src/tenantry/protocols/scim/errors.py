@@ -45,6 +45,13 @@ class MethodNotAllowed(SCIMException):
     _default_detail = "Method not allowed on this endpoint"
 
 
+class NotCommitted(SCIMException):
+    """A Bulk operation done in a transaction whose commit failed: it did not happen (``bulk.run_bulk``)."""
+
+    status = 500
+    _default_detail = "The operation could not be committed"
+
+
 class NotModified(SCIMException):
     """Not an error for the client: If-None-Match matched (RFC 7644 §3.14)."""
 

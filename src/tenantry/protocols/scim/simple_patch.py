@@ -8,7 +8,7 @@ revalidate) costs most of a PATCH's CPU. Here such a PatchOp is read against the
 the document scim2-models would give. Anything else — a filter in the path, a multi-valued or complex target, a
 value of another JSON type (Entra's ``"False"`` strings), ``remove``, an attribute the resource does not hold
 yet, a read-only or write-only attribute — is not read here (None), and goes the general way, so every rule
-and error of the general path still applies to it. tests/scim/test_simple_patch.py compares both paths.
+and error of the general path still applies to it. tests/protocols/test_scim_simple_patch.py compares both paths.
 
 Pure: no SQL, no HTTP.
 """
