@@ -16,8 +16,10 @@ What it does, in order:
        userName of the answer; (b) ``PATCH /Users/{id}`` replacing ``name.givenName`` and ``active``,
        checking the status (200 with the patched resource, or 204 as RFC 7644 §3.5.2 allows) and, after
        the pass, re-reading a sample of patched users. Then a single-connection pass of both operations
-       for latency (one connection, sequential, same client). The servers take turns, so only one is under
-       load at a time.
+       for latency (one connection, sequential, same client); then (c) ``POST /Users`` of new users (the
+       generated shape, a userName no server holds yet), checking 201 and the userName of the answer, at
+       ``--concurrency`` connections and over one (``--no-post`` leaves them out). The servers take turns, so
+       only one is under load at a time.
 4. Prints a table (or JSON with ``--json``): requests/s, p50/p99/max latency, and the CPU each server and
    the client spent per request (from /proc, Linux), then the ratios Tenantry / scim2-server and the goals
    (filtered GET >= 3x scim2-server's requests/s; p99 < 10 ms over one connection). Stops both servers
@@ -460,7 +462,7 @@ class PassResult:
 # part of that request's latency. Workers take requests from one shared counter, so a stalled connection does
 # not hold up the others' share.
 
-Job = tuple[bytes, str, str, bool]  # the request, "get" | "patch", expected userName | givenName, active
+Job = tuple[bytes, str, str, bool]  # the request, "get" | "patch" | "post", expected userName | givenName, active
 
 
 def http_request(server: Server, method: str, target: str, body: bytes | None = None) -> bytes:
@@ -495,9 +497,20 @@ def patch_jobs(server: Server, picks: list[tuple[int, str, bool]]) -> list[Job]:
     return jobs
 
 
+def post_jobs(server: Server, new_users: list[dict[str, Any]]) -> list[Job]:
+    """``POST /Users`` of each new user (userNames no server holds yet)."""
+    return [(http_request(server, "POST", f"{server.path}/Users", json.dumps(u).encode()), "post", u["userName"],
+             False) for u in new_users]
+
+
 def check_answer(kind: str, status: int, head: bytes, body: bytes, value: str, active: bool) -> str | None:
     """An error message, or None when the answer is right. ``head``: the header block, lower-cased."""
     try:
+        if kind == "post":
+            if status != 201:
+                return f"HTTP {status} {body[:200]!r}"
+            found = json.loads(body).get("userName")
+            return None if found == value else f"created userName {found!r}, expected {value!r}"
         if kind == "get":
             if status != 200:
                 return f"HTTP {status} {body[:200]!r}"
@@ -952,6 +965,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "a fresh database is created there for the run and dropped after (default: SQLite)")
     p.add_argument("--no-anchor", dest="anchor", action="store_false",
                    help="skip the bare FastAPI/uvicorn anchor of the filtered GET passes")
+    p.add_argument("--no-post", dest="post", action="store_false", help="skip the POST /Users passes")
     p.add_argument("--serve-bare", nargs=2, metavar=("PORT", "FILE"), help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=7643)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -998,6 +1012,8 @@ def main(argv: list[str] | None = None) -> int:
             ("PATCH", args.concurrency, args.requests),
             ("filtered GET", 1, args.latency_requests),
             ("PATCH", 1, args.latency_requests)]
+    if args.post:
+        plan += [("POST", args.concurrency, args.requests), ("POST", 1, args.latency_requests)]
     try:
         with ExitStack() as stack:
             database_url = None
@@ -1075,13 +1091,21 @@ def measure(args: argparse.Namespace, users: list[dict[str, Any]], servers: list
         chosen = rng.sample(common, n) if n <= len(common) else [rng.choice(common) for _ in range(n)]
         return [(i, f"{rng.choice(FIRST).capitalize()}-{k}", rng.random() < 0.5) for k, i in enumerate(chosen)]
 
+    created = 0
     for operation, concurrency, n in plan:
         picks_get = gets(args.warmup + n)
         picks_patch = patches(args.warmup + n)
+        # New users for a POST pass: the generator's shape, userNames of their own (the same for both servers).
+        new_users = [{**u, "userName": f"post{created + k}.{u['userName']}", "externalId": f"post-{created + k}"}
+                     for k, u in enumerate(make_users(args.warmup + n, args.seed + 1 + created))] \
+            if operation == "POST" else []
+        created += len(new_users)
         for server in [*servers, *([anchor] if anchor and operation == "filtered GET" else [])]:
             alive(server)
             if operation == "filtered GET":
                 jobs: list[Any] = get_jobs(server, users, picks_get, anchor_user if server is anchor else None)
+            elif operation == "POST":
+                jobs = post_jobs(server, new_users)
             else:
                 jobs = patch_jobs(server, picks_patch)
             progress(f"{operation} c={concurrency} on {server.name}: {args.warmup} warm-up + {n}")

@@ -45,6 +45,12 @@ async def _inline(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return fn(*args, **kwargs)
 
 
+def _pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile of seconds, in ms."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * len(ordered)) - 1))] * 1e3
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--mode", choices=("patch", "post", "bulk", "get"), default="patch")
@@ -134,15 +140,19 @@ def main() -> int:
         t0 = time.process_time()
         if args.profile:
             prof.enable()
+        walls: list[float] = []
         for method, path, body, expected in requests:
+            t1 = time.perf_counter()
             status, out = await call(method, path, body)
+            walls.append(time.perf_counter() - t1)
             assert status == expected, out[:300]
         if args.profile:
             prof.disable()
         cpu = time.process_time() - t0
         per = args.requests if args.mode == "bulk" else len(requests)
         print(f"{args.mode.upper()}: {cpu / per * 1e6:,.0f} us CPU per {'user' if args.mode == 'bulk' else 'request'}"
-              f"{' (profiled)' if args.profile else ''}; load average {os.getloadavg()[0]:.1f}")
+              f"{' (profiled)' if args.profile else ''}; wall per request p50 {_pct(walls, 50):.2f} ms, p99 "
+              f"{_pct(walls, 99):.2f} ms, max {max(walls) * 1e3:.2f} ms; load average {os.getloadavg()[0]:.1f}")
         if args.profile:
             prof.dump_stats(args.out)
             pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
