@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -84,7 +85,9 @@ class UserValue(Base):
     __tablename__ = "user_values"
     __table_args__ = (
         Index("ix_user_values_lookup", "tenant_id", "attr", "value_key"),
-        Index("ix_user_values_e164", "tenant_id", "attr", "e164"),
+        # Phone numbers only (0022): the other values' NULLs were most of its entries and of a create's pages.
+        Index("ix_user_values_e164", "tenant_id", "attr", "e164", sqlite_where=text("e164 IS NOT NULL"),
+              postgresql_where=text("e164 IS NOT NULL")),
         Index("ix_user_values_user_id", "user_id"),
     )
 

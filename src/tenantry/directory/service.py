@@ -619,7 +619,7 @@ class DirectoryService:
             for chunk in chunks(keys):
                 stmt = (select(UserValue.e164, UserValue.type_key, User).join(User, User.id == UserValue.user_id)
                         .where(UserValue.tenant_id == tenant_id, UserValue.attr == "phonenumbers.value",
-                               UserValue.e164.in_(chunk)))
+                               UserValue.e164.in_(chunk)))   # implies e164 IS NOT NULL: the partial index
                 rows = sorted(session.execute(stmt), key=lambda r: r[1] != "mobile")
                 for e164, _type, user in rows:
                     _add_unique(found.setdefault(e164 or "", []), _directory_user(user))
