@@ -8,10 +8,11 @@ from urllib.parse import quote
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.routing import Route
 
 SCIM_PREFIXES = ("/tenants/{tenant_id}/scim/v2", "/scim/v2")
 # Read by anyone, the same for every tenant: RFC 7644 §4 discovery (and the refusal of writes to it, 405),
-# the health check. The OpenAPI document and docs pages are Starlette routes, not APIRoutes.
+# the health check.
 SCIM_DISCOVERY = ("/ServiceProviderConfig", "/Schemas", "/ResourceTypes")
 # The browser's pages — sign-in (auth/pages.py) and the console (console/pages.py, ``/`` and ``/console/…``): their
 # credential is the console session cookie, never a bearer token.
@@ -31,8 +32,15 @@ def api_routes(app: FastAPI) -> list[tuple[str, str]]:
         pairs: list[tuple[Any, str]] = [(r, getattr(r, "path", "")) for r in app.routes]
     else:
         pairs = [(c.original_route, c.path or "") for c in iter_route_contexts(app.routes)]
-    out = [(method, path) for route, path in pairs if isinstance(route, APIRoute) for method in route.methods]
+    out = [(method, path) for route, path in pairs if _answers(route, path) for method in route.methods
+           if not (method == "HEAD" and not isinstance(route, APIRoute))]   # Starlette's HEAD is its GET
     return sorted(set(out), key=lambda mp: (mp[1], mp[0]))
+
+
+def _answers(route: Any, path: str) -> bool:
+    """An application route: an APIRoute, or one of SCIM's (plain Starlette routes, which skip FastAPI's parameter
+    solving: scim_api.build_router). The OpenAPI document and docs pages are Starlette routes too, and are not."""
+    return isinstance(route, APIRoute) or (isinstance(route, Route) and scim_suffix(path) is not None)
 
 
 def scim_suffix(path: str) -> str | None:

@@ -235,7 +235,7 @@ class Indexer:
                     groups.setdefault((digest, folder, kind, source, as_utc(sent_at)), []).append(
                         (item_id, user_id, size))
                 data_of = dict(session.execute(select(Blob.sha256, Blob.data).where(
-                    Blob.sha256.in_(sorted({key[0] for key in groups})))).tuples().all())
+                    Blob.sha256.in_(sorted({key[0] for key in groups})))).all())
                 docs: list[IndexDocument] = []
                 for (digest, folder, kind, source, sent_at), copies in groups.items():
                     (item_id, user_id, size), *more = copies

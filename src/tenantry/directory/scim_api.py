@@ -268,42 +268,42 @@ def _discovery_routes(router: APIRouter, access: Access, settings: Settings) -> 
                 return scim_response(doc)
         raise NotFoundException(detail=f"no {what} {wanted}")
 
-    @router.get("/ServiceProviderConfig")
+    @router.route("/ServiceProviderConfig", methods=["GET"])
     async def service_provider_config(request: Request) -> Response:
         ctx = await access.context(request)
         doc = _service_provider_config(settings).model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
         doc["meta"] = {"resourceType": "ServiceProviderConfig", "location": f"{ctx.base_url}/ServiceProviderConfig"}
         return scim_response(doc)
 
-    @router.get("/Schemas")
+    @router.route("/Schemas", methods=["GET"])
     async def schemas(request: Request) -> Response:
         ctx = await access.context(request)
         docs = documents(ctx, "Schema", schema_documents())
         return scim_response(list_response(docs, len(docs)))
 
-    @router.get("/Schemas/{schema_id:path}")
+    @router.route("/Schemas/{schema_id:path}", methods=["GET"])
     async def schema(request: Request) -> Response:
         ctx = await access.context(request)
         return one(documents(ctx, "Schema", schema_documents()), request.path_params["schema_id"], "schema")
 
-    @router.get("/ResourceTypes")
+    @router.route("/ResourceTypes", methods=["GET"])
     async def resource_types(request: Request) -> Response:
         ctx = await access.context(request)
         docs = documents(ctx, "ResourceType", resource_type_documents())
         return scim_response(list_response(docs, len(docs)))
 
-    @router.get("/ResourceTypes/{type_id}")
+    @router.route("/ResourceTypes/{type_id}", methods=["GET"])
     async def resource_type(request: Request) -> Response:
         ctx = await access.context(request)
         return one(documents(ctx, "ResourceType", resource_type_documents()), request.path_params["type_id"],
                    "resource type")
 
-    @router.api_route("/ServiceProviderConfig", methods=["POST", "PUT", "PATCH", "DELETE"])
-    @router.api_route("/Schemas", methods=["POST", "PUT", "PATCH", "DELETE"])
-    @router.api_route("/Schemas/{_id:path}", methods=["POST", "PUT", "PATCH", "DELETE"])
-    @router.api_route("/ResourceTypes", methods=["POST", "PUT", "PATCH", "DELETE"])
-    @router.api_route("/ResourceTypes/{_id}", methods=["POST", "PUT", "PATCH", "DELETE"])
-    def read_only() -> Response:
+    @router.route("/ServiceProviderConfig", methods=["POST", "PUT", "PATCH", "DELETE"])
+    @router.route("/Schemas", methods=["POST", "PUT", "PATCH", "DELETE"])
+    @router.route("/Schemas/{_id:path}", methods=["POST", "PUT", "PATCH", "DELETE"])
+    @router.route("/ResourceTypes", methods=["POST", "PUT", "PATCH", "DELETE"])
+    @router.route("/ResourceTypes/{_id}", methods=["POST", "PUT", "PATCH", "DELETE"])
+    async def read_only(request: Request) -> Response:
         # Discovery documents are the server's own: RFC 7644 §4 allows only GET.
         raise MethodNotAllowed(detail="discovery endpoints are read-only (GET)")
 
@@ -328,7 +328,7 @@ def _service_provider_config(settings: Settings) -> ServiceProviderConfig:
 
 
 def _bulk_route(router: APIRouter, access: Access, store: ScimStore, settings: Settings) -> None:
-    @router.post("/Bulk")
+    @router.route("/Bulk", methods=["POST"])
     async def bulk(request: Request) -> Response:
         ctx = await access.authed(request)
         ctx.record.target("Bulk", write=True)
@@ -376,7 +376,7 @@ def _query_routes(router: APIRouter, access: Access, store: ScimStore, settings:
     def read(params: dict[str, Any]) -> SearchSpec:
         return read_search(params, default_count=settings.scim_default_count, max_results=settings.scim_max_results)
 
-    @router.get("/{endpoint:scim_endpoint}")
+    @router.route("/{endpoint:scim_endpoint}", methods=["GET"])
     async def list_resources(request: Request) -> Response:
         ctx = await access.authed(request)
         rtype = ctx.endpoint(request.path_params["endpoint"], write=False)
@@ -387,7 +387,7 @@ def _query_routes(router: APIRouter, access: Access, store: ScimStore, settings:
             return scim_response(ctx.query(store, rtype, spec))  # one indexed row: cheaper than a thread hop
         return scim_response(await run_in_threadpool(ctx.query, store, rtype, spec))
 
-    @router.post("/{endpoint:scim_endpoint}/.search")
+    @router.route("/{endpoint:scim_endpoint}/.search", methods=["POST"])
     async def search_resources(request: Request) -> Response:
         ctx = await access.authed(request)
         rtype = ctx.endpoint(request.path_params["endpoint"], write=False)
@@ -395,7 +395,7 @@ def _query_routes(router: APIRouter, access: Access, store: ScimStore, settings:
         ctx.filtered(params.get("filter"))
         return scim_response(await run_in_threadpool(ctx.query, store, rtype, read(params)))
 
-    @router.post("/.search")
+    @router.route("/.search", methods=["POST"])
     async def search_all(request: Request) -> Response:
         ctx = await access.authed(request)
         ctx.record.target(None, write=False)
@@ -409,7 +409,7 @@ def _query_routes(router: APIRouter, access: Access, store: ScimStore, settings:
         window = combined[spec.start_index - 1 : spec.start_index - 1 + spec.count]
         return scim_response(list_response(window, sum(p["totalResults"] for p in pages), spec.start_index))
 
-    @router.get("/{endpoint:scim_endpoint}/{resource_id}")
+    @router.route("/{endpoint:scim_endpoint}/{resource_id}", methods=["GET"])
     async def get(request: Request) -> Response:
         ctx = await access.authed(request)
         rtype, rid = ctx.resource(*_path(request), write=False)
@@ -424,7 +424,7 @@ def _query_routes(router: APIRouter, access: Access, store: ScimStore, settings:
 
 
 def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings: Settings) -> None:
-    @router.post("/{endpoint:scim_endpoint}")
+    @router.route("/{endpoint:scim_endpoint}", methods=["POST"])
     async def create(request: Request) -> Response:
         ctx = await access.authed(request)
         rtype = ctx.endpoint(request.path_params["endpoint"], write=True)
@@ -434,7 +434,7 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
         ctx.record.entry.describe(doc, with_id=True)
         return ctx.respond(rtype, doc, read_projection(request.query_params), 201)
 
-    @router.put("/{endpoint:scim_endpoint}/{resource_id}")
+    @router.route("/{endpoint:scim_endpoint}/{resource_id}", methods=["PUT"])
     async def replace(request: Request) -> Response:
         ctx = await access.authed(request)
         rtype, rid = ctx.resource(*_path(request), write=True)
@@ -444,7 +444,7 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
         ctx.record.entry.describe(doc)
         return ctx.respond(rtype, doc, read_projection(request.query_params))
 
-    @router.patch("/{endpoint:scim_endpoint}/{resource_id}")
+    @router.route("/{endpoint:scim_endpoint}/{resource_id}", methods=["PATCH"])
     async def patch(request: Request) -> Response:
         ctx = await access.authed(request)
         rtype, rid = ctx.resource(*_path(request), write=True)
@@ -458,7 +458,7 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
             return Response(status_code=204, headers={"ETag": doc["meta"]["version"]})
         return ctx.respond(rtype, doc, projection)
 
-    @router.delete("/{endpoint:scim_endpoint}/{resource_id}")
+    @router.route("/{endpoint:scim_endpoint}/{resource_id}", methods=["DELETE"])
     async def delete(request: Request) -> Response:
         ctx = await access.authed(request)
         rtype, rid = ctx.resource(*_path(request), write=True)
