@@ -14,26 +14,13 @@ from tenantry.app import Services
 from tenantry.directory.models import UserValue
 from tenantry.directory.scim_repositories import index_rows
 from tenantry.protocols.scim.normalize import PATCH_OP
-from tenantry.protocols.scim.resources import ENTERPRISE_USER, GROUPTALK_USER
 from tenantry.protocols.scim.simple_patch import _targets
-
-CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
+from tests.protocols.test_scim_simple_patch import STORED
 
 
 def full_user() -> dict[str, Any]:
-    return {
-        "schemas": [CORE, ENTERPRISE_USER, GROUPTALK_USER],
-        "userName": f"kim.{uuid.uuid4().hex[:8]}@contoso.com", "externalId": "e-1", "displayName": "Minji Kim",
-        "nickName": "mj", "title": "Engineer", "userType": "Employee", "preferredLanguage": "ko-KR",
-        "locale": "ko-KR", "timezone": "Asia/Seoul", "active": True,
-        "name": {"givenName": "Minji", "familyName": "Kim", "formatted": "Minji Kim", "middleName": "M",
-                 "honorificPrefix": "Ms", "honorificSuffix": "III"},
-        "emails": [{"type": "work", "value": "kim@contoso.com", "primary": True}],
-        "phoneNumbers": [{"type": "mobile", "value": "+82 10-1234-5678"}],
-        ENTERPRISE_USER: {"employeeNumber": "7", "costCenter": "CC-42", "organization": "Contoso", "division": "D",
-                          "department": "Sales"},
-        GROUPTALK_USER: {f"label{i}": f"value {i}" for i in range(1, 6)},
-    }
+    """The simple-PATCH suite's user, holding every simple attribute, under a userName of its own."""
+    return {**STORED, "userName": f"kim.{uuid.uuid4().hex[:8]}@contoso.com"}
 
 
 def stored_rows(services: Services, user_id: str) -> list[tuple[Any, ...]]:
