@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -143,24 +144,25 @@ class _Checkpointer:
 
     A PASSIVE checkpoint neither waits for nor blocks readers or writers: it copies what it can, and the next one
     copies the rest. The sqlite3 module lets go of the GIL while SQLite works, so the copy and its fsync run beside
-    the requests, on the other core. Woken by writes (``poke``); idle when nothing is written. One per process:
-    a forked child starts its own on its first write.
+    the requests, on the other core. Woken by writes (``Database.wrote``); idle when nothing is written. One per
+    process: a forked child starts its own on its first write.
     """
 
     def __init__(self, db: Database) -> None:
         self.pid = os.getpid()
         self.wake = threading.Event()
         self.stop = threading.Event()
-        raw = db.engine.raw_connection()
-        connection: Any = raw.driver_connection
-        raw.detach()   # ours: the pool neither reuses nor resets it
         # Only a weak reference: a Database dropped without dispose() ends its thread within IDLE_CHECK_SECONDS.
         owner = weakref.ref(db)
-        self.thread = threading.Thread(target=self._run, args=(connection, owner), daemon=True,
+        self.thread = threading.Thread(target=self._run, args=(str(db.engine.url.database), owner), daemon=True,
                                        name="tenantry-sqlite-checkpoint")
         self.thread.start()
 
-    def _run(self, connection: Any, owner: weakref.ref[Database]) -> None:
+    def _run(self, path: str, owner: weakref.ref[Database]) -> None:
+        # Its own connection, opened here and not from the engine's pool: the first write of a process starts the
+        # thread from inside a commit, which must never wait for a pooled connection. A PASSIVE checkpoint needs
+        # no pragma of the engine's (the file is in WAL mode already) and waits for no lock.
+        connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         try:
             while owner() is not None:
                 if not self.wake.wait(IDLE_CHECK_SECONDS):
@@ -222,7 +224,7 @@ class Database:
         self._inserts: dict[str, Any] = {}
         # SQLite on a file: the WAL checkpointer, started by the first write of this process.
         self._checkpointer: _Checkpointer | None = None
-        self._checkpoints = url.startswith("sqlite") and ":memory:" not in url and url.rstrip("/") != "sqlite:"
+        self._checkpoints = self.is_sqlite and self.engine.url.database not in (None, "", ":memory:")
         self._checkpointer_lock = threading.Lock()
         if self._checkpoints:
             event.listen(self.engine, "commit", lambda _conn: self.wrote())
