@@ -92,3 +92,15 @@ def test_a_prebuilt_statement_with_an_expanding_list_runs_through_sqlalchemy(bac
     with backend.db.session() as session:
         assert run_prebuilt(session.connection(), _GROUPS_OF, {"tenant": tenant, "ids": ["a", "b"]}) == []
         assert run_prebuilt(session.connection(), _GROUPS_OF, []) == []
+
+
+def test_a_read_leaves_no_pooled_connection_in_autocommit(backend, tenant: str) -> None:  # noqa: ANN001
+    # read_rows runs without a transaction on PostgreSQL; the connection it used must go back to the pool as it
+    # came, or a later unit of work on it would commit statement by statement and a rollback would keep them.
+    statement = text("SELECT count(*) FROM scim_request_log WHERE tenant_id = :tenant")
+    for n in range(12):   # more than the connections the pool holds at rest: each is handed out again
+        backend.db.read_rows(statement, {"tenant": tenant})
+        with pytest.raises(RuntimeError), backend.db.session() as session:
+            session.connection().execute(ScimRequestLog.__table__.insert(), [row(tenant, n)])
+            raise RuntimeError("rolled back")
+    assert backend.db.read_rows(statement, {"tenant": tenant})[0][0] == 0

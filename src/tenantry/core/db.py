@@ -290,7 +290,9 @@ class Database:
             clause = cast(TextClause, statement.element if isinstance(statement, TextualSelect) else statement)
             rows: list[tuple[Any, ...]] = self._reader().execute(clause.text, params).fetchall()
             return rows
-        with self.engine.connect() as conn:
+        # Autocommit: a read-only statement needs no transaction, and psycopg's BEGIN and the pool's ROLLBACK on
+        # return were two of its five round trips to the server (the pool's ping and the query are the others).
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             return conn.execute(statement, params).all()
 
     def insert_rows(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
