@@ -330,6 +330,9 @@ def test_rows_of_writes_answered_during_a_log_write_go_together_in_the_next_one(
     batches: list[int] = []
 
     class HeldLog(ScimLog):
+        def record_at_once(self, entries: Any) -> bool:
+            return False   # every batch to a thread, as on PostgreSQL or with the write lock taken
+
         def record(self, entries: Any, *, purge: bool = True) -> None:
             batches.append(len(entries))
             if len(batches) == 1:
@@ -361,6 +364,9 @@ def test_a_request_with_no_rows_arriving_during_a_log_write_is_released_too(back
     first_started, release = threading.Event(), threading.Event()
 
     class HeldLog(ScimLog):
+        def record_at_once(self, entries: Any) -> bool:
+            return False
+
         def record(self, entries: Any, *, purge: bool = True) -> None:
             first_started.set()
             release.wait(30)
@@ -379,3 +385,36 @@ def test_a_request_with_no_rows_arriving_during_a_log_write_is_released_too(back
 
     asyncio.run(run())
     assert "held@contoso.com" in {e.user_name for e in backend.scim_log.entries(tenant, limit=100)}
+
+
+def test_log_rows_wait_on_a_thread_while_another_write_holds_the_lock_and_all_arrive(backend: Services,
+                                                                                    tenant: str) -> None:
+    """On SQLite a few rows are written on the event loop when the write lock is free; while another write holds
+    it they go to a thread, which waits for it. Either way every row is stored and every waiter released."""
+    scim_log = ScimLog(backend.db)
+    scim_log.purge(tenant)   # no purge due: the rows alone
+    group = _GroupCommit(scim_log)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with backend.db.writing():
+            holding.set()
+            release.wait(30)
+
+    async def run() -> bool:
+        await group.add([_entry(tenant, "free@contoso.com", 0)])
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert holding.wait(10)
+        waiting = asyncio.create_task(group.add([_entry(tenant, "taken@contoso.com", 0)]))
+        await asyncio.sleep(0.2)
+        still_waiting = not waiting.done()   # on a thread, waiting for the lock (the loop runs on)
+        release.set()
+        await asyncio.wait_for(waiting, timeout=30)
+        holder.join()
+        return still_waiting
+
+    still_waiting = asyncio.run(run())
+    stored = {e.user_name for e in scim_log.entries(tenant, limit=100)}
+    assert {"free@contoso.com", "taken@contoso.com"} <= stored
+    assert still_waiting == backend.db.is_sqlite   # PostgreSQL has no process-wide write lock to wait for

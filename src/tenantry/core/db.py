@@ -82,17 +82,34 @@ def make_engine(url: str) -> Engine:
 FOR_WRITE: dict[str, Any] = {"key_share": True}
 
 
-class _WriteScope:
-    """One ``Database.writing()`` block: the connection (SQLAlchemy's) whose transaction holds the write lock."""
+class WriterBusy(Exception):
+    """A write asked not to wait (``Database.at_once``) found the write lock taken; nothing was written."""
 
-    __slots__ = ("holder",)
+
+class _WriteScope:
+    """One ``Database.writing()`` block: the connection (SQLAlchemy's) whose transaction holds the write lock;
+    ``at_once``: its BEGIN IMMEDIATE must not wait for another process's writer either."""
+
+    __slots__ = ("at_once", "holder")
+
+    def __init__(self, at_once: bool = False) -> None:
+        self.holder: Any = None
+        self.at_once = at_once
+
+
+class _AtOnce:
+    """One ``Database.at_once()`` block: ``used`` once its one non-waiting write transaction has begun."""
+
+    __slots__ = ("used",)
 
     def __init__(self) -> None:
-        self.holder: Any = None
+        self.used = False
 
 
 # Set while ``Database.writing()`` is held by this thread (or task): the transactions it begins will write.
 _WRITING: ContextVar[_WriteScope | None] = ContextVar("tenantry_writing", default=None)
+# Set inside ``Database.at_once()``: the first ``writing()`` block raises WriterBusy rather than wait.
+_AT_ONCE: ContextVar[_AtOnce | None] = ContextVar("tenantry_at_once", default=None)
 
 
 def _sqlite_begin(conn: Any) -> None:
@@ -112,8 +129,25 @@ def _sqlite_begin(conn: Any) -> None:
         # A second session opened inside the block while the first still holds the lock: it can only read
         # (a second writer would wait for the first forever), and a reader must not wait for its own writer.
         return
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if scope.at_once:
+        _begin_at_once(conn.connection.driver_connection)
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
     scope.holder = conn
+
+
+def _begin_at_once(driver: Any) -> None:
+    """``BEGIN IMMEDIATE`` on a pysqlite connection without waiting: WriterBusy if another process (or a
+    connection of this one outside ``writing``) holds SQLite's write lock. The busy timeout is back at once."""
+    driver.execute("PRAGMA busy_timeout=0")
+    try:
+        driver.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if driver.in_transaction:
+            driver.rollback()
+        raise WriterBusy(str(exc)) from exc
+    finally:
+        driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -122,7 +156,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     # The WAL is moved into the database file by Database's checkpointer thread, not by whichever commit crosses
     # SQLite's 1,000 pages (that commit then waited for the copy and its fsync: ~8 ms, a PATCH's p99). This is
     # the backstop, for a WAL the thread has not kept up with (or a process whose writes it does not see).
@@ -130,6 +164,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# How long a write waits for another process's writer before SQLite says "database is locked".
+BUSY_TIMEOUT_MS = 30_000
 # A writer checkpoints by itself only past this many WAL pages (4 KiB each); below it the checkpointer does.
 WAL_BACKSTOP_PAGES = 10_000
 # How long the checkpointer lets writes gather after the first one before it checkpoints them.
@@ -247,13 +283,36 @@ class Database:
         if self._write_lock is None:
             yield
             return
-        with self._write_lock:
-            token = _WRITING.set(_WriteScope())
+        once = _AT_ONCE.get()
+        at_once = once is not None and not once.used
+        if at_once:
+            assert once is not None
+            once.used = True   # one transaction: a second could not give way once the first had committed
+            if not self._write_lock.acquire(blocking=False):
+                raise WriterBusy("another write of this process holds the write lock")
+        else:
+            self._write_lock.acquire()
+        try:
+            token = _WRITING.set(_WriteScope(at_once))
             try:
                 yield
             finally:
                 _WRITING.reset(token)
                 self.wrote()
+        finally:
+            self._write_lock.release()
+
+    @contextmanager
+    def at_once(self) -> Iterator[None]:
+        """The first write transaction inside runs now or not at all: if this process's other writers or another
+        process hold the write lock, ``writing()`` (or its BEGIN IMMEDIATE) raises WriterBusy before anything is
+        read or written, and the caller hands the work to a thread that may wait (the SCIM routes on the event
+        loop, issue #16). SQLite only; elsewhere, and for later transactions in the block, writes wait as usual."""
+        token = _AT_ONCE.set(_AtOnce())
+        try:
+            yield
+        finally:
+            _AT_ONCE.reset(token)
 
     def wrote(self) -> None:
         """A write was committed (or tried): wake the checkpointer, starting it in this process if need be."""
@@ -324,7 +383,11 @@ class Database:
             raw = self.engine.raw_connection()
             try:
                 driver: Any = raw.driver_connection
-                driver.execute("BEGIN IMMEDIATE")
+                scope = _WRITING.get()
+                if scope is not None and scope.at_once:
+                    _begin_at_once(driver)
+                else:
+                    driver.execute("BEGIN IMMEDIATE")
                 try:
                     driver.executemany(sql, params)
                     driver.commit()

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Request
@@ -40,6 +40,7 @@ from scim2_models import (
 )
 from starlette.convertors import Convertor, register_url_convertor
 
+from tenantry.core.db import WriterBusy
 from tenantry.core.errors import Forbidden, Unauthorized
 from tenantry.core.settings import Settings
 from tenantry.core.streaming import read_bounded
@@ -62,6 +63,7 @@ from tenantry.protocols.scim.search import (
 from tenantry.protocols.scim.summary import join_bounded, patch_outline, resource_outline
 
 log = logging.getLogger("tenantry.scim")
+_T = TypeVar("_T")
 
 SCIM_JSON = "application/scim+json"
 _MAX_BODY = 10 * 1024 * 1024
@@ -147,6 +149,11 @@ class ScimContext:
 async def read_body(request: Request, limit: int = _MAX_BODY) -> Any:
     """The JSON body: bounded while it streams (``request.body()`` would hold hundreds of MB before its size
     could be checked, issue #9), of a JSON content type, checked for depth and NUL (``limits.check_json``)."""
+    return (await read_sized_body(request, limit))[0]
+
+
+async def read_sized_body(request: Request, limit: int = _MAX_BODY) -> tuple[Any, int]:
+    """``read_body``, and the body's size in bytes."""
     raw = await read_bounded(request, limit, lambda message: PayloadTooLargeException(detail=message))
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype and ctype not in (SCIM_JSON, "application/json"):
@@ -156,7 +163,7 @@ async def read_body(request: Request, limit: int = _MAX_BODY) -> Any:
     except orjson.JSONDecodeError as exc:
         raise InvalidSyntaxException(detail=f"the body is not valid JSON: {exc}") from exc
     check_json(payload)
-    return payload
+    return payload, len(raw)
 
 
 async def read_search_request(request: Request) -> dict[str, Any]:
@@ -213,8 +220,9 @@ class Access:
 
 def build_router(store: ScimStore, directory: DirectoryService, settings: Settings) -> APIRouter:
     # The dependencies and the cheap reads are async and call the store directly: the look-ups take a
-    # fraction of a millisecond, less than handing them to a worker thread. Writes, which can be long (a
-    # Bulk request, a big group), go to the thread pool so they never hold up the event loop.
+    # fraction of a millisecond, less than handing them to a worker thread. So does a write of one user on
+    # SQLite when the write lock is free (``_write``); writes that can be long (a Bulk request, a group, a big
+    # body) or would wait for the lock go to the thread pool, so they never hold up the event loop.
     router = APIRouter()
     access = Access(directory, settings)
     # The resource routes first: a request is matched against the routes in order, twice (FastAPI's included
@@ -428,9 +436,9 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
     async def create(request: Request) -> Response:
         ctx = await access.authed(request)
         rtype = ctx.endpoint(request.path_params["endpoint"], write=True)
-        payload = await read_body(request)
+        payload, size = await read_sized_body(request)
         ctx.sent(payload, resource_outline(payload))
-        doc = await run_in_threadpool(store.create, ctx.tenant, rtype, payload)
+        doc = await _write(store, rtype, size, store.create, ctx.tenant, rtype, payload)
         ctx.record.entry.describe(doc, with_id=True)
         return ctx.respond(rtype, doc, read_projection(request.query_params), 201)
 
@@ -438,9 +446,10 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
     async def replace(request: Request) -> Response:
         ctx = await access.authed(request)
         rtype, rid = ctx.resource(*_path(request), write=True)
-        payload = await read_body(request)
+        payload, size = await read_sized_body(request)
         ctx.sent(payload, resource_outline(payload))
-        doc = await run_in_threadpool(store.replace, ctx.tenant, rtype, rid, payload, request.headers.get("if-match"))
+        doc = await _write(store, rtype, size, store.replace, ctx.tenant, rtype, rid, payload,
+                           request.headers.get("if-match"))
         ctx.record.entry.describe(doc)
         return ctx.respond(rtype, doc, read_projection(request.query_params))
 
@@ -448,12 +457,12 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
     async def patch(request: Request) -> Response:
         ctx = await access.authed(request)
         rtype, rid = ctx.resource(*_path(request), write=True)
-        payload = await read_body(request)
+        payload, size = await read_sized_body(request)
         ctx.record.entry.operation = patch_outline(payload)
         projection = read_projection(request.query_params)
-        doc, whole = await run_in_threadpool(_patch, store, ctx, rtype, rid, payload, request.headers.get("if-match"),
-                                             projection.with_members and store.has_members(rtype),
-                                             settings.scim_patch_members_limit)
+        doc, whole = await _write(store, rtype, size, _patch, store, ctx, rtype, rid, payload,
+                                  request.headers.get("if-match"), projection.with_members and store.has_members(rtype),
+                                  settings.scim_patch_members_limit)
         if not whole:
             return Response(status_code=204, headers={"ETag": doc["meta"]["version"]})
         return ctx.respond(rtype, doc, projection)
@@ -462,9 +471,22 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
     async def delete(request: Request) -> Response:
         ctx = await access.authed(request)
         rtype, rid = ctx.resource(*_path(request), write=True)
-        gone = await run_in_threadpool(store.delete, ctx.tenant, rtype, rid, request.headers.get("if-match"))
+        gone = await _write(store, rtype, 0, store.delete, ctx.tenant, rtype, rid, request.headers.get("if-match"))
         ctx.record.entry.describe(gone)
         return Response(status_code=204)
+
+
+async def _write(store: ScimStore, rtype: str, size: int, fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)``, a write of one resource: on the event loop when that is cheaper and the write lock is free
+    (``ScimStore.writes_inline``, ``Database.at_once``), else on a worker thread, where it may wait for the lock.
+    Given way (WriterBusy), it had read and written nothing, so the thread runs it from the start."""
+    if store.writes_inline(rtype, size):
+        try:
+            with store.db.at_once():
+                return fn(*args)
+        except WriterBusy:
+            pass
+    return await run_in_threadpool(fn, *args)
 
 
 def _patch(store: ScimStore, ctx: ScimContext, rtype: str, rid: str, payload: Any, if_match: str | None,
@@ -488,8 +510,9 @@ class _GroupCommit:
     """Writes log rows in batches: the rows of requests answered while a batch is being written wait, and go
     together in the next one. Under load one transaction carries many requests' rows (on SQLite each
     transaction costs about as much as a dozen rows); a lone request's rows are written at once, so nothing is
-    held back to make a batch. Each ``add`` returns once its rows are stored (or, ``ScimLog.record`` never
-    raising, once their loss has been logged)."""
+    held back to make a batch. On SQLite a small batch is written on the event loop when the write lock is free
+    (``ScimLog.record_at_once``), else on a worker thread. Each ``add`` returns once its rows are stored (or,
+    ``ScimLog.record`` never raising, once their loss has been logged)."""
 
     def __init__(self, scim_log: ScimLog) -> None:
         self.scim_log = scim_log
@@ -517,7 +540,8 @@ class _GroupCommit:
             batch, waiters = self.pending, self.waiters
             self.pending, self.waiters = [], []
             try:
-                await run_in_threadpool(self.scim_log.record, batch)
+                if not self.scim_log.record_at_once(batch):
+                    await run_in_threadpool(self.scim_log.record, batch)
             finally:
                 for waiter in waiters:
                     if not waiter.done():
@@ -529,8 +553,8 @@ class ScimLogMiddleware:
 
     The router fills the request's record (the credential, the resource, a PATCH's outline); this layer adds
     what only the answer knows — the status as sent, an error's ``scimType`` and ``detail`` read from its
-    body, the duration — and stores the rows after the last byte of the answer has been sent, on a worker
-    thread, batched with the rows of other requests answered meanwhile (``_GroupCommit``). ``ScimLog.record``
+    body, the duration — and stores the rows after the last byte of the answer has been sent, batched with the
+    rows of other requests answered meanwhile (``_GroupCommit``). ``ScimLog.record``
     never raises, so the log can neither fail nor delay the write it describes. A request is recorded when a
     SCIM token of the tenant made it and it was a write (or ``reads``).
     """

@@ -87,6 +87,8 @@ class Repository(Generic[RowT]):
     table: type[RowT]
     # Cheap enough to read on the event loop (one indexed row), rather than on a worker thread.
     reads_inline: ClassVar[bool] = False
+    # Cheap enough to write on the event loop when the write lock is free (one resource, no member rows).
+    writes_inline: ClassVar[bool] = False
     # Whether the type has member rows (``group_members``), which a PATCH changes apart from the resource.
     has_members: ClassVar[bool] = False
     # ``sortBy`` attribute key → the column that sorts like it (the rest is sorted in Python).
@@ -214,6 +216,7 @@ class UserRepository(Repository[User]):
     resource_type = "User"
     table = User
     reads_inline = True
+    writes_inline = True
     creates_simply = True
     listed = User.hidden_from_address_lists.is_(False)
     sort_columns = _sort_columns(User, username=User.user_name_key, displayname=func.lower(User.display_name),

@@ -60,6 +60,10 @@ from tenantry.protocols.scim.simple_patch import read_simple_patch
 # clause: there the write transaction holds the database's write lock from its first statement (BEGIN
 # IMMEDIATE under ``Database.writing``), against this process's other threads and other processes.
 
+# The largest body a write is tried with on the event loop (``writes_inline``): an identity provider's user is
+# 1–3 KB; a bigger one is validated and stored on a worker thread, so the loop is never held for long.
+INLINE_WRITE_MAX_BYTES = 16_384
+
 
 class ScimStore:
     """Create, read, replace, patch, delete and search users and groups of one database."""
@@ -88,6 +92,15 @@ class ScimStore:
         if not repo.reads_inline or not self.db.is_sqlite:
             return False
         return not query or (not sort_by and repo.quick(filter_text) is not None)
+
+    def writes_inline(self, resource_type: str, body_bytes: int) -> bool:
+        """Whether a write is cheaper tried on the event loop than handed to a worker thread: one user, a body of
+        at most ``INLINE_WRITE_MAX_BYTES``, on SQLite. The route then runs it under ``Database.at_once``, so it
+        never waits there for the write lock: when the lock is taken it goes to a thread after all. Each hop to a
+        thread and back cost more CPU than the write's SQL (issue #16: PATCH 1.5 → 0.8 ms a request at 8
+        connections, with the request-log row written the same way)."""
+        repo = self._repo(resource_type)
+        return repo.writes_inline and self.db.is_sqlite and body_bytes <= INLINE_WRITE_MAX_BYTES
 
     def has_members(self, resource_type: str) -> bool:
         return self._repo(resource_type).has_members
