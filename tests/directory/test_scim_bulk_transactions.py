@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
+from scim2_models import InvalidValueException, SCIMException
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -159,3 +160,51 @@ def test_an_unexpected_error_rolls_back_only_what_was_not_committed(backend: Ser
     finally:
         batch.close()
     assert [stored(backend, tenant, f"{n}@contoso.com") for n in ("x1", "x2", "x3", "x4")] == [1, 1, 0, 0]
+
+
+class FailsAfterWriting(ScimBatch):
+    """A batch whose ``at``-th operation (1-based) is refused after it has written everything it writes."""
+
+    def __init__(self, *args: Any, at: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.at, self.calls = at, 0
+
+    def _run(self, session: Session, call: BulkCall) -> dict[str, Any]:
+        self.calls += 1
+        out = super()._run(session, call)
+        if self.calls == self.at:
+            raise InvalidValueException(detail="refused after its writes")
+        return out
+
+
+def titled(user_name: str, title: str) -> BulkCall:
+    return BulkCall(Method.post, "Users", "User", None, user_payload(user_name, title=title), None, user_name)
+
+
+def with_title(services: Services, tenant: str, title: str) -> int:
+    """Users whose indexed ``title`` is ``title`` (a user_values row, not a column)."""
+    return services.scim.search(tenant, "User", filter_text=f'title eq "{title}"').total
+
+
+def test_an_operation_refused_after_its_writes_leaves_none_of_them_and_the_others_stand(
+        backend: Services, tenant: str) -> None:
+    """The savepoint of each operation (the driver's for a create on SQLite, SQLAlchemy's otherwise) undoes the
+    refused one's row and index rows, and nothing of the operations before or after it."""
+    batch = FailsAfterWriting(backend.scim, tenant, at=2)
+    try:
+        kept = batch.perform(titled("kept-1@contoso.com", "Kept one"))
+        with pytest.raises(SCIMException):
+            batch.perform(titled("undone@contoso.com", "Undone title"))
+        batch.perform(titled("kept-2@contoso.com", "Kept two"))
+        # An ORM operation (a PATCH that is not a simple one) after the driver's savepoints, in the same transaction.
+        patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                 "Operations": [{"op": "add", "path": "emails", "value": [{"value": "k1@contoso.com"}]}]}
+        batch.perform(BulkCall(Method.patch, f"/Users/{kept['id']}", "User", kept["id"], patch, None, None))
+        batch.commit()
+    finally:
+        batch.close()
+    assert stored(backend, tenant, "undone@contoso.com") == 0 and with_title(backend, tenant, "Undone title") == 0
+    assert stored(backend, tenant, "kept-1@contoso.com") == stored(backend, tenant, "kept-2@contoso.com") == 1
+    assert with_title(backend, tenant, "Kept one") == with_title(backend, tenant, "Kept two") == 1
+    emails = backend.scim.get(tenant, "User", kept["id"])["emails"]
+    assert [e["value"] for e in emails] == ["k1@contoso.com"]

@@ -102,6 +102,10 @@ class ScimStore:
         repo = self._repo(resource_type)
         return repo.writes_inline and self.db.is_sqlite and body_bytes <= INLINE_WRITE_MAX_BYTES
 
+    def creates_simply(self, resource_type: str) -> bool:
+        """Whether a create of this type is stored by prebuilt statements alone, never through the ORM."""
+        return self._repo(resource_type).creates_simply
+
     def has_members(self, resource_type: str) -> bool:
         return self._repo(resource_type).has_members
 
@@ -373,14 +377,36 @@ class ScimBatch:
         exception rolls the whole transaction back (nothing since the last commit happened) and is raised."""
         stack, session = self._open or self._begin()
         try:
-            with session.begin_nested():
-                out = self._run(session, call)
+            if self._on_driver(call):
+                out = self._in_driver_savepoint(session, call)
+            else:
+                with session.begin_nested():
+                    out = self._run(session, call)
         except SCIMException:
             raise
         except BaseException:
             self._end(commit=False)
             raise
         self._count += 1
+        return out
+
+    def _on_driver(self, call: BulkCall) -> bool:
+        """Whether the operation writes through the driver alone (a create of a type that ``creates_simply``, on
+        SQLite), so that its savepoint can be the driver's too: SQLAlchemy compiled each SAVEPOINT and RELEASE
+        anew, ~100 µs of a created user's ~600 (issue #16). The ORM's paths keep ``begin_nested``, which also
+        expires what a rolled-back savepoint undid."""
+        return call.method is Method.post and self.store.db.is_sqlite and self.store.creates_simply(call.resource_type)
+
+    def _in_driver_savepoint(self, session: Session, call: BulkCall) -> dict[str, Any]:
+        driver: Any = session.connection().connection.driver_connection   # the transaction begun (BEGIN IMMEDIATE)
+        driver.execute("SAVEPOINT bulk_operation")
+        try:
+            out = self._run(session, call)
+        except BaseException:
+            driver.execute("ROLLBACK TO bulk_operation")
+            driver.execute("RELEASE bulk_operation")
+            raise
+        driver.execute("RELEASE bulk_operation")
         return out
 
     def due(self) -> bool:
