@@ -104,3 +104,18 @@ def test_a_read_leaves_no_pooled_connection_in_autocommit(backend, tenant: str) 
             session.connection().execute(ScimRequestLog.__table__.insert(), [row(tenant, n)])
             raise RuntimeError("rolled back")
     assert backend.db.read_rows(statement, {"tenant": tenant})[0][0] == 0
+
+
+def test_a_lone_row_refused_is_sqlalchemys_error_and_leaves_no_pooled_connection_in_autocommit(
+        backend, tenant: str) -> None:  # noqa: ANN001
+    # One row goes in without a transaction on PostgreSQL (a statement is atomic); refused, it is the same error as
+    # in a batch, and the connection it used goes back to the pool transactional, as read_rows' does.
+    statement = text("SELECT count(*) FROM scim_request_log WHERE tenant_id = :tenant")
+    for n in range(12):   # more than the connections the pool holds at rest
+        with pytest.raises(IntegrityError):
+            backend.db.insert_rows(ScimRequestLog.__table__, [row(tenant, n, method=None)])
+        backend.db.insert_rows(ScimRequestLog.__table__, [row(tenant, 100 + n)])
+        with pytest.raises(RuntimeError), backend.db.session() as session:
+            session.connection().execute(ScimRequestLog.__table__.insert(), [row(tenant, 200 + n)])
+            raise RuntimeError("rolled back")
+    assert backend.db.read_rows(statement, {"tenant": tenant})[0][0] == 12

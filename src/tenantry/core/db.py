@@ -361,14 +361,24 @@ class Database:
         SQLite: on the driver's connection (``BEGIN IMMEDIATE``, one ``executemany``, ``COMMIT``), each value
         through its column type's own conversion, so the row reads back as if SQLAlchemy had written it; a
         one-row transaction through the ORM session cost seven times as much CPU (the SCIM request log's row,
-        written for every SCIM write, issue #16). PostgreSQL: SQLAlchemy Core. Either way all the rows or none,
+        written for every SCIM write, issue #16). PostgreSQL: SQLAlchemy Core, one row without a transaction (a
+        statement is atomic), more in one. Either way all the rows or none,
         and a database's refusal is SQLAlchemy's error (``IntegrityError`` for a constraint).
         """
         if not rows:
             return
         if not self.is_sqlite:
+            statement = self._inserts.get(table.name)
+            if statement is None:
+                statement = self._inserts[table.name] = insert(table)
+            if len(rows) == 1:
+                # One statement is atomic by itself: no transaction around it. psycopg's BEGIN and COMMIT were two
+                # of its four round trips (the pool's ping and the INSERT are the others): a SCIM write's log row.
+                with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.execute(statement, rows[0])
+                return
             with self.session() as session:
-                session.connection().execute(insert(table), list(rows))
+                session.connection().execute(statement, list(rows))
             return
         statement = self._inserts.get(table.name)
         if statement is None:
