@@ -330,7 +330,7 @@ def test_rows_of_writes_answered_during_a_log_write_go_together_in_the_next_one(
     batches: list[int] = []
 
     class HeldLog(ScimLog):
-        def record_at_once(self, entries: Any) -> bool:
+        def can_record_now(self, entries: Any) -> bool:
             return False   # every batch to a thread, as on PostgreSQL or with the write lock taken
 
         def record(self, entries: Any, *, purge: bool = True) -> None:
@@ -364,7 +364,7 @@ def test_a_request_with_no_rows_arriving_during_a_log_write_is_released_too(back
     first_started, release = threading.Event(), threading.Event()
 
     class HeldLog(ScimLog):
-        def record_at_once(self, entries: Any) -> bool:
+        def can_record_now(self, entries: Any) -> bool:
             return False
 
         def record(self, entries: Any, *, purge: bool = True) -> None:

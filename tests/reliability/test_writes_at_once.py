@@ -6,6 +6,7 @@ the write's SQL). SQLite only: on PostgreSQL every write goes to a thread.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -160,3 +161,35 @@ def test_at_once_changes_nothing_on_postgresql_where_rows_are_locked_instead() -
         database.dispose()
         for _ in gen:
             pass
+
+
+def test_writer_released_returns_at_once_when_free_and_once_another_thread_lets_go(db: Database) -> None:
+    released_at: list[float] = []
+
+    def hold() -> None:
+        with db.writing():
+            holding.set()
+            time.sleep(0.3)
+        released_at.append(time.monotonic())
+
+    async def wait() -> tuple[float, bool]:
+        await asyncio.wait_for(db.writer_released(), timeout=10)   # free: at once
+        thread.start()
+        assert holding.wait(10)
+        with pytest.raises(WriterBusy) as busy, db.at_once():
+            db.insert_rows(NOTES, [{"text": "not now"}])
+        assert busy.value.here   # another thread of this process, not another process
+        await asyncio.wait_for(db.writer_released(), timeout=10)
+        return time.monotonic(), db._write_lock is not None and db._write_lock.locked()
+
+    holding = threading.Event()
+    thread = threading.Thread(target=hold)
+    returned, locked = asyncio.run(wait())
+    thread.join()
+    assert released_at and returned >= released_at[0] and not locked
+
+
+def test_another_process_holding_the_lock_is_not_here(db: Database) -> None:
+    with OtherProcess(db), pytest.raises(WriterBusy) as busy, db.at_once():
+        db.insert_rows(NOTES, [{"text": "not now"}])
+    assert not busy.value.here   # a thread must wait for it: no event-loop wait is woken by another process

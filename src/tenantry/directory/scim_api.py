@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 from fastapi import APIRouter, Request
@@ -40,7 +40,7 @@ from scim2_models import (
 )
 from starlette.convertors import Convertor, register_url_convertor
 
-from tenantry.core.db import WriterBusy
+from tenantry.core.db import Database, WriterBusy
 from tenantry.core.errors import Forbidden, Unauthorized
 from tenantry.core.settings import Settings
 from tenantry.core.streaming import read_bounded
@@ -64,6 +64,8 @@ from tenantry.protocols.scim.summary import join_bounded, patch_outline, resourc
 
 log = logging.getLogger("tenantry.scim")
 _T = TypeVar("_T")
+# How long a write on the event loop waits for another thread's write before it goes to a thread itself.
+_AT_ONCE_WAIT = 0.05
 
 SCIM_JSON = "application/scim+json"
 _MAX_BODY = 10 * 1024 * 1024
@@ -481,12 +483,26 @@ async def _write(store: ScimStore, rtype: str, size: int, fn: Callable[..., _T],
     (``ScimStore.writes_inline``, ``Database.at_once``), else on a worker thread, where it may wait for the lock.
     Given way (WriterBusy), it had read and written nothing, so the thread runs it from the start."""
     if store.writes_inline(rtype, size):
-        try:
-            with store.db.at_once():
-                return fn(*args)
-        except WriterBusy:
-            pass
+        done, result = await _at_once(store.db, fn, *args)
+        if done:
+            return cast(_T, result)
     return await run_in_threadpool(fn, *args)
+
+
+async def _at_once(db: Database, fn: Callable[..., _T], *args: Any) -> tuple[bool, _T | None]:
+    """``(True, fn(*args))`` run on the event loop under ``Database.at_once``; while another thread of this process
+    writes, it waits for it to let go (``writer_released``) and tries again, for up to ``_AT_ONCE_WAIT`` seconds.
+    ``(False, None)``, nothing done, when another process holds SQLite's lock or the wait ran out: the caller hands
+    the work to a thread, which waits as long as it takes."""
+    deadline = time.monotonic() + _AT_ONCE_WAIT
+    while True:
+        try:
+            with db.at_once():
+                return True, fn(*args)
+        except WriterBusy as busy:
+            if not busy.here or time.monotonic() >= deadline:
+                return False, None
+        await db.writer_released()
 
 
 def _patch(store: ScimStore, ctx: ScimContext, rtype: str, rid: str, payload: Any, if_match: str | None,
@@ -511,7 +527,7 @@ class _GroupCommit:
     together in the next one. Under load one transaction carries many requests' rows (on SQLite each
     transaction costs about as much as a dozen rows); a lone request's rows are written at once, so nothing is
     held back to make a batch. On SQLite a small batch is written on the event loop when the write lock is free
-    (``ScimLog.record_at_once``), else on a worker thread. Each ``add`` returns once its rows are stored (or,
+    (``ScimLog.record_now``), else on a worker thread. Each ``add`` returns once its rows are stored (or,
     ``ScimLog.record`` never raising, once their loss has been logged)."""
 
     def __init__(self, scim_log: ScimLog) -> None:
@@ -540,7 +556,10 @@ class _GroupCommit:
             batch, waiters = self.pending, self.waiters
             self.pending, self.waiters = [], []
             try:
-                if not self.scim_log.record_at_once(batch):
+                done = False
+                if self.scim_log.can_record_now(batch):
+                    done, _ = await _at_once(self.scim_log.db, self.scim_log.record_now, batch)
+                if not done:
                     await run_in_threadpool(self.scim_log.record, batch)
             finally:
                 for waiter in waiters:

@@ -38,7 +38,7 @@ _SIZES = {"request_id": 36, "token_id": 36, "token_name": 128, "client_ip": 64, 
           "resource_type": 64, "resource_id": 64, "external_id": 512, "user_name": 512, "display_name": 512,
           "operation": 512, "scim_type": 32, "detail": 1024}
 _ERROR_BODY_MAX = 16_384   # of an error answer, read for its scimType and detail
-# The most rows ``record_at_once`` writes on the caller's thread (the event loop); a Bulk request's thousand
+# The most rows ``record_now`` writes on the caller's thread (the event loop); a Bulk request's thousand
 # rows are ~35 ms of work, for a thread.
 ROWS_AT_ONCE = 32
 
@@ -183,20 +183,20 @@ class ScimLog:
         except Exception:  # noqa: BLE001 - whatever the database says, the write stands; the log says what is lost
             self._lost(entries)
 
-    def record_at_once(self, entries: Sequence[ScimLogEntry]) -> bool:
-        """``record`` on this thread if it need not wait: SQLite, at most ``ROWS_AT_ONCE`` rows, no purge due, and
-        the write lock free (``Database.at_once``). False, nothing written, when it would have to wait: the
-        caller (the event loop) hands ``record`` to a thread. A hop to a thread and back cost more than the row."""
-        if not self.db.is_sqlite or len(entries) > ROWS_AT_ONCE or self._due(entries, time.monotonic()):
-            return False
+    def can_record_now(self, entries: Sequence[ScimLogEntry]) -> bool:
+        """Whether ``record_now`` may store ``entries`` on the caller's thread (the event loop): SQLite, at most
+        ``ROWS_AT_ONCE`` rows and no purge due. A hop to a thread and back cost more than the row."""
+        return self.db.is_sqlite and len(entries) <= ROWS_AT_ONCE and not self._due(entries, time.monotonic())
+
+    def record_now(self, entries: Sequence[ScimLogEntry]) -> None:
+        """``record`` without the purge, for a caller inside ``Database.at_once``: WriterBusy (nothing written)
+        when the write lock is taken; any other failure is logged as ``record`` logs it."""
         try:
-            with self.db.at_once():
-                self._write(entries, purge=False)
+            self._write(entries, purge=False)
         except WriterBusy:
-            return False
+            raise
         except Exception:  # noqa: BLE001 - as record: the write stands
             self._lost(entries)
-        return True
 
     @staticmethod
     def _lost(entries: Sequence[ScimLogEntry]) -> None:
