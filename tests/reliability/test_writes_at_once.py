@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
@@ -193,3 +194,19 @@ def test_another_process_holding_the_lock_is_not_here(db: Database) -> None:
     with OtherProcess(db), pytest.raises(WriterBusy) as busy, db.at_once():
         db.insert_rows(NOTES, [{"text": "not now"}])
     assert not busy.value.here   # a thread must wait for it: no event-loop wait is woken by another process
+
+
+def test_a_write_at_once_gives_way_when_every_pooled_connection_is_out(db: Database) -> None:
+    """The checkout would wait for a connection, on the event loop: it goes to a thread instead."""
+    pool: Any = db.engine.pool
+    held = [db.engine.connect() for _ in range(pool.size() + pool._max_overflow)]
+    try:
+        with pytest.raises(WriterBusy) as busy, db.at_once():
+            db.insert_rows(NOTES, [{"text": "not now"}])
+        assert not busy.value.here
+    finally:
+        for conn in held:
+            conn.close()
+    with db.at_once():
+        db.insert_rows(NOTES, [{"text": "now"}])
+    assert texts(db) == ["now"]

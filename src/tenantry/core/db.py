@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import ClauseElement
 
 from tenantry.core.errors import Conflict
@@ -137,6 +138,7 @@ def _sqlite_begin(conn: Any) -> None:
         return
     if scope.at_once:
         _begin_at_once(conn.connection.driver_connection)
+        scope.at_once = False   # begun: a later transaction of the block waits, it can no longer give way
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     scope.holder = conn
@@ -302,6 +304,9 @@ class Database:
         if at_once:
             assert once is not None
             once.used = True   # one transaction: a second could not give way once the first had committed
+            if not self._pool_has_room():
+                # Every pooled connection is out (threads' reads): the checkout would wait, on the event loop.
+                raise WriterBusy("no pooled connection is free", here=False)
             if not self._write_lock.acquire(blocking=False):
                 raise WriterBusy("another write of this process holds the write lock", here=True)
         else:
@@ -317,6 +322,14 @@ class Database:
             self._write_lock.release()
             if self._release_waiters:
                 self._wake_release_waiters()
+
+    def _pool_has_room(self) -> bool:
+        """Whether a connection can be checked out of the pool without waiting (a QueuePool's: one checked in, or
+        overflow left); other pools never make a caller wait."""
+        pool = self.engine.pool
+        if not isinstance(pool, QueuePool):
+            return True
+        return pool.checkedin() > 0 or pool.overflow() < pool._max_overflow
 
     async def writer_released(self) -> None:
         """Return once this process's write lock is free (at once if it is): what a write on the event loop that
@@ -436,6 +449,7 @@ class Database:
                 scope = _WRITING.get()
                 if scope is not None and scope.at_once:
                     _begin_at_once(driver)
+                    scope.at_once = False
                 else:
                     driver.execute("BEGIN IMMEDIATE")
                 try:
