@@ -11,13 +11,14 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
@@ -43,6 +44,7 @@ from sqlalchemy.sql import ClauseElement
 from tenantry.core.errors import Conflict
 
 log = logging.getLogger("tenantry.db")
+_T = TypeVar("_T")
 
 # Named constraints keep migrations portable between SQLite and PostgreSQL (STYLE habit 10).
 NAMING = {
@@ -181,6 +183,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 BUSY_TIMEOUT_MS = 30_000
 # A writer checkpoints by itself only past this many WAL pages (4 KiB each); below it the checkpointer does.
 WAL_BACKSTOP_PAGES = 10_000
+# How long a write on an event loop (``run_at_once``) waits for another thread's write before it goes to a thread.
+AT_ONCE_WAIT_SECONDS = 0.05
 # How long the checkpointer lets writes gather after the first one before it checkpoints them.
 CHECKPOINT_EVERY_SECONDS = 0.2
 # How often an idle checkpointer looks whether its Database still exists.
@@ -330,6 +334,22 @@ class Database:
         if not isinstance(pool, QueuePool):
             return True
         return pool.checkedin() > 0 or pool.overflow() < pool._max_overflow
+
+    async def run_at_once(self, fn: Callable[..., _T], *args: Any) -> tuple[bool, _T | None]:
+        """``(True, fn(*args))`` run on the calling thread (an event loop's) under ``at_once``; while another thread of
+        this process writes, it waits for it to let go (``writer_released``) and tries again, as long as less than
+        ``AT_ONCE_WAIT_SECONDS`` have passed since the first try. ``(False, None)``, nothing done, when another
+        process holds SQLite's lock, no pooled connection is free, or the wait ran out: the caller hands the work to
+        a thread, which waits as long as it takes."""
+        deadline = time.monotonic() + AT_ONCE_WAIT_SECONDS
+        while True:
+            try:
+                with self.at_once():
+                    return True, fn(*args)
+            except WriterBusy as busy:
+                if not busy.here or time.monotonic() >= deadline:
+                    return False, None
+            await self.writer_released()
 
     async def writer_released(self) -> None:
         """Return once this process's write lock is free (at once if it is): what a write on the event loop that

@@ -40,7 +40,6 @@ from scim2_models import (
 )
 from starlette.convertors import Convertor, register_url_convertor
 
-from tenantry.core.db import Database, WriterBusy
 from tenantry.core.errors import Forbidden, Unauthorized
 from tenantry.core.settings import Settings
 from tenantry.core.streaming import read_bounded
@@ -64,8 +63,6 @@ from tenantry.protocols.scim.summary import join_bounded, patch_outline, resourc
 
 log = logging.getLogger("tenantry.scim")
 _T = TypeVar("_T")
-# How long a write on the event loop waits for another thread's write before it goes to a thread itself.
-_AT_ONCE_WAIT = 0.05
 
 SCIM_JSON = "application/scim+json"
 _MAX_BODY = 10 * 1024 * 1024
@@ -485,27 +482,10 @@ async def _write(store: ScimStore, target: tuple[Any, ...], fn: Callable[..., _T
     may wait for the lock. Given way (WriterBusy), it had read and written nothing, so the thread runs it from the
     start."""
     if store.writes_inline(*target):
-        done, result = await _at_once(store.db, fn, *args)
+        done, result = await store.db.run_at_once(fn, *args)
         if done:
             return cast(_T, result)
     return await run_in_threadpool(fn, *args)
-
-
-async def _at_once(db: Database, fn: Callable[..., _T], *args: Any) -> tuple[bool, _T | None]:
-    """``(True, fn(*args))`` run on the event loop under ``Database.at_once``; while another thread of this process
-    writes, it waits for it to let go (``writer_released``) and tries again, as long as less than ``_AT_ONCE_WAIT``
-    seconds have passed since the first try.
-    ``(False, None)``, nothing done, when another process holds SQLite's lock or the wait ran out: the caller hands
-    the work to a thread, which waits as long as it takes."""
-    deadline = time.monotonic() + _AT_ONCE_WAIT
-    while True:
-        try:
-            with db.at_once():
-                return True, fn(*args)
-        except WriterBusy as busy:
-            if not busy.here or time.monotonic() >= deadline:
-                return False, None
-        await db.writer_released()
 
 
 def _patch(store: ScimStore, ctx: ScimContext, rtype: str, rid: str, payload: Any, if_match: str | None,
@@ -561,7 +541,7 @@ class _GroupCommit:
             try:
                 done = False
                 if self.scim_log.can_record_now(batch):
-                    done, _ = await _at_once(self.scim_log.db, self.scim_log.record_now, batch)
+                    done, _ = await self.scim_log.db.run_at_once(self.scim_log.record_now, batch)
                 if not done:
                     await run_in_threadpool(self.scim_log.record, batch)
             finally:
