@@ -17,7 +17,7 @@ import pytest
 
 from tenantry.app import Services, create_app
 from tenantry.directory import scim_api
-from tenantry.directory.scim_store import INLINE_WRITE_MAX_BYTES
+from tenantry.directory.scim_repositories import INLINE_WRITE_MAX_BYTES
 from tests.conftest import SCIM_JSON, ScimClient, group_payload, user_payload
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -73,6 +73,36 @@ def test_group_writes_and_big_user_bodies_or_stored_users_go_to_a_worker_thread(
     patched = scim.patch(f"/Users/{created.json()['id']}", json=replace("displayName", "Big"))
     assert patched.status_code == 200 and patched.json()["displayName"] == "Big"
     assert hops.count("create") == 2 and hops.count("_patch") == 2
+
+
+def test_writes_to_a_big_stored_user_give_way_to_a_thread_and_are_stored_and_logged_once(
+        scim: ScimClient, backend: Services, hops: list[str]) -> None:
+    """The body is small, so each write starts on the event loop; it reads the stored user, finds it too big to
+    validate and re-index there, rolls back and runs again on a thread: one change, one version, one log row."""
+    created = scim.post("/Users", json=user_payload("big.stored@contoso.com", title="x" * (INLINE_WRITE_MAX_BYTES + 1)))
+    assert created.status_code == 201, created.text
+    uid, version = created.json()["id"], created.json()["meta"]["version"]
+    hops.clear()
+    patched = scim.patch(f"/Users/{uid}", json=replace("displayName", "Patched"), headers={"If-Match": version})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["displayName"] == "Patched" and patched.json()["meta"]["version"] != version
+    general = scim.patch(f"/Users/{uid}", json={"schemas": [PATCH_OP], "Operations": [
+        {"op": "add", "path": "emails", "value": [{"value": "second@contoso.com", "type": "home"}]}]})
+    assert general.status_code == 200, general.text
+    again = scim.patch(f"/Users/{uid}", json=replace("displayName", "Stale"), headers={"If-Match": version})
+    assert again.status_code == 412   # the If-Match saw the one committed change, not a doubled one
+    small = user_payload("big.stored@contoso.com", id=uid, title="Small again")
+    assert scim.put(f"/Users/{uid}", json=small).status_code == 200
+    assert scim.get(f"/Users/{uid}").json()["title"] == "Small again"
+    assert scim.delete(f"/Users/{uid}").status_code == 204   # small again: on the event loop
+    assert scim.get(f"/Users/{uid}").status_code == 404
+    other = scim.post("/Users", json=user_payload("big.gone@contoso.com", title="y" * (INLINE_WRITE_MAX_BYTES + 1)))
+    assert scim.delete(f"/Users/{other.json()['id']}").status_code == 204
+    assert scim.get(f"/Users/{other.json()['id']}").status_code == 404
+    if backend.db.is_sqlite:
+        assert hops.count("_patch") == 3 and hops.count("replace") == 1 and hops.count("delete") == 1
+    writes = sorted((r.method, r.status) for r in backend.scim_log.entries(scim.tenant, resource_id=uid))
+    assert writes == [("DELETE", 204), ("PATCH", 200), ("PATCH", 200), ("PATCH", 412), ("POST", 201), ("PUT", 200)]
 
 
 def test_a_user_patch_finding_the_lock_taken_waits_on_a_thread_while_reads_are_answered(

@@ -1,7 +1,8 @@
 """A write asked not to wait (``Database.at_once``) runs now or gives way before it has read or written
-anything; the SCIM routes use it to write one user on the event loop when the write lock is free, and hand
-the write to a worker thread, which may wait, when it is not (issue #16: each thread hop cost more CPU than
-the write's SQL). SQLite only: on PostgreSQL every write goes to a thread.
+anything (or, inside its first transaction, by ``give_way``: rolled back, nothing kept); the SCIM routes use it
+to write one user on the event loop when the write lock is free, and hand the write to a worker thread, which
+may wait, when it is not (issue #16: each thread hop cost more CPU than the write's SQL). SQLite only: on
+PostgreSQL every write goes to a thread.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
-from tenantry.core.db import BUSY_TIMEOUT_MS, Database, WriterBusy
+from tenantry.core.db import BUSY_TIMEOUT_MS, Database, WriterBusy, give_way
 from tests.conftest import _pg_database
 
 META = MetaData()
@@ -210,3 +211,39 @@ def test_a_write_at_once_gives_way_when_every_pooled_connection_is_out(db: Datab
     with db.at_once():
         db.insert_rows(NOTES, [{"text": "now"}])
     assert texts(db) == ["now"]
+
+
+def test_giving_way_inside_the_first_transaction_of_an_at_once_block_keeps_nothing_it_wrote(db: Database) -> None:
+    """What a write learns only once it has read (a big stored user): it hands itself to a thread, and the rows it
+    had written in that transaction are rolled back, so the thread's run from the start does not double them."""
+    with pytest.raises(WriterBusy) as busy, db.at_once(), db.writing(), db.session() as session:
+        session.execute(insert(NOTES).values(text="written, then given way"))
+        give_way("too big for the event loop")
+    assert not busy.value.here and "too big" in str(busy.value)
+    assert texts(db) == []
+
+
+def test_give_way_does_nothing_outside_at_once_or_after_its_first_transaction(db: Database) -> None:
+    with db.writing(), db.session() as session:   # a thread's write: it goes on where it is
+        session.execute(insert(NOTES).values(text="on a thread"))
+        give_way("ignored")
+    with db.at_once():
+        db.insert_rows(NOTES, [{"text": "first"}])   # committed: a second transaction cannot give way
+        with db.writing(), db.session() as session:
+            session.execute(insert(NOTES).values(text="second"))
+            give_way("ignored")
+    assert texts(db) == ["on a thread", "first", "second"]
+
+
+def test_run_at_once_reports_a_given_way_write_as_not_done(db: Database) -> None:
+    def write(text: str) -> str:
+        with db.writing(), db.session() as session:
+            session.execute(insert(NOTES).values(text=text))
+            if text == "big":
+                give_way("too big for the event loop")
+        return text
+
+    assert asyncio.run(db.run_at_once(write, "small")) == (True, "small")
+    assert asyncio.run(db.run_at_once(write, "big")) == (False, None)   # at once: no retry on the loop
+    assert write("big") == "big"   # what the caller then does, on a thread
+    assert texts(db) == ["small", "big"]

@@ -97,13 +97,14 @@ class WriterBusy(Exception):
 
 class _WriteScope:
     """One ``Database.writing()`` block: the connection (SQLAlchemy's) whose transaction holds the write lock;
-    ``at_once``: its BEGIN IMMEDIATE must not wait for another process's writer either."""
+    ``at_once``: its BEGIN IMMEDIATE must not wait for another process's writer either; ``gives_way``: the block
+    is the first of a ``Database.at_once`` block, so ``give_way`` may still hand its work to a thread."""
 
-    __slots__ = ("at_once", "holder")
+    __slots__ = ("at_once", "gives_way", "holder")
 
     def __init__(self, at_once: bool = False) -> None:
         self.holder: Any = None
-        self.at_once = at_once
+        self.at_once = self.gives_way = at_once
 
 
 class _AtOnce:
@@ -144,6 +145,16 @@ def _sqlite_begin(conn: Any) -> None:
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     scope.holder = conn
+
+
+def give_way(reason: str) -> None:
+    """Inside the write transaction a ``Database.at_once`` block began (a write on the event loop): raise WriterBusy,
+    so that transaction rolls back with whatever it wrote and ``run_at_once`` hands the work to a thread, which
+    runs it from the start. Anywhere else, nothing: the work goes on where it is. For what a write finds costly only
+    once it has read the stored row (a big stored user, issue #16)."""
+    scope = _WRITING.get()
+    if scope is not None and scope.gives_way:
+        raise WriterBusy(reason, here=False)
 
 
 def _settle(future: asyncio.Future[None]) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc, utcnow
-from tenantry.core.db import FOR_WRITE, Database, parse_when, run_prebuilt
+from tenantry.core.db import FOR_WRITE, Database, give_way, parse_when, run_prebuilt
 from tenantry.directory.models import Group, GroupMember, User, UserValue
 from tenantry.directory.scim_filter import fold
 from tenantry.protocols.phones import phone_key
@@ -35,6 +35,10 @@ from tenantry.protocols.scim.simple_patch import SimpleSet, apply_simple_patch
 # Attributes never stored in ``resource``: the server's own (id, meta), computed (groups, members),
 # or write-only (password: Tenantry authenticates nobody with it, so it is not kept).
 NOT_STORED = ("id", "meta", "groups", "members", "password")
+# The largest body, and stored resource, a write is tried with on the event loop (``ScimStore.writes_inline``): an
+# identity provider's user is 1–3 KB; a bigger one is validated and stored on a worker thread, so the loop is never
+# held for long. The stored one is known once the write has read it: it then gives way (``core.db.give_way``).
+INLINE_WRITE_MAX_BYTES = 16_384
 # Longer values are indexed by their first characters (eq on them can still never be wrong: lengths differ).
 _MAX_INDEXED = 1000
 # Held in columns of ``users`` (and filtered there), so not repeated in ``user_values``.
@@ -104,6 +108,8 @@ class Repository(Generic[RowT]):
         row = session.get(self.table, resource_id, with_for_update=FOR_WRITE if lock else None)
         if row is None or row.tenant_id != tenant:
             raise NotFoundException(detail=f"{self.resource_type} {resource_id} not found")
+        if lock:
+            _gives_way_if_big(row.resource)
         return row
 
     def new(self, tenant: str, resource_id: str, now: datetime) -> RowT:
@@ -203,6 +209,13 @@ class Repository(Generic[RowT]):
         row.resource = orjson.dumps(doc).decode()
         session.add(row)
         flush_and(session, lambda: None)
+
+
+def _gives_way_if_big(stored: str) -> None:
+    """A write on the event loop that has read a stored resource bigger than ``INLINE_WRITE_MAX_BYTES`` hands itself
+    to a thread (validating and re-indexing it would hold the loop), having written nothing; elsewhere, nothing."""
+    if len(stored) > INLINE_WRITE_MAX_BYTES:
+        give_way("the stored resource is too big to be written on the event loop")
 
 
 def _sort_columns(table: type[User | Group], **more: Any) -> dict[str, Any]:
@@ -313,6 +326,7 @@ class UserRepository(Repository[User]):
         if not found or found[0][0] != tenant:
             raise NotFoundException(detail=f"User {resource_id} not found")
         _, resource, version, created, modified, user_name_key = found[0]
+        _gives_way_if_big(resource)
         check_if_match(if_match, version)
         applied = apply_simple_patch(orjson.loads(resource), ops)
         if applied is None:

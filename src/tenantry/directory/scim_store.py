@@ -25,13 +25,14 @@ from scim2_models import (
     SCIMException,
 )
 from scim2_models.path import AttrPath
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tenantry.core.clock import utcnow
 from tenantry.core.db import Database
 from tenantry.directory.scim_filter import FilterCompiler, attr_key, fold, names_one, with_user_name_keys
 from tenantry.directory.scim_repositories import (
+    INLINE_WRITE_MAX_BYTES,
     GroupRepository,
     Page,
     Repository,
@@ -60,11 +61,6 @@ from tenantry.protocols.scim.simple_patch import read_simple_patch
 # clause: there the write transaction holds the database's write lock from its first statement (BEGIN
 # IMMEDIATE under ``Database.writing``), against this process's other threads and other processes.
 
-# The largest body a write is tried with on the event loop (``writes_inline``): an identity provider's user is
-# 1–3 KB; a bigger one is validated and stored on a worker thread, so the loop is never held for long.
-INLINE_WRITE_MAX_BYTES = 16_384
-# The size of a stored user's resource, read on the event loop before a write to it (``writes_inline``).
-_STORED_SIZE = text("SELECT length(resource) FROM users WHERE tenant_id = :tenant AND id = :id")
 
 
 class ScimStore:
@@ -95,22 +91,16 @@ class ScimStore:
             return False
         return not query or (not sort_by and repo.quick(filter_text) is not None)
 
-    def writes_inline(self, resource_type: str, body_bytes: int, tenant: str | None = None,
-                      resource_id: str | None = None) -> bool:
+    def writes_inline(self, resource_type: str, body_bytes: int) -> bool:
         """Whether a write is cheaper tried on the event loop than handed to a worker thread: one user, a body of
-        at most ``INLINE_WRITE_MAX_BYTES``, on SQLite, and for a write to a stored user (``resource_id``) a stored
-        resource no bigger either: a PUT or PATCH validates and re-indexes what is stored, whatever the body's
-        size. The route then runs it under ``Database.at_once``, so it never waits there for the write lock: when
-        the lock is taken it goes to a thread after all. Each hop to a thread and back cost more CPU than the
-        write's SQL (issue #16: PATCH 1.5 → 0.8 ms a request at 8 connections, with the request-log row written
-        the same way)."""
+        at most ``INLINE_WRITE_MAX_BYTES``, on SQLite. The route then runs it under ``Database.at_once``, so it
+        never waits there for the write lock: when the lock is taken it goes to a thread after all, and so does a
+        PUT, PATCH or DELETE that reads a stored user bigger than that (it would validate and re-index it all,
+        whatever the body's size: ``scim_repositories._gives_way_if_big``). Each hop to a thread and back cost more
+        CPU than the write's SQL (issue #16: PATCH 1.5 → 0.8 ms a request at 8 connections, with the request-log
+        row written the same way)."""
         repo = self._repo(resource_type)
-        if not (repo.writes_inline and self.db.is_sqlite and body_bytes <= INLINE_WRITE_MAX_BYTES):
-            return False
-        if resource_id is None or tenant is None:
-            return True
-        stored = self.db.read_rows(_STORED_SIZE, {"tenant": tenant, "id": resource_id})
-        return not stored or int(stored[0][0] or 0) <= INLINE_WRITE_MAX_BYTES   # none: a 404, cheap
+        return repo.writes_inline and self.db.is_sqlite and body_bytes <= INLINE_WRITE_MAX_BYTES
 
     def creates_simply(self, resource_type: str) -> bool:
         """Whether a create of this type is stored by prebuilt statements alone, never through the ORM."""
