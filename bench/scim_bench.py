@@ -21,9 +21,10 @@ What it does, in order:
        ``--concurrency`` connections and over one (``--no-post`` leaves them out). The servers take turns, so
        only one is under load at a time.
 4. Prints a table (or JSON with ``--json``): requests/s, p50/p99/max latency, and the CPU each server and
-   the client spent per request (from /proc, Linux), then the ratios Tenantry / scim2-server and the goals
-   (filtered GET >= 3x scim2-server's requests/s; p99 < 10 ms over one connection). Stops both servers
-   (also on Ctrl-C, kill or an error).
+   the client spent per request (from /proc, Linux), then the ratios Tenantry / scim2-server and issue #16's
+   goals (scim2-server's requests/s: filtered GET >= 8x at ``--concurrency``; PATCH and POST >= 2x there and
+   over one connection; Bulk load >= 2x its users/s; p99 < 10 ms over one connection for PATCH and the filtered
+   GET). Stops both servers (also on Ctrl-C, kill or an error).
 
 A request that fails its check is counted as an error; any error makes the exit status 1. Every pass is
 bounded by ``--requests`` and ``--max-seconds``; loading is bounded by ``--load-timeout`` per server.
@@ -1127,7 +1128,7 @@ def measure(args: argparse.Namespace, users: list[dict[str, Any]], servers: list
 
 
 def summarise(args: argparse.Namespace, plan: Plan, report: dict[str, Any]) -> None:
-    """Ratios Tenantry / scim2-server, and the two goals, from whatever passes completed."""
+    """Ratios Tenantry / scim2-server, and the goals (issue #16's), from whatever passes completed."""
     by_key = {(r["server"], r["operation"], r["concurrency"]): r for r in report["results"]}
     for operation, concurrency, _ in plan:
         t = by_key.get(("tenantry", operation, concurrency))
@@ -1154,17 +1155,29 @@ def summarise(args: argparse.Namespace, plan: Plan, report: dict[str, Any]) -> N
         report["load_ratio"] = ratio(loads["tenantry"]["users_per_s"], loads["scim2-server"]["users_per_s"])
     get_c = by_key.get(("tenantry", "filtered GET", args.concurrency))
     get_1 = by_key.get(("tenantry", "filtered GET", 1))
-    first = report["comparisons"][0] if report["comparisons"] else None
-    if first and first["operation"] == "filtered GET" and get_c and not get_c["errors"]:
-        rps_ratio = first["rps_ratio"] or 0.0
-        report["goals"].append({"goal": f"filtered GET req/s >= 3x scim2-server (c={args.concurrency})",
-                                "met": rps_ratio >= 3, "measured": f"x{rps_ratio}"})
+    # Issue #16's goals: each a ratio to scim2-server in this run, judged only where both passes ran without error.
+    against = {(c["operation"], c["concurrency"]): c["rps_ratio"] or 0.0
+               for c in report["comparisons"] if "against" not in c}
+    for operation, concurrency, least in (("filtered GET", args.concurrency, 8), ("PATCH", args.concurrency, 2),
+                                          ("PATCH", 1, 2), ("POST", args.concurrency, 2), ("POST", 1, 2)):
+        mine = by_key.get(("tenantry", operation, concurrency))
+        theirs = by_key.get(("scim2-server", operation, concurrency))
+        if (operation, concurrency) in against and mine and theirs and not mine["errors"] and not theirs["errors"]:
+            measured = against[(operation, concurrency)]
+            report["goals"].append({"goal": f"{operation} req/s >= {least}x scim2-server (c={concurrency})",
+                                    "met": measured >= least, "measured": f"x{measured}"})
+    if "load_ratio" in report and all(ld["complete"] and not ld["errors"] for ld in loads.values()):
+        report["goals"].append({"goal": "POST /Bulk load users/s >= 2x scim2-server",
+                                "met": (report["load_ratio"] or 0.0) >= 2, "measured": f"x{report['load_ratio']}"})
+    patch_1 = by_key.get(("tenantry", "PATCH", 1))
+    if patch_1 and not patch_1["errors"]:
+        report["goals"].append({"goal": "PATCH p99 < 10 ms (single connection)", "met": patch_1["p99_ms"] < 10,
+                                "measured": f"{patch_1['p99_ms']} ms"})
     if get_1 and get_c and not get_1["errors"]:
         database = report["meta"].get("database", "sqlite")
         report["goals"].append({"goal": f"filtered GET p99 < 10 ms on {database} (single connection)",
                                 "met": get_1["p99_ms"] < 10,
                                 "measured": f"{get_1['p99_ms']} ms; at c={args.concurrency}: {get_c['p99_ms']} ms"})
-
 
 if __name__ == "__main__":
     try:
