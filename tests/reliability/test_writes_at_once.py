@@ -235,8 +235,24 @@ def test_give_way_does_nothing_outside_at_once_or_after_its_first_transaction(db
     assert texts(db) == ["on a thread", "first", "second"]
 
 
+def test_a_second_transaction_in_the_same_writing_block_does_not_give_way_once_the_first_committed(
+        db: Database) -> None:
+    """Giving way there would have the caller run the whole block again on a thread, and the first transaction's
+    rows would be stored twice."""
+    with db.at_once(), db.writing():
+        with db.session() as session:
+            session.execute(insert(NOTES).values(text="first, committed"))
+        with db.session() as session:
+            session.execute(insert(NOTES).values(text="second"))
+            give_way("ignored")
+    assert texts(db) == ["first, committed", "second"]
+
+
 def test_run_at_once_reports_a_given_way_write_as_not_done(db: Database) -> None:
+    calls: list[str] = []
+
     def write(text: str) -> str:
+        calls.append(text)
         with db.writing(), db.session() as session:
             session.execute(insert(NOTES).values(text=text))
             if text == "big":
@@ -244,6 +260,7 @@ def test_run_at_once_reports_a_given_way_write_as_not_done(db: Database) -> None
         return text
 
     assert asyncio.run(db.run_at_once(write, "small")) == (True, "small")
-    assert asyncio.run(db.run_at_once(write, "big")) == (False, None)   # at once: no retry on the loop
+    assert asyncio.run(db.run_at_once(write, "big")) == (False, None)
+    assert calls == ["small", "big"]   # not tried again on the loop: it was not the lock
     assert write("big") == "big"   # what the caller then does, on a thread
     assert texts(db) == ["small", "big"]

@@ -77,6 +77,7 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "commit", _sqlite_commit)
     return engine
 
 
@@ -87,8 +88,9 @@ FOR_WRITE: dict[str, Any] = {"key_share": True}
 
 
 class WriterBusy(Exception):
-    """A write asked not to wait (``Database.at_once``) found the write lock taken; nothing was written. ``here``:
-    by another thread of this process (``Database.writer_released`` says when it lets go), not another process."""
+    """A write asked not to wait (``Database.at_once``) found the write lock taken, or gave way (``give_way``);
+    nothing of it is stored. ``here``: the lock is held by another thread of this process
+    (``Database.writer_released`` says when it lets go), not by another process, nor given way."""
 
     def __init__(self, message: str, *, here: bool) -> None:
         super().__init__(message)
@@ -98,7 +100,8 @@ class WriterBusy(Exception):
 class _WriteScope:
     """One ``Database.writing()`` block: the connection (SQLAlchemy's) whose transaction holds the write lock;
     ``at_once``: its BEGIN IMMEDIATE must not wait for another process's writer either; ``gives_way``: the block
-    is the first of a ``Database.at_once`` block, so ``give_way`` may still hand its work to a thread."""
+    is the first of a ``Database.at_once`` block and its first transaction has not committed, so ``give_way`` may
+    still hand its work to a thread."""
 
     __slots__ = ("at_once", "gives_way", "holder")
 
@@ -141,10 +144,18 @@ def _sqlite_begin(conn: Any) -> None:
         return
     if scope.at_once:
         _begin_at_once(conn.connection.driver_connection)
-        scope.at_once = False   # begun: a later transaction of the block waits, it can no longer give way
+        scope.at_once = False   # begun: a later transaction of the block waits for the lock
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     scope.holder = conn
+
+
+def _sqlite_commit(_conn: Any) -> None:
+    """A transaction of a ``writing()`` block committed: a later one of the block can no longer give way (the caller
+    would run the whole block again, and what this one committed twice)."""
+    scope = _WRITING.get()
+    if scope is not None:
+        scope.gives_way = False
 
 
 def give_way(reason: str) -> None:
@@ -350,8 +361,8 @@ class Database:
         """``(True, fn(*args))`` run on the calling thread (an event loop's) under ``at_once``; while another thread of
         this process writes, it waits for it to let go (``writer_released``) and tries again, as long as less than
         ``AT_ONCE_WAIT_SECONDS`` have passed since the first try. ``(False, None)``, nothing done, when another
-        process holds SQLite's lock, no pooled connection is free, or the wait ran out: the caller hands the work to
-        a thread, which waits as long as it takes."""
+        process holds SQLite's lock, no pooled connection is free, the wait ran out, or ``fn`` gave way
+        (``give_way``): the caller hands the work to a thread, which waits as long as it takes."""
         deadline = time.monotonic() + AT_ONCE_WAIT_SECONDS
         while True:
             try:
@@ -391,7 +402,9 @@ class Database:
         """The first write transaction inside runs now or not at all: if this process's other writers or another
         process hold the write lock, ``writing()`` (or its BEGIN IMMEDIATE) raises WriterBusy before anything is
         read or written, and the caller hands the work to a thread that may wait (the SCIM routes on the event
-        loop, issue #16). SQLite only; elsewhere, and for later transactions in the block, writes wait as usual."""
+        loop, issue #16). Inside that first transaction, until it commits, ``give_way`` raises WriterBusy too (the
+        transaction rolls back). SQLite only; elsewhere, and for later transactions in the block, writes wait as
+        usual and nothing gives way."""
         token = _AT_ONCE.set(_AtOnce())
         try:
             yield

@@ -104,7 +104,9 @@ class Repository(Generic[RowT]):
         self.region = region
 
     def row(self, session: Session, tenant: str, resource_id: str, *, lock: bool = False) -> RowT:
-        """The row, locked until commit with ``lock`` (see ``scim_store``, "Concurrent writes"); else 404."""
+        """The row, locked until commit with ``lock`` (see ``scim_store``, "Concurrent writes"); else 404. With
+        ``lock`` (a write), a stored resource over ``INLINE_WRITE_MAX_BYTES`` gives way to a thread when the write
+        runs on the event loop (``_gives_way_if_big``)."""
         row = session.get(self.table, resource_id, with_for_update=FOR_WRITE if lock else None)
         if row is None or row.tenant_id != tenant:
             raise NotFoundException(detail=f"{self.resource_type} {resource_id} not found")

@@ -62,7 +62,6 @@ from tenantry.protocols.scim.simple_patch import read_simple_patch
 # IMMEDIATE under ``Database.writing``), against this process's other threads and other processes.
 
 
-
 class ScimStore:
     """Create, read, replace, patch, delete and search users and groups of one database."""
 
