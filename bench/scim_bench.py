@@ -1179,6 +1179,7 @@ def summarise(args: argparse.Namespace, plan: Plan, report: dict[str, Any]) -> N
                                 "met": get_1["p99_ms"] < 10,
                                 "measured": f"{get_1['p99_ms']} ms; at c={args.concurrency}: {get_c['p99_ms']} ms"})
 
+
 if __name__ == "__main__":
     try:
         sys.exit(main())

@@ -437,7 +437,7 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
         rtype = ctx.endpoint(request.path_params["endpoint"], write=True)
         payload, size = await read_sized_body(request)
         ctx.sent(payload, resource_outline(payload))
-        doc = await _write(store, (rtype, size), store.create, ctx.tenant, rtype, payload)
+        doc = await _write(store, rtype, size, store.create, ctx.tenant, rtype, payload)
         ctx.record.entry.describe(doc, with_id=True)
         return ctx.respond(rtype, doc, read_projection(request.query_params), 201)
 
@@ -447,7 +447,7 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
         rtype, rid = ctx.resource(*_path(request), write=True)
         payload, size = await read_sized_body(request)
         ctx.sent(payload, resource_outline(payload))
-        doc = await _write(store, (rtype, size), store.replace, ctx.tenant, rtype, rid, payload,
+        doc = await _write(store, rtype, size, store.replace, ctx.tenant, rtype, rid, payload,
                            request.headers.get("if-match"))
         ctx.record.entry.describe(doc)
         return ctx.respond(rtype, doc, read_projection(request.query_params))
@@ -459,7 +459,7 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
         payload, size = await read_sized_body(request)
         ctx.record.entry.operation = patch_outline(payload)
         projection = read_projection(request.query_params)
-        doc, whole = await _write(store, (rtype, size), _patch, store, ctx, rtype, rid, payload,
+        doc, whole = await _write(store, rtype, size, _patch, store, ctx, rtype, rid, payload,
                                   request.headers.get("if-match"), projection.with_members and store.has_members(rtype),
                                   settings.scim_patch_members_limit)
         if not whole:
@@ -470,18 +470,17 @@ def _write_routes(router: APIRouter, access: Access, store: ScimStore, settings:
     async def delete(request: Request) -> Response:
         ctx = await access.authed(request)
         rtype, rid = ctx.resource(*_path(request), write=True)
-        gone = await _write(store, (rtype, 0), store.delete, ctx.tenant, rtype, rid,
-                            request.headers.get("if-match"))
+        gone = await _write(store, rtype, 0, store.delete, ctx.tenant, rtype, rid, request.headers.get("if-match"))
         ctx.record.entry.describe(gone)
         return Response(status_code=204)
 
 
-async def _write(store: ScimStore, target: tuple[Any, ...], fn: Callable[..., _T], *args: Any) -> _T:
-    """``fn(*args)``, a write of one resource (``target``: ``ScimStore.writes_inline``'s arguments): on the event
-    loop when that is cheaper and the write lock is free (``Database.at_once``), else on a worker thread, where it
-    may wait for the lock. Given way (WriterBusy: the lock was taken, or the stored user is too big for the loop),
-    nothing of it is stored, so the thread runs it from the start."""
-    if store.writes_inline(*target):
+async def _write(store: ScimStore, rtype: str, size: int, fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)``, a write of one resource: on the event loop when that is cheaper and the write lock is free
+    (``ScimStore.writes_inline``, ``Database.at_once``), else on a worker thread, where it may wait for the lock.
+    Given way (WriterBusy: the lock was taken, or the stored user is too big for the loop), nothing of it is
+    stored, so the thread runs it from the start."""
+    if store.writes_inline(rtype, size):
         done, result = await store.db.run_at_once(fn, *args)
         if done:
             return cast(_T, result)
