@@ -2,7 +2,8 @@
 
 A delivery batch is one transaction: mailboxes and folders are created on first use, each message's bytes are
 stored once by SHA-256, and an item row per mailbox points to them. The Message-ID is unique per mailbox, so
-delivering the same item again (a re-run after a crash, a re-import) changes nothing and says so.
+delivering the same item again (a re-run after a crash, a re-import) changes nothing and says so. The bytes are
+deleted when the last item pointing to them is purged (``compliance.drop_bytes``).
 """
 
 from __future__ import annotations
@@ -100,11 +101,13 @@ _ROWS_PER_STATEMENT = 1000
 
 
 def _insert_values(session: Session, model: Any, columns: tuple[str, ...], rows: list[tuple[Any, ...]],
-                   conflict: tuple[str, ...], returning: tuple[str, ...] = ()) -> list[Any]:
+                   conflict: tuple[str, ...], returning: tuple[str, ...] = (), *,
+                   touch: str | None = None) -> list[Any]:
     """``INSERT … VALUES (…), (…) ON CONFLICT (conflict) DO NOTHING [RETURNING …]``, a thousand rows a statement,
     the values passed to the driver as they are but for the column types' own conversions (SQLite's datetime
     text): SQLAlchemy's executemany spent more on each row's parameters than the database on the row (issue #16).
-    The same statement in SQLite (3.35+) and PostgreSQL."""
+    The same statement in SQLite (3.35+) and PostgreSQL. ``touch``: a column set to itself on a conflict
+    (``DO UPDATE``) instead of nothing, so the existing row is locked until the transaction ends."""
     if not rows:
         return []
     connection = session.connection()
@@ -134,7 +137,8 @@ def _insert_values(session: Session, model: Any, columns: tuple[str, ...], rows:
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     row_marks = "(" + ", ".join([mark] * len(columns)) + ")"
     head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
-    tail = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" + (
+    action = f"DO UPDATE SET {touch} = excluded.{touch}" if touch else "DO NOTHING"
+    tail = f" ON CONFLICT ({', '.join(conflict)}) {action}" + (
         f" RETURNING {', '.join(returning)}" if returning else "")
     out: list[Any] = []
     for chunk in chunks(rows, _ROWS_PER_STATEMENT):
@@ -202,12 +206,17 @@ class ArchiveService:
                 blobs.setdefault(digest, d.raw)
             rows.append((tenant, key[0], folders[(key[0], d.folder)], d.message_id, digest, len(d.raw), d.kind,
                          d.source, d.chat_id, d.sent_at, d.subject[:2000], d.sender[:512], now))
-        # INSERT … ON CONFLICT DO NOTHING: an existing blob or (mailbox, Message-ID) is left as it is, and the
-        # item rows actually written come back through RETURNING — no look-up before, no race after.
-        _insert_values(session, Blob, ("sha256", "size", "data"),
-                       [(k, len(v), v) for k, v in blobs.items()], ("sha256",))
+        # INSERT … ON CONFLICT DO NOTHING: an existing (mailbox, Message-ID) is left as it is, and the item rows
+        # actually written come back through RETURNING — no look-up before, no race after.
         written = _insert_values(session, Item, _ITEM_COLUMNS, rows, ("mailbox_id", "message_id"),
                                  ("id", "mailbox_id", "message_id", "sha256"))
+        # Then the bytes of the items written, in digest order. Bytes already stored are locked (``touch``) rather
+        # than left alone: a purge deletes bytes no item points to any more (compliance.drop_bytes) and locks
+        # them first, so it waits for this transaction and then sees its items. Items before bytes, as a purge
+        # deletes items before it locks bytes: the two take their locks in one order (no deadlock).
+        _insert_values(session, Blob, ("sha256", "size", "data"),
+                       [(k, len(blobs[k]), blobs[k]) for k in sorted({digest for *_, digest in written})],
+                       ("sha256",), touch="size")
         inserted = {(m, mid) for _, m, mid, _ in written}
         if written:
             # The ledger entry is part of the same transaction: no item exists that the ledger does not know.
@@ -276,14 +285,6 @@ class ArchiveService:
                 found[key] = folder.id
         session.flush()
         return found
-
-    def put_blob(self, data: bytes) -> str:
-        """Keep bytes by their SHA-256 (e.g. a source file handed to a connector, kept as evidence)."""
-        digest = sha256_hex(data)
-        with self.db.session() as session:
-            if session.get(Blob, digest) is None:
-                session.add(Blob(sha256=digest, size=len(data), data=data))
-        return digest
 
     def get_blob(self, digest: str) -> bytes:
         with self.db.session() as session:

@@ -1,0 +1,193 @@
+"""A message's stored bytes go with the last item that points to them: purged by a delete, retention, the expiry of
+Purges or a mailbox's removal. Bytes another item (or an export file) still points to stay, also when a delivery of
+the same bytes runs beside the purge."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import delete, insert, select
+
+from tenantry.archive.compliance import PURGES_KEEP_DAYS, drop_bytes
+from tenantry.archive.models import Blob, Item
+from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
+from tenantry.connectors.models import ExportFile
+from tenantry.core.errors import NotFound
+from tests.conftest import importing_admin
+from tests.factories.archive import NOW, make_hold, make_policy
+from tests.factories.connectors import make_connector
+
+
+def deliver_to(backend, tenant: str, users: list[str], raw: bytes, *, days_ago: int = 1) -> dict[str, int]:  # noqa: ANN001
+    """``raw`` (from ``unique_raw``) delivered to each of ``users`` (one stored blob); their item ids."""
+    message_id = raw.split(b"<", 1)[1].split(b">", 1)[0].decode()
+    sent = NOW - timedelta(days=days_ago)
+    backend.archive.deliver(tenant, [Delivery(u, f"{u}@contoso.com", WHATSAPP_FOLDER, raw, message_id, "chat", "test",
+                                              sent) for u in users])
+    return {u: next(i.id for i in backend.archive.items(tenant, u) if i.message_id == message_id) for u in users}
+
+
+def stored(backend, raw: bytes) -> bool:  # noqa: ANN001
+    try:
+        backend.archive.get_blob(hashlib.sha256(raw).hexdigest())
+    except NotFound:
+        return False
+    return True
+
+
+def unique_raw(label: str) -> bytes:
+    """Bytes no other test delivers (the tests share one database, and blobs are shared across tenants), with the
+    Message-ID ``<label@t>``."""
+    return f"Message-ID: <{label}@t>\r\nSubject: {label}\r\n\r\n{uuid.uuid4()}\r\n".encode()
+
+
+def test_deleting_the_only_copy_deletes_its_bytes(backend, tenant) -> None:
+    raw = unique_raw("only")
+    ids = deliver_to(backend, tenant, ["u1"], raw)
+    assert stored(backend, raw)
+    backend.compliance.delete_items(tenant, [ids["u1"]], "admin", now=NOW)
+    assert not stored(backend, raw)
+
+
+def test_bytes_stay_until_the_last_mailbox_copy_is_purged(backend, tenant) -> None:
+    raw = unique_raw("shared")
+    ids = deliver_to(backend, tenant, ["u1", "u2"], raw)
+    backend.compliance.delete_items(tenant, [ids["u1"]], "admin", now=NOW)
+    assert stored(backend, raw)
+    assert backend.archive.read(tenant, ids["u2"]) == raw
+    backend.compliance.delete_items(tenant, [ids["u2"]], "admin", now=NOW)
+    assert not stored(backend, raw)
+
+
+def test_a_held_items_bytes_stay_in_purges_and_go_when_purges_expire(backend, tenant) -> None:
+    raw = unique_raw("held")
+    ids = deliver_to(backend, tenant, ["u1"], raw)
+    hold = make_hold(backend, tenant, user_id="u1")
+    backend.compliance.delete_items(tenant, [ids["u1"]], "admin", now=NOW)
+    assert stored(backend, raw) and backend.archive.read(tenant, ids["u1"]) == raw   # in Purges
+    backend.compliance.release_hold(tenant, hold.id, "admin")
+    counts = backend.compliance.apply_retention(tenant, now=NOW + timedelta(days=PURGES_KEEP_DAYS + 1))
+    assert counts.purged_from_purges == 1
+    assert not stored(backend, raw)
+
+
+def test_retention_deletes_the_bytes_of_what_it_deletes_and_keeps_the_rest(backend, tenant) -> None:
+    old, recent = unique_raw("old"), unique_raw("recent")
+    deliver_to(backend, tenant, ["u1", "u2"], old, days_ago=100)
+    deliver_to(backend, tenant, ["u1"], recent, days_ago=5)
+    make_policy(backend, tenant, delete_after_days=30)
+    assert backend.compliance.apply_retention(tenant, now=NOW).deleted == 2
+    assert not stored(backend, old)
+    assert stored(backend, recent)
+
+
+def test_removing_a_mailbox_deletes_the_bytes_only_it_held(backend, tenant) -> None:
+    mine, shared = unique_raw("mine"), unique_raw("ours")
+    deliver_to(backend, tenant, ["u1"], mine)
+    ids = deliver_to(backend, tenant, ["u1", "u2"], shared)
+    backend.compliance.remove_mailbox(tenant, "u1", "admin", now=NOW)
+    assert not stored(backend, mine)
+    assert backend.archive.read(tenant, ids["u2"]) == shared
+
+
+def test_bytes_another_tenant_still_points_to_stay(backend, tenant) -> None:
+    other = f"t-{uuid.uuid4().hex[:8]}"
+    backend.directory.create_tenant(other, other)
+    raw = unique_raw("two-tenants")
+    deliver_to(backend, tenant, ["u1"], raw)
+    theirs = deliver_to(backend, other, ["u9"], raw)
+    backend.compliance.remove_mailbox(tenant, "u1", "admin", now=NOW)
+    assert backend.archive.read(other, theirs["u9"]) == raw
+
+
+def test_bytes_an_export_file_points_to_stay(backend, tenant) -> None:
+    """Export files handed in before they were kept on disk are blobs: a message with the same bytes being purged
+    does not take them."""
+    raw = unique_raw("export-file")
+    ids = deliver_to(backend, tenant, ["u1"], raw)
+    connector = make_connector(backend, tenant, importing_admin(backend, tenant))
+    with backend.db.session() as session:
+        session.execute(insert(ExportFile).values(
+            id=str(uuid.uuid4()), connector_id=connector, sha256=hashlib.sha256(raw).hexdigest(), filename="chat.txt",
+            owner_user_id="u1", received_at=NOW))
+    backend.compliance.delete_items(tenant, [ids["u1"]], "admin", now=NOW)
+    assert stored(backend, raw)
+
+
+def test_drop_bytes_deletes_only_what_nothing_points_to(backend, tenant) -> None:
+    kept, orphan = unique_raw("kept"), unique_raw("orphan")
+    deliver_to(backend, tenant, ["u1"], kept)
+    digest = hashlib.sha256(orphan).hexdigest()
+    with backend.db.session() as session:
+        session.execute(insert(Blob).values(sha256=digest, size=len(orphan), data=orphan))
+    with backend.db.session() as session:
+        assert drop_bytes(session, [digest, hashlib.sha256(kept).hexdigest(), "0" * 64]) == 1
+    assert stored(backend, kept) and not stored(backend, orphan)
+
+
+def test_a_delivery_of_the_same_bytes_beside_the_purge_keeps_them(backend, tenant) -> None:
+    """u2's copy is delivered in a transaction still open while u1's copy is purged: the purge waits for it, then
+    sees the new item and keeps the bytes (PostgreSQL, where both run at once)."""
+    if backend.db.is_sqlite:
+        pytest.skip("SQLite: one transaction writes at a time, so the purge cannot run beside the delivery")
+    raw = unique_raw("race")
+    first = deliver_to(backend, tenant, ["u1"], raw)["u1"]
+    purged = threading.Event()
+    errors: list[BaseException] = []
+
+    def purge() -> None:
+        try:
+            backend.compliance.delete_items(tenant, [first], "admin", now=NOW)
+            purged.set()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+
+    with backend.db.session() as session:
+        backend.archive._deliver(session, tenant, [Delivery("u2", "u2@contoso.com", WHATSAPP_FOLDER, raw, "race@t",
+                                                            "chat", "test", NOW)], "test")
+        worker = threading.Thread(target=purge)
+        worker.start()
+        # The purge deletes u1's item, then waits on the bytes' row this open delivery has locked.
+        assert not purged.wait(1.0)
+    worker.join(30)
+    assert not errors and purged.is_set()
+    assert stored(backend, raw)
+    second = next(i.id for i in backend.archive.items(tenant, "u2") if i.message_id == "race@t")
+    assert backend.archive.read(tenant, second) == raw
+
+
+def test_a_purge_that_took_the_bytes_first_lets_the_delivery_write_them_again(backend, tenant) -> None:
+    """The other order: the purge holds the bytes' row (locked, then deleted) while u2's copy is delivered; the
+    delivery waits, and stores the bytes anew once the purge has committed."""
+    if backend.db.is_sqlite:
+        pytest.skip("SQLite: one transaction writes at a time, so the delivery cannot run beside the purge")
+    raw = unique_raw("race-other-order")
+    digest = hashlib.sha256(raw).hexdigest()
+    first = deliver_to(backend, tenant, ["u1"], raw)["u1"]
+    delivered = threading.Event()
+    errors: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            backend.archive.deliver(tenant, [Delivery("u2", "u2@contoso.com", WHATSAPP_FOLDER, raw, "race2@t", "chat",
+                                                      "test", NOW)])
+            delivered.set()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+
+    with backend.db.session() as session:
+        session.execute(delete(Item).where(Item.id == first))
+        assert drop_bytes(session, [digest]) == 1
+        worker = threading.Thread(target=deliver)
+        worker.start()
+        assert not delivered.wait(1.0)   # waits on the row the purge deleted
+    worker.join(30)
+    assert not errors and delivered.is_set()
+    with backend.db.session() as session:
+        assert session.scalar(select(Blob.size).where(Blob.sha256 == digest)) == len(raw)
+    second = next(i.id for i in backend.archive.items(tenant, "u2") if i.message_id == "race2@t")
+    assert backend.archive.read(tenant, second) == raw
