@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -82,12 +83,16 @@ def run_tenantry(services: Any, tenant: str, owner: str, files: list[tuple[str, 
     services.connectors.consent(tenant, info.id, services.directory.administrator(tenant, owner, "bench"))
     for name, data, _ in files:
         services.connectors.add_export(tenant, info.id, data, name, "user0@contoso.com")
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     report = services.connectors.run(tenant, info.id)
     services.indexer.flush()  # end to end: until the last item is searchable
     elapsed = time.perf_counter() - started
+    # Every thread of this process (the run, the index writer, the WAL checkpointer, SQLite itself on the embedded
+    # default): with the work split perfectly over every core, items/s can be no more than cores / CPU an item.
+    cpu = time.process_time() - cpu_started
     assert report.status == "succeeded", report.error
-    return {"items": report.imported, "copies": report.copies, "seconds": elapsed, "skipped": report.skipped}
+    return {"items": report.imported, "copies": report.copies, "seconds": elapsed, "cpu_seconds": cpu,
+            "skipped": report.skipped}
 
 
 def naive_message(item: SourceItem, resolve: Any, domain: str) -> tuple[str, bytes]:
@@ -164,13 +169,17 @@ def main() -> int:
         services.indexer.flush()
         services.db.dispose()
     ours_rate = ours["items"] / ours["seconds"]
+    cores = len(os.sched_getaffinity(0))
+    cpu_per_item = ours["cpu_seconds"] / max(ours["items"], 1)
+    ceiling = cores / cpu_per_item if cpu_per_item else 0.0
     naive_rate = naive["items"] / naive["seconds"]
     result = {"database": args.database_url or "sqlite", "items": ours["items"], "copies": ours["copies"],
               "seconds": round(ours["seconds"], 2), "items_per_s": round(ours_rate),
               "copies_per_s": round(ours["copies"] / ours["seconds"]),
               "naive_items": naive["items"], "naive_seconds": round(naive["seconds"], 2),
               "naive_items_per_s": round(naive_rate), "ratio": round(ours_rate / naive_rate, 2),
-              "goal_items_per_s": GOAL, "goal_met": ours_rate >= GOAL}
+              "cpu_us_per_item": round(cpu_per_item * 1e6, 1), "cores": cores,
+              "ceiling_items_per_s": round(ceiling), "goal_items_per_s": GOAL, "goal_met": ours_rate >= GOAL}
     if args.json:
         print(json.dumps(result))
     else:
@@ -178,6 +187,9 @@ def main() -> int:
               f"{ours['seconds']:.1f} s = {ours_rate:,.0f} items/s")
         print(f"naive stdlib path : {naive['items']:>7} items ({naive['copies']} mailbox copies) in "
               f"{naive['seconds']:.1f} s = {naive_rate:,.0f} items/s")
+        print(f"CPU of the run    : {cpu_per_item * 1e6:.0f} µs an item, every thread of this process "
+              f"({ours['cpu_seconds']:.1f} s; {ours['cpu_seconds'] / ours['seconds']:.2f} cores busy on average); "
+              f"all {cores} cores busy at that cost: at most {ceiling:,.0f} items/s")
         print(f"ratio             : {ours_rate / naive_rate:.2f}x   goal ≥ {GOAL:,} items/s: "
               f"{'met' if ours_rate >= GOAL else 'NOT met'}")
     return 0
