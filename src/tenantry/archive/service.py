@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -361,16 +361,19 @@ class ArchiveService:
     def read(self, tenant: str, item_id: int) -> bytes:
         """The item's bytes exactly as delivered; IntegrityFailure if they no longer hash to their address."""
         with self.db.session() as session:
-            item = session.get(Item, item_id)
-            if item is None or item.tenant_id != tenant:
-                raise NotFound(f"no item {item_id}")
-            blob = session.get(Blob, item.sha256)
-            if blob is None:
-                raise IntegrityFailure(item_id, item.sha256, "(missing)")
-            actual = sha256_hex(blob.data)
-            if actual != item.sha256:
-                raise IntegrityFailure(item_id, item.sha256, actual)
-            return blob.data
+            # The row and its bytes in one statement (one snapshot): a purge deletes both at once, so an item
+            # purged meanwhile is not found, rather than found without its bytes.
+            row = session.execute(select(Item.tenant_id, Item.sha256, Blob.data)
+                                  .outerjoin(Blob, Blob.sha256 == Item.sha256).where(Item.id == item_id)).first()
+        if row is None or row.tenant_id != tenant:
+            raise NotFound(f"no item {item_id}")
+        digest, data = row.sha256, cast(bytes | None, row.data)
+        if data is None:
+            raise IntegrityFailure(item_id, digest, "(missing)")
+        actual = sha256_hex(data)
+        if actual != digest:
+            raise IntegrityFailure(item_id, digest, actual)
+        return data
 
     # -- export -------------------------------------------------------------------------------
 
@@ -409,10 +412,14 @@ class ArchiveService:
 
     def _with_bytes(self, group: list[tuple[Item, str]], user_id: str) -> Iterator[tuple[StoredItem, bytes]]:
         with self.db.session() as session:
-            digests = list({item.sha256 for item, _ in group})
-            data = dict(session.execute(select(Blob.sha256, Blob.data).where(Blob.sha256.in_(digests))).all())
+            # The rows again, with their bytes, in one statement: an item purged since its row was read is gone
+            # with its bytes (compliance.drop_bytes) and is left out, as a mailbox read a moment later would.
+            data = dict(session.execute(select(Item.id, Blob.data).outerjoin(Blob, Blob.sha256 == Item.sha256)
+                                        .where(Item.id.in_([item.id for item, _ in group]))).all())
         for item, name in group:
-            raw = data.get(item.sha256)
+            if item.id not in data:
+                continue
+            raw = data[item.id]
             if raw is None:
                 raise IntegrityFailure(item.id, item.sha256, "(missing)")
             actual = sha256_hex(raw)
