@@ -216,3 +216,13 @@ def test_reading_a_purged_item_is_not_found(backend, tenant) -> None:
     backend.compliance.delete_items(tenant, [item], "admin", now=NOW)
     with pytest.raises(NotFound):
         backend.archive.read(tenant, item)
+
+
+def test_reindexing_skips_items_whose_bytes_are_gone_and_indexes_the_rest(backend, tenant) -> None:
+    """The rows are read before their bytes: an item purged in between (here: its bytes deleted under it, as a
+    purge between the two reads leaves it) is not indexed, and the others are."""
+    kept, gone = unique_raw("reindex-kept"), unique_raw("reindex-gone")
+    ids = {**deliver_to(backend, tenant, ["u1"], kept), "gone": deliver_to(backend, tenant, ["u2"], gone)["u2"]}
+    with backend.db.session() as session:
+        session.execute(delete(Blob).where(Blob.sha256 == hashlib.sha256(gone).hexdigest()))
+    assert backend.indexer.reindex(tenant, [ids["u1"], ids["gone"]]) == 1
