@@ -14,7 +14,7 @@ from sqlalchemy import delete, insert, select
 
 from tenantry.archive.compliance import PURGES_KEEP_DAYS, drop_bytes
 from tenantry.archive.models import Blob, Item
-from tenantry.archive.service import WHATSAPP_FOLDER, Delivery
+from tenantry.archive.service import WHATSAPP_FOLDER, ArchiveService, Delivery
 from tenantry.connectors.models import ExportFile
 from tenantry.core.errors import NotFound
 from tests.conftest import importing_admin
@@ -95,8 +95,7 @@ def test_removing_a_mailbox_deletes_the_bytes_only_it_held(backend, tenant) -> N
 
 
 def test_bytes_another_tenant_still_points_to_stay(backend, tenant) -> None:
-    other = f"t-{uuid.uuid4().hex[:8]}"
-    backend.directory.create_tenant(other, other)
+    other = new_tenant(backend)
     raw = unique_raw("two-tenants")
     deliver_to(backend, tenant, ["u1"], raw)
     theirs = deliver_to(backend, other, ["u9"], raw)
@@ -129,11 +128,19 @@ def test_drop_bytes_deletes_only_what_nothing_points_to(backend, tenant) -> None
     assert stored(backend, kept) and not stored(backend, orphan)
 
 
+def new_tenant(backend) -> str:  # noqa: ANN001
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    backend.directory.create_tenant(name, name)
+    return name
+
+
 def test_a_delivery_of_the_same_bytes_beside_the_purge_keeps_them(backend, tenant) -> None:
-    """u2's copy is delivered in a transaction still open while u1's copy is purged: the purge waits for it, then
-    sees the new item and keeps the bytes (PostgreSQL, where both run at once)."""
+    """Another tenant's copy is delivered in a transaction still open while u1's copy is purged: the purge waits
+    for it on the bytes' row alone (no ledger head in common), then sees the new item and keeps the bytes
+    (PostgreSQL, where both run at once)."""
     if backend.db.is_sqlite:
         pytest.skip("SQLite: one transaction writes at a time, so the purge cannot run beside the delivery")
+    other = new_tenant(backend)
     raw = unique_raw("race")
     first = deliver_to(backend, tenant, ["u1"], raw)["u1"]
     purged = threading.Event()
@@ -147,8 +154,8 @@ def test_a_delivery_of_the_same_bytes_beside_the_purge_keeps_them(backend, tenan
             errors.append(exc)
 
     with backend.db.session() as session:
-        backend.archive._deliver(session, tenant, [Delivery("u2", "u2@contoso.com", WHATSAPP_FOLDER, raw, "race@t",
-                                                            "chat", "test", NOW)], "test")
+        backend.archive._deliver(session, other, [Delivery("u2", "u2@contoso.com", WHATSAPP_FOLDER, raw, "race@t",
+                                                           "chat", "test", NOW)], "test")
         worker = threading.Thread(target=purge)
         worker.start()
         # The purge deletes u1's item, then waits on the bytes' row this open delivery has locked.
@@ -156,15 +163,16 @@ def test_a_delivery_of_the_same_bytes_beside_the_purge_keeps_them(backend, tenan
     worker.join(30)
     assert not errors and purged.is_set()
     assert stored(backend, raw)
-    second = next(i.id for i in backend.archive.items(tenant, "u2") if i.message_id == "race@t")
-    assert backend.archive.read(tenant, second) == raw
+    second = next(i.id for i in backend.archive.items(other, "u2") if i.message_id == "race@t")
+    assert backend.archive.read(other, second) == raw
 
 
 def test_a_purge_that_took_the_bytes_first_lets_the_delivery_write_them_again(backend, tenant) -> None:
-    """The other order: the purge holds the bytes' row (locked, then deleted) while u2's copy is delivered; the
-    delivery waits, and stores the bytes anew once the purge has committed."""
+    """The other order: the purge holds the bytes' row (locked, then deleted) while another tenant's copy is
+    delivered; the delivery waits, and stores the bytes anew once the purge has committed."""
     if backend.db.is_sqlite:
         pytest.skip("SQLite: one transaction writes at a time, so the delivery cannot run beside the purge")
+    other = new_tenant(backend)
     raw = unique_raw("race-other-order")
     digest = hashlib.sha256(raw).hexdigest()
     first = deliver_to(backend, tenant, ["u1"], raw)["u1"]
@@ -173,8 +181,8 @@ def test_a_purge_that_took_the_bytes_first_lets_the_delivery_write_them_again(ba
 
     def deliver() -> None:
         try:
-            backend.archive.deliver(tenant, [Delivery("u2", "u2@contoso.com", WHATSAPP_FOLDER, raw, "race2@t", "chat",
-                                                      "test", NOW)])
+            backend.archive.deliver(other, [Delivery("u2", "u2@contoso.com", WHATSAPP_FOLDER, raw, "race2@t", "chat",
+                                                     "test", NOW)])
             delivered.set()
         except BaseException as exc:  # noqa: BLE001 - reported by the test below
             errors.append(exc)
@@ -189,8 +197,8 @@ def test_a_purge_that_took_the_bytes_first_lets_the_delivery_write_them_again(ba
     assert not errors and delivered.is_set()
     with backend.db.session() as session:
         assert session.scalar(select(Blob.size).where(Blob.sha256 == digest)) == len(raw)
-    second = next(i.id for i in backend.archive.items(tenant, "u2") if i.message_id == "race2@t")
-    assert backend.archive.read(tenant, second) == raw
+    second = next(i.id for i in backend.archive.items(other, "u2") if i.message_id == "race2@t")
+    assert backend.archive.read(other, second) == raw
 
 
 def test_a_mailbox_read_leaves_out_an_item_purged_after_its_row_was_read(backend, tenant, monkeypatch) -> None:
@@ -226,3 +234,114 @@ def test_reindexing_skips_items_whose_bytes_are_gone_and_indexes_the_rest(backen
     with backend.db.session() as session:
         session.execute(delete(Blob).where(Blob.sha256 == hashlib.sha256(gone).hexdigest()))
     assert backend.indexer.reindex(tenant, [ids["u1"], ids["gone"]]) == 1
+
+
+def paced(monkeypatch, owner: object, name: str) -> tuple[threading.Event, threading.Event]:  # noqa: ANN001
+    """``owner.name`` made to stop once called: the first event is set when it is reached, and it goes on when the
+    second is set."""
+    reached, go_on = threading.Event(), threading.Event()
+    original = getattr(owner, name)
+
+    def stopping(*args: object, **kwargs: object) -> object:
+        reached.set()
+        assert go_on.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, staticmethod(stopping) if isinstance(owner, type) else stopping)
+    return reached, go_on
+
+
+def counted(monkeypatch, owner: type, name: str) -> list[object]:  # noqa: ANN001
+    """Calls of ``owner.name`` from now on, one entry each."""
+    calls: list[object] = []
+    original = getattr(owner, name)
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counting)
+    return calls
+
+
+def run_beside(first, second) -> dict[str, BaseException]:  # noqa: ANN001
+    """Starts ``first`` (which stops where ``paced`` made it), then ``second``; lets ``first`` go on once ``second``
+    has had time to take its locks; the errors of both."""
+    errors: dict[str, BaseException] = {}
+
+    def call(name: str, fn) -> None:  # noqa: ANN001
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
+            errors[name] = exc
+
+    reached, go_on, work = first
+    one = threading.Thread(target=call, args=("first", work))
+    one.start()
+    assert reached.wait(30)
+    two = threading.Thread(target=call, args=("second", second))
+    two.start()
+    two.join(1.0)          # the second waits on a lock the first holds (or is done)
+    go_on.set()
+    one.join(60)
+    two.join(60)
+    return errors
+
+
+def test_a_delete_that_moves_and_purges_beside_a_delivery_of_the_same_bytes_ends_without_deadlock(
+        backend, tenant, monkeypatch) -> None:  # noqa: ANN001
+    """A delete that moves a held item to Purges (its ledger entry: the tenant's ledger head) and then purges
+    another, while u3 of the same tenant receives the purged message's bytes: both finish, the bytes stay."""
+    if backend.db.is_sqlite:
+        pytest.skip("SQLite: one transaction writes at a time")
+    from tenantry.archive.compliance import ComplianceService
+
+    held, gone = unique_raw("moved"), unique_raw("purged-beside")
+    keep = deliver_to(backend, tenant, ["u1"], held)["u1"]
+    purge = deliver_to(backend, tenant, ["u2"], gone)["u2"]
+    make_hold(backend, tenant, user_id="u1")
+    reached, go_on = paced(monkeypatch, ComplianceService, "_purge")   # after the move's ledger entry
+    deliveries = counted(monkeypatch, ArchiveService, "_deliver")
+    errors = run_beside(
+        (reached, go_on, lambda: backend.compliance.delete_items(tenant, [keep, purge], "admin", now=NOW)),
+        lambda: deliver_to(backend, tenant, ["u3"], gone))
+    assert errors == {}
+    assert len(deliveries) == 1   # no deadlock that PostgreSQL broke by rolling the delivery back for a retry
+    assert stored(backend, gone)
+    assert backend.archive.read(tenant, next(i.id for i in backend.archive.items(tenant, "u3"))) == gone
+
+
+def test_removing_a_mailbox_beside_a_delivery_into_it_ends_without_deadlock(backend, tenant, monkeypatch) -> None:
+    """The mailbox is locked first: a delivery into it waits there, then (the mailbox gone) makes it again."""
+    if backend.db.is_sqlite:
+        pytest.skip("SQLite: one transaction writes at a time")
+    from tenantry.archive.compliance import ComplianceService
+
+    raw = unique_raw("removed-mailbox")
+    deliver_to(backend, tenant, ["u1"], raw)
+    again = unique_raw("into-removed-mailbox")
+    reached, go_on = paced(monkeypatch, ComplianceService, "_purge")
+    deliveries = counted(monkeypatch, ArchiveService, "_deliver")
+    errors = run_beside(
+        (reached, go_on, lambda: backend.compliance.remove_mailbox(tenant, "u1", "admin", now=NOW)),
+        lambda: deliver_to(backend, tenant, ["u1"], again))
+    assert errors == {}
+    assert len(deliveries) == 1   # it waited for the removal: no deadlock, no retry
+    assert not stored(backend, raw)
+    assert [backend.archive.read(tenant, i.id) for i in backend.archive.items(tenant, "u1")] == [again]
+
+
+def test_a_mailbox_read_skips_a_purged_item_whose_id_a_newer_item_took(backend, tenant, monkeypatch) -> None:
+    """SQLite gives the highest id again once its item is deleted: the export tells the newer item apart by its
+    digest, and leaves the purged one out."""
+    from tenantry.archive import service
+
+    first, newest, newer = unique_raw("reuse-1"), unique_raw("reuse-2"), unique_raw("reuse-3")
+    deliver_to(backend, tenant, ["u1"], first, days_ago=2)
+    purged = deliver_to(backend, tenant, ["u1"], newest, days_ago=1)["u1"]
+    monkeypatch.setattr(service, "BLOB_BATCH_BYTES", 1)
+    messages = backend.archive.iter_messages(tenant, "u1")
+    assert next(messages)[1] == first
+    backend.compliance.delete_items(tenant, [purged], "admin", now=NOW)
+    deliver_to(backend, tenant, ["u2"], newer)
+    assert list(messages) == []

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -76,10 +76,12 @@ class _ItemFacts:
 
 @dataclass
 class _Changes:
-    """Index work a deletion leaves, done after its transaction commits."""
+    """What a deletion leaves to do: the index's work, after its transaction commits; the bytes of the purged items
+    (``digests``), at the end of the transaction (``drop_bytes``)."""
 
     moved: list[int]
     purged: list[int]
+    digests: set[str] = field(default_factory=set)
 
 
 class IndexSync(Protocol):
@@ -294,6 +296,7 @@ class ComplianceService:
             if missing:
                 raise NotFound(f"no item {missing[0]}")
             counts = self._delete(session, tenant, list(item_ids), actor, now, DeletionReason.DELETE, changes)
+            drop_bytes(session, changes.digests)
         self._sync(tenant, changes)
         return counts
 
@@ -302,7 +305,10 @@ class ComplianceService:
         now = now or utcnow()
         changes = _Changes([], [])
         with self.db.session() as session:
-            mailbox = session.scalar(select(Mailbox).where(Mailbox.tenant_id == tenant, Mailbox.user_id == user_id))
+            # Locked first: a delivery into this mailbox (its items' foreign key) waits here, before it holds
+            # anything this transaction will want (docs/ARCHITECTURE.md, "A deletion": the order of locks).
+            mailbox = session.scalar(select(Mailbox).where(Mailbox.tenant_id == tenant, Mailbox.user_id == user_id)
+                                     .with_for_update())
             if mailbox is None:
                 raise NotFound(f"user {user_id} has no mailbox")
             ids = list(session.scalars(select(Item.id).where(Item.mailbox_id == mailbox.id, Item.deleted_at.is_(None))))
@@ -314,6 +320,7 @@ class ComplianceService:
                 session.delete(mailbox)
             ledger.append(session, tenant, [(actor, LedgerAction.MAILBOX_REMOVE, user_id,
                                              {**plain(counts), "kept": remaining or 0})])
+            drop_bytes(session, changes.digests)
         self._sync(tenant, changes)
         return counts
 
@@ -356,6 +363,7 @@ class ComplianceService:
             counts = RetentionCounts(deleted=len(due), purged_from_purges=len(purge), kept_by_hold=kept_by_hold)
             ledger.append(session, tenant, [(actor, LedgerAction.RETENTION_APPLY, "",
                                              {**plain(counts), "at": now.isoformat()})])
+            drop_bytes(session, changes.digests)
         self._sync(tenant, changes)
         if progress is not None:
             progress(len(ids), len(ids))
@@ -397,12 +405,10 @@ class ComplianceService:
     @staticmethod
     def _purge(session: Session, tenant: str, ids: list[int], actor: str, reason: DeletionReason,
                changes: _Changes) -> None:
-        """Delete for good, with the bytes no other item points to any more."""
+        """Delete for good; the bytes no other item points to any more go at the end of the transaction."""
         changes.purged.extend(ids)
-        digests: set[str] = set()
         for chunk in chunks(ids, 900):
-            digests.update(session.scalars(delete(Item).where(Item.id.in_(chunk)).returning(Item.sha256)))
-        drop_bytes(session, digests)
+            changes.digests.update(session.scalars(delete(Item).where(Item.id.in_(chunk)).returning(Item.sha256)))
         ledger.append(session, tenant, [(actor, LedgerAction.PURGE, "", {"items": sorted(ids), "reason": reason})])
 
 
@@ -413,20 +419,24 @@ _EXPORT_FILES = table("connector_export_files", column("sha256"))
 
 def drop_bytes(session: Session, digests: Iterable[str]) -> int:
     """Delete the stored bytes (blobs) of ``digests`` that no item points to any more — the last copy of a message
-    was purged — nor an export file; the number deleted. Bytes another item still points to stay.
+    was purged — nor an export file; the number deleted. Bytes another item still points to stay. Called once, as
+    the last thing of a deletion's transaction.
 
-    The rows are locked first, in digest order. A delivery that points a new item at the same bytes locks them too
+    The rows are locked first, in digest order. A delivery that points an item at the same bytes locks them too
     (``ArchiveService._deliver``), so on PostgreSQL one waits for the other: this transaction then sees the
     delivered item and keeps the bytes, or the delivery finds them deleted and writes them again. The look-up is
-    a statement of its own, after the lock, so that it sees what the delivery committed. On SQLite one
-    transaction writes at a time.
+    a statement of its own, after the lock, so that it sees what the delivery committed, and only rows this
+    transaction locked are deleted. Both take their locks in one order — items (a mailbox removal: the mailbox
+    first), the tenant's ledger head, then the bytes by digest — so neither waits for the other in a cycle. On
+    SQLite one transaction writes at a time.
     """
     dropped = 0
     for chunk in chunks(sorted(set(digests))):
-        session.execute(select(Blob.sha256).where(Blob.sha256.in_(chunk)).order_by(Blob.sha256).with_for_update())
+        locked = set(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(chunk)).order_by(Blob.sha256)
+                                     .with_for_update()))
         referenced = set(session.scalars(select(Item.sha256).where(Item.sha256.in_(chunk)).distinct()))
         referenced.update(session.scalars(select(_EXPORT_FILES.c.sha256).where(_EXPORT_FILES.c.sha256.in_(chunk))))
-        unreferenced = [d for d in chunk if d not in referenced]
+        unreferenced = sorted(locked - referenced)
         if unreferenced:
             dropped += len(session.scalars(delete(Blob).where(Blob.sha256.in_(unreferenced))
                                            .returning(Blob.sha256)).all())

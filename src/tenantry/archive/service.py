@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from tenantry.archive import ledger
@@ -96,18 +96,21 @@ class IntegrityFailure(TenantryError):
 
 _ITEM_COLUMNS = ("tenant_id", "mailbox_id", "folder_id", "message_id", "sha256", "size", "kind", "source", "chat_id",
                  "sent_at", "subject", "sender", "delivered_at")
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back and may run again.
+_RETRIED_STATES = ("40P01", "40001")
 # Rows per INSERT statement: under SQLite's 32,766 and PostgreSQL's 65,535 parameters at 13 columns.
 _ROWS_PER_STATEMENT = 1000
 
 
 def _insert_values(session: Session, model: Any, columns: tuple[str, ...], rows: list[tuple[Any, ...]],
                    conflict: tuple[str, ...], returning: tuple[str, ...] = (), *,
-                   touch: str | None = None) -> list[Any]:
+                   lock: bool = False) -> list[Any]:
     """``INSERT … VALUES (…), (…) ON CONFLICT (conflict) DO NOTHING [RETURNING …]``, a thousand rows a statement,
     the values passed to the driver as they are but for the column types' own conversions (SQLite's datetime
     text): SQLAlchemy's executemany spent more on each row's parameters than the database on the row (issue #16).
-    The same statement in SQLite (3.35+) and PostgreSQL. ``touch``: a column set to itself on a conflict
-    (``DO UPDATE``) instead of nothing, so the existing row is locked until the transaction ends."""
+    The same statement in SQLite (3.35+) and PostgreSQL. ``lock``: on a conflict, ``DO UPDATE … WHERE 1 = 0``
+    instead of ``DO NOTHING``: the existing row is locked until the transaction ends (PostgreSQL locks the
+    conflicting row whether or not the update's condition holds) and nothing is written to it."""
     if not rows:
         return []
     connection = session.connection()
@@ -137,7 +140,8 @@ def _insert_values(session: Session, model: Any, columns: tuple[str, ...], rows:
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     row_marks = "(" + ", ".join([mark] * len(columns)) + ")"
     head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
-    action = f"DO UPDATE SET {touch} = excluded.{touch}" if touch else "DO NOTHING"
+    kept = conflict[0]
+    action = f"DO UPDATE SET {kept} = excluded.{kept} WHERE 1 = 0" if lock else "DO NOTHING"
     tail = f" ON CONFLICT ({', '.join(conflict)}) {action}" + (
         f" RETURNING {', '.join(returning)}" if returning else "")
     out: list[Any] = []
@@ -170,9 +174,11 @@ class ArchiveService:
                 with self.db.session() as session:
                     results, docs = self._deliver(session, tenant, deliveries, actor)
                 break
-            except IntegrityError:
-                # A concurrent delivery of the same items won a race; the next attempt sees its rows.
-                if attempt == 2:
+            except (IntegrityError, OperationalError) as exc:
+                # A concurrent delivery of the same items won a race (the next attempt sees its rows), or PostgreSQL
+                # chose this transaction to end a deadlock or a serialization failure: run it again.
+                if attempt == 2 or (isinstance(exc, OperationalError)
+                                    and getattr(exc.orig, "sqlstate", None) not in _RETRIED_STATES):
                     raise
         # Searchable before deliver() returns; a crash before this line is repaired by Indexer.catch_up.
         if self.indexer is not None:
@@ -210,18 +216,17 @@ class ArchiveService:
         # actually written come back through RETURNING — no look-up before, no race after.
         written = _insert_values(session, Item, _ITEM_COLUMNS, rows, ("mailbox_id", "message_id"),
                                  ("id", "mailbox_id", "message_id", "sha256"))
-        # Then the bytes of the items written, in digest order. Bytes already stored are locked (``touch``) rather
-        # than left alone: a purge deletes bytes no item points to any more (compliance.drop_bytes) and locks
-        # them first, so it waits for this transaction and then sees its items. Items before bytes, as a purge
-        # deletes items before it locks bytes: the two take their locks in one order (no deadlock).
-        _insert_values(session, Blob, ("sha256", "size", "data"),
-                       [(k, len(blobs[k]), blobs[k]) for k in sorted({digest for *_, digest in written})],
-                       ("sha256",), touch="size")
         inserted = {(m, mid) for _, m, mid, _ in written}
         if written:
             # The ledger entry is part of the same transaction: no item exists that the ledger does not know.
             ledger.append(session, tenant, [(actor, LedgerAction.DELIVER, "", {
                 "items": sorted([item_id, digest] for item_id, _, _, digest in written)})])
+        # Then the bytes, in digest order: written if missing (a delivery again repairs them), locked if stored
+        # (``lock``). A purge deletes the bytes no item points to any more (compliance.drop_bytes) after locking
+        # them, so it waits for this transaction and then sees its items, or this one waits and writes the bytes
+        # again. Items, the ledger's head, then the bytes: a purge takes its locks in the same order.
+        _insert_values(session, Blob, ("sha256", "size", "data"),
+                       [(k, len(blobs[k]), blobs[k]) for k in sorted(blobs)], ("sha256",), lock=True)
         docs: list[IndexDocument] = []
         if self.indexer is not None and written:
             # One index document per message and folder, its mailbox copies in it (issue #16): copies of one
@@ -258,8 +263,12 @@ class ArchiveService:
 
     @staticmethod
     def _mailboxes(session: Session, tenant: str, users: dict[str, str], now: datetime) -> dict[str, str]:
+        # FOR KEY SHARE (what the items' foreign keys take anyway), taken first: a mailbox's removal locks it
+        # before anything else, so this waits for it (and then makes the mailbox again) or it waits for this —
+        # never each for the other (compliance.drop_bytes, the order of locks).
         found = dict(session.execute(
             select(Mailbox.user_id, Mailbox.id).where(Mailbox.tenant_id == tenant, Mailbox.user_id.in_(list(users)))
+            .with_for_update(read=True, key_share=True)
         ).all())
         for user_id, address in users.items():
             if user_id not in found:
@@ -276,6 +285,7 @@ class ArchiveService:
         mailbox_ids = list({m for m, _ in wanted})
         for fid, mailbox_id, name in session.execute(
             select(Folder.id, Folder.mailbox_id, Folder.name).where(Folder.mailbox_id.in_(mailbox_ids))
+            .with_for_update(read=True, key_share=True)
         ):
             found[(mailbox_id, name)] = fid
         for key in wanted:
@@ -414,12 +424,13 @@ class ArchiveService:
         with self.db.session() as session:
             # The rows again, with their bytes, in one statement: an item purged since its row was read is gone
             # with its bytes (compliance.drop_bytes) and is left out, as a mailbox read a moment later would.
-            data = dict(session.execute(select(Item.id, Blob.data).outerjoin(Blob, Blob.sha256 == Item.sha256)
-                                        .where(Item.id.in_([item.id for item, _ in group]))).all())
+            current = {item_id: (digest, data) for item_id, digest, data in session.execute(
+                select(Item.id, Item.sha256, Blob.data).outerjoin(Blob, Blob.sha256 == Item.sha256)
+                .where(Item.id.in_([item.id for item, _ in group])))}
         for item, name in group:
-            if item.id not in data:
-                continue
-            raw = data[item.id]
+            if current.get(item.id, (None,))[0] != item.sha256:
+                continue   # purged (SQLite may give its id to a newer item: the digest tells them apart)
+            raw = current[item.id][1]
             if raw is None:
                 raise IntegrityFailure(item.id, item.sha256, "(missing)")
             actual = sha256_hex(raw)

@@ -5,7 +5,8 @@ the item rows but kept their bytes in ``blobs`` for ever. A purge now deletes th
 (``compliance.drop_bytes``); this deletes those that earlier purges left: every blob that no item and no export
 file (handed in before export files were kept on disk) points to. Nothing else is stored in ``blobs``. It reads
 every blob's key once, and ``items`` by ``ix_items_sha256``. The downgrade cannot bring the bytes back, and does
-nothing.
+nothing. Every process of an earlier version must be stopped first: their deliveries do not lock the bytes they
+point an item at (docs/compliance.md).
 
 Revision ID: 0023_purged_bytes
 Revises: 0022_user_values_e164_partial
