@@ -13,14 +13,17 @@ Every hold, release, deletion and purge is written to the ledger (``ledger.py``)
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import column, delete, func, select, table, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from tenantry.archive import ledger
@@ -38,13 +41,38 @@ from tenantry.archive.models import (
 from tenantry.archive.results import DeletionCounts, HoldInfo, PolicyInfo, RetentionCounts
 from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc, utcnow
-from tenantry.core.db import FOR_WRITE, Database, add_named
+from tenantry.core.db import FOR_WRITE, Database, add_named, rolled_back_by_server
 from tenantry.core.errors import Conflict, Invalid, NotFound
 from tenantry.core.results import plain
 from tenantry.protocols.query.ast import Node
 
+log = logging.getLogger(__name__)
+
 PURGES = "Recoverable Items/Purges"
 PURGES_KEEP_DAYS = 14  # what was deleted while unprotected… is deleted at once; this is for released items
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _retried(method: Callable[P, T]) -> Callable[P, T]:
+    """A deletion run again (twice at most) when PostgreSQL rolled its transaction back to end a deadlock or a
+    serialization failure — two deletions of overlapping items or mailboxes lock them in different orders:
+    nothing of it was kept, and its index work runs only after a commit."""
+
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        for attempt in range(3):
+            try:
+                return method(*args, **kwargs)
+            except DBAPIError as exc:
+                if attempt == 2 or not rolled_back_by_server(exc):
+                    raise
+                log.info("%s: rolled back by the database (%s); run again", method.__name__, exc.orig)
+        raise AssertionError("unreachable")
+
+    return run
 
 
 class Index(Protocol):
@@ -284,6 +312,7 @@ class ComplianceService:
 
     # -- deletion paths ---------------------------------------------------------------------------
 
+    @_retried
     def delete_items(self, tenant: str, item_ids: Sequence[int], actor: str,
                      now: datetime | None = None) -> DeletionCounts:
         """A user's or admin's delete: protected items go to Purges, the rest are deleted for good."""
@@ -300,6 +329,7 @@ class ComplianceService:
         self._sync(tenant, changes)
         return counts
 
+    @_retried
     def remove_mailbox(self, tenant: str, user_id: str, actor: str, now: datetime | None = None) -> DeletionCounts:
         """Remove a user's mailbox: what is held or retained stays (an inactive mailbox); the rest goes."""
         now = now or utcnow()
@@ -324,6 +354,7 @@ class ComplianceService:
         self._sync(tenant, changes)
         return counts
 
+    @_retried
     def apply_retention(self, tenant: str, now: datetime | None = None, actor: str = "retention",
                         progress: Callable[[int, int | None], None] | None = None) -> RetentionCounts:
         """The scheduled job: delete what retention says is due, and empty Purges of what nothing protects.
@@ -426,9 +457,11 @@ def drop_bytes(session: Session, digests: Iterable[str]) -> int:
     (``ArchiveService._deliver``), so on PostgreSQL one waits for the other: this transaction then sees the
     delivered item and keeps the bytes, or the delivery finds them deleted and writes them again. The look-up is
     a statement of its own, after the lock, so that it sees what the delivery committed, and only rows this
-    transaction locked are deleted. Both take their locks in one order — items (a mailbox removal: the mailbox
-    first), the tenant's ledger head, then the bytes by digest — so neither waits for the other in a cycle. On
-    SQLite one transaction writes at a time.
+    transaction locked are deleted. A delivery and a deletion take their locks in one order — a removed mailbox
+    (the deletion ``FOR UPDATE`` first, the delivery ``FOR KEY SHARE`` first), items, the tenant's ledger head,
+    then the bytes by digest — so neither waits for the other in a cycle. Two deletions of overlapping items or
+    mailboxes can still (as before) each wait for the other; PostgreSQL then rolls one back, and ``_retried`` runs
+    it again. On SQLite one transaction writes at a time.
     """
     dropped = 0
     for chunk in chunks(sorted(set(digests))):

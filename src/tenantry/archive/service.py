@@ -29,7 +29,7 @@ from tenantry.archive.results import MailboxInfo
 from tenantry.archive.search import IndexDocument, participant_text
 from tenantry.core.batches import chunks
 from tenantry.core.clock import as_utc, utcnow
-from tenantry.core.db import Database
+from tenantry.core.db import Database, rolled_back_by_server
 from tenantry.core.errors import Invalid, NotFound, TenantryError
 
 # The archive as other domains use it. A connector delivers with the index's fields already filled
@@ -96,8 +96,6 @@ class IntegrityFailure(TenantryError):
 
 _ITEM_COLUMNS = ("tenant_id", "mailbox_id", "folder_id", "message_id", "sha256", "size", "kind", "source", "chat_id",
                  "sent_at", "subject", "sender", "delivered_at")
-# PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back and may run again.
-_RETRIED_STATES = ("40P01", "40001")
 # Rows per INSERT statement: under SQLite's 32,766 and PostgreSQL's 65,535 parameters at 13 columns.
 _ROWS_PER_STATEMENT = 1000
 
@@ -177,8 +175,7 @@ class ArchiveService:
             except (IntegrityError, OperationalError) as exc:
                 # A concurrent delivery of the same items won a race (the next attempt sees its rows), or PostgreSQL
                 # chose this transaction to end a deadlock or a serialization failure: run it again.
-                if attempt == 2 or (isinstance(exc, OperationalError)
-                                    and getattr(exc.orig, "sqlstate", None) not in _RETRIED_STATES):
+                if attempt == 2 or (isinstance(exc, OperationalError) and not rolled_back_by_server(exc)):
                     raise
         # Searchable before deliver() returns; a crash before this line is repaired by Indexer.catch_up.
         if self.indexer is not None:
@@ -265,7 +262,8 @@ class ArchiveService:
     def _mailboxes(session: Session, tenant: str, users: dict[str, str], now: datetime) -> dict[str, str]:
         # FOR KEY SHARE (what the items' foreign keys take anyway), taken first: a mailbox's removal locks it
         # before anything else, so this waits for it (and then makes the mailbox again) or it waits for this —
-        # never each for the other (compliance.drop_bytes, the order of locks).
+        # never each for the other (compliance.drop_bytes, the order of locks). Its folders are deleted only by
+        # that removal, so they need no lock of their own.
         found = dict(session.execute(
             select(Mailbox.user_id, Mailbox.id).where(Mailbox.tenant_id == tenant, Mailbox.user_id.in_(list(users)))
             .with_for_update(read=True, key_share=True)
@@ -285,7 +283,6 @@ class ArchiveService:
         mailbox_ids = list({m for m, _ in wanted})
         for fid, mailbox_id, name in session.execute(
             select(Folder.id, Folder.mailbox_id, Folder.name).where(Folder.mailbox_id.in_(mailbox_ids))
-            .with_for_update(read=True, key_share=True)
         ):
             found[(mailbox_id, name)] = fid
         for key in wanted:
@@ -424,12 +421,14 @@ class ArchiveService:
         with self.db.session() as session:
             # The rows again, with their bytes, in one statement: an item purged since its row was read is gone
             # with its bytes (compliance.drop_bytes) and is left out, as a mailbox read a moment later would.
-            current = {item_id: (digest, data) for item_id, digest, data in session.execute(
-                select(Item.id, Item.sha256, Blob.data).outerjoin(Blob, Blob.sha256 == Item.sha256)
-                .where(Item.id.in_([item.id for item, _ in group])))}
+            current = {item_id: ((mailbox_id, message_id, digest), data)
+                       for item_id, mailbox_id, message_id, digest, data in session.execute(
+                           select(Item.id, Item.mailbox_id, Item.message_id, Item.sha256, Blob.data)
+                           .outerjoin(Blob, Blob.sha256 == Item.sha256)
+                           .where(Item.id.in_([item.id for item, _ in group])))}
         for item, name in group:
-            if current.get(item.id, (None,))[0] != item.sha256:
-                continue   # purged (SQLite may give its id to a newer item: the digest tells them apart)
+            if current.get(item.id, (None,))[0] != (item.mailbox_id, item.message_id, item.sha256):
+                continue   # purged (SQLite may give its id to a newer item: what it is tells them apart)
             raw = current[item.id][1]
             if raw is None:
                 raise IntegrityFailure(item.id, item.sha256, "(missing)")

@@ -158,6 +158,16 @@ def _sqlite_commit(_conn: Any) -> None:
         scope.gives_way = False
 
 
+# PostgreSQL's deadlock_detected and serialization_failure: it rolled the transaction back, which may simply run again.
+RETRIED_STATES = ("40P01", "40001")
+
+
+def rolled_back_by_server(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL ending a transaction to break a deadlock or a serialization failure: nothing of
+    it was kept, and running it again is the remedy."""
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RETRIED_STATES
+
+
 def give_way(reason: str) -> None:
     """Inside the write transaction a ``Database.at_once`` block began (a write on the event loop): raise WriterBusy,
     so that transaction rolls back with whatever it wrote and ``run_at_once`` hands the work to a thread, which
