@@ -293,23 +293,30 @@ def run_beside(first, second) -> tuple[dict[str, BaseException], bool]:  # noqa:
     return errors, waited
 
 
+def moving_and_purging(backend, tenant: str, monkeypatch, label: str):  # noqa: ANN001, ANN201
+    """u1's held message and u2's unheld one, delivered, and a delete of both ready to run: it moves u1's to Purges
+    (its ledger entry: the tenant's ledger head), then stops before it purges u2's (``paced``). The bytes of both,
+    their item ids, and the delete as ``run_beside`` takes it."""
+    from tenantry.archive.compliance import ComplianceService
+
+    held, gone = unique_raw(f"{label}-held"), unique_raw(f"{label}-gone")
+    keep = deliver_to(backend, tenant, ["u1"], held)["u1"]
+    purge = deliver_to(backend, tenant, ["u2"], gone)["u2"]
+    make_hold(backend, tenant, user_id="u1")
+    reached, go_on = paced(monkeypatch, ComplianceService, "_purge")
+    return held, gone, keep, (reached, go_on,
+                              lambda: backend.compliance.delete_items(tenant, [keep, purge], "admin", now=NOW))
+
+
 def test_a_delete_that_moves_and_purges_beside_a_delivery_of_the_same_bytes_ends_without_deadlock(
         backend, tenant, monkeypatch) -> None:  # noqa: ANN001
     """A delete that moves a held item to Purges (its ledger entry: the tenant's ledger head) and then purges
     another, while u3 of the same tenant receives the purged message's bytes: both finish, the bytes stay."""
     if backend.db.is_sqlite:
         pytest.skip("SQLite: one transaction writes at a time")
-    from tenantry.archive.compliance import ComplianceService
-
-    held, gone = unique_raw("moved"), unique_raw("purged-beside")
-    keep = deliver_to(backend, tenant, ["u1"], held)["u1"]
-    purge = deliver_to(backend, tenant, ["u2"], gone)["u2"]
-    make_hold(backend, tenant, user_id="u1")
-    reached, go_on = paced(monkeypatch, ComplianceService, "_purge")   # after the move's ledger entry
+    _, gone, _, delete = moving_and_purging(backend, tenant, monkeypatch, "beside-delivery")
     deliveries = counted(monkeypatch, ArchiveService, "_deliver")
-    errors, waited = run_beside(
-        (reached, go_on, lambda: backend.compliance.delete_items(tenant, [keep, purge], "admin", now=NOW)),
-        lambda: deliver_to(backend, tenant, ["u3"], gone))
+    errors, waited = run_beside(delete, lambda: deliver_to(backend, tenant, ["u3"], gone))
     assert errors == {} and waited   # the delivery waited on the ledger's head, before any bytes
     assert len(deliveries) == 1   # no deadlock that PostgreSQL broke by rolling the delivery back for a retry
     assert stored(backend, gone)
@@ -361,16 +368,8 @@ def test_two_deletions_that_wait_for_each_other_both_finish(backend, tenant, mon
     of u2's mailbox (u2's items, then the head): PostgreSQL ends the deadlock by rolling one back, which runs again."""
     if backend.db.is_sqlite:
         pytest.skip("SQLite: one transaction writes at a time")
-    from tenantry.archive.compliance import ComplianceService
-
-    held, gone = unique_raw("two-deletions-held"), unique_raw("two-deletions-gone")
-    keep = deliver_to(backend, tenant, ["u1"], held)["u1"]
-    purge = deliver_to(backend, tenant, ["u2"], gone)["u2"]
-    make_hold(backend, tenant, user_id="u1")
-    reached, go_on = paced(monkeypatch, ComplianceService, "_purge")   # after the move's ledger entry
-    errors, waited = run_beside(
-        (reached, go_on, lambda: backend.compliance.delete_items(tenant, [keep, purge], "admin", now=NOW)),
-        lambda: backend.compliance.remove_mailbox(tenant, "u2", "admin", now=NOW))
+    held, gone, keep, delete = moving_and_purging(backend, tenant, monkeypatch, "two-deletions")
+    errors, waited = run_beside(delete, lambda: backend.compliance.remove_mailbox(tenant, "u2", "admin", now=NOW))
     assert errors == {} and waited
     assert not stored(backend, gone)
     assert backend.archive.read(tenant, keep) == held
